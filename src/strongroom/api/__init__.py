@@ -1,0 +1,1 @@
+"""The HTTPS API: a thin FastAPI shell over the services."""

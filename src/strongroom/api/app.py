@@ -1,0 +1,40 @@
+"""The FastAPI application: routers, error rendering, middleware."""
+
+from __future__ import annotations
+
+from fastapi import FastAPI
+from fastapi.exceptions import RequestValidationError
+from starlette.exceptions import HTTPException
+
+import strongroom
+from strongroom.api import problems
+from strongroom.api.middleware import PlatformMiddleware
+from strongroom.api.routers import audit, identity, policy, system
+from strongroom.core.errors import StrongroomError
+from strongroom.core.platform import Platform
+
+ROUTERS = (identity.router, policy.router, audit.router, system.router)
+
+
+def create_app(platform: Platform) -> FastAPI:
+    app = FastAPI(
+        title="Strongroom API",
+        version=strongroom.__version__,
+        openapi_url="/api/openapi.json",
+        docs_url=None,
+        redoc_url=None,
+    )
+    app.state.platform = platform
+    for router in ROUTERS:
+        app.include_router(router)
+    app.add_exception_handler(StrongroomError, problems.strongroom_error)
+    app.add_exception_handler(RequestValidationError, problems.validation_error)
+    app.add_exception_handler(HTTPException, problems.http_error)
+    app.add_exception_handler(Exception, problems.internal_error)
+    app.add_middleware(
+        PlatformMiddleware,  # type: ignore[arg-type]
+        audit=platform.audit_log,
+        max_body=platform.config.max_request_bytes,
+        timeout=platform.config.request_timeout_seconds,
+    )
+    return app

@@ -1,0 +1,189 @@
+"""ASGI middleware: request ids, body-size limits, handler timeouts, security headers, and the
+audit fallback that records every request the services did not (malformed, unauthenticated,
+unknown routes), so that every call is in the audit log.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+import anyio
+
+from strongroom.audit.log import AuditLog, AuditRecord
+from strongroom.core.context import Principal, RequestMarks, request_marks
+from strongroom.core.errors import PROBLEM_BASE
+
+Scope = dict[str, Any]
+Message = dict[str, Any]
+Receive = Callable[[], Any]
+Send = Callable[[Message], Any]
+ASGIApp = Callable[[Scope, Receive, Send], Any]
+
+_REQUEST_ID = re.compile(r"[A-Za-z0-9._-]{1,64}")
+SECURITY_HEADERS = [
+    (b"strict-transport-security", b"max-age=31536000"),
+    (b"x-content-type-options", b"nosniff"),
+    (b"referrer-policy", b"no-referrer"),
+    (b"cache-control", b"no-store"),
+]
+
+
+class _BodyTooLarge(Exception):
+    pass
+
+
+def _header(scope: Scope, name: bytes) -> str:
+    for key, value in scope.get("headers", []):
+        if key == name:
+            return str(value.decode("latin-1"))
+    return ""
+
+
+async def _send_problem(send: Send, status: int, slug: str, detail: str, request_id: str, path: str) -> None:
+    body = json.dumps(
+        {
+            "type": PROBLEM_BASE + slug,
+            "title": slug.replace("-", " ").capitalize(),
+            "status": status,
+            "detail": detail,
+            "instance": path,
+            "request_id": request_id,
+        }
+    ).encode()
+    headers = [
+        (b"content-type", b"application/problem+json"),
+        (b"content-length", str(len(body)).encode()),
+        (b"x-request-id", request_id.encode()),
+        *SECURITY_HEADERS,
+    ]
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
+
+
+class PlatformMiddleware:
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        audit: AuditLog,
+        max_body: int,
+        timeout: float,
+        unlimited_prefixes: tuple[str, ...] = (),
+    ) -> None:
+        self.app = app
+        self.audit = audit
+        self.max_body = max_body
+        self.timeout = timeout
+        self.unlimited_prefixes = unlimited_prefixes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        incoming = _header(scope, b"x-request-id")
+        request_id = incoming if _REQUEST_ID.fullmatch(incoming) else uuid.uuid4().hex
+        state = scope.setdefault("state", {})
+        state["request_id"] = request_id
+        path = scope.get("path", "")
+        marks = RequestMarks()
+        token = request_marks.set(marks)
+        status_holder = {"status": 0}
+        started = asyncio.Event()
+        limited = not path.startswith(self.unlimited_prefixes) if self.unlimited_prefixes else True
+
+        try:
+            declared = _header(scope, b"content-length")
+            if limited and declared.isdigit() and int(declared) > self.max_body:
+                status_holder["status"] = 413
+                await _send_problem(
+                    send,
+                    413,
+                    "payload-too-large",
+                    f"the request body is {declared} bytes; the limit is {self.max_body} bytes",
+                    request_id,
+                    path,
+                )
+                return
+
+            received = 0
+
+            async def limited_receive() -> Message:
+                nonlocal received
+                message = await receive()
+                if limited and message.get("type") == "http.request":
+                    received += len(message.get("body", b""))
+                    if received > self.max_body:
+                        raise _BodyTooLarge
+                return dict(message)
+
+            async def tracking_send(message: Message) -> None:
+                if message["type"] == "http.response.start":
+                    status_holder["status"] = message["status"]
+                    headers = list(message.get("headers", []))
+                    headers.append((b"x-request-id", request_id.encode()))
+                    present = {k.lower() for k, _ in headers}
+                    headers.extend(h for h in SECURITY_HEADERS if h[0] not in present)
+                    message = {**message, "headers": headers}
+                    started.set()
+                await send(message)
+
+            task = asyncio.ensure_future(self.app(scope, limited_receive, tracking_send))
+            waiter = asyncio.ensure_future(started.wait())
+            done, _ = await asyncio.wait({task, waiter}, timeout=self.timeout, return_when=asyncio.FIRST_COMPLETED)
+            if not done:
+                task.cancel()
+                waiter.cancel()
+                status_holder["status"] = 504
+                await _send_problem(
+                    send,
+                    504,
+                    "timeout",
+                    f"the request took longer than {self.timeout:g} s and was abandoned",
+                    request_id,
+                    path,
+                )
+                return
+            waiter.cancel()
+            try:
+                await task
+            except _BodyTooLarge:
+                if not started.is_set():
+                    status_holder["status"] = 413
+                    await _send_problem(
+                        send,
+                        413,
+                        "payload-too-large",
+                        f"the request body exceeds {self.max_body} bytes",
+                        request_id,
+                        path,
+                    )
+        finally:
+            request_marks.reset(token)
+            if not marks.audited:
+                await anyio.to_thread.run_sync(self._audit_unhandled, scope, request_id, status_holder["status"])
+
+    def _audit_unhandled(self, scope: Scope, request_id: str, status: int) -> None:
+        """Record a request no service audited (rejected before reaching one)."""
+        principal = scope.get("state", {}).get("principal") or Principal.anonymous()
+        route = scope.get("route")
+        template = getattr(route, "path", None) or scope.get("path", "")
+        client = scope.get("client")
+        record = AuditRecord(
+            principal=principal.user,
+            token_kind=principal.token_kind,
+            role=",".join(str(g) for g in principal.grants),
+            action=f"HTTP {scope.get('method', '')} {template}"[:128],
+            resource=str(scope.get("path", ""))[:1024],
+            decision="Deny" if status in (401, 403) else "Invalid",
+            outcome=str(status or "aborted"),
+            request_id=request_id,
+            source=f"{client[0]}" if client else "unix-socket",
+            user_agent=_header(scope, b"user-agent"),
+            params={"query": scope.get("query_string", b"").decode("latin-1")[:512]},
+        )
+        self.audit.append_standalone(record)

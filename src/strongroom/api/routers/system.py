@@ -1,0 +1,40 @@
+"""Platform status."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends
+from pydantic import BaseModel
+
+import strongroom
+from strongroom.api.deps import context, platform
+from strongroom.core.context import RequestContext
+from strongroom.core.platform import Platform
+from strongroom.policy.engine import Target
+
+router = APIRouter(prefix="/api/v1", tags=["system"])
+Ctx = Annotated[RequestContext, Depends(context)]
+P = Annotated[Platform, Depends(platform)]
+
+
+class Status(BaseModel):
+    version: str
+    database: str
+    workers: list[str]
+    audit_head_seq: int
+    actions: list[str]
+
+
+@router.get("/status")
+def status(ctx: Ctx, p: P) -> Status:
+    target = Target("platform", "", "status", owner=ctx.principal.user)
+    with p.guard.call(ctx, "GetPlatformStatus", target, write=False):
+        head, _ = p.audit_log.head()
+    return Status(
+        version=strongroom.__version__,
+        database="sqlite" if p.db.is_sqlite else "postgresql",
+        workers=[w.name for w in p.workers()],
+        audit_head_seq=head,
+        actions=sorted(a for a in p.policy_engine.actions if not a.endswith("Actions")),
+    )

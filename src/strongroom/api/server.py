@@ -1,0 +1,147 @@
+"""``strongroom up``: HTTPS on TCP (TLS 1.2+, no plain-HTTP listener) and HTTP on a Unix socket
+for sandboxes, one process, background workers, graceful shutdown on SIGTERM/SIGINT."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import os
+import signal
+import socket
+import ssl
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import uvicorn
+
+import strongroom
+from strongroom.api.app import create_app
+from strongroom.core import pki
+from strongroom.core.platform import Platform
+from strongroom.core.workers import WorkerRunner
+
+log = logging.getLogger("strongroom.server")
+
+
+class _Server(uvicorn.Server):
+    """A uvicorn server whose signals are handled by ``serve`` for all listeners at once."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
+def tls_context(platform: Platform) -> ssl.SSLContext:
+    files = platform.tls
+    if pki.server_cert_needs_renewal(files):
+        pki.issue_server_cert(files, platform.root, platform.config.public_hostname)
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.minimum_version = (
+        ssl.TLSVersion.TLSv1_3 if platform.config.tls_min_version == "1.3" else ssl.TLSVersion.TLSv1_2
+    )
+    context.options |= ssl.OP_NO_COMPRESSION | ssl.OP_CIPHER_SERVER_PREFERENCE
+    context.set_ciphers("ECDHE+AESGCM:ECDHE+CHACHA20")
+    context.set_alpn_protocols(["http/1.1"])
+    context.load_cert_chain(
+        str(files.server_cert),
+        str(files.server_key),
+        password=pki.key_password(platform.root, files.server_key.name),
+    )
+    return context
+
+
+def _tcp_socket(host: str, port: int) -> socket.socket:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((host, port))
+    sock.listen(2048)
+    sock.set_inheritable(True)
+    return sock
+
+
+def _unix_socket(path: Path) -> socket.socket:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with contextlib.suppress(FileNotFoundError):
+        path.unlink()
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    old = os.umask(0o177)
+    try:
+        sock.bind(str(path))
+    finally:
+        os.umask(old)
+    sock.listen(512)
+    return sock
+
+
+def serve(platform: Platform, *, ready_file: Path | None = None) -> None:
+    """Run until SIGTERM/SIGINT; then finish in-flight requests, stop workers, sign a checkpoint."""
+    config = platform.config
+    app = create_app(platform)
+    context = tls_context(platform)
+    tcp = _tcp_socket(config.host, config.port)
+    port = tcp.getsockname()[1]
+    socket_path = config.effective_socket_path
+    uds = _unix_socket(socket_path)
+
+    common: dict[str, Any] = {
+        "lifespan": "off",
+        "log_level": config.log_level,
+        "access_log": False,
+        "server_header": False,
+        "timeout_keep_alive": 30,
+        "timeout_graceful_shutdown": 20,
+        "h11_max_incomplete_event_size": 64 * 1024,
+    }
+    https = _Server(uvicorn.Config(app, ssl_context_factory=lambda _config, _default: context, **common))
+    local = _Server(uvicorn.Config(app, **common))
+    runner = WorkerRunner(platform.workers())
+    runner.start()
+
+    host_for_url = "localhost" if config.host in ("127.0.0.1", "0.0.0.0", "::1", "::") else config.host
+    info = {
+        "pid": os.getpid(),
+        "url": f"https://{host_for_url}:{port}",
+        "port": port,
+        "host": config.host,
+        "socket": str(socket_path),
+        "database": "sqlite" if platform.db.is_sqlite else "postgresql",
+        "workers": runner.names,
+        "version": strongroom.__version__,
+        "started_at": time.time(),
+    }
+    info_path = config.run_dir / "server.json"
+
+    async def main() -> None:
+        loop = asyncio.get_running_loop()
+
+        def shutdown() -> None:
+            https.should_exit = True
+            local.should_exit = True
+
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, shutdown)
+        tasks = [asyncio.create_task(https.serve(sockets=[tcp])), asyncio.create_task(local.serve(sockets=[uds]))]
+        while not (https.started and local.started):
+            if any(t.done() for t in tasks):
+                break
+            await asyncio.sleep(0.01)
+        info_path.write_text(json.dumps(info, indent=2))
+        if ready_file is not None:
+            ready_file.write_text(json.dumps(info))
+        log.info("strongroom API on %s and %s", info["url"], socket_path)
+        await asyncio.gather(*tasks)
+
+    try:
+        asyncio.run(main())
+    finally:
+        runner.stop()
+        platform.close()
+        with contextlib.suppress(FileNotFoundError):
+            info_path.unlink()
+        with contextlib.suppress(FileNotFoundError):
+            socket_path.unlink()

@@ -1,0 +1,59 @@
+"""Canonical form and hashing of audit events, and redaction of secrets in parameters."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from collections.abc import Mapping
+from typing import Any
+
+GENESIS_HASH = "0" * 64
+HASHED_FIELDS = (
+    "seq",
+    "id",
+    "time",
+    "principal",
+    "token_kind",
+    "role",
+    "team",
+    "action",
+    "resource",
+    "decision",
+    "policies",
+    "outcome",
+    "error",
+    "request_id",
+    "source",
+    "user_agent",
+    "params",
+    "prev_hash",
+)
+REDACTED = "***redacted***"
+_SECRET_KEY = re.compile(r"token|secret|password|passphrase|private|credential|key_material|authorization", re.I)
+_SECRET_VALUE = re.compile(r"\b(?:sr|srs)_[A-Za-z0-9_\-.]{16,}")
+
+
+def canonical(event: Mapping[str, Any]) -> bytes:
+    """Canonical JSON of the hashed fields: sorted keys, no spaces, UTF-8."""
+    body = {name: event[name] for name in HASHED_FIELDS}
+    return json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def event_hash(event: Mapping[str, Any]) -> str:
+    return hashlib.sha256(canonical(event)).hexdigest()
+
+
+def redact(value: Any, key: str = "") -> Any:
+    """Copy of ``value`` with secret-looking keys and token-looking strings replaced."""
+    if key and _SECRET_KEY.search(key) and not key.endswith(("_id", "_ids")):
+        return REDACTED
+    if isinstance(value, Mapping):
+        return {str(k): redact(v, str(k)) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [redact(v) for v in value]
+    if isinstance(value, str):
+        return _SECRET_VALUE.sub(REDACTED, value)
+    if value is None or isinstance(value, bool | int | float):
+        return value
+    return str(value)

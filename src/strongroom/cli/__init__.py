@@ -1,0 +1,1 @@
+"""The ``strongroom`` command: a thin Typer + Rich shell over the SDK."""

@@ -1,0 +1,1 @@
+"""Configuration, the composition root, request context, errors and names."""

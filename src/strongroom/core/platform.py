@@ -1,0 +1,128 @@
+"""``Platform``: the one composition root. Builds every backend and service from ``Config``."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from strongroom.audit.events import EventBus
+from strongroom.audit.log import AuditLog
+from strongroom.audit.service import AuditService
+from strongroom.audit.signing import CheckpointSigner
+from strongroom.audit.worker import AuditCheckpointWorker
+from strongroom.core import pki
+from strongroom.core.config import DEFAULT_CONFIG_TOML, Config
+from strongroom.core.errors import ConfigurationError
+from strongroom.core.rootkey import RootKey, load_root_key
+from strongroom.core.workers import Worker
+from strongroom.db import migrate
+from strongroom.db.engine import Database
+from strongroom.identity.models import IssuedToken
+from strongroom.identity.service import IdentityService
+from strongroom.policy.engine import PolicyEngine
+from strongroom.policy.guard import Guard
+from strongroom.policy.service import PolicyService
+
+
+class Platform:
+    """Everything a running Strongroom needs, wired once. No module-level state anywhere."""
+
+    def __init__(self, config: Config, *, enforce: bool = True) -> None:
+        self.config = config
+        home = config.home
+        if not (home / "root.check").exists():
+            raise ConfigurationError(f"{home} is not a Strongroom home; create it with `strongroom init`")
+        self.root: RootKey = load_root_key(home)
+        self.tls = pki.TlsFiles.in_dir(config.tls_dir)
+        url = config.effective_database_url
+        if migrate.current_revision(url) != migrate.head_revision():
+            migrate.upgrade(url)
+        self.db = Database(url, sqlite_synchronous=config.sqlite_synchronous)
+        self.policy_engine = PolicyEngine.shipped()
+        self.bus = EventBus()
+        self.audit_log = AuditLog(self.db, CheckpointSigner.load(home, self.root))
+        self.guard = Guard(self.db, self.policy_engine, self.audit_log, self.bus, enforce=enforce)
+        self.identity = IdentityService(
+            self.db,
+            self.guard,
+            self.policy_engine,
+            token_key=self.root.derive("strongroom/api-token-hash"),
+            session_key=self.root.derive("strongroom/session-sign"),
+            session_ttl=dt.timedelta(seconds=config.session_ttl_seconds),
+            execution_ttl=dt.timedelta(seconds=config.execution_ttl_seconds),
+            default_token_ttl=dt.timedelta(days=config.default_token_ttl_days),
+        )
+        self.policies = PolicyService(self.db, self.guard, self.policy_engine)
+        self.audit = AuditService(self.audit_log, self.guard)
+        self.identity.load_policy_facts()
+        self.policies.load_policy_facts()
+
+    def workers(self) -> list[Worker]:
+        """The background workers ``strongroom up`` runs."""
+        return [
+            AuditCheckpointWorker(
+                self.audit_log, self.config.audit_checkpoint_every, self.config.audit_checkpoint_seconds
+            )
+        ]
+
+    def close(self) -> None:
+        self.bus.close()
+        self.db.dispose()
+
+
+@dataclass(frozen=True)
+class InitResult:
+    home: Path
+    database_url: str
+    admin: str
+    token: IssuedToken
+
+
+def initialize(config: Config, *, admin: str = "admin", write_config: bool = True) -> InitResult:
+    """Create a new home: config, root key, CA and server certificate, database, first admin.
+
+    Refuses to touch an existing home, so re-running ``init`` can never overwrite keys.
+    """
+    home = config.home
+    if (home / "root.check").exists() or (home / "config.toml").exists():
+        raise ConfigurationError(f"{home} already holds a Strongroom home; refusing to overwrite it")
+    home.mkdir(parents=True, exist_ok=True)
+    os.chmod(home, 0o700)
+    if any(home.iterdir()):
+        raise ConfigurationError(f"{home} is not empty; choose an empty directory for a new home")
+    url = config.effective_database_url
+    if not url.startswith("sqlite") and migrate.current_revision(url):
+        raise ConfigurationError("the database already holds a Strongroom schema; use a new database")
+    for sub in ("run", "tls", "logs"):
+        (home / sub).mkdir(mode=0o700, exist_ok=True)
+    if write_config:
+        (home / "config.toml").write_text(
+            DEFAULT_CONFIG_TOML.format(database_url=config.database_url, port=config.port)
+        )
+    root = load_root_key(home, create=True)
+    tls = pki.TlsFiles.in_dir(config.tls_dir)
+    pki.create_ca(tls, root)
+    pki.issue_server_cert(tls, root, config.public_hostname)
+    CheckpointSigner.create(home, root)
+    migrate.upgrade(url)
+    platform = Platform(config)
+    try:
+        token = platform.identity.bootstrap_admin(admin)
+        platform.audit_log.checkpoint()
+    finally:
+        platform.close()
+    return InitResult(home=home, database_url=url, admin=admin, token=token)
+
+
+def read_server_info(config: Config) -> dict[str, object] | None:
+    """What ``strongroom up`` wrote about itself, if it is (or was) running."""
+    path = config.run_dir / "server.json"
+    if not path.exists():
+        return None
+    try:
+        return dict(json.loads(path.read_text()))
+    except (OSError, ValueError):
+        return None

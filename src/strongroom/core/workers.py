@@ -1,0 +1,61 @@
+"""Background workers: small periodic tasks the platform runs while it is up."""
+
+from __future__ import annotations
+
+import abc
+import logging
+import threading
+
+log = logging.getLogger(__name__)
+
+
+class Worker(abc.ABC):
+    """A periodic task. ``run_once`` must be safe to call again after a crash or restart."""
+
+    name: str = "worker"
+    interval_seconds: float = 1.0
+
+    @abc.abstractmethod
+    def run_once(self) -> None:
+        """Do one round of work."""
+
+    def stop(self) -> None:
+        """Called once at shutdown, after the last round."""
+        return None
+
+
+class WorkerRunner:
+    """Runs each worker on its own daemon thread until ``stop``."""
+
+    def __init__(self, workers: list[Worker]) -> None:
+        self.workers = workers
+        self._stop = threading.Event()
+        self._threads: list[threading.Thread] = []
+
+    def start(self) -> None:
+        for worker in self.workers:
+            thread = threading.Thread(target=self._loop, args=(worker,), name=f"worker-{worker.name}", daemon=True)
+            thread.start()
+            self._threads.append(thread)
+
+    def _loop(self, worker: Worker) -> None:
+        while not self._stop.is_set():
+            try:
+                worker.run_once()
+            except Exception:
+                log.exception("worker %s failed; retrying in %.1fs", worker.name, worker.interval_seconds)
+            self._stop.wait(worker.interval_seconds)
+
+    def stop(self, timeout: float = 10.0) -> None:
+        self._stop.set()
+        for thread in self._threads:
+            thread.join(timeout)
+        for worker in self.workers:
+            try:
+                worker.stop()
+            except Exception:
+                log.exception("worker %s failed to stop cleanly", worker.name)
+
+    @property
+    def names(self) -> list[str]:
+        return [w.name for w in self.workers]

@@ -1,0 +1,1 @@
+"""Database: SQLAlchemy base, engine and sessions, Alembic migrations."""

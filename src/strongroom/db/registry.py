@@ -1,0 +1,14 @@
+"""Imports every domain's rows so ``Base.metadata`` knows all tables (for Alembic and tests)."""
+
+from __future__ import annotations
+
+from sqlalchemy import MetaData
+
+import strongroom.audit.db
+import strongroom.identity.db
+import strongroom.policy.db  # noqa: F401
+from strongroom.db.base import Base
+
+
+def metadata() -> MetaData:
+    return Base.metadata

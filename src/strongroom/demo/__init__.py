@@ -1,0 +1,1 @@
+"""The workshop demo: synthetic data, notebooks, and `strongroom demo`."""

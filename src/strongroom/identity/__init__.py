@@ -1,0 +1,1 @@
+"""Users, teams, memberships, roles, API tokens, session and execution-role tokens."""

@@ -1,0 +1,419 @@
+"""Identity service: users, teams, memberships, API tokens, sessions, execution roles."""
+
+from __future__ import annotations
+
+import datetime as dt
+import secrets
+from collections.abc import Iterable
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from strongroom.core.context import (
+    PLATFORM_ROLES,
+    ROLES,
+    TEAM_ROLES,
+    Grant,
+    Principal,
+    RequestContext,
+)
+from strongroom.core.errors import Conflict, Forbidden, InvalidInput, NotFound, Unauthenticated
+from strongroom.core.names import check_name
+from strongroom.db.base import utcnow
+from strongroom.db.engine import Database
+from strongroom.identity import tokens
+from strongroom.identity.db import ApiTokenRow, MembershipRow, TeamRow, UserRow
+from strongroom.identity.models import (
+    ApiToken,
+    IssuedToken,
+    Membership,
+    SessionToken,
+    Team,
+    User,
+    WhoAmI,
+)
+from strongroom.policy.engine import PolicyEngine, Target
+from strongroom.policy.guard import Guard
+
+PLATFORM = Target("platform", "", "strongroom")
+GUARDRAILS = ("network-isolation", "volume-kms-key")
+_LAST_USED_RESOLUTION = dt.timedelta(seconds=60)
+
+
+def user_target(name: str) -> Target:
+    return Target("user", "", name, owner=name)
+
+
+def team_target(team: str) -> Target:
+    return Target("team", team, team)
+
+
+def _check_role(role: str, team: str) -> None:
+    if role not in ROLES:
+        raise InvalidInput(f"role {role!r} is unknown; roles are {', '.join(ROLES)}", field="role")
+    if role in TEAM_ROLES and not team:
+        raise InvalidInput(f"{role} is a team role: give the team", field="team")
+    if role in PLATFORM_ROLES and team:
+        raise InvalidInput(f"{role} is a platform-wide role: give no team", field="team")
+
+
+class IdentityService:
+    def __init__(
+        self,
+        db: Database,
+        guard: Guard,
+        engine: PolicyEngine,
+        *,
+        token_key: bytes,
+        session_key: bytes,
+        session_ttl: dt.timedelta,
+        execution_ttl: dt.timedelta,
+        default_token_ttl: dt.timedelta,
+    ) -> None:
+        self.db = db
+        self.guard = guard
+        self.engine = engine
+        self._token_key = token_key
+        self._session_key = session_key
+        self.session_ttl = session_ttl
+        self.execution_ttl = execution_ttl
+        self.default_token_ttl = default_token_ttl
+
+    def load_policy_facts(self) -> None:
+        """Give the policy engine every team's guardrail exemptions (at start-up)."""
+        with self.db.read() as session:
+            for row in session.scalars(select(TeamRow)):
+                self.engine.set_team_exemptions(row.name, row.guardrail_exemptions or [])
+
+    # -- users ------------------------------------------------------------------------------
+
+    def create_user(self, ctx: RequestContext, name: str, display_name: str = "", email: str = "") -> User:
+        check_name(name, "name")
+        params = {"name": name, "display_name": display_name, "email": email}
+        with self.guard.call(ctx, "CreateUser", user_target(name), params=params) as call:
+            if (replayed := call.replay(User)) is not None:
+                return replayed
+            if call.session.get(UserRow, name) is not None:
+                raise Conflict(f"user {name!r} already exists", field="name")
+            row = UserRow(
+                name=name,
+                display_name=display_name,
+                email=email,
+                disabled=False,
+                created_at=utcnow(),
+                created_by=ctx.principal.user,
+            )
+            call.session.add(row)
+            return call.result(row.to_entity())
+
+    def list_users(self, ctx: RequestContext) -> list[User]:
+        with self.guard.call(ctx, "ListUsers", user_target("*"), write=False) as call:
+            return [r.to_entity() for r in call.session.scalars(select(UserRow).order_by(UserRow.name))]
+
+    def describe_user(self, ctx: RequestContext, name: str) -> tuple[User, list[Membership]]:
+        with self.guard.call(ctx, "DescribeUser", user_target(name), write=False) as call:
+            row = call.session.get(UserRow, name)
+            if row is None:
+                raise NotFound(f"user {name!r} does not exist", field="name")
+            memberships = call.session.scalars(select(MembershipRow).where(MembershipRow.user == name))
+            return row.to_entity(), [m.to_entity() for m in memberships]
+
+    def set_user_disabled(self, ctx: RequestContext, name: str, disabled: bool) -> User:
+        with self.guard.call(ctx, "DisableUser", user_target(name), params={"disabled": disabled}) as call:
+            row = call.session.get(UserRow, name)
+            if row is None:
+                raise NotFound(f"user {name!r} does not exist", field="name")
+            row.disabled = disabled
+            return row.to_entity()
+
+    # -- teams ------------------------------------------------------------------------------
+
+    def create_team(self, ctx: RequestContext, name: str, description: str = "") -> Team:
+        check_name(name, "name")
+        params = {"name": name, "description": description}
+        with self.guard.call(ctx, "CreateTeam", team_target(name), params=params) as call:
+            if (replayed := call.replay(Team)) is not None:
+                return replayed
+            if call.session.get(TeamRow, name) is not None:
+                raise Conflict(f"team {name!r} already exists", field="name")
+            row = TeamRow(
+                name=name,
+                description=description,
+                guardrail_exemptions=[],
+                created_at=utcnow(),
+                created_by=ctx.principal.user,
+            )
+            call.session.add(row)
+            call.emit("TeamCreated", team=name)
+            return call.result(row.to_entity())
+
+    def list_teams(self, ctx: RequestContext) -> list[Team]:
+        """Every team for PlatformAdmin and Auditor; otherwise the caller's own teams."""
+        target = Target("team", "", "*", owner=ctx.principal.user)
+        with self.guard.call(ctx, "ListTeams", target, write=False) as call:
+            rows = list(call.session.scalars(select(TeamRow).order_by(TeamRow.name)))
+            if call.decision.grant and call.decision.grant.role in PLATFORM_ROLES:
+                return [r.to_entity() for r in rows]
+            mine = {g.team for g in ctx.principal.grants}
+            return [r.to_entity() for r in rows if r.name in mine]
+
+    def describe_team(self, ctx: RequestContext, name: str) -> tuple[Team, list[Membership]]:
+        with self.guard.call(ctx, "DescribeTeam", team_target(name), write=False) as call:
+            row = call.session.get(TeamRow, name)
+            if row is None:
+                raise NotFound(f"team {name!r} does not exist", field="team")
+            members = call.session.scalars(
+                select(MembershipRow).where(MembershipRow.team == name).order_by(MembershipRow.user)
+            )
+            return row.to_entity(), [m.to_entity() for m in members]
+
+    def set_guardrail_exemptions(self, ctx: RequestContext, team: str, exemptions: Iterable[str]) -> Team:
+        wanted = sorted(set(exemptions))
+        for item in wanted:
+            if item not in GUARDRAILS:
+                raise InvalidInput(
+                    f"{item!r} is not an exemptible guardrail; choose from {', '.join(GUARDRAILS)}",
+                    field="exemptions",
+                )
+        with self.guard.call(ctx, "SetGuardrailExemptions", team_target(team), params={"exemptions": wanted}) as call:
+            row = call.session.get(TeamRow, team)
+            if row is None:
+                raise NotFound(f"team {team!r} does not exist", field="team")
+            row.guardrail_exemptions = wanted
+            call.emit("GuardrailExemptionsChanged", exemptions=wanted)
+            entity = row.to_entity()
+        self.engine.set_team_exemptions(team, wanted)
+        return entity
+
+    # -- memberships ------------------------------------------------------------------------
+
+    def add_member(self, ctx: RequestContext, team: str, user: str, role: str) -> Membership:
+        _check_role(role, "x")
+        if role not in TEAM_ROLES:
+            raise InvalidInput(f"{role} is not a team role; team roles are {', '.join(TEAM_ROLES)}", field="role")
+        params = {"team": team, "user": user, "role": role}
+        with self.guard.call(ctx, "AddTeamMember", team_target(team), params=params) as call:
+            if (replayed := call.replay(Membership)) is not None:
+                return replayed
+            self._require_team_and_user(call.session, team, user)
+            return call.result(self._add_membership(call.session, user, team, role))
+
+    def grant_platform_role(self, ctx: RequestContext, user: str, role: str) -> Membership:
+        _check_role(role, "")
+        with self.guard.call(ctx, "AddTeamMember", PLATFORM, params={"user": user, "role": role}) as call:
+            if call.session.get(UserRow, user) is None:
+                raise NotFound(f"user {user!r} does not exist", field="user")
+            return self._add_membership(call.session, user, "", role)
+
+    @staticmethod
+    def _require_team_and_user(session: Session, team: str, user: str) -> None:
+        if session.get(TeamRow, team) is None:
+            raise NotFound(f"team {team!r} does not exist", field="team")
+        if session.get(UserRow, user) is None:
+            raise NotFound(f"user {user!r} does not exist", field="user")
+
+    @staticmethod
+    def _add_membership(session: Session, user: str, team: str, role: str) -> Membership:
+        existing = session.scalars(
+            select(MembershipRow).where(
+                MembershipRow.user == user, MembershipRow.team == team, MembershipRow.role == role
+            )
+        ).first()
+        if existing is not None:
+            raise Conflict(f"{user} already holds {role}" + (f" in {team}" if team else ""), field="role")
+        row = MembershipRow(user=user, team=team, role=role, created_at=utcnow())
+        session.add(row)
+        return row.to_entity()
+
+    def remove_member(self, ctx: RequestContext, team: str, user: str, role: str) -> None:
+        target = team_target(team) if team else PLATFORM
+        with self.guard.call(
+            ctx, "RemoveTeamMember", target, params={"team": team, "user": user, "role": role}
+        ) as call:
+            row = call.session.scalars(
+                select(MembershipRow).where(
+                    MembershipRow.user == user, MembershipRow.team == team, MembershipRow.role == role
+                )
+            ).first()
+            if row is None:
+                raise NotFound(f"{user} does not hold {role}" + (f" in {team}" if team else ""), field="user")
+            call.session.delete(row)
+
+    # -- API tokens -------------------------------------------------------------------------
+
+    def create_token(
+        self, ctx: RequestContext, name: str, user: str | None = None, ttl_days: int | None = None
+    ) -> IssuedToken:
+        owner = user or ctx.principal.user
+        check_name(name, "name")
+        ttl = dt.timedelta(days=ttl_days) if ttl_days is not None else self.default_token_ttl
+        if ttl_days is not None and not 1 <= ttl_days <= 3650:
+            raise InvalidInput("ttl_days must be between 1 and 3650", field="ttl_days")
+        params = {"name": name, "user": owner, "ttl_days": ttl.days}
+        with self.guard.call(ctx, "CreateApiToken", Target("token", "", name, owner=owner), params=params) as call:
+            if call.session.get(UserRow, owner) is None:
+                raise NotFound(f"user {owner!r} does not exist", field="user")
+            return self._issue(call.session, owner, name, ttl)
+
+    def _issue(self, session: Session, owner: str, name: str, ttl: dt.timedelta) -> IssuedToken:
+        token_id, secret, full = tokens.new_api_token()
+        now = utcnow()
+        row = ApiTokenRow(
+            id=token_id,
+            user=owner,
+            name=name,
+            secret_hash=tokens.hash_secret(self._token_key, secret),
+            created_at=now,
+            expires_at=now + ttl,
+        )
+        session.add(row)
+        return IssuedToken(token=row.to_entity(), secret=full)
+
+    def list_tokens(self, ctx: RequestContext, user: str | None = None) -> list[ApiToken]:
+        owner = user or ctx.principal.user
+        with self.guard.call(ctx, "ListApiTokens", Target("token", "", "*", owner=owner), write=False) as call:
+            rows = call.session.scalars(
+                select(ApiTokenRow).where(ApiTokenRow.user == owner).order_by(ApiTokenRow.created_at)
+            )
+            return [r.to_entity() for r in rows]
+
+    def revoke_token(self, ctx: RequestContext, token_id: str) -> ApiToken:
+        with self.db.read() as session:
+            found = session.get(ApiTokenRow, token_id)
+            owner = found.user if found else ctx.principal.user
+        with self.guard.call(ctx, "RevokeApiToken", Target("token", "", token_id, owner=owner)) as call:
+            row = call.session.get(ApiTokenRow, token_id)
+            if row is None:
+                raise NotFound(f"token {token_id!r} does not exist", field="token_id")
+            if row.revoked_at is None:
+                row.revoked_at = utcnow()
+            return row.to_entity()
+
+    # -- sessions and execution roles -------------------------------------------------------
+
+    def assume_role(self, ctx: RequestContext, role: str, team: str = "") -> SessionToken:
+        _check_role(role, team)
+        target = Target("role", team, role, owner=ctx.principal.user)
+        with self.guard.call(ctx, "AssumeRole", target, params={"role": role, "team": team}, write=False):
+            if ctx.principal.token_kind != "api":
+                raise Forbidden("assume a role with your API token, not with a session or execution token")
+            if Grant(role, team) not in ctx.principal.grants:
+                where = f" in team {team}" if team else ""
+                raise Forbidden(f"you do not hold the role {role}{where}", field="role")
+            return self._session(ctx.principal.user, role, team, "", "session", self.session_ttl)
+
+    def create_execution_token(self, ctx: RequestContext, user: str, role: str, team: str, scope: str) -> SessionToken:
+        """A short-lived token for a notebook or job: the intersection of user, team and resource."""
+        _check_role(role, team)
+        target = Target("execution-role", team, scope.rsplit("/", 1)[-1] or "x", owner=user)
+        params = {"user": user, "role": role, "team": team, "scope": scope}
+        with self.guard.call(ctx, "CreateExecutionToken", target, params=params, write=False) as call:
+            held = call.session.scalars(
+                select(MembershipRow).where(
+                    MembershipRow.user == user, MembershipRow.team == team, MembershipRow.role == role
+                )
+            ).first()
+            if held is None:
+                raise Forbidden(f"{user} does not hold {role} in {team}", field="role")
+            return self._session(user, role, team, scope, "execution", self.execution_ttl)
+
+    def _session(self, user: str, role: str, team: str, scope: str, kind: str, ttl: dt.timedelta) -> SessionToken:
+        expires = utcnow() + ttl
+        claims = tokens.SessionClaims(
+            kind=kind,
+            user=user,
+            role=role,
+            team=team,
+            scope=scope,
+            expires_at=expires,
+            token_id=secrets.token_hex(8),
+        )
+        return SessionToken(
+            token=tokens.sign_session(self._session_key, claims),
+            kind=kind,
+            user=user,
+            role=role,
+            team=team,
+            scope=scope,
+            expires_at=expires,
+        )
+
+    def whoami(self, ctx: RequestContext) -> WhoAmI:
+        p = ctx.principal
+        with self.guard.call(ctx, "WhoAmI", Target("user", "", p.user, owner=p.user), write=False):
+            return WhoAmI(user=p.user, token_kind=p.token_kind, grants=[str(g) for g in p.grants], scope=p.scope)
+
+    # -- authentication ---------------------------------------------------------------------
+
+    def authenticate(self, token: str) -> Principal:
+        """Resolve a bearer token to a principal, or raise ``Unauthenticated``."""
+        if token.startswith(tokens.SESSION_PREFIX):
+            return self._authenticate_session(token)
+        if token.startswith(tokens.API_PREFIX):
+            return self._authenticate_api(token)
+        raise Unauthenticated("unrecognised token; expected an API token (sr_...) or a session token (srs_...)")
+
+    def _grants(self, session: Session, user: str) -> tuple[Grant, ...]:
+        rows = session.execute(select(MembershipRow.role, MembershipRow.team).where(MembershipRow.user == user)).all()
+        return tuple(sorted(Grant(role, team) for role, team in rows))
+
+    def _authenticate_api(self, token: str) -> Principal:
+        token_id, secret = tokens.parse_api_token(token)
+        now = utcnow()
+        with self.db.read() as session:
+            row = session.get(ApiTokenRow, token_id)
+            if row is None or not tokens.secret_matches(self._token_key, secret, row.secret_hash):
+                raise Unauthenticated("invalid API token")
+            if row.revoked_at is not None:
+                raise Unauthenticated("this API token was revoked")
+            if row.expires_at <= now:
+                raise Unauthenticated("this API token expired; ask for a new one")
+            user = session.get(UserRow, row.user)
+            if user is None or user.disabled:
+                raise Unauthenticated("this user is disabled")
+            grants = self._grants(session, row.user)
+            stale = row.last_used_at is None or now - row.last_used_at > _LAST_USED_RESOLUTION
+            owner = row.user
+        if stale:
+            with self.db.write() as session:
+                fresh = session.get(ApiTokenRow, token_id)
+                if fresh is not None:
+                    fresh.last_used_at = now
+        return Principal(user=owner, token_kind="api", grants=grants, token_id=token_id)
+
+    def _authenticate_session(self, token: str) -> Principal:
+        claims = tokens.verify_session(self._session_key, token, utcnow())
+        with self.db.read() as session:
+            user = session.get(UserRow, claims.user)
+            if user is None or user.disabled:
+                raise Unauthenticated("this user is disabled")
+            if Grant(claims.role, claims.team) not in self._grants(session, claims.user):
+                raise Unauthenticated(f"{claims.user} no longer holds {claims.role}; the session ended")
+        kind = "execution" if claims.kind == "execution" else "session"
+        return Principal(
+            user=claims.user,
+            token_kind=kind,
+            grants=(Grant(claims.role, claims.team),),
+            token_id=claims.token_id,
+            scope=claims.scope,
+        )
+
+    # -- bootstrap --------------------------------------------------------------------------
+
+    def bootstrap_admin(self, name: str = "admin") -> IssuedToken:
+        """Create the first PlatformAdmin and its token (``strongroom init``), audited as the system."""
+        ctx = RequestContext.system()
+        with self.guard.call(ctx, "BootstrapPlatform", user_target(name), params={"admin": name}) as call:
+            call.session.add(
+                UserRow(
+                    name=name,
+                    display_name="Platform administrator",
+                    email="",
+                    disabled=False,
+                    created_at=utcnow(),
+                    created_by="system",
+                )
+            )
+            call.session.flush()
+            call.session.add(MembershipRow(user=name, team="", role="PlatformAdmin", created_at=utcnow()))
+            return self._issue(call.session, name, "bootstrap", self.default_token_ttl)

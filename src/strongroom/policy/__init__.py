@@ -1,0 +1,1 @@
+"""Cedar policies, the decision engine, the guard every service goes through, the simulator."""

@@ -1,0 +1,252 @@
+"""The Cedar decision engine.
+
+Shipped policies and schema are package data; each policy carries an ``@id`` that decisions
+and the audit log report. Team policies (attached through the API) are validated against the
+same schema and only ever apply to resources of their own team. A policy set that does not
+validate is a start-up or attach error, never a silently permissive one.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import threading
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from importlib import resources
+from typing import Any
+
+import cedarpy
+
+from strongroom.core.context import Grant, Principal
+from strongroom.core.errors import ConfigurationError, InvalidInput
+
+
+@dataclass(frozen=True, slots=True)
+class Target:
+    """The resource an action applies to, as the policy engine sees it."""
+
+    kind: str
+    team: str
+    name: str
+    owner: str = ""
+    tags: Mapping[str, str] = field(default_factory=dict)
+
+    @property
+    def srn(self) -> str:
+        return f"srn:strongroom:{self.team}:{self.kind}/{self.name}"
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    allowed: bool
+    action: str
+    grant: Grant | None
+    policies: tuple[str, ...]
+    messages: tuple[str, ...] = ()
+    errors: tuple[str, ...] = ()
+
+    def explain(self) -> str:
+        if self.allowed:
+            return f"allowed by {', '.join(self.policies)} acting as {self.grant}"
+        if self.messages:
+            return "; ".join(self.messages)
+        if self.policies:
+            return f"denied by {', '.join(self.policies)}"
+        return f"no policy permits {self.action} for your roles"
+
+
+@dataclass(frozen=True, slots=True)
+class TeamFacts:
+    """What the engine needs to know about a team: exemptions and attached policies."""
+
+    exemptions: frozenset[str] = frozenset()
+    policies: Mapping[str, str] = field(default_factory=dict)  # name -> Cedar text
+
+
+def _read_package_text(name: str) -> str:
+    return resources.files("strongroom.policy").joinpath(name).read_text()
+
+
+def shipped_schema() -> str:
+    return _read_package_text("strongroom.cedarschema")
+
+
+def shipped_policies() -> dict[str, str]:
+    folder = resources.files("strongroom.policy").joinpath("policies")
+    return {
+        entry.name: entry.read_text()
+        for entry in sorted(folder.iterdir(), key=lambda e: e.name)
+        if entry.name.endswith(".cedar")
+    }
+
+
+class PolicyEngine:
+    """Decides whether a principal may perform an action on a target."""
+
+    def __init__(self, schema_text: str, policy_files: Mapping[str, str]) -> None:
+        try:
+            self._schema = cedarpy.Schema.from_str(schema_text)
+        except ValueError as exc:
+            raise ConfigurationError(f"the Cedar schema does not parse: {exc}") from exc
+        self._schema_text = schema_text
+        self.actions = _schema_actions(schema_text)
+        combined = "\n".join(policy_files.values())
+        self._check(combined, source="shipped policies")
+        self._base = _policies_by_id(combined, prefix=None, source="shipped policies")
+        self._base_set = cedarpy.PolicySet.from_json_str(json.dumps(_as_policy_set_json(self._base)))
+        self._messages = {pid: _annotation(p, "message") for pid, p in self._base.items()}
+        self._teams: dict[str, TeamFacts] = {}
+        self._team_sets: dict[str, Any] = {}
+        self._lock = threading.Lock()
+
+    @classmethod
+    def shipped(cls) -> PolicyEngine:
+        return cls(shipped_schema(), shipped_policies())
+
+    # -- validation -------------------------------------------------------------------------
+
+    def _check(self, text: str, source: str) -> None:
+        try:
+            result = cedarpy.validate_policies(text, self._schema)
+        except ValueError as exc:
+            raise InvalidInput(f"{source} do not parse: {exc}", field="policy") from exc
+        if not result.validation_passed:
+            errors = "; ".join(e.error for e in result.errors) or "unknown validation error"
+            raise InvalidInput(f"{source} do not validate against the schema: {errors}", field="policy")
+
+    def validate_team_policy(self, team: str, name: str, text: str) -> None:
+        """Raise ``InvalidInput`` unless ``text`` parses and validates against the schema."""
+        self._check(text, source=f"policy {name!r}")
+        _policies_by_id(text, prefix=f"team:{team}:{name}", source=f"policy {name!r}")
+
+    # -- team facts -------------------------------------------------------------------------
+
+    def set_team_exemptions(self, team: str, exemptions: Iterable[str]) -> None:
+        with self._lock:
+            current = self._teams.get(team, TeamFacts())
+            self._teams[team] = TeamFacts(frozenset(exemptions), current.policies)
+
+    def set_team_policies(self, team: str, policies: Mapping[str, str]) -> None:
+        with self._lock:
+            current = self._teams.get(team, TeamFacts())
+            self._teams[team] = TeamFacts(current.exemptions, dict(policies))
+            self._team_sets.pop(team, None)
+
+    def team_facts(self, team: str) -> TeamFacts:
+        return self._teams.get(team, TeamFacts())
+
+    def _policy_set_for(self, team: str) -> Any:
+        facts = self._teams.get(team)
+        if not team or facts is None or not facts.policies:
+            return self._base_set
+        cached = self._team_sets.get(team)
+        if cached is not None:
+            return cached
+        merged = dict(self._base)
+        for name, text in facts.policies.items():
+            merged.update(_policies_by_id(text, prefix=f"team:{team}:{name}", source=name))
+            for pid, policy in _policies_by_id(text, prefix=f"team:{team}:{name}", source=name).items():
+                self._messages.setdefault(pid, _annotation(policy, "message"))
+        policy_set = cedarpy.PolicySet.from_json_str(json.dumps(_as_policy_set_json(merged)))
+        with self._lock:
+            self._team_sets[team] = policy_set
+        return policy_set
+
+    # -- decisions --------------------------------------------------------------------------
+
+    def decide(
+        self,
+        principal: Principal,
+        action: str,
+        target: Target,
+        context: Mapping[str, Any] | None = None,
+        grants: Iterable[Grant] | None = None,
+    ) -> Decision:
+        """Allow if any of the principal's applicable grants is allowed; forbids always win."""
+        if action not in self.actions:
+            raise ConfigurationError(f"action {action!r} is not declared in the Cedar schema")
+        candidates = tuple(grants) if grants is not None else principal.grants
+        facts = self._teams.get(target.team, TeamFacts())
+        entities = [
+            {"uid": {"type": "User", "id": principal.user}, "attrs": {"name": principal.user}, "parents": []},
+            {
+                "uid": {"type": "Resource", "id": target.srn},
+                "attrs": {"kind": target.kind, "team": target.team, "owner": target.owner, "name": target.name},
+                "parents": [],
+                "tags": dict(target.tags),
+            },
+        ]
+        policy_set = self._policy_set_for(target.team)
+        denials: list[str] = []
+        errors: list[str] = []
+        for grant in candidates or (Grant(role="", team=""),):
+            request_context: dict[str, Any] = {
+                "role": grant.role,
+                "team": grant.team,
+                "token_kind": principal.token_kind,
+                "scope": principal.scope,
+                "guardrail_exemptions": sorted(facts.exemptions),
+            }
+            if context:
+                request_context.update(context)
+            result = cedarpy.is_authorized(
+                {
+                    "principal": {"type": "User", "id": principal.user},
+                    "action": {"type": "Action", "id": action},
+                    "resource": {"type": "Resource", "id": target.srn},
+                    "context": request_context,
+                },
+                policy_set,
+                entities,
+                self._schema,
+            )
+            errors.extend(str(e) for e in result.diagnostics.errors)
+            reasons = tuple(result.diagnostics.reasons)
+            if result.allowed:
+                return Decision(True, action, grant, reasons, errors=tuple(errors))
+            denials.extend(r for r in reasons if r not in denials)
+        messages = tuple(m for m in (self._messages.get(p, "") for p in denials) if m)
+        return Decision(False, action, None, tuple(denials), messages, tuple(errors))
+
+
+def _schema_actions(schema_text: str) -> frozenset[str]:
+    """Action names declared in the schema (groups included): ``action a, b in [...] ...;``."""
+    body = re.sub(r"//[^\n]*", "", schema_text)
+    names: set[str] = set()
+    for match in re.finditer(r"\baction\s+(.+?)(?:\bin\b|\bappliesTo\b|;)", body, re.S):
+        names.update(raw.strip().strip('"') for raw in match.group(1).split(",") if raw.strip())
+    return frozenset(names)
+
+
+def _policies_by_id(text: str, prefix: str | None, source: str) -> dict[str, dict[str, Any]]:
+    """Parse Cedar text to JSON policies keyed by their ``@id`` (or prefixed positional ids)."""
+    try:
+        parsed = json.loads(cedarpy.policies_to_json_str(text))
+    except (ValueError, TypeError) as exc:
+        raise InvalidInput(f"{source} do not parse: {exc}", field="policy") from exc
+    if parsed.get("templates"):
+        raise InvalidInput(f"{source}: policy templates are not supported", field="policy")
+    out: dict[str, dict[str, Any]] = {}
+    for index, policy in enumerate(parsed.get("staticPolicies", {}).values()):
+        annotated = _annotation(policy, "id")
+        if prefix is None:
+            if not annotated:
+                raise ConfigurationError(f"every policy in {source} needs an @id annotation")
+            pid = annotated
+        else:
+            pid = f"{prefix}:{annotated or index}"
+        if pid in out:
+            raise InvalidInput(f"{source}: duplicate policy id {pid!r}", field="policy")
+        out[pid] = policy
+    return out
+
+
+def _annotation(policy: Mapping[str, Any], key: str) -> str:
+    annotations = policy.get("annotations") or {}
+    value = annotations.get(key)
+    return str(value) if value is not None else ""
+
+
+def _as_policy_set_json(policies: Mapping[str, Any]) -> dict[str, Any]:
+    return {"staticPolicies": dict(policies), "templates": {}, "templateLinks": []}

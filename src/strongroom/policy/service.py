@@ -1,0 +1,155 @@
+"""Team policy attachments and the policy simulator."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from sqlalchemy import select
+
+from strongroom.core.context import Grant, Principal, RequestContext
+from strongroom.core.errors import Conflict, InvalidInput, NotFound
+from strongroom.core.names import Srn, check_name
+from strongroom.db.base import utcnow
+from strongroom.db.engine import Database
+from strongroom.identity.db import MembershipRow, TeamRow, UserRow
+from strongroom.policy.db import PolicyAttachmentRow
+from strongroom.policy.engine import PolicyEngine, Target
+from strongroom.policy.guard import Guard
+from strongroom.policy.models import PolicyAttachment, SimulationResult
+
+MAX_POLICY_BYTES = 64 * 1024
+
+
+def _entity(row: PolicyAttachmentRow) -> PolicyAttachment:
+    return PolicyAttachment.model_validate(row, from_attributes=True)
+
+
+class PolicyService:
+    def __init__(self, db: Database, guard: Guard, engine: PolicyEngine) -> None:
+        self.db = db
+        self.guard = guard
+        self.engine = engine
+
+    def load_policy_facts(self) -> None:
+        with self.db.read() as session:
+            by_team: dict[str, dict[str, str]] = {}
+            for row in session.scalars(select(PolicyAttachmentRow)):
+                by_team.setdefault(row.team, {})[row.name] = row.policy
+        for team, policies in by_team.items():
+            self.engine.set_team_policies(team, policies)
+
+    def _team_policies(self, team: str) -> dict[str, str]:
+        with self.db.read() as session:
+            rows = session.scalars(select(PolicyAttachmentRow).where(PolicyAttachmentRow.team == team))
+            return {r.name: r.policy for r in rows}
+
+    def attach(self, ctx: RequestContext, team: str, name: str, policy: str, description: str = "") -> PolicyAttachment:
+        check_name(team, "team")
+        check_name(name, "name")
+        if not isinstance(policy, str) or not policy.strip():
+            raise InvalidInput("policy text is empty", field="policy")
+        if len(policy.encode()) > MAX_POLICY_BYTES:
+            raise InvalidInput(f"policy text is over {MAX_POLICY_BYTES} bytes", field="policy")
+        params = {"team": team, "name": name, "policy": policy, "description": description}
+        target = Target("policy", team, name)
+        with self.guard.call(ctx, "AttachTeamPolicy", target, params=params) as call:
+            if (replayed := call.replay(PolicyAttachment)) is not None:
+                return replayed
+            self.engine.validate_team_policy(team, name, policy)
+            if call.session.get(TeamRow, team) is None:
+                raise NotFound(f"team {team!r} does not exist", field="team")
+            exists = call.session.scalars(
+                select(PolicyAttachmentRow).where(PolicyAttachmentRow.team == team, PolicyAttachmentRow.name == name)
+            ).first()
+            if exists is not None:
+                raise Conflict(f"team {team} already has a policy named {name!r}; detach it first", field="name")
+            row = PolicyAttachmentRow(
+                team=team,
+                name=name,
+                policy=policy,
+                description=description,
+                created_by=ctx.principal.user,
+                created_at=utcnow(),
+            )
+            call.session.add(row)
+            call.emit("TeamPolicyAttached", name=name)
+            entity = call.result(_entity(row))
+        self.engine.set_team_policies(team, self._team_policies(team))
+        return entity
+
+    def detach(self, ctx: RequestContext, team: str, name: str) -> None:
+        with self.guard.call(
+            ctx, "DetachTeamPolicy", Target("policy", team, name), params={"team": team, "name": name}
+        ) as call:
+            row = call.session.scalars(
+                select(PolicyAttachmentRow).where(PolicyAttachmentRow.team == team, PolicyAttachmentRow.name == name)
+            ).first()
+            if row is None:
+                raise NotFound(f"team {team} has no policy named {name!r}", field="name")
+            call.session.delete(row)
+            call.emit("TeamPolicyDetached", name=name)
+        self.engine.set_team_policies(team, self._team_policies(team))
+
+    def list(self, ctx: RequestContext, team: str) -> list[PolicyAttachment]:
+        with self.guard.call(ctx, "ListTeamPolicies", Target("policy", team, "*"), write=False) as call:
+            rows = call.session.scalars(
+                select(PolicyAttachmentRow).where(PolicyAttachmentRow.team == team).order_by(PolicyAttachmentRow.name)
+            )
+            return [_entity(r) for r in rows]
+
+    def simulate(
+        self,
+        ctx: RequestContext,
+        principal: str,
+        action: str,
+        resource: str,
+        *,
+        context: Mapping[str, Any] | None = None,
+        acting_as: str | None = None,
+        owner: str = "",
+        tags: Mapping[str, str] | None = None,
+        token_kind: str = "api",
+    ) -> SimulationResult:
+        """What would the engine decide for ``principal`` doing ``action`` on ``resource``?"""
+        srn = Srn.parse(resource, "resource")
+        if action not in self.engine.actions:
+            raise InvalidInput(f"action {action!r} is not defined; see `strongroom policy actions`", field="action")
+        if token_kind not in ("api", "session", "execution"):
+            raise InvalidInput("token_kind must be api, session or execution", field="token_kind")
+        extra = dict(context or {})
+        params = {"principal": principal, "action": action, "resource": resource, "context": extra}
+        with self.guard.call(
+            ctx, "SimulatePolicy", Target("policy", srn.team, "simulation"), params=params, write=False
+        ) as call:
+            if call.session.get(UserRow, principal) is None:
+                raise NotFound(f"user {principal!r} does not exist", field="principal")
+            grants = tuple(
+                Grant(role, team)
+                for role, team in call.session.execute(
+                    select(MembershipRow.role, MembershipRow.team).where(MembershipRow.user == principal)
+                )
+            )
+        if acting_as:
+            role, _, team = acting_as.partition("@")
+            wanted = Grant(role, team)
+            if wanted not in grants:
+                raise InvalidInput(f"{principal} does not hold {acting_as}", field="acting_as")
+            grants = (wanted,)
+        simulated = Principal(user=principal, token_kind=token_kind, grants=grants)  # type: ignore[arg-type]
+        target = Target(srn.kind, srn.team, srn.name, owner=owner, tags=dict(tags or {}))
+        try:
+            decision = self.engine.decide(simulated, action, target, extra)
+        except Exception as exc:
+            raise InvalidInput(f"the context does not fit the schema: {exc}", field="context") from exc
+        return SimulationResult(
+            decision="Allow" if decision.allowed else "Deny",
+            principal=principal,
+            action=action,
+            resource=resource,
+            acting_as=str(decision.grant) if decision.grant else None,
+            determining_policies=list(decision.policies),
+            messages=list(decision.messages),
+            explanation=decision.explain(),
+            context=extra,
+        )

@@ -1,0 +1,197 @@
+"""``strongroom.Session``: an authenticated client of one platform, over HTTPS or a Unix socket.
+
+Where it finds the platform, first match wins:
+
+1. arguments: ``Session(url=..., token=..., ca=...)`` or ``Session(socket=..., token=...)``;
+2. environment: ``STRONGROOM_URL`` / ``STRONGROOM_SOCKET``, ``STRONGROOM_TOKEN``, ``STRONGROOM_CA``;
+3. the local home (``$STRONGROOM_HOME``, default ``~/.strongroom``): the running server's
+   address from ``run/server.json`` and the platform CA from ``tls/ca.pem``.
+
+Every HTTPS connection verifies the platform CA; there is no switch to turn that off.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import ssl
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import Any, TypeVar
+
+import httpx
+from pydantic import TypeAdapter
+
+from strongroom.core.errors import StrongroomError, error_from_problem
+
+M = TypeVar("M")
+USER_AGENT = "strongroom-sdk"
+
+
+class PlatformUnreachable(StrongroomError):
+    slug = "platform-unreachable"
+    status = 503
+    title = "Platform unreachable"
+
+
+def _home() -> Path:
+    return Path(os.environ.get("STRONGROOM_HOME", "~/.strongroom")).expanduser()
+
+
+def _server_info(home: Path) -> dict[str, Any]:
+    try:
+        return dict(json.loads((home / "run" / "server.json").read_text()))
+    except (OSError, ValueError):
+        return {}
+
+
+class Session:
+    def __init__(
+        self,
+        url: str | None = None,
+        token: str | None = None,
+        *,
+        socket: str | os.PathLike[str] | None = None,
+        ca: str | os.PathLike[str] | None = None,
+        timeout: float = 60.0,
+        home: str | os.PathLike[str] | None = None,
+    ) -> None:
+        env = os.environ
+        home_path = Path(home).expanduser() if home else _home()
+        url = url or env.get("STRONGROOM_URL")
+        socket = socket or env.get("STRONGROOM_SOCKET")
+        if not url and not socket:
+            info = _server_info(home_path)
+            url = str(info["url"]) if info.get("url") else None
+        token = token or env.get("STRONGROOM_TOKEN")
+        if not token:
+            token = _environment_module_token()
+        if not token:
+            raise StrongroomError(
+                "no token: pass Session(token=...) or set STRONGROOM_TOKEN (an admin issues tokens with "
+                "`strongroom tokens create`)",
+                field="token",
+            )
+        self._token = token
+        headers = {"authorization": f"Bearer {token}", "user-agent": USER_AGENT}
+        if socket:
+            self.where = f"unix socket {socket}"
+            transport = httpx.HTTPTransport(uds=str(socket), retries=0)
+            self._client = httpx.Client(
+                base_url="http://strongroom", transport=transport, headers=headers, timeout=timeout
+            )
+        elif url:
+            if not url.startswith("https://"):
+                raise StrongroomError(f"{url!r}: Strongroom speaks HTTPS only; use an https:// URL", field="url")
+            ca_path = Path(ca or env.get("STRONGROOM_CA") or home_path / "tls" / "ca.pem")
+            if not ca_path.exists():
+                raise StrongroomError(f"platform CA {ca_path} not found; pass ca=... or set STRONGROOM_CA", field="ca")
+            context = ssl.create_default_context(cafile=str(ca_path))
+            context.minimum_version = ssl.TLSVersion.TLSv1_2
+            self.where = url
+            self._client = httpx.Client(base_url=url, verify=context, headers=headers, timeout=timeout)
+        else:
+            raise PlatformUnreachable(
+                f"platform not running at {home_path} (no run/server.json); start it with `strongroom up`"
+            )
+        self.url = url
+        self.socket = str(socket) if socket else None
+        self._ca = ca
+        self._timeout = timeout
+        from strongroom.sdk import resources
+
+        self.users = resources.Users(self)
+        self.teams = resources.Teams(self)
+        self.tokens = resources.Tokens(self)
+        self.policies = resources.Policies(self)
+        self.audit = resources.Audit(self)
+
+    def __repr__(self) -> str:
+        return f"Session({self.where})"
+
+    def __enter__(self) -> Session:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self._client.close()
+
+    # -- transport --------------------------------------------------------------------------
+
+    def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        json_body: Any = None,
+        params: Mapping[str, Any] | None = None,
+        idempotency_key: str | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> httpx.Response:
+        """Send one request; raise the matching ``StrongroomError`` for a problem response."""
+        extra = dict(headers or {})
+        if idempotency_key:
+            extra["idempotency-key"] = idempotency_key
+        clean = {k: v for k, v in (params or {}).items() if v is not None}
+        try:
+            response = self._client.request(method, path, json=json_body, params=clean, headers=extra)
+        except httpx.ConnectError as exc:
+            raise PlatformUnreachable(
+                f"platform not running at {self.where} ({exc}); start it with `strongroom up`"
+            ) from exc
+        except httpx.TimeoutException as exc:
+            raise PlatformUnreachable(f"platform at {self.where} did not answer in time") from exc
+        if response.status_code >= 400:
+            raise _error(response)
+        return response
+
+    def call(self, method: str, path: str, model: type[M] | Any, **kwargs: Any) -> M:
+        response = self.request(method, path, **kwargs)
+        return TypeAdapter(model).validate_python(response.json())  # type: ignore[no-any-return]
+
+    def stream_lines(self, path: str, params: Mapping[str, Any] | None = None) -> Iterator[str]:
+        clean = {k: v for k, v in (params or {}).items() if v is not None}
+        with self._client.stream("GET", path, params=clean) as response:
+            if response.status_code >= 400:
+                response.read()
+                raise _error(response)
+            yield from response.iter_lines()
+
+    # -- conveniences -----------------------------------------------------------------------
+
+    def whoami(self) -> Any:
+        from strongroom.identity.models import WhoAmI
+
+        return self.call("GET", "/api/v1/whoami", WhoAmI)
+
+    def status(self) -> dict[str, Any]:
+        return dict(self.request("GET", "/api/v1/status").json())
+
+    def assume_role(self, role: str, team: str = "") -> Session:
+        """A new session acting only as ``role`` (in ``team``), with a short-lived token."""
+        from strongroom.identity.models import SessionToken
+
+        issued = self.call("POST", "/api/v1/sessions", SessionToken, json_body={"role": role, "team": team})
+        return Session(url=self.url, socket=self.socket, token=issued.token, ca=self._ca, timeout=self._timeout)
+
+
+def _error(response: httpx.Response) -> StrongroomError:
+    try:
+        body = response.json()
+    except ValueError:
+        body = None
+    if isinstance(body, dict) and "type" in body:
+        return error_from_problem(body)
+    return StrongroomError(f"HTTP {response.status_code}: {response.text[:200]}")
+
+
+def _environment_module_token() -> str | None:
+    """Inside a notebook, the platform-provided ``strongroom_environment`` knows the token."""
+    try:
+        import strongroom_environment  # type: ignore[import-not-found]
+    except ImportError:
+        return None
+    getter = getattr(strongroom_environment, "token", None)
+    return str(getter()) if callable(getter) else None

@@ -1,0 +1,94 @@
+"""Shared fixtures: temporary homes, in-process platforms, and real HTTPS servers.
+
+Database backends: SQLite always; PostgreSQL too when ``STRONGROOM_TEST_POSTGRES_URL`` is set
+(each platform gets its own schema, dropped afterwards). Tests that take ``backend`` run once
+per available backend.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from strongroom.core.config import Config
+from strongroom.core.platform import Platform, initialize
+from tests.support import PostgresSchema, RunningServer, start_server
+
+POSTGRES_URL = os.environ.get("STRONGROOM_TEST_POSTGRES_URL", "")
+BACKENDS = ["sqlite"] + (["postgresql"] if POSTGRES_URL else [])
+
+
+@pytest.fixture(autouse=True)
+def _isolated_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    for name in (
+        "STRONGROOM_TOKEN",
+        "STRONGROOM_URL",
+        "STRONGROOM_SOCKET",
+        "STRONGROOM_CA",
+        "STRONGROOM_ROOT_KEY",
+        "STRONGROOM_ROOT_PASSPHRASE",
+        "STRONGROOM_DATABASE_URL",
+    ):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("STRONGROOM_HOME", str(tmp_path / "default-home"))
+
+
+@pytest.fixture(params=BACKENDS)
+def backend(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+@pytest.fixture
+def database_url(backend: str, tmp_path: Path) -> Iterator[str]:
+    if backend == "sqlite":
+        yield ""
+        return
+    schema = PostgresSchema(POSTGRES_URL, f"sr_{uuid.uuid4().hex[:12]}")
+    schema.create()
+    try:
+        yield schema.url
+    finally:
+        schema.drop()
+
+
+@pytest.fixture
+def home(tmp_path: Path) -> Path:
+    return tmp_path / "home"
+
+
+@pytest.fixture
+def initialized(home: Path, database_url: str) -> tuple[Config, str]:
+    """A fresh home; returns its config and the bootstrap admin token."""
+    config = Config(home=home, database_url=database_url, port=0)
+    result = initialize(config)
+    return config, result.token.secret
+
+
+@pytest.fixture
+def platform(initialized: tuple[Config, str]) -> Iterator[Platform]:
+    config, _ = initialized
+    built = Platform(config)
+    try:
+        yield built
+    finally:
+        built.close()
+
+
+@pytest.fixture
+def admin_token(initialized: tuple[Config, str]) -> str:
+    return initialized[1]
+
+
+@pytest.fixture
+def server(initialized: tuple[Config, str]) -> Iterator[RunningServer]:
+    """A real `strongroom up` process on this test's fresh home."""
+    config, token = initialized
+    running = start_server(config, token)
+    try:
+        yield running
+    finally:
+        running.stop()

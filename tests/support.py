@@ -1,0 +1,73 @@
+"""Helpers for tests: a real server process, PostgreSQL schemas, in-process contexts."""
+
+from __future__ import annotations
+
+import signal
+from dataclasses import dataclass, field
+from urllib.parse import quote
+
+from sqlalchemy import create_engine, text
+from sqlalchemy.pool import NullPool
+
+from strongroom.core import launcher
+from strongroom.core.config import Config
+from strongroom.core.context import Grant, Principal, RequestContext
+from strongroom.core.launcher import ServerProcess
+from strongroom.sdk.session import Session
+
+
+@dataclass
+class PostgresSchema:
+    """A throwaway schema in the test database; ``url`` points the platform at it."""
+
+    base_url: str
+    name: str
+
+    @property
+    def url(self) -> str:
+        separator = "&" if "?" in self.base_url else "?"
+        return f"{self.base_url}{separator}options={quote(f'-csearch_path={self.name}')}"
+
+    def _execute(self, statement: str) -> None:
+        engine = create_engine(self.base_url, poolclass=NullPool, isolation_level="AUTOCOMMIT")
+        try:
+            with engine.connect() as conn:
+                conn.execute(text(statement))
+        finally:
+            engine.dispose()
+
+    def create(self) -> None:
+        self._execute(f'CREATE SCHEMA "{self.name}"')
+
+    def drop(self) -> None:
+        self._execute(f'DROP SCHEMA IF EXISTS "{self.name}" CASCADE')
+
+
+@dataclass
+class RunningServer(ServerProcess):
+    """A `strongroom up` child process plus the admin token and the SDK sessions a test opened."""
+
+    admin_token: str = ""
+    sessions: list[Session] = field(default_factory=list)
+
+    def session(self, token: str | None = None) -> Session:
+        session = Session(url=self.url, token=token or self.admin_token, ca=self.ca)
+        self.sessions.append(session)
+        return session
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 30.0) -> int:
+        for session in self.sessions:
+            session.close()
+        self.sessions.clear()
+        return super().stop(sig, timeout)
+
+
+def start_server(config: Config, admin_token: str, timeout: float = 60.0) -> RunningServer:
+    """Start `strongroom up` for ``config`` and wait until it serves."""
+    started = launcher.start(config, timeout=timeout)
+    return RunningServer(started.config, started.process, started.info, started.log_path, admin_token)
+
+
+def context_for(user: str, *grants: Grant, token_kind: str = "api") -> RequestContext:
+    """An in-process request context (unit tests that call services directly)."""
+    return RequestContext(principal=Principal(user=user, token_kind=token_kind, grants=grants))  # type: ignore[arg-type]

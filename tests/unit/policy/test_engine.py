@@ -1,0 +1,168 @@
+"""The default policies, as a table: role x action x (own team, other team)."""
+
+from __future__ import annotations
+
+import pytest
+
+from strongroom.core.context import Grant, Principal
+from strongroom.core.errors import InvalidInput
+from strongroom.policy.engine import PolicyEngine, Target
+
+PA, AU, DSA, DS, ML = "PlatformAdmin", "Auditor", "DataScienceAdmin", "DataScientist", "MLOpsEngineer"
+TEAM_ROLES = (DSA, DS, ML)
+ALL_ROLES = (PA, AU, *TEAM_ROLES)
+
+# action -> roles allowed on their own team's resources (platform roles: on any team)
+EXPECTED: dict[str, set[str]] = {
+    "CreateUser": {PA},
+    "DisableUser": {PA},
+    "ListUsers": {PA, AU},
+    "DescribeUser": {PA, AU},
+    "CreateTeam": {PA},
+    "SetGuardrailExemptions": {PA},
+    "DescribeTeam": {PA, AU, DSA, DS, ML},
+    "AddTeamMember": {PA, DSA},
+    "RemoveTeamMember": {PA, DSA},
+    "AttachTeamPolicy": {PA},
+    "DetachTeamPolicy": {PA},
+    "ListTeamPolicies": {PA, AU, DSA},
+    "SimulatePolicy": {PA, AU},
+    "ReadAuditLog": {PA, AU},
+    "VerifyAuditLog": {PA, AU},
+    "CreateProcessingJob": {DS},
+    "CreateTrainingJob": {DS},
+    "CreateTransformJob": {DS},
+    "CreateModel": {ML},
+    "CreateEndpoint": {ML},
+    "DeleteEndpoint": {ML},
+}
+SAFE_WORKLOAD = {"network_isolation": True, "volume_kms_key": "srn:strongroom:risk:key/risk-key"}
+
+
+@pytest.fixture(scope="module")
+def engine() -> PolicyEngine:
+    return PolicyEngine.shipped()
+
+
+def principal(role: str) -> Principal:
+    team = "" if role in (PA, AU) else "risk"
+    return Principal(user="u", token_kind="api", grants=(Grant(role, team),))
+
+
+def test_every_concrete_action_is_in_the_table(engine: PolicyEngine) -> None:
+    concrete = {a for a in engine.actions if not a.endswith("Actions")}
+    self_service = {
+        "ListTeams",
+        "CreateApiToken",
+        "ListApiTokens",
+        "RevokeApiToken",
+        "AssumeRole",
+        "WhoAmI",
+        "GetPlatformStatus",
+        "CreateExecutionToken",
+        "BootstrapPlatform",
+    }
+    assert concrete - self_service == set(EXPECTED)
+
+
+@pytest.mark.parametrize("action", sorted(EXPECTED))
+@pytest.mark.parametrize("role", ALL_ROLES)
+@pytest.mark.parametrize("resource_team", ["risk", "fraud"])
+def test_role_matrix(engine: PolicyEngine, action: str, role: str, resource_team: str) -> None:
+    target = Target("thing", resource_team, "x")
+    decision = engine.decide(principal(role), action, target, SAFE_WORKLOAD)
+    own_team = resource_team == "risk" or role in (PA, AU)
+    expected = role in EXPECTED[action] and own_team
+    assert decision.allowed == expected, (action, role, resource_team, decision)
+    if role in TEAM_ROLES and resource_team == "fraud":
+        assert "guardrail-team-boundary" in decision.policies
+
+
+@pytest.mark.parametrize("action", ["CreateProcessingJob", "CreateTrainingJob", "CreateTransformJob"])
+def test_network_isolation_guardrail(engine: PolicyEngine, action: str) -> None:
+    target = Target("job", "risk", "j")
+    for context in ({"volume_kms_key": "k"}, {"volume_kms_key": "k", "network_isolation": False}):
+        decision = engine.decide(principal(DS), action, target, context)
+        assert not decision.allowed
+        assert decision.policies == ("guardrail-network-isolation",)
+        assert "network isolation" in decision.explain()
+
+
+def test_volume_key_guardrail(engine: PolicyEngine) -> None:
+    decision = engine.decide(
+        principal(DS), "CreateTrainingJob", Target("job", "risk", "j"), {"network_isolation": True}
+    )
+    assert not decision.allowed and decision.policies == ("guardrail-volume-kms-key",)
+    empty = engine.decide(
+        principal(DS),
+        "CreateTrainingJob",
+        Target("job", "risk", "j"),
+        {"network_isolation": True, "volume_kms_key": ""},
+    )
+    assert not empty.allowed
+
+
+def test_exemption_lifts_only_that_guardrail_for_that_team(engine: PolicyEngine) -> None:
+    local = PolicyEngine.shipped()
+    local.set_team_exemptions("risk", ["network-isolation"])
+    ctx = {"network_isolation": False, "volume_kms_key": "k"}
+    assert local.decide(principal(DS), "CreateTrainingJob", Target("job", "risk", "j"), ctx).allowed
+    assert not local.decide(
+        principal(DS), "CreateTrainingJob", Target("job", "risk", "j"), {"network_isolation": False}
+    ).allowed
+    other = Principal("v", "api", (Grant(DS, "fraud"),))
+    assert not local.decide(other, "CreateTrainingJob", Target("job", "fraud", "j"), ctx).allowed
+
+
+def test_data_scientist_cannot_create_endpoints_even_with_a_team_policy() -> None:
+    local = PolicyEngine.shipped()
+    local.set_team_policies("risk", {"open": "permit (principal, action, resource);"})
+    decision = local.decide(principal(DS), "CreateEndpoint", Target("endpoint", "risk", "e"))
+    assert not decision.allowed
+    assert "guardrail-no-endpoint-by-data-scientist" in decision.policies
+
+
+def test_team_policy_applies_only_to_its_team() -> None:
+    local = PolicyEngine.shipped()
+    local.set_team_policies(
+        "risk", {"ds-status": '@id("ds-simulate")\npermit (principal, action == Action::"SimulatePolicy", resource);'}
+    )
+    assert local.decide(principal(DS), "SimulatePolicy", Target("policy", "risk", "s")).allowed
+    assert (
+        "team:risk:ds-status:ds-simulate"
+        in local.decide(principal(DS), "SimulatePolicy", Target("policy", "risk", "s")).policies
+    )
+    fraud_ds = Principal("v", "api", (Grant(DS, "fraud"),))
+    assert not local.decide(fraud_ds, "SimulatePolicy", Target("policy", "fraud", "s")).allowed
+
+
+def test_invalid_team_policies_are_rejected(engine: PolicyEngine) -> None:
+    with pytest.raises(InvalidInput, match="parse"):
+        engine.validate_team_policy("risk", "bad", "permit (principal, action, resource")
+    with pytest.raises(InvalidInput, match="schema"):
+        engine.validate_team_policy("risk", "bad", 'permit (principal, action == Action::"NoSuchAction", resource);')
+    with pytest.raises(InvalidInput, match="schema"):
+        engine.validate_team_policy(
+            "risk", "bad", "permit (principal, action, resource) when { resource.colour == 1 };"
+        )
+
+
+def test_execution_role_cannot_touch_identity(engine: PolicyEngine) -> None:
+    admin_exec = Principal("u", "execution", (Grant(DSA, "risk"),), scope="srn:strongroom:risk:notebook/nb")
+    decision = engine.decide(admin_exec, "AddTeamMember", Target("team", "risk", "risk"))
+    assert not decision.allowed and "guardrail-execution-role-no-iam" in decision.policies
+    assert engine.decide(principal(DSA), "AddTeamMember", Target("team", "risk", "risk")).allowed
+
+
+def test_shared_tag_allows_cross_team_read_only_for_shared_read_actions(engine: PolicyEngine) -> None:
+    fraud_ds = Principal("v", "api", (Grant(DS, "fraud"),))
+    tagged = Target("object", "risk", "o", tags={"shared": "true"})
+    decision = engine.decide(fraud_ds, "CreateTrainingJob", tagged, SAFE_WORKLOAD)
+    assert not decision.allowed  # not a shared-read action: the boundary still holds
+
+
+def test_unknown_action_is_a_programming_error(engine: PolicyEngine) -> None:
+    from strongroom.core.errors import ConfigurationError
+
+    with pytest.raises(ConfigurationError):
+        engine.decide(principal(PA), "LaunchMissiles", Target("x", "", "y"))
