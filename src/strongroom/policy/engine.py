@@ -64,12 +64,11 @@ class TeamFacts:
     policies: Mapping[str, str] = field(default_factory=dict)  # name -> Cedar text
 
 
-def _read_package_text(name: str) -> str:
-    return resources.files("strongroom.policy").joinpath(name).read_text()
-
-
 def shipped_schema() -> str:
-    return _read_package_text("strongroom.cedarschema")
+    """The Cedar schema: every ``schema/*.cedarschema`` file (one per domain), in name order."""
+    folder = resources.files("strongroom.policy").joinpath("schema")
+    parts = sorted((e for e in folder.iterdir() if e.name.endswith(".cedarschema")), key=lambda e: e.name)
+    return "\n".join(part.read_text() for part in parts)
 
 
 def shipped_policies() -> dict[str, str]:
