@@ -36,5 +36,6 @@ def create_app(platform: Platform) -> FastAPI:
         audit=platform.audit_log,
         max_body=platform.config.max_request_bytes,
         timeout=platform.config.request_timeout_seconds,
+        audit_unhandled=platform.guard.enforcing,
     )
     return app

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 
+import anyio
 from fastapi import Request
 
 from strongroom.core.context import RequestContext
@@ -13,17 +14,24 @@ from strongroom.core.platform import Platform
 _IDEMPOTENCY_KEY = re.compile(r"[A-Za-z0-9._:-]{1,128}")
 
 
-def platform(request: Request) -> Platform:
+async def platform(request: Request) -> Platform:
     return request.app.state.platform  # type: ignore[no-any-return]
 
 
-def context(request: Request) -> RequestContext:
-    """Authenticate the bearer token; every route but none depends on this."""
+async def context(request: Request) -> RequestContext:
+    """Authenticate the bearer token; every route depends on this.
+
+    A recently seen token is resolved from the identity cache on the event loop; otherwise the
+    database lookup runs in a worker thread.
+    """
     header = request.headers.get("authorization", "")
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
         raise Unauthenticated("send your token as 'Authorization: Bearer <token>'")
-    principal = request.app.state.platform.identity.authenticate(token.strip())
+    identity = request.app.state.platform.identity
+    principal = identity.cached_principal(token.strip())
+    if principal is None:
+        principal = await anyio.to_thread.run_sync(identity.authenticate, token.strip())
     request.state.principal = principal
     key = request.headers.get("idempotency-key", "")
     if key and not _IDEMPOTENCY_KEY.fullmatch(key):

@@ -74,12 +74,14 @@ class PlatformMiddleware:
         max_body: int,
         timeout: float,
         unlimited_prefixes: tuple[str, ...] = (),
+        audit_unhandled: bool = True,
     ) -> None:
         self.app = app
         self.audit = audit
         self.max_body = max_body
         self.timeout = timeout
         self.unlimited_prefixes = unlimited_prefixes
+        self.audit_unhandled = audit_unhandled
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -164,7 +166,7 @@ class PlatformMiddleware:
                     )
         finally:
             request_marks.reset(token)
-            if not marks.audited:
+            if not marks.audited and self.audit_unhandled:
                 await anyio.to_thread.run_sync(self._audit_unhandled, scope, request_id, status_holder["status"])
 
     def _audit_unhandled(self, scope: Scope, request_id: str, status: int) -> None:

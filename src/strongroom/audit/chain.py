@@ -57,3 +57,20 @@ def redact(value: Any, key: str = "") -> Any:
     if value is None or isinstance(value, bool | int | float):
         return value
     return str(value)
+
+
+def find_secret(value: Any, path: str = "") -> str | None:
+    """The path of the first value that carries a Strongroom token, if any."""
+    if isinstance(value, Mapping):
+        for key, item in value.items():
+            found = find_secret(item, f"{path}.{key}" if path else str(key))
+            if found is not None:
+                return found
+    elif isinstance(value, list | tuple):
+        for index, item in enumerate(value):
+            found = find_secret(item, f"{path}[{index}]")
+            if found is not None:
+                return found
+    elif isinstance(value, str) and _SECRET_VALUE.search(value):
+        return path or "value"
+    return None

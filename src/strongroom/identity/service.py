@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import secrets
+import time
 from collections.abc import Iterable
 
 from sqlalchemy import select
@@ -69,6 +71,7 @@ class IdentityService:
         session_ttl: dt.timedelta,
         execution_ttl: dt.timedelta,
         default_token_ttl: dt.timedelta,
+        auth_cache_seconds: float = 5.0,
     ) -> None:
         self.db = db
         self.guard = guard
@@ -78,6 +81,8 @@ class IdentityService:
         self.session_ttl = session_ttl
         self.execution_ttl = execution_ttl
         self.default_token_ttl = default_token_ttl
+        self.auth_cache_ttl = auth_cache_seconds
+        self._auth_cache: dict[bytes, tuple[Principal, float]] = {}
 
     def load_policy_facts(self) -> None:
         """Give the policy engine every team's guardrail exemptions (at start-up)."""
@@ -124,7 +129,9 @@ class IdentityService:
             if row is None:
                 raise NotFound(f"user {name!r} does not exist", field="name")
             row.disabled = disabled
-            return row.to_entity()
+            entity = row.to_entity()
+        self.forget_authentications()
+        return entity
 
     # -- teams ------------------------------------------------------------------------------
 
@@ -196,14 +203,18 @@ class IdentityService:
             if (replayed := call.replay(Membership)) is not None:
                 return replayed
             self._require_team_and_user(call.session, team, user)
-            return call.result(self._add_membership(call.session, user, team, role))
+            membership = call.result(self._add_membership(call.session, user, team, role))
+        self.forget_authentications()
+        return membership
 
     def grant_platform_role(self, ctx: RequestContext, user: str, role: str) -> Membership:
         _check_role(role, "")
         with self.guard.call(ctx, "AddTeamMember", PLATFORM, params={"user": user, "role": role}) as call:
             if call.session.get(UserRow, user) is None:
                 raise NotFound(f"user {user!r} does not exist", field="user")
-            return self._add_membership(call.session, user, "", role)
+            membership = self._add_membership(call.session, user, "", role)
+        self.forget_authentications()
+        return membership
 
     @staticmethod
     def _require_team_and_user(session: Session, team: str, user: str) -> None:
@@ -238,6 +249,7 @@ class IdentityService:
             if row is None:
                 raise NotFound(f"{user} does not hold {role}" + (f" in {team}" if team else ""), field="user")
             call.session.delete(row)
+        self.forget_authentications()
 
     # -- API tokens -------------------------------------------------------------------------
 
@@ -287,7 +299,9 @@ class IdentityService:
                 raise NotFound(f"token {token_id!r} does not exist", field="token_id")
             if row.revoked_at is None:
                 row.revoked_at = utcnow()
-            return row.to_entity()
+            entity = row.to_entity()
+        self.forget_authentications()
+        return entity
 
     # -- sessions and execution roles -------------------------------------------------------
 
@@ -345,13 +359,36 @@ class IdentityService:
 
     # -- authentication ---------------------------------------------------------------------
 
+    def cached_principal(self, token: str) -> Principal | None:
+        """The principal for ``token`` if it was authenticated moments ago (no database access)."""
+        entry = self._auth_cache.get(hashlib.sha256(token.encode()).digest())
+        if entry is None or entry[1] < time.monotonic():
+            return None
+        return entry[0]
+
     def authenticate(self, token: str) -> Principal:
-        """Resolve a bearer token to a principal, or raise ``Unauthenticated``."""
+        """Resolve a bearer token to a principal, or raise ``Unauthenticated``.
+
+        Successful results are cached for a few seconds; any change to users, memberships or
+        tokens clears the cache, so revocation takes effect at once in this process.
+        """
+        cached = self.cached_principal(token)
+        if cached is not None:
+            return cached
         if token.startswith(tokens.SESSION_PREFIX):
-            return self._authenticate_session(token)
-        if token.startswith(tokens.API_PREFIX):
-            return self._authenticate_api(token)
-        raise Unauthenticated("unrecognised token; expected an API token (sr_...) or a session token (srs_...)")
+            principal = self._authenticate_session(token)
+        elif token.startswith(tokens.API_PREFIX):
+            principal = self._authenticate_api(token)
+        else:
+            raise Unauthenticated("unrecognised token; expected an API token (sr_...) or a session token (srs_...)")
+        if len(self._auth_cache) > 10_000:
+            self._auth_cache.clear()
+        self._auth_cache[hashlib.sha256(token.encode()).digest()] = (principal, time.monotonic() + self.auth_cache_ttl)
+        return principal
+
+    def forget_authentications(self) -> None:
+        """Drop cached authentications (after any identity change)."""
+        self._auth_cache.clear()
 
     def _grants(self, session: Session, user: str) -> tuple[Grant, ...]:
         rows = session.execute(select(MembershipRow.role, MembershipRow.team).where(MembershipRow.user == user)).all()

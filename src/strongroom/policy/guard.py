@@ -24,11 +24,12 @@ from typing import Any, TypeVar
 from pydantic import BaseModel
 from sqlalchemy.orm import Session
 
+from strongroom.audit.chain import find_secret
 from strongroom.audit.events import Event, EventBus
 from strongroom.audit.log import AuditLog, AuditRecord
 from strongroom.audit.models import AuditEvent
 from strongroom.core.context import RequestContext
-from strongroom.core.errors import Conflict, Forbidden, StrongroomError, Unavailable
+from strongroom.core.errors import Conflict, Forbidden, InvalidInput, StrongroomError, Unavailable
 from strongroom.db.base import utcnow
 from strongroom.db.engine import Database
 from strongroom.policy.db import IdempotencyRow
@@ -108,6 +109,10 @@ class Guard:
         # ``enforce=False`` exists only so the control-plane benchmark can measure the cost of
         # security against the same app without it; `Platform` never builds one from config.
         self._enforce = enforce
+
+    @property
+    def enforcing(self) -> bool:
+        return self._enforce
 
     def _record(
         self,
@@ -189,6 +194,13 @@ class Guard:
     ) -> Iterator[Call]:
         """Authorize ``action`` on ``target``, run the body in a transaction, audit the outcome."""
         params = dict(params or {})
+        leaked = find_secret(params)
+        if leaked is not None:
+            raise InvalidInput(
+                f"{leaked} contains what looks like a Strongroom token; tokens are credentials and are never "
+                "stored — remove it (and revoke the token if it was shared)",
+                field=leaked,
+            )
         if not self._enforce:
             with self.db.write() if write else self.db.read() as session:
                 yield Call(self, session, ctx, action, target, Decision(True, action, None, ()), params, write)
