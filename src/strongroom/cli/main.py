@@ -5,21 +5,23 @@ from __future__ import annotations
 import os
 import socket
 import ssl
-import sys
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 
 from strongroom.cli import audit, identity, policy
-from strongroom.cli.common import HomeOpt, JsonOpt
+from strongroom.cli.common import HomeOpt, JsonOpt, StrongroomGroup
 from strongroom.cli.output import console, err_console, print_json, show
 from strongroom.core.config import Config
 from strongroom.core.errors import StrongroomError
 from strongroom.sdk.session import Session
 
 app = typer.Typer(
-    no_args_is_help=True, add_completion=False, help="Strongroom: a secure ML workbench you run yourself."
+    cls=StrongroomGroup,
+    no_args_is_help=True,
+    add_completion=False,
+    help="Strongroom: a secure ML workbench you run yourself.",
 )
 
 for sub_app, group in (
@@ -139,9 +141,4 @@ def demo(
 
 
 def main() -> None:
-    try:
-        app()
-    except StrongroomError as exc:
-        where = f" (field: {exc.field})" if exc.field else ""
-        err_console.print(f"[red]error:[/red] {exc.detail}{where}")
-        sys.exit(1)
+    app()

@@ -55,6 +55,11 @@ def _attempt(step: Step, call: Callable[[], Any]) -> Step:
     return step
 
 
+def _assumed_grant(session: Session, role: str, team: str) -> str:
+    with session.assume_role(role, team) as assumed:
+        return assumed.whoami().grants[0]
+
+
 def _simulate(session: Session, principal: str, action: str, resource: str, context: dict[str, Any]) -> str:
     result = session.policies.simulate(principal, action, resource, context)
     if result.decision != "Allow":
@@ -102,7 +107,7 @@ def run_demo(home: Path | None = None, keep_running: bool = False) -> int:
             (Step("alice", "create a team", "denied"), lambda: alice.teams.create("shadow-it")),
             (
                 Step("alice", "assume DataScientist@risk", "allowed"),
-                lambda: alice.assume_role("DataScientist", "risk").whoami().grants[0],
+                lambda: _assumed_grant(alice, "DataScientist", "risk"),
             ),
             (
                 Step("dana", "add omar to risk as DataScientist", "allowed"),

@@ -88,9 +88,9 @@ class Call:
             )
         return entity
 
-    def emit(self, name: str, **data: Any) -> None:
+    def emit(self, event_name: str, /, **data: Any) -> None:
         """Queue a state event, published only if the call commits."""
-        self.events.append(Event("state", name, self.target.srn, self.target.team, data))
+        self.events.append(Event("state", event_name, self.target.srn, self.target.team, data))
 
 
 def _request_hash(action: str, params: Mapping[str, Any]) -> str:

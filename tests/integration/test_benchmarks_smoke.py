@@ -1,0 +1,21 @@
+"""Every benchmark runs in smoke mode and prints its figures in the agreed format."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+BENCHMARKS = sorted(p for p in (Path(__file__).parents[2] / "benchmarks").glob("*.py") if not p.name.startswith("_"))
+LINE = re.compile(r"^[a-z0-9_]+: ours=\S+ \S+ peer=\S+ \S+ ratio=\S+$", re.M)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("script", BENCHMARKS, ids=lambda p: p.stem)
+def test_benchmark_smoke(script: Path) -> None:
+    done = subprocess.run([sys.executable, str(script), "--smoke"], capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert LINE.search(done.stdout), done.stdout
