@@ -143,6 +143,7 @@ def test_every_authenticated_route_goes_through_the_guard(server: RunningServer)
                 .replace("{user}", "victim")
                 .replace("{role}", "Auditor")
                 .replace("{token_id}", "tok_0000000000000000")
+                .replace("{sha}", "abcdef12")
             )
             for method in methods:
                 request_id = uuid.uuid4().hex

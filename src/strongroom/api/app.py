@@ -9,11 +9,14 @@ from starlette.exceptions import HTTPException
 import strongroom
 from strongroom.api import problems
 from strongroom.api.middleware import PlatformMiddleware
-from strongroom.api.routers import audit, identity, policy, system
+from strongroom.api.routers import audit, git, identity, policy, system
 from strongroom.core.errors import StrongroomError
 from strongroom.core.platform import Platform
+from strongroom.gitrepo import http as git_http
 
-ROUTERS = (identity.router, policy.router, audit.router, system.router)
+# Streaming endpoints whose bodies may exceed max_request_bytes (they stream, never buffer).
+UNLIMITED_BODY_PREFIXES = ("/git/",)
+ROUTERS = (identity.router, policy.router, audit.router, system.router, git.router)
 
 
 def create_app(platform: Platform) -> FastAPI:
@@ -23,10 +26,12 @@ def create_app(platform: Platform) -> FastAPI:
         openapi_url="/api/openapi.json",
         docs_url=None,
         redoc_url=None,
+        redirect_slashes=False,
     )
     app.state.platform = platform
     for router in ROUTERS:
         app.include_router(router)
+    app.router.routes.extend(git_http.routes())
     app.add_exception_handler(StrongroomError, problems.strongroom_error)
     app.add_exception_handler(RequestValidationError, problems.validation_error)
     app.add_exception_handler(HTTPException, problems.http_error)
@@ -37,5 +42,6 @@ def create_app(platform: Platform) -> FastAPI:
         max_body=platform.config.max_request_bytes,
         timeout=platform.config.request_timeout_seconds,
         audit_unhandled=platform.guard.enforcing,
+        unlimited_prefixes=UNLIMITED_BODY_PREFIXES,
     )
     return app

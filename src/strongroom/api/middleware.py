@@ -126,6 +126,8 @@ class PlatformMiddleware:
             async def tracking_send(message: Message) -> None:
                 if message["type"] == "http.response.start":
                     status_holder["status"] = message["status"]
+                    # Record requests no service audited before the client sees the answer.
+                    await self._audit_if_unrecorded(marks, scope, request_id, message["status"])
                     headers = list(message.get("headers", []))
                     headers.append((b"x-request-id", request_id.encode()))
                     present = {k.lower() for k, _ in headers}
@@ -166,8 +168,12 @@ class PlatformMiddleware:
                     )
         finally:
             request_marks.reset(token)
-            if not marks.audited and self.audit_unhandled:
-                await anyio.to_thread.run_sync(self._audit_unhandled, scope, request_id, status_holder["status"])
+            await self._audit_if_unrecorded(marks, scope, request_id, status_holder["status"])
+
+    async def _audit_if_unrecorded(self, marks: RequestMarks, scope: Scope, request_id: str, status: int) -> None:
+        if not marks.audited and self.audit_unhandled:
+            marks.audited = True
+            await anyio.to_thread.run_sync(self._audit_unhandled, scope, request_id, status)
 
     def _audit_unhandled(self, scope: Scope, request_id: str, status: int) -> None:
         """Record a request no service audited (rejected before reaching one)."""

@@ -20,6 +20,7 @@ from strongroom.core.rootkey import RootKey, load_root_key
 from strongroom.core.workers import Worker
 from strongroom.db import migrate
 from strongroom.db.engine import Database
+from strongroom.gitrepo.service import GitService
 from strongroom.identity.models import IssuedToken
 from strongroom.identity.service import IdentityService
 from strongroom.policy.engine import PolicyEngine
@@ -57,6 +58,7 @@ class Platform:
         )
         self.policies = PolicyService(self.db, self.guard, self.policy_engine)
         self.audit = AuditService(self.audit_log, self.guard)
+        self.git = GitService(self.db, self.guard, home / "git")
         self.identity.load_policy_facts()
         self.policies.load_policy_facts()
 
@@ -96,7 +98,7 @@ def initialize(config: Config, *, admin: str = "admin", write_config: bool = Tru
     url = config.effective_database_url
     if not url.startswith("sqlite") and migrate.current_revision(url):
         raise ConfigurationError("the database already holds a Strongroom schema; use a new database")
-    for sub in ("run", "tls", "logs"):
+    for sub in ("run", "tls", "logs", "git"):
         (home / sub).mkdir(mode=0o700, exist_ok=True)
     if write_config:
         (home / "config.toml").write_text(

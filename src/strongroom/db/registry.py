@@ -5,6 +5,7 @@ from __future__ import annotations
 from sqlalchemy import MetaData
 
 import strongroom.audit.db
+import strongroom.gitrepo.db
 import strongroom.identity.db
 import strongroom.policy.db  # noqa: F401
 from strongroom.db.base import Base

@@ -28,7 +28,7 @@ from strongroom.audit.chain import find_secret
 from strongroom.audit.events import Event, EventBus
 from strongroom.audit.log import AuditLog, AuditRecord
 from strongroom.audit.models import AuditEvent
-from strongroom.core.context import RequestContext
+from strongroom.core.context import RequestContext, request_marks
 from strongroom.core.errors import Conflict, Forbidden, InvalidInput, StrongroomError, Unavailable
 from strongroom.db.base import utcnow
 from strongroom.db.engine import Database
@@ -181,6 +181,54 @@ class Guard:
             outcome, error = "internal-error", type(exc).__name__
         self._published(self._append(self._record(ctx, action, target, decision, params, outcome, error)))
 
+    @dataclass(frozen=True)
+    class Ticket:
+        """An authorized call whose work outlives one transaction (e.g. a stream)."""
+
+        ctx: RequestContext
+        action: str
+        target: Target
+        decision: Decision
+        params: dict[str, Any]
+
+    def authorize(
+        self,
+        ctx: RequestContext,
+        action: str,
+        target: Target,
+        *,
+        params: Mapping[str, Any] | None = None,
+        context: Mapping[str, Any] | None = None,
+    ) -> Guard.Ticket:
+        """Authorize now (a denial is audited and raised); call ``complete`` when the work ends."""
+        clean = dict(params or {})
+        leaked = find_secret(clean)
+        if leaked is not None:
+            raise InvalidInput(
+                f"{leaked} contains what looks like a Strongroom token; tokens are credentials and are never "
+                "stored — remove it (and revoke the token if it was shared)",
+                field=leaked,
+            )
+        if not self._enforce:
+            return Guard.Ticket(ctx, action, target, Decision(True, action, None, ()), clean)
+        decision = self.engine.decide(ctx.principal, action, target, context)
+        if not decision.allowed:
+            raise self.deny(ctx, action, target, decision, clean)
+        marks = request_marks.get()
+        if marks is not None:
+            marks.audited = True  # the ticket's holder writes the event when the work ends
+        return Guard.Ticket(ctx, action, target, decision, clean)
+
+    def complete(self, ticket: Guard.Ticket, error: BaseException | None = None) -> None:
+        """Audit the outcome of an authorized ticket (fail closed: raises if it cannot be written)."""
+        if not self._enforce:
+            return
+        if error is not None:
+            self.record_outcome(ticket.ctx, ticket.action, ticket.target, ticket.decision, ticket.params, error)
+            return
+        record = self._record(ticket.ctx, ticket.action, ticket.target, ticket.decision, ticket.params)
+        self._published(self._append(record))
+
     @contextmanager
     def call(
         self,
@@ -193,21 +241,12 @@ class Guard:
         write: bool = True,
     ) -> Iterator[Call]:
         """Authorize ``action`` on ``target``, run the body in a transaction, audit the outcome."""
-        params = dict(params or {})
-        leaked = find_secret(params)
-        if leaked is not None:
-            raise InvalidInput(
-                f"{leaked} contains what looks like a Strongroom token; tokens are credentials and are never "
-                "stored — remove it (and revoke the token if it was shared)",
-                field=leaked,
-            )
+        ticket = self.authorize(ctx, action, target, params=params, context=context)
+        params, decision = ticket.params, ticket.decision
         if not self._enforce:
             with self.db.write() if write else self.db.read() as session:
-                yield Call(self, session, ctx, action, target, Decision(True, action, None, ()), params, write)
+                yield Call(self, session, ctx, action, target, decision, params, write)
             return
-        decision = self.engine.decide(ctx.principal, action, target, context)
-        if not decision.allowed:
-            raise self.deny(ctx, action, target, decision, params)
         call: Call | None = None
         try:
             with self.db.write() if write else self.db.read() as session:

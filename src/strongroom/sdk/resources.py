@@ -9,8 +9,10 @@ from typing import TYPE_CHECKING, Any
 from pydantic import BaseModel
 
 from strongroom.audit.models import AuditEvent, VerifyReport
+from strongroom.gitrepo.models import Commit, Repository
 from strongroom.identity.models import ApiToken, IssuedToken, Membership, Team, User
 from strongroom.policy.models import PolicyAttachment, SimulationResult
+from strongroom.sdk.paths import q
 
 if TYPE_CHECKING:
     from strongroom.sdk.session import Session
@@ -41,16 +43,16 @@ class Users(_Client):
         return self._pages("/api/v1/users", User)
 
     def describe(self, name: str) -> dict[str, Any]:
-        return dict(self._s.request("GET", f"/api/v1/users/{name}").json())
+        return dict(self._s.request("GET", f"/api/v1/users/{q(name)}").json())
 
     def disable(self, name: str) -> User:
-        return self._s.call("POST", f"/api/v1/users/{name}/disable", User)
+        return self._s.call("POST", f"/api/v1/users/{q(name)}/disable", User)
 
     def enable(self, name: str) -> User:
-        return self._s.call("POST", f"/api/v1/users/{name}/enable", User)
+        return self._s.call("POST", f"/api/v1/users/{q(name)}/enable", User)
 
     def grant_role(self, name: str, role: str) -> Membership:
-        return self._s.call("POST", f"/api/v1/users/{name}/roles", Membership, json_body={"role": role})
+        return self._s.call("POST", f"/api/v1/users/{q(name)}/roles", Membership, json_body={"role": role})
 
 
 class Teams(_Client):
@@ -62,17 +64,19 @@ class Teams(_Client):
         return self._pages("/api/v1/teams", Team)
 
     def describe(self, name: str) -> dict[str, Any]:
-        return dict(self._s.request("GET", f"/api/v1/teams/{name}").json())
+        return dict(self._s.request("GET", f"/api/v1/teams/{q(name)}").json())
 
     def add_member(self, team: str, user: str, role: str) -> Membership:
-        return self._s.call("POST", f"/api/v1/teams/{team}/members", Membership, json_body={"user": user, "role": role})
+        return self._s.call(
+            "POST", f"/api/v1/teams/{q(team)}/members", Membership, json_body={"user": user, "role": role}
+        )
 
     def remove_member(self, team: str, user: str, role: str) -> None:
-        self._s.request("DELETE", f"/api/v1/teams/{team}/members/{user}/{role}")
+        self._s.request("DELETE", f"/api/v1/teams/{q(team)}/members/{q(user)}/{q(role)}")
 
     def set_guardrail_exemptions(self, team: str, exemptions: list[str]) -> Team:
         return self._s.call(
-            "PUT", f"/api/v1/teams/{team}/guardrail-exemptions", Team, json_body={"exemptions": exemptions}
+            "PUT", f"/api/v1/teams/{q(team)}/guardrail-exemptions", Team, json_body={"exemptions": exemptions}
         )
 
 
@@ -85,19 +89,19 @@ class Tokens(_Client):
         return self._pages("/api/v1/tokens", ApiToken, {"user": user} if user else None)
 
     def revoke(self, token_id: str) -> ApiToken:
-        return self._s.call("DELETE", f"/api/v1/tokens/{token_id}", ApiToken)
+        return self._s.call("DELETE", f"/api/v1/tokens/{q(token_id)}", ApiToken)
 
 
 class Policies(_Client):
     def attach(self, team: str, name: str, policy: str, description: str = "") -> PolicyAttachment:
         body = {"name": name, "policy": policy, "description": description}
-        return self._s.call("POST", f"/api/v1/teams/{team}/policies", PolicyAttachment, json_body=body)
+        return self._s.call("POST", f"/api/v1/teams/{q(team)}/policies", PolicyAttachment, json_body=body)
 
     def list(self, team: str) -> list[PolicyAttachment]:
-        return self._pages(f"/api/v1/teams/{team}/policies", PolicyAttachment)
+        return self._pages(f"/api/v1/teams/{q(team)}/policies", PolicyAttachment)
 
     def detach(self, team: str, name: str) -> None:
-        self._s.request("DELETE", f"/api/v1/teams/{team}/policies/{name}")
+        self._s.request("DELETE", f"/api/v1/teams/{q(team)}/policies/{q(name)}")
 
     def simulate(
         self,
@@ -164,3 +168,27 @@ class Audit(_Client):
     def export(self, **filters: Any) -> Iterator[str]:
         """Every matching event as one JSON line, streamed."""
         return self._s.stream_lines("/api/v1/audit/export", params=filters)
+
+
+class Repositories(_Client):
+    def create(self, team: str, name: str, description: str = "") -> Repository:
+        body = {"name": name, "description": description}
+        return self._s.call("POST", f"/api/v1/teams/{q(team)}/repositories", Repository, json_body=body)
+
+    def list(self, team: str) -> list[Repository]:
+        return self._pages(f"/api/v1/teams/{q(team)}/repositories", Repository)
+
+    def describe(self, team: str, name: str) -> Repository:
+        return self._s.call("GET", f"/api/v1/teams/{q(team)}/repositories/{q(name)}", Repository)
+
+    def delete(self, team: str, name: str) -> None:
+        self._s.request("DELETE", f"/api/v1/teams/{q(team)}/repositories/{q(name)}")
+
+    def get_commit(self, team: str, name: str, sha: str) -> Commit:
+        return self._s.call("GET", f"/api/v1/teams/{q(team)}/repositories/{q(name)}/commits/{q(sha)}", Commit)
+
+    def list_commits(self, team: str, name: str, ref: str = "main", limit: int = 50) -> list[Commit]:
+        body = self._s.request(
+            "GET", f"/api/v1/teams/{q(team)}/repositories/{q(name)}/commits", params={"ref": ref, "limit": limit}
+        ).json()
+        return [Commit.model_validate(c) for c in body["items"]]

@@ -105,6 +105,7 @@ class Session:
         self.tokens = resources.Tokens(self)
         self.policies = resources.Policies(self)
         self.audit = resources.Audit(self)
+        self.repositories = resources.Repositories(self)
 
     def __repr__(self) -> str:
         return f"Session({self.where})"

@@ -35,6 +35,14 @@ EXPECTED: dict[str, set[str]] = {
     "CreateModel": {ML},
     "CreateEndpoint": {ML},
     "DeleteEndpoint": {ML},
+    "CreateRepository": {DSA, DS},
+    "DeleteRepository": {DSA, DS},
+    "ListRepositories": {DSA, DS, ML, AU},
+    "DescribeRepository": {DSA, DS, ML, AU},
+    "GetCommit": {DSA, DS, ML, AU},
+    "ListCommits": {DSA, DS, ML, AU},
+    "GitPull": {DSA, DS, ML},
+    "GitPush": {DSA, DS},
 }
 SAFE_WORKLOAD = {"network_isolation": True, "volume_kms_key": "srn:strongroom:risk:key/risk-key"}
 

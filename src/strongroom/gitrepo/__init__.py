@@ -1,0 +1,1 @@
+"""Team git repositories over smart HTTP (git's own http-backend), and commit lookup."""

@@ -1,0 +1,201 @@
+"""Smart-HTTP git through the platform: `git http-backend` (git's own CGI) behind our TLS,
+token authentication and the GitPull/GitPush policy.
+
+Clients authenticate with ``Authorization: Bearer <token>`` (``git -c http.extraHeader=...``)
+or HTTP Basic with the token as the password (what git's credential helpers send).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import contextlib
+import re
+from collections.abc import AsyncIterator
+
+from starlette.requests import Request
+from starlette.responses import Response, StreamingResponse
+from starlette.routing import Route
+
+from strongroom.api.problems import problem_response
+from strongroom.core.context import RequestContext
+from strongroom.core.errors import PROBLEM_BASE, StrongroomError, Unauthenticated
+
+_PATH = re.compile(r"^/git/(?P<team>[a-z0-9][a-z0-9-]{0,62})/(?P<repo>[a-z0-9][a-z0-9-]{0,62})\.git(?P<rest>/.*)?$")
+_ALLOWED_REST = re.compile(r"^/(info/refs|git-upload-pack|git-receive-pack|HEAD)$")
+_CHUNK = 64 * 1024
+
+
+def _token(request: Request) -> str:
+    header = request.headers.get("authorization", "")
+    scheme, _, value = header.partition(" ")
+    if scheme.lower() == "bearer" and value.strip():
+        return value.strip()
+    if scheme.lower() == "basic" and value.strip():
+        try:
+            _, _, password = base64.b64decode(value.strip()).decode().partition(":")
+        except (binascii.Error, UnicodeDecodeError, ValueError):
+            password = ""
+        if password:
+            return password
+    raise Unauthenticated("git needs your token: use it as the password, or send 'Authorization: Bearer <token>'")
+
+
+def _problem(request: Request, exc: StrongroomError) -> Response:
+    body = exc.to_problem(instance=request.url.path)
+    body["request_id"] = getattr(request.state, "request_id", "")
+    headers = {"WWW-Authenticate": 'Basic realm="strongroom git"'} if exc.status == 401 else None
+    return problem_response(exc.status, body, headers)
+
+
+async def git_endpoint(request: Request) -> Response:
+    platform = request.app.state.platform
+    match = _PATH.match(request.url.path)
+    rest = (match.group("rest") or "") if match else ""
+    if match is None or not _ALLOWED_REST.match(rest):
+        return problem_response(
+            404,
+            {
+                "type": PROBLEM_BASE + "not-found",
+                "title": "Not found",
+                "status": 404,
+                "detail": "not a git smart-HTTP path (/git/<team>/<repo>.git/...)",
+                "instance": request.url.path,
+            },
+        )
+    team, repo = match.group("team"), match.group("repo")
+    service = request.query_params.get("service", "")
+    push = rest == "/git-receive-pack" or service == "git-receive-pack"
+    try:
+        token = _token(request)
+        identity = platform.identity
+        principal = identity.cached_principal(token) or await asyncio.to_thread(identity.authenticate, token)
+        request.state.principal = principal
+        client = request.client
+        ctx = RequestContext(
+            principal=principal,
+            request_id=request.state.request_id,
+            source=client.host if client and client.host else "unix-socket",
+            user_agent=request.headers.get("user-agent", "")[:256],
+        )
+        ticket = await asyncio.to_thread(platform.git.authorize_transfer, ctx, team, repo, push)
+    except StrongroomError as exc:
+        return _problem(request, exc)
+    return await _run_backend(request, platform, ticket, team, repo, rest)
+
+
+async def _run_backend(request: Request, platform: object, ticket: object, team: str, repo: str, rest: str) -> Response:
+    git = platform.git  # type: ignore[attr-defined]
+    env = {
+        "PATH": "/usr/bin:/bin",
+        "GIT_PROJECT_ROOT": str(git.root),
+        "GIT_HTTP_EXPORT_ALL": "1",
+        "GIT_CONFIG_NOSYSTEM": "1",
+        "HOME": str(git.root),
+        "PATH_INFO": f"/{team}/{repo}.git{rest}",
+        "REQUEST_METHOD": request.method,
+        "QUERY_STRING": request.url.query,
+        "CONTENT_TYPE": request.headers.get("content-type", ""),
+        "REMOTE_USER": ticket.ctx.principal.user,  # type: ignore[attr-defined]
+        "REMOTE_ADDR": ticket.ctx.source,  # type: ignore[attr-defined]
+        "GIT_PROTOCOL": request.headers.get("git-protocol", ""),
+    }
+    if "content-encoding" in request.headers:
+        env["HTTP_CONTENT_ENCODING"] = request.headers["content-encoding"]
+    if "content-length" in request.headers:
+        env["CONTENT_LENGTH"] = request.headers["content-length"]
+    process = await asyncio.create_subprocess_exec(
+        "git",
+        "http-backend",
+        env=env,
+        stdin=asyncio.subprocess.PIPE,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    assert process.stdin and process.stdout and process.stderr
+
+    async def feed() -> None:
+        try:
+            async for chunk in request.stream():
+                process.stdin.write(chunk)  # type: ignore[union-attr]
+                await process.stdin.drain()  # type: ignore[union-attr]
+        finally:
+            with contextlib.suppress(Exception):
+                process.stdin.close()  # type: ignore[union-attr]
+
+    # Read the backend's output from the start (so it never blocks on a full pipe) but only
+    # answer once the request body is fully consumed: the streaming response then owns the
+    # ASGI receive channel (it listens for disconnects) without racing our body reader.
+    output: asyncio.Queue[bytes | None] = asyncio.Queue()
+
+    async def drain() -> None:
+        while chunk := await process.stdout.read(_CHUNK):  # type: ignore[union-attr]
+            await output.put(chunk)
+        await output.put(None)
+
+    reader = asyncio.create_task(drain())
+    error: BaseException | None = None
+    try:
+        await feed()
+    except BaseException as exc:
+        error = exc
+    pending = b""
+    status, headers = 200, {}
+    while error is None:
+        chunk = await output.get()
+        if chunk is None:
+            break
+        pending += chunk
+        head, sep, rest = pending.partition(b"\r\n\r\n")
+        if not sep:
+            head, sep, rest = pending.partition(b"\n\n")
+        if sep:
+            pending = rest
+            for line in head.decode("latin-1").splitlines():
+                name, _, value = line.partition(":")
+                if name.lower() == "status":
+                    status = int(value.strip().split()[0])
+                elif name.strip():
+                    headers[name.strip()] = value.strip()
+            break
+    if error is not None:
+        reader.cancel()
+        with contextlib.suppress(ProcessLookupError):
+            process.kill()
+        await asyncio.to_thread(git.guard.complete, ticket, error)
+        raise error
+
+    async def body() -> AsyncIterator[bytes]:
+        failure: BaseException | None = None
+        try:
+            if pending:
+                yield pending
+            while (chunk := await output.get()) is not None:
+                yield chunk
+            await reader
+            code = await process.wait()
+            if code != 0 or status >= 400:
+                detail = (await process.stderr.read()).decode(errors="replace")[:500]  # type: ignore[union-attr]
+                failure = GitTransferError(f"git http-backend exited with {code}: {detail}".strip())
+        except BaseException as exc:
+            failure = exc
+            reader.cancel()
+            with contextlib.suppress(ProcessLookupError):
+                process.kill()
+            raise
+        finally:
+            await asyncio.to_thread(git.guard.complete, ticket, failure)
+
+    headers.pop("Content-Length", None)
+    return StreamingResponse(body(), status_code=status, headers=headers)
+
+
+class GitTransferError(StrongroomError):
+    slug = "git-transfer-failed"
+    status = 500
+    title = "Git transfer failed"
+
+
+def routes() -> list[Route]:
+    return [Route("/git/{path:path}", git_endpoint, methods=["GET", "POST"])]

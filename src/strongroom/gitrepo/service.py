@@ -1,0 +1,204 @@
+"""Team repositories: create, list, describe, delete; commit lookup and listing; the
+authorization of smart-HTTP pulls and pushes (served by `strongroom.gitrepo.http`)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+from sqlalchemy import select
+
+from strongroom.core.context import RequestContext
+from strongroom.core.errors import Conflict, InvalidInput, NotFound, StrongroomError
+from strongroom.core.names import check_name
+from strongroom.db.base import utcnow
+from strongroom.db.engine import Database
+from strongroom.gitrepo.db import RepositoryRow
+from strongroom.gitrepo.models import Commit, Repository
+from strongroom.policy.engine import Target
+from strongroom.policy.guard import Guard
+
+_SHA = re.compile(r"[0-9a-f]{4,64}")
+_REF = re.compile(r"[A-Za-z0-9][A-Za-z0-9._/-]{0,199}")
+_FIELD_SEP = "\x1f"
+_RECORD_SEP = "\x1e"
+_FORMAT = _FIELD_SEP.join(["%H", "%T", "%P", "%an", "%ae", "%aI", "%cn", "%ce", "%cI", "%B"]) + _RECORD_SEP
+_GIT_TIMEOUT = 30
+
+
+def repository_target(team: str, name: str) -> Target:
+    return Target("repository", team, name)
+
+
+class GitError(StrongroomError):
+    slug = "git-error"
+    status = 500
+    title = "Git failed"
+
+
+class GitService:
+    def __init__(self, db: Database, guard: Guard, root: Path) -> None:
+        self.db = db
+        self.guard = guard
+        self.root = root
+
+    def path(self, team: str, name: str) -> Path:
+        """The bare repository directory (names are validated, so this cannot escape the root)."""
+        return self.root / check_name(team, "team") / f"{check_name(name, 'repository')}.git"
+
+    def _git(self, repo: Path, *args: str) -> str:
+        done = subprocess.run(
+            ["git", f"--git-dir={repo}", *args],
+            capture_output=True,
+            text=True,
+            timeout=_GIT_TIMEOUT,
+            check=False,
+            env={"PATH": "/usr/bin:/bin", "GIT_CONFIG_NOSYSTEM": "1", "HOME": str(self.root), "LANG": "C.UTF-8"},
+        )
+        if done.returncode != 0:
+            raise GitError(f"git {args[0]} failed: {done.stderr.strip()[:500]}")
+        return done.stdout
+
+    # -- repositories -----------------------------------------------------------------------
+
+    def create(self, ctx: RequestContext, team: str, name: str, description: str = "") -> Repository:
+        check_name(team, "team")
+        check_name(name, "name")
+        params = {"team": team, "name": name, "description": description}
+        with self.guard.call(ctx, "CreateRepository", repository_target(team, name), params=params) as call:
+            if (replayed := call.replay(Repository)) is not None:
+                return replayed
+            exists = call.session.scalars(
+                select(RepositoryRow).where(RepositoryRow.team == team, RepositoryRow.name == name)
+            ).first()
+            if exists is not None:
+                raise Conflict(f"team {team} already has a repository {name!r}", field="name")
+            row = RepositoryRow(
+                team=team, name=name, description=description, created_by=ctx.principal.user, created_at=utcnow()
+            )
+            call.session.add(row)
+            call.session.flush()
+            path = self.path(team, name)
+            if path.exists():  # left over from a crash between init and commit: start clean
+                shutil.rmtree(path)
+            path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+            subprocess.run(
+                ["git", "init", "--bare", "--quiet", "--initial-branch=main", str(path)],
+                check=True,
+                timeout=_GIT_TIMEOUT,
+                capture_output=True,
+            )
+            self._git(path, "config", "http.receivepack", "true")
+            self._git(path, "config", "receive.denyNonFastForwards", "true")
+            self._git(path, "config", "receive.denyDeletes", "true")
+            call.emit("RepositoryCreated", repository=name)
+            return call.result(row.to_entity())
+
+    def list(self, ctx: RequestContext, team: str) -> list[Repository]:
+        with self.guard.call(ctx, "ListRepositories", repository_target(team, "*"), write=False) as call:
+            rows = call.session.scalars(
+                select(RepositoryRow).where(RepositoryRow.team == team).order_by(RepositoryRow.name)
+            )
+            return [r.to_entity() for r in rows]
+
+    def _row(self, session: object, team: str, name: str) -> RepositoryRow:
+        from sqlalchemy.orm import Session
+
+        assert isinstance(session, Session)
+        row = session.scalars(
+            select(RepositoryRow).where(RepositoryRow.team == team, RepositoryRow.name == name)
+        ).first()
+        if row is None:
+            raise NotFound(f"team {team} has no repository {name!r}", field="repository")
+        return row
+
+    def describe(self, ctx: RequestContext, team: str, name: str) -> Repository:
+        with self.guard.call(ctx, "DescribeRepository", repository_target(team, name), write=False) as call:
+            return self._row(call.session, team, name).to_entity()
+
+    def delete(self, ctx: RequestContext, team: str, name: str) -> None:
+        with self.guard.call(ctx, "DeleteRepository", repository_target(team, name), params={"name": name}) as call:
+            call.session.delete(self._row(call.session, team, name))
+            call.emit("RepositoryDeleted", repository=name)
+        shutil.rmtree(self.path(team, name), ignore_errors=True)
+
+    # -- commits ----------------------------------------------------------------------------
+
+    def get_commit(self, ctx: RequestContext, team: str, name: str, sha: str) -> Commit:
+        """Author, email, date, message and parents of one commit (like GetCommit)."""
+        if not isinstance(sha, str) or not _SHA.fullmatch(sha):
+            raise InvalidInput("commit id must be 4-64 lowercase hexadecimal characters", field="sha")
+        params = {"repository": name, "sha": sha}
+        with self.guard.call(ctx, "GetCommit", repository_target(team, name), params=params, write=False) as call:
+            self._row(call.session, team, name)
+        commits = self._log(team, name, sha, 1, single=True)
+        if not commits:
+            raise NotFound(f"repository {team}/{name} has no commit {sha}", field="sha")
+        return commits[0]
+
+    def list_commits(
+        self, ctx: RequestContext, team: str, name: str, ref: str = "main", limit: int = 50
+    ) -> list[Commit]:
+        """Newest first, from ``ref`` (a branch, tag or commit id)."""
+        if not isinstance(ref, str) or not _REF.fullmatch(ref) or ".." in ref:
+            raise InvalidInput("ref must be a branch, tag or commit id", field="ref")
+        if not 1 <= limit <= 1000:
+            raise InvalidInput("limit must be between 1 and 1000", field="limit")
+        params = {"repository": name, "ref": ref, "limit": limit}
+        with self.guard.call(ctx, "ListCommits", repository_target(team, name), params=params, write=False) as call:
+            self._row(call.session, team, name)
+        return self._log(team, name, ref, limit)
+
+    def _log(self, team: str, name: str, rev: str, limit: int, single: bool = False) -> list[Commit]:
+        path = self.path(team, name)
+        try:
+            resolved = self._git(path, "rev-parse", "--verify", "--quiet", "--end-of-options", f"{rev}^{{commit}}")
+        except GitError:
+            return []
+        args = [
+            "log",
+            f"--format={_FORMAT}",
+            f"--max-count={1 if single else limit}",
+            "--end-of-options",
+            resolved.strip(),
+        ]
+        out = self._git(path, *args)
+        commits = []
+        for record in out.split(_RECORD_SEP):
+            record = record.strip("\n")
+            if not record:
+                continue
+            sha, tree, parents, author, email, adate, committer, cemail, cdate, message = record.split(_FIELD_SEP)
+            commits.append(
+                Commit(
+                    repository=f"{team}/{name}",
+                    sha=sha,
+                    tree=tree,
+                    parents=parents.split() if parents else [],
+                    author=author,
+                    email=email,
+                    date=dt.datetime.fromisoformat(adate),
+                    committer=committer,
+                    committer_email=cemail,
+                    committed_date=dt.datetime.fromisoformat(cdate),
+                    message=message.strip(),
+                )
+            )
+        return commits
+
+    # -- smart HTTP -------------------------------------------------------------------------
+
+    def authorize_transfer(self, ctx: RequestContext, team: str, name: str, push: bool) -> Guard.Ticket:
+        """Authorize a pull or a push over smart HTTP; the caller completes the ticket afterwards."""
+        action = "GitPush" if push else "GitPull"
+        ticket = self.guard.authorize(ctx, action, repository_target(team, name), params={"repository": name})
+        with self.db.read() as session:
+            try:
+                self._row(session, team, name)
+            except NotFound as exc:
+                self.guard.complete(ticket, exc)
+                raise
+        return ticket

@@ -1,0 +1,125 @@
+"""Team git over smart HTTP through the platform: real git client, real git http-backend."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from strongroom.core.errors import Forbidden, InvalidInput, NotFound
+from tests.support import RunningServer
+
+
+def git(cwd: Path, *args: str, token: str | None, ca: Path, check: bool = True) -> subprocess.CompletedProcess[str]:
+    config = ["-c", f"http.sslCAInfo={ca}", "-c", "user.name=Alice Analyst", "-c", "user.email=alice@bank.example"]
+    if token:
+        config += ["-c", f"http.extraHeader=Authorization: Bearer {token}"]
+    env = {"PATH": os.environ["PATH"], "HOME": str(cwd), "GIT_TERMINAL_PROMPT": "0", "GIT_CONFIG_NOSYSTEM": "1"}
+    return subprocess.run(
+        ["git", *config, *args], cwd=cwd, env=env, capture_output=True, text=True, check=check, timeout=60
+    )
+
+
+@pytest.fixture
+def team(server: RunningServer) -> dict[str, str]:
+    s = server.session()
+    s.teams.create("risk")
+    s.teams.create("fraud")
+    tokens = {}
+    for user, team_name, role in (
+        ("alice", "risk", "DataScientist"),
+        ("omar", "risk", "MLOpsEngineer"),
+        ("fred", "fraud", "DataScientist"),
+    ):
+        s.users.create(user)
+        s.teams.add_member(team_name, user, role)
+        tokens[user] = s.tokens.create("git", user=user).secret
+    return tokens
+
+
+def test_clone_commit_push_and_commit_lookup(server: RunningServer, team: dict[str, str], tmp_path: Path) -> None:
+    alice = server.session(team["alice"])
+    repo = alice.repositories.create("risk", "credit-model", "workshop notebooks")
+    assert repo.clone_url.endswith("/git/risk/credit-model.git")
+    work = tmp_path / "work"
+    work.mkdir()
+    git(work, "clone", repo.clone_url, "repo", token=team["alice"], ca=server.ca)
+    checkout = work / "repo"
+    (checkout / "preprocessing.py").write_text("print('split')\n")
+    git(checkout, "add", "preprocessing.py", token=None, ca=server.ca)
+    git(checkout, "commit", "-m", "Add preprocessing script", token=None, ca=server.ca)
+    git(checkout, "push", "origin", "HEAD:main", token=team["alice"], ca=server.ca)
+    sha = git(checkout, "rev-parse", "HEAD", token=None, ca=server.ca).stdout.strip()
+
+    commit = alice.repositories.get_commit("risk", "credit-model", sha)
+    assert (commit.sha, commit.author, commit.email) == (sha, "Alice Analyst", "alice@bank.example")
+    assert commit.message == "Add preprocessing script" and commit.parents == []
+    assert [c.sha for c in alice.repositories.list_commits("risk", "credit-model")] == [sha]
+
+    omar = server.session(team["omar"])
+    assert omar.repositories.get_commit("risk", "credit-model", sha[:12]).sha == sha
+    git(work, "clone", repo.clone_url, "omar-copy", token=team["omar"], ca=server.ca)  # MLOps may pull
+    (work / "omar-copy" / "x.txt").write_text("x")
+    git(work / "omar-copy", "add", "x.txt", token=None, ca=server.ca)
+    git(work / "omar-copy", "commit", "-m", "x", token=None, ca=server.ca)
+    pushed = git(work / "omar-copy", "push", "origin", "HEAD:main", token=team["omar"], ca=server.ca, check=False)
+    assert pushed.returncode != 0 and "403" in pushed.stderr  # ...but not push
+
+    events = server.session().audit.query(action="GitPush")
+    # a push is two requests (ref advertisement, pack upload): each is audited
+    assert [(e.principal, e.decision) for e in events] == [("alice", "Allow"), ("alice", "Allow"), ("omar", "Deny")]
+
+
+def test_other_teams_and_anonymous_cannot_clone(server: RunningServer, team: dict[str, str], tmp_path: Path) -> None:
+    repo = server.session(team["alice"]).repositories.create("risk", "secret-sauce")
+    fred = git(tmp_path, "clone", repo.clone_url, "f", token=team["fred"], ca=server.ca, check=False)
+    assert fred.returncode != 0 and "403" in fred.stderr
+    anonymous = git(tmp_path, "clone", repo.clone_url, "a", token=None, ca=server.ca, check=False)
+    assert anonymous.returncode != 0
+    assert not (tmp_path / "f").exists() or not any((tmp_path / "f").iterdir())
+    # a missing repository of another team looks exactly like an existing one
+    missing = git(
+        tmp_path,
+        "clone",
+        repo.clone_url.replace("secret-sauce", "nope"),
+        "n",
+        token=team["fred"],
+        ca=server.ca,
+        check=False,
+    )
+    assert "403" in missing.stderr
+    with pytest.raises(Forbidden):
+        server.session(team["fred"]).repositories.list("risk")
+
+
+def test_password_style_credentials_work(server: RunningServer, team: dict[str, str], tmp_path: Path) -> None:
+    repo = server.session(team["alice"]).repositories.create("risk", "pw")
+    askpass = tmp_path / "askpass.sh"
+    askpass.write_text(f"#!/bin/sh\necho '{team['alice']}'\n")
+    askpass.chmod(0o700)
+    env = {"PATH": os.environ["PATH"], "HOME": str(tmp_path), "GIT_ASKPASS": str(askpass), "GIT_CONFIG_NOSYSTEM": "1"}
+    done = subprocess.run(
+        ["git", "-c", f"http.sslCAInfo={server.ca}", "clone", repo.clone_url, "c"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+
+
+def test_commit_lookup_validates_input(server: RunningServer, team: dict[str, str]) -> None:
+    alice = server.session(team["alice"])
+    alice.repositories.create("risk", "r")
+    with pytest.raises(InvalidInput) as bad:
+        alice.repositories.get_commit("risk", "r", "HEAD; rm -rf ~")
+    assert bad.value.field == "sha"
+    with pytest.raises(InvalidInput):
+        alice.repositories.list_commits("risk", "r", ref="--output=/tmp/x")
+    with pytest.raises(NotFound):
+        alice.repositories.get_commit("risk", "r", "0" * 40)
+    with pytest.raises(NotFound):
+        alice.repositories.get_commit("risk", "missing", "0" * 40)
