@@ -1,0 +1,1 @@
+"""Keyring backends: ``local`` (root-key-wrapped material) and ``pkcs11`` (an HSM)."""
