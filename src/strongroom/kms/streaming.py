@@ -239,6 +239,7 @@ class HashingPipe:
         self._queue: queue.Queue[bytes | memoryview | None] = queue.Queue(depth)
         self._hash = hashlib.sha256()
         self.size = 0
+        self._closed = False
         self._thread = threading.Thread(target=self._run, name="sha256", daemon=True)
         self._thread.start()
 
@@ -254,8 +255,15 @@ class HashingPipe:
                 self._queue.put(chunk)
                 yield chunk
         finally:
+            self.close()
+
+    def close(self) -> None:
+        """End the input (idempotent); the digest is final once the thread drains."""
+        if not self._closed:
+            self._closed = True
             self._queue.put(None)
 
     def hexdigest(self) -> str:
+        self.close()
         self._thread.join()
         return self._hash.hexdigest()
