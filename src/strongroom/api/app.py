@@ -9,11 +9,11 @@ from starlette.exceptions import HTTPException
 import strongroom
 from strongroom.api import problems
 from strongroom.api.middleware import PlatformMiddleware
-from strongroom.api.routers import audit, identity, policy, system
+from strongroom.api.routers import audit, identity, kms, policy, storage, system
 from strongroom.core.errors import StrongroomError
 from strongroom.core.platform import Platform
 
-ROUTERS = (identity.router, policy.router, audit.router, system.router)
+ROUTERS = (identity.router, policy.router, audit.router, system.router, kms.router, storage.router)
 
 
 def create_app(platform: Platform) -> FastAPI:
@@ -36,5 +36,6 @@ def create_app(platform: Platform) -> FastAPI:
         audit=platform.audit_log,
         max_body=platform.config.max_request_bytes,
         timeout=platform.config.request_timeout_seconds,
+        unlimited_prefixes=(storage.OBJECTS_PREFIX,),
     )
     return app
