@@ -11,7 +11,7 @@ from typing import Annotated, Any
 
 import typer
 
-from strongroom.cli import audit, identity, policy
+from strongroom.cli import audit, identity, policy, storage
 from strongroom.cli.common import HomeOpt, JsonOpt
 from strongroom.cli.output import console, err_console, print_json, show
 from strongroom.core.config import Config
@@ -29,8 +29,12 @@ for sub_app, group in (
     (identity.roles_app, "roles"),
     (policy.policy_app, "policy"),
     (audit.audit_app, "audit"),
+    (storage.keys_app, "keys"),
+    (storage.buckets_app, "buckets"),
 ):
     app.add_typer(sub_app, name=group)
+for command in (storage.cp, storage.ls, storage.rm):
+    app.command()(command)
 
 
 def _config(home: Path | None = None, **overrides: Any) -> Config:
