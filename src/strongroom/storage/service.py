@@ -423,9 +423,9 @@ class StorageService:
         return bucket_row, row
 
     def head_object(self, ctx: RequestContext, bucket: str, key: str, version_id: str | None = None) -> ObjectVersion:
-        key = check_object_key(key)
         target, _ = self._read_target(ctx, bucket, key, version_id)
         with self.guard.call(ctx, "HeadObject", target, params={"version_id": version_id}, write=False) as call:
+            key = check_object_key(key)  # checked under the guard, so a bad key is an audited call
             _, row = self._visible(call.session, bucket, key, version_id)
             self._recheck(call, target, row)
             return row.to_entity(bucket)
@@ -682,9 +682,9 @@ class StorageService:
     # -- tags -------------------------------------------------------------------------------
 
     def get_object_tags(self, ctx: RequestContext, bucket: str, key: str, version_id: str | None = None) -> ObjectTags:
-        key = check_object_key(key)
         target, _ = self._read_target(ctx, bucket, key, version_id)
         with self.guard.call(ctx, "GetObjectTags", target, params={"version_id": version_id}, write=False) as call:
+            key = check_object_key(key)
             _, row = self._visible(call.session, bucket, key, version_id)
             self._recheck(call, target, row)
             return ObjectTags(bucket=bucket, key=key, version_id=row.version_id, tags=dict(row.tags or {}))

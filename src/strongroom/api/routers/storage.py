@@ -134,12 +134,12 @@ def list_versions(
 
 
 @router.get("/buckets/{bucket}/object")
-def head_object(bucket: str, ctx: Ctx, p: P, key: str, version_id: str | None = None) -> ObjectVersion:
+def head_object(bucket: str, ctx: Ctx, p: P, key: str = "", version_id: str | None = None) -> ObjectVersion:
     return p.storage.head_object(ctx, bucket, key, version_id)
 
 
 @router.get("/buckets/{bucket}/tags")
-def get_object_tags(bucket: str, ctx: Ctx, p: P, key: str, version_id: str | None = None) -> ObjectTags:
+def get_object_tags(bucket: str, ctx: Ctx, p: P, key: str = "", version_id: str | None = None) -> ObjectTags:
     return p.storage.get_object_tags(ctx, bucket, key, version_id)
 
 
