@@ -92,3 +92,27 @@ def server(initialized: tuple[Config, str]) -> Iterator[RunningServer]:
         yield running
     finally:
         running.stop()
+
+
+@pytest.fixture(scope="session")
+def softhsm(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
+    """A SoftHSM2 token of its own for this test session (SOFTHSM2_CONF points at it).
+
+    One per session: a PKCS#11 library reads its configuration once per process.
+    """
+    import shutil
+    import subprocess
+
+    if shutil.which("softhsm2-util") is None:
+        pytest.skip("softhsm2 is not installed (make setup installs it)")
+    root = tmp_path_factory.mktemp("softhsm")
+    (root / "tokens").mkdir()
+    conf = root / "softhsm2.conf"
+    conf.write_text(f"directories.tokendir = {root / 'tokens'}\nobjectstore.backend = file\nlog.level = ERROR\n")
+    os.environ["SOFTHSM2_CONF"] = str(conf)
+    subprocess.run(
+        ["softhsm2-util", "--init-token", "--free", "--label", "strongroom", "--so-pin", "87654321", "--pin", "1234"],
+        check=True,
+        capture_output=True,
+    )
+    return {"conf": str(conf), "tokens": str(root / "tokens"), "label": "strongroom", "pin": "1234"}

@@ -134,11 +134,15 @@ def test_every_authenticated_route_goes_through_the_guard(server: RunningServer)
     s = server.session()
     s.teams.create("risk")
     s.users.create("victim")
+    s.keys.create("risk", "default")
     with _client(server, server.admin_token) as client:
         spec = client.get("/api/openapi.json").json()
         for path, methods in spec["paths"].items():
             concrete = (
                 path.replace("{team}", "risk")
+                .replace("{bucket}", "risk-data")
+                .replace("{key}", "default")
+                .replace("{alias}", "default")
                 .replace("{name}", "victim")
                 .replace("{user}", "victim")
                 .replace("{role}", "Auditor")

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 BENCHMARKS = sorted(p for p in (Path(__file__).parents[2] / "benchmarks").glob("*.py") if not p.name.startswith("_"))
-LINE = re.compile(r"^[a-z0-9_]+: ours=\S+ \S+ peer=\S+ \S+ ratio=\S+$", re.M)
+LINE = re.compile(r"^[a-z0-9_.-]+: ours=\S+ \S+ peer=\S+ \S+ ratio=\S+$", re.M)
 
 
 @pytest.mark.slow

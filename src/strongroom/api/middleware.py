@@ -138,7 +138,9 @@ class PlatformMiddleware:
 
             task = asyncio.ensure_future(self.app(scope, limited_receive, tracking_send))
             waiter = asyncio.ensure_future(started.wait())
-            done, _ = await asyncio.wait({task, waiter}, timeout=self.timeout, return_when=asyncio.FIRST_COMPLETED)
+            # Streaming uploads answer only once the whole body is in: no handler timeout there.
+            timeout = self.timeout if limited else None
+            done, _ = await asyncio.wait({task, waiter}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
             if not done:
                 task.cancel()
                 waiter.cancel()

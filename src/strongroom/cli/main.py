@@ -10,7 +10,7 @@ from typing import Annotated, Any
 
 import typer
 
-from strongroom.cli import audit, git, identity, policy
+from strongroom.cli import audit, git, identity, policy, storage
 from strongroom.cli.common import HomeOpt, JsonOpt, StrongroomGroup
 from strongroom.cli.output import console, err_console, print_json, show
 from strongroom.core.config import Config
@@ -32,8 +32,12 @@ for sub_app, group in (
     (policy.policy_app, "policy"),
     (audit.audit_app, "audit"),
     (git.repos_app, "repos"),
+    (storage.keys_app, "keys"),
+    (storage.buckets_app, "buckets"),
 ):
     app.add_typer(sub_app, name=group)
+for command in (storage.cp, storage.ls, storage.rm):
+    app.command()(command)
 
 
 def _config(home: Path | None = None, **overrides: Any) -> Config:

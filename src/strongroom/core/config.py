@@ -11,7 +11,7 @@ import tomllib
 from pathlib import Path
 from typing import Any
 
-from pydantic import Field, field_validator
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from strongroom.core.errors import ConfigurationError
@@ -59,12 +59,39 @@ class Config(BaseSettings):
     audit_checkpoint_seconds: float = Field(default=60.0, gt=0)
     sqlite_synchronous: str = "NORMAL"
     log_level: str = "info"
+    # Keys (KMS) and encrypted storage; see docs/encryption.md.
+    keyring: str = "local"
+    pkcs11_module: str = "/usr/lib/softhsm/libsofthsm2.so"
+    pkcs11_token_label: str = "strongroom"
+    pkcs11_pin: SecretStr = SecretStr("")
+    key_deletion_min_waiting_seconds: int = Field(default=7 * 86400, ge=0)
+    key_deletion_default_waiting_seconds: int = Field(default=30 * 86400, ge=0)
+    kms_worker_interval_seconds: float = Field(default=60.0, gt=0)
+    blob_store: str = "local"
+    blob_store_path: str = ""
+    blob_store_url: str = ""
+    blob_store_options: dict[str, Any] = Field(default_factory=dict)
+    orphan_blob_grace_seconds: float = Field(default=3600.0, ge=0)
 
     @field_validator("tls_min_version")
     @classmethod
     def _tls(cls, value: str) -> str:
         if value not in ("1.2", "1.3"):
             raise ValueError("tls_min_version must be '1.2' or '1.3'")
+        return value
+
+    @field_validator("keyring")
+    @classmethod
+    def _keyring(cls, value: str) -> str:
+        if value not in ("local", "pkcs11"):
+            raise ValueError("keyring must be 'local' or 'pkcs11'")
+        return value
+
+    @field_validator("blob_store")
+    @classmethod
+    def _blob_store(cls, value: str) -> str:
+        if value not in ("local", "fsspec"):
+            raise ValueError("blob_store must be 'local' or 'fsspec'")
         return value
 
     @field_validator("sqlite_synchronous")
@@ -102,6 +129,10 @@ class Config(BaseSettings):
     @property
     def tls_dir(self) -> Path:
         return self.home / "tls"
+
+    @property
+    def effective_blob_store_path(self) -> Path:
+        return Path(self.blob_store_path).expanduser() if self.blob_store_path else self.home / "blobs"
 
 
 DEFAULT_CONFIG_TOML = """\
@@ -141,4 +172,25 @@ audit_checkpoint_seconds = 60
 sqlite_synchronous = "NORMAL"
 
 log_level = "info"
+
+# Keys. "local": team keys are generated here and stored wrapped by the root key.
+# "pkcs11": new team keys are generated inside an HSM (non-extractable) and data keys are
+# wrapped there; set the PIN with STRONGROOM_PKCS11_PIN rather than in this file.
+keyring = "local"
+pkcs11_module = "/usr/lib/softhsm/libsofthsm2.so"
+pkcs11_token_label = "strongroom"
+# Scheduled key deletion: the shortest allowed waiting period and the default one (seconds).
+# After it, the key is destroyed and data encrypted under it is unrecoverable.
+key_deletion_min_waiting_seconds = 604800      # 7 days
+key_deletion_default_waiting_seconds = 2592000 # 30 days
+kms_worker_interval_seconds = 60               # how often rotation and deletion deadlines are checked
+
+# Where the encrypted object bytes live. "local": a directory (empty = $STRONGROOM_HOME/blobs).
+# "fsspec": any fsspec URL, e.g. "s3://my-bucket/strongroom" with s3fs installed and
+#   blob_store_options = {{ endpoint_url = "https://minio.internal:9000" }}
+blob_store = "local"
+blob_store_path = ""
+blob_store_url = ""
+# Blobs no object version names (left by a crash mid-upload) are removed after this many seconds.
+orphan_blob_grace_seconds = 3600
 """

@@ -23,9 +23,15 @@ from strongroom.db.engine import Database
 from strongroom.gitrepo.service import GitService
 from strongroom.identity.models import IssuedToken
 from strongroom.identity.service import IdentityService
+from strongroom.kms.backends import build_keyrings
+from strongroom.kms.service import KmsService
+from strongroom.kms.worker import KeyLifecycleWorker
 from strongroom.policy.engine import PolicyEngine
 from strongroom.policy.guard import Guard
 from strongroom.policy.service import PolicyService
+from strongroom.storage.backends import build_blob_store
+from strongroom.storage.service import StorageService
+from strongroom.storage.worker import OrphanBlobWorker
 
 
 class Platform:
@@ -58,20 +64,38 @@ class Platform:
         )
         self.policies = PolicyService(self.db, self.guard, self.policy_engine)
         self.audit = AuditService(self.audit_log, self.guard)
+        self.keyrings = build_keyrings(config, self.root)
+        self.kms = KmsService(
+            self.db,
+            self.guard,
+            self.policy_engine,
+            self.keyrings,
+            default_keyring=config.keyring,
+            deletion_min_wait=dt.timedelta(seconds=config.key_deletion_min_waiting_seconds),
+            deletion_default_wait=dt.timedelta(seconds=config.key_deletion_default_waiting_seconds),
+        )
+        self.blobs = build_blob_store(config)
+        self.storage = StorageService(self.db, self.guard, self.policy_engine, self.kms, self.blobs)
         self.git = GitService(self.db, self.guard, home / "git")
         self.identity.load_policy_facts()
         self.policies.load_policy_facts()
+        self.kms.load_policy_facts()
+        self.storage.load_policy_facts()
 
     def workers(self) -> list[Worker]:
         """The background workers ``strongroom up`` runs."""
         return [
             AuditCheckpointWorker(
                 self.audit_log, self.config.audit_checkpoint_every, self.config.audit_checkpoint_seconds
-            )
+            ),
+            KeyLifecycleWorker(self.kms, self.config.kms_worker_interval_seconds),
+            OrphanBlobWorker(self.storage, self.config.orphan_blob_grace_seconds),
         ]
 
     def close(self) -> None:
         self.bus.close()
+        for keyring in self.keyrings.values():
+            keyring.close()
         self.db.dispose()
 
 

@@ -7,7 +7,9 @@ from sqlalchemy import MetaData
 import strongroom.audit.db
 import strongroom.gitrepo.db
 import strongroom.identity.db
-import strongroom.policy.db  # noqa: F401
+import strongroom.kms.db
+import strongroom.policy.db
+import strongroom.storage.db  # noqa: F401
 from strongroom.db.base import Base
 
 

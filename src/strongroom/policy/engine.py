@@ -31,6 +31,9 @@ class Target:
     name: str
     owner: str = ""
     tags: Mapping[str, str] = field(default_factory=dict)
+    # Resource policies (a bucket's or a key's) that apply to this target besides the team's:
+    # "bucket/<name>" or "key/<id>". Set by the service that owns the resource.
+    policy_scope: str = ""
 
     @property
     def srn(self) -> str:
@@ -62,6 +65,7 @@ class TeamFacts:
 
     exemptions: frozenset[str] = frozenset()
     policies: Mapping[str, str] = field(default_factory=dict)  # name -> Cedar text
+    scoped: Mapping[str, str] = field(default_factory=dict)  # scope -> Cedar text (resource policies)
 
 
 def shipped_schema() -> str:
@@ -96,7 +100,7 @@ class PolicyEngine:
         self._base_set = cedarpy.PolicySet.from_json_str(json.dumps(_as_policy_set_json(self._base)))
         self._messages = {pid: _annotation(p, "message") for pid, p in self._base.items()}
         self._teams: dict[str, TeamFacts] = {}
-        self._team_sets: dict[str, Any] = {}
+        self._team_sets: dict[tuple[str, str], Any] = {}
         self._lock = threading.Lock()
 
     @classmethod
@@ -124,32 +128,53 @@ class PolicyEngine:
     def set_team_exemptions(self, team: str, exemptions: Iterable[str]) -> None:
         with self._lock:
             current = self._teams.get(team, TeamFacts())
-            self._teams[team] = TeamFacts(frozenset(exemptions), current.policies)
+            self._teams[team] = TeamFacts(frozenset(exemptions), current.policies, current.scoped)
 
     def set_team_policies(self, team: str, policies: Mapping[str, str]) -> None:
         with self._lock:
             current = self._teams.get(team, TeamFacts())
-            self._teams[team] = TeamFacts(current.exemptions, dict(policies))
-            self._team_sets.pop(team, None)
+            self._teams[team] = TeamFacts(current.exemptions, dict(policies), current.scoped)
+            self._team_sets = {k: v for k, v in self._team_sets.items() if k[0] != team}
+
+    def set_resource_policy(self, team: str, scope: str, text: str | None) -> None:
+        """Attach (or with ``None``/"" remove) the resource policy of ``scope`` in ``team``.
+
+        A resource policy (a bucket's or a key's) takes part only in decisions on targets whose
+        ``policy_scope`` is ``scope``; validate it first with ``validate_team_policy``.
+        """
+        with self._lock:
+            current = self._teams.get(team, TeamFacts())
+            scoped = dict(current.scoped)
+            if text:
+                scoped[scope] = text
+            else:
+                scoped.pop(scope, None)
+            self._teams[team] = TeamFacts(current.exemptions, current.policies, scoped)
+            self._team_sets = {k: v for k, v in self._team_sets.items() if k[0] != team}
 
     def team_facts(self, team: str) -> TeamFacts:
         return self._teams.get(team, TeamFacts())
 
-    def _policy_set_for(self, team: str) -> Any:
+    def _policy_set_for(self, team: str, scope: str = "") -> Any:
         facts = self._teams.get(team)
-        if not team or facts is None or not facts.policies:
+        scoped_text = facts.scoped.get(scope, "") if facts is not None and scope else ""
+        if not team or facts is None or (not facts.policies and not scoped_text):
             return self._base_set
-        cached = self._team_sets.get(team)
+        cache_key = (team, scope if scoped_text else "")
+        cached = self._team_sets.get(cache_key)
         if cached is not None:
             return cached
         merged = dict(self._base)
-        for name, text in facts.policies.items():
-            merged.update(_policies_by_id(text, prefix=f"team:{team}:{name}", source=name))
-            for pid, policy in _policies_by_id(text, prefix=f"team:{team}:{name}", source=name).items():
+        sources = [(f"team:{team}:{name}", name, text) for name, text in facts.policies.items()]
+        if scoped_text:
+            sources.append((f"{scope}", scope, scoped_text))
+        for prefix, name, text in sources:
+            for pid, policy in _policies_by_id(text, prefix=prefix, source=name).items():
+                merged[pid] = policy
                 self._messages.setdefault(pid, _annotation(policy, "message"))
         policy_set = cedarpy.PolicySet.from_json_str(json.dumps(_as_policy_set_json(merged)))
         with self._lock:
-            self._team_sets[team] = policy_set
+            self._team_sets[cache_key] = policy_set
         return policy_set
 
     # -- decisions --------------------------------------------------------------------------
@@ -176,7 +201,7 @@ class PolicyEngine:
                 "tags": dict(target.tags),
             },
         ]
-        policy_set = self._policy_set_for(target.team)
+        policy_set = self._policy_set_for(target.team, target.policy_scope)
         denials: list[str] = []
         errors: list[str] = []
         for grant in candidates or (Grant(role="", team=""),):

@@ -12,6 +12,7 @@ Every HTTPS connection verifies the platform CA; there is no switch to turn that
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import ssl
@@ -98,6 +99,8 @@ class Session:
         self.socket = str(socket) if socket else None
         self._ca = ca
         self._timeout = timeout
+        # Transfers may take long; a stall of `timeout` seconds between bytes still fails them.
+        self._transfer_timeout = httpx.Timeout(timeout, connect=min(timeout, 30.0))
         from strongroom.sdk import resources
 
         self.users = resources.Users(self)
@@ -106,6 +109,10 @@ class Session:
         self.policies = resources.Policies(self)
         self.audit = resources.Audit(self)
         self.repositories = resources.Repositories(self)
+        from strongroom.sdk import storage
+
+        self.keys = storage.Keys(self)
+        self.buckets = storage.Buckets(self)
 
     def __repr__(self) -> str:
         return f"Session({self.where})"
@@ -148,6 +155,49 @@ class Session:
             raise _error(response)
         return response
 
+    def request_raw(
+        self,
+        method: str,
+        path: str,
+        *,
+        content: Any = None,
+        headers: Mapping[str, str] | None = None,
+        params: Mapping[str, Any] | None = None,
+    ) -> httpx.Response:
+        """Send a request with a raw (possibly streamed) body; errors as ``request`` raises them."""
+        clean = {k: v for k, v in (params or {}).items() if v is not None}
+        try:
+            response = self._client.request(
+                method, path, content=content, headers=dict(headers or {}), params=clean, timeout=self._transfer_timeout
+            )
+        except httpx.ConnectError as exc:
+            raise PlatformUnreachable(f"platform not running at {self.where} ({exc})") from exc
+        if response.status_code >= 400:
+            raise _error(response)
+        return response
+
+    @contextlib.contextmanager
+    def stream_raw(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: Mapping[str, Any] | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> Iterator[httpx.Response]:
+        """A streamed response (the caller iterates its body); errors raised before the body."""
+        clean = {k: v for k, v in (params or {}).items() if v is not None}
+        try:
+            with self._client.stream(
+                method, path, params=clean, headers=dict(headers or {}), timeout=self._transfer_timeout
+            ) as response:
+                if response.status_code >= 400:
+                    response.read()
+                    raise _error(response)
+                yield response
+        except httpx.ConnectError as exc:
+            raise PlatformUnreachable(f"platform not running at {self.where} ({exc})") from exc
+
     def call(self, method: str, path: str, model: type[M] | Any, **kwargs: Any) -> M:
         response = self.request(method, path, **kwargs)
         return TypeAdapter(model).validate_python(response.json())  # type: ignore[no-any-return]
@@ -169,6 +219,39 @@ class Session:
 
     def status(self) -> dict[str, Any]:
         return dict(self.request("GET", "/api/v1/status").json())
+
+    # -- data (sr:// URIs) -------------------------------------------------------------------
+
+    def upload_data(self, path: str | os.PathLike[str], bucket: str, key_prefix: str = "data") -> str:
+        """Upload a file or a directory tree; return its ``sr://`` URI (as the workshop does)."""
+        local = Path(path)
+        prefix = key_prefix.strip("/")
+        if local.is_dir():
+            for file in sorted(p for p in local.rglob("*") if p.is_file()):
+                relative = file.relative_to(local).as_posix()
+                self.buckets.put_object(bucket, f"{prefix}/{relative}" if prefix else relative, file)
+            return f"sr://{bucket}/{prefix}" if prefix else f"sr://{bucket}"
+        key = f"{prefix}/{local.name}" if prefix else local.name
+        self.buckets.put_object(bucket, key, local)
+        return f"sr://{bucket}/{key}"
+
+    def download_data(self, path: str | os.PathLike[str], bucket: str, key_prefix: str = "") -> list[str]:
+        """Download every object under ``key_prefix`` into the directory ``path``; return the files."""
+        root = Path(path).resolve()
+        files: list[str] = []
+        for item in self.buckets.iter_objects(bucket, key_prefix):
+            if isinstance(item, str):
+                continue
+            relative = item.key[len(key_prefix) :].lstrip("/") if key_prefix else item.key
+            target = (root / relative).resolve()
+            if root not in target.parents:
+                raise StrongroomError(f"object key {item.key!r} would be written outside {root}", field="key")
+            files.append(self.buckets.download(bucket, item.key, target))
+        return files
+
+    def list_objects(self, bucket: str, key_prefix: str = "") -> list[str]:
+        """The keys under ``key_prefix`` (latest versions)."""
+        return [o.key for o in self.buckets.iter_objects(bucket, key_prefix) if not isinstance(o, str)]
 
     def assume_role(self, role: str, team: str = "") -> Session:
         """A new session acting only as ``role`` (in ``team``), with a short-lived token."""

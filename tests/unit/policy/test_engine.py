@@ -43,6 +43,39 @@ EXPECTED: dict[str, set[str]] = {
     "ListCommits": {DSA, DS, ML, AU},
     "GitPull": {DSA, DS, ML},
     "GitPush": {DSA, DS},
+    # keys: platform admins and team admins manage them; only team members use them
+    "CreateKey": {PA, DSA},
+    "EnableKey": {PA, DSA},
+    "DisableKey": {PA, DSA},
+    "UpdateKeyRotation": {PA, DSA},
+    "CreateAlias": {PA, DSA},
+    "DeleteAlias": {PA, DSA},
+    "PutKeyPolicy": {PA, DSA},
+    "RotateKey": {PA, DSA},
+    "ScheduleKeyDeletion": {PA},
+    "CancelKeyDeletion": {PA},
+    "DescribeKey": {PA, AU, DSA, DS, ML},
+    "ListKeys": {PA, AU, DSA, DS, ML},
+    "GetKeyPolicy": {PA, AU, DSA},
+    "GenerateDataKey": {DS},
+    "Decrypt": {DS, ML},
+    # buckets: metadata is visible to platform roles, data never is
+    "CreateBucket": {DSA, DS},
+    "DeleteBucket": {DSA},
+    "PutBucketPolicy": {DSA},
+    "DeleteBucketPolicy": {DSA},
+    "ListBuckets": {PA, AU, DSA, DS, ML},
+    "DescribeBucket": {PA, AU, DSA, DS, ML},
+    "GetBucketPolicy": {AU, DSA, DS},
+    "PutObject": {DS},
+    "DeleteObject": {DS},
+    "CopyObject": {DS},
+    "PutObjectTags": {DS},
+    "GetObject": {DS, ML},
+    "HeadObject": {DS, ML},
+    "GetObjectTags": {DS, ML},
+    "ListObjects": {DSA, DS, ML},
+    "ListObjectVersions": {DSA, DS, ML},
 }
 SAFE_WORKLOAD = {"network_isolation": True, "volume_kms_key": "srn:strongroom:risk:key/risk-key"}
 
@@ -69,6 +102,7 @@ def test_every_concrete_action_is_in_the_table(engine: PolicyEngine) -> None:
         "GetPlatformStatus",
         "CreateExecutionToken",
         "BootstrapPlatform",
+        "DestroyKey",  # the platform's lifecycle worker only
     }
     assert concrete - self_service == set(EXPECTED)
 

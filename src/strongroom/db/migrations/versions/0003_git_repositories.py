@@ -1,7 +1,7 @@
 """git repositories
 
 Revision ID: 0003
-Revises: 0001
+Revises: 0002
 Create Date: 2026-11-28 11:20:52.812233
 """
 
@@ -13,7 +13,7 @@ from alembic import op
 import strongroom.db.base
 
 revision = "0003"
-down_revision = "0001"
+down_revision = "0002"
 branch_labels = None
 depends_on = None
 

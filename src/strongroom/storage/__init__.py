@@ -1,0 +1,1 @@
+"""Encrypted, versioned team buckets."""
