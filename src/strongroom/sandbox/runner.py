@@ -42,6 +42,8 @@ log = logging.getLogger(__name__)
 OutputCallback = Callable[[OutputLine], None]
 MAX_LINE_BYTES = 64 * 1024
 _MEMORY_MARKERS = ("MemoryError", "std::bad_alloc", "Cannot allocate memory", "out of memory", "OutOfMemory")
+# Python ignores SIGXFSZ, so a write past RLIMIT_FSIZE fails with EFBIG instead of killing it.
+_FILE_SIZE_MARKERS = ("File too large", "EFBIG")
 
 
 def _now() -> datetime:
@@ -106,6 +108,7 @@ class SandboxProcess:
         self._child_ready = threading.Event()
         self._stderr_tail: collections.deque[str] = collections.deque(maxlen=50)
         self._memory_marker = False
+        self._file_size_marker = False
         self._result: SandboxResult | None = None
         self.started_at = _now()
         assert process.stdout is not None and process.stderr is not None
@@ -184,6 +187,8 @@ class SandboxProcess:
                     self._stderr_tail.append(text)
                 if any(marker in text for marker in _MEMORY_MARKERS):
                     self._memory_marker = True
+                if any(marker in text for marker in _FILE_SIZE_MARKERS):
+                    self._file_size_marker = True
                 self._emit(stream, text)
 
     def _read_status(self, fd: int) -> None:
@@ -284,6 +289,13 @@ class SandboxProcess:
                 f"out of memory: the program needed more than the memory limit of {mib} MiB "
                 f"(limits.memory_bytes); exit code {exit_code}. Last error: {last_error}",
             )
+        if (exit_code == 128 + signal.SIGXFSZ or self._file_size_marker) and limits.file_size_bytes is not None:
+            return result(
+                SandboxStatus.FAILED,
+                StopReason.FILE_SIZE_LIMIT,
+                f"a file grew past the limit of {limits.file_size_bytes} bytes (limits.file_size_bytes); "
+                f"exit code {exit_code}",
+            )
         if exit_code > 128:
             number = exit_code - 128
             if number == signal.SIGXCPU or (number == signal.SIGKILL and limits.cpu_seconds is not None):
@@ -291,12 +303,6 @@ class SandboxProcess:
                     SandboxStatus.FAILED,
                     StopReason.CPU_TIME_LIMIT,
                     f"the CPU time limit of {limits.cpu_seconds} s was reached (limits.cpu_seconds)",
-                )
-            if number == signal.SIGXFSZ:
-                return result(
-                    SandboxStatus.FAILED,
-                    StopReason.FILE_SIZE_LIMIT,
-                    f"a file grew past the limit of {limits.file_size_bytes} bytes (limits.file_size_bytes)",
                 )
             return result(
                 SandboxStatus.FAILED, StopReason.KILLED_BY_SIGNAL, f"the program was killed by {_signal_name(number)}"
