@@ -48,6 +48,8 @@ def parse_csv_rows(rows: str | bytes | Iterable[str], num_features: int | None =
         payload = "\n".join(r.rstrip("\r\n") for r in rows).encode()
     if not payload.strip():
         raise InvalidInput("no rows to predict", field="body")
+    if not payload.endswith(b"\n"):
+        payload += b"\n"
     try:
         table = pacsv.read_csv(io.BytesIO(payload), read_options=pacsv.ReadOptions(autogenerate_column_names=True))
     except pa.ArrowInvalid as exc:
