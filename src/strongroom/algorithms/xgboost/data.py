@@ -62,10 +62,10 @@ def channel_files(directory: Path) -> list[Path]:
 def detect_content_type(files: list[Path], declared: str | None, channel: str) -> str:
     if declared:
         return normalize_content_type(declared, channel)
-    kinds = {_EXTENSIONS.get(p.suffix.lower()) for p in files} - {None}
+    kinds = {_EXTENSIONS[p.suffix.lower()] for p in files if p.suffix.lower() in _EXTENSIONS}
     if len(kinds) > 1:
         raise InvalidInput(
-            f"channel {channel!r} mixes file types {sorted(k for k in kinds if k)}; declare one content type",
+            f"channel {channel!r} mixes file types {sorted(kinds)}; declare one content type",
             field=f"inputs.{channel}.content_type",
         )
     return kinds.pop() if kinds else CSV
