@@ -3,8 +3,9 @@ SHELL := /bin/bash
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-# Debian packages the platform runs on: sandboxes (bubblewrap; prlimit/taskset from util-linux), team git, the HSM for tests, the browser for
-# console/report tests, a one-connection load tool for benchmarks.
+# Debian packages the platform runs on: sandboxes (bubblewrap; prlimit and taskset from util-linux),
+# team git, the HSM for tests, the browser for console/report tests, a one-connection load tool for
+# benchmarks.
 APT_PACKAGES := bubblewrap util-linux git softhsm2 chromium chromium-driver wrk
 PYTEST_ARGS ?=
 

@@ -30,6 +30,7 @@ import os
 import signal
 import sys
 import threading
+import time
 import traceback
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -165,12 +166,17 @@ def train(
     num_round = int(values["num_round"])
     early = values.get("early_stopping_rounds")
     types = content_types(paths.config)
+    started = time.monotonic()
     dtrain = load_dmatrix(paths.train, types.get("train"), "train", params.get("nthread"))
     evals = [(dtrain, "train")]
     if paths.validation.is_dir():
         evals.append(
             (load_dmatrix(paths.validation, types.get("validation"), "validation", params.get("nthread")), "validation")
         )
+    log(
+        f"[strongroom] data loaded in {time.monotonic() - started:.2f} s: "
+        + ", ".join(f"{name} {d.num_row()} rows x {d.num_col()} features" for d, name in evals)
+    )
     if early and len(evals) < 2:
         raise InvalidInput(
             "early_stopping_rounds needs a validation channel", field="hyperparameters.early_stopping_rounds"
