@@ -1,0 +1,166 @@
+"""Built-in XGBoost training entry point (in a real sandbox) vs bare ``xgboost.train`` on the same data.
+
+Both sides start a fresh Python process, read the same file from disk, train the same
+parameters with a train-set metric printed every round, and write the model; the time is
+the wall clock of the whole process. Ours runs ``python -m strongroom.algorithms.xgboost.train``
+inside bubblewrap (read-only binds of the data, tmpfs scratch, rlimits) and writes
+``model.tar.gz`` plus a checkpoint every 10 rounds; the peer is a plain script.
+
+    .venv/bin/python benchmarks/jobs_algorithm.py            # 1,000,000 rows
+    .venv/bin/python benchmarks/jobs_algorithm.py --smoke    # CI size
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.csv as pacsv
+import pyarrow.parquet as pq
+
+from strongroom.sandbox import Limits, Mount, SandboxRunner, SandboxSpec, SandboxStatus, discover
+
+RESULTS = Path(__file__).parent / "results"
+
+PEER = """
+import json, sys, pandas as pd, xgboost as xgb
+path, fmt, params, rounds, out = sys.argv[1], sys.argv[2], json.loads(sys.argv[3]), int(sys.argv[4]), sys.argv[5]
+frame = pd.read_csv(path, header=None, engine="pyarrow") if fmt == "csv" else pd.read_parquet(path)
+data = frame.to_numpy(dtype="float32")
+dtrain = xgb.DMatrix(data[:, 1:], label=data[:, 0])
+booster = xgb.train(params, dtrain, rounds, evals=[(dtrain, "train")], verbose_eval=True)
+booster.save_model(out)
+"""
+
+
+def make_data(directory: Path, rows: int, features: int, fmt: str) -> Path:
+    rng = np.random.default_rng(42)
+    x = rng.normal(size=(rows, features)).astype(np.float32)
+    logit = 1.2 * x[:, 0] - 0.8 * x[:, 1] + 0.5 * x[:, 2] * x[:, 3] + 0.3 * np.sin(3 * x[:, 4])
+    y = (logit + rng.logistic(size=rows) > 0).astype(np.float32)
+    table = pa.table({"label": y, **{f"f{i}": x[:, i] for i in range(features)}})
+    directory.mkdir(parents=True)
+    if fmt == "csv":
+        path = directory / "train.csv"
+        pacsv.write_csv(table, path, write_options=pacsv.WriteOptions(include_header=False))
+    else:
+        path = directory / "train.parquet"
+        pq.write_table(table, path)
+    return path
+
+
+def run_ours(work: Path, hyperparameters: dict[str, str], sandboxed: bool) -> float:
+    config = work / "config"
+    config.mkdir(exist_ok=True)
+    (config / "hyperparameters.json").write_text(json.dumps(hyperparameters))
+    model, checkpoints = work / "ours-model", work / "ours-checkpoints"
+    shutil.rmtree(model, ignore_errors=True)
+    shutil.rmtree(checkpoints, ignore_errors=True)
+    model.mkdir()
+    checkpoints.mkdir()
+    command = ("python", "-m", "strongroom.algorithms.xgboost.train")
+    started = time.perf_counter()
+    if sandboxed:
+        spec = SandboxSpec(
+            command=command,
+            python=discover(),
+            mounts=(
+                Mount(str(work / "data"), "/opt/ml/input/data/train"),
+                Mount(str(config), "/opt/ml/input/config"),
+                Mount(str(model), "/opt/ml/model", writable=True),
+                Mount(str(checkpoints), "/opt/ml/checkpoints", writable=True),
+            ),
+            limits=Limits(memory_bytes=16 * 1024**3, max_runtime_seconds=3600),
+        )
+        result = SandboxRunner().run(spec)
+        if result.status is not SandboxStatus.COMPLETED:
+            raise SystemExit(f"sandboxed training failed: {result.reason}")
+    else:
+        env = {
+            **os.environ,
+            "SM_CHANNEL_TRAIN": str(work / "data"),
+            "SM_CHANNEL_VALIDATION": str(work / "none"),
+            "SM_INPUT_CONFIG_DIR": str(config),
+            "SM_MODEL_DIR": str(model),
+            "SM_CHECKPOINT_DIR": str(checkpoints),
+        }
+        subprocess.run([sys.executable, "-m", command[2]], env=env, check=True, stdout=subprocess.DEVNULL)
+    elapsed = time.perf_counter() - started
+    assert (model / "model.tar.gz").stat().st_size > 0
+    return elapsed
+
+
+def run_peer(work: Path, path: Path, fmt: str, params: dict[str, object], rounds: int) -> float:
+    started = time.perf_counter()
+    subprocess.run(
+        [sys.executable, "-c", PEER, str(path), fmt, json.dumps(params), str(rounds), str(work / "peer.ubj")],
+        check=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    return time.perf_counter() - started
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--smoke", action="store_true", help="tiny sizes for CI")
+    parser.add_argument("--rows", type=int, default=1_000_000)
+    parser.add_argument("--features", type=int, default=10)
+    parser.add_argument("--rounds", type=int, default=100)
+    parser.add_argument("--format", choices=("csv", "parquet"), default="csv")
+    parser.add_argument("--repeat", type=int, default=1, help="runs per side; the fastest counts")
+    parser.add_argument("--no-sandbox", action="store_true", help="run our entry point without bubblewrap")
+    args = parser.parse_args()
+    rows, rounds = (20_000, 10) if args.smoke else (args.rows, args.rounds)
+    params: dict[str, object] = {
+        "objective": "binary:logistic",
+        "eval_metric": "auc",
+        "max_depth": 6,
+        "eta": 0.1,
+        "tree_method": "hist",
+        "seed": 0,
+    }
+    hyperparameters = {k: str(v) for k, v in params.items()} | {"num_round": str(rounds)}
+    with tempfile.TemporaryDirectory(prefix="sr-bench-") as tmp:
+        work = Path(tmp)
+        path = make_data(work / "data", rows, args.features, args.format)
+        ours_times, peer_times = [], []
+        for _ in range(max(1, args.repeat)):
+            peer_times.append(run_peer(work, path, args.format, params, rounds))
+            ours_times.append(run_ours(work, hyperparameters, sandboxed=not args.no_sandbox))
+    ours, peer = min(ours_times), min(peer_times)
+    ratio = ours / peer
+    print(f"xgboost_train: ours={ours:.2f} s peer={peer:.2f} s ratio={ratio:.3f}")
+    summary = {
+        "name": "xgboost_train",
+        "unit": "s",
+        "ours": ours,
+        "peer": peer,
+        "ratio": ratio,
+        "ours_runs": ours_times,
+        "peer_runs": peer_times,
+        "rows": rows,
+        "features": args.features,
+        "rounds": rounds,
+        "format": args.format,
+        "sandboxed": not args.no_sandbox,
+        "smoke": args.smoke,
+        "peer_description": "fresh python: pandas.read_csv(engine=pyarrow) + xgboost.train(evals=train) + save_model",
+        "cpus": len(os.sched_getaffinity(0)),
+    }
+    RESULTS.mkdir(exist_ok=True)
+    suffix = "-smoke" if args.smoke else ""
+    (RESULTS / f"jobs_algorithm{suffix}.json").write_text(json.dumps(summary, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""Built-in algorithms (run inside sandboxes) and the checkpoint helper user scripts share."""
