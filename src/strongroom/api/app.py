@@ -9,14 +9,23 @@ from starlette.exceptions import HTTPException
 import strongroom
 from strongroom.api import problems
 from strongroom.api.middleware import PlatformMiddleware
-from strongroom.api.routers import audit, git, identity, kms, policy, storage, system
+from strongroom.api.routers import audit, git, identity, jobs, kms, policy, storage, system
 from strongroom.core.errors import StrongroomError
 from strongroom.core.platform import Platform
 from strongroom.gitrepo import http as git_http
 
 # Streaming endpoints whose bodies may exceed max_request_bytes (they stream, never buffer).
 UNLIMITED_BODY_PREFIXES = ("/git/", storage.OBJECTS_PREFIX)
-ROUTERS = (identity.router, policy.router, audit.router, system.router, git.router, kms.router, storage.router)
+ROUTERS = (
+    identity.router,
+    policy.router,
+    audit.router,
+    system.router,
+    git.router,
+    kms.router,
+    storage.router,
+    jobs.router,
+)
 
 
 def create_app(platform: Platform) -> FastAPI:

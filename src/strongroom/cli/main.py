@@ -10,7 +10,7 @@ from typing import Annotated, Any
 
 import typer
 
-from strongroom.cli import audit, git, identity, policy, storage
+from strongroom.cli import audit, git, identity, jobs, policy, storage
 from strongroom.cli.common import HomeOpt, JsonOpt, StrongroomGroup
 from strongroom.cli.output import console, err_console, print_json, show
 from strongroom.core.config import Config
@@ -32,6 +32,8 @@ for sub_app, group in (
     (policy.policy_app, "policy"),
     (audit.audit_app, "audit"),
     (git.repos_app, "repos"),
+    (jobs.jobs_app, "jobs"),
+    (jobs.runtimes_app, "runtimes"),
     (storage.keys_app, "keys"),
     (storage.buckets_app, "buckets"),
 ):

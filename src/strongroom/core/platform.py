@@ -8,6 +8,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from strongroom.audit.alerts import AlertService
 from strongroom.audit.events import EventBus
 from strongroom.audit.log import AuditLog
 from strongroom.audit.service import AuditService
@@ -23,12 +24,18 @@ from strongroom.db.engine import Database
 from strongroom.gitrepo.service import GitService
 from strongroom.identity.models import IssuedToken
 from strongroom.identity.service import IdentityService
+from strongroom.jobs.detective import NetworkIsolationEnforcer
+from strongroom.jobs.executor import SandboxExecutor
+from strongroom.jobs.runtimes import RuntimeRegistry
+from strongroom.jobs.scheduler import JobScheduler
+from strongroom.jobs.service import JobService
 from strongroom.kms.backends import build_keyrings
 from strongroom.kms.service import KmsService
 from strongroom.kms.worker import KeyLifecycleWorker
 from strongroom.policy.engine import PolicyEngine
 from strongroom.policy.guard import Guard
 from strongroom.policy.service import PolicyService
+from strongroom.sandbox.runner import SandboxRunner
 from strongroom.storage.backends import build_blob_store
 from strongroom.storage.service import StorageService
 from strongroom.storage.worker import OrphanBlobWorker
@@ -81,16 +88,46 @@ class Platform:
         self.policies.load_policy_facts()
         self.kms.load_policy_facts()
         self.storage.load_policy_facts()
+        self.runtimes = RuntimeRegistry(self.db, self.guard)
+        self.jobs = JobService(
+            self.db,
+            self.guard,
+            self.kms,
+            self.storage,
+            self.runtimes,
+            max_scratch_mb=config.job_max_scratch_mb,
+            max_instance_count=config.job_max_instance_count,
+        )
+        self.alerts = AlertService(self.guard, webhook_url=config.alert_webhook_url, webhook_ca=config.alert_webhook_ca)
+        self.bus.add_rule(NetworkIsolationEnforcer(self.jobs, self.alerts))
+        self._workers: list[Worker] | None = None
 
     def workers(self) -> list[Worker]:
-        """The background workers ``strongroom up`` runs."""
-        return [
-            AuditCheckpointWorker(
-                self.audit_log, self.config.audit_checkpoint_every, self.config.audit_checkpoint_seconds
-            ),
-            KeyLifecycleWorker(self.kms, self.config.kms_worker_interval_seconds),
-            OrphanBlobWorker(self.storage, self.config.orphan_blob_grace_seconds),
-        ]
+        """The background workers ``strongroom up`` runs (built once)."""
+        if self._workers is None:
+            config = self.config
+            executor = SandboxExecutor(
+                self.jobs,
+                self.identity,
+                self.kms,
+                self.runtimes,
+                SandboxRunner(),
+                socket_path=config.effective_socket_path,
+                runtime_root=config.effective_job_runtime_dir,
+                token_refresh_seconds=max(30.0, config.execution_ttl_seconds / 3),
+            )
+            self._workers = [
+                AuditCheckpointWorker(self.audit_log, config.audit_checkpoint_every, config.audit_checkpoint_seconds),
+                KeyLifecycleWorker(self.kms, config.kms_worker_interval_seconds),
+                OrphanBlobWorker(self.storage, config.orphan_blob_grace_seconds),
+                JobScheduler(
+                    self.jobs,
+                    executor,
+                    slots=config.job_slots,
+                    preemption_probability=config.spot_preemption_probability,
+                ),
+            ]
+        return self._workers
 
     def close(self) -> None:
         self.bus.close()

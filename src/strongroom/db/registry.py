@@ -7,6 +7,7 @@ from sqlalchemy import MetaData
 import strongroom.audit.db
 import strongroom.gitrepo.db
 import strongroom.identity.db
+import strongroom.jobs.db
 import strongroom.kms.db
 import strongroom.policy.db
 import strongroom.storage.db  # noqa: F401

@@ -64,7 +64,7 @@ class Session:
         if not url and not socket:
             info = _server_info(home_path)
             url = str(info["url"]) if info.get("url") else None
-        token = token or env.get("STRONGROOM_TOKEN")
+        token = token or env.get("STRONGROOM_TOKEN") or _token_file(env.get("STRONGROOM_TOKEN_FILE"))
         if not token:
             token = _environment_module_token()
         if not token:
@@ -109,6 +109,9 @@ class Session:
         self.policies = resources.Policies(self)
         self.audit = resources.Audit(self)
         self.repositories = resources.Repositories(self)
+        from strongroom.sdk.jobs import Jobs
+
+        self.jobs = Jobs(self)
         from strongroom.sdk import storage
 
         self.keys = storage.Keys(self)
@@ -269,6 +272,16 @@ def _error(response: httpx.Response) -> StrongroomError:
     if isinstance(body, dict) and "type" in body:
         return error_from_problem(body)
     return StrongroomError(f"HTTP {response.status_code}: {response.text[:200]}")
+
+
+def _token_file(path: str | None) -> str | None:
+    """Inside sandboxes the platform keeps a fresh execution-role token in a file."""
+    if not path:
+        return None
+    try:
+        return Path(path).read_text().strip() or None
+    except OSError:
+        return None
 
 
 def _environment_module_token() -> str | None:

@@ -43,6 +43,12 @@ EXPECTED: dict[str, set[str]] = {
     "ListCommits": {DSA, DS, ML, AU},
     "GitPull": {DSA, DS, ML},
     "GitPush": {DSA, DS},
+    "DescribeJob": {DSA, DS, ML},
+    "ListJobs": {DSA, DS, ML},
+    "GetJobLogs": {DS, ML},
+    "StopJob": {DSA, DS},
+    "InterruptJob": {DSA, DS},
+    "RegisterRuntime": {PA},
     # keys: platform admins and team admins manage them; only team members use them
     "CreateKey": {PA, DSA},
     "EnableKey": {PA, DSA},
@@ -103,6 +109,12 @@ def test_every_concrete_action_is_in_the_table(engine: PolicyEngine) -> None:
         "CreateExecutionToken",
         "BootstrapPlatform",
         "DestroyKey",  # the platform's lifecycle worker only
+        # the platform's job scheduler and detective controls only
+        "StartJob",
+        "RecordJobProgress",
+        "FinishJob",
+        "RaiseAlert",
+        "ListRuntimes",  # every user, to see what they may run on
     }
     assert concrete - self_service == set(EXPECTED)
 
