@@ -15,6 +15,7 @@ import signal
 import subprocess
 import sys
 import tarfile
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +23,10 @@ from strongroom.jobs import contract
 from strongroom.jobs.models import JobSpec, OutputChannel, ResolvedInput
 from strongroom.sdk.session import Session
 from strongroom.storage.keys import parse_uri
+
+
+class _Terminated(BaseException):
+    """SIGTERM arrived while no program was running."""
 
 
 class Agent:
@@ -32,6 +37,9 @@ class Agent:
         self.instance_count = int(config.get("instance_count", 1))
         self.child: subprocess.Popen[bytes] | None = None
         self.interrupted = False
+        self._uploaded: dict[Path, tuple[int, int]] = {}
+        self._checkpoint_lock = threading.Lock()
+        self._finished = threading.Event()
 
     def say(self, kind: str, payload: Any) -> None:
         print(contract.marker(self.nonce, kind, payload), flush=True)
@@ -103,19 +111,35 @@ class Agent:
             self.status("Downloading", f"restored {len(files)} checkpoint files from {uri}")
 
     def save_checkpoints(self) -> None:
+        """Upload checkpoint files that are new or changed since the last upload."""
         uri = self.spec.spot.checkpoint_uri
         folder = Path(contract.CHECKPOINT_DIR)
         if not uri or not folder.is_dir():
             return
-        files = sorted(p for p in folder.rglob("*") if p.is_file() and not p.name.startswith("."))
-        if not files:
-            return
-        bucket, prefix = parse_uri(uri)
-        prefix = prefix.rstrip("/")
-        with self.session() as session:
-            for file in files:
-                relative = file.relative_to(folder).as_posix()
-                session.buckets.put_object(bucket, f"{prefix}/{relative}" if prefix else relative, file)
+        with self._checkpoint_lock:
+            changed = []
+            for file in sorted(p for p in folder.rglob("*") if p.is_file() and not p.name.startswith(".")):
+                info = file.stat()
+                stamp = (info.st_size, info.st_mtime_ns)
+                if self._uploaded.get(file) != stamp:
+                    changed.append((file, stamp))
+            if not changed:
+                return
+            bucket, prefix = parse_uri(uri)
+            prefix = prefix.rstrip("/")
+            with self.session() as session:
+                for file, stamp in changed:
+                    relative = file.relative_to(folder).as_posix()
+                    session.buckets.put_object(bucket, f"{prefix}/{relative}" if prefix else relative, file)
+                    self._uploaded[file] = stamp
+
+    def sync_checkpoints_while_running(self, every: float = 5.0) -> None:
+        """Keep the checkpoint location current, so even a hard kill resumes from a recent one."""
+        while not self._finished.wait(every):
+            try:
+                self.save_checkpoints()
+            except Exception as exc:  # keep training; the final sync will report
+                print(f"[strongroom] checkpoint upload failed, will retry: {exc}", file=sys.stderr, flush=True)
 
     def environment(self, command: list[str]) -> dict[str, str]:
         env = {k: v for k, v in os.environ.items() if k not in ("STRONGROOM_JOB_NONCE",)}
@@ -193,7 +217,9 @@ class Agent:
     def on_sigterm(self, signum: int, _frame: object) -> None:
         self.interrupted = True
         if self.child is not None and self.child.poll() is None:
-            self.child.send_signal(signal.SIGTERM)
+            self.child.send_signal(signal.SIGTERM)  # the program decides: checkpoint and exit
+        elif self.child is None:
+            raise _Terminated  # between phases (downloading, uploading): stop at once
 
     def main(self) -> int:
         signal.signal(signal.SIGTERM, self.on_sigterm)
@@ -204,7 +230,11 @@ class Agent:
             self.restore_checkpoints()
             if self.interrupted:
                 return contract.EXIT_INTERRUPTED
+            syncer = threading.Thread(target=self.sync_checkpoints_while_running, daemon=True)
+            if self.spec.spot.checkpoint_uri:
+                syncer.start()
             code = self.run(command)
+            self._finished.set()
             self.save_checkpoints()
             if code == 0:
                 self.upload_outputs()
@@ -213,6 +243,8 @@ class Agent:
                 if failure.is_file():
                     self.say("failure", failure.read_text()[:2000].strip())
             return code
+        except _Terminated:
+            return contract.EXIT_INTERRUPTED
         except Exception as exc:  # the agent's own failure: say what and where
             self.say("failure", f"{type(exc).__name__}: {exc}"[:2000])
             return 1

@@ -240,7 +240,7 @@ class JobSpec(Strict):
 
     @property
     def srn(self) -> str:
-        return f"srn:strongroom:{self.team}:{self.kind}-job/{self.name}"
+        return f"srn:strongroom:{self.team}:job/{self.name}"
 
 
 class StatusTransition(BaseModel):

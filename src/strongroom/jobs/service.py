@@ -44,8 +44,9 @@ CREATE_ACTIONS = {
 MAX_INPUT_OBJECTS = 10_000
 
 
-def job_target(team: str, name: str, kind: str = "job", owner: str = "") -> Target:
-    return Target(f"{kind}-job" if kind != "job" else "job", team, name, owner=owner)
+def job_target(team: str, name: str) -> Target:
+    """Jobs of every kind share one name space per team: ``srn:strongroom:<team>:job/<name>``."""
+    return Target("job", team, name)
 
 
 @dataclass
@@ -82,7 +83,7 @@ class JobService:
     def create_job(self, ctx: RequestContext, spec: JobSpec) -> Job:
         """Check the spec, authorize it (guardrails included), pin its inputs, create it Pending."""
         action = CREATE_ACTIONS[spec.kind]
-        target = Target(f"{spec.kind}-job", spec.team, spec.name, owner=ctx.principal.user, tags=spec.tags)
+        target = Target("job", spec.team, spec.name, owner=ctx.principal.user, tags=spec.tags)
         context = {
             "network_isolation": spec.security.network_isolation,
             "volume_kms_key": spec.security.volume_kms_key,
