@@ -9,11 +9,11 @@ from starlette.exceptions import HTTPException
 import strongroom
 from strongroom.api import problems
 from strongroom.api.middleware import PlatformMiddleware
-from strongroom.api.routers import audit, identity, policy, system
+from strongroom.api.routers import audit, experiments, identity, lineage, policy, system
 from strongroom.core.errors import StrongroomError
 from strongroom.core.platform import Platform
 
-ROUTERS = (identity.router, policy.router, audit.router, system.router)
+ROUTERS = (identity.router, policy.router, audit.router, system.router, experiments.router, lineage.router)
 
 
 def create_app(platform: Platform) -> FastAPI:

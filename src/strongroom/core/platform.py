@@ -20,8 +20,10 @@ from strongroom.core.rootkey import RootKey, load_root_key
 from strongroom.core.workers import Worker
 from strongroom.db import migrate
 from strongroom.db.engine import Database
+from strongroom.experiments.service import ExperimentsService
 from strongroom.identity.models import IssuedToken
 from strongroom.identity.service import IdentityService
+from strongroom.lineage.service import LineageService
 from strongroom.policy.engine import PolicyEngine
 from strongroom.policy.guard import Guard
 from strongroom.policy.service import PolicyService
@@ -57,6 +59,8 @@ class Platform:
         )
         self.policies = PolicyService(self.db, self.guard, self.policy_engine)
         self.audit = AuditService(self.audit_log, self.guard)
+        self.experiments = ExperimentsService(self.db, self.guard)
+        self.lineage = LineageService(self.db, self.guard)
         self.identity.load_policy_facts()
         self.policies.load_policy_facts()
 

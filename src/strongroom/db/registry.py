@@ -5,7 +5,9 @@ from __future__ import annotations
 from sqlalchemy import MetaData
 
 import strongroom.audit.db
+import strongroom.experiments.db
 import strongroom.identity.db
+import strongroom.lineage.db
 import strongroom.policy.db  # noqa: F401
 from strongroom.db.base import Base
 

@@ -1,0 +1,627 @@
+"""Experiments service: experiments, trials, trial components, batched metric writes, analytics.
+
+Authorization is per team: experiment resources carry no owner or tags the policies look at,
+so single-resource calls name the resource and batch writes and searches name the team's
+collection (``trial-component/*``) — one guard call per batch, not per metric.
+
+Components that log input or output artifacts are recorded in the lineage graph in the same
+transaction (inputs ``ContributedTo`` the component, the component ``Produced`` its outputs).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from sqlalchemy import delete, select
+from sqlalchemy.orm import Session
+
+from strongroom.core.context import RequestContext
+from strongroom.core.errors import Conflict, InvalidInput, NotFound
+from strongroom.core.names import Srn, check_name
+from strongroom.db.base import utcnow
+from strongroom.db.engine import Database
+from strongroom.experiments import analytics, writes
+from strongroom.experiments.db import (
+    ArtifactRow,
+    ComponentTagRow,
+    ExperimentRow,
+    MetricRow,
+    MetricSummaryRow,
+    ParameterRow,
+    TrialComponentRow,
+    TrialLinkRow,
+    TrialRow,
+)
+from strongroom.experiments.models import (
+    STATUSES,
+    ArtifactValue,
+    BatchResult,
+    ComponentUpdate,
+    Experiment,
+    ExperimentConfig,
+    MetricColumns,
+    MetricSeries,
+    MetricSummary,
+    ParameterValue,
+    Trial,
+    TrialComponent,
+)
+from strongroom.lineage import store as lineage
+from strongroom.policy.engine import Target
+from strongroom.policy.guard import Guard
+
+MAX_BATCH_COMPONENTS = 10_000
+
+
+def _target(kind: str, team: str, name: str = "*") -> Target:
+    check_name(team, "team")
+    return Target(kind, team, name)
+
+
+def _tags(tags: Mapping[str, str] | None) -> dict[str, str]:
+    out = dict(tags or {})
+    for key, value in out.items():
+        writes.check_key(key, "tags")
+        if not isinstance(value, str) or len(value) > 256:
+            raise InvalidInput(f"tag {key!r} must be a string of at most 256 characters", field="tags")
+    return out
+
+
+class ExperimentsService:
+    def __init__(self, db: Database, guard: Guard) -> None:
+        self.db = db
+        self.guard = guard
+
+    # -- experiments ------------------------------------------------------------------------
+
+    def create_experiment(
+        self,
+        ctx: RequestContext,
+        team: str,
+        name: str,
+        *,
+        display_name: str = "",
+        description: str = "",
+        tags: Mapping[str, str] | None = None,
+    ) -> Experiment:
+        check_name(name, "name")
+        params = {"name": name, "display_name": display_name, "description": description, "tags": _tags(tags)}
+        with self.guard.call(ctx, "CreateExperiment", _target("experiment", team, name), params=params) as call:
+            if (replayed := call.replay(Experiment)) is not None:
+                return replayed
+            if self._experiment(call.session, team, name, required=False) is not None:
+                raise Conflict(f"team {team} already has an experiment named {name!r}", field="name")
+            row = ExperimentRow(
+                team=team,
+                name=name,
+                display_name=display_name or name,
+                description=description,
+                tags=_tags(tags),
+                created_at=utcnow(),
+                created_by=ctx.principal.user,
+            )
+            call.session.add(row)
+            call.session.flush()
+            lineage.ensure_entity(
+                call.session,
+                team,
+                kind="context",
+                type="Experiment",
+                srn=str(Srn(team, "experiment", name)),
+                name=name,
+                created_by=ctx.principal.user,
+            )
+            call.emit("ExperimentCreated", name=name)
+            return call.result(_experiment_entity(row))
+
+    def describe_experiment(self, ctx: RequestContext, team: str, name: str) -> Experiment:
+        with self.guard.call(ctx, "DescribeExperiment", _target("experiment", team, name), write=False) as call:
+            return _experiment_entity(self._experiment(call.session, team, name))
+
+    def list_experiments(self, ctx: RequestContext, team: str) -> list[Experiment]:
+        with self.guard.call(ctx, "ListExperiments", _target("experiment", team), write=False) as call:
+            rows = call.session.scalars(
+                select(ExperimentRow).where(ExperimentRow.team == team).order_by(ExperimentRow.name)
+            )
+            return [_experiment_entity(r) for r in rows]
+
+    def delete_experiment(self, ctx: RequestContext, team: str, name: str) -> None:
+        """Delete an experiment; refused while it still has trials."""
+        with self.guard.call(ctx, "DeleteExperiment", _target("experiment", team, name)) as call:
+            row = self._experiment(call.session, team, name)
+            if call.session.scalars(select(TrialRow.id).where(TrialRow.experiment_id == row.id)).first():
+                raise Conflict(f"experiment {name!r} still has trials; delete them first", field="name")
+            call.session.delete(row)
+
+    @staticmethod
+    def _experiment(session: Session, team: str, name: str, required: bool = True) -> Any:
+        row = session.scalars(
+            select(ExperimentRow).where(ExperimentRow.team == team, ExperimentRow.name == name)
+        ).first()
+        if row is None and required:
+            raise NotFound(f"team {team} has no experiment named {name!r}", field="experiment_name")
+        return row
+
+    # -- trials -----------------------------------------------------------------------------
+
+    def create_trial(
+        self,
+        ctx: RequestContext,
+        team: str,
+        name: str,
+        experiment_name: str,
+        *,
+        display_name: str = "",
+        tags: Mapping[str, str] | None = None,
+    ) -> Trial:
+        check_name(name, "name")
+        params = {"name": name, "experiment_name": experiment_name, "display_name": display_name}
+        with self.guard.call(ctx, "CreateTrial", _target("trial", team, name), params=params) as call:
+            if (replayed := call.replay(Trial)) is not None:
+                return replayed
+            experiment = self._experiment(call.session, team, experiment_name)
+            if self._trial(call.session, team, name, required=False) is not None:
+                raise Conflict(f"team {team} already has a trial named {name!r}", field="name")
+            row = TrialRow(
+                team=team,
+                name=name,
+                experiment_id=experiment.id,
+                display_name=display_name or name,
+                tags=_tags(tags),
+                created_at=utcnow(),
+                created_by=ctx.principal.user,
+            )
+            call.session.add(row)
+            call.session.flush()
+            call.emit("TrialCreated", name=name, experiment=experiment_name)
+            return call.result(_trial_entity(row, experiment_name))
+
+    def describe_trial(self, ctx: RequestContext, team: str, name: str) -> Trial:
+        with self.guard.call(ctx, "DescribeTrial", _target("trial", team, name), write=False) as call:
+            row = self._trial(call.session, team, name)
+            experiment = call.session.get(ExperimentRow, row.experiment_id)
+            return _trial_entity(row, experiment.name if experiment else "")
+
+    def list_trials(self, ctx: RequestContext, team: str, experiment_name: str | None = None) -> list[Trial]:
+        params = {"experiment_name": experiment_name}
+        with self.guard.call(ctx, "ListTrials", _target("trial", team), params=params, write=False) as call:
+            query = (
+                select(TrialRow, ExperimentRow.name)
+                .join(ExperimentRow, ExperimentRow.id == TrialRow.experiment_id)
+                .where(TrialRow.team == team)
+            )
+            if experiment_name:
+                query = query.where(ExperimentRow.name == experiment_name)
+            return [_trial_entity(t, e) for t, e in call.session.execute(query.order_by(TrialRow.name))]
+
+    def delete_trial(self, ctx: RequestContext, team: str, name: str) -> None:
+        """Delete a trial; its components stay (they may belong to other trials)."""
+        with self.guard.call(ctx, "DeleteTrial", _target("trial", team, name)) as call:
+            row = self._trial(call.session, team, name)
+            call.session.execute(delete(TrialLinkRow).where(TrialLinkRow.trial_id == row.id))
+            call.session.delete(row)
+
+    @staticmethod
+    def _trial(session: Session, team: str, name: str, required: bool = True) -> Any:
+        row = session.scalars(select(TrialRow).where(TrialRow.team == team, TrialRow.name == name)).first()
+        if row is None and required:
+            raise NotFound(f"team {team} has no trial named {name!r}", field="trial_name")
+        return row
+
+    def associate_trial_component(self, ctx: RequestContext, team: str, trial: str, component: str) -> None:
+        params = {"trial": trial, "component": component}
+        with self.guard.call(ctx, "AssociateTrialComponent", _target("trial", team, trial), params=params) as call:
+            trial_row = self._trial(call.session, team, trial)
+            component_row = self._component(call.session, team, component)
+            if call.session.get(TrialLinkRow, (trial_row.id, component_row.id)) is None:
+                call.session.add(TrialLinkRow(trial_id=trial_row.id, component_id=component_row.id))
+
+    def disassociate_trial_component(self, ctx: RequestContext, team: str, trial: str, component: str) -> None:
+        params = {"trial": trial, "component": component}
+        with self.guard.call(ctx, "DisassociateTrialComponent", _target("trial", team, trial), params=params) as call:
+            trial_row = self._trial(call.session, team, trial)
+            component_row = self._component(call.session, team, component)
+            link = call.session.get(TrialLinkRow, (trial_row.id, component_row.id))
+            if link is None:
+                raise NotFound(f"{component} is not in trial {trial}", field="component")
+            call.session.delete(link)
+
+    # -- trial components -------------------------------------------------------------------
+
+    def create_trial_component(
+        self,
+        ctx: RequestContext,
+        team: str,
+        name: str,
+        *,
+        display_name: str = "",
+        status: str = "InProgress",
+        source: str = "",
+        source_type: str = "",
+        start_time: dt.datetime | None = None,
+        parameters: Mapping[str, ParameterValue] | None = None,
+        inputs: Mapping[str, ArtifactValue] | None = None,
+        tags: Mapping[str, str] | None = None,
+        trial: str | None = None,
+    ) -> TrialComponent:
+        """Create a component (optionally with its first parameters and inputs, in a trial)."""
+        check_name(name, "name")
+        if status not in STATUSES:
+            raise InvalidInput(f"status must be one of {', '.join(STATUSES)}", field="status")
+        if source:
+            Srn.parse(source, "source")
+        params = {"name": name, "display_name": display_name, "source": source, "trial": trial, "status": status}
+        with self.guard.call(
+            ctx, "CreateTrialComponent", _target("trial-component", team, name), params=params
+        ) as call:
+            if (replayed := call.replay(TrialComponent)) is not None:
+                return replayed
+            if self._component(call.session, team, name, required=False) is not None:
+                raise Conflict(f"team {team} already has a trial component named {name!r}", field="name")
+            trial_row = self._trial(call.session, team, trial) if trial else None
+            row = TrialComponentRow(
+                team=team,
+                name=name,
+                display_name=display_name or name,
+                status=status,
+                status_message="",
+                source=source,
+                source_type=source_type,
+                start_time=start_time or utcnow(),
+                end_time=None,
+                created_at=utcnow(),
+                created_by=ctx.principal.user,
+            )
+            call.session.add(row)
+            call.session.flush()
+            if trial_row is not None:
+                call.session.add(TrialLinkRow(trial_id=trial_row.id, component_id=row.id))
+            update = ComponentUpdate(
+                name=name, parameters=dict(parameters or {}), inputs=dict(inputs or {}), tags=dict(tags or {})
+            )
+            self._apply(call.session, team, {name: row}, [update], [], ctx.principal.user)
+            call.emit("TrialComponentCreated", name=name, source=source)
+            return call.result(self._load(call.session, row))
+
+    def describe_trial_component(self, ctx: RequestContext, team: str, name: str) -> TrialComponent:
+        with self.guard.call(ctx, "DescribeTrialComponent", _target("trial-component", team, name), write=False) as c:
+            return self._load(c.session, self._component(c.session, team, name))
+
+    def list_trial_components(
+        self, ctx: RequestContext, team: str, trial: str | None = None, source: str | None = None
+    ) -> list[TrialComponent]:
+        params = {"trial": trial, "source": source}
+        with self.guard.call(
+            ctx, "ListTrialComponents", _target("trial-component", team), params=params, write=False
+        ) as call:
+            query = select(TrialComponentRow).where(TrialComponentRow.team == team)
+            if trial:
+                trial_row = self._trial(call.session, team, trial)
+                query = query.join(TrialLinkRow, TrialLinkRow.component_id == TrialComponentRow.id).where(
+                    TrialLinkRow.trial_id == trial_row.id
+                )
+            if source:
+                query = query.where(TrialComponentRow.source == source)
+            rows = list(call.session.scalars(query.order_by(TrialComponentRow.id).limit(10_000)))
+            return [self._load(call.session, r) for r in rows]
+
+    def delete_trial_component(self, ctx: RequestContext, team: str, name: str) -> None:
+        with self.guard.call(ctx, "DeleteTrialComponent", _target("trial-component", team, name)) as call:
+            row = self._component(call.session, team, name)
+            for table in (TrialLinkRow, ParameterRow, ArtifactRow, ComponentTagRow, MetricRow, MetricSummaryRow):
+                call.session.execute(delete(table).where(table.component_id == row.id))
+            call.session.delete(row)
+
+    def update_trial_component(self, ctx: RequestContext, team: str, update: ComponentUpdate) -> TrialComponent:
+        """Set fields, merge parameters/artifacts/tags, append metrics of one component."""
+        target = _target("trial-component", team, update.name)
+        with self.guard.call(ctx, "UpdateTrialComponent", target, params=_update_params(update)) as call:
+            row = self._component(call.session, team, update.name)
+            self._apply(call.session, team, {row.name: row}, [update], [], ctx.principal.user)
+            return self._load(call.session, row)
+
+    def batch_update(
+        self,
+        ctx: RequestContext,
+        team: str,
+        updates: Sequence[ComponentUpdate] = (),
+        metric_columns: Sequence[MetricColumns] = (),
+    ) -> BatchResult:
+        """Apply many components' updates and metrics in one guarded transaction (all or nothing)."""
+        names = sorted({u.name for u in updates} | {m.component for m in metric_columns})
+        if len(names) > MAX_BATCH_COMPONENTS:
+            raise InvalidInput(f"a batch touches at most {MAX_BATCH_COMPONENTS} components", field="components")
+        points = sum(len(u.metrics) for u in updates) + sum(len(m.names) for m in metric_columns)
+        params = {"components": names[:100], "component_count": len(names), "metrics": points}
+        with self.guard.call(ctx, "UpdateTrialComponent", _target("trial-component", team), params=params) as call:
+            rows: dict[str, TrialComponentRow] = {}
+            for start in range(0, len(names), 500):
+                chunk = names[start : start + 500]
+                rows.update(
+                    (r.name, r)
+                    for r in call.session.scalars(
+                        select(TrialComponentRow).where(
+                            TrialComponentRow.team == team, TrialComponentRow.name.in_(chunk)
+                        )
+                    )
+                )
+            missing = [n for n in names if n not in rows]
+            if missing:
+                raise NotFound(f"team {team} has no trial component named {missing[0]!r}", field="components")
+            return self._apply(call.session, team, rows, updates, metric_columns, ctx.principal.user)
+
+    def metric_series(self, ctx: RequestContext, team: str, component: str, name: str) -> MetricSeries:
+        target = _target("trial-component", team, component)
+        with self.guard.call(ctx, "DescribeTrialComponent", target, params={"metric": name}, write=False) as call:
+            row = self._component(call.session, team, component)
+            points = call.session.execute(
+                select(MetricRow.step, MetricRow.value, MetricRow.timestamp)
+                .where(MetricRow.component_id == row.id, MetricRow.name == name)
+                .order_by(MetricRow.id)
+            ).all()
+            return MetricSeries(
+                component=component,
+                name=name,
+                steps=[p[0] for p in points],
+                values=[p[1] for p in points],
+                timestamps=[p[2] for p in points],
+            )
+
+    def search(self, ctx: RequestContext, team: str, request: analytics.SearchRequest) -> analytics.Columns:
+        """The analytics table: one row per matching component (see ``experiments.analytics``)."""
+        params = request.model_dump(mode="json", by_alias=True)
+        with self.guard.call(
+            ctx, "SearchTrialComponents", _target("trial-component", team), params=params, write=False
+        ) as call:
+            return analytics.build(call.session, team, request)
+
+    # -- jobs -------------------------------------------------------------------------------
+
+    def start_job_component(
+        self,
+        ctx: RequestContext,
+        team: str,
+        config: ExperimentConfig,
+        *,
+        source: str,
+        source_type: str,
+        parameters: Mapping[str, ParameterValue] | None = None,
+        inputs: Mapping[str, ArtifactValue] | None = None,
+    ) -> TrialComponent:
+        """What the jobs service calls when a job is given an experiment config.
+
+        Creates the job's trial component (named after the job, ``<job>-<type>``, source = the
+        job's resource name, status InProgress) with its hyperparameters and input channels, in
+        the configured trial. Finish it with ``finish_job_component``.
+        """
+        job = Srn.parse(source, "source")
+        suffix = "-" + "".join(c for c in source_type.lower() if c.isalnum())[:20]
+        name = (job.name[: 63 - len(suffix)] + suffix).strip("-")
+        return self.create_trial_component(
+            ctx,
+            team,
+            name,
+            display_name=config.trial_component_display_name or job.name,
+            source=source,
+            source_type=source_type,
+            parameters=parameters,
+            inputs=inputs,
+            trial=config.trial_name,
+        )
+
+    def finish_job_component(
+        self,
+        ctx: RequestContext,
+        team: str,
+        name: str,
+        *,
+        status: str,
+        status_message: str = "",
+        metrics: Sequence[Mapping[str, Any]] = (),
+        outputs: Mapping[str, ArtifactValue] | None = None,
+    ) -> TrialComponent:
+        """Record a job's final metrics (``{"name", "value", "step"?, "timestamp"?}``), outputs and status."""
+        update = ComponentUpdate.model_validate(
+            {
+                "name": name,
+                "status": status,
+                "status_message": status_message,
+                "end_time": utcnow(),
+                "metrics": list(metrics),
+                "outputs": dict(outputs or {}),
+            }
+        )
+        return self.update_trial_component(ctx, team, update)
+
+    # -- internals --------------------------------------------------------------------------
+
+    @staticmethod
+    def _component(session: Session, team: str, name: str, required: bool = True) -> Any:
+        row = session.scalars(
+            select(TrialComponentRow).where(TrialComponentRow.team == team, TrialComponentRow.name == name)
+        ).first()
+        if row is None and required:
+            raise NotFound(f"team {team} has no trial component named {name!r}", field="trial_component_name")
+        return row
+
+    def _apply(
+        self,
+        session: Session,
+        team: str,
+        rows: Mapping[str, TrialComponentRow],
+        updates: Sequence[ComponentUpdate],
+        metric_columns: Sequence[MetricColumns],
+        user: str,
+    ) -> BatchResult:
+        params: list[dict[str, Any]] = []
+        tags: list[dict[str, Any]] = []
+        artifacts: list[dict[str, Any]] = []
+        batch = writes.MetricBatch()
+        for u in updates:
+            row = rows[u.name]
+            for field in ("display_name", "status", "status_message", "start_time", "end_time"):
+                value = getattr(u, field)
+                if value is not None:
+                    setattr(row, field, value)
+            params.extend(writes.parameter_row(row.id, k, v) for k, v in u.parameters.items())
+            tags.extend({"component_id": row.id, "key": k, "value": v} for k, v in _tags(u.tags).items())
+            artifacts.extend(writes.artifact_rows(row.id, "input", u.inputs))
+            artifacts.extend(writes.artifact_rows(row.id, "output", u.outputs))
+            if u.metrics:
+                batch.extend(
+                    row.id,
+                    [m.name for m in u.metrics],
+                    [m.value for m in u.metrics],
+                    [m.step for m in u.metrics],
+                    [m.timestamp for m in u.metrics],
+                )
+            if u.inputs or u.outputs:
+                self._record_lineage(session, team, row, u.inputs, u.outputs, user)
+        for m in metric_columns:
+            batch.extend(rows[m.component].id, m.names, m.values, m.steps, m.timestamps)
+        writes.put_parameters(session, params)
+        writes.put_tags(session, tags)
+        writes.put_artifacts(session, artifacts)
+        writes.put_metrics(session, batch)
+        return BatchResult(components=len(rows), metrics=len(batch), parameters=len(params), artifacts=len(artifacts))
+
+    @staticmethod
+    def _record_lineage(
+        session: Session,
+        team: str,
+        row: TrialComponentRow,
+        inputs: Mapping[str, ArtifactValue],
+        outputs: Mapping[str, ArtifactValue],
+        user: str,
+    ) -> None:
+        run = lineage.ensure_entity(
+            session,
+            team,
+            kind="trial-component",
+            type=row.source_type if row.source_type in ("ProcessingJob", "TrainingJob", "TransformJob") else "Tracker",
+            srn=str(Srn(team, "trial-component", row.name)),
+            name=row.name,
+            properties={"source": row.source} if row.source else None,
+            created_by=user,
+        )
+        for direction, artifacts in (("input", inputs), ("output", outputs)):
+            for name, a in artifacts.items():
+                if "://" not in a.value:
+                    continue  # a plain value, not a location: nothing to trace
+                entity = lineage.ensure_artifact(
+                    session,
+                    team,
+                    uri=a.value,
+                    type="Model" if "model" in name.lower() else "DataSet",
+                    sha256=a.sha256,
+                    version_id=a.version_id,
+                    name=name,
+                    properties={"media_type": a.media_type} if a.media_type else None,
+                    created_by=user,
+                )
+                if direction == "input":
+                    lineage.ensure_association(session, team, entity, run, "ContributedTo", user)
+                else:
+                    lineage.ensure_association(session, team, run, entity, "Produced", user)
+
+    @staticmethod
+    def _load(session: Session, row: TrialComponentRow) -> TrialComponent:
+        cid = row.id
+        parameters: dict[str, ParameterValue] = {}
+        for p in session.scalars(select(ParameterRow).where(ParameterRow.component_id == cid)):
+            parameters[p.name] = p.number_value if p.number_value is not None else (p.string_value or "")
+        inputs: dict[str, ArtifactValue] = {}
+        outputs: dict[str, ArtifactValue] = {}
+        for a in session.scalars(select(ArtifactRow).where(ArtifactRow.component_id == cid)):
+            value = ArtifactValue(value=a.uri, media_type=a.media_type, sha256=a.sha256, version_id=a.version_id)
+            (inputs if a.direction == "input" else outputs)[a.name] = value
+        summaries = [
+            _summary(s)
+            for s in session.scalars(
+                select(MetricSummaryRow).where(MetricSummaryRow.component_id == cid).order_by(MetricSummaryRow.name)
+            )
+        ]
+        tags = {
+            t.key: t.value for t in session.scalars(select(ComponentTagRow).where(ComponentTagRow.component_id == cid))
+        }
+        trials = list(
+            session.scalars(
+                select(TrialRow.name)
+                .join(TrialLinkRow, TrialLinkRow.trial_id == TrialRow.id)
+                .where(TrialLinkRow.component_id == cid)
+                .order_by(TrialRow.name)
+            )
+        )
+        return TrialComponent(
+            name=row.name,
+            team=row.team,
+            srn=str(Srn(row.team, "trial-component", row.name)),
+            display_name=row.display_name,
+            status=row.status,  # type: ignore[arg-type]
+            status_message=row.status_message,
+            source=row.source,
+            source_type=row.source_type,
+            start_time=row.start_time,
+            end_time=row.end_time,
+            parameters=parameters,
+            inputs=inputs,
+            outputs=outputs,
+            metrics=summaries,
+            tags=tags,
+            trials=trials,
+            created_at=row.created_at,
+            created_by=row.created_by,
+        )
+
+
+def _update_params(update: ComponentUpdate) -> dict[str, Any]:
+    return {
+        "name": update.name,
+        "status": update.status,
+        "parameters": sorted(update.parameters),
+        "inputs": sorted(update.inputs),
+        "outputs": sorted(update.outputs),
+        "metrics": len(update.metrics),
+    }
+
+
+def _summary(s: MetricSummaryRow) -> MetricSummary:
+    return MetricSummary(
+        name=s.name,
+        count=s.count,
+        min=s.min,
+        max=s.max,
+        avg=s.mean,
+        std_dev=analytics.std_dev(s.count, s.m2),
+        last=s.last,
+        last_step=s.last_step,
+        last_timestamp=dt.datetime.fromtimestamp(s.last_timestamp, dt.UTC),
+    )
+
+
+def _experiment_entity(row: ExperimentRow) -> Experiment:
+    return Experiment(
+        name=row.name,
+        team=row.team,
+        srn=str(Srn(row.team, "experiment", row.name)),
+        display_name=row.display_name,
+        description=row.description,
+        tags=dict(row.tags or {}),
+        created_at=row.created_at,
+        created_by=row.created_by,
+    )
+
+
+def _trial_entity(row: TrialRow, experiment_name: str) -> Trial:
+    return Trial(
+        name=row.name,
+        team=row.team,
+        srn=str(Srn(row.team, "trial", row.name)),
+        experiment_name=experiment_name,
+        display_name=row.display_name,
+        tags=dict(row.tags or {}),
+        created_at=row.created_at,
+        created_by=row.created_by,
+    )
