@@ -14,6 +14,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from strongroom.lineage.models import GitCommit
+
 STATUSES = ("InProgress", "Completed", "Failed", "Stopped")
 Status = Literal["InProgress", "Completed", "Failed", "Stopped"]
 ParameterValue = float | int | str | bool
@@ -114,6 +116,24 @@ class TrialComponent(BaseModel):
     created_by: str
 
 
+class ComponentCreate(BaseModel):
+    """A new trial component (what create calls and batch items carry)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(max_length=64)
+    display_name: str = Field(default="", max_length=256)
+    status: Status = "InProgress"
+    source: str = Field(default="", max_length=512)
+    source_type: str = Field(default="", max_length=64)
+    start_time: dt.datetime | None = None
+    parameters: dict[str, ParameterValue] = Field(default_factory=dict)
+    inputs: dict[str, ArtifactValue] = Field(default_factory=dict)
+    tags: dict[str, str] = Field(default_factory=dict, max_length=50)
+    trial: str | None = Field(default=None, max_length=64)
+    commit: GitCommit | None = None
+
+
 class ComponentUpdate(BaseModel):
     """Everything a write to one existing component can carry (what one batch item holds)."""
 
@@ -146,6 +166,7 @@ class MetricColumns(BaseModel):
 
 class BatchResult(BaseModel):
     components: int
+    created: int = 0
     metrics: int
     parameters: int
     artifacts: int

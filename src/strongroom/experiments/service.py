@@ -14,7 +14,7 @@ import datetime as dt
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete, insert, select
 from sqlalchemy.orm import Session
 
 from strongroom.core.context import RequestContext
@@ -35,9 +35,9 @@ from strongroom.experiments.db import (
     TrialRow,
 )
 from strongroom.experiments.models import (
-    STATUSES,
     ArtifactValue,
     BatchResult,
+    ComponentCreate,
     ComponentUpdate,
     Experiment,
     ExperimentConfig,
@@ -49,6 +49,8 @@ from strongroom.experiments.models import (
     TrialComponent,
 )
 from strongroom.lineage import store as lineage
+from strongroom.lineage.models import GitCommit
+from strongroom.lineage.service import commit_artifact
 from strongroom.policy.engine import Target
 from strongroom.policy.guard import Guard
 
@@ -245,45 +247,108 @@ class ExperimentsService:
         inputs: Mapping[str, ArtifactValue] | None = None,
         tags: Mapping[str, str] | None = None,
         trial: str | None = None,
+        commit: GitCommit | None = None,
     ) -> TrialComponent:
-        """Create a component (optionally with its first parameters and inputs, in a trial)."""
+        """Create a component (optionally with its first parameters and inputs, in a trial).
+
+        ``commit`` is the git state of the working tree the work ran from: it becomes a
+        ``Commit`` artifact ``AssociatedWith`` the component in the lineage graph.
+        """
+        spec = ComponentCreate.model_validate(
+            {
+                "name": name,
+                "display_name": display_name,
+                "status": status,
+                "source": source,
+                "source_type": source_type,
+                "start_time": start_time,
+                "parameters": dict(parameters or {}),
+                "inputs": dict(inputs or {}),
+                "tags": dict(tags or {}),
+                "trial": trial,
+                "commit": commit,
+            }
+        )
         check_name(name, "name")
-        if status not in STATUSES:
-            raise InvalidInput(f"status must be one of {', '.join(STATUSES)}", field="status")
-        if source:
-            Srn.parse(source, "source")
         params = {"name": name, "display_name": display_name, "source": source, "trial": trial, "status": status}
         with self.guard.call(
             ctx, "CreateTrialComponent", _target("trial-component", team, name), params=params
         ) as call:
             if (replayed := call.replay(TrialComponent)) is not None:
                 return replayed
-            if self._component(call.session, team, name, required=False) is not None:
-                raise Conflict(f"team {team} already has a trial component named {name!r}", field="name")
-            trial_row = self._trial(call.session, team, trial) if trial else None
-            row = TrialComponentRow(
-                team=team,
-                name=name,
-                display_name=display_name or name,
-                status=status,
-                status_message="",
-                source=source,
-                source_type=source_type,
-                start_time=start_time or utcnow(),
-                end_time=None,
-                created_at=utcnow(),
-                created_by=ctx.principal.user,
-            )
-            call.session.add(row)
-            call.session.flush()
-            if trial_row is not None:
-                call.session.add(TrialLinkRow(trial_id=trial_row.id, component_id=row.id))
-            update = ComponentUpdate(
-                name=name, parameters=dict(parameters or {}), inputs=dict(inputs or {}), tags=dict(tags or {})
-            )
-            self._apply(call.session, team, {name: row}, [update], [], ctx.principal.user)
+            rows = self._create_rows(call.session, team, [spec], ctx.principal.user)
             call.emit("TrialComponentCreated", name=name, source=source)
-            return call.result(self._load(call.session, row))
+            return call.result(self._load(call.session, rows[name]))
+
+    def _create_rows(
+        self, session: Session, team: str, specs: Sequence[ComponentCreate], user: str
+    ) -> dict[str, TrialComponentRow]:
+        """Insert new components with their first parameters, inputs, tags, trial and commit."""
+        names = [check_name(s.name, "name") for s in specs]
+        if len(set(names)) != len(names):
+            raise InvalidInput("a component is created twice in one request", field="name")
+        for s in specs:
+            if s.source:
+                Srn.parse(s.source, "source")
+        taken = set()
+        for start in range(0, len(names), 500):
+            chunk = names[start : start + 500]
+            taken.update(
+                session.scalars(
+                    select(TrialComponentRow.name).where(
+                        TrialComponentRow.team == team, TrialComponentRow.name.in_(chunk)
+                    )
+                )
+            )
+        if taken:
+            first = sorted(taken)[0]
+            raise Conflict(f"team {team} already has a trial component named {first!r}", field="name")
+        trial_names = sorted({s.trial for s in specs if s.trial})
+        trials = {
+            t.name: t.id
+            for t in session.scalars(select(TrialRow).where(TrialRow.team == team, TrialRow.name.in_(trial_names)))
+        }
+        for t in trial_names:
+            if t not in trials:
+                raise NotFound(f"team {team} has no trial named {t!r}", field="trial")
+        now = utcnow()
+        rows = {
+            s.name: TrialComponentRow(
+                team=team,
+                name=s.name,
+                display_name=s.display_name or s.name,
+                status=s.status,
+                status_message="",
+                source=s.source,
+                source_type=s.source_type,
+                start_time=s.start_time or now,
+                end_time=None,
+                created_at=now,
+                created_by=user,
+            )
+            for s in specs
+        }
+        session.add_all(rows.values())
+        session.flush()
+        links = [{"trial_id": trials[s.trial], "component_id": rows[s.name].id} for s in specs if s.trial]
+        if links:
+            session.execute(insert(TrialLinkRow.__table__), links)
+        updates = [
+            ComponentUpdate(name=s.name, parameters=s.parameters, inputs=s.inputs, tags=s.tags)
+            for s in specs
+            if s.parameters or s.inputs or s.tags
+        ]
+        self._apply(session, team, rows, updates, [], user)
+        commits: dict[str, Any] = {}
+        for s in specs:
+            if s.commit is None:
+                continue
+            artifact = commits.get(s.commit.uri)
+            if artifact is None:
+                artifact = commits[s.commit.uri] = commit_artifact(session, team, s.commit, user)
+            run = self._lineage_run(session, team, rows[s.name], user)
+            lineage.ensure_association(session, team, artifact, run, "AssociatedWith", user)
+        return rows
 
     def describe_trial_component(self, ctx: RequestContext, team: str, name: str) -> TrialComponent:
         with self.guard.call(ctx, "DescribeTrialComponent", _target("trial-component", team, name), write=False) as c:
@@ -328,17 +393,26 @@ class ExperimentsService:
         team: str,
         updates: Sequence[ComponentUpdate] = (),
         metric_columns: Sequence[MetricColumns] = (),
+        creates: Sequence[ComponentCreate] = (),
     ) -> BatchResult:
-        """Apply many components' updates and metrics in one guarded transaction (all or nothing)."""
-        names = sorted({u.name for u in updates} | {m.component for m in metric_columns})
+        """Create components, apply updates and append metrics in one guarded transaction.
+
+        All or nothing: an unknown component, a name taken or a bad value rejects the whole
+        batch. This is what the SDK's background writer sends.
+        """
+        created = [c.name for c in creates]
+        names = sorted({u.name for u in updates} | {m.component for m in metric_columns} | set(created))
         if len(names) > MAX_BATCH_COMPONENTS:
             raise InvalidInput(f"a batch touches at most {MAX_BATCH_COMPONENTS} components", field="components")
         points = sum(len(u.metrics) for u in updates) + sum(len(m.names) for m in metric_columns)
-        params = {"components": names[:100], "component_count": len(names), "metrics": points}
-        with self.guard.call(ctx, "UpdateTrialComponent", _target("trial-component", team), params=params) as call:
-            rows: dict[str, TrialComponentRow] = {}
-            for start in range(0, len(names), 500):
-                chunk = names[start : start + 500]
+        params = {"components": names[:100], "component_count": len(names), "created": len(created), "metrics": points}
+        with self.guard.call(ctx, "BatchWriteTrialComponents", _target("trial-component", team), params=params) as call:
+            if (replayed := call.replay(BatchResult)) is not None:
+                return replayed
+            rows = self._create_rows(call.session, team, creates, ctx.principal.user) if creates else {}
+            wanted = [n for n in names if n not in rows]
+            for start in range(0, len(wanted), 500):
+                chunk = wanted[start : start + 500]
                 rows.update(
                     (r.name, r)
                     for r in call.session.scalars(
@@ -350,7 +424,8 @@ class ExperimentsService:
             missing = [n for n in names if n not in rows]
             if missing:
                 raise NotFound(f"team {team} has no trial component named {missing[0]!r}", field="components")
-            return self._apply(call.session, team, rows, updates, metric_columns, ctx.principal.user)
+            result = self._apply(call.session, team, rows, updates, metric_columns, ctx.principal.user)
+            return call.result(result.model_copy(update={"created": len(created)}))
 
     def metric_series(self, ctx: RequestContext, team: str, component: str, name: str) -> MetricSeries:
         target = _target("trial-component", team, component)
@@ -496,16 +571,7 @@ class ExperimentsService:
         outputs: Mapping[str, ArtifactValue],
         user: str,
     ) -> None:
-        run = lineage.ensure_entity(
-            session,
-            team,
-            kind="trial-component",
-            type=row.source_type if row.source_type in ("ProcessingJob", "TrainingJob", "TransformJob") else "Tracker",
-            srn=str(Srn(team, "trial-component", row.name)),
-            name=row.name,
-            properties={"source": row.source} if row.source else None,
-            created_by=user,
-        )
+        run = ExperimentsService._lineage_run(session, team, row, user)
         for direction, artifacts in (("input", inputs), ("output", outputs)):
             for name, a in artifacts.items():
                 if "://" not in a.value:
@@ -525,6 +591,19 @@ class ExperimentsService:
                     lineage.ensure_association(session, team, entity, run, "ContributedTo", user)
                 else:
                     lineage.ensure_association(session, team, run, entity, "Produced", user)
+
+    @staticmethod
+    def _lineage_run(session: Session, team: str, row: TrialComponentRow, user: str) -> Any:
+        return lineage.ensure_entity(
+            session,
+            team,
+            kind="trial-component",
+            type=row.source_type if row.source_type in ("ProcessingJob", "TrainingJob", "TransformJob") else "Tracker",
+            srn=str(Srn(team, "trial-component", row.name)),
+            name=row.name,
+            properties={"source": row.source} if row.source else None,
+            created_by=user,
+        )
 
     @staticmethod
     def _load(session: Session, row: TrialComponentRow) -> TrialComponent:

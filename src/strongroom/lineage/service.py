@@ -141,6 +141,20 @@ class LineageService:
             store.ensure_association(call.session, team, src, dst, type, ctx.principal.user)
             return Association(source=source, destination=destination, type=type)  # type: ignore[arg-type]
 
+    def record_commit(
+        self, ctx: RequestContext, team: str, commit: GitCommit, associate_with: Sequence[str] = ()
+    ) -> LineageEntity:
+        """Record a git commit as a ``Commit`` artifact ``AssociatedWith`` the given entities
+        (the jobs, components or endpoints it produced)."""
+        check_name(team, "team")
+        params = {"repository": commit.repository, "commit": commit.commit, "associate_with": list(associate_with)}
+        with self.guard.call(ctx, "CreateLineageArtifact", graph_target(team), params=params) as call:
+            row = commit_artifact(call.session, team, commit, ctx.principal.user)
+            for srn in associate_with:
+                target = store.entity_by_srn(call.session, team, srn, "associate_with")
+                store.ensure_association(call.session, team, row, target, "AssociatedWith", ctx.principal.user)
+            return store.to_entity(row)
+
     def disassociate(self, ctx: RequestContext, team: str, source: str, destination: str, type: str) -> None:
         params = {"source": source, "destination": destination, "type": type}
         with self.guard.call(ctx, "DeleteLineageAssociation", graph_target(team), params=params) as call:

@@ -105,6 +105,12 @@ class Session:
         self.tokens = resources.Tokens(self)
         self.policies = resources.Policies(self)
         self.audit = resources.Audit(self)
+        from strongroom.sdk.lineage import LineageClient
+        from strongroom.sdk.tracking import ExperimentsClient
+
+        team = env.get("STRONGROOM_TEAM") or None
+        self.experiments = ExperimentsClient(self, team)
+        self.lineage = LineageClient(self, team)
 
     def __repr__(self) -> str:
         return f"Session({self.where})"
@@ -116,7 +122,13 @@ class Session:
         self.close()
 
     def close(self) -> None:
-        self._client.close()
+        """Flush queued experiment writes, then close the connection."""
+        experiments = getattr(self, "experiments", None)
+        try:
+            if experiments is not None:
+                experiments.close()
+        finally:
+            self._client.close()
 
     # -- transport --------------------------------------------------------------------------
 

@@ -35,6 +35,47 @@ EXPECTED: dict[str, set[str]] = {
     "CreateModel": {ML},
     "CreateEndpoint": {ML},
     "DeleteEndpoint": {ML},
+    # experiments: the team's DataScientist and MLOpsEngineer write; the Auditor reads every team's
+    **dict.fromkeys(
+        (
+            "CreateExperiment",
+            "UpdateExperiment",
+            "DeleteExperiment",
+            "CreateTrial",
+            "DeleteTrial",
+            "AssociateTrialComponent",
+            "DisassociateTrialComponent",
+            "CreateTrialComponent",
+            "UpdateTrialComponent",
+            "DeleteTrialComponent",
+            "BatchWriteTrialComponents",
+        ),
+        {DS, ML},
+    ),
+    **dict.fromkeys(
+        (
+            "DescribeExperiment",
+            "ListExperiments",
+            "DescribeTrial",
+            "ListTrials",
+            "DescribeTrialComponent",
+            "ListTrialComponents",
+            "SearchTrialComponents",
+        ),
+        {AU, DS, ML},
+    ),
+    # lineage: the same split
+    **dict.fromkeys(
+        (
+            "CreateLineageArtifact",
+            "CreateLineageAction",
+            "CreateLineageContext",
+            "AddLineageAssociation",
+            "DeleteLineageAssociation",
+        ),
+        {DS, ML},
+    ),
+    **dict.fromkeys(("DescribeLineageEntity", "ListLineageEntities", "QueryLineage"), {AU, DS, ML}),
 }
 SAFE_WORKLOAD = {"network_isolation": True, "volume_kms_key": "srn:strongroom:risk:key/risk-key"}
 

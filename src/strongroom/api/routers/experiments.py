@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import datetime as dt
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Request, Response
@@ -14,14 +13,12 @@ from strongroom.core.context import RequestContext
 from strongroom.core.platform import Platform
 from strongroom.experiments import analytics
 from strongroom.experiments.models import (
-    ArtifactValue,
     BatchResult,
+    ComponentCreate,
     ComponentUpdate,
     Experiment,
     MetricColumns,
     MetricSeries,
-    ParameterValue,
-    Status,
     Trial,
     TrialComponent,
 )
@@ -51,19 +48,6 @@ class CreateTrial(Strict):
     tags: dict[str, str] = Field(default_factory=dict, max_length=50)
 
 
-class CreateTrialComponent(Strict):
-    name: str = Field(max_length=64)
-    display_name: str = Field(default="", max_length=256)
-    status: Status = "InProgress"
-    source: str = Field(default="", max_length=512)
-    source_type: str = Field(default="", max_length=64)
-    start_time: dt.datetime | None = None
-    parameters: dict[str, ParameterValue] = Field(default_factory=dict)
-    inputs: dict[str, ArtifactValue] = Field(default_factory=dict)
-    tags: dict[str, str] = Field(default_factory=dict, max_length=50)
-    trial: str | None = Field(default=None, max_length=64)
-
-
 class Associate(Strict):
     component: str = Field(max_length=64)
 
@@ -71,6 +55,7 @@ class Associate(Strict):
 class Batch(Strict):
     """Many components' updates in one call; ``metrics`` in columns for compactness."""
 
+    creates: list[ComponentCreate] = Field(default_factory=list, max_length=10_000)
     components: list[ComponentUpdate] = Field(default_factory=list, max_length=10_000)
     metrics: list[MetricColumns] = Field(default_factory=list, max_length=10_000)
 
@@ -141,7 +126,7 @@ def disassociate(team: str, trial: str, component: str, ctx: Ctx, p: P) -> Respo
 
 
 @router.post("/trial-components", status_code=201)
-def create_trial_component(team: str, body: CreateTrialComponent, ctx: Ctx, p: P) -> TrialComponent:
+def create_trial_component(team: str, body: ComponentCreate, ctx: Ctx, p: P) -> TrialComponent:
     return p.experiments.create_trial_component(
         ctx,
         team,
@@ -155,6 +140,7 @@ def create_trial_component(team: str, body: CreateTrialComponent, ctx: Ctx, p: P
         inputs=body.inputs,
         tags=body.tags,
         trial=body.trial,
+        commit=body.commit,
     )
 
 
@@ -194,7 +180,7 @@ def metric_series(team: str, component: str, metric: str, ctx: Ctx, p: P) -> Met
 
 @router.post("/trial-component-batches")
 def batch_update(team: str, body: Batch, ctx: Ctx, p: P) -> BatchResult:
-    return p.experiments.batch_update(ctx, team, body.components, body.metrics)
+    return p.experiments.batch_update(ctx, team, body.components, body.metrics, body.creates)
 
 
 @router.post("/trial-component-search", response_model=None)

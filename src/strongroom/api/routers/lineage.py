@@ -15,6 +15,7 @@ from strongroom.lineage.models import (
     Association,
     AssociationType,
     Direction,
+    GitCommit,
     JobLineage,
     LineageEntity,
     LineageGraph,
@@ -56,6 +57,11 @@ class Associate(Strict):
     type: AssociationType
 
 
+class RecordCommit(Strict):
+    commit: GitCommit
+    associate_with: list[str] = Field(default_factory=list, max_length=100)
+
+
 class Query_(Strict):
     start: str = Field(max_length=512)
     direction: Direction = "upstream"
@@ -91,6 +97,11 @@ def record_context(team: str, body: RecordNamed, ctx: Ctx, p: P) -> LineageEntit
 @router.post("/trial-components", status_code=201)
 def record_trial_component(team: str, body: RecordRun, ctx: Ctx, p: P) -> LineageEntity:
     return p.lineage.record_trial_component(ctx, team, body.srn, body.type, body.properties)
+
+
+@router.post("/commits", status_code=201)
+def record_commit(team: str, body: RecordCommit, ctx: Ctx, p: P) -> LineageEntity:
+    return p.lineage.record_commit(ctx, team, body.commit, body.associate_with)
 
 
 @router.post("/jobs", status_code=201)
