@@ -59,6 +59,9 @@ class Config(BaseSettings):
     audit_checkpoint_seconds: float = Field(default=60.0, gt=0)
     sqlite_synchronous: str = "NORMAL"
     log_level: str = "info"
+    openlineage_url: str = ""
+    openlineage_file: str = ""
+    openlineage_namespace: str = "strongroom"
 
     @field_validator("tls_min_version")
     @classmethod
@@ -141,4 +144,10 @@ audit_checkpoint_seconds = 60
 sqlite_synchronous = "NORMAL"
 
 log_level = "info"
+
+# OpenLineage run events for jobs (START, COMPLETE, FAIL), for Marquez or DataHub: an HTTPS
+# endpoint (e.g. "https://marquez.example:5000/api/v1/lineage") or a JSON-lines file; empty = off.
+openlineage_url = ""
+openlineage_file = ""
+openlineage_namespace = "strongroom"
 """

@@ -23,6 +23,7 @@ from strongroom.db.engine import Database
 from strongroom.experiments.service import ExperimentsService
 from strongroom.identity.models import IssuedToken
 from strongroom.identity.service import IdentityService
+from strongroom.lineage.openlineage import OpenLineageEmitter, build_transport
 from strongroom.lineage.service import LineageService
 from strongroom.policy.engine import PolicyEngine
 from strongroom.policy.guard import Guard
@@ -61,6 +62,10 @@ class Platform:
         self.audit = AuditService(self.audit_log, self.guard)
         self.experiments = ExperimentsService(self.db, self.guard)
         self.lineage = LineageService(self.db, self.guard)
+        self.openlineage = OpenLineageEmitter(
+            build_transport(config.openlineage_url, config.openlineage_file),
+            config.openlineage_namespace,
+        )
         self.identity.load_policy_facts()
         self.policies.load_policy_facts()
 
@@ -73,6 +78,7 @@ class Platform:
         ]
 
     def close(self) -> None:
+        self.openlineage.close()
         self.bus.close()
         self.db.dispose()
 
