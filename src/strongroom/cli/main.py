@@ -10,7 +10,7 @@ from typing import Annotated, Any
 
 import typer
 
-from strongroom.cli import audit, identity, policy
+from strongroom.cli import audit, experiments, identity, lineage, policy
 from strongroom.cli.common import HomeOpt, JsonOpt, StrongroomGroup
 from strongroom.cli.output import console, err_console, print_json, show
 from strongroom.core.config import Config
@@ -31,6 +31,8 @@ for sub_app, group in (
     (identity.roles_app, "roles"),
     (policy.policy_app, "policy"),
     (audit.audit_app, "audit"),
+    (experiments.experiments_app, "experiments"),
+    (lineage.lineage_app, "lineage"),
 ):
     app.add_typer(sub_app, name=group)
 
