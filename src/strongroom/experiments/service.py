@@ -290,7 +290,7 @@ class ExperimentsService:
         for s in specs:
             if s.source:
                 Srn.parse(s.source, "source")
-        taken = set()
+        taken: set[str] = set()
         for start in range(0, len(names), 500):
             chunk = names[start : start + 500]
             taken.update(
@@ -332,7 +332,7 @@ class ExperimentsService:
         session.flush()
         links = [{"trial_id": trials[s.trial], "component_id": rows[s.name].id} for s in specs if s.trial]
         if links:
-            session.execute(insert(TrialLinkRow.__table__), links)
+            session.execute(insert(TrialLinkRow), links)
         updates = [
             ComponentUpdate(name=s.name, parameters=s.parameters, inputs=s.inputs, tags=s.tags)
             for s in specs

@@ -12,9 +12,9 @@ import math
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import and_, bindparam, delete, insert, or_, select, tuple_, update
+from sqlalchemy import Table, and_, bindparam, delete, insert, or_, select, tuple_, update
 from sqlalchemy.orm import Session
 
 from strongroom.core.errors import InvalidInput
@@ -27,11 +27,11 @@ from strongroom.experiments.db import (
 )
 from strongroom.experiments.models import MAX_PARAMETER_NAME, MAX_STRING_VALUE, ArtifactValue, ParameterValue
 
-PARAMS = ParameterRow.__table__
-TAGS = ComponentTagRow.__table__
-ARTIFACTS = ArtifactRow.__table__
-METRICS = MetricRow.__table__
-SUMMARIES = MetricSummaryRow.__table__
+PARAMS = cast(Table, ParameterRow.__table__)
+TAGS = cast(Table, ComponentTagRow.__table__)
+ARTIFACTS = cast(Table, ArtifactRow.__table__)
+METRICS = cast(Table, MetricRow.__table__)
+SUMMARIES = cast(Table, MetricSummaryRow.__table__)
 MAX_METRICS_PER_BATCH = 100_000
 _INSERT_METRICS = "INSERT INTO trial_component_metrics (component_id, name, value, step, timestamp) VALUES "
 _INSERT_METRICS_QMARK = _INSERT_METRICS + "(?, ?, ?, ?, ?)"
@@ -230,9 +230,9 @@ def put_metrics(session: Session, batch: MetricBatch) -> None:
     if inserts:
         session.execute(insert(SUMMARIES), inserts)
     if updates:
-        statement = (
+        merge = (
             update(SUMMARIES)
             .where(SUMMARIES.c.component_id == bindparam("b_component_id"), SUMMARIES.c.name == bindparam("b_name"))
             .values({k: bindparam(k) for k in Summary().values()})
         )
-        session.connection().execute(statement, updates)
+        session.connection().execute(merge, updates)

@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterable, Sequence
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import Select, func, literal, select
+from sqlalchemy import Select, Table, func, literal, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -31,8 +31,8 @@ from strongroom.lineage.models import (
     LineageNode,
 )
 
-ENTITIES = LineageEntityRow.__table__
-ASSOCIATIONS = LineageAssociationRow.__table__
+ENTITIES = cast(Table, LineageEntityRow.__table__)
+ASSOCIATIONS = cast(Table, LineageAssociationRow.__table__)
 MAX_DEPTH = 50
 
 
@@ -213,9 +213,7 @@ def entity_by_srn(session: Session, team: str, srn: str, field: str = "srn") -> 
     return row
 
 
-def _walk(
-    start_id: int, direction: str, depth: int, association_types: Sequence[str] | None
-) -> Select[tuple[int, int, str, int]]:
+def _walk(start_id: int, direction: str, depth: int, association_types: Sequence[str] | None) -> Select[Any]:
     """Recursive CTE: every edge within ``depth`` hops of ``start_id`` as (reached, via, type, hops)."""
     a = ASSOCIATIONS
     near, far = (a.c.destination_id, a.c.source_id) if direction == "upstream" else (a.c.source_id, a.c.destination_id)
