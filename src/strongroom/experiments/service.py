@@ -22,7 +22,7 @@ from strongroom.core.errors import Conflict, InvalidInput, NotFound
 from strongroom.core.names import Srn, check_name
 from strongroom.db.base import utcnow
 from strongroom.db.engine import Database
-from strongroom.experiments import analytics, writes
+from strongroom.experiments import analytics, views, writes
 from strongroom.experiments.db import (
     ArtifactRow,
     ComponentTagRow,
@@ -43,7 +43,6 @@ from strongroom.experiments.models import (
     ExperimentConfig,
     MetricColumns,
     MetricSeries,
-    MetricSummary,
     ParameterValue,
     Trial,
     TrialComponent,
@@ -116,18 +115,18 @@ class ExperimentsService:
                 created_by=ctx.principal.user,
             )
             call.emit("ExperimentCreated", name=name)
-            return call.result(_experiment_entity(row))
+            return call.result(views.experiment_entity(row))
 
     def describe_experiment(self, ctx: RequestContext, team: str, name: str) -> Experiment:
         with self.guard.call(ctx, "DescribeExperiment", _target("experiment", team, name), write=False) as call:
-            return _experiment_entity(self._experiment(call.session, team, name))
+            return views.experiment_entity(self._experiment(call.session, team, name))
 
     def list_experiments(self, ctx: RequestContext, team: str) -> list[Experiment]:
         with self.guard.call(ctx, "ListExperiments", _target("experiment", team), write=False) as call:
             rows = call.session.scalars(
                 select(ExperimentRow).where(ExperimentRow.team == team).order_by(ExperimentRow.name)
             )
-            return [_experiment_entity(r) for r in rows]
+            return [views.experiment_entity(r) for r in rows]
 
     def delete_experiment(self, ctx: RequestContext, team: str, name: str) -> None:
         """Delete an experiment; refused while it still has trials."""
@@ -178,13 +177,13 @@ class ExperimentsService:
             call.session.add(row)
             call.session.flush()
             call.emit("TrialCreated", name=name, experiment=experiment_name)
-            return call.result(_trial_entity(row, experiment_name))
+            return call.result(views.trial_entity(row, experiment_name))
 
     def describe_trial(self, ctx: RequestContext, team: str, name: str) -> Trial:
         with self.guard.call(ctx, "DescribeTrial", _target("trial", team, name), write=False) as call:
             row = self._trial(call.session, team, name)
             experiment = call.session.get(ExperimentRow, row.experiment_id)
-            return _trial_entity(row, experiment.name if experiment else "")
+            return views.trial_entity(row, experiment.name if experiment else "")
 
     def list_trials(self, ctx: RequestContext, team: str, experiment_name: str | None = None) -> list[Trial]:
         params = {"experiment_name": experiment_name}
@@ -196,7 +195,7 @@ class ExperimentsService:
             )
             if experiment_name:
                 query = query.where(ExperimentRow.name == experiment_name)
-            return [_trial_entity(t, e) for t, e in call.session.execute(query.order_by(TrialRow.name))]
+            return [views.trial_entity(t, e) for t, e in call.session.execute(query.order_by(TrialRow.name))]
 
     def delete_trial(self, ctx: RequestContext, team: str, name: str) -> None:
         """Delete a trial; its components stay (they may belong to other trials)."""
@@ -278,7 +277,7 @@ class ExperimentsService:
                 return replayed
             rows = self._create_rows(call.session, team, [spec], ctx.principal.user)
             call.emit("TrialComponentCreated", name=name, source=source)
-            return call.result(self._load(call.session, rows[name]))
+            return call.result(views.load_one(call.session, rows[name]))
 
     def _create_rows(
         self, session: Session, team: str, specs: Sequence[ComponentCreate], user: str
@@ -352,7 +351,7 @@ class ExperimentsService:
 
     def describe_trial_component(self, ctx: RequestContext, team: str, name: str) -> TrialComponent:
         with self.guard.call(ctx, "DescribeTrialComponent", _target("trial-component", team, name), write=False) as c:
-            return self._load(c.session, self._component(c.session, team, name))
+            return views.load_one(c.session, self._component(c.session, team, name))
 
     def list_trial_components(
         self, ctx: RequestContext, team: str, trial: str | None = None, source: str | None = None
@@ -370,7 +369,7 @@ class ExperimentsService:
             if source:
                 query = query.where(TrialComponentRow.source == source)
             rows = list(call.session.scalars(query.order_by(TrialComponentRow.id).limit(10_000)))
-            return [self._load(call.session, r) for r in rows]
+            return views.load_many(call.session, rows)
 
     def delete_trial_component(self, ctx: RequestContext, team: str, name: str) -> None:
         with self.guard.call(ctx, "DeleteTrialComponent", _target("trial-component", team, name)) as call:
@@ -385,7 +384,7 @@ class ExperimentsService:
         with self.guard.call(ctx, "UpdateTrialComponent", target, params=_update_params(update)) as call:
             row = self._component(call.session, team, update.name)
             self._apply(call.session, team, {row.name: row}, [update], [], ctx.principal.user)
-            return self._load(call.session, row)
+            return views.load_one(call.session, row)
 
     def batch_update(
         self,
@@ -605,55 +604,6 @@ class ExperimentsService:
             created_by=user,
         )
 
-    @staticmethod
-    def _load(session: Session, row: TrialComponentRow) -> TrialComponent:
-        cid = row.id
-        parameters: dict[str, ParameterValue] = {}
-        for p in session.scalars(select(ParameterRow).where(ParameterRow.component_id == cid)):
-            parameters[p.name] = p.number_value if p.number_value is not None else (p.string_value or "")
-        inputs: dict[str, ArtifactValue] = {}
-        outputs: dict[str, ArtifactValue] = {}
-        for a in session.scalars(select(ArtifactRow).where(ArtifactRow.component_id == cid)):
-            value = ArtifactValue(value=a.uri, media_type=a.media_type, sha256=a.sha256, version_id=a.version_id)
-            (inputs if a.direction == "input" else outputs)[a.name] = value
-        summaries = [
-            _summary(s)
-            for s in session.scalars(
-                select(MetricSummaryRow).where(MetricSummaryRow.component_id == cid).order_by(MetricSummaryRow.name)
-            )
-        ]
-        tags = {
-            t.key: t.value for t in session.scalars(select(ComponentTagRow).where(ComponentTagRow.component_id == cid))
-        }
-        trials = list(
-            session.scalars(
-                select(TrialRow.name)
-                .join(TrialLinkRow, TrialLinkRow.trial_id == TrialRow.id)
-                .where(TrialLinkRow.component_id == cid)
-                .order_by(TrialRow.name)
-            )
-        )
-        return TrialComponent(
-            name=row.name,
-            team=row.team,
-            srn=str(Srn(row.team, "trial-component", row.name)),
-            display_name=row.display_name,
-            status=row.status,  # type: ignore[arg-type]
-            status_message=row.status_message,
-            source=row.source,
-            source_type=row.source_type,
-            start_time=row.start_time,
-            end_time=row.end_time,
-            parameters=parameters,
-            inputs=inputs,
-            outputs=outputs,
-            metrics=summaries,
-            tags=tags,
-            trials=trials,
-            created_at=row.created_at,
-            created_by=row.created_by,
-        )
-
 
 def _update_params(update: ComponentUpdate) -> dict[str, Any]:
     return {
@@ -664,43 +614,3 @@ def _update_params(update: ComponentUpdate) -> dict[str, Any]:
         "outputs": sorted(update.outputs),
         "metrics": len(update.metrics),
     }
-
-
-def _summary(s: MetricSummaryRow) -> MetricSummary:
-    return MetricSummary(
-        name=s.name,
-        count=s.count,
-        min=s.min,
-        max=s.max,
-        avg=s.mean,
-        std_dev=analytics.std_dev(s.count, s.m2),
-        last=s.last,
-        last_step=s.last_step,
-        last_timestamp=dt.datetime.fromtimestamp(s.last_timestamp, dt.UTC),
-    )
-
-
-def _experiment_entity(row: ExperimentRow) -> Experiment:
-    return Experiment(
-        name=row.name,
-        team=row.team,
-        srn=str(Srn(row.team, "experiment", row.name)),
-        display_name=row.display_name,
-        description=row.description,
-        tags=dict(row.tags or {}),
-        created_at=row.created_at,
-        created_by=row.created_by,
-    )
-
-
-def _trial_entity(row: TrialRow, experiment_name: str) -> Trial:
-    return Trial(
-        name=row.name,
-        team=row.team,
-        srn=str(Srn(row.team, "trial", row.name)),
-        experiment_name=experiment_name,
-        display_name=row.display_name,
-        tags=dict(row.tags or {}),
-        created_at=row.created_at,
-        created_by=row.created_by,
-    )
