@@ -37,6 +37,8 @@ MAX_LIST = 10_000
 
 
 def graph_target(team: str, name: str = "*") -> Target:
+    """The team's lineage graph as the policy engine sees it."""
+    check_name(team, "team")
     return Target("lineage", team, name)
 
 
