@@ -181,10 +181,14 @@ class MetricSeries(BaseModel):
 
 
 class ExperimentConfig(BaseModel):
-    """What a job is given to create its trial component automatically (the managed service's shape)."""
+    """What a job is given to create its trial component automatically.
+
+    Accepts the managed service's keys (``ExperimentName``, ...) and snake_case ones alike, so
+    ``ExperimentConfig.model_validate(job_spec.experiment_config.model_dump())`` works.
+    """
 
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
 
     experiment_name: str = Field(alias="ExperimentName", max_length=64)
     trial_name: str = Field(alias="TrialName", max_length=64)
-    trial_component_display_name: str = Field(default="", alias="TrialComponentDisplayName", max_length=256)
+    trial_component_display_name: str | None = Field(default=None, alias="TrialComponentDisplayName", max_length=256)

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from strongroom.core.errors import InvalidInput
+from strongroom.core.names import Srn, check_name
 from strongroom.lineage.git import CommitResolver, LocalRepositoryResolver
 from strongroom.lineage.models import Association, GitCommit, JobLineage, LineageEntity, LineageGraph
 from strongroom.sdk.tracking import resolve_team
@@ -13,6 +15,29 @@ if TYPE_CHECKING:
     import pandas as pd
 
     from strongroom.sdk.session import Session
+
+
+class TeamGitResolver(CommitResolver):
+    """Resolves commits of the team's git repositories through the platform's commit-lookup API
+    (``GET /api/v1/teams/{team}/repositories/{name}/commits/{sha}``)."""
+
+    def __init__(self, session: Session, team: str) -> None:
+        self._s = session
+        self.team = team
+
+    def resolve(self, repository: str, sha: str) -> GitCommit:
+        name = repository.rstrip("/").rsplit("/", 1)[-1].removesuffix(".git")
+        check_name(name, "repo")
+        if not sha or len(sha) > 64 or any(c not in "0123456789abcdefABCDEF" for c in sha):
+            raise InvalidInput(f"{sha!r} is not a commit sha (hex digits)", field="sha")
+        found = self._s.request("GET", f"/api/v1/teams/{self.team}/repositories/{name}/commits/{sha}").json()
+        return GitCommit(
+            repository=str(Srn(self.team, "repository", name)),
+            commit=str(found["sha"]),
+            author=f"{found.get('author', '')} <{found.get('email', '')}>"[:256],
+            date=str(found.get("date", "")),
+            message=str(found.get("message", ""))[:4096],
+        )
 
 
 class LineageResult:
@@ -118,10 +143,13 @@ class LineageClient:
     ) -> LineageEntity:
         """Record commit ``sha`` of ``repo`` as a Commit artifact, associated with the given entities.
 
-        ``resolver`` looks the commit up (default: ``repo`` is a local clone). The team git
-        service's commit-lookup API will be a resolver too.
+        ``resolver`` looks the commit up; by default a local clone when ``repo`` is a directory,
+        else the team's git repository of that name (through the commit-lookup API).
         """
-        commit = (resolver or LocalRepositoryResolver()).resolve(repo, sha)
+        if resolver is None:
+            local = Path(repo).expanduser()
+            resolver = LocalRepositoryResolver() if local.is_dir() else TeamGitResolver(self._s, self.team)
+        commit = resolver.resolve(repo, sha)
         return self.record_commit(commit, associate_with or [])
 
     def record_commit(self, commit: GitCommit, associate_with: list[str] | None = None) -> LineageEntity:

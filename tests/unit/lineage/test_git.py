@@ -94,3 +94,12 @@ def test_local_resolver(repo: Path) -> None:
 )
 def test_strip_credentials(url: str, clean: str) -> None:
     assert strip_credentials(url) == clean
+
+
+def test_gitinfo_is_the_jobs_sdk_provenance(repo: Path, tmp_path: Path) -> None:
+    from strongroom.lineage import gitinfo
+
+    found = gitinfo.capture(repo)
+    assert found is not None and found["commit"] == _git(repo, "rev-parse", "HEAD").strip()
+    assert found["repository"] == "https://git.example.org/risk/credit.git" and found["dirty"] is False
+    assert gitinfo.capture(tmp_path / "credit" / "..") is None
