@@ -34,6 +34,7 @@ from strongroom.experiments.db import (
     TrialLinkRow,
     TrialRow,
 )
+from strongroom.experiments.lineage import component_entity, record_artifacts
 from strongroom.experiments.models import (
     ArtifactValue,
     BatchResult,
@@ -345,7 +346,7 @@ class ExperimentsService:
             artifact = commits.get(s.commit.uri)
             if artifact is None:
                 artifact = commits[s.commit.uri] = commit_artifact(session, team, s.commit, user)
-            run = self._lineage_run(session, team, rows[s.name], user)
+            run = component_entity(session, team, rows[s.name], user)
             lineage.ensure_association(session, team, artifact, run, "AssociatedWith", user)
         return rows
 
@@ -552,7 +553,7 @@ class ExperimentsService:
                     [m.timestamp for m in u.metrics],
                 )
             if u.inputs or u.outputs:
-                self._record_lineage(session, team, row, u.inputs, u.outputs, user)
+                record_artifacts(session, team, row, u.inputs, u.outputs, user)
         for m in metric_columns:
             batch.extend(rows[m.component].id, m.names, m.values, m.steps, m.timestamps)
         writes.put_parameters(session, params)
@@ -560,49 +561,6 @@ class ExperimentsService:
         writes.put_artifacts(session, artifacts)
         writes.put_metrics(session, batch)
         return BatchResult(components=len(rows), metrics=len(batch), parameters=len(params), artifacts=len(artifacts))
-
-    @staticmethod
-    def _record_lineage(
-        session: Session,
-        team: str,
-        row: TrialComponentRow,
-        inputs: Mapping[str, ArtifactValue],
-        outputs: Mapping[str, ArtifactValue],
-        user: str,
-    ) -> None:
-        run = ExperimentsService._lineage_run(session, team, row, user)
-        for direction, artifacts in (("input", inputs), ("output", outputs)):
-            for name, a in artifacts.items():
-                if "://" not in a.value:
-                    continue  # a plain value, not a location: nothing to trace
-                entity = lineage.ensure_artifact(
-                    session,
-                    team,
-                    uri=a.value,
-                    type="Model" if "model" in name.lower() else "DataSet",
-                    sha256=a.sha256,
-                    version_id=a.version_id,
-                    name=name,
-                    properties={"media_type": a.media_type} if a.media_type else None,
-                    created_by=user,
-                )
-                if direction == "input":
-                    lineage.ensure_association(session, team, entity, run, "ContributedTo", user)
-                else:
-                    lineage.ensure_association(session, team, run, entity, "Produced", user)
-
-    @staticmethod
-    def _lineage_run(session: Session, team: str, row: TrialComponentRow, user: str) -> Any:
-        return lineage.ensure_entity(
-            session,
-            team,
-            kind="trial-component",
-            type=row.source_type if row.source_type in ("ProcessingJob", "TrainingJob", "TransformJob") else "Tracker",
-            srn=str(Srn(team, "trial-component", row.name)),
-            name=row.name,
-            properties={"source": row.source} if row.source else None,
-            created_by=user,
-        )
 
 
 def _update_params(update: ComponentUpdate) -> dict[str, Any]:
