@@ -9,7 +9,7 @@ from starlette.exceptions import HTTPException
 import strongroom
 from strongroom.api import problems
 from strongroom.api.middleware import PlatformMiddleware
-from strongroom.api.routers import audit, git, identity, jobs, kms, policy, storage, system
+from strongroom.api.routers import audit, experiments, git, identity, jobs, kms, lineage, policy, storage, system
 from strongroom.core.errors import StrongroomError
 from strongroom.core.platform import Platform
 from strongroom.gitrepo import http as git_http
@@ -25,6 +25,8 @@ ROUTERS = (
     kms.router,
     storage.router,
     jobs.router,
+    experiments.router,
+    lineage.router,
 )
 
 

@@ -82,6 +82,9 @@ class Config(BaseSettings):
     # Detective controls' alerts: an https:// webhook and the CA bundle to verify it.
     alert_webhook_url: str = ""
     alert_webhook_ca: str = ""
+    openlineage_url: str = ""
+    openlineage_file: str = ""
+    openlineage_namespace: str = "strongroom"
 
     @field_validator("tls_min_version")
     @classmethod
@@ -226,4 +229,10 @@ spot_preemption_probability = 0.0
 # Detective controls raise alerts into the audit log and, when set, POST them (JSON) here.
 alert_webhook_url = ""
 alert_webhook_ca = ""                # CA bundle for the webhook's certificate (empty = system CAs)
+
+# OpenLineage run events for jobs (START, COMPLETE, FAIL), for Marquez or DataHub: an HTTPS
+# endpoint (e.g. "https://marquez.example:5000/api/v1/lineage") or a JSON-lines file; empty = off.
+openlineage_url = ""
+openlineage_file = ""
+openlineage_namespace = "strongroom"
 """

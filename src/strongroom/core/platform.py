@@ -21,6 +21,7 @@ from strongroom.core.rootkey import RootKey, load_root_key
 from strongroom.core.workers import Worker
 from strongroom.db import migrate
 from strongroom.db.engine import Database
+from strongroom.experiments.service import ExperimentsService
 from strongroom.gitrepo.service import GitService
 from strongroom.identity.models import IssuedToken
 from strongroom.identity.service import IdentityService
@@ -32,6 +33,8 @@ from strongroom.jobs.service import JobService
 from strongroom.kms.backends import build_keyrings
 from strongroom.kms.service import KmsService
 from strongroom.kms.worker import KeyLifecycleWorker
+from strongroom.lineage.openlineage import OpenLineageEmitter, build_transport
+from strongroom.lineage.service import LineageService
 from strongroom.policy.engine import PolicyEngine
 from strongroom.policy.guard import Guard
 from strongroom.policy.service import PolicyService
@@ -84,6 +87,12 @@ class Platform:
         self.blobs = build_blob_store(config)
         self.storage = StorageService(self.db, self.guard, self.policy_engine, self.kms, self.blobs)
         self.git = GitService(self.db, self.guard, home / "git")
+        self.experiments = ExperimentsService(self.db, self.guard)
+        self.lineage = LineageService(self.db, self.guard)
+        self.openlineage = OpenLineageEmitter(
+            build_transport(config.openlineage_url, config.openlineage_file),
+            config.openlineage_namespace,
+        )
         self.identity.load_policy_facts()
         self.policies.load_policy_facts()
         self.kms.load_policy_facts()
@@ -130,6 +139,7 @@ class Platform:
         return self._workers
 
     def close(self) -> None:
+        self.openlineage.close()
         self.bus.close()
         for keyring in self.keyrings.values():
             keyring.close()

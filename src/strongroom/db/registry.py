@@ -5,10 +5,12 @@ from __future__ import annotations
 from sqlalchemy import MetaData
 
 import strongroom.audit.db
+import strongroom.experiments.db
 import strongroom.gitrepo.db
 import strongroom.identity.db
 import strongroom.jobs.db
 import strongroom.kms.db
+import strongroom.lineage.db
 import strongroom.policy.db
 import strongroom.storage.db  # noqa: F401
 from strongroom.db.base import Base

@@ -116,6 +116,12 @@ class Session:
 
         self.keys = storage.Keys(self)
         self.buckets = storage.Buckets(self)
+        from strongroom.sdk.lineage import LineageClient
+        from strongroom.sdk.tracking import ExperimentsClient
+
+        team = env.get("STRONGROOM_TEAM") or None
+        self.experiments = ExperimentsClient(self, team)
+        self.lineage = LineageClient(self, team)
 
     def __repr__(self) -> str:
         return f"Session({self.where})"
@@ -127,7 +133,13 @@ class Session:
         self.close()
 
     def close(self) -> None:
-        self._client.close()
+        """Flush queued experiment writes, then close the connection."""
+        experiments = getattr(self, "experiments", None)
+        try:
+            if experiments is not None:
+                experiments.close()
+        finally:
+            self._client.close()
 
     # -- transport --------------------------------------------------------------------------
 

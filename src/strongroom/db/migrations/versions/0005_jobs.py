@@ -1,7 +1,7 @@
 """jobs
 
 Revision ID: 0005
-Revises: 0003
+Revises: 0004
 Create Date: 2026-11-28 11:53:27.660441
 """
 
@@ -13,7 +13,7 @@ from alembic import op
 import strongroom.db.base
 
 revision = "0005"
-down_revision = "0003"
+down_revision = "0004"
 branch_labels = None
 depends_on = None
 
