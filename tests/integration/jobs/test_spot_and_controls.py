@@ -182,8 +182,21 @@ def test_detective_control_stops_an_exempted_job_within_seconds(webhook: tuple[s
         server.stop()
 
 
+STEPPER = """
+import time
+from strongroom.algorithms import checkpoint
+found = checkpoint.load("/opt/ml/checkpoints", name="steps")
+start = found[0] + 1 if found else 0
+print(f"resuming from checkpoint step {found[0]}" if found else "starting fresh", flush=True)
+for step in range(start, 40):
+    time.sleep(0.25)
+    checkpoint.save("/opt/ml/checkpoints", step, str(step).encode(), name="steps")
+    print(f"step {step}", flush=True)
+open("/opt/ml/model/steps.txt", "w").write("done")
+"""
+
+
 @pytest.mark.slow
-@pytest.mark.timeout(400)
 def test_restart_fails_plain_jobs_and_resumes_checkpointed_spot_jobs(tmp_path: Path) -> None:
     import signal
 
@@ -191,23 +204,31 @@ def test_restart_fails_plain_jobs_and_resumes_checkpointed_spot_jobs(tmp_path: P
     token = initialize(config).token.secret
     server = start_server(config, token)
     env = build_team(server)
-    frame = credit_like(40_000, seed=5)
-    label = frame.pop("default payment next month")
-    frame.insert(0, "label", label)
-    env.alice.buckets.put_object(env.data, "spot/train.csv", csv_bytes(frame, header=False))
     script = upload_script(env, "long.py", "import time\nprint('working', flush=True)\ntime.sleep(600)\n")
     env.alice.jobs.create(job_spec(env, "plain-long", code={"source": script}))
-    env.alice.jobs.create(_training(env, "spot-long", spot=True, rounds=600))
-    _wait_for(lambda: bool(env.alice.list_objects(env.models, "checkpoints/spot-long")), 240, "a checkpoint upload")
+    spot = job_spec(
+        env,
+        "spot-long",
+        kind="training",
+        code={"source": upload_script(env, "stepper.py", STEPPER)},
+        outputs=[{"name": "model", "destination": f"sr://{env.models}/steps"}],
+        spot={"use_spot": True, "checkpoint_uri": f"sr://{env.models}/checkpoints/spot-long"},
+    )
+    env.alice.jobs.create(spot)
+    _wait_for(lambda: bool(env.alice.list_objects(env.models, "checkpoints/spot-long")), 120, "a checkpoint upload")
     server.stop(signal.SIGKILL)
     restarted = start_server(config, token)
     try:
         alice = restarted.session(env.alice_token)
         _wait_for(lambda: alice.jobs.describe("risk", "plain-long").status == "Failed", 60, "reconcile")
         assert "platform restarted" in alice.jobs.describe("risk", "plain-long").failure_reason
-        job = alice.jobs.wait("risk", "spot-long", logs=False, timeout=300)
+        job = alice.jobs.wait("risk", "spot-long", logs=False, timeout=120)
         assert job.status == "Completed" and job.attempts == 2
         text = "\n".join(line.text for line in alice.jobs.logs("risk", "spot-long", limit=10_000))
-        assert "resuming from checkpoint" in text
+        assert "resuming from checkpoint step" in text and "step 39" in text
+        lines = text.splitlines()
+        resumed_at = int(text.split("resuming from checkpoint step ")[1].split()[0])
+        assert lines.count(f"step {resumed_at}") == 1  # the checkpointed step is not done again
+        assert lines.count("step 0") == 1  # nor is anything before it
     finally:
         restarted.stop()
