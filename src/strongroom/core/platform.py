@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from strongroom.audit.alerts import AlertService
 from strongroom.audit.events import EventBus
@@ -33,7 +35,6 @@ from strongroom.jobs.service import JobService
 from strongroom.kms.backends import build_keyrings
 from strongroom.kms.service import KmsService
 from strongroom.kms.worker import KeyLifecycleWorker
-from strongroom.lineage.openlineage import OpenLineageEmitter, build_transport
 from strongroom.lineage.service import LineageService
 from strongroom.policy.engine import PolicyEngine
 from strongroom.policy.guard import Guard
@@ -42,6 +43,9 @@ from strongroom.sandbox.runner import SandboxRunner
 from strongroom.storage.backends import build_blob_store
 from strongroom.storage.service import StorageService
 from strongroom.storage.worker import OrphanBlobWorker
+
+if TYPE_CHECKING:
+    from strongroom.lineage.openlineage import OpenLineageEmitter
 
 
 class Platform:
@@ -89,10 +93,8 @@ class Platform:
         self.git = GitService(self.db, self.guard, home / "git")
         self.experiments = ExperimentsService(self.db, self.guard)
         self.lineage = LineageService(self.db, self.guard)
-        self.openlineage = OpenLineageEmitter(
-            build_transport(config.openlineage_url, config.openlineage_file),
-            config.openlineage_namespace,
-        )
+        if config.openlineage_url or config.openlineage_file:
+            _ = self.openlineage  # a configured destination is checked at start-up
         self.identity.load_policy_facts()
         self.policies.load_policy_facts()
         self.kms.load_policy_facts()
@@ -110,6 +112,16 @@ class Platform:
         self.alerts = AlertService(self.guard, webhook_url=config.alert_webhook_url, webhook_ca=config.alert_webhook_ca)
         self.bus.add_rule(NetworkIsolationEnforcer(self.jobs, self.alerts))
         self._workers: list[Worker] | None = None
+
+    @functools.cached_property
+    def openlineage(self) -> OpenLineageEmitter:
+        """Job run events for Marquez/DataHub (the library is loaded only when it is needed)."""
+        from strongroom.lineage.openlineage import OpenLineageEmitter, build_transport
+
+        config = self.config
+        return OpenLineageEmitter(
+            build_transport(config.openlineage_url, config.openlineage_file), config.openlineage_namespace
+        )
 
     def workers(self) -> list[Worker]:
         """The background workers ``strongroom up`` runs (built once)."""
@@ -139,7 +151,8 @@ class Platform:
         return self._workers
 
     def close(self) -> None:
-        self.openlineage.close()
+        if "openlineage" in self.__dict__:
+            self.openlineage.close()
         self.bus.close()
         for keyring in self.keyrings.values():
             keyring.close()

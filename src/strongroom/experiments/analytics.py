@@ -23,7 +23,6 @@ import math
 from collections.abc import Iterable
 from typing import Any, Literal
 
-import pyarrow as pa
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import ColumnElement, and_, exists, false, or_, select, true
 from sqlalchemy.orm import Session
@@ -396,6 +395,8 @@ def _order(data: dict[str, list[Any]], n: int, request: SearchRequest) -> list[i
 
 
 def to_arrow(table: Columns) -> bytes:
+    import pyarrow as pa  # only analytics responses need it; keeps the server's footprint small
+
     """The table as an Arrow IPC stream (what the SDK turns into a DataFrame)."""
     arrays: dict[str, Any] = {}
     for name in table.columns:

@@ -79,7 +79,7 @@ def test_interrupted_spot_job_resumes_and_equals_an_uninterrupted_one(env: TeamE
     frame.insert(0, "label", label)
     env.alice.buckets.put_object(env.data, "spot/train.csv", csv_bytes(frame, header=False))
 
-    env.alice.jobs.create(_training(env, "spot-1", spot=True))
+    env.alice.jobs.create(_training(env, "spot-1", spot=True, rounds=400))
     _wait_for(lambda: len(env.alice.jobs.metrics(env.team, "spot-1")) >= 25, 180, "25 rounds")
     env.alice.jobs.interrupt(env.team, "spot-1", "test preemption")
     spot = env.alice.jobs.wait(env.team, "spot-1", logs=False, timeout=300)
@@ -90,7 +90,7 @@ def test_interrupted_spot_job_resumes_and_equals_an_uninterrupted_one(env: TeamE
     assert "interruption notice" in log and "resuming from checkpoint" in log
     assert spot.billable_seconds <= spot.total_seconds and spot.spot_savings_percent is not None
 
-    env.alice.jobs.create(_training(env, "plain-1", spot=False))
+    env.alice.jobs.create(_training(env, "plain-1", spot=False, rounds=400))
     plain = env.alice.jobs.wait(env.team, "plain-1", logs=False, timeout=300)
     rows = xgb.DMatrix(frame.iloc[:2000, 1:].to_numpy())
     resumed = _booster(env, spot.outputs_produced[0].uri).predict(rows)
