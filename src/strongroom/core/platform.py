@@ -32,6 +32,7 @@ from strongroom.jobs.executor import SandboxExecutor
 from strongroom.jobs.runtimes import RuntimeRegistry
 from strongroom.jobs.scheduler import JobScheduler
 from strongroom.jobs.service import JobService
+from strongroom.jobs.tracking import JobTracking
 from strongroom.kms.backends import build_keyrings
 from strongroom.kms.service import KmsService
 from strongroom.kms.worker import KeyLifecycleWorker
@@ -108,6 +109,7 @@ class Platform:
             self.runtimes,
             max_scratch_mb=config.job_max_scratch_mb,
             max_instance_count=config.job_max_instance_count,
+            tracking=JobTracking(self.experiments, self.lineage, lambda: self.openlineage),
         )
         self.alerts = AlertService(self.guard, webhook_url=config.alert_webhook_url, webhook_ca=config.alert_webhook_ca)
         self.bus.add_rule(NetworkIsolationEnforcer(self.jobs, self.alerts))

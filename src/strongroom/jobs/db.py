@@ -35,6 +35,7 @@ class JobRow(Base):
     inputs_resolved: Mapped[list[dict[str, Any]]] = mapped_column(JSON)
     outputs_produced: Mapped[list[dict[str, Any]]] = mapped_column(JSON)
     runtime_version: Mapped[dict[str, str]] = mapped_column(JSON)
+    code_resolved: Mapped[dict[str, Any]] = mapped_column(JSON)
     log_key: Mapped[bytes] = mapped_column(LargeBinary)
     network_isolation: Mapped[bool] = mapped_column(Boolean)
     use_spot: Mapped[bool] = mapped_column(Boolean)
@@ -74,6 +75,7 @@ class JobRow(Base):
             inputs_resolved=self.inputs_resolved,
             outputs_produced=self.outputs_produced,  # type: ignore[arg-type]
             runtime_version=self.runtime_version,
+            code_resolved=self.code_resolved,
         )
 
 

@@ -291,6 +291,7 @@ class Job(BaseModel):
     inputs_resolved: list[ResolvedInput] = Field(default_factory=list)
     outputs_produced: list[ProducedOutput] = Field(default_factory=list)
     runtime_version: dict[str, str] = Field(default_factory=dict)
+    code_resolved: dict[str, Any] = Field(default_factory=dict)
 
 
 class LogLine(BaseModel):

@@ -28,6 +28,7 @@ from strongroom.jobs.models import (
     ResolvedInput,
 )
 from strongroom.jobs.runtimes import RuntimeRegistry
+from strongroom.jobs.tracking import JobTracking
 from strongroom.kms.service import KmsService
 from strongroom.policy.engine import Target
 from strongroom.policy.guard import Guard
@@ -69,6 +70,7 @@ class JobService:
         *,
         max_scratch_mb: int,
         max_instance_count: int,
+        tracking: JobTracking | None = None,
     ) -> None:
         self.db = db
         self.guard = guard
@@ -77,6 +79,7 @@ class JobService:
         self.runtimes = runtimes
         self.max_scratch_mb = max_scratch_mb
         self.max_instance_count = max_instance_count
+        self.tracking = tracking
 
     # -- submission -------------------------------------------------------------------------
 
@@ -98,6 +101,7 @@ class JobService:
         key_ref = self._key_ref(spec)
         self.kms.describe_key(ctx, spec.team, key_ref)
         resolved = self._resolve_inputs(ctx, spec)
+        code = self._resolve_code(ctx, spec)
         self._check_outputs(ctx, spec)
         job_id = uuid.uuid4().hex
         data_key = self.kms.generate_data_key(ctx, spec.team, key_ref, logs.log_context(spec.team, job_id))
@@ -138,6 +142,7 @@ class JobService:
                 inputs_resolved=[r.model_dump() for r in resolved],
                 outputs_produced=[],
                 runtime_version=runtime.versions,
+                code_resolved=code,
                 log_key=data_key.wrapped,
                 network_isolation=spec.security.network_isolation,
                 use_spot=spec.spot.use_spot,
@@ -147,7 +152,10 @@ class JobService:
             )
             call.session.add(row)
             call.emit("JobCreated", job=job_id, kind=spec.kind)
-            return call.result(row.to_entity())
+            created = call.result(row.to_entity())
+        if self.tracking is not None:
+            self.tracking.created(ctx, created)
+        return created
 
     def _reject_duplicate(self, spec: JobSpec) -> None:
         with self.db.read() as session:
@@ -236,6 +244,20 @@ class JobService:
             token = page.next_page_token
             if not token:
                 return found
+
+    def _resolve_code(self, ctx: RequestContext, spec: JobSpec) -> dict[str, Any]:
+        """Pin the code object (or name the built-in algorithm and the platform version)."""
+        if spec.code.algorithm is not None:
+            import strongroom
+
+            return {"uri": f"builtin:{spec.code.algorithm}@strongroom-{strongroom.__version__}"}
+        assert spec.code.source is not None
+        bucket, key = parse_uri(spec.code.source)
+        try:
+            head = self.storage.head_object(ctx, bucket, key)
+        except StrongroomError as exc:
+            raise type(exc)(f"code.source: {exc.detail}", field="code.source") from None
+        return {"uri": head.uri, "version_id": head.version_id, "sha256": head.sha256}
 
     def _check_outputs(self, ctx: RequestContext, spec: JobSpec) -> None:
         uris = [(f"outputs[{i}].destination", o.destination) for i, o in enumerate(spec.outputs)]
@@ -377,7 +399,10 @@ class JobService:
                     row.started_at = now
                 _transition(row, "Starting", f"attempt {row.attempts}: starting the sandbox")
                 call.emit("JobStarted", job=job_id, network_isolation=row.network_isolation, attempt=row.attempts)
-                return job_id
+                started = row.to_entity() if row.attempts == 1 else None
+            if started is not None and self.tracking is not None:
+                self.tracking.started(started)
+            return job_id
         return None
 
     def load(self, job_id: str) -> JobRow:
@@ -449,7 +474,18 @@ class JobService:
                     status, reason = "Stopped", row.failure_reason or reason
                 _finish(row, status, reason)
                 call.emit("JobFinished", job=job_id, status=status, reason=reason)
-            return row.to_entity()
+            entity = row.to_entity()
+            points = (
+                [
+                    {"name": m.name, "value": m.value, "step": m.step, "timestamp": m.time.timestamp()}
+                    for m in call.session.scalars(select(JobMetricRow).where(JobMetricRow.job_id == job_id))
+                ]
+                if entity.status in TERMINAL
+                else []
+            )
+        if entity.status in TERMINAL and self.tracking is not None:
+            self.tracking.finished(entity, points)
+        return entity
 
     def stale_running(self, live_owner: str) -> list[str]:
         """Jobs marked running by an executor that no longer exists (a platform restart)."""

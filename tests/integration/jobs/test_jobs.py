@@ -234,3 +234,61 @@ def test_job_names_are_unique_per_team(env: TeamEnv) -> None:
     env.alice.jobs.create(spec)
     with pytest.raises(Conflict):
         env.alice.jobs.create(spec)
+
+
+def test_jobs_record_experiments_and_lineage_without_tracking_code(env: TeamEnv) -> None:
+    from strongroom.experiments import Experiment, ExperimentAnalytics, Trial
+
+    env.alice.buckets.put_object(env.data, "lineage/raw.csv", csv_bytes(credit_like(1500, seed=9)))
+    Experiment.create(experiment_name="credit-lineage", session=env.alice, team=env.team)
+    Trial.create(trial_name="trial-1", experiment_name="credit-lineage", session=env.alice, team=env.team)
+    config = {"experiment_name": "credit-lineage", "trial_name": "trial-1"}
+    script = upload_script(env, "preprocessing-lineage.py", PREPROCESS.replace("raw/credit.csv", "raw/raw.csv"))
+    env.alice.jobs.create(
+        job_spec(
+            env,
+            "lineage-pre",
+            code={"source": script},
+            experiment_config=config,
+            inputs=[{"name": "raw", "source": f"sr://{env.data}/lineage/raw.csv"}],
+            outputs=[
+                {"name": n, "destination": f"sr://{env.data}/lineage/{n}"} for n in ("train", "validation", "test")
+            ],
+        )
+    )
+    env.alice.jobs.wait(env.team, "lineage-pre", logs=False, timeout=240)
+    env.alice.jobs.create(
+        job_spec(
+            env,
+            "lineage-train",
+            kind="training",
+            code={"algorithm": "xgboost"},
+            hyperparameters=HYPER,
+            experiment_config={**config, "trial_component_display_name": "Training"},
+            inputs=[
+                {"name": c, "source": f"sr://{env.data}/lineage/{c}", "content_type": "text/csv"}
+                for c in ("train", "validation")
+            ],
+            outputs=[{"name": "model", "destination": f"sr://{env.models}/lineage"}],
+            metric_definitions=[{"name": "validation:auc", "regex": r"validation-auc:([0-9.]+)"}],
+        )
+    )
+    trained = env.alice.jobs.wait(env.team, "lineage-train", logs=False, timeout=300)
+
+    frame = ExperimentAnalytics(
+        experiment_name="credit-lineage",
+        search_expression={"Filters": [{"Name": "Parents.TrialName", "Operator": "Equals", "Value": "trial-1"}]},
+        session=env.alice,
+        team=env.team,
+    ).dataframe()
+    assert len(frame) == 2
+    training_row = frame[frame["DisplayName"] == "Training"].iloc[0]
+    assert float(training_row["max_depth"]) == 4
+    assert 0.5 < float(training_row["validation:auc - Last"]) <= 1.0
+
+    model_uri = trained.outputs_produced[0].uri
+    [model] = [e for e in env.alice.lineage.list_entities(uri=model_uri)]
+    upstream = env.alice.lineage.upstream(model.srn, depth=10)
+    uris = {node.uri for node in upstream.nodes if getattr(node, "uri", "")}
+    assert f"sr://{env.data}/lineage/raw.csv" in uris  # model <- training <- train.csv <- processing <- raw
+    assert any(u.startswith(f"sr://{env.data}/code/preprocessing-lineage.py") for u in uris)

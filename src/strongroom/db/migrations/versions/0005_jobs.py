@@ -2,7 +2,7 @@
 
 Revision ID: 0005
 Revises: 0004
-Create Date: 2026-11-28 11:53:27.660441
+Create Date: 2026-11-28 12:32:39.701246
 """
 
 from __future__ import annotations
@@ -42,6 +42,7 @@ def upgrade() -> None:
         sa.Column("inputs_resolved", sa.JSON(), nullable=False),
         sa.Column("outputs_produced", sa.JSON(), nullable=False),
         sa.Column("runtime_version", sa.JSON(), nullable=False),
+        sa.Column("code_resolved", sa.JSON(), nullable=False),
         sa.Column("log_key", sa.LargeBinary(), nullable=False),
         sa.Column("network_isolation", sa.Boolean(), nullable=False),
         sa.Column("use_spot", sa.Boolean(), nullable=False),
