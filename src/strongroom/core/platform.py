@@ -115,6 +115,17 @@ class Platform:
         self.bus.add_rule(NetworkIsolationEnforcer(self.jobs, self.alerts))
         self._workers: list[Worker] | None = None
 
+    def _cluster_credentials(self, job: str) -> tuple[bytes, bytes, bytes]:
+        """A one-day certificate and key for a job's Dask cluster, and the CA that verifies it."""
+        cert, key = pki.issue_ephemeral(
+            self.tls,
+            self.root,
+            common_name=f"dask {job}"[:64],
+            dns_names=["localhost", "algo-1"],
+            ip_addresses=["127.0.0.1"],
+        )
+        return cert, key, self.tls.ca_cert.read_bytes()
+
     @functools.cached_property
     def openlineage(self) -> OpenLineageEmitter:
         """Job run events for Marquez/DataHub (the library is loaded only when it is needed)."""
@@ -138,6 +149,7 @@ class Platform:
                 socket_path=config.effective_socket_path,
                 runtime_root=config.effective_job_runtime_dir,
                 token_refresh_seconds=max(30.0, config.execution_ttl_seconds / 3),
+                cluster_credentials=self._cluster_credentials,
             )
             self._workers = [
                 AuditCheckpointWorker(self.audit_log, config.audit_checkpoint_every, config.audit_checkpoint_seconds),

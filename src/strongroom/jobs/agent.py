@@ -167,15 +167,38 @@ class Agent:
         return env
 
     def run(self, command: list[str]) -> int:
-        phase = {"training": "Training", "transform": "Transforming"}.get(self.spec.kind, "Processing")
-        self.status(phase, " ".join(command[1:])[:200])
+        self.status(self.status_name(), " ".join(command[1:])[:200])
         for folder in (contract.MODEL_DIR, contract.OUTPUT_DIR):
             Path(folder).mkdir(parents=True, exist_ok=True)
         for output in self.spec.outputs:
             Path(self.spec.output_source(output)).mkdir(parents=True, exist_ok=True)
         workdir = contract.CODE_DIR if Path(contract.CODE_DIR).is_dir() else contract.ML
-        self.child = subprocess.Popen(command, cwd=workdir, env=self.environment(command))
-        return self.child.wait()
+        env = self.environment(command)
+        cluster = None
+        if self.instance_count > 1:
+            cluster = self.start_cluster(env)
+        try:
+            self.child = subprocess.Popen(command, cwd=workdir, env=env)
+            return self.child.wait()
+        finally:
+            if cluster is not None:
+                cluster.close()
+
+    def start_cluster(self, env: dict[str, str]) -> Any:
+        """The job's Dask cluster: one worker process per instance, TLS between them."""
+        from strongroom.jobs.cluster import SCHEDULER_ENV, TLS_DIR_ENV, start_cluster
+
+        tls_dir = f"{contract.RUN_DIR}/tls" if Path(f"{contract.RUN_DIR}/tls/node.pem").is_file() else None
+        threads = max(1, (os.cpu_count() or 1) // self.instance_count)
+        cluster = start_cluster(self.instance_count, threads, tls_dir)
+        env[SCHEDULER_ENV] = cluster.scheduler_address
+        if tls_dir:
+            env[TLS_DIR_ENV] = tls_dir
+        self.status(self.status_name(), f"Dask cluster of {self.instance_count} workers at {cluster.scheduler_address}")
+        return cluster
+
+    def status_name(self) -> str:
+        return {"training": "Training", "transform": "Transforming"}.get(self.spec.kind, "Processing")
 
     def upload_outputs(self) -> None:
         self.status("Uploading")

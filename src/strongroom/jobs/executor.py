@@ -19,6 +19,7 @@ import shutil
 import stat
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -76,6 +77,7 @@ class SandboxExecutor:
         socket_path: Path,
         runtime_root: Path,
         token_refresh_seconds: float,
+        cluster_credentials: Callable[[str], tuple[bytes, bytes, bytes]] | None = None,
         requeue_seconds: float = 2.0,
     ) -> None:
         self.jobs = jobs
@@ -87,6 +89,7 @@ class SandboxExecutor:
         self.runtime_root = runtime_root
         self.token_refresh_seconds = token_refresh_seconds
         self.requeue_seconds = requeue_seconds
+        self.cluster_credentials = cluster_credentials
         self.owner = secrets.token_hex(8)
         self.system = RequestContext.system()
         private_directory(runtime_root)
@@ -179,6 +182,16 @@ class SandboxExecutor:
             "instance_count": spec.resources.instance_count,
         }
         (run_dir / "config.json").write_text(json.dumps(config))
+        if spec.resources.instance_count > 1 and spec.security.inter_node_encryption:
+            if self.cluster_credentials is None:
+                raise ConfigurationError("inter-node encryption needs the platform CA, which this executor lacks")
+            cert, node_key, ca = self.cluster_credentials(spec.srn)
+            tls = run_dir / "tls"
+            tls.mkdir(mode=0o700)
+            for name, data in (("node.pem", cert), ("node.key", node_key), ("ca.pem", ca)):
+                fd = os.open(tls / name, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+                with os.fdopen(fd, "wb") as handle:
+                    handle.write(data)
         attempt = Attempt(job_id, spec, ctx, run_dir, nonce, key)
         self._write_token(attempt, row.created_by, row.role, row.team)
         return attempt
