@@ -263,7 +263,7 @@ def explain_distributed(
 def local_cluster(n_workers: int = 2, threads_per_worker: int = 1, memory_limit: str = "2GiB") -> Any:
     """A local Dask cluster and client for :func:`explain_distributed` (close the client when done).
 
-    Workers listen on loopback only and the dashboard is off.
+    The scheduler, the workers and the scheduler's HTTP endpoints listen on loopback only.
     """
     from distributed import Client, LocalCluster
 
@@ -272,7 +272,9 @@ def local_cluster(n_workers: int = 2, threads_per_worker: int = 1, memory_limit:
         threads_per_worker=threads_per_worker,
         processes=True,
         host="127.0.0.1",
-        dashboard_address=None,
+        # The scheduler's HTTP endpoints (health, metrics; the dashboard only if bokeh is installed)
+        # on loopback and a free port, so several clusters never fight over :8787.
+        dashboard_address="127.0.0.1:0",
         memory_limit=memory_limit,
     )
     return Client(cluster)

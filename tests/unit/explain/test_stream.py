@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -12,7 +11,7 @@ import xgboost as xgb
 
 from strongroom.core.errors import InvalidInput
 from strongroom.demo.data import FEATURES, credit_default
-from strongroom.explain import Explainer, explain, explain_distributed, explain_stream, local_cluster
+from strongroom.explain import Explainer, explain, explain_stream
 from strongroom.explain.model import booster_bytes
 from strongroom.explain.stream import Partial, explain_part_task, split
 
@@ -78,28 +77,6 @@ def test_csv_parts_cover_every_line_exactly_once(booster: xgb.Booster, table: pd
             merged.merge(explain_part_task(piece, booster_bytes(booster), FEATURES, 50, 0, 0), 0)
         assert merged.count == 150
         np.testing.assert_allclose(merged.result().mean_abs, whole.mean_abs, rtol=1e-6)
-
-
-@pytest.fixture(scope="module")
-def client() -> Iterator[object]:
-    dask_client = local_cluster(n_workers=2, threads_per_worker=1)
-    try:
-        yield dask_client
-    finally:
-        dask_client.close()
-        dask_client.cluster.close()  # type: ignore[attr-defined]
-
-
-@pytest.mark.slow  # starts two worker processes
-@pytest.mark.parametrize("kind", ["csv", "parquet"])
-def test_two_dask_workers_give_the_same_answer(
-    booster: xgb.Booster, table: pd.DataFrame, files: dict[str, Path], client: object, kind: str
-) -> None:
-    expected = explain(booster, table).to_global()
-    distributed = explain_distributed(booster, files[kind], client, chunk_rows=600, sample_rows=200)
-    assert_same_global(distributed, expected)
-    assert distributed.sample is not None and len(distributed.sample) == 200
-    assert len(client.nthreads()) == 2  # type: ignore[attr-defined]
 
 
 def test_bad_sources_say_what_is_wrong(booster: xgb.Booster, table: pd.DataFrame, tmp_path: Path) -> None:
