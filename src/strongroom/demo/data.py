@@ -9,7 +9,9 @@ NT dollars); its marginals and the way the label depends on the features are doc
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from pathlib import Path
+from types import MappingProxyType
 
 import numpy as np
 import pandas as pd
@@ -24,17 +26,17 @@ FEATURES = ["LIMIT_BAL", "SEX", "EDUCATION", "MARRIAGE", "AGE", *PAY_STATUS, *BI
 COLUMNS = [*FEATURES, LABEL]
 
 # Marginals close to the UCI file's (30,000 clients). Index = code, value = share.
-_SEX_P = {1: 0.396, 2: 0.604}
-_EDUCATION_P = {0: 0.0005, 1: 0.353, 2: 0.4675, 3: 0.164, 4: 0.004, 5: 0.0093, 6: 0.0017}
-_MARRIAGE_P = {0: 0.0018, 1: 0.455, 2: 0.532, 3: 0.0112}
+_SEX_P = MappingProxyType({1: 0.396, 2: 0.604})
+_EDUCATION_P = MappingProxyType({0: 0.0005, 1: 0.353, 2: 0.4675, 3: 0.164, 4: 0.004, 5: 0.0093, 6: 0.0017})
+_MARRIAGE_P = MappingProxyType({0: 0.0018, 1: 0.455, 2: 0.532, 3: 0.0112})
 
 # Repayment status codes: -2 no consumption, -1 paid in full, 0 revolving credit (minimum paid),
 # 1..8 payment delayed by that many months.
-_STATUS_BELOW_ZERO = np.array([-2, -1, 0])
 # Label model: the log-odds of default rise with recent delinquency (PAY_0 most, then PAY_2),
 # fall with the credit limit and with what was paid last month. The intercept is fixed (not fitted
 # per sample) so that a row's distribution does not depend on n; it gives about 22% positives.
 _DELAY_EFFECT = np.array([0.0, 0.8, 1.7, 1.95, 2.05, 2.1, 2.1, 2.1, 2.1])  # index = months delayed, 0..8
+_DELAY_EFFECT.setflags(write=False)
 _INTERCEPT = -2.12
 
 
@@ -110,7 +112,7 @@ def credit_default(n: int = 30000, seed: int = 0) -> pd.DataFrame:
     return pd.DataFrame(data, index=pd.RangeIndex(1, n + 1, name="ID"))
 
 
-def _categorical(rng: np.random.Generator, shares: dict[int, float], n: int) -> np.ndarray:
+def _categorical(rng: np.random.Generator, shares: Mapping[int, float], n: int) -> np.ndarray:
     codes = np.fromiter(shares, dtype=np.int64)
     p = np.fromiter(shares.values(), dtype=np.float64)
     return rng.choice(codes, size=n, p=p / p.sum())

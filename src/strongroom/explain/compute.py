@@ -71,7 +71,14 @@ def explain(
         raise InvalidInput("X must be a pandas DataFrame with the model's feature columns", field="X")
     booster = as_booster(model)
     if booster is not None and method in ("auto", "tree"):
-        return explain_booster(booster, X, interactions=interactions, class_index=class_index, n_threads=n_threads)
+        return explain_booster(
+            booster,
+            X,
+            interactions=interactions,
+            class_index=class_index,
+            n_threads=n_threads,
+            iteration_range=_iteration_range(model),
+        )
     if method in ("auto", "tree"):
         explained = _explain_tree_model(model, X, interactions=interactions, class_index=class_index)
         if explained is not None:
@@ -111,6 +118,17 @@ def as_booster(model: Any) -> xgb.Booster | None:
     return None
 
 
+def _iteration_range(model: Any) -> tuple[int, int]:
+    """The trees the model predicts with: a scikit-learn XGBoost model trained with early stopping
+    predicts with its best iteration only, so it is explained that way too."""
+    if isinstance(model, xgb.XGBModel):
+        try:
+            return (0, int(model.best_iteration) + 1)
+        except AttributeError:
+            pass
+    return (0, 0)  # all trees, as Booster.predict does
+
+
 def feature_frame(booster: xgb.Booster, X: pd.DataFrame) -> pd.DataFrame:
     """``X`` restricted to and ordered as the booster's features.
 
@@ -147,10 +165,12 @@ def explain_booster(
     interactions: bool = False,
     class_index: int | None = None,
     n_threads: int | None = None,
+    iteration_range: tuple[int, int] = (0, 0),
 ) -> Explanation:
     """Exact TreeSHAP for an XGBoost booster through its native ``pred_contribs``.
 
-    For every row the contributions plus ``base_value`` equal the booster's margin output.
+    For every row the contributions plus ``base_value`` equal the booster's margin output (over
+    ``iteration_range``, by default all trees, as ``Booster.predict``).
 
     Raises:
         InvalidInput: see :func:`feature_frame`; a multi-class model without ``class_index``.
@@ -169,8 +189,9 @@ def explain_booster(
         )
     with _threads(n_threads):
         matrix = xgb.DMatrix(frame, enable_categorical=True, nthread=-1)  # frame is already checked
-        contribs = booster.predict(matrix, pred_contribs=True, validate_features=False)
-        inter = booster.predict(matrix, pred_interactions=True, validate_features=False) if interactions else None
+        options: dict[str, Any] = {"validate_features": False, "iteration_range": iteration_range}
+        contribs = booster.predict(matrix, pred_contribs=True, **options)
+        inter = booster.predict(matrix, pred_interactions=True, **options) if interactions else None
     if contribs.ndim == 3:  # multi-class: (rows, classes, features + 1)
         contribs = contribs[:, _class(class_index, contribs.shape[1]), :]
         inter = None if inter is None else inter[:, _class(class_index, inter.shape[1]), :, :]

@@ -14,6 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any, BinaryIO
 
 import pandas as pd
@@ -40,27 +41,29 @@ figure{margin:1.2rem 0}figure img{max-width:100%;height:auto;border:1px solid #e
 figcaption{color:#5a6472;font-size:.9rem;margin-top:.3rem}
 """
 
-_CAPTIONS = {
-    "bar": (
-        "Global importance. Each bar is a feature's mean |SHAP value|: how far, on average, it moves a "
-        "prediction away from the base value, in either direction. Longer bars matter more to this model on "
-        "this data."
-    ),
-    "beeswarm": (
-        "Every dot is one row. Its position is the feature's SHAP value for that row (right pushes towards "
-        "the positive class, left away from it); its colour is the feature's value (red high, blue low). A "
-        'red cluster on the right reads "high values of this feature raise the prediction".'
-    ),
-    "importance": (
-        "XGBoost's own split importance (average gain of the splits on each feature). It describes the trees, "
-        "not the predictions, and can rank features differently from SHAP; it is shown for comparison."
-    ),
-    "dependence": (
-        "How the model's output depends on {feature}: the feature's value across, its SHAP value up. A step or "
-        "slope shows the effect; vertical spread at one value comes from interactions, coloured by the "
-        "feature that interacts most."
-    ),
-}
+_CAPTIONS = MappingProxyType(
+    {
+        "bar": (
+            "Global importance. Each bar is a feature's mean |SHAP value|: how far, on average, it moves a "
+            "prediction away from the base value, in either direction. Longer bars matter more to this model on "
+            "this data."
+        ),
+        "beeswarm": (
+            "Every dot is one row. Its position is the feature's SHAP value for that row (right pushes towards "
+            "the positive class, left away from it); its colour is the feature's value (red high, blue low). A "
+            'red cluster on the right reads "high values of this feature raise the prediction".'
+        ),
+        "importance": (
+            "XGBoost's own split importance (average gain of the splits on each feature). It describes the trees, "
+            "not the predictions, and can rank features differently from SHAP; it is shown for comparison."
+        ),
+        "dependence": (
+            "How the model's output depends on {feature}: the feature's value across, its SHAP value up. A step or "
+            "slope shows the effect; vertical spread at one value comes from interactions, coloured by the "
+            "feature that interacts most."
+        ),
+    }
+)
 
 
 @dataclass(frozen=True)

@@ -68,6 +68,17 @@ def test_sklearn_wrapper_and_explainer_class(rows: pd.DataFrame) -> None:
     )
 
 
+def test_early_stopped_sklearn_model_is_explained_at_its_best_iteration(rows: pd.DataFrame) -> None:
+    train, valid = credit_default(2000, seed=5), credit_default(1000, seed=6)
+    model = xgb.XGBClassifier(n_estimators=200, learning_rate=0.5, max_depth=4, early_stopping_rounds=3, n_jobs=2)
+    model.fit(train[FEATURES], train[LABEL], eval_set=[(valid[FEATURES], valid[LABEL])], verbose=False)
+    assert model.best_iteration + 1 < model.get_booster().num_boosted_rounds()
+    explanation = explain(model, rows.head(50))
+    np.testing.assert_allclose(
+        explanation.predictions(), model.predict(rows.head(50)[FEATURES], output_margin=True), atol=1e-4
+    )
+
+
 def test_other_tree_models_go_through_shap_tree_explainer(rows: pd.DataFrame) -> None:
     train = credit_default(1500, seed=6)
     classifier = GradientBoostingClassifier(n_estimators=15, max_depth=3, random_state=0)
