@@ -51,8 +51,8 @@ def credit_default(n: int = 30000, seed: int = 0) -> pd.DataFrame:
     to month, sometimes negative), PAY_AMT1..6 (amount paid, September back to April) and the label
     ``"default payment next month"`` (0/1, about 22% ones). The index is ``ID`` from 1, like the file.
 
-    The label depends mostly on recent repayment status, so a gradient-boosted model reaches a test
-    AUC of about 0.78, and its most important feature is PAY_0.
+    The label depends mostly on recent repayment status: an XGBoost model with the workshop's
+    hyperparameters reaches a test AUC of about 0.79-0.80, and its most important feature is PAY_0.
 
     Args:
         n: number of rows (clients), at least 1.
