@@ -151,16 +151,15 @@ class Platform:
                 token_refresh_seconds=max(30.0, config.execution_ttl_seconds / 3),
                 cluster_credentials=self._cluster_credentials,
             )
+            scheduler = JobScheduler(
+                self.jobs, executor, slots=config.job_slots, preemption_probability=config.spot_preemption_probability
+            )
+            self.bus.subscribe(scheduler.on_event, kinds={"state"})
             self._workers = [
                 AuditCheckpointWorker(self.audit_log, config.audit_checkpoint_every, config.audit_checkpoint_seconds),
                 KeyLifecycleWorker(self.kms, config.kms_worker_interval_seconds),
                 OrphanBlobWorker(self.storage, config.orphan_blob_grace_seconds),
-                JobScheduler(
-                    self.jobs,
-                    executor,
-                    slots=config.job_slots,
-                    preemption_probability=config.spot_preemption_probability,
-                ),
+                scheduler,
             ]
         return self._workers
 

@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import logging
 import random
+import threading
 
+from strongroom.audit.events import Event
 from strongroom.core.context import RequestContext
 from strongroom.core.workers import Worker
 from strongroom.jobs.db import JobRow
@@ -14,6 +16,9 @@ from strongroom.jobs.executor import SandboxExecutor
 from strongroom.jobs.service import JobService
 
 log = logging.getLogger(__name__)
+
+
+WAKE_ON = ("JobCreated", "JobRequeued", "JobStopRequested", "JobInterruptRequested", "JobFinished")
 
 
 class JobScheduler(Worker):
@@ -29,6 +34,12 @@ class JobScheduler(Worker):
         self.preemption_probability = preemption_probability
         self.system = RequestContext.system()
         self._reconciled = False
+        self.wakeup = threading.Event()
+
+    def on_event(self, event: Event) -> None:
+        """Wake at once for anything the scheduler acts on."""
+        if event.kind == "state" and event.name in WAKE_ON:
+            self.wakeup.set()
 
     def run_once(self) -> None:
         if not self._reconciled:
