@@ -24,6 +24,8 @@ app = typer.Typer(
     help="Strongroom: a secure ML workbench you run yourself.",
 )
 
+app.command("explain")(jobs.explain)
+
 for sub_app, group in (
     (identity.users_app, "users"),
     (identity.teams_app, "teams"),

@@ -22,7 +22,7 @@ JobStatus = Literal["Pending", "InProgress", "Completed", "Failed", "Stopping", 
 TERMINAL = ("Completed", "Failed", "Stopped")
 CHANNEL = re.compile(r"[a-z0-9][a-z0-9_-]{0,31}")
 ML_ROOT = "/opt/ml"
-BUILTIN_ALGORITHMS = {"xgboost": "strongroom.algorithms.xgboost.train"}
+BUILTIN_ALGORITHMS = {"xgboost": "strongroom.algorithms.xgboost.train", "explain": "strongroom.explain.job"}
 
 
 class Strict(BaseModel):
@@ -49,7 +49,7 @@ class CodeSpec(Strict):
     """Either a built-in ``algorithm`` or user code: ``source`` is an ``sr://`` script or a
     ``.tar.gz`` of a source directory, ``entry_point`` the script inside it."""
 
-    algorithm: Literal["xgboost"] | None = None
+    algorithm: Literal["xgboost", "explain"] | None = None
     source: str | None = None
     entry_point: str | None = None
     arguments: list[str] = Field(default_factory=list, max_length=256)

@@ -180,6 +180,12 @@ class JobService:
                 f"{self.max_instance_count}",
                 field="resources.instance_count",
             )
+        if spec.code.algorithm == "explain":
+            channels = {c.name for c in spec.inputs}
+            if not {"model", "dataset"} <= channels:
+                raise InvalidInput("an explainability job needs 'model' and 'dataset' input channels", field="inputs")
+            if not any(o.name == "report" for o in spec.outputs):
+                raise InvalidInput("an explainability job needs a 'report' output", field="outputs")
         if spec.code.algorithm == "xgboost":
             validate_xgboost({k: v for k, v in spec.hyperparameters.items()})
             if spec.kind == "training" and not any(c.name == "train" for c in spec.inputs):

@@ -393,6 +393,33 @@ class Estimator(_Base):
         raise InvalidInput(f"job {job.name} produced no model.tar.gz (status {job.status})", field="job")
 
 
+class ExplainabilityJob(_Base):
+    """Explain a trained model over a dataset as a sandboxed job (the managed "clarify" analog)."""
+
+    def run(
+        self,
+        model: str,
+        dataset: str,
+        output: str,
+        *,
+        label: str = "label",
+        title: str = "Explainability report",
+        wait: bool = True,
+        logs: bool = True,
+        job_name: str | None = None,
+        experiment_config: Mapping[str, str] | None = None,
+    ) -> RunningJob:
+        """``model``: a training job's ``model.tar.gz`` (sr://); ``dataset``: one CSV/Parquet (sr://);
+        ``output``: where ``analysis.json`` and ``report.html`` go (sr:// prefix)."""
+        name = job_name or _unique(self.base_job_name or "explain")
+        spec = self._common(name, "explainability", experiment_config)
+        spec["code"] = {"algorithm": "explain"}
+        spec["inputs"] = [{"name": "model", "source": model}, {"name": "dataset", "source": dataset}]
+        spec["outputs"] = [{"name": "report", "destination": output.rstrip("/") + f"/{name}"}]
+        spec["hyperparameters"] = {"label": label, "title": title}
+        return self._submit(spec, wait, logs)
+
+
 def _environment(name: str, default: str) -> str:
     try:
         import strongroom_environment
