@@ -100,3 +100,28 @@ def explain(
     for line in runner.session.jobs.logs(team, job.name):
         if line.text.startswith("top feature"):
             console.print(f"  {line.text}")
+
+
+def reproduce(
+    job: Annotated[str, typer.Argument(help="the completed job to run again")],
+    team: TeamOpt,
+    allow_runtime_drift: Annotated[bool, typer.Option(help="run even if the runtime's versions changed")] = False,
+    use_latest_inputs: Annotated[bool, typer.Option(help="run on today's data if a recorded version is gone")] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Re-run a job from its lineage and prove the outputs identical (exit 1 on any difference)."""
+    report = session().jobs.reproduce(
+        team, job, allow_runtime_drift=allow_runtime_drift, use_latest_inputs=use_latest_inputs
+    )
+    if as_json:
+        show(report, True)
+    else:
+        for note in report.notes:
+            console.print(f"[yellow]note:[/yellow] {note}")
+        for output in report.outputs:
+            mark = "[green]identical[/green]" if output.identical else "[red]DIFFERENT[/red]"
+            console.print(f"{mark}  {output.name}  {output.original_sha256[:16]}  {output.reproduced_sha256[:16]}")
+        verdict = "[green]identical[/green]" if report.identical else f"[red]different[/red]: {report.first_difference}"
+        console.print(f"{report.reproduction} reproduces {report.original}: {verdict}")
+    if not report.identical:
+        raise typer.Exit(1)

@@ -25,6 +25,7 @@ app = typer.Typer(
 )
 
 app.command("explain")(jobs.explain)
+app.command("reproduce")(jobs.reproduce)
 
 for sub_app, group in (
     (identity.users_app, "users"),

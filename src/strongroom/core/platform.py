@@ -29,6 +29,7 @@ from strongroom.identity.models import IssuedToken
 from strongroom.identity.service import IdentityService
 from strongroom.jobs.detective import NetworkIsolationEnforcer
 from strongroom.jobs.executor import SandboxExecutor
+from strongroom.jobs.reproduce import Reproducer
 from strongroom.jobs.runtimes import RuntimeRegistry
 from strongroom.jobs.scheduler import JobScheduler
 from strongroom.jobs.service import JobService
@@ -111,6 +112,7 @@ class Platform:
             max_instance_count=config.job_max_instance_count,
             tracking=JobTracking(self.experiments, self.lineage, lambda: self.openlineage),
         )
+        self.reproducer = Reproducer(self.jobs, self.storage, self.runtimes)
         self.alerts = AlertService(self.guard, webhook_url=config.alert_webhook_url, webhook_ca=config.alert_webhook_ca)
         self.bus.add_rule(NetworkIsolationEnforcer(self.jobs, self.alerts))
         self._workers: list[Worker] | None = None

@@ -34,6 +34,7 @@ class Agent:
         self.spec = JobSpec.model_validate(config["spec"])
         self.inputs = [ResolvedInput.model_validate(r) for r in config["inputs"]]
         self.nonce = str(config["nonce"])
+        self.code_version = (config.get("code") or {}).get("version_id")
         self.instance_count = int(config.get("instance_count", 1))
         self.child: subprocess.Popen[bytes] | None = None
         self.interrupted = False
@@ -87,14 +88,14 @@ class Agent:
         with self.session() as session:
             if key.endswith((".tar.gz", ".tgz")):
                 archive = Path(contract.ML) / "code.tar.gz"
-                session.buckets.download(bucket, key, archive)
+                session.buckets.download(bucket, key, archive, version_id=self.code_version)
                 with tarfile.open(archive, "r:gz") as tar:
                     tar.extractall(code_dir, filter="data")  # refuses absolute paths, '..', links out, devices
                 archive.unlink()
                 entry = code_dir / str(code.entry_point)
             else:
                 entry = code_dir / (code.entry_point or key.rsplit("/", 1)[-1])
-                session.buckets.download(bucket, key, entry)
+                session.buckets.download(bucket, key, entry, version_id=self.code_version)
         if not entry.is_file():
             raise FileNotFoundError(f"code.entry_point {code.entry_point!r} is not in the source")
         return [sys.executable, str(entry), *code.arguments]

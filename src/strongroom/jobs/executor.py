@@ -178,6 +178,7 @@ class SandboxExecutor:
         config = {
             "spec": spec.model_dump(mode="json"),
             "inputs": row.inputs_resolved,
+            "code": row.code_resolved,
             "nonce": nonce,
             "instance_count": spec.resources.instance_count,
         }

@@ -51,6 +51,7 @@ class CodeSpec(Strict):
 
     algorithm: Literal["xgboost", "explain"] | None = None
     source: str | None = None
+    version_id: str | None = Field(default=None, max_length=64)
     entry_point: str | None = None
     arguments: list[str] = Field(default_factory=list, max_length=256)
 
@@ -194,6 +195,8 @@ class JobSpec(Strict):
     metric_definitions: list[MetricDefinition] = Field(default_factory=list, max_length=64)
     tags: dict[str, str] = Field(default_factory=dict)
     provenance: dict[str, Any] = Field(default_factory=dict)
+    # Object versions to read instead of the latest (uri -> version id): how reproduction pins inputs.
+    input_versions: dict[str, str] = Field(default_factory=dict, max_length=10_000)
 
     @model_validator(mode="after")
     def _check(self) -> JobSpec:

@@ -199,44 +199,43 @@ class JobService:
         return ref
 
     def _resolve_inputs(self, ctx: RequestContext, spec: JobSpec) -> list[ResolvedInput]:
-        """Pin every input object to its current version (what the job will read, byte for byte)."""
+        """Pin every input object to a version: the latest, or the one ``input_versions`` names."""
         resolved: list[ResolvedInput] = []
+        pins = spec.input_versions
         for index, channel in enumerate(spec.inputs):
             bucket, key = parse_uri(channel.source)
             where = f"inputs[{index}].source"
+
+            def head(object_key: str, version: str | None, name: str, bucket: str = bucket) -> ResolvedInput:
+                found = self.storage.head_object(ctx, bucket, object_key, version)
+                return ResolvedInput(
+                    name=name, uri=found.uri, version_id=found.version_id, sha256=found.sha256, size=found.size
+                )
+
             try:
                 if key and not key.endswith("/"):
+                    pinned = channel.version_id or pins.get(f"sr://{bucket}/{key}")
                     try:
-                        head = self.storage.head_object(ctx, bucket, key, channel.version_id)
-                        resolved.append(
-                            ResolvedInput(
-                                name=f"{channel.name}/{key.rsplit('/', 1)[-1]}",
-                                uri=head.uri,
-                                version_id=head.version_id,
-                                sha256=head.sha256,
-                                size=head.size,
-                            )
-                        )
+                        resolved.append(head(key, pinned, f"{channel.name}/{key.rsplit('/', 1)[-1]}"))
                         continue
                     except NotFound:
-                        if channel.version_id:
+                        if pinned:
                             raise
-                objects = self._list_prefix(ctx, bucket, key.rstrip("/") + "/" if key else "")
+                prefix = key.rstrip("/") + "/" if key else ""
+                keys = {o.key for o in self._list_prefix(ctx, bucket, prefix)}
+                keys |= {uri[len(f"sr://{bucket}/") :] for uri in pins if uri.startswith(f"sr://{bucket}/{prefix}")}
+                for object_key in sorted(keys):
+                    resolved.append(
+                        head(
+                            object_key,
+                            pins.get(f"sr://{bucket}/{object_key}"),
+                            f"{channel.name}/{object_key[len(prefix) :]}",
+                        )
+                    )
             except StrongroomError as exc:
                 raise type(exc)(f"input channel {channel.name!r}: {exc.detail}", field=where) from None
-            if not objects:
+            if not any(r.name.startswith(f"{channel.name}/") for r in resolved):
                 raise InvalidInput(f"input channel {channel.name!r}: nothing at {channel.source}", field=where)
-            prefix_len = len(key.rstrip("/")) + 1 if key else 0
-            for obj in objects:
-                resolved.append(
-                    ResolvedInput(
-                        name=f"{channel.name}/{obj.key[prefix_len:]}",
-                        uri=obj.uri,
-                        version_id=obj.version_id,
-                        sha256=obj.sha256,
-                        size=obj.size,
-                    )
-                )
         return resolved
 
     def _list_prefix(self, ctx: RequestContext, bucket: str, prefix: str) -> list[Any]:
@@ -260,7 +259,7 @@ class JobService:
         assert spec.code.source is not None
         bucket, key = parse_uri(spec.code.source)
         try:
-            head = self.storage.head_object(ctx, bucket, key)
+            head = self.storage.head_object(ctx, bucket, key, spec.code.version_id)
         except StrongroomError as exc:
             raise type(exc)(f"code.source: {exc.detail}", field="code.source") from None
         return {"uri": head.uri, "version_id": head.version_id, "sha256": head.sha256}

@@ -66,6 +66,32 @@ class Jobs:
         body = self._s.request("GET", f"/api/v1/teams/{q(team)}/jobs/{q(name)}/metrics").json()
         return [MetricPoint.model_validate(m) for m in body["items"]]
 
+    def reproduce(
+        self,
+        team: str,
+        name: str,
+        *,
+        allow_runtime_drift: bool = False,
+        use_latest_inputs: bool = False,
+        timeout: float | None = None,
+    ) -> Any:
+        """Re-run ``name`` from its recorded runtime, code, input versions and hyperparameters;
+        return the comparison of every output (``.identical``, ``.first_difference``)."""
+        from strongroom.jobs.reproduce import ReproductionPlan, ReproductionReport
+
+        plan = self._s.call(
+            "POST",
+            f"/api/v1/teams/{q(team)}/jobs/{q(name)}/reproduction-plan",
+            ReproductionPlan,
+            json_body={"allow_runtime_drift": allow_runtime_drift, "use_latest_inputs": use_latest_inputs},
+        )
+        self.create(plan.spec, idempotency_key=uuid.uuid4().hex)
+        self.wait(team, plan.spec.name, logs=False, timeout=timeout)
+        report = self._s.call(
+            "GET", f"/api/v1/teams/{q(team)}/jobs/{q(name)}/comparison/{q(plan.spec.name)}", ReproductionReport
+        )
+        return report.model_copy(update={"notes": plan.notes})
+
     def follow(self, team: str, name: str, poll: float = 1.0) -> Iterator[LogLine]:
         """Log lines as they arrive, until the job ends (``logs -f``)."""
         seq = 0

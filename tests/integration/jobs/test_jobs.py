@@ -292,3 +292,42 @@ def test_jobs_record_experiments_and_lineage_without_tracking_code(env: TeamEnv)
     uris = {node.uri for node in upstream.nodes if getattr(node, "uri", "")}
     assert f"sr://{env.data}/lineage/raw.csv" in uris  # model <- training <- train.csv <- processing <- raw
     assert any(u.startswith(f"sr://{env.data}/code/preprocessing-lineage.py") for u in uris)
+
+
+def test_reproduce_gives_a_byte_identical_model_and_names_a_replaced_input(env: TeamEnv) -> None:
+    from typer.testing import CliRunner
+
+    from strongroom.cli.main import app
+
+    frame = credit_like(2000, seed=4)
+    label = frame.pop("default payment next month")
+    frame.insert(0, "label", label)
+    first = env.alice.buckets.put_object(env.data, "repro/train.csv", csv_bytes(frame, header=False))
+    spec = job_spec(
+        env,
+        "repro-train",
+        kind="training",
+        code={"algorithm": "xgboost"},
+        hyperparameters={**HYPER, "subsample": 0.8},
+        inputs=[{"name": "train", "source": f"sr://{env.data}/repro/train.csv", "content_type": "text/csv"}],
+        outputs=[{"name": "model", "destination": f"sr://{env.models}/repro"}],
+    )
+    env.alice.jobs.create(spec)
+    env.alice.jobs.wait(env.team, "repro-train", logs=False, timeout=240)
+    cli_env = {"STRONGROOM_HOME": str(env.server.config.home), "STRONGROOM_TOKEN": env.alice_token}
+    result = CliRunner().invoke(app, ["reproduce", "repro-train", "--team", env.team], env=cli_env)
+    assert result.exit_code == 0, result.output
+    assert "repro-train-repro-1 reproduces repro-train: identical" in result.output
+
+    # the data scientist overwrites the raw data and deletes the version the model was trained on
+    env.alice.buckets.put_object(
+        env.data, "repro/train.csv", csv_bytes(frame.sample(frac=1, random_state=1), header=False)
+    )
+    env.alice.buckets.delete_object(env.data, "repro/train.csv", version_id=first.version_id)
+    refused = CliRunner().invoke(app, ["reproduce", "repro-train", "--team", env.team], env=cli_env)
+    assert refused.exit_code == 1 and first.version_id in refused.output and "is gone" in refused.output
+    different = CliRunner().invoke(
+        app, ["reproduce", "repro-train", "--team", env.team, "--use-latest-inputs"], env=cli_env
+    )
+    assert different.exit_code == 1, different.output
+    assert "different" in different.output and "model.tar.gz" in different.output

@@ -13,6 +13,7 @@ from strongroom.core.context import RequestContext
 from strongroom.core.errors import InvalidInput
 from strongroom.core.platform import Platform
 from strongroom.jobs.models import Job, JobSpec, LogLine, MetricPoint
+from strongroom.jobs.reproduce import ReproductionPlan, ReproductionReport
 
 router = APIRouter(prefix="/api/v1", tags=["jobs"])
 Ctx = Annotated[RequestContext, Depends(context)]
@@ -87,6 +88,30 @@ def job_logs(
 @router.get("/teams/{team}/jobs/{name}/metrics")
 def job_metrics(team: str, name: str, ctx: Ctx, p: P) -> Page[MetricPoint]:
     return Page[MetricPoint](items=p.jobs.metrics(ctx, team, name))
+
+
+class PlanReproduction(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    new_name: str | None = Field(default=None, max_length=64)
+    allow_runtime_drift: bool = False
+    use_latest_inputs: bool = False
+
+
+@router.post("/teams/{team}/jobs/{name}/reproduction-plan")
+def plan_reproduction(team: str, name: str, body: PlanReproduction, ctx: Ctx, p: P) -> ReproductionPlan:
+    return p.reproducer.plan(
+        ctx,
+        team,
+        name,
+        new_name=body.new_name,
+        allow_runtime_drift=body.allow_runtime_drift,
+        use_latest_inputs=body.use_latest_inputs,
+    )
+
+
+@router.get("/teams/{team}/jobs/{name}/comparison/{other}")
+def compare_jobs(team: str, name: str, other: str, ctx: Ctx, p: P) -> ReproductionReport:
+    return p.reproducer.compare(ctx, team, name, other)
 
 
 @router.get("/runtimes")
