@@ -18,6 +18,7 @@ class NetworkIsolationEnforcer(Rule):
     """Stops any job that starts without network isolation, and raises an alert."""
 
     name = "enforce-network-isolation"
+    kinds = ("state",)
 
     def __init__(self, jobs: JobService, alerts: AlertService) -> None:
         self.jobs = jobs
