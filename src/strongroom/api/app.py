@@ -9,14 +9,27 @@ from starlette.exceptions import HTTPException
 import strongroom
 from strongroom.api import problems
 from strongroom.api.middleware import PlatformMiddleware
-from strongroom.api.routers import audit, git, identity, kms, policy, storage, system
+from strongroom.api.routers import audit, catalog, git, identity, kms, notebooks, policy, storage, system
 from strongroom.core.errors import StrongroomError
 from strongroom.core.platform import Platform
 from strongroom.gitrepo import http as git_http
+from strongroom.notebooks import packages as notebook_packages
+from strongroom.notebooks import proxy as notebook_proxy
 
 # Streaming endpoints whose bodies may exceed max_request_bytes (they stream, never buffer).
-UNLIMITED_BODY_PREFIXES = ("/git/", storage.OBJECTS_PREFIX)
-ROUTERS = (identity.router, policy.router, audit.router, system.router, git.router, kms.router, storage.router)
+# The notebook proxy and the package index stream too, and carry long-lived WebSockets and downloads.
+UNLIMITED_BODY_PREFIXES = ("/git/", storage.OBJECTS_PREFIX, "/notebooks/", "/pypi/")
+ROUTERS = (
+    identity.router,
+    policy.router,
+    audit.router,
+    system.router,
+    git.router,
+    kms.router,
+    storage.router,
+    catalog.router,
+    notebooks.router,
+)
 
 
 def create_app(platform: Platform) -> FastAPI:
@@ -32,6 +45,8 @@ def create_app(platform: Platform) -> FastAPI:
     for router in ROUTERS:
         app.include_router(router)
     app.router.routes.extend(git_http.routes())
+    app.router.routes.extend(notebook_proxy.routes())
+    app.router.routes.extend(notebook_packages.routes())
     app.add_exception_handler(StrongroomError, problems.strongroom_error)
     app.add_exception_handler(RequestValidationError, problems.validation_error)
     app.add_exception_handler(HTTPException, problems.http_error)
