@@ -10,7 +10,7 @@ from typing import Annotated, Any
 
 import typer
 
-from strongroom.cli import audit, git, identity, policy, storage
+from strongroom.cli import audit, catalog, git, identity, policy, storage
 from strongroom.cli.common import HomeOpt, JsonOpt, StrongroomGroup
 from strongroom.cli.output import console, err_console, print_json, show
 from strongroom.core.config import Config
@@ -34,6 +34,8 @@ for sub_app, group in (
     (git.repos_app, "repos"),
     (storage.keys_app, "keys"),
     (storage.buckets_app, "buckets"),
+    (catalog.catalog_app, "catalog"),
+    (catalog.notebooks_app, "notebooks"),
 ):
     app.add_typer(sub_app, name=group)
 for command in (storage.cp, storage.ls, storage.rm):
