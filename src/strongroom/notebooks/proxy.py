@@ -226,7 +226,12 @@ async def proxy_http(request: Request) -> Response:
         return _problem(request, exc)
     live = notebooks.route(team, name)
     if live is None:
-        error = Unavailable(f"notebook {team}/{name} is not running; start it with `strongroom notebooks start`")
+        exists = await anyio.to_thread.run_sync(notebooks.notebook_id, team, name)
+        error: StrongroomError = (
+            Unavailable(f"notebook {team}/{name} is not running; start it with `strongroom notebooks start`")
+            if exists
+            else NotFound(f"team {team} has no notebook {name!r}")
+        )
         await anyio.to_thread.run_sync(platform.guard.complete, ticket, error)
         return _problem(request, error)
     headers = _upstream_headers(request, live, principal, bearer, _STRIP_REQUEST)

@@ -256,7 +256,7 @@ class SandboxSpawner(Spawner):
                     "git_directory": constants.get("GIT_REPOSITORY", ""),
                     "on_create": spec.on_create,
                     "on_start": spec.on_start,
-                    "jupyter_args": [],
+                    "jupyter_args": [f"--config={INSIDE_RO}/jupyter/jupyter_server_config.json"],
                 }
             ),
         }
@@ -267,7 +267,10 @@ class SandboxSpawner(Spawner):
         count = min(size.cpus, cpus_total)
         first = int(spec.notebook_id.rsplit("-", 1)[-1], 16) % cpus_total
         env = {
-            "JUPYTER_CONFIG_DIR": f"{INSIDE_RO}/jupyter",
+            # A fresh, writable config dir per start (tmpfs); the platform's settings come from --config.
+            "JUPYTER_CONFIG_DIR": "/tmp/jupyter-config",  # noqa: S108 -- the sandbox's own tmpfs
+            "JUPYTERLAB_SETTINGS_DIR": f"{SANDBOX_HOME}/.jupyter/lab/user-settings",
+            "JUPYTERLAB_WORKSPACES_DIR": f"{SANDBOX_HOME}/.jupyter/lab/workspaces",
             "JUPYTER_RUNTIME_DIR": "/tmp/jupyter-runtime",  # noqa: S108 -- the sandbox's own tmpfs; kernel connection files: tmpfs, not the volume
             "JUPYTER_TOKEN_FILE": f"{INSIDE_RO}/jupyter-token",
             "STRONGROOM_NOTEBOOK_CONFIG": f"{INSIDE_RO}/notebook.json",

@@ -68,7 +68,8 @@ class RemoteKernel:
         self.session, self.team, self.name, self.kernel_id = session, team, name, kernel_id
         self.base = f"/notebooks/{q(team)}/{q(name)}"
         self.session_id = uuid.uuid4().hex
-        self._ws = self._connect()
+        self._stack = contextlib.ExitStack()
+        self._ws = self._stack.enter_context(self._connect())
 
     @classmethod
     def start(cls, session: Session, team: str, name: str, kernel_name: str = "python3") -> RemoteKernel:
@@ -103,7 +104,7 @@ class RemoteKernel:
     def shutdown(self) -> None:
         """Close the WebSocket and stop the kernel."""
         try:
-            self._ws.close()
+            self._stack.close()
         finally:
             with contextlib.suppress(StrongroomError):
                 self.session.request("DELETE", f"{self.base}/api/kernels/{self.kernel_id}")
