@@ -148,6 +148,7 @@ def test_every_authenticated_route_goes_through_the_guard(server: RunningServer)
                 .replace("{role}", "Auditor")
                 .replace("{token_id}", "tok_0000000000000000")
                 .replace("{sha}", "abcdef12")
+                .replace("{product}", "notebook")
             )
             for method in methods:
                 request_id = uuid.uuid4().hex

@@ -311,11 +311,7 @@ class _Named(Step):
     """Stands in for a step a newer product version no longer has (only its name is needed)."""
 
     def __init__(self, name: str) -> None:
-        self._name = name
-
-    @property  # type: ignore[override]
-    def name(self) -> str:  # type: ignore[override]
-        return self._name
+        self.name = name  # type: ignore[misc]
 
     def create(self, pctx: ProvisioningContext) -> tuple[dict[str, Any], bool]:
         raise NotImplementedError

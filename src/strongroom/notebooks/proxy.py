@@ -159,7 +159,7 @@ def _client(live: Live) -> httpx.AsyncClient:
         transport = httpx.AsyncHTTPTransport(uds=live.socket_path, retries=0)
         client = httpx.AsyncClient(transport=transport, base_url="http://localhost", timeout=httpx.Timeout(None))
         live.clients[key] = client
-    return client  # type: ignore[no-any-return]
+    return client
 
 
 def _cookie_header(value: str, team: str, name: str, max_age: int) -> str:
@@ -220,6 +220,10 @@ async def proxy_http(request: Request) -> Response:
     ctx = _context(request, principal)
     path = request.url.path
     try:
+        notebooks.audit.ensure_healthy()
+    except StrongroomError as exc:
+        return _problem(request, exc)
+    try:
         ticket = notebooks.authorize_open(ctx, team, name, {"method": request.method, "path": path[:256]})
     except StrongroomError as exc:
         _mark_audited()  # the guard audited the denial
@@ -267,7 +271,7 @@ async def proxy_http(request: Request) -> Response:
             raise
         finally:
             await upstream.aclose()
-            await anyio.to_thread.run_sync(platform.guard.complete, ticket, failure)
+            notebooks.audit.complete(ticket, failure)
 
     response = StreamingResponse(body(), status_code=upstream.status_code)
     response.raw_headers = raw
@@ -307,7 +311,7 @@ async def proxy_websocket(websocket: WebSocket) -> None:
             live.socket_path,
             f"ws://{host}{path}{query}",
             additional_headers=headers,
-            origin=websocket.headers.get("origin"),  # type: ignore[arg-type]
+            origin=websocket.headers.get("origin"),
             subprotocols=websocket.scope.get("subprotocols") or None,
             max_size=None,
             compression=None,
@@ -323,7 +327,7 @@ async def proxy_websocket(websocket: WebSocket) -> None:
         with contextlib.suppress(RuntimeError, WebSocketDisconnect):
             await websocket.close(code=1011)
     finally:
-        await anyio.to_thread.run_sync(platform.guard.complete, ticket, failure)
+        notebooks.audit.complete(ticket, failure)
 
 
 async def _pump(websocket: WebSocket, upstream: Any) -> None:

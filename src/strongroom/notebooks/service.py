@@ -33,6 +33,7 @@ from strongroom.db.base import utcnow
 from strongroom.db.engine import Database
 from strongroom.identity.db import MembershipRow, UserRow
 from strongroom.identity.service import IdentityService
+from strongroom.notebooks.audit_queue import AuditQueue
 from strongroom.notebooks.db import NotebookRow, PresignedUrlRow
 from strongroom.notebooks.models import SIZES, Notebook, NotebookStatus, PresignedUrl
 from strongroom.notebooks.spawner import LaunchSpec, Live, Spawner
@@ -87,6 +88,7 @@ class NotebookService:
         self._lock = threading.Lock()
         self._members: dict[tuple[str, str, str], float] = {}
         self._wake: Callable[[], None] = lambda: None
+        self.audit = AuditQueue(guard)
 
     def set_wake(self, wake: Callable[[], None]) -> None:
         self._wake = wake
@@ -565,6 +567,7 @@ class NotebookService:
         """Stop every notebook this process runs (platform shutdown); they restart with the platform."""
         for notebook_id in list(self._live):
             self._forget(notebook_id, stop=True, reason="the platform is shutting down")
+        self.audit.close()
 
     def volume_path(self, team: str, name: str) -> Path:
         """The host directory of a live notebook's home volume."""

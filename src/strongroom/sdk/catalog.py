@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import builtins
 import time
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -18,7 +19,7 @@ Progress = Callable[[ProvisionedProduct], None]
 class Catalog(_Client):
     """Products, portfolios and provisioned products."""
 
-    def products(self) -> list[Product]:
+    def products(self) -> builtins.list[Product]:
         return self._pages("/api/v1/catalog/products", Product)
 
     def product(self, name: str) -> Product:
@@ -37,7 +38,7 @@ class Catalog(_Client):
     ) -> ProvisionedProduct:
         """Launch ``product``; with ``wait``, return once it settles (AVAILABLE, or raise on ERROR)."""
         body = {"product": product, "version": version, "parameters": dict(parameters)}
-        launched = self._s.call(
+        launched: ProvisionedProduct = self._s.call(
             "POST",
             "/api/v1/catalog/provisioned-products",
             ProvisionedProduct,
@@ -49,7 +50,7 @@ class Catalog(_Client):
     def describe(self, team: str, name: str) -> ProvisionedProduct:
         return self._s.call("GET", f"/api/v1/teams/{q(team)}/provisioned-products/{q(name)}", ProvisionedProduct)
 
-    def list(self, team: str, include_terminated: bool = False) -> list[ProvisionedProduct]:
+    def list(self, team: str, include_terminated: bool = False) -> builtins.list[ProvisionedProduct]:
         return self._pages(
             f"/api/v1/teams/{q(team)}/provisioned-products",
             ProvisionedProduct,
@@ -113,7 +114,7 @@ class Catalog(_Client):
             time.sleep(delay)
             delay = min(delay * 1.5, 1.0)
 
-    def portfolios(self, team: str) -> list[Portfolio]:
+    def portfolios(self, team: str) -> builtins.list[Portfolio]:
         return self._pages(f"/api/v1/teams/{q(team)}/portfolios", Portfolio)
 
     def create_portfolio(
@@ -121,8 +122,8 @@ class Catalog(_Client):
         team: str,
         name: str,
         *,
-        products: list[str] | None = None,
-        grants: list[str] | None = None,
+        products: builtins.list[str] | None = None,
+        grants: builtins.list[str] | None = None,
         description: str = "",
     ) -> Portfolio:
         body = {"name": name, "description": description, "products": products or [], "grants": grants or []}
@@ -140,7 +141,7 @@ class Catalog(_Client):
 class Notebooks(_Client):
     """Notebook instances; ``kernel``/``run``/``execute_notebook`` talk to Jupyter through the proxy."""
 
-    def list(self, team: str) -> list[Notebook]:
+    def list(self, team: str) -> builtins.list[Notebook]:
         return self._pages(f"/api/v1/teams/{q(team)}/notebooks", Notebook)
 
     def describe(self, team: str, name: str) -> Notebook:

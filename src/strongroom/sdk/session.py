@@ -16,7 +16,7 @@ import contextlib
 import json
 import os
 import ssl
-from collections.abc import Iterator, Mapping
+from collections.abc import Generator, Iterator, Mapping
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -297,7 +297,7 @@ class _TokenAuth(httpx.Auth):
     def __init__(self, token: Any) -> None:
         self._token = token
 
-    def auth_flow(self, request: httpx.Request) -> Iterator[httpx.Request]:
+    def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
         request.headers["authorization"] = f"Bearer {self._token()}"
         yield request
 

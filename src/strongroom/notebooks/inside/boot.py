@@ -67,7 +67,7 @@ def main() -> int:
         marker.write_text("done\n")
     _run_script("on-start", config.get("on_start", ""), home)
     Path(os.environ.get("JUPYTER_RUNTIME_DIR", "/tmp/jupyter-runtime")).mkdir(parents=True, exist_ok=True)  # noqa: S108
-    server = subprocess.Popen([sys.executable, "-m", "jupyter", "server", *config.get("jupyter_args", [])])
+    server = subprocess.Popen([sys.executable, "-m", "jupyter_server", *config.get("jupyter_args", [])])
 
     def forward(signum: int, _frame: object) -> None:
         server.send_signal(signum)

@@ -24,7 +24,7 @@ PROXY_USER = "X-Strongroom-User"
 PROXY_KIND = "X-Strongroom-Auth-Kind"
 
 
-class ProxyIdentityProvider(IdentityProvider):  # type: ignore[misc]
+class ProxyIdentityProvider(IdentityProvider):
     """Trusts the platform proxy's headers, and nothing else (no login page, no Jupyter token in URLs)."""
 
     def get_user(self, handler: Any) -> User | None:

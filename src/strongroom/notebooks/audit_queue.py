@@ -1,0 +1,67 @@
+"""Audit events of proxied notebook requests, written by one thread off the request path.
+
+A proxied request's guard ticket is authorized before anything is forwarded (a denial is audited
+at once, synchronously). Its outcome event is written here, in order, just after the response:
+the browser does not wait for the database. If a write fails, the event is kept and retried, and
+the proxy refuses every new notebook request (503) until the audit log can be written again, so
+access never continues unaudited for longer than one in-flight request.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+
+from strongroom.core.errors import Unavailable
+from strongroom.policy.guard import Guard
+
+log = logging.getLogger(__name__)
+_STOP = object()
+
+
+class AuditQueue:
+    def __init__(self, guard: Guard, retry_seconds: float = 1.0) -> None:
+        self.guard = guard
+        self.retry_seconds = retry_seconds
+        self._queue: queue.SimpleQueue[object] = queue.SimpleQueue()
+        self._thread: threading.Thread | None = None
+        self._lock = threading.Lock()
+        self._failing = threading.Event()
+
+    def ensure_healthy(self) -> None:
+        """Raise ``Unavailable`` while audit events cannot be written."""
+        if self._failing.is_set():
+            raise Unavailable("the audit log cannot be written; notebook access is refused until it can")
+
+    def complete(self, ticket: Guard.Ticket, error: BaseException | None = None) -> None:
+        """Queue the outcome event of ``ticket`` (returns at once)."""
+        with self._lock:
+            if self._thread is None or not self._thread.is_alive():
+                self._thread = threading.Thread(target=self._run, name="notebook-audit", daemon=True)
+                self._thread.start()
+        self._queue.put((ticket, error))
+
+    def _run(self) -> None:
+        while True:
+            item = self._queue.get()
+            if item is _STOP:
+                return
+            ticket, error = item  # type: ignore[misc]
+            while True:
+                try:
+                    self.guard.complete(ticket, error)
+                    self._failing.clear()
+                    break
+                except Exception:
+                    log.exception("notebook proxy: an audit event could not be written; retrying")
+                    self._failing.set()
+                    threading.Event().wait(self.retry_seconds)
+
+    def close(self, timeout: float = 10.0) -> None:
+        """Write what is queued, then stop the writer."""
+        with self._lock:
+            thread = self._thread
+        if thread is not None and thread.is_alive():
+            self._queue.put(_STOP)
+            thread.join(timeout)
