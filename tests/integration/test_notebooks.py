@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
+import nbformat
 import pytest
 from sqlalchemy import create_engine, text
 from websockets.exceptions import InvalidStatus
@@ -27,6 +28,7 @@ from websockets.sync.client import connect
 from strongroom.core.config import Config
 from strongroom.core.errors import Forbidden, InvalidInput
 from strongroom.core.platform import initialize
+from strongroom.sdk.notebooks import CellExecutionError
 from strongroom.sdk.session import Session
 from tests.support import RunningServer, start_server
 
@@ -227,8 +229,9 @@ def test_git_clone_commit_and_push_from_the_notebook(env: Env, tmp_path: Path) -
         import pathlib, subprocess, strongroom_environment as senv
         work = pathlib.Path.home() / "work-clone"
         def git(*args):
-            return subprocess.run(["git", *args], cwd=work if work.exists() else None, check=True,
-                                  capture_output=True, text=True).stdout.strip()
+            done = subprocess.run(["git", *args], cwd=work if work.exists() else None, capture_output=True, text=True)
+            assert done.returncode == 0, (args, done.stderr)
+            return done.stdout.strip()
         git("clone", senv.GIT_REMOTE, str(work))
         (work / "features.py").write_text("FEATURES = ['LIMIT_BAL', 'PAY_0']\\n")
         git("add", "features.py")
@@ -246,6 +249,32 @@ def test_git_clone_commit_and_push_from_the_notebook(env: Env, tmp_path: Path) -
         tmp_path, "clone", f"{env.server.url}/git/risk/risk.git", "stolen", token=env.tokens["fred"], ca=env.server.ca
     )
     assert refused.returncode != 0 and "403" in refused.stderr
+
+
+def test_a_notebook_file_is_uploaded_and_executed_through_the_proxy(env: Env) -> None:
+    alice = env.session("alice")
+    notebook = nbformat.v4.new_notebook()
+    notebook.cells = [
+        nbformat.v4.new_markdown_cell("# Workshop check"),
+        nbformat.v4.new_code_cell("import os\nuid = os.getuid()\nprint('uid', uid)"),
+        nbformat.v4.new_code_cell("import strongroom_environment as env\nenv.TEAM, uid != 0"),
+    ]
+    alice.notebooks.upload("risk", "lab", "work/first check.ipynb", notebook)
+    seen: list[int] = []
+    executed = alice.notebooks.execute_notebook(
+        "risk", "lab", "work/first check.ipynb", on_cell=lambda index, cell, result: seen.append(index)
+    )
+    assert seen == [1, 2]
+    assert executed.cells[1].outputs[0]["text"].startswith("uid ")
+    assert executed.cells[2].outputs[0]["data"]["text/plain"] == "('risk', True)"
+    saved = alice.notebooks.download("risk", "lab", "work/first check.ipynb")
+    assert saved.cells[2].execution_count == executed.cells[2].execution_count
+    failing = nbformat.v4.new_notebook()
+    failing.cells = [nbformat.v4.new_code_cell("1 / 0"), nbformat.v4.new_code_cell("print('never')")]
+    alice.notebooks.upload("risk", "lab", "work/fails.ipynb", failing)
+    with pytest.raises(CellExecutionError, match="ZeroDivisionError") as error:
+        alice.notebooks.execute_notebook("risk", "lab", "work/fails.ipynb")
+    assert error.value.notebook.cells[1].outputs == []  # type: ignore[attr-defined]
 
 
 def test_pip_reaches_no_index_unless_one_is_approved(env: Env) -> None:

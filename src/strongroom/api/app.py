@@ -45,7 +45,8 @@ def create_app(platform: Platform) -> FastAPI:
     for router in ROUTERS:
         app.include_router(router)
     app.router.routes.extend(git_http.routes())
-    app.router.routes.extend(notebook_proxy.routes())
+    # The notebook proxy is the hot path: matched first (no API path starts with /notebooks/).
+    app.router.routes[:0] = notebook_proxy.routes()
     app.router.routes.extend(notebook_packages.routes())
     app.add_exception_handler(StrongroomError, problems.strongroom_error)
     app.add_exception_handler(RequestValidationError, problems.validation_error)

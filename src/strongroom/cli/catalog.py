@@ -7,6 +7,7 @@ from collections.abc import Callable
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
 from strongroom.catalog.models import ProvisionedProduct
@@ -72,12 +73,16 @@ def products(as_json: JsonOpt = False) -> None:
         print_json(items)
         return
     for product in items:
-        console.print(f"[bold]{product.name}[/bold] ({product.display_name}): {product.description}")
+        console.print(
+            f"[bold]{product.name}[/bold] ({product.display_name}): {escape(product.description)}", soft_wrap=True
+        )
         for version in product.versions:
             for p in version.parameters:
                 allowed = f" [{'|'.join(p.allowed_values)}]" if p.allowed_values else ""
                 default = f" (default {p.default!r})" if p.default not in (None, "") else ""
-                console.print(f"  {version.name} {p.name}{allowed}{default}: {p.description}")
+                console.print(
+                    f"  {version.name} {p.name}{allowed}{default}: {p.description}", markup=False, soft_wrap=True
+                )
 
 
 @catalog_app.command("launch")

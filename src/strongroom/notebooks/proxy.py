@@ -20,9 +20,9 @@ import re
 import time
 from collections.abc import AsyncIterator
 from typing import Any
+from urllib.parse import quote
 
 import anyio
-import httpx
 from starlette.requests import HTTPConnection, Request
 from starlette.responses import Response, StreamingResponse
 from starlette.routing import BaseRoute, Route, WebSocketRoute
@@ -36,6 +36,7 @@ from strongroom.core.context import Principal, RequestContext, request_marks
 from strongroom.core.errors import NotFound, StrongroomError, Unauthenticated, Unavailable
 from strongroom.core.names import NAME_PATTERN
 from strongroom.notebooks.spawner import Live
+from strongroom.notebooks.upstream import UpstreamError, UpstreamPool
 
 COOKIE = "strongroom-notebook"
 _HOP = {
@@ -49,8 +50,9 @@ _HOP = {
     "transfer-encoding",
     "upgrade",
 }
-_STRIP_REQUEST = _HOP | {"authorization", "cookie", "content-length"}
+_STRIP_REQUEST = _HOP | {"authorization", "cookie"}
 _WS_STRIP = _STRIP_REQUEST | {
+    "content-length",
     "host",
     "origin",
     "sec-websocket-key",
@@ -152,14 +154,19 @@ def _upstream_headers(
     return headers
 
 
-def _client(live: Live) -> httpx.AsyncClient:
+def _raw_path(connection: HTTPConnection) -> str:
+    """The path as the client sent it (still percent-encoded), so file names survive the hop."""
+    raw = connection.scope.get("raw_path")
+    return raw.decode("latin-1") if raw else quote(connection.url.path)
+
+
+def _pool(live: Live) -> UpstreamPool:
     key = id(asyncio.get_running_loop())
-    client = live.clients.get(key)
-    if client is None:
-        transport = httpx.AsyncHTTPTransport(uds=live.socket_path, retries=0)
-        client = httpx.AsyncClient(transport=transport, base_url="http://localhost", timeout=httpx.Timeout(None))
-        live.clients[key] = client
-    return client
+    pool = live.clients.get(key)
+    if pool is None:
+        pool = UpstreamPool(live.socket_path)
+        live.clients[key] = pool
+    return pool  # type: ignore[no-any-return]
 
 
 def _cookie_header(value: str, team: str, name: str, max_age: int) -> str:
@@ -240,20 +247,16 @@ async def proxy_http(request: Request) -> Response:
         return _problem(request, error)
     headers = _upstream_headers(request, live, principal, bearer, _STRIP_REQUEST)
     has_body = request.method in ("POST", "PUT", "PATCH", "DELETE")
-    client = _client(live)
-    upstream_request = client.build_request(
-        request.method,
-        path + (f"?{request.url.query}" if request.url.query else ""),
-        headers=headers,
-        content=request.stream() if has_body else None,
-    )
+    target = _raw_path(request) + (f"?{request.url.query}" if request.url.query else "")
     try:
-        upstream = await client.send(upstream_request, stream=True)
-    except httpx.HTTPError as exc:
+        upstream = await _pool(live).request(
+            request.method, target, list(headers.items()), request.stream() if has_body else None
+        )
+    except (UpstreamError, OSError) as exc:
         error = Unavailable(f"the notebook server did not answer: {type(exc).__name__}")
-        await anyio.to_thread.run_sync(platform.guard.complete, ticket, error)
+        notebooks.audit.complete(ticket, error)
         return _problem(request, error)
-    raw = [(k.lower(), v) for k, v in upstream.headers.raw if k.decode("latin-1").lower() not in _HOP]
+    raw = [(k, v) for k, v in upstream.headers if k.decode("latin-1") not in _HOP]
     if not bearer and expires - time.time() < notebooks.session_ttl.total_seconds() / 2:
         fresh = notebooks.session_cookie(
             principal.user, principal.grants[0].role, principal.grants[0].team, live.notebook_id
@@ -264,7 +267,7 @@ async def proxy_http(request: Request) -> Response:
     async def body() -> AsyncIterator[bytes]:
         failure: BaseException | None = None
         try:
-            async for chunk in upstream.aiter_raw():
+            async for chunk in upstream.body():
                 yield chunk
         except BaseException as exc:
             failure = exc
@@ -309,7 +312,7 @@ async def proxy_websocket(websocket: WebSocket) -> None:
     try:
         async with unix_connect(
             live.socket_path,
-            f"ws://{host}{path}{query}",
+            f"ws://{host}{_raw_path(websocket)}{query}",
             additional_headers=headers,
             origin=websocket.headers.get("origin"),
             subprotocols=websocket.scope.get("subprotocols") or None,

@@ -29,7 +29,7 @@ from typing import Any
 
 import httpx
 
-from strongroom.notebooks.inside.jupyter_auth import PROXY_AUTH, PROXY_KIND, PROXY_USER
+from strongroom.notebooks.inside.headers import PROXY_AUTH, PROXY_KIND, PROXY_USER
 from strongroom.notebooks.models import SIZES, GiB
 from strongroom.sandbox import Limits, Mount, PythonEnvironment, SandboxProcess, SandboxRunner, SandboxSpec, discover
 

@@ -188,6 +188,18 @@ class Notebooks(_Client):
         with self.kernel(team, name) as kernel:
             return kernel.execute(code, timeout=timeout)
 
+    def upload(self, team: str, name: str, path: str, content: Any) -> None:
+        """Write a notebook (nbformat/dict), text or bytes into the running notebook's home at ``path``."""
+        from strongroom.sdk.notebooks import upload
+
+        upload(self._s, team, name, path, content)
+
+    def download(self, team: str, name: str, path: str) -> Any:
+        """The notebook file at ``path`` in the running notebook's home, as nbformat."""
+        from strongroom.sdk.notebooks import download
+
+        return download(self._s, team, name, path)
+
     def execute_notebook(self, team: str, name: str, path: str, **options: Any) -> Any:
         """Execute the notebook file at ``path`` (relative to the notebook's home) in a kernel of the
         running notebook; return the executed ``nbformat`` notebook (see ``sdk.notebooks.execute_notebook``)."""

@@ -173,7 +173,47 @@ class RemoteKernel:
         return result
 
 
+def _file(path: str) -> str:
+    """A path in the notebook's home for the contents API: kept as segments, each quoted."""
+    parts = [p for p in path.split("/") if p]
+    if not parts or any(p in (".", "..") for p in parts):
+        raise StrongroomError(f"{path!r} is not a path inside the notebook's home", field="path")
+    return "/".join(q(p) for p in parts)
+
+
 CellCallback = Callable[[int, NotebookNode, ExecutionResult], None]
+
+
+def upload(
+    session: Session, team: str, name: str, path: str, content: NotebookNode | dict[str, Any] | str | bytes
+) -> None:
+    """Write a file into the running notebook's home at ``path`` (directories are created).
+
+    A notebook (``nbformat`` node or dict) is saved as a notebook; text and bytes as a file.
+    """
+    import base64
+
+    root = f"/notebooks/{q(team)}/{q(name)}/api/contents"
+    parts = [p for p in path.split("/") if p]
+    for depth in range(1, len(parts)):
+        directory = "/".join(parts[:depth])
+        with contextlib.suppress(StrongroomError):
+            session.request("PUT", f"{root}/{_file(directory)}", json_body={"type": "directory"})
+    if isinstance(content, dict):
+        body: dict[str, Any] = {"type": "notebook", "format": "json", "content": content}
+    elif isinstance(content, bytes):
+        body = {"type": "file", "format": "base64", "content": base64.b64encode(content).decode()}
+    else:
+        body = {"type": "file", "format": "text", "content": content}
+    session.request("PUT", f"{root}/{_file(path)}", json_body=body)
+
+
+def download(session: Session, team: str, name: str, path: str) -> NotebookNode:
+    """Read the notebook file at ``path`` from the running notebook's home."""
+    model = session.request(
+        "GET", f"/notebooks/{q(team)}/{q(name)}/api/contents/{_file(path)}", params={"content": "1", "type": "notebook"}
+    ).json()
+    return nbformat.from_dict(model["content"])
 
 
 def execute_notebook(
@@ -198,9 +238,8 @@ def execute_notebook(
         CellExecutionError: a cell raised and ``stop_on_error`` (the notebook, with outputs up to the
             failing cell, is saved first and attached as ``error.notebook``).
     """
-    base = f"/notebooks/{q(team)}/{q(name)}/api/contents/{q(path)}"
-    model = session.request("GET", base, params={"content": "1", "type": "notebook"}).json()
-    notebook = nbformat.from_dict(model["content"])
+    base = f"/notebooks/{q(team)}/{q(name)}/api/contents/{_file(path)}"
+    notebook = download(session, team, name, path)
     failure: CellExecutionError | None = None
     with RemoteKernel.start(session, team, name, kernel_name) as kernel:
         for index, cell in enumerate(notebook.cells):

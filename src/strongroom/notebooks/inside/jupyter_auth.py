@@ -19,9 +19,7 @@ from typing import Any
 
 from jupyter_server.auth.identity import IdentityProvider, User
 
-PROXY_AUTH = "X-Strongroom-Proxy-Auth"
-PROXY_USER = "X-Strongroom-User"
-PROXY_KIND = "X-Strongroom-Auth-Kind"
+from strongroom.notebooks.inside.headers import PROXY_AUTH, PROXY_KIND, PROXY_USER
 
 
 class ProxyIdentityProvider(IdentityProvider):
