@@ -75,6 +75,8 @@ class Provisioner(abc.ABC):
     """A product: its definition and the steps that provision it."""
 
     product: ClassVar[Product]
+    # Roles the built-in platform portfolio grants this product to (in any team they hold the role in).
+    platform_grants: ClassVar[tuple[str, ...]] = ()
 
     @abc.abstractmethod
     def steps(self, version: str) -> Sequence[Step]:

@@ -6,6 +6,7 @@ Requests are recorded here (status UNDER_CHANGE) and carried out by the provisio
 
 from __future__ import annotations
 
+import datetime as dt
 import secrets
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -176,33 +177,30 @@ class CatalogService:
             rows = call.session.scalars(
                 select(PortfolioRow).where(PortfolioRow.team.in_({"", team})).order_by(PortfolioRow.name)
             )
-            return [r.to_entity() for r in rows]
+            return [self.platform_portfolio(), *(r.to_entity() for r in rows)]
 
-    def ensure_platform_portfolio(self, products: Mapping[str, list[str]]) -> None:
-        """At start-up: the platform portfolio exists and grants each product to its roles (idempotent)."""
-        with self.db.read() as session:
-            row = session.scalars(
-                select(PortfolioRow).where(PortfolioRow.team == "", PortfolioRow.name == PLATFORM_PORTFOLIO)
-            ).first()
-        if row is not None:
-            return
-        grants = sorted({role for roles in products.values() for role in roles})
-        self.create_portfolio(
-            launch_role_context(""),
-            "",
-            PLATFORM_PORTFOLIO,
-            "Products every team may use, granted by role",
-            products=sorted(products),
+    def platform_portfolio(self) -> Portfolio:
+        """The built-in platform portfolio: each product granted to the roles its provisioner names."""
+        products = sorted(n for n, p in self.provisioners.items() if p.platform_grants)
+        grants = sorted({r for p in self.provisioners.values() for r in p.platform_grants})
+        return Portfolio(
+            team="",
+            name=PLATFORM_PORTFOLIO,
+            description="Products every team may use, granted by role (defined by the platform)",
+            products=products,
             grants=grants,
+            created_by="platform",
+            created_at=dt.datetime(2026, 1, 1, tzinfo=dt.UTC),
+            srn=f"srn:strongroom::portfolio/{PLATFORM_PORTFOLIO}",
         )
 
-    @staticmethod
-    def _granted(session: Session, principal: Principal, product: str, team: str) -> bool:
-        for row in session.scalars(select(PortfolioRow).where(PortfolioRow.team.in_({"", team}))):
-            if product not in (row.products or []):
+    def _granted(self, session: Session, principal: Principal, product: str, team: str) -> bool:
+        rows = [r.to_entity() for r in session.scalars(select(PortfolioRow).where(PortfolioRow.team.in_({"", team})))]
+        for row in [self.platform_portfolio(), *rows]:
+            if product not in row.products:
                 continue
             for grant in principal.grants:
-                if grant.role not in (row.grants or []):
+                if grant.role not in row.grants:
                     continue
                 if row.team == "" and (grant.team in ("", team) or grant.role in PLATFORM_ROLES):
                     return True

@@ -238,6 +238,7 @@ class _PolicyStep(Step):
 
 class TeamEnvironmentProvisioner(Provisioner):
     product = TEAM_ENVIRONMENT
+    platform_grants = ("PlatformAdmin", "DataScienceAdmin")
 
     def __init__(
         self,

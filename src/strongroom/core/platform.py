@@ -128,7 +128,6 @@ class Platform:
         self.policies.load_policy_facts()
         self.kms.load_policy_facts()
         self.storage.load_policy_facts()
-        self.catalog.ensure_platform_portfolio({"team-environment": ["PlatformAdmin", "DataScienceAdmin"]})
 
     def _notebook_environment(self, team: str) -> dict[str, str]:
         """The team's constants a notebook's ``strongroom_environment`` module shows."""
