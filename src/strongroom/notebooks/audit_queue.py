@@ -17,14 +17,14 @@ from strongroom.core.errors import Unavailable
 from strongroom.policy.guard import Guard
 
 log = logging.getLogger(__name__)
-_STOP = object()
+_Item = tuple[Guard.Ticket, BaseException | None] | None  # None stops the writer
 
 
 class AuditQueue:
     def __init__(self, guard: Guard, retry_seconds: float = 1.0) -> None:
         self.guard = guard
         self.retry_seconds = retry_seconds
-        self._queue: queue.SimpleQueue[object] = queue.SimpleQueue()
+        self._queue: queue.SimpleQueue[_Item] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
         self._failing = threading.Event()
@@ -45,9 +45,9 @@ class AuditQueue:
     def _run(self) -> None:
         while True:
             item = self._queue.get()
-            if item is _STOP:
+            if item is None:
                 return
-            ticket, error = item  # type: ignore[misc]
+            ticket, error = item
             while True:
                 try:
                     self.guard.complete(ticket, error)
@@ -63,5 +63,5 @@ class AuditQueue:
         with self._lock:
             thread = self._thread
         if thread is not None and thread.is_alive():
-            self._queue.put(_STOP)
+            self._queue.put(None)
             thread.join(timeout)

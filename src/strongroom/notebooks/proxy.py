@@ -166,7 +166,7 @@ def _pool(live: Live) -> UpstreamPool:
     if pool is None:
         pool = UpstreamPool(live.socket_path)
         live.clients[key] = pool
-    return pool  # type: ignore[no-any-return]
+    return pool
 
 
 def _cookie_header(value: str, team: str, name: str, max_age: int) -> str:
