@@ -1,10 +1,11 @@
 """Audit events of proxied notebook requests, written by one thread off the request path.
 
 A proxied request's guard ticket is authorized before anything is forwarded (a denial is audited
-at once, synchronously). Its outcome event is written here, in order, just after the response:
-the browser does not wait for the database. If a write fails, the event is kept and retried, and
-the proxy refuses every new notebook request (503) until the audit log can be written again, so
-access never continues unaudited for longer than one in-flight request.
+at once, synchronously). Its outcome event is written here, in order, just after the response,
+in small batches (one transaction for the events of a few milliseconds): a notebook page makes
+dozens of requests, and one transaction each would cost more than everything else the proxy
+does. If a write fails, the events are kept and retried, and the proxy refuses every new notebook
+request (503) until the audit log can be written again.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from __future__ import annotations
 import logging
 import queue
 import threading
+import time
 
 from strongroom.core.errors import Unavailable
 from strongroom.policy.guard import Guard
@@ -21,8 +23,12 @@ _Item = tuple[Guard.Ticket, BaseException | None] | None  # None stops the write
 
 
 class AuditQueue:
-    def __init__(self, guard: Guard, retry_seconds: float = 1.0) -> None:
+    def __init__(
+        self, guard: Guard, *, batch_seconds: float = 0.02, batch_size: int = 200, retry_seconds: float = 1.0
+    ) -> None:
         self.guard = guard
+        self.batch_seconds = batch_seconds
+        self.batch_size = batch_size
         self.retry_seconds = retry_seconds
         self._queue: queue.SimpleQueue[_Item] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
@@ -44,19 +50,32 @@ class AuditQueue:
 
     def _run(self) -> None:
         while True:
-            item = self._queue.get()
-            if item is None:
+            first = self._queue.get()
+            if first is None:
                 return
-            ticket, error = item
+            batch = [first]
+            stop = False
+            deadline = time.monotonic() + self.batch_seconds
+            while len(batch) < self.batch_size:
+                try:
+                    item = self._queue.get(timeout=max(0.0, deadline - time.monotonic()))
+                except queue.Empty:
+                    break
+                if item is None:
+                    stop = True
+                    break
+                batch.append(item)
             while True:
                 try:
-                    self.guard.complete(ticket, error)
+                    self.guard.complete_many(batch)
                     self._failing.clear()
                     break
                 except Exception:
-                    log.exception("notebook proxy: an audit event could not be written; retrying")
+                    log.exception("notebook proxy: %d audit events could not be written; retrying", len(batch))
                     self._failing.set()
-                    threading.Event().wait(self.retry_seconds)
+                    time.sleep(self.retry_seconds)
+            if stop:
+                return
 
     def close(self, timeout: float = 10.0) -> None:
         """Write what is queued, then stop the writer."""

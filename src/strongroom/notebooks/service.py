@@ -26,7 +26,8 @@ from pathlib import Path
 
 from sqlalchemy import select, update
 
-from strongroom.core.context import Grant, Principal, RequestContext
+from strongroom.audit.chain import find_secret
+from strongroom.core.context import Grant, Principal, RequestContext, request_marks
 from strongroom.core.errors import Conflict, InvalidInput, NotFound, Unauthenticated
 from strongroom.core.names import check_name
 from strongroom.db.base import utcnow
@@ -37,13 +38,14 @@ from strongroom.notebooks.audit_queue import AuditQueue
 from strongroom.notebooks.db import NotebookRow, PresignedUrlRow
 from strongroom.notebooks.models import SIZES, Notebook, NotebookStatus, PresignedUrl
 from strongroom.notebooks.spawner import LaunchSpec, Live, Spawner
-from strongroom.policy.engine import Target
+from strongroom.policy.engine import Decision, Target
 from strongroom.policy.guard import Guard
 
 log = logging.getLogger(__name__)
 RUNTIMES = ("strongroom-python3",)
 COOKIE_PREFIX = "nbs_"
 _MEMBERSHIP_CACHE_SECONDS = 5.0
+_DECISION_CACHE_SECONDS = 2.0
 
 EnvironmentLookup = Callable[[str], dict[str, str]]
 
@@ -87,6 +89,7 @@ class NotebookService:
         self._by_name: dict[tuple[str, str], str] = {}
         self._lock = threading.Lock()
         self._members: dict[tuple[str, str, str], float] = {}
+        self._decisions: dict[tuple[object, ...], tuple[Decision, float]] = {}
         self._wake: Callable[[], None] = lambda: None
         self.audit = AuditQueue(guard)
 
@@ -397,10 +400,27 @@ class NotebookService:
         return live if live is not None and live.ready else None
 
     def authorize_open(self, ctx: RequestContext, team: str, name: str, params: dict[str, str]) -> Guard.Ticket:
-        """Authorize one proxied request or WebSocket session (``guard.complete`` the ticket after it)."""
-        return self.guard.authorize(
-            ctx, "OpenNotebook", notebook_target(team, name, self.owner_of(team, name)), params=params
-        )
+        """Authorize one proxied request or WebSocket session (complete the ticket after it).
+
+        A page load is dozens of requests by the same principal for the same notebook: an allowed
+        decision is reused for ``_DECISION_CACHE_SECONDS`` (like the identity cache, a policy or
+        membership change takes effect within seconds). Denials are never cached.
+        """
+        target = notebook_target(team, name, self.owner_of(team, name))
+        p = ctx.principal
+        key = (p.user, p.token_kind, p.grants, p.scope, target.team, target.name, target.owner)
+        cached = self._decisions.get(key)
+        fresh = cached is not None and cached[1] > time.monotonic()
+        if cached is not None and fresh and self.guard.enforcing and find_secret(params) is None:
+            marks = request_marks.get()
+            if marks is not None:
+                marks.audited = True  # the ticket's outcome event is written when the request ends
+            return Guard.Ticket(ctx, "OpenNotebook", target, cached[0], dict(params))
+        ticket = self.guard.authorize(ctx, "OpenNotebook", target, params=params)
+        if len(self._decisions) > 10_000:
+            self._decisions.clear()
+        self._decisions[key] = (ticket.decision, time.monotonic() + _DECISION_CACHE_SECONDS)
+        return ticket
 
     # -- reconciliation (the notebook worker) -------------------------------------------------
 
