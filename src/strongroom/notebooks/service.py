@@ -588,6 +588,7 @@ class NotebookService:
         for notebook_id in list(self._live):
             self._forget(notebook_id, stop=True, reason="the platform is shutting down")
         self.audit.close()
+        self.spawner.close()
 
     def volume_path(self, team: str, name: str) -> Path:
         """The host directory of a live notebook's home volume."""

@@ -113,6 +113,10 @@ class Spawner(abc.ABC):
     def cleanup(self, notebook_id: str) -> None:
         """Remove the runtime directory (tokens, socket) of a stopped notebook."""
 
+    def close(self) -> None:
+        """Called at platform shutdown, after every notebook stopped."""
+        return None
+
     @abc.abstractmethod
     def kill_leftover(self, notebook_id: str, host_pid: int | None) -> bool:
         """Kill a sandbox an earlier platform process started for ``notebook_id``, if still alive."""
@@ -344,6 +348,10 @@ class SandboxSpawner(Spawner):
 
     def cleanup(self, notebook_id: str) -> None:
         shutil.rmtree(self._runtime(notebook_id), ignore_errors=True)
+
+    def close(self) -> None:
+        with contextlib.suppress(OSError):
+            self.runtime_root.rmdir()  # only when empty: nothing of a running notebook is removed
 
     def kill_leftover(self, notebook_id: str, host_pid: int | None) -> bool:
         if not host_pid:
