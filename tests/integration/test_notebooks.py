@@ -7,13 +7,19 @@ file order and the last ones stop, restart and terminate it.
 
 from __future__ import annotations
 
+import base64
+import contextlib
+import hashlib
 import json
 import os
 import signal
+import socket
 import ssl
 import subprocess
+import sys
 import textwrap
 import time
+import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,6 +31,7 @@ from sqlalchemy import create_engine, text
 from websockets.exceptions import InvalidStatus
 from websockets.sync.client import connect
 
+from strongroom.core import launcher
 from strongroom.core.config import Config
 from strongroom.core.errors import Forbidden, InvalidInput
 from strongroom.core.platform import initialize
@@ -94,6 +101,57 @@ def env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Env]:
         yield setup
     finally:
         setup.server.stop()
+
+
+def _wheel(directory: Path) -> Path:
+    """A minimal pure-Python wheel: tinypkg 1.0 with ``VALUE = 42``."""
+    files = {
+        "tinypkg/__init__.py": b"VALUE = 42\n",
+        "tinypkg-1.0.dist-info/METADATA": b"Metadata-Version: 2.1\nName: tinypkg\nVersion: 1.0\n",
+        "tinypkg-1.0.dist-info/WHEEL": (
+            b"Wheel-Version: 1.0\nGenerator: tests\nRoot-Is-Purelib: true\nTag: py3-none-any\n"
+        ),
+    }
+    record = []
+    for name, data in files.items():
+        digest = base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=").decode()
+        record.append(f"{name},sha256={digest},{len(data)}")
+    record.append("tinypkg-1.0.dist-info/RECORD,,")
+    path = directory / "tinypkg-1.0-py3-none-any.whl"
+    with zipfile.ZipFile(path, "w") as archive:
+        for name, data in files.items():
+            archive.writestr(name, data)
+        archive.writestr("tinypkg-1.0.dist-info/RECORD", "\n".join(record) + "\n")
+    return path
+
+
+@pytest.fixture(scope="module")
+def package_index(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A PEP 503 index on 127.0.0.1 (files linked relatively) holding only tinypkg."""
+    root = tmp_path_factory.mktemp("index")
+    (root / "packages").mkdir()
+    wheel = _wheel(root / "packages")
+    (root / "simple" / "tinypkg").mkdir(parents=True)
+    (root / "simple" / "index.html").write_text('<a href="tinypkg/">tinypkg</a>')
+    (root / "simple" / "tinypkg" / "index.html").write_text(f'<a href="../../packages/{wheel.name}">{wheel.name}</a>')
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    server = subprocess.Popen(
+        [sys.executable, "-m", "http.server", str(port), "--bind", "127.0.0.1", "--directory", str(root)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), timeout=1):
+                break
+            time.sleep(0.05)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.terminate()
+        server.wait(10)
 
 
 def run(env: Env, code: str, user: str = "alice") -> str:
@@ -320,17 +378,39 @@ def test_stop_and_start_keep_the_volume(env: Env) -> None:
     )
 
 
-def test_a_platform_restart_reconciles_a_running_notebook(env: Env) -> None:
+def test_a_platform_restart_reconciles_a_running_notebook(env: Env, package_index: str) -> None:
     notebook = env.session("alice").notebooks.describe("risk", "lab")
     before = env.sandbox_pids(notebook.id)
     assert before
     env.server.stop(signal.SIGKILL)
     time.sleep(1)
-    env.server = start_server(env.config, env.server.admin_token)
+    # ...and it comes back with an approved package index (the next test uses it)
+    started = launcher.start(env.config, env={"STRONGROOM_PACKAGE_INDEX_URL": f"{package_index}/simple"})
+    env.server = RunningServer(started.config, started.process, started.info, started.log_path, env.server.admin_token)
     env.session("alice").notebooks.wait("risk", "lab", "InService", timeout=240)
     assert not any(Path(f"/proc/{pid}").exists() and pid in env.sandbox_pids(notebook.id) for pid in before)
     assert run(env, "print(open('/home/sandbox/keep.txt').read())").strip() == "still here"
     assert env.session("alice").catalog.describe("risk", "lab").status == "AVAILABLE"
+
+
+def test_pip_installs_from_the_approved_index_only(env: Env) -> None:
+    out = run(
+        env,
+        """
+        import subprocess, sys
+        done = subprocess.run([sys.executable, "-m", "pip", "install", "tinypkg"], capture_output=True, text=True,
+                              timeout=120)
+        print(done.returncode, done.stdout.splitlines()[-1:], done.stderr[-300:])
+        """,
+    )
+    assert out.startswith("0 ['Successfully installed tinypkg-1.0']"), out
+    assert run(env, "import tinypkg; print(tinypkg.VALUE)").strip() == "42"  # a new kernel finds it
+    missing = run(
+        env,
+        "import subprocess, sys; print(subprocess.run([sys.executable, '-m', 'pip', 'install', "
+        "'requests-toolbelt'], capture_output=True).returncode)",
+    )
+    assert missing.strip() != "0"  # what the approved index does not have cannot be installed
 
 
 def test_terminate_removes_process_volume_and_route(env: Env) -> None:
