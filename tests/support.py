@@ -62,9 +62,11 @@ class RunningServer(ServerProcess):
         return super().stop(sig, timeout)
 
 
-def start_server(config: Config, admin_token: str, timeout: float = 60.0) -> RunningServer:
-    """Start `strongroom up` for ``config`` and wait until it serves."""
-    started = launcher.start(config, timeout=timeout)
+def start_server(
+    config: Config, admin_token: str, timeout: float = 60.0, env: dict[str, str] | None = None
+) -> RunningServer:
+    """Start `strongroom up` for ``config`` (``env``: extra STRONGROOM_* settings) and wait until it serves."""
+    started = launcher.start(config, timeout=timeout, env=env)
     return RunningServer(started.config, started.process, started.info, started.log_path, admin_token)
 
 

@@ -34,12 +34,19 @@ from strongroom.sandbox.runner import _descendants
 MiB = 1024 * 1024
 
 
-def _alive(pid: int) -> bool:
-    try:
-        state = Path(f"/proc/{pid}/stat").read_bytes().rsplit(b")", 1)[1].split()[0]
-    except OSError:
-        return False
-    return state not in (b"Z", b"X")
+def _alive(pid: int, settle: float = 5.0) -> bool:
+    """Whether ``pid`` still runs; a process being torn down by the kernel gets ``settle`` seconds."""
+    deadline = time.monotonic() + settle
+    while True:
+        try:
+            state = Path(f"/proc/{pid}/stat").read_bytes().rsplit(b")", 1)[1].split()[0]
+        except OSError:
+            return False
+        if state in (b"Z", b"X"):
+            return False
+        if time.monotonic() > deadline:
+            return True
+        time.sleep(0.05)
 
 
 def _bwrap_works() -> bool:

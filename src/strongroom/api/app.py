@@ -9,7 +9,20 @@ from starlette.exceptions import HTTPException
 import strongroom
 from strongroom.api import problems
 from strongroom.api.middleware import PlatformMiddleware
-from strongroom.api.routers import audit, catalog, git, identity, kms, notebooks, policy, storage, system
+from strongroom.api.routers import (
+    audit,
+    catalog,
+    experiments,
+    git,
+    identity,
+    jobs,
+    kms,
+    lineage,
+    notebooks,
+    policy,
+    storage,
+    system,
+)
 from strongroom.core.errors import StrongroomError
 from strongroom.core.platform import Platform
 from strongroom.gitrepo import http as git_http
@@ -27,6 +40,9 @@ ROUTERS = (
     git.router,
     kms.router,
     storage.router,
+    jobs.router,
+    experiments.router,
+    lineage.router,
     catalog.router,
     notebooks.router,
 )

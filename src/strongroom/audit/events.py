@@ -37,6 +37,7 @@ class Rule(abc.ABC):
     """A detective control: looks at every event and reacts to the ones it matches."""
 
     name: str = "rule"
+    kinds: tuple[str, ...] = ()  # event kinds the rule looks at (empty: all)
 
     @abc.abstractmethod
     def matches(self, event: Event) -> bool:
@@ -78,9 +79,15 @@ class EventBus:
             if rule.matches(event):
                 rule.handle(event)
 
-        return self.subscribe(run)
+        return self.subscribe(run, kinds=set(rule.kinds) if rule.kinds else None)
+
+    def wanted(self, kind: str) -> bool:
+        """Whether any subscriber listens to events of ``kind``."""
+        return any(kinds is None or kind in kinds for _, kinds in self._subscribers)
 
     def publish(self, event: Event) -> None:
+        if not self.wanted(event.kind):
+            return  # nobody listens: no queueing, no dispatcher wake-up on the request path
         with self._idle:
             self._pending += 1
         self._queue.put(event)

@@ -10,7 +10,7 @@ from typing import Annotated, Any
 
 import typer
 
-from strongroom.cli import audit, catalog, git, identity, policy, storage
+from strongroom.cli import audit, catalog, experiments, git, identity, jobs, lineage, policy, storage
 from strongroom.cli.common import HomeOpt, JsonOpt, StrongroomGroup
 from strongroom.cli.output import console, err_console, print_json, show
 from strongroom.core.config import Config
@@ -24,6 +24,9 @@ app = typer.Typer(
     help="Strongroom: a secure ML workbench you run yourself.",
 )
 
+app.command("explain")(jobs.explain)
+app.command("reproduce")(jobs.reproduce)
+
 for sub_app, group in (
     (identity.users_app, "users"),
     (identity.teams_app, "teams"),
@@ -32,8 +35,12 @@ for sub_app, group in (
     (policy.policy_app, "policy"),
     (audit.audit_app, "audit"),
     (git.repos_app, "repos"),
+    (jobs.jobs_app, "jobs"),
+    (jobs.runtimes_app, "runtimes"),
     (storage.keys_app, "keys"),
     (storage.buckets_app, "buckets"),
+    (experiments.experiments_app, "experiments"),
+    (lineage.lineage_app, "lineage"),
     (catalog.catalog_app, "catalog"),
     (catalog.notebooks_app, "notebooks"),
 ):

@@ -73,6 +73,18 @@ class Config(BaseSettings):
     blob_store_url: str = ""
     blob_store_options: dict[str, Any] = Field(default_factory=dict)
     orphan_blob_grace_seconds: float = Field(default=3600.0, ge=0)
+    # Jobs; see docs/jobs.md.
+    job_slots: int = Field(default=2, ge=1, le=256)
+    job_max_scratch_mb: int = Field(default=8192, ge=16)
+    job_max_instance_count: int = Field(default=4, ge=1, le=64)
+    job_runtime_dir: str = ""
+    spot_preemption_probability: float = Field(default=0.0, ge=0, le=1)
+    # Detective controls' alerts: an https:// webhook and the CA bundle to verify it.
+    alert_webhook_url: str = ""
+    alert_webhook_ca: str = ""
+    openlineage_url: str = ""
+    openlineage_file: str = ""
+    openlineage_namespace: str = "strongroom"
     # Catalog and notebooks; see docs/catalog.md and docs/notebooks.md.
     catalog_worker_interval_seconds: float = Field(default=1.0, gt=0)
     notebook_volumes_path: str = ""
@@ -141,6 +153,15 @@ class Config(BaseSettings):
     @property
     def run_dir(self) -> Path:
         return self.home / "run"
+
+    @property
+    def effective_job_runtime_dir(self) -> Path:
+        """Where running jobs' tokens and configs live: memory-backed, never on disk."""
+        if self.job_runtime_dir:
+            return Path(self.job_runtime_dir)
+        home_id = hashlib.sha256(str(self.home).encode()).hexdigest()[:12]
+        # A tmpfs, so job secrets never reach a disk; ownership is checked where it is created.
+        return Path("/dev/shm") / f"strongroom-{os.getuid()}" / home_id  # noqa: S108
 
     @property
     def tls_dir(self) -> Path:
@@ -225,6 +246,25 @@ blob_store_url = ""
 # Blobs no object version names (left by a crash mid-upload) are removed after this many seconds.
 orphan_blob_grace_seconds = 3600
 
+# Jobs: how many run at once, the largest scratch volume (memory-backed tmpfs) a job may ask
+# for, the most instances (Dask workers) per job, where per-job secrets live while a job runs
+# (must be a tmpfs; empty = /dev/shm/strongroom-<uid>), and a spot preemption simulator
+# (probability per running spot job per half second; 0 = off).
+job_slots = 2
+job_max_scratch_mb = 8192
+job_max_instance_count = 4
+job_runtime_dir = ""
+spot_preemption_probability = 0.0
+
+# Detective controls raise alerts into the audit log and, when set, POST them (JSON) here.
+alert_webhook_url = ""
+alert_webhook_ca = ""                # CA bundle for the webhook's certificate (empty = system CAs)
+
+# OpenLineage run events for jobs (START, COMPLETE, FAIL), for Marquez or DataHub: an HTTPS
+# endpoint (e.g. "https://marquez.example:5000/api/v1/lineage") or a JSON-lines file; empty = off.
+openlineage_url = ""
+openlineage_file = ""
+openlineage_namespace = "strongroom"
 # Catalog and notebooks (docs/catalog.md, docs/notebooks.md).
 catalog_worker_interval_seconds = 1.0   # how often provisioning and notebook state are reconciled
 # Per-notebook home volumes (empty = $STRONGROOM_HOME/notebooks). Keep customer data in sr:// buckets.

@@ -99,6 +99,37 @@ def _load_ca(files: TlsFiles, root: RootKey) -> tuple[x509.Certificate, ec.Ellip
     return cert, key
 
 
+def issue_ephemeral(
+    files: TlsFiles, root: RootKey, *, common_name: str, dns_names: list[str], ip_addresses: list[str]
+) -> tuple[bytes, bytes]:
+    """A short-lived (1 day) certificate and its unencrypted key, as PEM bytes, for one job's
+    cluster. The caller keeps the key in memory-backed storage only."""
+    ca_cert, ca_key = _load_ca(files, root)
+    key = ec.generate_private_key(ec.SECP256R1())
+    now = dt.datetime.now(dt.UTC)
+    sans: list[x509.GeneralName] = [x509.DNSName(n) for n in dict.fromkeys(dns_names) if n]
+    sans += [x509.IPAddress(ipaddress.ip_address(a)) for a in dict.fromkeys(ip_addresses)]
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(_name(common_name))
+        .issuer_name(ca_cert.subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(minutes=5))
+        .not_valid_after(now + dt.timedelta(days=1))
+        .add_extension(x509.SubjectAlternativeName(sans), critical=False)
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .add_extension(
+            x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH, ExtendedKeyUsageOID.CLIENT_AUTH]), critical=False
+        )
+        .sign(ca_key, hashes.SHA256())
+    )
+    key_pem = key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
+    return cert.public_bytes(serialization.Encoding.PEM), key_pem
+
+
 def issue_leaf(
     files: TlsFiles,
     root: RootKey,

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
+from strongroom.audit.alerts import AlertService
 from strongroom.audit.events import EventBus
 from strongroom.audit.log import AuditLog
 from strongroom.audit.service import AuditService
@@ -23,12 +26,21 @@ from strongroom.core.rootkey import RootKey, load_root_key
 from strongroom.core.workers import Worker
 from strongroom.db import migrate
 from strongroom.db.engine import Database
+from strongroom.experiments.service import ExperimentsService
 from strongroom.gitrepo.service import GitService
 from strongroom.identity.models import IssuedToken
 from strongroom.identity.service import IdentityService
+from strongroom.jobs.detective import NetworkIsolationEnforcer
+from strongroom.jobs.executor import SandboxExecutor
+from strongroom.jobs.reproduce import Reproducer
+from strongroom.jobs.runtimes import RuntimeRegistry
+from strongroom.jobs.scheduler import JobScheduler
+from strongroom.jobs.service import JobService
+from strongroom.jobs.tracking import JobTracking
 from strongroom.kms.backends import build_keyrings
 from strongroom.kms.service import KmsService
 from strongroom.kms.worker import KeyLifecycleWorker
+from strongroom.lineage.service import LineageService
 from strongroom.notebooks.product import NotebookProvisioner
 from strongroom.notebooks.service import NotebookService
 from strongroom.notebooks.spawner import SandboxSpawner
@@ -36,10 +48,13 @@ from strongroom.notebooks.worker import NotebookWorker
 from strongroom.policy.engine import PolicyEngine
 from strongroom.policy.guard import Guard
 from strongroom.policy.service import PolicyService
-from strongroom.sandbox import SandboxRunner
+from strongroom.sandbox.runner import SandboxRunner
 from strongroom.storage.backends import build_blob_store
 from strongroom.storage.service import StorageService
 from strongroom.storage.worker import OrphanBlobWorker
+
+if TYPE_CHECKING:
+    from strongroom.lineage.openlineage import OpenLineageEmitter
 
 
 class Platform:
@@ -85,6 +100,10 @@ class Platform:
         self.blobs = build_blob_store(config)
         self.storage = StorageService(self.db, self.guard, self.policy_engine, self.kms, self.blobs)
         self.git = GitService(self.db, self.guard, home / "git")
+        self.experiments = ExperimentsService(self.db, self.guard)
+        self.lineage = LineageService(self.db, self.guard)
+        if config.openlineage_url or config.openlineage_file:
+            _ = self.openlineage  # a configured destination is checked at start-up
         self.sandboxes = SandboxRunner()
         self.notebooks = NotebookService(
             self.db,
@@ -128,6 +147,42 @@ class Platform:
         self.policies.load_policy_facts()
         self.kms.load_policy_facts()
         self.storage.load_policy_facts()
+        self.runtimes = RuntimeRegistry(self.db, self.guard)
+        self.jobs = JobService(
+            self.db,
+            self.guard,
+            self.kms,
+            self.storage,
+            self.runtimes,
+            max_scratch_mb=config.job_max_scratch_mb,
+            max_instance_count=config.job_max_instance_count,
+            tracking=JobTracking(self.experiments, self.lineage, lambda: self.openlineage),
+        )
+        self.reproducer = Reproducer(self.jobs, self.storage, self.runtimes)
+        self.alerts = AlertService(self.guard, webhook_url=config.alert_webhook_url, webhook_ca=config.alert_webhook_ca)
+        self.bus.add_rule(NetworkIsolationEnforcer(self.jobs, self.alerts))
+        self._workers: list[Worker] | None = None
+
+    def _cluster_credentials(self, job: str) -> tuple[bytes, bytes, bytes]:
+        """A one-day certificate and key for a job's Dask cluster, and the CA that verifies it."""
+        cert, key = pki.issue_ephemeral(
+            self.tls,
+            self.root,
+            common_name=f"dask {job}"[:64],
+            dns_names=["localhost", "algo-1"],
+            ip_addresses=["127.0.0.1"],
+        )
+        return cert, key, self.tls.ca_cert.read_bytes()
+
+    @functools.cached_property
+    def openlineage(self) -> OpenLineageEmitter:
+        """Job run events for Marquez/DataHub (the library is loaded only when it is needed)."""
+        from strongroom.lineage.openlineage import OpenLineageEmitter, build_transport
+
+        config = self.config
+        return OpenLineageEmitter(
+            build_transport(config.openlineage_url, config.openlineage_file), config.openlineage_namespace
+        )
 
     def _notebook_environment(self, team: str) -> dict[str, str]:
         """The team's constants a notebook's ``strongroom_environment`` module shows."""
@@ -150,18 +205,37 @@ class Platform:
         return found
 
     def workers(self) -> list[Worker]:
-        """The background workers ``strongroom up`` runs."""
-        return [
-            AuditCheckpointWorker(
-                self.audit_log, self.config.audit_checkpoint_every, self.config.audit_checkpoint_seconds
-            ),
-            KeyLifecycleWorker(self.kms, self.config.kms_worker_interval_seconds),
-            OrphanBlobWorker(self.storage, self.config.orphan_blob_grace_seconds),
-            self.catalog_worker,
-            self.notebook_worker,
-        ]
+        """The background workers ``strongroom up`` runs (built once)."""
+        if self._workers is None:
+            config = self.config
+            executor = SandboxExecutor(
+                self.jobs,
+                self.identity,
+                self.kms,
+                self.runtimes,
+                SandboxRunner(),
+                socket_path=config.effective_socket_path,
+                runtime_root=config.effective_job_runtime_dir,
+                token_refresh_seconds=max(30.0, config.execution_ttl_seconds / 3),
+                cluster_credentials=self._cluster_credentials,
+            )
+            scheduler = JobScheduler(
+                self.jobs, executor, slots=config.job_slots, preemption_probability=config.spot_preemption_probability
+            )
+            self.bus.subscribe(scheduler.on_event, kinds={"state"})
+            self._workers = [
+                AuditCheckpointWorker(self.audit_log, config.audit_checkpoint_every, config.audit_checkpoint_seconds),
+                KeyLifecycleWorker(self.kms, config.kms_worker_interval_seconds),
+                OrphanBlobWorker(self.storage, config.orphan_blob_grace_seconds),
+                scheduler,
+                self.catalog_worker,
+                self.notebook_worker,
+            ]
+        return self._workers
 
     def close(self) -> None:
+        if "openlineage" in self.__dict__:
+            self.openlineage.close()
         self.bus.close()
         for keyring in self.keyrings.values():
             keyring.close()

@@ -14,6 +14,8 @@ class Worker(abc.ABC):
 
     name: str = "worker"
     interval_seconds: float = 1.0
+    # Set by whoever has work for this worker now (e.g. a state event), to skip the wait.
+    wakeup: threading.Event | None = None
 
     @abc.abstractmethod
     def run_once(self) -> None:
@@ -44,10 +46,17 @@ class WorkerRunner:
                 worker.run_once()
             except Exception:
                 log.exception("worker %s failed; retrying in %.1fs", worker.name, worker.interval_seconds)
-            self._stop.wait(worker.interval_seconds)
+            if worker.wakeup is not None:
+                worker.wakeup.wait(worker.interval_seconds)
+                worker.wakeup.clear()
+            else:
+                self._stop.wait(worker.interval_seconds)
 
     def stop(self, timeout: float = 10.0) -> None:
         self._stop.set()
+        for worker in self.workers:
+            if worker.wakeup is not None:
+                worker.wakeup.set()
         for thread in self._threads:
             thread.join(timeout)
         for worker in self.workers:

@@ -153,7 +153,8 @@ class Guard:
             raise Unavailable("the audit log could not be written; the call was not performed") from exc
 
     def _published(self, event: AuditEvent) -> None:
-        self.bus.publish(Event("audit", event.action, event.resource, event.team, event.model_dump(mode="json")))
+        if self.bus.wanted("audit"):
+            self.bus.publish(Event("audit", event.action, event.resource, event.team, event.model_dump(mode="json")))
 
     def deny(
         self, ctx: RequestContext, action: str, target: Target, decision: Decision, params: Mapping[str, Any]

@@ -83,7 +83,7 @@ def bwrap_args(spec: SandboxSpec, *, data_fd: DataFd, layout: HostLayout, status
         "--unshare-pid",
         "--unshare-ipc",
         "--unshare-uts",
-        "--unshare-net",
+        *(() if spec.host_network else ("--unshare-net",)),
         "--unshare-cgroup-try",
         "--disable-userns",
         "--uid",

@@ -166,6 +166,9 @@ class SandboxSpec:
     socket_target: str = DEFAULT_SOCKET
     python: PythonEnvironment | None = None
     limits: Limits = field(default_factory=Limits)
+    # Share the host's network instead of an empty namespace. Only for teams a PlatformAdmin
+    # exempted from the network-isolation guardrail; detective controls watch such jobs.
+    host_network: bool = False
 
     def __post_init__(self) -> None:
         if not self.command or not all(isinstance(a, str) and "\0" not in a for a in self.command):

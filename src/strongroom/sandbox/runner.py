@@ -218,7 +218,9 @@ class SandboxProcess:
             # Not set up yet: signal bwrap itself; --die-with-parent takes the rest down.
             self._kill_group(sig)
             return
-        for child in _descendants(pid):
+        # The command itself and everything it started: a supervisor (like the job agent) may
+        # be between children when asked to stop.
+        for child in [pid, *_descendants(pid)]:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(child, sig)
 
@@ -243,9 +245,21 @@ class SandboxProcess:
             self._emit("platform", notice)
         self._child_ready.wait(5)
         self._signal_inside(signal.SIGTERM)
-        timer = threading.Timer(self.spec.limits.stop_grace_seconds, self._kill_all)
+        # A SIGTERM that lands while bubblewrap is still setting the sandbox up (signals blocked
+        # until the command execs) is lost; say it again a little later, still within the grace.
+        grace = self.spec.limits.stop_grace_seconds
+        for delay in (1.0, 3.0):
+            if delay < grace:
+                repeat = threading.Timer(delay, self._signal_inside_if_running, args=(signal.SIGTERM,))
+                repeat.daemon = True
+                repeat.start()
+        timer = threading.Timer(grace, self._kill_all)
         timer.daemon = True
         timer.start()
+
+    def _signal_inside_if_running(self, sig: int) -> None:
+        if self._process.poll() is None:
+            self._signal_inside(sig)
 
     def _supervise(self) -> None:
         limit = self.spec.limits.max_runtime_seconds

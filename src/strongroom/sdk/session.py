@@ -65,9 +65,14 @@ class Session:
             info = _server_info(home_path)
             url = str(info["url"]) if info.get("url") else None
         token = token or env.get("STRONGROOM_TOKEN")
-        # Inside a notebook the platform replaces the execution token before it expires: read it
-        # afresh for every request, so a long-lived Session keeps working.
-        self._token_source = None if token else _environment_module_token_source()
+        # Inside sandboxes the platform replaces the execution token before it expires (a token file
+        # for jobs, ``strongroom_environment.token()`` in notebooks): read it afresh for every request,
+        # so a long-lived Session keeps working.
+        self._token_source = (
+            None
+            if token
+            else (_token_file_source(env.get("STRONGROOM_TOKEN_FILE")) or _environment_module_token_source())
+        )
         if not token and self._token_source is not None:
             token = self._token_source()
         if not token:
@@ -116,10 +121,19 @@ class Session:
         self.policies = resources.Policies(self)
         self.audit = resources.Audit(self)
         self.repositories = resources.Repositories(self)
+        from strongroom.sdk.jobs import Jobs
+
+        self.jobs = Jobs(self)
         from strongroom.sdk import storage
 
         self.keys = storage.Keys(self)
         self.buckets = storage.Buckets(self)
+        from strongroom.sdk.lineage import LineageClient
+        from strongroom.sdk.tracking import ExperimentsClient
+
+        team = env.get("STRONGROOM_TEAM") or None
+        self.experiments = ExperimentsClient(self, team)
+        self.lineage = LineageClient(self, team)
         from strongroom.sdk import catalog
 
         self.catalog = catalog.Catalog(self)
@@ -144,7 +158,13 @@ class Session:
         self.close()
 
     def close(self) -> None:
-        self._client.close()
+        """Flush queued experiment writes, then close the connection."""
+        experiments = getattr(self, "experiments", None)
+        try:
+            if experiments is not None:
+                experiments.close()
+        finally:
+            self._client.close()
 
     # -- transport --------------------------------------------------------------------------
 
@@ -300,6 +320,23 @@ class _TokenAuth(httpx.Auth):
     def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
         request.headers["authorization"] = f"Bearer {self._token()}"
         yield request
+
+
+def _token_file(path: str | None) -> str | None:
+    """Inside sandboxes the platform keeps a fresh execution-role token in a file."""
+    if not path:
+        return None
+    try:
+        return Path(path).read_text().strip() or None
+    except OSError:
+        return None
+
+
+def _token_file_source(path: str | None) -> Any:
+    """A callable reading the token file afresh, if ``path`` names a readable, non-empty one."""
+    if not path or _token_file(path) is None:
+        return None
+    return lambda: _token_file(path) or ""
 
 
 def _environment_module_token_source() -> Any:

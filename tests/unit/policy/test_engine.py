@@ -43,6 +43,12 @@ EXPECTED: dict[str, set[str]] = {
     "ListCommits": {DSA, DS, ML, AU},
     "GitPull": {DSA, DS, ML},
     "GitPush": {DSA, DS},
+    "DescribeJob": {DSA, DS, ML},
+    "ListJobs": {DSA, DS, ML},
+    "GetJobLogs": {DS, ML},
+    "StopJob": {DSA, DS},
+    "InterruptJob": {DSA, DS},
+    "RegisterRuntime": {PA},
     # keys: platform admins and team admins manage them; only team members use them
     "CreateKey": {PA, DSA},
     "EnableKey": {PA, DSA},
@@ -76,6 +82,33 @@ EXPECTED: dict[str, set[str]] = {
     "GetObjectTags": {DS, ML},
     "ListObjects": {DSA, DS, ML},
     "ListObjectVersions": {DSA, DS, ML},
+    # experiments and lineage: the team's DataScientist and MLOpsEngineer write; the Auditor reads all teams'
+    "CreateExperiment": {DS, ML},
+    "UpdateExperiment": {DS, ML},
+    "DeleteExperiment": {DS, ML},
+    "CreateTrial": {DS, ML},
+    "DeleteTrial": {DS, ML},
+    "AssociateTrialComponent": {DS, ML},
+    "DisassociateTrialComponent": {DS, ML},
+    "CreateTrialComponent": {DS, ML},
+    "UpdateTrialComponent": {DS, ML},
+    "DeleteTrialComponent": {DS, ML},
+    "BatchWriteTrialComponents": {DS, ML},
+    "CreateLineageArtifact": {DS, ML},
+    "CreateLineageAction": {DS, ML},
+    "CreateLineageContext": {DS, ML},
+    "AddLineageAssociation": {DS, ML},
+    "DeleteLineageAssociation": {DS, ML},
+    "DescribeExperiment": {AU, DS, ML},
+    "ListExperiments": {AU, DS, ML},
+    "DescribeTrial": {AU, DS, ML},
+    "ListTrials": {AU, DS, ML},
+    "DescribeTrialComponent": {AU, DS, ML},
+    "ListTrialComponents": {AU, DS, ML},
+    "SearchTrialComponents": {AU, DS, ML},
+    "DescribeLineageEntity": {AU, DS, ML},
+    "ListLineageEntities": {AU, DS, ML},
+    "QueryLineage": {AU, DS, ML},
     # catalog: platform admins and team admins manage portfolios; launches need a portfolio grant
     "ListProducts": {PA, AU, DSA, DS, ML},
     "DescribeProduct": {PA, AU, DSA, DS, ML},
@@ -134,6 +167,12 @@ def test_every_concrete_action_is_in_the_table(engine: PolicyEngine) -> None:
         "CreateExecutionToken",
         "BootstrapPlatform",
         "DestroyKey",  # the platform's lifecycle worker only
+        # the platform's job scheduler and detective controls only
+        "StartJob",
+        "RecordJobProgress",
+        "FinishJob",
+        "RaiseAlert",
+        "ListRuntimes",  # every user, to see what they may run on
     }
     assert concrete - self_service == set(EXPECTED)
 

@@ -261,6 +261,13 @@ def main(argv: list[str] | None = None) -> int:
     paths: Paths | None = None
     try:
         paths = Paths.from_env()
+        if os.environ.get("STRONGROOM_DASK_SCHEDULER"):
+            from strongroom.algorithms.xgboost.distributed import train_distributed
+            from strongroom.jobs.cluster import dask_client
+
+            with dask_client() as client:
+                train_distributed(paths, read_hyperparameters(paths.config), client, log=lambda s: print(s, flush=True))
+            return 0
         outcome = train(paths, read_hyperparameters(paths.config), stop=stop.event, log=lambda s: print(s, flush=True))
     except StrongroomError as exc:
         field_note = f" (field: {exc.field})" if exc.field else ""

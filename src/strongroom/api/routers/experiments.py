@@ -1,0 +1,192 @@
+"""Experiments, trials, trial components, batched metric writes and analytics."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Query, Request, Response
+from pydantic import BaseModel, ConfigDict, Field
+
+from strongroom.api.deps import context, platform
+from strongroom.api.pagination import Page, paginate
+from strongroom.core.context import RequestContext
+from strongroom.core.platform import Platform
+from strongroom.experiments import analytics
+from strongroom.experiments.models import (
+    BatchResult,
+    ComponentCreate,
+    ComponentUpdate,
+    Experiment,
+    MetricColumns,
+    MetricSeries,
+    Trial,
+    TrialComponent,
+)
+
+router = APIRouter(prefix="/api/v1/teams/{team}", tags=["experiments"])
+Ctx = Annotated[RequestContext, Depends(context)]
+P = Annotated[Platform, Depends(platform)]
+Limit = Annotated[int, Query(ge=1, le=1000)]
+ARROW = "application/vnd.apache.arrow.stream"
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class CreateExperiment(Strict):
+    name: str = Field(max_length=64)
+    display_name: str = Field(default="", max_length=256)
+    description: str = Field(default="", max_length=1024)
+    tags: dict[str, str] = Field(default_factory=dict, max_length=50)
+
+
+class CreateTrial(Strict):
+    name: str = Field(max_length=64)
+    experiment_name: str = Field(max_length=64)
+    display_name: str = Field(default="", max_length=256)
+    tags: dict[str, str] = Field(default_factory=dict, max_length=50)
+
+
+class Associate(Strict):
+    component: str = Field(max_length=64)
+
+
+class Batch(Strict):
+    """Many components' updates in one call; ``metrics`` in columns for compactness."""
+
+    creates: list[ComponentCreate] = Field(default_factory=list, max_length=10_000)
+    components: list[ComponentUpdate] = Field(default_factory=list, max_length=10_000)
+    metrics: list[MetricColumns] = Field(default_factory=list, max_length=10_000)
+
+
+@router.post("/experiments", status_code=201)
+def create_experiment(team: str, body: CreateExperiment, ctx: Ctx, p: P) -> Experiment:
+    return p.experiments.create_experiment(
+        ctx, team, body.name, display_name=body.display_name, description=body.description, tags=body.tags
+    )
+
+
+@router.get("/experiments")
+def list_experiments(team: str, ctx: Ctx, p: P, limit: Limit = 100, page_token: str | None = None) -> Page[Experiment]:
+    return paginate(p.experiments.list_experiments(ctx, team), limit, page_token)
+
+
+@router.get("/experiments/{experiment}")
+def describe_experiment(team: str, experiment: str, ctx: Ctx, p: P) -> Experiment:
+    return p.experiments.describe_experiment(ctx, team, experiment)
+
+
+@router.delete("/experiments/{experiment}", status_code=204)
+def delete_experiment(team: str, experiment: str, ctx: Ctx, p: P) -> Response:
+    p.experiments.delete_experiment(ctx, team, experiment)
+    return Response(status_code=204)
+
+
+@router.post("/trials", status_code=201)
+def create_trial(team: str, body: CreateTrial, ctx: Ctx, p: P) -> Trial:
+    return p.experiments.create_trial(
+        ctx, team, body.name, body.experiment_name, display_name=body.display_name, tags=body.tags
+    )
+
+
+@router.get("/trials")
+def list_trials(
+    team: str,
+    ctx: Ctx,
+    p: P,
+    experiment: str | None = None,
+    limit: Limit = 100,
+    page_token: str | None = None,
+) -> Page[Trial]:
+    return paginate(p.experiments.list_trials(ctx, team, experiment), limit, page_token)
+
+
+@router.get("/trials/{trial}")
+def describe_trial(team: str, trial: str, ctx: Ctx, p: P) -> Trial:
+    return p.experiments.describe_trial(ctx, team, trial)
+
+
+@router.delete("/trials/{trial}", status_code=204)
+def delete_trial(team: str, trial: str, ctx: Ctx, p: P) -> Response:
+    p.experiments.delete_trial(ctx, team, trial)
+    return Response(status_code=204)
+
+
+@router.post("/trials/{trial}/components", status_code=204)
+def associate(team: str, trial: str, body: Associate, ctx: Ctx, p: P) -> Response:
+    p.experiments.associate_trial_component(ctx, team, trial, body.component)
+    return Response(status_code=204)
+
+
+@router.delete("/trials/{trial}/components/{component}", status_code=204)
+def disassociate(team: str, trial: str, component: str, ctx: Ctx, p: P) -> Response:
+    p.experiments.disassociate_trial_component(ctx, team, trial, component)
+    return Response(status_code=204)
+
+
+@router.post("/trial-components", status_code=201)
+def create_trial_component(team: str, body: ComponentCreate, ctx: Ctx, p: P) -> TrialComponent:
+    return p.experiments.create_trial_component(
+        ctx,
+        team,
+        body.name,
+        display_name=body.display_name,
+        status=body.status,
+        source=body.source,
+        source_type=body.source_type,
+        start_time=body.start_time,
+        parameters=body.parameters,
+        inputs=body.inputs,
+        tags=body.tags,
+        trial=body.trial,
+        commit=body.commit,
+    )
+
+
+@router.get("/trial-components")
+def list_trial_components(
+    team: str,
+    ctx: Ctx,
+    p: P,
+    trial: str | None = None,
+    source: str | None = None,
+    limit: Limit = 100,
+    page_token: str | None = None,
+) -> Page[TrialComponent]:
+    return paginate(p.experiments.list_trial_components(ctx, team, trial, source), limit, page_token)
+
+
+@router.get("/trial-components/{component}")
+def describe_trial_component(team: str, component: str, ctx: Ctx, p: P) -> TrialComponent:
+    return p.experiments.describe_trial_component(ctx, team, component)
+
+
+@router.patch("/trial-components/{component}")
+def update_trial_component(team: str, component: str, body: ComponentUpdate, ctx: Ctx, p: P) -> TrialComponent:
+    return p.experiments.update_trial_component(ctx, team, body.model_copy(update={"name": component}))
+
+
+@router.delete("/trial-components/{component}", status_code=204)
+def delete_trial_component(team: str, component: str, ctx: Ctx, p: P) -> Response:
+    p.experiments.delete_trial_component(ctx, team, component)
+    return Response(status_code=204)
+
+
+@router.get("/trial-components/{component}/metrics/{metric}")
+def metric_series(team: str, component: str, metric: str, ctx: Ctx, p: P) -> MetricSeries:
+    return p.experiments.metric_series(ctx, team, component, metric)
+
+
+@router.post("/trial-component-batches")
+def batch_update(team: str, body: Batch, ctx: Ctx, p: P) -> BatchResult:
+    return p.experiments.batch_update(ctx, team, body.components, body.metrics, body.creates)
+
+
+@router.post("/trial-component-search", response_model=None)
+def search(team: str, body: analytics.SearchRequest, request: Request, ctx: Ctx, p: P) -> Response:
+    """The analytics table; ``Accept: application/vnd.apache.arrow.stream`` for Arrow, else JSON columns."""
+    table = p.experiments.search(ctx, team, body)
+    if ARROW in request.headers.get("accept", ""):
+        return Response(content=analytics.to_arrow(table), media_type=ARROW)
+    return Response(content=table.model_dump_json(), media_type="application/json")

@@ -1,0 +1,283 @@
+"""The job agent: runs inside the sandbox as the job's execution role.
+
+It downloads the pinned input versions through the platform socket into the tmpfs under
+/opt/ml (decrypted only there), fetches the code, restores checkpoints, runs the entry point
+with the managed service's environment variables, then uploads outputs and checkpoints (the
+platform encrypts them with the team's key). It tells the executor what it is doing with
+marker lines carrying a nonce the user's code never sees.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import tarfile
+import threading
+from pathlib import Path
+from typing import Any
+
+from strongroom.jobs import contract
+from strongroom.jobs.models import JobSpec, OutputChannel, ResolvedInput
+from strongroom.sdk.session import Session
+from strongroom.storage.keys import parse_uri
+
+
+class _Terminated(BaseException):
+    """SIGTERM arrived while no program was running."""
+
+
+class Agent:
+    def __init__(self, config: dict[str, Any]) -> None:
+        self.spec = JobSpec.model_validate(config["spec"])
+        self.inputs = [ResolvedInput.model_validate(r) for r in config["inputs"]]
+        self.nonce = str(config["nonce"])
+        self.code_version = (config.get("code") or {}).get("version_id")
+        self.instance_count = int(config.get("instance_count", 1))
+        self.child: subprocess.Popen[bytes] | None = None
+        self.interrupted = False
+        self._uploaded: dict[Path, tuple[int, int]] = {}
+        self._checkpoint_lock = threading.Lock()
+        self._finished = threading.Event()
+
+    def say(self, kind: str, payload: Any) -> None:
+        print(contract.marker(self.nonce, kind, payload), flush=True)
+
+    def status(self, name: str, message: str = "") -> None:
+        self.say("status", {"status": name, "message": message})
+
+    def session(self) -> Session:
+        token = (Path(contract.RUN_DIR) / "token").read_text().strip()
+        return Session(socket=contract.SOCKET, token=token, timeout=600)
+
+    # -- phases -----------------------------------------------------------------------------
+
+    def download_inputs(self) -> None:
+        total = sum(r.size for r in self.inputs)
+        self.status("Downloading", f"{len(self.inputs)} objects, {total} bytes")
+        by_name = {c.name: c for c in self.spec.inputs}
+        with self.session() as session:
+            for item in self.inputs:
+                channel, _, relative = item.name.partition("/")
+                target = Path(self.spec.input_destination(by_name[channel])) / relative
+                bucket, key = parse_uri(item.uri)
+                session.buckets.download(bucket, key, target, version_id=item.version_id)
+
+    def write_config(self) -> None:
+        config = Path(contract.CONFIG_DIR)
+        config.mkdir(parents=True, exist_ok=True)
+        hyper = {k: str(v).lower() if isinstance(v, bool) else str(v) for k, v in self.spec.hyperparameters.items()}
+        (config / "hyperparameters.json").write_text(json.dumps(hyper))
+        channels = {c.name: ({"ContentType": c.content_type} if c.content_type else {}) for c in self.spec.inputs}
+        (config / "inputdataconfig.json").write_text(json.dumps(channels))
+        hosts = [f"algo-{i + 1}" for i in range(self.instance_count)]
+        (config / "resourceconfig.json").write_text(json.dumps({"current_host": hosts[0], "hosts": hosts}))
+
+    def fetch_code(self) -> list[str]:
+        code = self.spec.code
+        if code.algorithm is not None:
+            from strongroom.jobs.models import BUILTIN_ALGORITHMS
+
+            return [sys.executable, "-m", BUILTIN_ALGORITHMS[code.algorithm], *code.arguments]
+        assert code.source is not None
+        bucket, key = parse_uri(code.source)
+        code_dir = Path(contract.CODE_DIR)
+        code_dir.mkdir(parents=True, exist_ok=True)
+        with self.session() as session:
+            if key.endswith((".tar.gz", ".tgz")):
+                archive = Path(contract.ML) / "code.tar.gz"
+                session.buckets.download(bucket, key, archive, version_id=self.code_version)
+                with tarfile.open(archive, "r:gz") as tar:
+                    tar.extractall(code_dir, filter="data")  # refuses absolute paths, '..', links out, devices
+                archive.unlink()
+                entry = code_dir / str(code.entry_point)
+            else:
+                entry = code_dir / (code.entry_point or key.rsplit("/", 1)[-1])
+                session.buckets.download(bucket, key, entry, version_id=self.code_version)
+        if not entry.is_file():
+            raise FileNotFoundError(f"code.entry_point {code.entry_point!r} is not in the source")
+        return [sys.executable, str(entry), *code.arguments]
+
+    def restore_checkpoints(self) -> None:
+        uri = self.spec.spot.checkpoint_uri
+        Path(contract.CHECKPOINT_DIR).mkdir(parents=True, exist_ok=True)
+        if not uri:
+            return
+        bucket, prefix = parse_uri(uri)
+        with self.session() as session:
+            files = session.download_data(contract.CHECKPOINT_DIR, bucket, prefix.rstrip("/"))
+        if files:
+            self.status("Downloading", f"restored {len(files)} checkpoint files from {uri}")
+
+    def save_checkpoints(self) -> None:
+        """Upload checkpoint files that are new or changed since the last upload."""
+        uri = self.spec.spot.checkpoint_uri
+        folder = Path(contract.CHECKPOINT_DIR)
+        if not uri or not folder.is_dir():
+            return
+        with self._checkpoint_lock:
+            changed = []
+            for file in sorted(p for p in folder.rglob("*") if p.is_file() and not p.name.startswith(".")):
+                info = file.stat()
+                stamp = (info.st_size, info.st_mtime_ns)
+                if self._uploaded.get(file) != stamp:
+                    changed.append((file, stamp))
+            if not changed:
+                return
+            bucket, prefix = parse_uri(uri)
+            prefix = prefix.rstrip("/")
+            with self.session() as session:
+                for file, stamp in changed:
+                    relative = file.relative_to(folder).as_posix()
+                    session.buckets.put_object(bucket, f"{prefix}/{relative}" if prefix else relative, file)
+                    self._uploaded[file] = stamp
+
+    def sync_checkpoints_while_running(self, every: float = 5.0) -> None:
+        """Keep the checkpoint location current, so even a hard kill resumes from a recent one."""
+        while not self._finished.wait(every):
+            try:
+                self.save_checkpoints()
+            except Exception as exc:  # keep training; the final sync will report
+                print(f"[strongroom] checkpoint upload failed, will retry: {exc}", file=sys.stderr, flush=True)
+
+    def environment(self, command: list[str]) -> dict[str, str]:
+        env = {k: v for k, v in os.environ.items() if k not in ("STRONGROOM_JOB_NONCE",)}
+        env.update(self.spec.environment)
+        env.update(
+            {
+                "SM_MODEL_DIR": contract.MODEL_DIR,
+                "SM_OUTPUT_DIR": contract.OUTPUT_DIR,
+                "SM_OUTPUT_DATA_DIR": f"{contract.OUTPUT_DIR}/data",
+                "SM_INPUT_CONFIG_DIR": contract.CONFIG_DIR,
+                "SM_CHECKPOINT_DIR": contract.CHECKPOINT_DIR,
+                "SM_CHANNELS": json.dumps([c.name for c in self.spec.inputs]),
+                "SM_HPS": json.dumps(self.spec.hyperparameters),
+                "SM_CURRENT_HOST": "algo-1",
+                "SM_HOSTS": json.dumps([f"algo-{i + 1}" for i in range(self.instance_count)]),
+                "SM_NUM_CPUS": str(os.cpu_count() or 1),
+                "STRONGROOM_JOB": self.spec.srn,
+                "STRONGROOM_SOCKET": contract.SOCKET,
+                "STRONGROOM_TOKEN_FILE": f"{contract.RUN_DIR}/token",
+                "PYTHONUNBUFFERED": "1",
+            }
+        )
+        for channel in self.spec.inputs:
+            env[f"SM_CHANNEL_{channel.name.upper().replace('-', '_')}"] = self.spec.input_destination(channel)
+        return env
+
+    def run(self, command: list[str]) -> int:
+        self.status(self.status_name(), " ".join(command[1:])[:200])
+        for folder in (contract.MODEL_DIR, contract.OUTPUT_DIR):
+            Path(folder).mkdir(parents=True, exist_ok=True)
+        for output in self.spec.outputs:
+            Path(self.spec.output_source(output)).mkdir(parents=True, exist_ok=True)
+        workdir = contract.CODE_DIR if Path(contract.CODE_DIR).is_dir() else contract.ML
+        env = self.environment(command)
+        cluster = None
+        if self.instance_count > 1:
+            cluster = self.start_cluster(env)
+        try:
+            self.child = subprocess.Popen(command, cwd=workdir, env=env)
+            return self.child.wait()
+        finally:
+            if cluster is not None:
+                cluster.close()
+
+    def start_cluster(self, env: dict[str, str]) -> Any:
+        """The job's Dask cluster: one worker process per instance, TLS between them."""
+        from strongroom.jobs.cluster import SCHEDULER_ENV, TLS_DIR_ENV, start_cluster
+
+        tls_dir = f"{contract.RUN_DIR}/tls" if Path(f"{contract.RUN_DIR}/tls/node.pem").is_file() else None
+        threads = max(1, (os.cpu_count() or 1) // self.instance_count)
+        cluster = start_cluster(self.instance_count, threads, tls_dir)
+        env[SCHEDULER_ENV] = cluster.scheduler_address
+        if tls_dir:
+            env[TLS_DIR_ENV] = tls_dir
+        self.status(self.status_name(), f"Dask cluster of {self.instance_count} workers at {cluster.scheduler_address}")
+        return cluster
+
+    def status_name(self) -> str:
+        return {"training": "Training", "transform": "Transforming"}.get(self.spec.kind, "Processing")
+
+    def upload_outputs(self) -> None:
+        self.status("Uploading")
+        produced: list[dict[str, Any]] = []
+        with self.session() as session:
+            for output in self.spec.outputs:
+                produced.extend(self._upload(session, output))
+        self.say("outputs", produced)
+
+    def _upload(self, session: Session, output: OutputChannel) -> list[dict[str, Any]]:
+        source = Path(self.spec.output_source(output))
+        bucket, prefix = parse_uri(output.destination)
+        prefix = prefix.rstrip("/")
+        if self.spec.kind == "training":
+            archive = source / "model.tar.gz"
+            if not archive.is_file():
+                archive = Path(contract.ML) / "model.tar.gz"
+                with tarfile.open(archive, "w:gz") as tar:
+                    for file in sorted(p for p in source.rglob("*") if p.is_file()):
+                        tar.add(file, arcname=file.relative_to(source).as_posix())
+            files = [(archive, f"{self.spec.name}/output/model.tar.gz")]
+        else:
+            files = [(f, f.relative_to(source).as_posix()) for f in sorted(source.rglob("*")) if f.is_file()]
+        results = []
+        for file, relative in files:
+            key = f"{prefix}/{relative}" if prefix else relative
+            version = session.buckets.put_object(bucket, key, file)
+            results.append(
+                {
+                    "name": output.name,
+                    "uri": version.uri,
+                    "version_id": version.version_id,
+                    "sha256": version.sha256,
+                    "size": version.size,
+                }
+            )
+        return results
+
+    def on_sigterm(self, signum: int, _frame: object) -> None:
+        self.interrupted = True
+        if self.child is not None and self.child.poll() is None:
+            self.child.send_signal(signal.SIGTERM)  # the program decides: checkpoint and exit
+        elif self.child is None:
+            raise _Terminated  # between phases (downloading, uploading): stop at once
+
+    def main(self) -> int:
+        signal.signal(signal.SIGTERM, self.on_sigterm)
+        try:
+            self.download_inputs()
+            self.write_config()
+            command = self.fetch_code()
+            self.restore_checkpoints()
+            if self.interrupted:
+                return contract.EXIT_INTERRUPTED
+            syncer = threading.Thread(target=self.sync_checkpoints_while_running, daemon=True)
+            if self.spec.spot.checkpoint_uri:
+                syncer.start()
+            code = self.run(command)
+            self._finished.set()
+            self.save_checkpoints()
+            if code == 0:
+                self.upload_outputs()
+            else:
+                failure = Path(contract.OUTPUT_DIR) / "failure"
+                if failure.is_file():
+                    self.say("failure", failure.read_text()[:2000].strip())
+            return code
+        except _Terminated:
+            return contract.EXIT_INTERRUPTED
+        except Exception as exc:  # the agent's own failure: say what and where
+            self.say("failure", f"{type(exc).__name__}: {exc}"[:2000])
+            return 1
+
+
+def main() -> int:
+    config = json.loads((Path(contract.RUN_DIR) / "config.json").read_text())
+    return Agent(config).main()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,419 @@
+"""The experiments client hung on ``Session`` and its background batch writer.
+
+Metrics, parameters, artifacts and status changes are queued in memory and sent in batches
+(one request, one guard call per batch) by a background thread when ``max_points`` metric
+points are waiting or every ``interval`` seconds; ``flush()`` sends now and waits. A Tracker's
+context-manager exit, ``Session.close()`` and interpreter exit (``atexit``) flush, so nothing
+logged is lost when the process exits normally; each batch is committed by the server before
+``flush`` returns, so nothing already flushed is lost if the process crashes later. The queue
+is bounded: a caller that gets ``max_queue`` points ahead of the server sends them itself.
+"""
+
+from __future__ import annotations
+
+import atexit
+import os
+import threading
+import time
+import uuid
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from strongroom.core.errors import InvalidInput, StrongroomError
+from strongroom.experiments.models import (
+    BatchResult,
+    Experiment,
+    MetricSeries,
+    Trial,
+    TrialComponent,
+)
+from strongroom.lineage import git
+from strongroom.lineage.models import GitCommit
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from strongroom.sdk.session import Session
+
+ARROW = "application/vnd.apache.arrow.stream"
+
+
+@dataclass
+class _Pending:
+    """What is queued for one component."""
+
+    create: dict[str, Any] | None = None
+    fields: dict[str, Any] = field(default_factory=dict)
+    parameters: dict[str, Any] = field(default_factory=dict)
+    inputs: dict[str, Any] = field(default_factory=dict)
+    outputs: dict[str, Any] = field(default_factory=dict)
+    tags: dict[str, str] = field(default_factory=dict)
+    names: list[str] = field(default_factory=list)
+    values: list[float] = field(default_factory=list)
+    steps: list[int | None] = field(default_factory=list)
+    timestamps: list[float] = field(default_factory=list)
+
+    def has_update(self) -> bool:
+        return bool(self.fields or self.parameters or self.inputs or self.outputs or self.tags)
+
+
+class BatchWriter:
+    """Queues trial-component writes and sends them in batches from a background thread."""
+
+    def __init__(
+        self,
+        session: Session,
+        team: str,
+        *,
+        max_points: int = 5000,
+        interval: float = 1.0,
+        max_queue: int = 100_000,
+    ) -> None:
+        self._session = session
+        self.team = team
+        self.max_points = max_points
+        self.interval = interval
+        self.max_queue = max_queue
+        self._lock = threading.Condition()
+        self._send_lock = threading.Lock()
+        self._pending: dict[str, _Pending] = {}
+        self._points = 0
+        self._error: StrongroomError | None = None
+        self._thread: threading.Thread | None = None
+        self._closed = False
+        self._urgent = False
+        self._retry: tuple[str, dict[str, Any]] | None = None
+        self.sent_batches = 0
+        atexit.register(self.close)
+
+    # -- queueing ---------------------------------------------------------------------------
+
+    def _entry(self, component: str) -> _Pending:
+        entry = self._pending.get(component)
+        if entry is None:
+            entry = self._pending[component] = _Pending()
+        return entry
+
+    def _start(self) -> None:
+        if self._thread is None and not self._closed:
+            self._thread = threading.Thread(target=self._run, name="strongroom-batch-writer", daemon=True)
+            self._thread.start()
+
+    def log_metric(
+        self, component: str, name: str, value: float, step: int | None = None, timestamp: float | None = None
+    ) -> None:
+        if self._closed:
+            raise StrongroomError("this writer is closed; open a new Session")
+        with self._lock:
+            entry = self._entry(component)
+            entry.names.append(name)
+            entry.values.append(float(value))
+            entry.steps.append(step)
+            entry.timestamps.append(time.time() if timestamp is None else float(timestamp))
+            self._points += 1
+            points = self._points
+            if points >= self.max_points:
+                self._lock.notify()
+        self._start()
+        if points >= self.max_queue:
+            self.flush()
+
+    def create(self, component: str, spec: dict[str, Any]) -> None:
+        """Queue the creation of a component (sent before anything else about it)."""
+        if self._closed:
+            raise StrongroomError("this writer is closed; open a new Session")
+        with self._lock:
+            self._entry(component).create = {"name": component, **spec}
+        self._start()
+
+    def request_flush(self) -> None:
+        """Ask the background thread to send what is queued now, without waiting for it."""
+        with self._lock:
+            self._urgent = True
+            self._lock.notify()
+        self._start()
+
+    def update(self, component: str, **changes: Any) -> None:
+        """Queue field changes (status, end_time, ...) and merges of parameters/inputs/outputs/tags."""
+        if self._closed:
+            raise StrongroomError("this writer is closed; open a new Session")
+        with self._lock:
+            entry = self._entry(component)
+            for key in ("parameters", "inputs", "outputs", "tags"):
+                if key in changes:
+                    getattr(entry, key).update(changes.pop(key))
+            entry.fields.update(changes)
+        self._start()
+
+    # -- sending ----------------------------------------------------------------------------
+
+    def _run(self) -> None:
+        while True:
+            with self._lock:
+                if not self._closed and not self._urgent and self._points < self.max_points:
+                    self._lock.wait(self.interval)
+                self._urgent = False
+                if self._closed:
+                    return
+                if not self._pending and self._retry is None:
+                    continue
+            try:
+                self._send()
+            except StrongroomError as exc:
+                if self._retry is None:  # refused by the server: raised by the next flush()/close()
+                    self._error = exc
+                time.sleep(min(self.interval, 1.0))
+
+    def _send(self) -> BatchResult | None:
+        """Send the batch that failed last (identical, same idempotency key), then what is queued."""
+        with self._send_lock:
+            result = None
+            while True:
+                if self._retry is None:
+                    with self._lock:
+                        taken, self._pending, self._points = self._pending, {}, 0
+                    if not taken:
+                        return result
+                    self._retry = (uuid.uuid4().hex, _batch_body(taken))
+                key, body = self._retry
+                try:
+                    response = self._session.request(
+                        "POST",
+                        f"/api/v1/teams/{self.team}/trial-component-batches",
+                        json_body=body,
+                        idempotency_key=key,
+                    )
+                except StrongroomError as exc:
+                    if not (exc.status >= 500 or exc.slug == "platform-unreachable"):
+                        self._retry = None  # the server refused it: retrying cannot help
+                    raise
+                self._retry = None
+                self.sent_batches += 1
+                result = BatchResult.model_validate(response.json())
+
+    def flush(self) -> None:
+        """Send everything queued now and wait until the server has committed it.
+
+        Raises the error of an earlier background send, if one failed.
+        """
+        self._send()  # raises if the platform still cannot be reached (the batch is kept for the next try)
+        error, self._error = self._error, None
+        if error is not None:
+            raise error
+
+    def close(self) -> None:
+        """Flush and stop the background thread (idempotent; also runs at interpreter exit)."""
+        if self._closed:
+            return
+        try:
+            self.flush()
+        finally:
+            with self._lock:
+                self._closed = True
+                self._lock.notify_all()
+            if self._thread is not None and self._thread is not threading.current_thread():
+                self._thread.join(timeout=10)
+            atexit.unregister(self.close)
+
+
+def _batch_body(taken: dict[str, _Pending]) -> dict[str, Any]:
+    creates = [entry.create for entry in taken.values() if entry.create is not None]
+    components = []
+    metrics = []
+    for name, entry in taken.items():
+        if entry.has_update():
+            item: dict[str, Any] = {"name": name, **entry.fields}
+            for key in ("parameters", "inputs", "outputs", "tags"):
+                if getattr(entry, key):
+                    item[key] = getattr(entry, key)
+            components.append(item)
+        if entry.names:
+            metrics.append(
+                {
+                    "component": name,
+                    "names": entry.names,
+                    "values": entry.values,
+                    "steps": entry.steps,
+                    "timestamps": entry.timestamps,
+                }
+            )
+    return {"creates": creates, "components": components, "metrics": metrics}
+
+
+class ExperimentsClient:
+    """``session.experiments``: the experiments API of one team, with a background writer.
+
+    The team is ``team=``, else ``$STRONGROOM_TEAM``, else the caller's only team.
+    """
+
+    def __init__(self, session: Session, team: str | None = None) -> None:
+        self._s = session
+        self._team = team
+        self._writer: BatchWriter | None = None
+        self._git: tuple[float, GitCommit | None] | None = None
+        self._lock = threading.Lock()
+
+    @property
+    def team(self) -> str:
+        if self._team is None:
+            self._team = resolve_team(self._s)
+        return self._team
+
+    def _path(self, tail: str) -> str:
+        return f"/api/v1/teams/{self.team}/{tail}"
+
+    @property
+    def writer(self) -> BatchWriter:
+        with self._lock:
+            if self._writer is None:
+                self._writer = BatchWriter(self._s, self.team)
+            return self._writer
+
+    def flush(self) -> None:
+        if self._writer is not None:
+            self._writer.flush()
+
+    def close(self) -> None:
+        if self._writer is not None:
+            self._writer.close()
+
+    def git_state(self, max_age: float = 5.0) -> GitCommit | None:
+        """The working tree's git state (cached briefly: capturing it runs git a few times)."""
+        now = time.monotonic()
+        if self._git is None or now - self._git[0] > max_age:
+            self._git = (now, git.capture(os.getcwd()))
+        return self._git[1]
+
+    # -- experiments and trials -------------------------------------------------------------
+
+    def create_experiment(self, name: str, display_name: str = "", description: str = "", **kw: Any) -> Experiment:
+        body = {"name": name, "display_name": display_name, "description": description, "tags": kw.get("tags", {})}
+        return self._s.call("POST", self._path("experiments"), Experiment, json_body=body)
+
+    def describe_experiment(self, name: str) -> Experiment:
+        return self._s.call("GET", self._path(f"experiments/{name}"), Experiment)
+
+    def list_experiments(self) -> list[Experiment]:
+        return _pages(self._s, self._path("experiments"), Experiment)
+
+    def delete_experiment(self, name: str) -> None:
+        self._s.request("DELETE", self._path(f"experiments/{name}"))
+
+    def create_trial(self, name: str, experiment_name: str, display_name: str = "", **kw: Any) -> Trial:
+        body = {"name": name, "experiment_name": experiment_name, "display_name": display_name}
+        body["tags"] = kw.get("tags", {})
+        return self._s.call("POST", self._path("trials"), Trial, json_body=body)
+
+    def describe_trial(self, name: str) -> Trial:
+        return self._s.call("GET", self._path(f"trials/{name}"), Trial)
+
+    def list_trials(self, experiment_name: str | None = None) -> list[Trial]:
+        return _pages(self._s, self._path("trials"), Trial, {"experiment": experiment_name})
+
+    def delete_trial(self, name: str) -> None:
+        self._s.request("DELETE", self._path(f"trials/{name}"))
+
+    def associate(self, trial: str, component: str) -> None:
+        self.flush()
+        self._s.request("POST", self._path(f"trials/{trial}/components"), json_body={"component": component})
+
+    def disassociate(self, trial: str, component: str) -> None:
+        self._s.request("DELETE", self._path(f"trials/{trial}/components/{component}"))
+
+    # -- trial components -------------------------------------------------------------------
+
+    def create_component(self, name: str, **fields: Any) -> TrialComponent:
+        """Create a component now (see ``ComponentCreate`` for the fields)."""
+        body = {"name": name, **{k: v for k, v in fields.items() if v is not None}}
+        return self._s.call("POST", self._path("trial-components"), TrialComponent, json_body=body)
+
+    def describe_component(self, name: str) -> TrialComponent:
+        self.flush()
+        return self._s.call("GET", self._path(f"trial-components/{name}"), TrialComponent)
+
+    def list_components(self, trial: str | None = None, source: str | None = None) -> list[TrialComponent]:
+        self.flush()
+        return _pages(self._s, self._path("trial-components"), TrialComponent, {"trial": trial, "source": source})
+
+    def delete_component(self, name: str) -> None:
+        self.flush()
+        self._s.request("DELETE", self._path(f"trial-components/{name}"))
+
+    def metric_series(self, component: str, metric: str) -> MetricSeries:
+        self.flush()
+        return self._s.call("GET", self._path(f"trial-components/{component}/metrics/{metric}"), MetricSeries)
+
+    def log_batch(self, component: str, metrics: list[dict[str, Any]], chunk: int = 10_000) -> None:
+        """Send metric points (``{"name", "value", "step"?, "timestamp"?}``) now, in requests of ``chunk``."""
+        for start in range(0, len(metrics), chunk):
+            part = metrics[start : start + chunk]
+            now = time.time()
+            columns = {
+                "component": component,
+                "names": [m["name"] for m in part],
+                "values": [float(m["value"]) for m in part],
+                "steps": [m.get("step") for m in part],
+                "timestamps": [m.get("timestamp") or now for m in part],
+            }
+            self._s.request(
+                "POST",
+                self._path("trial-component-batches"),
+                json_body={"creates": [], "components": [], "metrics": [columns]},
+                idempotency_key=uuid.uuid4().hex,
+            )
+
+    def search(
+        self,
+        experiment_name: str | None = None,
+        search_expression: dict[str, Any] | None = None,
+        sort_by: str | None = None,
+        sort_order: str = "Ascending",
+    ) -> pd.DataFrame:
+        """The analytics DataFrame (built server-side, sent as Arrow)."""
+        import pyarrow as pa
+
+        self.flush()
+        body = {
+            "experiment_name": experiment_name,
+            "search_expression": search_expression,
+            "sort_by": sort_by,
+            "sort_order": sort_order,
+        }
+        response = self._s.request(
+            "POST", self._path("trial-component-search"), json_body=body, headers={"accept": ARROW}
+        )
+        with pa.ipc.open_stream(response.content) as reader:
+            table = reader.read_all()
+        frame = table.to_pandas()
+        for column in ("Trials", "Experiments"):
+            if column in frame:
+                frame[column] = [list(v) if v is not None else [] for v in frame[column]]
+        return frame
+
+
+def resolve_team(session: Session) -> str:
+    """``$STRONGROOM_TEAM``, else the only team the caller holds a role in."""
+    env = os.environ.get("STRONGROOM_TEAM")
+    if env:
+        return env
+    teams = sorted({g.split("@", 1)[1] for g in session.whoami().grants if "@" in g})
+    if len(teams) == 1:
+        return teams[0]
+    raise InvalidInput(
+        "cannot tell which team to use"
+        + (f" (you are in {', '.join(teams)})" if teams else " (you hold no team role)")
+        + ": pass team=... or set STRONGROOM_TEAM",
+        field="team",
+    )
+
+
+def _pages(session: Session, path: str, model: Any, params: dict[str, Any] | None = None) -> list[Any]:
+    items: list[Any] = []
+    query = {k: v for k, v in (params or {}).items() if v is not None}
+    while True:
+        body = session.request("GET", path, params=query).json()
+        items.extend(model.model_validate(i) for i in body["items"])
+        token = body.get("next_page_token")
+        if not token:
+            return items
+        query["page_token"] = token

@@ -1,0 +1,169 @@
+"""Experiments and lineage through a real `strongroom up`, the SDK and the CLI."""
+
+from __future__ import annotations
+
+import json
+import os
+import ssl
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import httpx
+import pytest
+
+from strongroom.core.errors import Forbidden, InvalidInput
+from strongroom.experiments import Experiment, ExperimentAnalytics, Tracker, Trial
+from strongroom.lineage.models import ArtifactRef, JobLineage
+from strongroom.sdk.session import Session
+from tests.support import RunningServer
+
+
+@pytest.fixture
+def alice(server: RunningServer) -> Session:
+    admin = server.session()
+    admin.teams.create("risk")
+    admin.users.create("alice")
+    admin.teams.add_member("risk", "alice", "DataScientist")
+    return server.session(admin.tokens.create("laptop", user="alice").secret)
+
+
+def _env(server: RunningServer, token: str) -> dict[str, str]:
+    return {
+        **os.environ,
+        "STRONGROOM_URL": server.url,
+        "STRONGROOM_CA": str(server.ca),
+        "STRONGROOM_TOKEN": token,
+        "STRONGROOM_TEAM": "risk",
+    }
+
+
+def test_workshop_flow_and_analytics_dataframe(alice: Session) -> None:
+    experiment = Experiment.create(experiment_name="credit-default", description="ccd", session=alice)
+    trial = Trial.create(trial_name="xgboost-1", experiment_name=experiment.experiment_name, session=alice)
+    with Tracker.create(display_name="Preprocessing", session=alice) as pre:
+        pre.log_parameters({"train_test_split_ratio": 0.2, "scaler": "standard"})
+        pre.log_input(name="raw", value="sr://risk-data/raw.csv", media_type="text/csv", version_id="v1")
+        pre.log_output(name="train", value="sr://risk-data/train.csv", media_type="text/csv")
+    trial.add_trial_component(pre)
+    with Tracker.create(display_name="Training", trial=trial, session=alice) as train:
+        train.log_parameters({"max_depth": 5, "eta": 0.2})
+        for step, auc in enumerate([0.70, 0.74, 0.78]):
+            train.log_metric("validation:auc", auc, step)
+    with Tracker.create(display_name="Elsewhere", session=alice) as other:
+        other.log_parameter("max_depth", 9)
+
+    frame = ExperimentAnalytics(
+        experiment_name="credit-default",
+        search_expression={"Filters": [{"Name": "Parents.TrialName", "Operator": "Equals", "Value": "xgboost-1"}]},
+        sort_by="CreationTime",
+        sort_order="Ascending",
+        session=alice,
+    ).dataframe()
+    assert list(frame["DisplayName"]) == ["Preprocessing", "Training"]
+    assert frame.loc[0, "train_test_split_ratio"] == 0.2 and frame.loc[1, "max_depth"] == 5
+    assert frame.loc[1, "validation:auc - Last"] == 0.78 and frame.loc[1, "validation:auc - Count"] == 3
+    assert frame.loc[1, "validation:auc - Min"] == 0.70
+    assert frame.loc[0, "raw - Value"] == "sr://risk-data/raw.csv"
+    assert list(frame["Trials"]) == [["xgboost-1"], ["xgboost-1"]]
+    assert str(frame["StartTime"].dtype).startswith("datetime64")
+    component = pre.trial_component
+    assert component.status == "Completed" and component.output_artifacts["train"].media_type == "text/csv"
+
+    graph = alice.lineage.upstream(component.entity.srn)
+    kinds = {n.type for n in graph.nodes}
+    assert {"Tracker", "DataSet", "Commit"} <= kinds  # the tests run inside this repository's git tree
+    assert graph.dataframe().shape[0] == len(graph.nodes)
+
+
+def test_malicious_filters_are_problems(server: RunningServer, alice: Session) -> None:
+    alice.experiments.create_component("c1")
+    with httpx.Client(
+        base_url=server.url,
+        verify=ssl.create_default_context(cafile=str(server.ca)),
+        headers={"authorization": f"Bearer {alice._token}"},
+    ) as client:
+        for expression in (
+            {"Filters": [{"Name": "Name') OR 1=1 --", "Operator": "Equals", "Value": "x"}]},
+            {"Filters": [{"Name": "TrialComponentName", "Operator": "UNION SELECT", "Value": "x"}]},
+        ):
+            response = client.post("/api/v1/teams/risk/trial-component-search", json={"search_expression": expression})
+            assert response.status_code == 422
+            assert response.headers["content-type"] == "application/problem+json"
+            assert response.json()["field"] == "Filters[0]"
+    with pytest.raises(InvalidInput):
+        ExperimentAnalytics(
+            search_expression={"Filters": [{"Name": "x", "Operator": "Eq", "Value": 1}]}, session=alice
+        ).dataframe()
+    assert [c.name for c in alice.experiments.list_components()] == ["c1"]
+
+
+def test_nothing_is_lost_when_the_process_exits(server: RunningServer, alice: Session, tmp_path: Path) -> None:
+    script = tmp_path / "log_then_exit.py"
+    script.write_text(
+        textwrap.dedent(
+            """
+            import os, sys
+            from strongroom.experiments import Tracker
+            tracker = Tracker.create(display_name="exits", trial_component_name=sys.argv[1])
+            tracker.log_parameters({"lr": 0.1})
+            for step in range(2500):
+                tracker.log_metric("loss", 1.0 / (step + 1), step)
+            if sys.argv[2] == "crash-after-flush":
+                tracker.flush()
+                tracker.log_metric("lost", 1.0, 0)  # queued, never sent: the process dies now
+                os._exit(9)
+            # normal exit: no close(), no flush(); the atexit hook sends what is queued
+            """
+        )
+    )
+    env = _env(server, alice._token)
+    for name, mode in (("normal-exit", "normal"), ("crash", "crash-after-flush")):
+        done = subprocess.run([sys.executable, str(script), name, mode], env=env, capture_output=True, timeout=120)
+        assert done.returncode == (0 if mode == "normal" else 9), done.stderr.decode()[-2000:]
+        component = alice.experiments.describe_component(name)
+        [loss] = [m for m in component.metrics if m.name == "loss"]
+        assert loss.count == 2500 and loss.last == 1.0 / 2500
+        assert component.parameters == {"lr": 0.1}
+    crashed = alice.experiments.describe_component("crash")
+    assert [m.name for m in crashed.metrics] == ["loss"]
+
+
+def test_lineage_show_and_job_record(server: RunningServer, alice: Session) -> None:
+    record = JobLineage(
+        job="srn:strongroom:risk:training-job/train-1",
+        inputs=[ArtifactRef(uri="sr://risk-data/train.csv", name="train", version_id="v1", sha256="a" * 64)],
+        outputs=[ArtifactRef(uri="sr://risk-data/model.tar.gz", type="Model", version_id="v1", sha256="b" * 64)],
+        hyperparameters={"max_depth": "5"},
+        seed=1,
+    )
+    alice.lineage.record_job(record)
+    assert alice.lineage.job_record(record.job).hyperparameters == {"max_depth": "5"}
+    [model] = alice.lineage.list_entities(type="Model")
+    here = Path(__file__).resolve().parents[2]
+    head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=here, capture_output=True, text=True, check=True)
+    commit = alice.lineage.log_commit(str(here), head.stdout.strip(), associate_with=[record.job])
+    assert commit.type == "Commit"
+    env = _env(server, alice._token)
+    cli = [sys.executable, "-m", "strongroom.cli", "lineage", "show", model.srn]
+    shown = subprocess.run(cli, env=env, capture_output=True, text=True, timeout=120)
+    assert shown.returncode == 0, shown.stderr
+    for text in ("Model", "training-job/train-1", "sr://risk-data/train.csv", "Commit", head.stdout[:12]):
+        assert text in shown.stdout
+    as_json = subprocess.run([*cli, "--json"], env=env, capture_output=True, text=True, timeout=120)
+    graph = json.loads(as_json.stdout)
+    assert {"nodes", "edges", "start"} <= set(graph) and graph["start"] == model.srn
+
+
+def test_other_teams_cannot_read(server: RunningServer, alice: Session) -> None:
+    admin = server.session()
+    admin.teams.create("fraud")
+    admin.users.create("mallory")
+    admin.teams.add_member("fraud", "mallory", "DataScientist")
+    mallory = server.session(admin.tokens.create("m", user="mallory").secret)
+    alice.experiments.create_component("secret")
+    with pytest.raises(Forbidden):
+        Session.request(mallory, "GET", "/api/v1/teams/risk/trial-components/secret")
+    with pytest.raises(Forbidden):
+        ExperimentAnalytics(session=mallory, team="risk").dataframe()
