@@ -279,6 +279,7 @@ class SandboxSpawner(Spawner):
             "JUPYTER_TOKEN_FILE": f"{INSIDE_RO}/jupyter-token",
             "STRONGROOM_NOTEBOOK_CONFIG": f"{INSIDE_RO}/notebook.json",
             "STRONGROOM_NOTEBOOK": f"{spec.team}/{spec.name}",
+            "STRONGROOM_TEAM": spec.team,  # the SDK's default team (experiments, lineage)
             "PYTHONPATH": f"{INSIDE_RO}:{PACKAGES_DIR}",
             "PIP_INDEX_URL": constants["PACKAGE_INDEX"],
             "PIP_TARGET": PACKAGES_DIR,
