@@ -125,3 +125,24 @@ def test_audit_commands_and_tamper_detection(server: RunningServer, tmp_path: Pa
         platform.close()
     code, out = run(server, "audit", "verify")
     assert code == 1 and "event 2" in out and "edited" in out
+
+
+def test_catalog_commands_launch_describe_and_explain_errors(server: RunningServer) -> None:
+    code, out = run(server, "catalog", "products")
+    assert code == 0 and "team-environment" in out and "InstanceSize [small|medium|large]" in out
+    code, out = run(server, "catalog", "launch", "team-environment", "-p", "TeamName=risk")
+    assert code == 0 and "AVAILABLE" in out and "DataBucket: sr://risk-data" in out
+    code, out = run(server, "catalog", "describe", "risk", "team-environment")
+    assert code == 0 and "LaunchCompleted" in out and "data-bucket" in out
+    admin = server.session()
+    admin.users.create("alice")
+    admin.teams.add_member("risk", "alice", "DataScientist")
+    alice = admin.tokens.create("cli", user="alice").secret
+    code, out = run(
+        server, "catalog", "launch", "notebook", "-p", "TeamName=risk", "-p", "NotebookName=Bad!", token=alice
+    )
+    assert code == 1 and "does not match the pattern" in out and "parameters.NotebookName" in out
+    code, out = run(server, "catalog", "launch", "notebook", "-p", "TeamName")
+    assert code == 1 and "Key=Value" in out
+    code, out = run(server, "notebooks", "list", "risk", "--json")
+    assert code == 0 and json.loads(out) == []

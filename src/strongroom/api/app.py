@@ -9,13 +9,29 @@ from starlette.exceptions import HTTPException
 import strongroom
 from strongroom.api import problems
 from strongroom.api.middleware import PlatformMiddleware
-from strongroom.api.routers import audit, experiments, git, identity, jobs, kms, lineage, policy, storage, system
+from strongroom.api.routers import (
+    audit,
+    catalog,
+    experiments,
+    git,
+    identity,
+    jobs,
+    kms,
+    lineage,
+    notebooks,
+    policy,
+    storage,
+    system,
+)
 from strongroom.core.errors import StrongroomError
 from strongroom.core.platform import Platform
 from strongroom.gitrepo import http as git_http
+from strongroom.notebooks import packages as notebook_packages
+from strongroom.notebooks import proxy as notebook_proxy
 
 # Streaming endpoints whose bodies may exceed max_request_bytes (they stream, never buffer).
-UNLIMITED_BODY_PREFIXES = ("/git/", storage.OBJECTS_PREFIX)
+# The notebook proxy and the package index stream too, and carry long-lived WebSockets and downloads.
+UNLIMITED_BODY_PREFIXES = ("/git/", storage.OBJECTS_PREFIX, "/notebooks/", "/pypi/")
 ROUTERS = (
     identity.router,
     policy.router,
@@ -27,6 +43,8 @@ ROUTERS = (
     jobs.router,
     experiments.router,
     lineage.router,
+    catalog.router,
+    notebooks.router,
 )
 
 
@@ -43,6 +61,9 @@ def create_app(platform: Platform) -> FastAPI:
     for router in ROUTERS:
         app.include_router(router)
     app.router.routes.extend(git_http.routes())
+    # The notebook proxy is the hot path: matched first (no API path starts with /notebooks/).
+    app.router.routes[:0] = notebook_proxy.routes()
+    app.router.routes.extend(notebook_packages.routes())
     app.add_exception_handler(StrongroomError, problems.strongroom_error)
     app.add_exception_handler(RequestValidationError, problems.validation_error)
     app.add_exception_handler(HTTPException, problems.http_error)

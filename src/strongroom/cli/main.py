@@ -10,7 +10,7 @@ from typing import Annotated, Any
 
 import typer
 
-from strongroom.cli import audit, experiments, git, identity, jobs, lineage, policy, storage
+from strongroom.cli import audit, catalog, experiments, git, identity, jobs, lineage, policy, storage
 from strongroom.cli.common import HomeOpt, JsonOpt, StrongroomGroup
 from strongroom.cli.output import console, err_console, print_json, show
 from strongroom.core.config import Config
@@ -41,6 +41,8 @@ for sub_app, group in (
     (storage.buckets_app, "buckets"),
     (experiments.experiments_app, "experiments"),
     (lineage.lineage_app, "lineage"),
+    (catalog.catalog_app, "catalog"),
+    (catalog.notebooks_app, "notebooks"),
 ):
     app.add_typer(sub_app, name=group)
 for command in (storage.cp, storage.ls, storage.rm):

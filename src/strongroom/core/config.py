@@ -85,6 +85,14 @@ class Config(BaseSettings):
     openlineage_url: str = ""
     openlineage_file: str = ""
     openlineage_namespace: str = "strongroom"
+    # Catalog and notebooks; see docs/catalog.md and docs/notebooks.md.
+    catalog_worker_interval_seconds: float = Field(default=1.0, gt=0)
+    notebook_volumes_path: str = ""
+    notebook_runtime_dir: str = ""
+    notebook_ready_timeout_seconds: float = Field(default=180.0, gt=0)
+    notebook_stop_grace_seconds: float = Field(default=10.0, ge=0)
+    presigned_url_max_seconds: int = Field(default=300, ge=10, le=3600)
+    package_index_url: str = ""
 
     @field_validator("tls_min_version")
     @classmethod
@@ -106,6 +114,13 @@ class Config(BaseSettings):
         if value not in ("local", "fsspec"):
             raise ValueError("blob_store must be 'local' or 'fsspec'")
         return value
+
+    @field_validator("package_index_url")
+    @classmethod
+    def _package_index(cls, value: str) -> str:
+        if value and not value.startswith(("https://", "http://")):
+            raise ValueError("package_index_url must be an https:// (or http:// on a trusted network) URL, or empty")
+        return value.rstrip("/")
 
     @field_validator("sqlite_synchronous")
     @classmethod
@@ -151,6 +166,21 @@ class Config(BaseSettings):
     @property
     def tls_dir(self) -> Path:
         return self.home / "tls"
+
+    @property
+    def effective_notebook_volumes_path(self) -> Path:
+        return Path(self.notebook_volumes_path).expanduser() if self.notebook_volumes_path else self.home / "notebooks"
+
+    @property
+    def effective_notebook_runtime_dir(self) -> Path:
+        """Sockets and short-lived tokens of running notebooks: on tmpfs (/dev/shm) when the host has it."""
+        if self.notebook_runtime_dir:
+            return Path(self.notebook_runtime_dir).expanduser()
+        shm = Path("/dev/shm")  # noqa: S108 -- memory-backed, private subdirectory (0700)
+        if shm.is_dir() and os.access(shm, os.W_OK):
+            digest = hashlib.sha256(str(self.home.resolve()).encode()).hexdigest()[:10]
+            return shm / f"strongroom-{os.getuid()}-{digest}"
+        return self.home / "run" / "nb"
 
     @property
     def effective_blob_store_path(self) -> Path:
@@ -235,4 +265,18 @@ alert_webhook_ca = ""                # CA bundle for the webhook's certificate (
 openlineage_url = ""
 openlineage_file = ""
 openlineage_namespace = "strongroom"
+# Catalog and notebooks (docs/catalog.md, docs/notebooks.md).
+catalog_worker_interval_seconds = 1.0   # how often provisioning and notebook state are reconciled
+# Per-notebook home volumes (empty = $STRONGROOM_HOME/notebooks). Keep customer data in sr:// buckets.
+notebook_volumes_path = ""
+# Jupyter sockets and short-lived tokens of running notebooks (empty = a private directory on
+# /dev/shm, i.e. memory; falls back to $STRONGROOM_HOME/run/nb where /dev/shm is missing).
+notebook_runtime_dir = ""
+notebook_ready_timeout_seconds = 180   # a notebook whose Jupyter does not answer by then is Failed
+notebook_stop_grace_seconds = 10       # SIGTERM, then SIGKILL after this many seconds
+presigned_url_max_seconds = 300        # longest lifetime of a single-use notebook sign-in URL
+# The only package index `pip install` inside a notebook can reach (through the platform).
+# Empty = none: pip fails, as nothing inside a notebook reaches the internet.
+# e.g. "https://pypi-mirror.internal/simple" (a PEP 503 simple index whose file links are relative)
+package_index_url = ""
 """

@@ -16,6 +16,9 @@ from strongroom.audit.log import AuditLog
 from strongroom.audit.service import AuditService
 from strongroom.audit.signing import CheckpointSigner
 from strongroom.audit.worker import AuditCheckpointWorker
+from strongroom.catalog.engine import CatalogWorker, ProvisioningEngine
+from strongroom.catalog.service import CatalogService
+from strongroom.catalog.team_environment import TeamEnvironmentProvisioner
 from strongroom.core import pki
 from strongroom.core.config import DEFAULT_CONFIG_TOML, Config
 from strongroom.core.errors import ConfigurationError
@@ -38,6 +41,10 @@ from strongroom.kms.backends import build_keyrings
 from strongroom.kms.service import KmsService
 from strongroom.kms.worker import KeyLifecycleWorker
 from strongroom.lineage.service import LineageService
+from strongroom.notebooks.product import NotebookProvisioner
+from strongroom.notebooks.service import NotebookService
+from strongroom.notebooks.spawner import SandboxSpawner
+from strongroom.notebooks.worker import NotebookWorker
 from strongroom.policy.engine import PolicyEngine
 from strongroom.policy.guard import Guard
 from strongroom.policy.service import PolicyService
@@ -97,6 +104,45 @@ class Platform:
         self.lineage = LineageService(self.db, self.guard)
         if config.openlineage_url or config.openlineage_file:
             _ = self.openlineage  # a configured destination is checked at start-up
+        self.sandboxes = SandboxRunner()
+        self.notebooks = NotebookService(
+            self.db,
+            self.guard,
+            self.identity,
+            SandboxSpawner(
+                self.sandboxes,
+                api_socket=config.effective_socket_path,
+                runtime_root=config.effective_notebook_runtime_dir,
+                volumes_root=config.effective_notebook_volumes_path,
+                stop_grace_seconds=config.notebook_stop_grace_seconds,
+            ),
+            cookie_key=self.root.derive("strongroom/notebook-session"),
+            session_ttl=dt.timedelta(seconds=config.session_ttl_seconds),
+            presigned_max=dt.timedelta(seconds=config.presigned_url_max_seconds),
+            ready_timeout=config.notebook_ready_timeout_seconds,
+            environment=self._notebook_environment,
+        )
+        self.catalog = CatalogService(self.db, self.guard, {})
+        self.catalog.provisioners.update(
+            {
+                "team-environment": TeamEnvironmentProvisioner(
+                    self.db,
+                    self.policy_engine,
+                    self.identity,
+                    self.kms,
+                    self.storage,
+                    self.git,
+                    self.policies,
+                    lambda: self.catalog,
+                ),
+                "notebook": NotebookProvisioner(self.db, self.notebooks),
+            }
+        )
+        self.provisioning = ProvisioningEngine(self.db, self.catalog.provisioners)
+        self.catalog_worker = CatalogWorker(self.provisioning, config.catalog_worker_interval_seconds)
+        self.notebook_worker = NotebookWorker(self.notebooks, config.catalog_worker_interval_seconds)
+        self.catalog.set_wake(self.catalog_worker.wake)
+        self.notebooks.set_wake(self.notebook_worker.wake)
         self.identity.load_policy_facts()
         self.policies.load_policy_facts()
         self.kms.load_policy_facts()
@@ -138,6 +184,26 @@ class Platform:
             build_transport(config.openlineage_url, config.openlineage_file), config.openlineage_namespace
         )
 
+    def _notebook_environment(self, team: str) -> dict[str, str]:
+        """The team's constants a notebook's ``strongroom_environment`` module shows."""
+        from sqlalchemy import select
+
+        from strongroom.catalog.team_environment import data_bucket, model_bucket
+        from strongroom.gitrepo.db import RepositoryRow
+        from strongroom.notebooks.spawner import FORWARDER_PORT
+        from strongroom.storage.db import BucketRow
+
+        found: dict[str, str] = {"KMS_KEY_ALIAS": "default", "KMS_KEY_ID": self.kms.resolve_id(team, "default") or ""}
+        with self.db.read() as session:
+            buckets = set(session.scalars(select(BucketRow.name).where(BucketRow.team == team)))
+            repos = set(session.scalars(select(RepositoryRow.name).where(RepositoryRow.team == team)))
+        found["DATA_BUCKET"] = data_bucket(team) if data_bucket(team) in buckets else ""
+        found["MODEL_BUCKET"] = model_bucket(team) if model_bucket(team) in buckets else ""
+        repo = team if team in repos else (sorted(repos)[0] if repos else "")
+        found["GIT_REPOSITORY"] = repo
+        found["GIT_REMOTE"] = f"http://127.0.0.1:{FORWARDER_PORT}/git/{team}/{repo}.git" if repo else ""
+        return found
+
     def workers(self) -> list[Worker]:
         """The background workers ``strongroom up`` runs (built once)."""
         if self._workers is None:
@@ -162,6 +228,8 @@ class Platform:
                 KeyLifecycleWorker(self.kms, config.kms_worker_interval_seconds),
                 OrphanBlobWorker(self.storage, config.orphan_blob_grace_seconds),
                 scheduler,
+                self.catalog_worker,
+                self.notebook_worker,
             ]
         return self._workers
 

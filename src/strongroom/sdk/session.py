@@ -16,7 +16,7 @@ import contextlib
 import json
 import os
 import ssl
-from collections.abc import Iterator, Mapping
+from collections.abc import Generator, Iterator, Mapping
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -64,9 +64,17 @@ class Session:
         if not url and not socket:
             info = _server_info(home_path)
             url = str(info["url"]) if info.get("url") else None
-        token = token or env.get("STRONGROOM_TOKEN") or _token_file(env.get("STRONGROOM_TOKEN_FILE"))
-        if not token:
-            token = _environment_module_token()
+        token = token or env.get("STRONGROOM_TOKEN")
+        # Inside sandboxes the platform replaces the execution token before it expires (a token file
+        # for jobs, ``strongroom_environment.token()`` in notebooks): read it afresh for every request,
+        # so a long-lived Session keeps working.
+        self._token_source = (
+            None
+            if token
+            else (_token_file_source(env.get("STRONGROOM_TOKEN_FILE")) or _environment_module_token_source())
+        )
+        if not token and self._token_source is not None:
+            token = self._token_source()
         if not token:
             raise StrongroomError(
                 "no token: pass Session(token=...) or set STRONGROOM_TOKEN (an admin issues tokens with "
@@ -74,12 +82,13 @@ class Session:
                 field="token",
             )
         self._token = token
-        headers = {"authorization": f"Bearer {token}", "user-agent": USER_AGENT}
+        headers = {"user-agent": USER_AGENT}
+        auth = _TokenAuth(self.current_token)
         if socket:
             self.where = f"unix socket {socket}"
             transport = httpx.HTTPTransport(uds=str(socket), retries=0)
             self._client = httpx.Client(
-                base_url="http://strongroom", transport=transport, headers=headers, timeout=timeout
+                base_url="http://strongroom", transport=transport, headers=headers, timeout=timeout, auth=auth
             )
         elif url:
             if not url.startswith("https://"):
@@ -90,13 +99,16 @@ class Session:
             context = ssl.create_default_context(cafile=str(ca_path))
             context.minimum_version = ssl.TLSVersion.TLSv1_2
             self.where = url
-            self._client = httpx.Client(base_url=url, verify=context, headers=headers, timeout=timeout)
+            self._client = httpx.Client(base_url=url, verify=context, headers=headers, timeout=timeout, auth=auth)
+            self.ca_path = ca_path
         else:
             raise PlatformUnreachable(
                 f"platform not running at {home_path} (no run/server.json); start it with `strongroom up`"
             )
         self.url = url
         self.socket = str(socket) if socket else None
+        if socket:
+            self.ca_path = Path(ca) if ca else Path()
         self._ca = ca
         self._timeout = timeout
         # Transfers may take long; a stall of `timeout` seconds between bytes still fails them.
@@ -122,6 +134,19 @@ class Session:
         team = env.get("STRONGROOM_TEAM") or None
         self.experiments = ExperimentsClient(self, team)
         self.lineage = LineageClient(self, team)
+        from strongroom.sdk import catalog
+
+        self.catalog = catalog.Catalog(self)
+        self.notebooks = catalog.Notebooks(self)
+
+    def current_token(self) -> str:
+        """The token requests carry now (inside a notebook: the freshest execution token)."""
+        if self._token_source is not None:
+            try:
+                return self._token_source()
+            except OSError:
+                return self._token
+        return self._token
 
     def __repr__(self) -> str:
         return f"Session({self.where})"
@@ -286,6 +311,17 @@ def _error(response: httpx.Response) -> StrongroomError:
     return StrongroomError(f"HTTP {response.status_code}: {response.text[:200]}")
 
 
+class _TokenAuth(httpx.Auth):
+    """Sets ``Authorization: Bearer`` from a callable on every request (tokens may be refreshed)."""
+
+    def __init__(self, token: Any) -> None:
+        self._token = token
+
+    def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
+        request.headers["authorization"] = f"Bearer {self._token()}"
+        yield request
+
+
 def _token_file(path: str | None) -> str | None:
     """Inside sandboxes the platform keeps a fresh execution-role token in a file."""
     if not path:
@@ -296,11 +332,26 @@ def _token_file(path: str | None) -> str | None:
         return None
 
 
-def _environment_module_token() -> str | None:
-    """Inside a notebook, the platform-provided ``strongroom_environment`` knows the token."""
+def _token_file_source(path: str | None) -> Any:
+    """A callable reading the token file afresh, if ``path`` names a readable, non-empty one."""
+    if not path or _token_file(path) is None:
+        return None
+    return lambda: _token_file(path) or ""
+
+
+def _environment_module_token_source() -> Any:
+    """Inside a notebook, the platform-provided ``strongroom_environment.token`` reads the current token."""
     try:
         import strongroom_environment  # type: ignore[import-not-found]
     except ImportError:
         return None
     getter = getattr(strongroom_environment, "token", None)
-    return str(getter()) if callable(getter) else None
+    if not callable(getter):
+        return None
+    return lambda: str(getter())
+
+
+def _environment_module_token() -> str | None:
+    """The current token from ``strongroom_environment``, if this runs inside a notebook."""
+    source = _environment_module_token_source()
+    return source() if source is not None else None

@@ -109,8 +109,39 @@ EXPECTED: dict[str, set[str]] = {
     "DescribeLineageEntity": {AU, DS, ML},
     "ListLineageEntities": {AU, DS, ML},
     "QueryLineage": {AU, DS, ML},
+    # catalog: platform admins and team admins manage portfolios; launches need a portfolio grant
+    "ListProducts": {PA, AU, DSA, DS, ML},
+    "DescribeProduct": {PA, AU, DSA, DS, ML},
+    "CreatePortfolio": {PA, DSA},
+    "DeletePortfolio": {PA, DSA},
+    "AssociateProductWithPortfolio": {PA, DSA},
+    "DisassociateProductFromPortfolio": {PA, DSA},
+    "GrantPortfolioAccess": {PA, DSA},
+    "RevokePortfolioAccess": {PA, DSA},
+    "ListPortfolios": {PA, AU, DSA, DS, ML},
+    "DescribePortfolio": {PA, AU, DSA, DS, ML},
+    "LaunchProduct": {PA, DSA, DS},
+    "UpdateProvisionedProduct": {PA, DSA},  # and a DataScientist's own (owner test below)
+    "TerminateProvisionedProduct": {PA, DSA},
+    "ListProvisionedProducts": {PA, AU, DSA, DS, ML},
+    "DescribeProvisionedProduct": {PA, AU, DSA, DS, ML},
+    # notebooks: only the catalog creates them; the owner and the team's admins open them
+    "CreateNotebook": set(),
+    "UpdateNotebook": set(),
+    "DeleteNotebook": set(),
+    "ListNotebooks": {PA, AU, DSA, DS, ML},
+    "DescribeNotebook": {PA, AU, DSA, DS, ML},
+    "StartNotebook": {PA, DSA},
+    "StopNotebook": {PA, DSA},
+    "OpenNotebook": {DSA},
+    "CreatePresignedNotebookUrl": {DSA},
+    "UsePackageIndex": {DSA, DS, ML},
 }
-SAFE_WORKLOAD = {"network_isolation": True, "volume_kms_key": "srn:strongroom:risk:key/risk-key"}
+SAFE_WORKLOAD = {
+    "network_isolation": True,
+    "volume_kms_key": "srn:strongroom:risk:key/risk-key",
+    "product_granted": True,
+}
 
 
 @pytest.fixture(scope="module")
@@ -247,3 +278,41 @@ def test_unknown_action_is_a_programming_error(engine: PolicyEngine) -> None:
 
     with pytest.raises(ConfigurationError):
         engine.decide(principal(PA), "LaunchMissiles", Target("x", "", "y"))
+
+
+OWNED = [
+    "UpdateProvisionedProduct",
+    "TerminateProvisionedProduct",
+    "StartNotebook",
+    "StopNotebook",
+    "OpenNotebook",
+    "CreatePresignedNotebookUrl",
+]
+
+
+@pytest.mark.parametrize("action", OWNED)
+def test_data_scientists_manage_only_their_own_notebooks_and_launches(engine: PolicyEngine, action: str) -> None:
+    alice = Principal("alice", "api", (Grant(DS, "risk"),))
+    assert engine.decide(alice, action, Target("notebook", "risk", "nb", owner="alice")).allowed
+    assert not engine.decide(alice, action, Target("notebook", "risk", "nb", owner="bob")).allowed
+    other_team = Principal("alice", "api", (Grant(DS, "fraud"),))
+    assert not engine.decide(other_team, action, Target("notebook", "risk", "nb", owner="alice")).allowed
+
+
+def test_launch_needs_a_portfolio_grant(engine: PolicyEngine) -> None:
+    target = Target("provisioned-product", "risk", "nb", owner="u")
+    denied = engine.decide(principal(DS), "LaunchProduct", target, {"product_granted": False})
+    assert not denied.allowed and denied.policies == ("guardrail-catalog-portfolio",)
+    assert "portfolio" in denied.explain()
+    assert engine.decide(principal(DS), "LaunchProduct", target, {"product_granted": True}).allowed
+
+
+def test_catalog_launch_role_is_only_for_the_platform(engine: PolicyEngine) -> None:
+    launch_role = Grant("CatalogProvisioner", "risk")
+    system = Principal("catalog", "system", (launch_role,))
+    for action in ("CreateTeam", "CreateKey", "CreateBucket", "CreateRepository", "CreateNotebook", "AttachTeamPolicy"):
+        assert engine.decide(system, action, Target("x", "risk", "y")).allowed, action
+    for action in ("PutObject", "GetObject", "Decrypt", "CreateUser", "LaunchProduct"):
+        assert not engine.decide(system, action, Target("x", "risk", "y")).allowed, action
+    borrowed = Principal("mallory", "api", (launch_role,))  # a user token can never act as the launch role
+    assert not engine.decide(borrowed, "CreateBucket", Target("bucket", "risk", "b")).allowed

@@ -1,0 +1,1 @@
+"""Self-service catalog: products, portfolios, provisioned products and the provisioning engine."""

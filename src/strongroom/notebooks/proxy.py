@@ -1,0 +1,379 @@
+"""The notebook proxy: ``/notebooks/<team>/<name>/...`` (HTTP and WebSocket, streamed) -> Jupyter's socket.
+
+Every request and every WebSocket session is authenticated (a platform token in
+``Authorization: Bearer``, or the notebook's browser session cookie), authorized
+(``OpenNotebook``: the owner and the team's DataScienceAdmins) and audited (a guard ticket,
+completed when the response or the session ends; refusals are audited too). The user's
+credentials never reach Jupyter: the proxy strips them and adds the per-launch secret Jupyter
+trusts instead (``strongroom.notebooks.inside.jupyter_auth``).
+
+``/notebooks/<team>/<name>/_signin?token=...`` redeems a single-use pre-signed URL: it sets a
+Secure, HttpOnly, SameSite=Strict session cookie scoped to the notebook's path and redirects to
+the notebook without the token (``Referrer-Policy: no-referrer``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import re
+import time
+from collections.abc import AsyncIterator
+from typing import Any
+from urllib.parse import quote
+
+import anyio
+from starlette.requests import HTTPConnection, Request
+from starlette.responses import Response, StreamingResponse
+from starlette.routing import BaseRoute, Route, WebSocketRoute
+from starlette.websockets import WebSocket, WebSocketDisconnect
+from websockets.asyncio.client import unix_connect
+from websockets.exceptions import ConnectionClosed, InvalidStatus
+
+from strongroom.api.problems import problem_response
+from strongroom.audit.log import AuditRecord
+from strongroom.core.context import Principal, RequestContext, request_marks
+from strongroom.core.errors import NotFound, StrongroomError, Unauthenticated, Unavailable
+from strongroom.core.names import NAME_PATTERN
+from strongroom.notebooks.spawner import Live
+from strongroom.notebooks.upstream import UpstreamError, UpstreamPool
+
+COOKIE = "strongroom-notebook"
+_HOP = {
+    "connection",
+    "keep-alive",
+    "proxy-connection",
+    "proxy-authenticate",
+    "proxy-authorization",
+    "te",
+    "trailer",
+    "transfer-encoding",
+    "upgrade",
+}
+_STRIP_REQUEST = _HOP | {"authorization", "cookie"}
+_WS_STRIP = _STRIP_REQUEST | {
+    "content-length",
+    "host",
+    "origin",
+    "sec-websocket-key",
+    "sec-websocket-version",
+    "sec-websocket-extensions",
+    "sec-websocket-protocol",
+}
+_INTERNAL = re.compile(r"^x-strongroom-", re.I)
+METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
+
+
+def _names(connection: HTTPConnection) -> tuple[str, str]:
+    team, name = connection.path_params["team"], connection.path_params["name"]
+    if not NAME_PATTERN.fullmatch(team) or not NAME_PATTERN.fullmatch(name):
+        raise NotFound("no such notebook")
+    return team, name
+
+
+def _source(connection: HTTPConnection) -> str:
+    client = connection.client
+    return client.host if client and client.host else "unix-socket"
+
+
+def _context(connection: HTTPConnection, principal: Principal) -> RequestContext:
+    request_id = connection.scope.get("state", {}).get("request_id") or connection.headers.get("x-request-id", "")
+    ctx = RequestContext(
+        principal=principal, source=_source(connection), user_agent=connection.headers.get("user-agent", "")[:256]
+    )
+    return RequestContext(
+        principal=principal,
+        request_id=request_id if re.fullmatch(r"[A-Za-z0-9._-]{1,64}", request_id or "") else ctx.request_id,
+        source=ctx.source,
+        user_agent=ctx.user_agent,
+    )
+
+
+def _mark_audited() -> None:
+    marks = request_marks.get()
+    if marks is not None:
+        marks.audited = True
+
+
+async def _audit_refusal(connection: HTTPConnection, team: str, name: str, error: StrongroomError, via: str) -> None:
+    """Record a refused request (no token, bad session, used sign-in link) without any credential in it."""
+    platform = connection.app.state.platform
+    principal = connection.scope.get("state", {}).get("principal") or Principal.anonymous()
+    record = AuditRecord(
+        principal=principal.user,
+        token_kind=principal.token_kind,
+        role=",".join(str(g) for g in principal.grants),
+        team=team,
+        action="OpenNotebook",
+        resource=f"srn:strongroom:{team}:notebook/{name}",
+        decision="Deny",
+        outcome=error.slug,
+        error=error.detail[:500],
+        request_id=_context(connection, principal).request_id,
+        source=_source(connection),
+        user_agent=connection.headers.get("user-agent", "")[:256],
+        params={"via": via},
+    )
+    await anyio.to_thread.run_sync(platform.audit_log.append_standalone, record)
+    _mark_audited()
+
+
+async def _authenticate(connection: HTTPConnection, team: str, name: str) -> tuple[Principal, bool, float]:
+    """``(principal, bearer, cookie_expiry)``; raises ``Unauthenticated``."""
+    platform = connection.app.state.platform
+    header = connection.headers.get("authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() == "bearer" and token.strip():
+        identity = platform.identity
+        principal = identity.cached_principal(token.strip()) or await anyio.to_thread.run_sync(
+            identity.authenticate, token.strip()
+        )
+        return principal, True, 0.0
+    cookie = connection.cookies.get(COOKIE, "")
+    if cookie:
+        notebooks = platform.notebooks
+        notebook_id = notebooks.notebook_id(team, name)
+        if notebook_id:
+            principal, expires = await anyio.to_thread.run_sync(notebooks.principal_from_cookie, cookie, notebook_id)
+            return principal, False, expires
+    raise Unauthenticated("sign in to this notebook with `strongroom notebooks open`, or send a platform token")
+
+
+def _upstream_headers(
+    connection: HTTPConnection, live: Live, principal: Principal, bearer: bool, strip: set[str]
+) -> dict[str, str]:
+    headers = {k: v for k, v in connection.headers.items() if k.lower() not in strip and not _INTERNAL.match(k)}
+    cookies = [
+        part.strip()
+        for part in connection.headers.get("cookie", "").split(";")
+        if part.strip() and not part.strip().startswith(COOKIE + "=")
+    ]
+    if cookies:
+        headers["cookie"] = "; ".join(cookies)
+    headers.update(live.upstream_headers(principal.user, bearer))
+    return headers
+
+
+def _raw_path(connection: HTTPConnection) -> str:
+    """The path as the client sent it (still percent-encoded), so file names survive the hop."""
+    raw = connection.scope.get("raw_path")
+    return raw.decode("latin-1") if raw else quote(connection.url.path)
+
+
+def _pool(live: Live) -> UpstreamPool:
+    key = id(asyncio.get_running_loop())
+    pool = live.clients.get(key)
+    if pool is None:
+        pool = UpstreamPool(live.socket_path)
+        live.clients[key] = pool
+    return pool
+
+
+def _cookie_header(value: str, team: str, name: str, max_age: int) -> str:
+    return f"{COOKIE}={value}; Path=/notebooks/{team}/{name}/; Max-Age={max_age}; Secure; HttpOnly; SameSite=Strict"
+
+
+def _problem(connection: HTTPConnection, exc: StrongroomError) -> Response:
+    body = exc.to_problem(instance=connection.url.path)
+    body["request_id"] = connection.scope.get("state", {}).get("request_id", "")
+    headers = {"WWW-Authenticate": 'Bearer realm="strongroom"'} if exc.status == 401 else None
+    return problem_response(exc.status, body, headers)
+
+
+async def signin(request: Request) -> Response:
+    """Redeem a pre-signed URL once: session cookie, then a redirect without the token."""
+    try:
+        team, name = _names(request)
+    except NotFound as exc:
+        return _problem(request, exc)
+    platform = request.app.state.platform
+    token = request.query_params.get("token", "")
+    ctx = _context(request, Principal.anonymous())
+    try:
+        cookie = await anyio.to_thread.run_sync(platform.notebooks.redeem, ctx, team, name, token)
+    except StrongroomError as exc:
+        marks = request_marks.get()
+        if marks is None or not marks.audited:
+            await _audit_refusal(request, team, name, exc, "pre-signed URL")
+        return _problem(request, exc)
+    ttl = int(platform.notebooks.session_ttl.total_seconds())
+    return Response(
+        status_code=303,
+        headers={
+            "location": f"/notebooks/{team}/{name}/lab",
+            "set-cookie": _cookie_header(cookie, team, name, ttl),
+            "referrer-policy": "no-referrer",
+            "cache-control": "no-store",
+        },
+    )
+
+
+async def add_slash(request: Request) -> Response:
+    return Response(status_code=307, headers={"location": request.url.path + "/"})
+
+
+async def proxy_http(request: Request) -> Response:
+    """Forward one HTTP request to the notebook's Jupyter, streaming both bodies."""
+    platform = request.app.state.platform
+    notebooks = platform.notebooks
+    team = name = ""
+    try:
+        team, name = _names(request)
+        principal, bearer, expires = await _authenticate(request, team, name)
+    except StrongroomError as exc:
+        await _audit_refusal(request, team, name, exc, "proxy")
+        return _problem(request, exc)
+    request.state.principal = principal
+    ctx = _context(request, principal)
+    path = request.url.path
+    try:
+        notebooks.audit.ensure_healthy()
+    except StrongroomError as exc:
+        return _problem(request, exc)
+    try:
+        ticket = notebooks.authorize_open(ctx, team, name, {"method": request.method, "path": path[:256]})
+    except StrongroomError as exc:
+        _mark_audited()  # the guard audited the denial
+        return _problem(request, exc)
+    live = notebooks.route(team, name)
+    if live is None:
+        exists = await anyio.to_thread.run_sync(notebooks.notebook_id, team, name)
+        error: StrongroomError = (
+            Unavailable(f"notebook {team}/{name} is not running; start it with `strongroom notebooks start`")
+            if exists
+            else NotFound(f"team {team} has no notebook {name!r}")
+        )
+        await anyio.to_thread.run_sync(platform.guard.complete, ticket, error)
+        return _problem(request, error)
+    headers = _upstream_headers(request, live, principal, bearer, _STRIP_REQUEST)
+    has_body = request.method in ("POST", "PUT", "PATCH", "DELETE")
+    target = _raw_path(request) + (f"?{request.url.query}" if request.url.query else "")
+    try:
+        upstream = await _pool(live).request(
+            request.method, target, list(headers.items()), request.stream() if has_body else None
+        )
+    except (UpstreamError, OSError) as exc:
+        error = Unavailable(f"the notebook server did not answer: {type(exc).__name__}")
+        notebooks.audit.complete(ticket, error)
+        return _problem(request, error)
+    raw = [(k, v) for k, v in upstream.headers if k.decode("latin-1") not in _HOP]
+    if not bearer and expires - time.time() < notebooks.session_ttl.total_seconds() / 2:
+        fresh = notebooks.session_cookie(
+            principal.user, principal.grants[0].role, principal.grants[0].team, live.notebook_id
+        )
+        ttl = int(notebooks.session_ttl.total_seconds())
+        raw.append((b"set-cookie", _cookie_header(fresh, team, name, ttl).encode()))
+
+    async def body() -> AsyncIterator[bytes]:
+        failure: BaseException | None = None
+        try:
+            async for chunk in upstream.body():
+                yield chunk
+        except BaseException as exc:
+            failure = exc
+            raise
+        finally:
+            await upstream.aclose()
+            notebooks.audit.complete(ticket, failure)
+
+    response = StreamingResponse(body(), status_code=upstream.status_code)
+    response.raw_headers = raw
+    return response
+
+
+async def proxy_websocket(websocket: WebSocket) -> None:
+    """Bridge one WebSocket (kernels, terminals) to Jupyter; authorized and audited as one session."""
+    platform = websocket.app.state.platform
+    notebooks = platform.notebooks
+    team = name = ""
+    try:
+        team, name = _names(websocket)
+        principal, bearer, _ = await _authenticate(websocket, team, name)
+    except StrongroomError as exc:
+        await _audit_refusal(websocket, team, name, exc, "websocket")
+        await websocket.close(code=1008)
+        return
+    ctx = _context(websocket, principal)
+    path = websocket.url.path
+    try:
+        ticket = notebooks.authorize_open(ctx, team, name, {"method": "WEBSOCKET", "path": path[:256]})
+    except StrongroomError:
+        await websocket.close(code=1008)
+        return
+    live = notebooks.route(team, name)
+    if live is None:
+        await anyio.to_thread.run_sync(platform.guard.complete, ticket, Unavailable("the notebook is not running"))
+        await websocket.close(code=1013)
+        return
+    headers = _upstream_headers(websocket, live, principal, bearer, _WS_STRIP)
+    host = websocket.headers.get("host", "localhost")
+    query = f"?{websocket.url.query}" if websocket.url.query else ""
+    failure: BaseException | None = None
+    try:
+        async with unix_connect(
+            live.socket_path,
+            f"ws://{host}{_raw_path(websocket)}{query}",
+            additional_headers=headers,
+            origin=websocket.headers.get("origin"),
+            subprotocols=websocket.scope.get("subprotocols") or None,
+            max_size=None,
+            compression=None,
+            ping_interval=None,
+        ) as upstream:
+            await websocket.accept(subprotocol=upstream.subprotocol)
+            await _pump(websocket, upstream)
+    except InvalidStatus as exc:
+        failure = Unavailable(f"Jupyter refused the WebSocket: HTTP {exc.response.status_code}")
+        await websocket.close(code=1008)
+    except (OSError, ConnectionClosed) as exc:
+        failure = Unavailable(f"the notebook server closed the WebSocket: {type(exc).__name__}")
+        with contextlib.suppress(RuntimeError, WebSocketDisconnect):
+            await websocket.close(code=1011)
+    finally:
+        notebooks.audit.complete(ticket, failure)
+
+
+async def _pump(websocket: WebSocket, upstream: Any) -> None:
+    async def client_to_upstream() -> None:
+        try:
+            while True:
+                message = await websocket.receive()
+                if message["type"] == "websocket.disconnect":
+                    break
+                if message.get("bytes") is not None:
+                    await upstream.send(message["bytes"])
+                elif message.get("text") is not None:
+                    await upstream.send(message["text"])
+        except (WebSocketDisconnect, ConnectionClosed):
+            pass
+        finally:
+            await upstream.close()
+
+    async def upstream_to_client() -> None:
+        try:
+            async for message in upstream:
+                if isinstance(message, bytes):
+                    await websocket.send_bytes(message)
+                else:
+                    await websocket.send_text(message)
+        except ConnectionClosed:
+            pass
+        finally:
+            with contextlib.suppress(RuntimeError, WebSocketDisconnect):
+                await websocket.close()
+
+    tasks = [asyncio.create_task(client_to_upstream()), asyncio.create_task(upstream_to_client())]
+    _, pending = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+    for task in pending:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await task
+
+
+def routes() -> list[BaseRoute]:
+    return [
+        Route("/notebooks/{team}/{name}/_signin", signin, methods=["GET"]),
+        Route("/notebooks/{team}/{name}", add_slash, methods=METHODS),
+        Route("/notebooks/{team}/{name}/{path:path}", proxy_http, methods=METHODS),
+        WebSocketRoute("/notebooks/{team}/{name}/{path:path}", proxy_websocket),
+    ]

@@ -1,0 +1,597 @@
+"""Notebook service: notebook instances (created by the catalog's Notebook product), start and stop,
+sign-in URLs and browser sessions, the proxy's per-request authorization, and reconciliation.
+
+The database holds what each notebook *should* be (``desired``: running, stopped, deleted) and
+what it was last seen to be (``status``). The notebook worker (``reconcile``) makes processes
+match: it is the only code that starts or stops sandboxes, so a platform restart simply finds
+notebooks that should run and have no process, kills any sandbox an earlier platform process
+left behind, and starts them again on the same volume.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import datetime as dt
+import hashlib
+import hmac
+import json
+import logging
+import secrets
+import shutil
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from sqlalchemy import select, update
+
+from strongroom.audit.chain import find_secret
+from strongroom.core.context import Grant, Principal, RequestContext, request_marks
+from strongroom.core.errors import Conflict, InvalidInput, NotFound, Unauthenticated
+from strongroom.core.names import check_name
+from strongroom.db.base import utcnow
+from strongroom.db.engine import Database
+from strongroom.identity.db import MembershipRow, UserRow
+from strongroom.identity.service import IdentityService
+from strongroom.notebooks.audit_queue import AuditQueue
+from strongroom.notebooks.db import NotebookRow, PresignedUrlRow
+from strongroom.notebooks.models import SIZES, Notebook, NotebookStatus, PresignedUrl
+from strongroom.notebooks.spawner import LaunchSpec, Live, Spawner
+from strongroom.policy.engine import Decision, Target
+from strongroom.policy.guard import Guard
+
+log = logging.getLogger(__name__)
+RUNTIMES = ("strongroom-python3",)
+COOKIE_PREFIX = "nbs_"
+_MEMBERSHIP_CACHE_SECONDS = 5.0
+_DECISION_CACHE_SECONDS = 2.0
+
+EnvironmentLookup = Callable[[str], dict[str, str]]
+
+
+def notebook_target(team: str, name: str, owner: str = "") -> Target:
+    return Target("notebook", team, name, owner=owner)
+
+
+def _b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def _unb64(text: str) -> bytes:
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+
+
+class NotebookService:
+    def __init__(
+        self,
+        db: Database,
+        guard: Guard,
+        identity: IdentityService,
+        spawner: Spawner,
+        *,
+        cookie_key: bytes,
+        session_ttl: dt.timedelta,
+        presigned_max: dt.timedelta,
+        ready_timeout: float,
+        environment: EnvironmentLookup,
+    ) -> None:
+        self.db = db
+        self.guard = guard
+        self.identity = identity
+        self.spawner = spawner
+        self._cookie_key = cookie_key
+        self.session_ttl = session_ttl
+        self.presigned_max = presigned_max
+        self.ready_timeout = ready_timeout
+        self._environment = environment
+        self._live: dict[str, Live] = {}
+        self._by_name: dict[tuple[str, str], str] = {}
+        self._lock = threading.Lock()
+        self._members: dict[tuple[str, str, str], float] = {}
+        self._decisions: dict[tuple[object, ...], tuple[Decision, float]] = {}
+        self._wake: Callable[[], None] = lambda: None
+        self.audit = AuditQueue(guard)
+
+    def set_wake(self, wake: Callable[[], None]) -> None:
+        self._wake = wake
+
+    # -- instances (the catalog's Notebook product calls these with its launch role) ---------
+
+    def _row(self, session: object, team: str, name: str) -> NotebookRow:
+        from sqlalchemy.orm import Session
+
+        assert isinstance(session, Session)
+        row = session.scalars(
+            select(NotebookRow).where(NotebookRow.team == team, NotebookRow.live_name == name)
+        ).first()
+        if row is None:
+            raise NotFound(f"team {team} has no notebook {name!r}", field="name")
+        return row
+
+    def notebook_id(self, team: str, name: str) -> str:
+        """The id of the live notebook ``team/name`` ("" when there is none)."""
+        notebook_id = self._by_name.get((team, name))
+        if notebook_id:
+            return notebook_id
+        with self.db.read() as session:
+            found = session.scalars(
+                select(NotebookRow.id).where(NotebookRow.team == team, NotebookRow.live_name == name)
+            ).first()
+        return found or ""
+
+    def owner_of(self, team: str, name: str) -> str:
+        """The owner of a live notebook ("" when there is none): what policies check ownership against."""
+        notebook_id = self._by_name.get((team, name))
+        live = self._live.get(notebook_id) if notebook_id else None
+        if live is not None:
+            return live.owner
+        with self.db.read() as session:
+            owner = session.scalars(
+                select(NotebookRow.owner).where(NotebookRow.team == team, NotebookRow.live_name == name)
+            ).first()
+        return owner or ""
+
+    @staticmethod
+    def check_settings(size: str, volume_gib: int, runtime: str) -> None:
+        if size not in SIZES:
+            raise InvalidInput(f"size {size!r} is not offered; choose one of {', '.join(SIZES)}", field="size")
+        if not 1 <= volume_gib <= 1024:
+            raise InvalidInput("volume size must be between 1 and 1024 GiB", field="volume_gib")
+        if runtime not in RUNTIMES:
+            raise InvalidInput(f"runtime {runtime!r} is unknown; runtimes: {', '.join(RUNTIMES)}", field="runtime")
+
+    def create(
+        self,
+        ctx: RequestContext,
+        team: str,
+        name: str,
+        *,
+        owner: str,
+        size: str = "small",
+        volume_gib: int = 5,
+        on_create: str = "",
+        on_start: str = "",
+        runtime: str = RUNTIMES[0],
+        provisioned_product_id: str = "",
+    ) -> Notebook:
+        """A notebook that should run; the worker starts it. Idempotent for the same provisioned product."""
+        check_name(team, "team")
+        check_name(name, "name")
+        self.check_settings(size, volume_gib, runtime)
+        params = {"team": team, "name": name, "owner": owner, "size": size, "volume_gib": volume_gib}
+        with self.guard.call(ctx, "CreateNotebook", notebook_target(team, name, owner), params=params) as call:
+            existing = call.session.scalars(
+                select(NotebookRow).where(NotebookRow.team == team, NotebookRow.live_name == name)
+            ).first()
+            if existing is not None:
+                if provisioned_product_id and existing.provisioned_product_id == provisioned_product_id:
+                    return existing.to_entity()
+                raise Conflict(f"team {team} already has a notebook named {name!r}", field="name")
+            now = utcnow()
+            row = NotebookRow(
+                id="nb-" + secrets.token_hex(5),
+                team=team,
+                name=name,
+                live_name=name,
+                owner=owner,
+                status=NotebookStatus.PENDING.value,
+                desired="running",
+                size=size,
+                volume_gib=volume_gib,
+                runtime=runtime,
+                on_create=on_create,
+                on_start=on_start,
+                provisioned_product_id=provisioned_product_id,
+                reason="",
+                generation=0,
+                created_at=now,
+                updated_at=now,
+            )
+            call.session.add(row)
+            call.emit("NotebookCreated", notebook=name, owner=owner)
+            entity = row.to_entity()
+        self._wake()
+        return entity
+
+    def reconfigure(
+        self, ctx: RequestContext, team: str, name: str, *, size: str, volume_gib: int, on_start: str, runtime: str
+    ) -> Notebook:
+        """New settings, applied by restarting the notebook (the volume stays)."""
+        self.check_settings(size, volume_gib, runtime)
+        params = {"size": size, "volume_gib": volume_gib, "runtime": runtime}
+        with self.guard.call(ctx, "UpdateNotebook", notebook_target(team, name), params=params) as call:
+            row = self._row(call.session, team, name)
+            changed = (row.size, row.volume_gib, row.on_start, row.runtime) != (size, volume_gib, on_start, runtime)
+            if changed:
+                row.size, row.volume_gib, row.on_start, row.runtime = size, volume_gib, on_start, runtime
+                row.generation += 1  # the worker restarts a running notebook whose generation moved on
+                row.status = NotebookStatus.PENDING.value if row.desired == "running" else row.status
+                row.updated_at = utcnow()
+            entity = row.to_entity()
+        self._wake()
+        return entity
+
+    def delete(self, ctx: RequestContext, team: str, name: str) -> None:
+        """Stop the notebook and delete its volume (the worker does it; ``describe`` shows Deleting)."""
+        with self.guard.call(ctx, "DeleteNotebook", notebook_target(team, name), params={"name": name}) as call:
+            row = self._row(call.session, team, name)
+            row.desired = "deleted"
+            row.status = NotebookStatus.DELETING.value
+            row.updated_at = utcnow()
+            call.emit("NotebookDeleting", notebook=name)
+        self._wake()
+
+    def is_gone(self, team: str, name: str, notebook_id: str) -> bool:
+        """True once a deleted notebook's process, volume and route are gone."""
+        with self.db.read() as session:
+            row = session.get(NotebookRow, notebook_id)
+        return row is None or row.status == NotebookStatus.DELETED
+
+    def status_of(self, notebook_id: str) -> Notebook | None:
+        """The notebook's current state, without a call (for the catalog's readiness checks)."""
+        with self.db.read() as session:
+            row = session.get(NotebookRow, notebook_id)
+        return row.to_entity() if row is not None else None
+
+    # -- users ------------------------------------------------------------------------------
+
+    def list(self, ctx: RequestContext, team: str) -> list[Notebook]:
+        with self.guard.call(ctx, "ListNotebooks", notebook_target(team, "*"), write=False) as call:
+            rows = call.session.scalars(
+                select(NotebookRow)
+                .where(NotebookRow.team == team, NotebookRow.live_name.is_not(None))
+                .order_by(NotebookRow.name)
+            )
+            return [r.to_entity() for r in rows]
+
+    def describe(self, ctx: RequestContext, team: str, name: str) -> Notebook:
+        target = notebook_target(team, name, self.owner_of(team, name))
+        with self.guard.call(ctx, "DescribeNotebook", target, write=False) as call:
+            return self._row(call.session, team, name).to_entity()
+
+    def set_running(self, ctx: RequestContext, team: str, name: str, running: bool) -> Notebook:
+        """Start or stop; the volume is kept either way."""
+        action = "StartNotebook" if running else "StopNotebook"
+        target = notebook_target(team, name, self.owner_of(team, name))
+        with self.guard.call(ctx, action, target, params={"name": name}) as call:
+            row = self._row(call.session, team, name)
+            if row.desired == "deleted":
+                raise Conflict(f"notebook {name} is being deleted", field="name")
+            wanted = "running" if running else "stopped"
+            if row.desired != wanted or (running and row.status == NotebookStatus.FAILED):
+                row.desired = wanted
+                row.status = (NotebookStatus.PENDING if running else NotebookStatus.STOPPING).value
+                row.reason = f"{'start' if running else 'stop'} requested by {ctx.principal.user}"
+                row.updated_at = utcnow()
+                call.emit("NotebookStarting" if running else "NotebookStopping", notebook=name)
+            entity = row.to_entity()
+        self._wake()
+        return entity
+
+    # -- sign-in: pre-signed URLs and browser sessions -----------------------------------------
+
+    def presign(self, ctx: RequestContext, team: str, name: str, expires_in: int = 300) -> PresignedUrl:
+        """A single-use URL that signs a browser in to the notebook as the caller."""
+        if not 10 <= expires_in <= self.presigned_max.total_seconds():
+            raise InvalidInput(
+                f"expires_in must be between 10 and {int(self.presigned_max.total_seconds())} seconds",
+                field="expires_in",
+            )
+        target = notebook_target(team, name, self.owner_of(team, name))
+        with self.guard.call(ctx, "CreatePresignedNotebookUrl", target, params={"expires_in": expires_in}) as call:
+            row = self._row(call.session, team, name)
+            grant = call.decision.grant
+            role = grant.role if grant is not None else ""
+            token = "srp_" + secrets.token_urlsafe(32)
+            now = utcnow()
+            expires = now + dt.timedelta(seconds=expires_in)
+            call.session.add(
+                PresignedUrlRow(
+                    token_hash=hashlib.sha256(token.encode()).hexdigest(),
+                    notebook_id=row.id,
+                    user=ctx.principal.user,
+                    role=role,
+                    team=team,
+                    expires_at=expires,
+                    created_at=now,
+                )
+            )
+            return PresignedUrl(url=f"/notebooks/{team}/{name}/_signin?token={token}", expires_at=expires)
+
+    def redeem(self, ctx: RequestContext, team: str, name: str, token: str) -> str:
+        """Use a pre-signed URL's token once; return the browser session (cookie value).
+
+        Raises:
+            Unauthenticated: the token is unknown, used, expired, or for another notebook.
+        """
+        digest = hashlib.sha256(token.encode()).hexdigest()
+        now = utcnow()
+        with self.db.write() as session:
+            row = session.get(PresignedUrlRow, digest)
+            notebook = session.scalars(
+                select(NotebookRow).where(NotebookRow.team == team, NotebookRow.live_name == name)
+            ).first()
+            valid = (
+                row is not None
+                and notebook is not None
+                and row.notebook_id == notebook.id
+                and row.used_at is None
+                and row.expires_at > now
+            )
+            if valid:
+                assert row is not None
+                done = session.execute(
+                    update(PresignedUrlRow)
+                    .where(PresignedUrlRow.token_hash == digest, PresignedUrlRow.used_at.is_(None))
+                    .values(used_at=now)
+                )
+                valid = done.rowcount == 1  # type: ignore[attr-defined]
+        if not valid or row is None or notebook is None:
+            raise Unauthenticated("this sign-in link is invalid, was already used, or expired; ask for a new one")
+        principal = Principal(
+            user=row.user, token_kind="session", grants=(Grant(row.role, row.team),), scope=notebook.id
+        )
+        signed_in = RequestContext(
+            principal=principal, request_id=ctx.request_id, source=ctx.source, user_agent=ctx.user_agent
+        )
+        target = notebook_target(team, name, notebook.owner)
+        with self.guard.call(signed_in, "OpenNotebook", target, params={"via": "pre-signed URL"}, write=False):
+            if not self._member(row.user, row.team, row.role):
+                raise Unauthenticated(f"{row.user} no longer holds {row.role} in {row.team}")
+        return self.session_cookie(row.user, row.role, row.team, notebook.id)
+
+    def session_cookie(self, user: str, role: str, team: str, notebook_id: str) -> str:
+        """A browser session for one notebook: HMAC-signed, short-lived, never an API credential."""
+        expires = int(time.time() + self.session_ttl.total_seconds())
+        payload = json.dumps({"u": user, "r": role, "t": team, "n": notebook_id, "e": expires}, separators=(",", ":"))
+        mac = hmac.new(self._cookie_key, payload.encode(), hashlib.sha256).digest()
+        return f"{COOKIE_PREFIX}{_b64(payload.encode())}.{_b64(mac)}"
+
+    def principal_from_cookie(self, value: str, notebook_id: str) -> tuple[Principal, float]:
+        """The principal a notebook session cookie stands for, and when it expires (epoch seconds)."""
+        if not value.startswith(COOKIE_PREFIX):
+            raise Unauthenticated("not a notebook session")
+        body, _, mac = value[len(COOKIE_PREFIX) :].partition(".")
+        try:
+            payload, tag = _unb64(body), _unb64(mac)
+        except (binascii.Error, ValueError):
+            raise Unauthenticated("malformed notebook session") from None
+        if not hmac.compare_digest(hmac.new(self._cookie_key, payload, hashlib.sha256).digest(), tag):
+            raise Unauthenticated("notebook session signature is invalid")
+        data = json.loads(payload)
+        if data["n"] != notebook_id:
+            raise Unauthenticated("this session belongs to another notebook")
+        if data["e"] <= time.time():
+            raise Unauthenticated("the notebook session expired; sign in again")
+        if not self._member(data["u"], data["t"], data["r"]):
+            raise Unauthenticated(f"{data['u']} no longer holds {data['r']} in {data['t']}")
+        principal = Principal(
+            user=data["u"], token_kind="session", grants=(Grant(data["r"], data["t"]),), scope=notebook_id
+        )
+        return principal, float(data["e"])
+
+    def _member(self, user: str, team: str, role: str) -> bool:
+        key = (user, team, role)
+        cached = self._members.get(key)
+        if cached is not None and cached > time.monotonic():
+            return True
+        with self.db.read() as session:
+            account = session.get(UserRow, user)
+            held = session.scalars(
+                select(MembershipRow.id).where(
+                    MembershipRow.user == user, MembershipRow.team == team, MembershipRow.role == role
+                )
+            ).first()
+        if account is None or account.disabled or held is None:
+            self._members.pop(key, None)
+            return False
+        if len(self._members) > 10_000:
+            self._members.clear()
+        self._members[key] = time.monotonic() + _MEMBERSHIP_CACHE_SECONDS
+        return True
+
+    # -- the proxy ----------------------------------------------------------------------------
+
+    def route(self, team: str, name: str) -> Live | None:
+        """The running, ready notebook at ``/notebooks/<team>/<name>/``, if any."""
+        notebook_id = self._by_name.get((team, name))
+        live = self._live.get(notebook_id) if notebook_id else None
+        return live if live is not None and live.ready else None
+
+    def authorize_open(self, ctx: RequestContext, team: str, name: str, params: dict[str, str]) -> Guard.Ticket:
+        """Authorize one proxied request or WebSocket session (complete the ticket after it).
+
+        A page load is dozens of requests by the same principal for the same notebook: an allowed
+        decision is reused for ``_DECISION_CACHE_SECONDS`` (like the identity cache, a policy or
+        membership change takes effect within seconds). Denials are never cached.
+        """
+        target = notebook_target(team, name, self.owner_of(team, name))
+        p = ctx.principal
+        key = (p.user, p.token_kind, p.grants, p.scope, target.team, target.name, target.owner)
+        cached = self._decisions.get(key)
+        fresh = cached is not None and cached[1] > time.monotonic()
+        if cached is not None and fresh and self.guard.enforcing and find_secret(params) is None:
+            marks = request_marks.get()
+            if marks is not None:
+                marks.audited = True  # the ticket's outcome event is written when the request ends
+            return Guard.Ticket(ctx, "OpenNotebook", target, cached[0], dict(params))
+        ticket = self.guard.authorize(ctx, "OpenNotebook", target, params=params)
+        if len(self._decisions) > 10_000:
+            self._decisions.clear()
+        self._decisions[key] = (ticket.decision, time.monotonic() + _DECISION_CACHE_SECONDS)
+        return ticket
+
+    # -- reconciliation (the notebook worker) -------------------------------------------------
+
+    def reconcile(self) -> bool:
+        """Make processes match the database; return True while something is changing."""
+        with self.db.read() as session:
+            rows = list(session.scalars(select(NotebookRow).where(NotebookRow.status != NotebookStatus.DELETED.value)))
+        busy = False
+        seen = set()
+        for row in rows:
+            seen.add(row.id)
+            try:
+                busy = self._reconcile_one(row) or busy
+            except Exception as exc:
+                log.exception("notebooks: reconciling %s failed", row.id)
+                self._mark(row.id, NotebookStatus.FAILED, f"the platform could not manage this notebook: {exc}")
+        for notebook_id in list(self._live):
+            if notebook_id not in seen:
+                self._forget(notebook_id, stop=True)
+        return busy
+
+    def _reconcile_one(self, row: NotebookRow) -> bool:
+        live = self._live.get(row.id)
+        if live is not None and live.generation != row.generation and row.desired == "running":
+            self._forget(row.id, stop=True, reason="restarting with new settings")
+            return True
+        if row.desired == "running":
+            if live is None:
+                if row.status == NotebookStatus.FAILED:
+                    return False
+                if self.spawner.kill_leftover(row.id, row.host_pid):
+                    log.warning("notebooks: killed %s left running by an earlier platform process", row.id)
+                self._start(row)
+                return True
+            if not live.process.running():
+                result = live.process.wait()
+                tail = " | ".join(list(live.tail)[-5:])
+                self._forget(row.id)
+                self._mark(
+                    row.id, NotebookStatus.FAILED, f"the notebook server ended: {result.reason}. Last output: {tail}"
+                )
+                return False
+            if not live.ready:
+                if self.spawner.probe(live):
+                    live.ready = True
+                    with self._lock:
+                        self._by_name[(row.team, row.name)] = row.id
+                    self._mark(row.id, NotebookStatus.IN_SERVICE, "", started=True)
+                    return False
+                if (utcnow() - live.process.started_at).total_seconds() > self.ready_timeout:
+                    tail = " | ".join(list(live.tail)[-5:])
+                    self._forget(row.id, stop=True, reason="did not get ready in time")
+                    self._mark(
+                        row.id,
+                        NotebookStatus.FAILED,
+                        f"Jupyter did not answer within {self.ready_timeout:g} s. Last output: {tail}",
+                    )
+                    return False
+                return True
+            self._refresh_token(row, live)
+            return False
+        # stopped or deleted: no process may remain
+        if live is not None:
+            self._forget(row.id, stop=True, reason=f"{row.desired} on request")
+            return True
+        self.spawner.cleanup(row.id)
+        if row.desired == "stopped" and row.status != NotebookStatus.STOPPED:
+            self._mark(row.id, NotebookStatus.STOPPED, row.reason or "stopped")
+        if row.desired == "deleted":
+            shutil.rmtree(self.spawner.volume(row.team, row.name, row.id), ignore_errors=True)
+            with self.db.write() as session:
+                fresh = session.get(NotebookRow, row.id)
+                if fresh is not None:
+                    fresh.status = NotebookStatus.DELETED.value
+                    fresh.live_name = None
+                    fresh.host_pid = None
+                    fresh.updated_at = utcnow()
+        return False
+
+    def _execution_token(self, row: NotebookRow) -> str:
+        issued = self.identity.create_execution_token(
+            RequestContext.system(),
+            row.owner,
+            "DataScientist",
+            row.team,
+            f"srn:strongroom:{row.team}:notebook/{row.name}",
+        )
+        return issued.token
+
+    def _start(self, row: NotebookRow) -> None:
+        try:
+            token = self._execution_token(row)
+        except Exception as exc:
+            self._mark(row.id, NotebookStatus.FAILED, f"no execution role for {row.owner}: {exc}")
+            return
+        spec = LaunchSpec(
+            notebook_id=row.id,
+            team=row.team,
+            name=row.name,
+            owner=row.owner,
+            size=row.size,
+            volume_gib=row.volume_gib,
+            on_create=row.on_create,
+            on_start=row.on_start,
+            environment=self._environment(row.team),
+        )
+        live = self.spawner.start(spec, row.generation, token)
+        live.token_written_at = time.monotonic()
+        live.process._child_ready.wait(5)
+        with self._lock:
+            self._live[row.id] = live
+        with self.db.write() as session:
+            fresh = session.get(NotebookRow, row.id)
+            if fresh is not None:
+                fresh.status = NotebookStatus.PENDING.value
+                fresh.host_pid = live.process.sandbox_pid
+                fresh.reason = "starting"
+                fresh.updated_at = utcnow()
+
+    def _refresh_token(self, row: NotebookRow, live: Live) -> None:
+        ttl = self.identity.execution_ttl.total_seconds()
+        if time.monotonic() - live.token_written_at < ttl / 3:
+            return
+        try:
+            self.spawner.write_token(live, self._execution_token(row))
+            live.token_written_at = time.monotonic()
+        except Exception:
+            log.exception("notebooks: could not refresh the execution token of %s", row.id)
+
+    def _forget(self, notebook_id: str, *, stop: bool = False, reason: str = "stopped") -> None:
+        with self._lock:
+            live = self._live.pop(notebook_id, None)
+            for key, value in list(self._by_name.items()):
+                if value == notebook_id:
+                    del self._by_name[key]
+        if live is None:
+            return
+        if stop and live.process.running():
+            self.spawner.stop(live, reason)
+            try:
+                live.process.wait(self.spawner_grace() + 15)
+            except TimeoutError:
+                log.error("notebooks: %s did not stop", notebook_id)
+        live.close()
+        self.spawner.cleanup(notebook_id)
+
+    def spawner_grace(self) -> float:
+        return float(getattr(self.spawner, "stop_grace_seconds", 10.0))
+
+    def _mark(self, notebook_id: str, status: NotebookStatus, reason: str, *, started: bool = False) -> None:
+        with self.db.write() as session:
+            row = session.get(NotebookRow, notebook_id)
+            if row is None:
+                return
+            row.status = status.value
+            row.reason = reason[:4000]
+            row.updated_at = utcnow()
+            if started:
+                row.started_at = row.updated_at
+            if status in (NotebookStatus.STOPPED, NotebookStatus.FAILED):
+                row.host_pid = None
+
+    def shutdown(self) -> None:
+        """Stop every notebook this process runs (platform shutdown); they restart with the platform."""
+        for notebook_id in list(self._live):
+            self._forget(notebook_id, stop=True, reason="the platform is shutting down")
+        self.audit.close()
+        self.spawner.close()
+
+    def volume_path(self, team: str, name: str) -> Path:
+        """The host directory of a live notebook's home volume."""
+        with self.db.read() as session:
+            row = self._row(session, team, name)
+            return self.spawner.volume(row.team, row.name, row.id)
