@@ -199,8 +199,9 @@ class CatalogService:
         for row in [self.platform_portfolio(), *rows]:
             if product not in row.products:
                 continue
+            allowed = self.provisioners[product].platform_grants if row.team == "" else row.grants
             for grant in principal.grants:
-                if grant.role not in row.grants:
+                if grant.role not in allowed:
                     continue
                 if row.team == "" and (grant.team in ("", team) or grant.role in PLATFORM_ROLES):
                     return True

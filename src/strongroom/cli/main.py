@@ -146,11 +146,17 @@ def _tls_reachable(config: Config, host: str, port: int) -> str:
 def demo(
     home: HomeOpt = None,
     keep_running: Annotated[bool, typer.Option(help="Leave the platform up and print how to reach it.")] = False,
+    data: Annotated[Path | None, typer.Option(help="The real UCI credit-card default file (.xls or .csv).")] = None,
+    report_dir: Annotated[
+        Path | None, typer.Option(help="Where to save the report (default ./strongroom-demo-report).")
+    ] = None,
 ) -> None:
-    """Run the workshop flow on a fresh home and print what happened."""
+    """Run the workshop end to end on a fresh platform: notebooks executed in sandboxed kernels."""
     from strongroom.demo.run import run_demo
 
-    code = run_demo(home=home, keep_running=keep_running)
+    if data is not None and not data.is_file():
+        raise typer.BadParameter(f"{data} is not a file", param_hint="--data")
+    code = run_demo(home=home, keep_running=keep_running, data=data, report_dir=report_dir)
     raise typer.Exit(code)
 
 

@@ -1,177 +1,336 @@
-"""`strongroom demo`: a fresh platform, team `risk` and its people, allowed and denied calls,
-and a verified audit chain, printed as it happens."""
+"""`strongroom demo`: the workshop, for real.
+
+On a fresh home: initialise the platform and start it; provision the Team Environment `risk`
+(key, encrypted buckets, git repository, portfolio) and its people; show a preventive guardrail
+and a detective control at work (team `sandbox-lab` is exempted from network isolation); launch
+the Notebook product for the data scientist and one for the platform admin; upload the
+workshop notebooks into them and execute them cell by cell in the sandboxed Jupyter kernels,
+through the platform's proxy, as those users; then save the executed notebooks and an HTML
+summary (AUC, top SHAP features, the model's lineage, guardrail and detective events, audit
+verification) to the team bucket and to ./strongroom-demo-report/.
+"""
 
 from __future__ import annotations
 
+import json
 import tempfile
-from collections.abc import Callable
-from dataclasses import dataclass
+import time
+from dataclasses import dataclass, field
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
 from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from strongroom.core import launcher
 from strongroom.core.config import Config
-from strongroom.core.errors import StrongroomError
+from strongroom.core.errors import Forbidden, StrongroomError
 from strongroom.core.platform import initialize
+from strongroom.demo.report import build_summary_html
 from strongroom.sdk.session import Session
 
 console = Console()
-
+TEAM, LAB = "risk", "sandbox-lab"
+NOTEBOOKS = {"admin": "00_PlatformAdmin-Workflow.ipynb", "alice": "01_DataScientist-Workflow.ipynb"}
 PEOPLE = [
-    # name, role, team
-    ("dana", "DataScienceAdmin", "risk"),
-    ("alice", "DataScientist", "risk"),
-    ("omar", "MLOpsEngineer", "risk"),
-    ("fred", "DataScientist", "fraud"),
+    # name, role, team ("" = platform-wide)
+    ("dana", "DataScienceAdmin", TEAM),
+    ("alice", "DataScientist", TEAM),
+    ("omar", "MLOpsEngineer", TEAM),
     ("ava", "Auditor", ""),
+    ("sam", "DataScientist", LAB),
 ]
 
 
 @dataclass
-class Step:
-    who: str
-    what: str
-    expect: str
-    got: str = ""
-    detail: str = ""
+class DemoRun:
+    home: Path
+    report_dir: Path
+    sessions: dict[str, Session] = field(default_factory=dict)
+    facts: dict[str, Any] = field(default_factory=dict)
+    steps: list[tuple[str, str, float]] = field(default_factory=list)
 
-    @property
-    def ok(self) -> bool:
-        return self.expect == self.got
+    def step(self, title: str, seconds: float, outcome: str = "ok") -> None:
+        self.steps.append((title, outcome, seconds))
+        colour = "green" if outcome == "ok" else "red"
+        console.print(f"[{colour}]{'✓' if outcome == 'ok' else '✗'}[/{colour}] {title} [dim]({seconds:.1f} s)[/dim]")
 
 
-def _attempt(step: Step, call: Callable[[], Any]) -> Step:
+def _notebook_source(name: str) -> dict[str, Any]:
+    return dict(json.loads(resources.files("strongroom.demo.notebooks").joinpath(name).read_text()))
+
+
+def _timed(run: DemoRun, title: str, action: Any) -> Any:
+    started = time.monotonic()
+    result = action()
+    run.step(title, time.monotonic() - started)
+    return result
+
+
+def _setup(run: DemoRun, server: launcher.ServerProcess, admin_token: str) -> None:
+    admin = Session(url=server.url, token=admin_token, ca=server.ca)
+    run.sessions["admin"] = admin
+    _timed(
+        run,
+        f"Team Environment '{TEAM}': team, customer-managed key, encrypted buckets, git repository, portfolio",
+        lambda: admin.catalog.launch("team-environment", {"TeamName": TEAM}, wait=True),
+    )
+    _timed(
+        run,
+        f"Team Environment '{LAB}' (a team the admin exempts from network isolation)",
+        lambda: admin.catalog.launch("team-environment", {"TeamName": LAB}, wait=True),
+    )
+    _timed(
+        run,
+        "Team Environment 'platform' for the administrator's own notebook",
+        lambda: admin.catalog.launch("team-environment", {"TeamName": "platform"}, wait=True),
+    )
+    for name, role, team in PEOPLE:
+        admin.users.create(name)
+        if team:
+            admin.teams.add_member(team, name, role)
+        else:
+            admin.users.grant_role(name, role)
+        run.sessions[name] = Session(url=server.url, token=admin.tokens.create("demo", user=name).secret, ca=server.ca)
+    admin.teams.set_guardrail_exemptions(LAB, ["network-isolation"])
+    run.step("people: " + ", ".join(f"{n} ({r}{'@' + t if t else ''})" for n, r, t in PEOPLE), 0.0)
+
+
+def _guardrail_and_detective(run: DemoRun) -> None:
+    alice, sam = run.sessions["alice"], run.sessions["sam"]
+    key = alice.keys.list(TEAM)[0].id
+    spec = {
+        "name": "no-isolation",
+        "team": TEAM,
+        "kind": "training",
+        "code": {"algorithm": "xgboost"},
+        "hyperparameters": {"num_round": 10},
+        "inputs": [{"name": "train", "source": f"sr://{TEAM}-data/x"}],
+        "outputs": [{"name": "model", "destination": f"sr://{TEAM}-models/x"}],
+        "security": {"network_isolation": False, "volume_kms_key": key},
+    }
+    started = time.monotonic()
     try:
-        result = call()
-    except StrongroomError as exc:
-        step.got, step.detail = "denied" if exc.status == 403 else f"error {exc.status}", exc.detail
-        return step
-    step.got = "allowed"
-    if isinstance(result, str):
-        step.detail = result
-    return step
+        alice.jobs.create(spec)
+        run.step("guardrail: a training job without network isolation was ACCEPTED", 0.0, "failed")
+    except Forbidden as exc:
+        run.facts["guardrail"] = exc.detail
+        run.step(
+            f"guardrail: alice's job without network isolation denied — {exc.detail.split(': ', 1)[-1]}",
+            time.monotonic() - started,
+        )
+    lab_key = sam.keys.list(LAB)[0].id
+    sam.buckets.put_object(
+        f"{LAB}-data", "code/phone_home.py", b"import time\nprint('running', flush=True)\ntime.sleep(600)\n"
+    )
+    started = time.monotonic()
+    sam.jobs.create(
+        {
+            "name": "phone-home",
+            "team": LAB,
+            "kind": "processing",
+            "code": {"source": f"sr://{LAB}-data/code/phone_home.py"},
+            "resources": {"scratch_mb": 64},
+            "security": {"network_isolation": False, "volume_kms_key": lab_key},
+        }
+    )
+    deadline = time.monotonic() + 60
+    job = sam.jobs.describe(LAB, "phone-home")
+    while job.status not in ("Stopped", "Failed", "Completed") and time.monotonic() < deadline:
+        time.sleep(0.5)
+        job = sam.jobs.describe(LAB, "phone-home")
+    run.facts["detective"] = {
+        "status": job.status,
+        "reason": job.failure_reason,
+        "seconds": (job.ended_at - job.started_at).total_seconds() if job.ended_at and job.started_at else None,
+    }
+    outcome = "ok" if job.status == "Stopped" and "detective" in job.failure_reason else "failed"
+    run.step(
+        f"detective control: sam's exempted job without network isolation {job.status.lower()} — "
+        f"{job.failure_reason[:80]}",
+        time.monotonic() - started,
+        outcome,
+    )
 
 
-def _assumed_grant(session: Session, role: str, team: str) -> str:
-    with session.assume_role(role, team) as assumed:
-        return assumed.whoami().grants[0]
+def _launch_notebooks(run: DemoRun) -> None:
+    alice, admin = run.sessions["alice"], run.sessions["admin"]
+    _timed(
+        run,
+        "Notebook product for alice (JupyterLab in a network-less sandbox, her DataScientist role)",
+        lambda: alice.catalog.launch(
+            "notebook", {"TeamName": TEAM, "NotebookName": "alice-lab", "InstanceSize": "large"}, wait=True
+        ),
+    )
+    _timed(
+        run,
+        "Notebook product for the platform admin (kernels act as PlatformAdmin)",
+        lambda: admin.catalog.launch(
+            "notebook", {"TeamName": "platform", "NotebookName": "ops", "ExecutionRole": "PlatformAdmin"}, wait=True
+        ),
+    )
 
 
-def _simulate(session: Session, principal: str, action: str, resource: str, context: dict[str, Any]) -> str:
-    result = session.policies.simulate(principal, action, resource, context)
-    if result.decision != "Allow":
-        raise _SimulatedDenial(result.explanation)
-    return result.explanation
+def _execute(run: DemoRun, who: str, team: str, notebook: str) -> dict[str, Any]:
+    session = run.sessions[who]
+    name = NOTEBOOKS[who]
+    source = _notebook_source(name)
+    session.notebooks.upload(team, notebook, name, source)
+    cells = [c for c in source["cells"] if c["cell_type"] == "code"]
+    started = time.monotonic()
+    with Progress(
+        TextColumn(f"[bold]{name}[/bold] as {who}"),
+        BarColumn(),
+        TextColumn("{task.completed}/{task.total}"),
+        TextColumn("{task.description}"),
+        TimeElapsedColumn(),
+        console=console,
+        transient=True,
+    ) as bar:
+        task = bar.add_task("", total=len(cells))
+
+        def on_cell(index: int, cell: Any, result: Any) -> None:
+            first = (cell.source.strip().splitlines() or [""])[0][:60]
+            bar.update(task, advance=1, description=first)
+
+        try:
+            executed = session.notebooks.execute_notebook(team, notebook, name, timeout_per_cell=600, on_cell=on_cell)
+        except StrongroomError as exc:
+            failed = getattr(exc, "notebook", None)
+            if failed is not None:
+                _save(run, name, failed)
+            run.step(f"{name} FAILED in a cell: {exc.detail[:300]}", time.monotonic() - started, "failed")
+            raise
+    run.step(
+        f"{name} executed in the sandboxed kernel as {who}: {len(cells)} cells, no errors", time.monotonic() - started
+    )
+    _save(run, name, executed)
+    return dict(executed)
 
 
-class _SimulatedDenial(StrongroomError):
-    status = 403
+def _save(run: DemoRun, name: str, notebook: Any) -> None:
+    import nbformat
+
+    run.report_dir.mkdir(parents=True, exist_ok=True)
+    nbformat.write(nbformat.from_dict(dict(notebook)), str(run.report_dir / name))
 
 
-def run_demo(home: Path | None = None, keep_running: bool = False) -> int:
+def _outputs_text(notebook: dict[str, Any]) -> str:
+    texts = []
+    for cell in notebook["cells"]:
+        for output in cell.get("outputs", []):
+            if output.get("output_type") == "stream":
+                texts.append(output.get("text", ""))
+            elif "data" in output and "text/plain" in output["data"]:
+                texts.append(output["data"]["text/plain"])
+    return "\n".join(texts)
+
+
+def run_demo(
+    home: Path | None = None, keep_running: bool = False, data: Path | None = None, report_dir: Path | None = None
+) -> int:
     """Run the demo; returns the process exit code (0 when every step behaved as expected)."""
     home = home or Path(tempfile.mkdtemp(prefix="strongroom-demo-"))
+    run = DemoRun(home=home, report_dir=report_dir or Path.cwd() / "strongroom-demo-report")
     config = Config(home=home, port=0)
-    console.rule("[bold]Strongroom demo")
-    console.print(f"Initialising a fresh platform in [bold]{home}[/bold]")
+    console.rule("[bold]Strongroom demo: the secure data-science workshop")
+    started = time.monotonic()
     init = initialize(config)
     server = launcher.start(config)
-    console.print(f"Platform up at [bold]{server.url}[/bold] (sandbox socket {server.socket})")
-    steps: list[Step] = []
+    run.step(f"platform initialised in {home} and serving at {server.url}", time.monotonic() - started)
+    code = 1
     try:
-        admin = Session(url=server.url, token=init.token.secret, ca=server.ca)
-        for team in ("risk", "fraud"):
-            admin.teams.create(team, description=f"{team} modelling team")
-        sessions: dict[str, Session] = {"admin": admin}
-        for name, role, team in PEOPLE:
-            admin.users.create(name)
-            if team:
-                admin.teams.add_member(team, name, role)
-            else:
-                admin.users.grant_role(name, role)
-            token = admin.tokens.create("demo", user=name).secret
-            sessions[name] = Session(url=server.url, token=token, ca=server.ca)
-        console.print(
-            "Created teams [bold]risk[/bold] and [bold]fraud[/bold] and their people: "
-            + ", ".join(f"{n} ({r}{'@' + t if t else ''})" for n, r, t in PEOPLE)
-        )
-        alice, dana, omar, ava = sessions["alice"], sessions["dana"], sessions["omar"], sessions["ava"]
-        job = "srn:strongroom:risk:training-job/credit-default"
-        safe = {"network_isolation": True, "volume_kms_key": "srn:strongroom:risk:key/risk-key"}
-        checks: list[tuple[Step, Callable[[], Any]]] = [
-            (Step("alice", "describe her team risk", "allowed"), lambda: alice.teams.describe("risk") and "ok"),
-            (Step("alice", "describe team fraud", "denied"), lambda: alice.teams.describe("fraud")),
-            (Step("alice", "create a team", "denied"), lambda: alice.teams.create("shadow-it")),
-            (
-                Step("alice", "assume DataScientist@risk", "allowed"),
-                lambda: _assumed_grant(alice, "DataScientist", "risk"),
-            ),
-            (
-                Step("dana", "add omar to risk as DataScientist", "allowed"),
-                lambda: dana.teams.add_member("risk", "omar", "DataScientist") and "ok",
-            ),
-            (
-                Step("dana", "add herself to fraud", "denied"),
-                lambda: dana.teams.add_member("fraud", "dana", "DataScientist"),
-            ),
-            (
-                Step("admin", "simulate: alice trains with network isolation + KMS key", "allowed"),
-                lambda: _simulate(admin, "alice", "CreateTrainingJob", job, safe),
-            ),
-            (
-                Step("admin", "simulate: alice trains without network isolation", "denied"),
-                lambda: _simulate(admin, "alice", "CreateTrainingJob", job, {**safe, "network_isolation": False}),
-            ),
-            (
-                Step("admin", "simulate: alice trains without a volume KMS key", "denied"),
-                lambda: _simulate(admin, "alice", "CreateTrainingJob", job, {"network_isolation": True}),
-            ),
-            (
-                Step("admin", "simulate: alice creates an endpoint", "denied"),
-                lambda: _simulate(admin, "alice", "CreateEndpoint", "srn:strongroom:risk:endpoint/credit", {}),
-            ),
-            (
-                Step("admin", "simulate: omar creates an endpoint", "allowed"),
-                lambda: _simulate(admin, "omar", "CreateEndpoint", "srn:strongroom:risk:endpoint/credit", {}),
-            ),
-            (Step("ava", "read the audit log", "allowed"), lambda: f"{len(ava.audit.tail(50))} recent events"),
-            (Step("ava", "create a user", "denied"), lambda: ava.users.create("mallory")),
-            (Step("omar", "read the audit log", "denied"), lambda: omar.audit.tail(5)),
-        ]
-        for step, call in checks:
-            steps.append(_attempt(step, call))
-        _print_steps(steps)
-        report = ava.audit.verify()
-        denials = ava.audit.query(decision="Deny", limit=1000)
-        colour = "green" if report.ok else "red"
-        console.print(
-            f"Audit chain: [{colour}]{'OK' if report.ok else 'FAILED ' + report.problem}[/{colour}] — "
-            f"{report.events} events, {report.checkpoints} signed checkpoints; {len(denials)} denials recorded"
-        )
-        failed = [s for s in steps if not s.ok]
-        if keep_running:
-            console.print(f"\nPlatform left running. Home: {home}\n  export STRONGROOM_HOME={home}")
-            console.print(f"  export STRONGROOM_TOKEN={init.token.secret}\n  strongroom status")
-        for session in sessions.values():
-            session.close()
-        if failed or not report.ok:
-            console.print(f"[red]{len(failed)} step(s) did not behave as expected[/red]; server log: {server.log_path}")
-            return 1
-        console.print("[green]Demo complete.[/green]")
-        return 0
+        _setup(run, server, init.token.secret)
+        _guardrail_and_detective(run)
+        _launch_notebooks(run)
+        if data is not None:
+            run.sessions["alice"].buckets.put_object(f"{TEAM}-data", f"incoming/{data.name}", data)
+            run.step(f"your data file {data} uploaded (encrypted) to sr://{TEAM}-data/incoming/", 0.0)
+        executed_01 = _execute(run, "alice", TEAM, "alice-lab")
+        executed_00 = _execute(run, "admin", "platform", "ops")
+        summary = _summarise(run, executed_01, executed_00)
+        _print_summary(run, summary)
+        code = 0 if all(outcome == "ok" for _, outcome, _ in run.steps) else 1
+    except StrongroomError as exc:
+        console.print(f"[red]The demo stopped:[/red] {exc.detail}")
+        console.print(f"Server log: {server.log_path}; executed notebooks so far: {run.report_dir}")
     finally:
-        if not keep_running:
+        if keep_running:
+            console.print(f"\nPlatform left running at {server.url}. Home: {home}")
+            console.print(f"  export STRONGROOM_HOME={home}\n  export STRONGROOM_TOKEN={init.token.secret}")
+            console.print("  strongroom notebooks open alice-lab --team risk   # as alice: use her token")
+        else:
+            for session in run.sessions.values():
+                session.close()
             server.stop()
+    console.print(f"Total: {time.monotonic() - started:.0f} s")
+    return code
 
 
-def _print_steps(steps: list[Step]) -> None:
-    table = Table(title="Allowed and denied calls", header_style="bold")
-    for column in ("who", "what", "expected", "got", "detail"):
-        table.add_column(column, overflow="fold")
-    for step in steps:
-        colour = "green" if step.ok else "red"
-        table.add_row(step.who, step.what, step.expect, f"[{colour}]{step.got}[/{colour}]", step.detail[:90])
+def _summarise(run: DemoRun, executed_01: dict[str, Any], executed_00: dict[str, Any]) -> dict[str, Any]:
+    alice, ava = run.sessions["alice"], run.sessions["ava"]
+    text = _outputs_text(executed_01)
+    auc = next((line.split(":", 1)[1].strip() for line in text.splitlines() if line.startswith("test AUC:")), "?")
+    jobs = alice.jobs.list(TEAM)
+    training = next(j for j in jobs if j.kind == "training" and j.status == "Completed")
+    model_uri = next(o.uri for o in training.outputs_produced if o.uri.endswith("model.tar.gz"))
+    model = next(e for e in alice.lineage.list_entities(uri=model_uri))
+    upstream = alice.lineage.upstream(model.srn, depth=10)
+    lineage = sorted({f"{getattr(n, 'type', '')}: {getattr(n, 'uri', '') or n.srn}" for n in upstream.nodes})
+    top = next(
+        (
+            line.split(":", 1)[1].strip().split(", ")
+            for line in text.splitlines()
+            if line.startswith("top SHAP features:")
+        ),
+        [],
+    )
+    verify = ava.audit.verify()
+    report = {
+        "test_auc": auc,
+        "top_shap_features": top,
+        "model": model_uri,
+        "training_job": training.name,
+        "lineage": lineage,
+        "guardrail": run.facts.get("guardrail", ""),
+        "detective": run.facts.get("detective", {}),
+        "audit": {
+            "ok": verify.ok,
+            "events": verify.events,
+            "checkpoints": verify.checkpoints,
+            "problem": verify.problem,
+        },
+        "steps": [{"step": s, "outcome": o, "seconds": round(t, 1)} for s, o, t in run.steps],
+    }
+    html = build_summary_html(report)
+    run.report_dir.mkdir(parents=True, exist_ok=True)
+    (run.report_dir / "summary.html").write_text(html)
+    (run.report_dir / "summary.json").write_text(json.dumps(report, indent=2, default=str))
+    for name in ("summary.html", *NOTEBOOKS.values()):
+        alice.buckets.put_object(f"{TEAM}-data", f"demo-report/{name}", run.report_dir / name)
+    run.step(f"report saved to {run.report_dir} and sr://{TEAM}-data/demo-report/", 0.0)
+    return report
+
+
+def _print_summary(run: DemoRun, summary: dict[str, Any]) -> None:
+    table = Table(title="What the demo did", header_style="bold", show_lines=False)
+    table.add_column("")
+    table.add_column("result", overflow="fold")
+    detective = summary["detective"]
+    table.add_row("test AUC (XGBoost, spot training job)", str(summary["test_auc"]))
+    table.add_row("top SHAP features", ", ".join(summary["top_shap_features"]))
+    table.add_row("model", summary["model"])
+    table.add_row(
+        "model lineage (upstream)", f"{len(summary['lineage'])} entities, down to the raw data and the commit"
+    )
+    table.add_row("guardrail", summary["guardrail"].split(": ", 1)[-1][:100])
+    table.add_row("detective control", f"{detective.get('status')} after {detective.get('seconds') or 0:.1f} s")
+    audit = summary["audit"]
+    table.add_row(
+        "audit chain",
+        f"{'OK' if audit['ok'] else 'FAILED ' + audit['problem']} — {audit['events']} events, "
+        f"{audit['checkpoints']} signed checkpoints",
+    )
     console.print(table)

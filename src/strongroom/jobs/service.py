@@ -103,6 +103,8 @@ class JobService:
         resolved = self._resolve_inputs(ctx, spec)
         code = self._resolve_code(ctx, spec)
         self._check_outputs(ctx, spec)
+        if self.tracking is not None:
+            self.tracking.check(ctx, spec)
         job_id = uuid.uuid4().hex
         data_key = self.kms.generate_data_key(ctx, spec.team, key_ref, logs.log_context(spec.team, job_id))
         with self.guard.call(ctx, action, target, params=params, context=context) as call:

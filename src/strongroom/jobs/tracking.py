@@ -4,12 +4,14 @@ OpenLineage run events."""
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import logging
 from typing import TYPE_CHECKING, Any
 
 from strongroom.core.context import RequestContext
+from strongroom.core.errors import InvalidInput, NotFound
 from strongroom.experiments.models import ArtifactValue, ExperimentConfig
 from strongroom.experiments.service import ExperimentsService
 from strongroom.jobs.models import Job
@@ -50,13 +52,36 @@ class JobTracking:
         suffix = "-" + JOB_TYPES[job.kind].lower()[:20]
         return (job.name[: 63 - len(suffix)] + suffix).strip("-")
 
+    def check(self, ctx: RequestContext, spec: Any) -> None:
+        """Before a job is created: its experiment config names a trial that exists."""
+        config = spec.experiment_config
+        if config is None:
+            return
+        try:
+            trial = self.experiments.describe_trial(
+                dataclasses.replace(ctx, idempotency_key=""), spec.team, config.trial_name
+            )
+        except NotFound:
+            raise InvalidInput(
+                f"experiment_config: trial {config.trial_name!r} does not exist in team {spec.team}; "
+                "create it first (Trial.create)",
+                field="experiment_config.trial_name",
+            ) from None
+        if trial.experiment_name != config.experiment_name:
+            raise InvalidInput(
+                f"experiment_config: trial {config.trial_name!r} belongs to experiment "
+                f"{trial.experiment_name!r}, not {config.experiment_name!r}",
+                field="experiment_config.experiment_name",
+            )
+
     def created(self, ctx: RequestContext, job: Job) -> None:
         """The job's trial component, created with the submitter's rights (so it is theirs)."""
         config = job.spec.experiment_config
         if config is None:
             return
+        # Its own call: the submit request's idempotency key belongs to the job, not to this one.
         self.experiments.start_job_component(
-            ctx,
+            dataclasses.replace(ctx, idempotency_key=""),
             job.team,
             ExperimentConfig.model_validate(config.model_dump()),
             source=job.srn,

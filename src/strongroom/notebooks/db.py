@@ -19,6 +19,7 @@ class NotebookRow(Base):
     name: Mapped[str] = mapped_column(String(64))
     live_name: Mapped[str | None] = mapped_column(String(64), nullable=True)
     owner: Mapped[str] = mapped_column(String(64))
+    role: Mapped[str] = mapped_column(String(32), server_default="DataScientist")
     status: Mapped[str] = mapped_column(String(16), index=True)
     desired: Mapped[str] = mapped_column(String(16))  # running | stopped | deleted
     size: Mapped[str] = mapped_column(String(16))
@@ -43,6 +44,7 @@ class NotebookRow(Base):
             team=self.team,
             name=self.name,
             owner=self.owner,
+            role=self.role,
             status=NotebookStatus(self.status),
             desired=self.desired,
             size=self.size,

@@ -48,6 +48,7 @@ class Notebook(BaseModel):
     team: str
     name: str
     owner: str
+    role: str = "DataScientist"
     status: NotebookStatus
     desired: str
     size: str

@@ -9,7 +9,7 @@ from sqlalchemy import select
 
 from strongroom.catalog.models import ParameterSpec, Product, ProductVersion
 from strongroom.catalog.provisioner import Provisioner, ProvisioningContext, Step, StepPending
-from strongroom.core.context import RequestContext
+from strongroom.core.context import Grant, RequestContext
 from strongroom.core.errors import Forbidden, InvalidInput, NotFound, StrongroomError
 from strongroom.core.names import NAME_PATTERN
 from strongroom.db.engine import Database
@@ -67,6 +67,13 @@ PARAMETERS = [
         max_length=16384,
     ),
     ParameterSpec(
+        name="ExecutionRole",
+        description="The role the notebook's kernels act with: the owner's DataScientist role in the team, "
+        "or (an operator's own notebook) the owner's PlatformAdmin role",
+        default="DataScientist",
+        allowed_values=["DataScientist", "PlatformAdmin"],
+    ),
+    ParameterSpec(
         name="Runtime",
         description="The notebook's Python environment",
         default=RUNTIMES[0],
@@ -80,7 +87,7 @@ NOTEBOOK = Product(
     "and the team's git repository, reachable only through the platform",
     versions=[ProductVersion(name="v1", description="JupyterLab 4 on the platform's Python", parameters=PARAMETERS)],
 )
-IMMUTABLE = ("TeamName", "NotebookName", "Owner")
+IMMUTABLE = ("TeamName", "NotebookName", "Owner", "ExecutionRole")
 
 
 class NotebookStep(Step):
@@ -103,6 +110,7 @@ class NotebookStep(Step):
             on_start=p["OnStartScript"],
             runtime=p["Runtime"],
             provisioned_product_id=pctx.product_id,
+            role=p.get("ExecutionRole") or "DataScientist",
         )
         return {"notebook_id": notebook.id, "team": notebook.team, "name": notebook.name}, False
 
@@ -148,6 +156,8 @@ class NotebookStep(Step):
 
 class NotebookProvisioner(Provisioner):
     product = NOTEBOOK
+    # Operators may launch their own notebook (ExecutionRole=PlatformAdmin) in any team.
+    platform_grants = ("PlatformAdmin",)
 
     def __init__(self, db: Database, notebooks: NotebookService) -> None:
         self.db = db
@@ -163,6 +173,13 @@ class NotebookProvisioner(Provisioner):
         resolved = dict(parameters)
         owner = resolved.get("Owner") or ctx.principal.user
         resolved["Owner"] = owner
+        if resolved.get("ExecutionRole") == "PlatformAdmin":
+            if owner != ctx.principal.user or Grant("PlatformAdmin") not in ctx.principal.grants:
+                raise Forbidden(
+                    "a notebook acting as PlatformAdmin is launched by a PlatformAdmin for themselves",
+                    field="parameters.ExecutionRole",
+                )
+            return resolved
         admin = any(g.role == "DataScienceAdmin" and g.team == team for g in ctx.principal.grants)
         if owner != ctx.principal.user and not admin:
             raise Forbidden(

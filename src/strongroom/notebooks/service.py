@@ -27,7 +27,7 @@ from pathlib import Path
 from sqlalchemy import select, update
 
 from strongroom.audit.chain import find_secret
-from strongroom.core.context import Grant, Principal, RequestContext, request_marks
+from strongroom.core.context import PLATFORM_ROLES, Grant, Principal, RequestContext, request_marks
 from strongroom.core.errors import Conflict, InvalidInput, NotFound, Unauthenticated
 from strongroom.core.names import check_name
 from strongroom.db.base import utcnow
@@ -154,6 +154,7 @@ class NotebookService:
         on_start: str = "",
         runtime: str = RUNTIMES[0],
         provisioned_product_id: str = "",
+        role: str = "DataScientist",
     ) -> Notebook:
         """A notebook that should run; the worker starts it. Idempotent for the same provisioned product."""
         check_name(team, "team")
@@ -175,6 +176,7 @@ class NotebookService:
                 name=name,
                 live_name=name,
                 owner=owner,
+                role=role,
                 status=NotebookStatus.PENDING.value,
                 desired="running",
                 size=size,
@@ -501,11 +503,14 @@ class NotebookService:
         return False
 
     def _execution_token(self, row: NotebookRow) -> str:
+        # A team notebook acts as its owner's DataScientist role in the team; an operator's
+        # notebook acts with the owner's platform-wide role (which has no team).
+        team = "" if row.role in PLATFORM_ROLES else row.team
         issued = self.identity.create_execution_token(
             RequestContext.system(),
             row.owner,
-            "DataScientist",
-            row.team,
+            row.role,
+            team,
             f"srn:strongroom:{row.team}:notebook/{row.name}",
         )
         return issued.token
@@ -526,6 +531,7 @@ class NotebookService:
             on_create=row.on_create,
             on_start=row.on_start,
             environment=self._environment(row.team),
+            role=row.role,
         )
         live = self.spawner.start(spec, row.generation, token)
         live.token_written_at = time.monotonic()

@@ -53,6 +53,7 @@ class LaunchSpec:
     on_create: str
     on_start: str
     environment: dict[str, Any]  # constants for strongroom_environment (buckets, key, repository...)
+    role: str = "DataScientist"  # the execution role the kernel acts with
 
 
 @dataclass
@@ -236,7 +237,7 @@ class SandboxSpawner(Spawner):
             "TEAM": spec.team,
             "NOTEBOOK": spec.name,
             "OWNER": spec.owner,
-            "ROLE": "DataScientist",
+            "ROLE": spec.role,
             "EXECUTION_ROLE": f"srn:strongroom:{spec.team}:notebook/{spec.name}",
             "SOCKET": "/run/strongroom/api.sock",
             "TOKEN_FILE": f"{INSIDE_RO}/token",

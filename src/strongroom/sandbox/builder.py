@@ -31,6 +31,7 @@ ETC_FILES = (
     "/etc/alternatives",
     "/etc/mime.types",
     "/etc/os-release",
+    "/etc/fonts",  # matplotlib's text rendering reads fontconfig's configuration
 )
 
 DataFd = Callable[[bytes], int]
