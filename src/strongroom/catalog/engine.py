@@ -321,27 +321,16 @@ class _Named(Step):
 
 
 class CatalogWorker(Worker):
-    """Runs the provisioning engine; a new request wakes it at once."""
+    """Runs the provisioning engine; a new request wakes it at once, and while something is
+    under change it polls quickly (steps wait for processes to get ready)."""
 
     name = "catalog"
+    busy_interval_seconds = 0.1
 
     def __init__(self, engine: ProvisioningEngine, interval_seconds: float) -> None:
         self.engine = engine
-        self.idle_seconds = interval_seconds
-        self.interval_seconds = 0.0
-        self._wake = threading.Event()
-        self._stopping = threading.Event()
+        self.interval_seconds = interval_seconds
+        self.wakeup = threading.Event()
 
-    def wake(self) -> None:
-        self._wake.set()
-
-    def run_once(self) -> None:
-        self._wake.clear()
-        busy = self.engine.run_once()
-        if not self._stopping.is_set():
-            # While something is under change, poll quickly (steps wait for processes to get ready).
-            self._wake.wait(0.1 if busy else self.idle_seconds)
-
-    def stop(self) -> None:
-        self._stopping.set()
-        self._wake.set()
+    def run_once(self) -> bool:
+        return bool(self.engine.run_once())

@@ -14,12 +14,19 @@ class Worker(abc.ABC):
 
     name: str = "worker"
     interval_seconds: float = 1.0
-    # Set by whoever has work for this worker now (e.g. a state event), to skip the wait.
+    # When ``run_once`` returns True (work is in flight), the next round comes this soon.
+    busy_interval_seconds: float | None = None
+    # Set by whoever has work for this worker now (a request, a state event), to skip the wait.
     wakeup: threading.Event | None = None
 
     @abc.abstractmethod
-    def run_once(self) -> None:
-        """Do one round of work."""
+    def run_once(self) -> bool | None:
+        """Do one round of work; return True when more is in flight (poll again soon)."""
+
+    def wake(self) -> None:
+        """Run the next round now (when the worker has a ``wakeup`` event)."""
+        if self.wakeup is not None:
+            self.wakeup.set()
 
     def stop(self) -> None:
         """Called once at shutdown, after the last round."""
@@ -42,15 +49,18 @@ class WorkerRunner:
 
     def _loop(self, worker: Worker) -> None:
         while not self._stop.is_set():
+            busy = False
             try:
-                worker.run_once()
+                busy = bool(worker.run_once())
             except Exception:
                 log.exception("worker %s failed; retrying in %.1fs", worker.name, worker.interval_seconds)
+            pause = worker.busy_interval_seconds if busy and worker.busy_interval_seconds is not None else None
+            pause = worker.interval_seconds if pause is None else pause
             if worker.wakeup is not None:
-                worker.wakeup.wait(worker.interval_seconds)
+                worker.wakeup.wait(pause)
                 worker.wakeup.clear()
             else:
-                self._stop.wait(worker.interval_seconds)
+                self._stop.wait(pause)
 
     def stop(self, timeout: float = 10.0) -> None:
         self._stop.set()

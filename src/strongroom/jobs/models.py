@@ -39,6 +39,12 @@ def _sr_uri(value: str, field: str) -> str:
     return value
 
 
+def _channel_name(value: str, field: str) -> str:
+    if not CHANNEL.fullmatch(value):
+        raise InvalidInput(f"{field.split('.')[0][:-1]} name {value!r}: 1-32 of a-z 0-9 _ -", field=field)
+    return value
+
+
 def _sandbox_path(value: str, field: str) -> str:
     if not value.startswith(ML_ROOT + "/") or ".." in value.split("/") or "\0" in value:
         raise InvalidInput(f"{value!r} must be a path under {ML_ROOT}/ without '..'", field=field)
@@ -87,9 +93,7 @@ class InputChannel(Strict):
     @field_validator("name")
     @classmethod
     def _name(cls, value: str) -> str:
-        if not CHANNEL.fullmatch(value):
-            raise InvalidInput(f"channel name {value!r}: 1-32 of a-z 0-9 _ -", field="inputs.name")
-        return value
+        return _channel_name(value, "inputs.name")
 
     @field_validator("source")
     @classmethod
@@ -110,9 +114,7 @@ class OutputChannel(Strict):
     @field_validator("name")
     @classmethod
     def _name(cls, value: str) -> str:
-        if not CHANNEL.fullmatch(value):
-            raise InvalidInput(f"output name {value!r}: 1-32 of a-z 0-9 _ -", field="outputs.name")
-        return value
+        return _channel_name(value, "outputs.name")
 
     @field_validator("destination")
     @classmethod

@@ -39,7 +39,7 @@ class JobScheduler(Worker):
     def on_event(self, event: Event) -> None:
         """Wake at once for anything the scheduler acts on."""
         if event.kind == "state" and event.name in WAKE_ON:
-            self.wakeup.set()
+            self.wake()
 
     def run_once(self) -> None:
         if not self._reconciled:

@@ -16,24 +16,15 @@ class NotebookWorker(Worker):
     """
 
     name = "notebooks"
+    busy_interval_seconds = 0.05
 
     def __init__(self, service: NotebookService, interval_seconds: float) -> None:
         self.service = service
-        self.idle_seconds = interval_seconds
-        self.interval_seconds = 0.0
-        self._wake = threading.Event()
-        self._stopping = threading.Event()
+        self.interval_seconds = interval_seconds
+        self.wakeup = threading.Event()
 
-    def wake(self) -> None:
-        self._wake.set()
-
-    def run_once(self) -> None:
-        self._wake.clear()
-        busy = self.service.reconcile()
-        if not self._stopping.is_set():
-            self._wake.wait(0.05 if busy else self.idle_seconds)
+    def run_once(self) -> bool:
+        return bool(self.service.reconcile())
 
     def stop(self) -> None:
-        self._stopping.set()
-        self._wake.set()
         self.service.shutdown()

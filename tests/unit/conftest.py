@@ -1,4 +1,4 @@
-"""A platform with team ``risk`` (and ``fraud``), and request contexts for each role."""
+"""Unit-test fixtures shared by domains: teams ``risk`` and ``fraud``, and a request context per role."""
 
 from __future__ import annotations
 
