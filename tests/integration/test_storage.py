@@ -64,8 +64,8 @@ def test_sdk_round_trip_over_https(server: RunningServer, tmp_path: Path) -> Non
 
 
 def test_sr_uris_work_with_pandas_and_fsspec(server: RunningServer, monkeypatch: pytest.MonkeyPatch) -> None:
-    pd = pytest.importorskip("pandas")
     import fsspec
+    import pandas as pd
 
     _, alice = _team(server)
     monkeypatch.setenv("STRONGROOM_URL", server.url)

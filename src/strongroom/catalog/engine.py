@@ -314,7 +314,9 @@ class _Named(Step):
         self.name = name  # type: ignore[misc]
 
     def create(self, pctx: ProvisioningContext) -> tuple[dict[str, Any], bool]:
-        raise NotImplementedError
+        raise StrongroomError(
+            f"step {self.name!r} is not part of this product version any more; it can only be removed"
+        )
 
     def delete(self, pctx: ProvisioningContext, ref: Mapping[str, Any]) -> None:
         return None

@@ -6,13 +6,11 @@ import io
 import os
 
 import pytest
+from tink import proto_keyset_format, secret_key_access, streaming_aead
+from tink.proto import aes_gcm_hkdf_streaming_pb2, common_pb2, tink_pb2
 
 from strongroom.core.errors import IntegrityError
 from strongroom.kms.streaming import HEADER_SIZE, SEGMENT_SIZE, Layout, StreamingAead
-
-tink = pytest.importorskip("tink")
-from tink import proto_keyset_format, secret_key_access, streaming_aead  # noqa: E402
-from tink.proto import aes_gcm_hkdf_streaming_pb2, common_pb2, tink_pb2  # noqa: E402
 
 MIB = 1 << 20
 FIRST = SEGMENT_SIZE - 16 - HEADER_SIZE
