@@ -17,7 +17,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import Select, func, insert, select, text
+from sqlalchemy import Connection, Select, func, insert, select, text
 from sqlalchemy.orm import Session
 
 from strongroom.audit.chain import GENESIS_HASH, event_hash, redact
@@ -28,7 +28,9 @@ from strongroom.core.context import request_marks
 from strongroom.db.base import utcnow
 from strongroom.db.engine import Database
 
-_INSERT = insert(AuditEventRow)
+_TABLE = AuditEventRow.__table__
+_INSERT = insert(_TABLE)
+_HEAD = select(_TABLE.c.seq, _TABLE.c.hash).order_by(_TABLE.c.seq.desc()).limit(1)
 _CHAIN_LOCK_KEY = 0x5372_4175_6469_74  # "SrAudit"
 _BATCH = 5000
 
@@ -101,17 +103,18 @@ class AuditLog:
 
     # -- writing ----------------------------------------------------------------------------
 
-    def _lock_head(self, session: Session) -> tuple[int, str]:
+    def _lock_head(self, connection: Connection) -> tuple[int, str]:
         if not self.db.is_sqlite:
-            session.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _CHAIN_LOCK_KEY})
-        head = session.execute(
-            select(AuditEventRow.seq, AuditEventRow.hash).order_by(AuditEventRow.seq.desc()).limit(1)
-        ).first()
+            connection.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _CHAIN_LOCK_KEY})
+        head = connection.execute(_HEAD).first()
         return (head[0], head[1]) if head else (0, GENESIS_HASH)
 
-    def append(self, session: Session, record: AuditRecord) -> AuditEvent:
+    def append(self, session: Session | Connection, record: AuditRecord) -> AuditEvent:
         """Append ``record`` inside the caller's write transaction; returns the sealed event."""
-        seq, prev_hash = self._lock_head(session)
+        # Core statements on the bare connection: the audit append is on every call's path,
+        # and the ORM's statement handling costs more than the SQL itself.
+        connection = session.connection() if isinstance(session, Session) else session
+        seq, prev_hash = self._lock_head(connection)
         now = utcnow()
         fields = {
             "seq": seq + 1,
@@ -135,16 +138,15 @@ class AuditLog:
         }
         digest = event_hash(fields)
         sealed = {**fields, "time": now, "hash": digest}
-        # A Core insert: the audit append is on every call's path, the ORM's unit of work is not needed.
-        session.execute(_INSERT, [sealed])
+        connection.execute(_INSERT, sealed)
         marks = request_marks.get()
         if marks is not None:
             marks.audited = True
         return AuditEvent.model_construct(**sealed)
 
     def append_standalone(self, record: AuditRecord) -> AuditEvent:
-        with self.db.write() as session:
-            return self.append(session, record)
+        with self.db.write_connection() as connection:
+            return self.append(connection, record)
 
     # -- checkpoints ------------------------------------------------------------------------
 

@@ -14,7 +14,7 @@ from contextlib import contextmanager
 from typing import Any
 
 from sqlalchemy import create_engine, event
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.pool import NullPool
 
@@ -38,8 +38,9 @@ class Database:
         if self.is_sqlite:
             _configure_sqlite(self.engine, sqlite_synchronous)
         self._write_lock = threading.RLock() if self.is_sqlite else None
+        self._writer = self.engine.execution_options(sqlite_begin="IMMEDIATE")
         self._reads = sessionmaker(self.engine, expire_on_commit=False)
-        self._writes = sessionmaker(self.engine.execution_options(sqlite_begin="IMMEDIATE"), expire_on_commit=False)
+        self._writes = sessionmaker(self._writer, expire_on_commit=False)
 
     @contextmanager
     def read(self) -> Iterator[Session]:
@@ -48,17 +49,25 @@ class Database:
             yield session
 
     @contextmanager
+    def _serialized(self) -> Iterator[None]:
+        lock = self._write_lock
+        if lock is None:
+            yield
+            return
+        with lock:
+            yield
+
+    @contextmanager
     def write(self) -> Iterator[Session]:
         """A write transaction: committed when the block ends normally, else rolled back."""
-        lock = self._write_lock
-        if lock is not None:
-            lock.acquire()
-        try:
-            with self._writes() as session, session.begin():
-                yield session
-        finally:
-            if lock is not None:
-                lock.release()
+        with self._serialized(), self._writes() as session, session.begin():
+            yield session
+
+    @contextmanager
+    def write_connection(self) -> Iterator[Connection]:
+        """A write transaction on a bare connection, for hot paths that need no ORM session."""
+        with self._serialized(), self._writer.begin() as connection:
+            yield connection
 
     def dispose(self) -> None:
         self.engine.dispose()
