@@ -108,11 +108,17 @@ def test_cli_cp_ls_rm_with_versions(server: RunningServer, tmp_path: Path) -> No
     assert alice.list_objects("risk-data", "raw/") == []
 
 
-def _rss_peak(pid: int) -> int:
+def _status_bytes(pid: int, field: str) -> int:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
+        if line.startswith(f"{field}:"):
             return int(line.split()[1]) * 1024
-    raise AssertionError("no VmHWM")
+    raise AssertionError(f"no {field}")
+
+
+def _reset_rss_peak(pid: int) -> int:
+    """Reset the process's peak RSS (clear_refs 5) and return its resident size now."""
+    Path(f"/proc/{pid}/clear_refs").write_text("5")
+    return _status_bytes(pid, "VmRSS")
 
 
 def _pattern(total: int) -> Iterator[bytes]:
@@ -128,6 +134,7 @@ def _pattern(total: int) -> Iterator[bytes]:
 @pytest.mark.timeout(600)
 def test_a_2_gib_object_streams_up_and_down_in_constant_memory(server: RunningServer) -> None:
     _, alice = _team(server)
+    before = _reset_rss_peak(server.process.pid)
     total = 2 << 30
     digest = hashlib.sha256()
     for piece in _pattern(total):
@@ -141,8 +148,9 @@ def test_a_2_gib_object_streams_up_and_down_in_constant_memory(server: RunningSe
             down.update(chunk)
             size += len(chunk)
     assert size == total and down.hexdigest() == digest.hexdigest()
-    peak = _rss_peak(server.process.pid)
-    assert peak < 150 * MIB, f"server peak RSS {peak / MIB:.0f} MiB"
+    # The server has served other tests; what matters is that 2 GiB did not grow it.
+    growth = _status_bytes(server.process.pid, "VmHWM") - before
+    assert growth < 64 * MIB, f"server peak RSS grew by {growth / MIB:.0f} MiB while streaming 2 GiB"
 
 
 def test_kill_9_during_a_put_never_exposes_a_partial_object(initialized: tuple, tmp_path: Path) -> None:
