@@ -4,9 +4,9 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 # Debian packages the platform runs on: sandboxes (bubblewrap; prlimit and taskset from util-linux),
-# team git, the HSM for tests, the browser for console/report tests, a one-connection load tool for
-# benchmarks.
-APT_PACKAGES := bubblewrap util-linux git softhsm2 chromium chromium-driver wrk
+# notebook volumes encrypted at rest (gocryptfs over FUSE), team git, the HSM for tests, the
+# browser for console/report tests, a one-connection load tool for benchmarks.
+APT_PACKAGES := bubblewrap util-linux git gocryptfs fuse3 softhsm2 chromium chromium-driver wrk
 PYTEST_ARGS ?=
 
 .PHONY: setup system-packages demo test lint bench clean

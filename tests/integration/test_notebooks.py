@@ -378,6 +378,36 @@ def test_stop_and_start_keep_the_volume(env: Env) -> None:
     )
 
 
+def _files_below(root: Path, skip: Path) -> Iterator[Path]:
+    """Every regular file under ``root`` without entering ``skip`` (the mount point)."""
+    for directory, subdirs, files in os.walk(root):
+        subdirs[:] = [d for d in subdirs if Path(directory, d) != skip]
+        yield from (Path(directory, f) for f in files)
+
+
+def test_the_volume_is_encrypted_at_rest_under_the_team_key(env: Env) -> None:
+    alice = env.session("alice")
+    notebook = alice.notebooks.describe("risk", "lab")
+    volume = env.config.effective_notebook_volumes_path / "risk" / f"lab-{notebook.id}"
+    marker = f"volume-plaintext-{os.urandom(8).hex()}"
+    run(env, f"open('/home/sandbox/secret-notes-{marker}.txt', 'w').write({marker!r} * 1000)")
+    assert os.path.ismount(volume / "home")
+    on_disk = list(_files_below(volume, skip=volume / "home"))
+    assert len(on_disk) >= 3  # gocryptfs.conf, the wrapped key, the encrypted file
+    for path in on_disk:  # neither the content nor the file name is stored in plaintext
+        data = path.read_bytes()
+        assert marker.encode() not in data and marker not in path.name, path
+    stopped = alice.notebooks.stop("risk", "lab", wait=True)
+    assert stopped.status == "Stopped"
+    assert not os.path.ismount(volume / "home") and list((volume / "home").iterdir()) == []
+    events = env.server.session().audit.query(action="GenerateDataKey", principal="system", team="risk", limit=500)
+    assert any(e.params.get("encryption_context", {}).get("notebook") == notebook.id for e in events)
+    alice.notebooks.start("risk", "lab", wait=True, timeout=240)
+    assert run(env, f"print(len(open('/home/sandbox/secret-notes-{marker}.txt').read()))").strip() == str(
+        len(marker) * 1000
+    )
+
+
 def test_a_platform_restart_reconciles_a_running_notebook(env: Env, package_index: str) -> None:
     notebook = env.session("alice").notebooks.describe("risk", "lab")
     before = env.sandbox_pids(notebook.id)
@@ -387,6 +417,11 @@ def test_a_platform_restart_reconciles_a_running_notebook(env: Env, package_inde
     # ...and it comes back with an approved package index (the next test uses it)
     started = launcher.start(env.config, env={"STRONGROOM_PACKAGE_INDEX_URL": f"{package_index}/simple"})
     env.server = RunningServer(started.config, started.process, started.info, started.log_path, env.server.admin_token)
+    deadline = time.monotonic() + 240
+    # Its row says InService (from before the kill) until the new platform has started it again.
+    while env.session("alice").notebooks.describe("risk", "lab").started_at == notebook.started_at:
+        assert time.monotonic() < deadline, "the notebook was not restarted"
+        time.sleep(0.2)
     env.session("alice").notebooks.wait("risk", "lab", "InService", timeout=240)
     assert not any(Path(f"/proc/{pid}").exists() and pid in env.sandbox_pids(notebook.id) for pid in before)
     assert run(env, "print(open('/home/sandbox/keep.txt').read())").strip() == "still here"

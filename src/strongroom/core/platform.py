@@ -109,6 +109,7 @@ class Platform:
             self.db,
             self.guard,
             self.identity,
+            self.kms,
             SandboxSpawner(
                 self.sandboxes,
                 api_socket=config.effective_socket_path,

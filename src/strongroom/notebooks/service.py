@@ -18,7 +18,6 @@ import hmac
 import json
 import logging
 import secrets
-import shutil
 import threading
 import time
 from collections.abc import Callable
@@ -28,16 +27,18 @@ from sqlalchemy import select, update
 
 from strongroom.audit.chain import find_secret
 from strongroom.core.context import PLATFORM_ROLES, Grant, Principal, RequestContext, request_marks
-from strongroom.core.errors import Conflict, InvalidInput, NotFound, Unauthenticated
+from strongroom.core.errors import Conflict, InvalidInput, NotFound, StrongroomError, Unauthenticated
 from strongroom.core.names import check_name
 from strongroom.db.base import utcnow
 from strongroom.db.engine import Database
 from strongroom.identity.db import MembershipRow, UserRow
 from strongroom.identity.service import IdentityService
+from strongroom.kms.service import KmsService
 from strongroom.notebooks.audit_queue import AuditQueue
 from strongroom.notebooks.db import NotebookRow, PresignedUrlRow
 from strongroom.notebooks.models import SIZES, Notebook, NotebookStatus, PresignedUrl
 from strongroom.notebooks.spawner import LaunchSpec, Live, Spawner
+from strongroom.notebooks.volume import EncryptedVolume
 from strongroom.policy.engine import Decision, Target
 from strongroom.policy.guard import Guard
 
@@ -68,6 +69,7 @@ class NotebookService:
         db: Database,
         guard: Guard,
         identity: IdentityService,
+        kms: KmsService,
         spawner: Spawner,
         *,
         cookie_key: bytes,
@@ -79,6 +81,7 @@ class NotebookService:
         self.db = db
         self.guard = guard
         self.identity = identity
+        self.kms = kms
         self.spawner = spawner
         self._cookie_key = cookie_key
         self.session_ttl = session_ttl
@@ -489,10 +492,12 @@ class NotebookService:
             self._forget(row.id, stop=True, reason=f"{row.desired} on request")
             return True
         self.spawner.cleanup(row.id)
+        volume = self._volume(row.team, row.name, row.id)
+        volume.unmount()  # a mount an earlier platform process left behind
         if row.desired == "stopped" and row.status != NotebookStatus.STOPPED:
             self._mark(row.id, NotebookStatus.STOPPED, row.reason or "stopped")
         if row.desired == "deleted":
-            shutil.rmtree(self.spawner.volume(row.team, row.name, row.id), ignore_errors=True)
+            volume.remove()
             with self.db.write() as session:
                 fresh = session.get(NotebookRow, row.id)
                 if fresh is not None:
@@ -515,11 +520,32 @@ class NotebookService:
         )
         return issued.token
 
+    def _volume(self, team: str, name: str, notebook_id: str) -> EncryptedVolume:
+        return EncryptedVolume(self.spawner.volume(team, name, notebook_id))
+
+    def _mount_volume(self, row: NotebookRow) -> None:
+        """Mount the notebook's encrypted home, its key wrapped by the team's default KMS key
+        (each use is a GenerateDataKey or Decrypt audit event, as for any encrypted object)."""
+        volume = self._volume(row.team, row.name, row.id)
+        ctx = RequestContext.system()
+        context = {"team": row.team, "notebook": row.id, "purpose": "notebook-volume"}
+        wrapped = volume.wrapped_key()
+        if wrapped is None:
+            data_key = self.kms.generate_data_key(ctx, row.team, "default", context)
+        else:
+            data_key = self.kms.decrypt(ctx, row.team, wrapped, context)
+        volume.mount(data_key.wrapped, data_key.plaintext)
+
     def _start(self, row: NotebookRow) -> None:
         try:
             token = self._execution_token(row)
         except Exception as exc:
             self._mark(row.id, NotebookStatus.FAILED, f"no execution role for {row.owner}: {exc}")
+            return
+        try:
+            self._mount_volume(row)
+        except StrongroomError as exc:
+            self._mark(row.id, NotebookStatus.FAILED, f"the notebook's encrypted volume: {exc.detail}")
             return
         spec = LaunchSpec(
             notebook_id=row.id,
@@ -572,6 +598,10 @@ class NotebookService:
                 log.error("notebooks: %s did not stop", notebook_id)
         live.close()
         self.spawner.cleanup(notebook_id)
+        try:
+            self._volume(live.team, live.name, notebook_id).unmount()
+        except StrongroomError:
+            log.exception("notebooks: the volume of %s stays mounted", notebook_id)
 
     def spawner_grace(self) -> float:
         return float(getattr(self.spawner, "stop_grace_seconds", 10.0))

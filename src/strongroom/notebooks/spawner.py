@@ -29,8 +29,10 @@ from typing import Any
 
 import httpx
 
+from strongroom.core.errors import Unavailable
 from strongroom.notebooks.inside.headers import PROXY_AUTH, PROXY_KIND, PROXY_USER
 from strongroom.notebooks.models import SIZES, GiB
+from strongroom.notebooks.volume import EncryptedVolume
 from strongroom.sandbox import Limits, Mount, PythonEnvironment, SandboxProcess, SandboxRunner, SandboxSpec, discover
 
 INSIDE_RO = "/run/strongroom/nb"
@@ -227,8 +229,10 @@ class SandboxSpawner(Spawner):
         ro, sock = runtime / "ro", runtime / "sock"
         for directory in (self.runtime_root, runtime, ro, sock, ro / "jupyter"):
             directory.mkdir(mode=0o700, parents=True, exist_ok=True)
-        home = self.volume(spec.team, spec.name, spec.notebook_id)
-        home.mkdir(mode=0o700, parents=True, exist_ok=True)
+        volume = EncryptedVolume(self.volume(spec.team, spec.name, spec.notebook_id))
+        if not volume.is_mounted():  # plaintext must never land on the disk below the mount point
+            raise Unavailable(f"the encrypted volume of notebook {spec.team}/{spec.name} is not mounted")
+        home = volume.mountpoint
         secret = secrets.token_urlsafe(32)
         size = SIZES[spec.size]
         forwarder = f"http://127.0.0.1:{FORWARDER_PORT}"
