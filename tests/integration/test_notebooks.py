@@ -33,7 +33,7 @@ from websockets.sync.client import connect
 
 from strongroom.core import launcher
 from strongroom.core.config import Config
-from strongroom.core.errors import Forbidden, InvalidInput
+from strongroom.core.errors import Forbidden, InvalidInput, StrongroomError
 from strongroom.core.platform import initialize
 from strongroom.sdk.notebooks import CellExecutionError
 from strongroom.sdk.session import Session
@@ -402,6 +402,13 @@ def test_the_volume_is_encrypted_at_rest_under_the_team_key(env: Env) -> None:
     assert not os.path.ismount(volume / "home") and list((volume / "home").iterdir()) == []
     events = env.server.session().audit.query(action="GenerateDataKey", principal="system", team="risk", limit=500)
     assert any(e.params.get("encryption_context", {}).get("notebook") == notebook.id for e in events)
+    dana = env.session("dana")
+    dana.keys.disable("risk", "default")  # without the team key the volume cannot be opened
+    try:
+        with pytest.raises(StrongroomError, match="is disabled"):
+            alice.notebooks.start("risk", "lab", wait=True, timeout=240)
+    finally:
+        dana.keys.enable("risk", "default")
     alice.notebooks.start("risk", "lab", wait=True, timeout=240)
     assert run(env, f"print(len(open('/home/sandbox/secret-notes-{marker}.txt').read()))").strip() == str(
         len(marker) * 1000
