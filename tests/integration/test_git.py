@@ -27,6 +27,8 @@ def team(server: RunningServer) -> dict[str, str]:
     s = server.session()
     s.teams.create("risk")
     s.teams.create("fraud")
+    for name in ("risk", "fraud"):  # a team's repositories are encrypted under its default key
+        s.keys.create(name, "default")
     tokens = {}
     for user, team_name, role in (
         ("alice", "risk", "DataScientist"),
@@ -70,6 +72,18 @@ def test_clone_commit_push_and_commit_lookup(server: RunningServer, team: dict[s
     events = server.session().audit.query(action="GitPush")
     # a push is two requests (ref advertisement, pack upload): each is audited
     assert [(e.principal, e.decision) for e in events] == [("alice", "Allow"), ("alice", "Allow"), ("omar", "Deny")]
+
+    # At rest the repositories are ciphertext: no repository name, ref, commit id or git config
+    # (all of which a bare repository keeps in plaintext) below the mount point.
+    team_dir = server.config.home / "git" / "risk"
+    assert os.path.ismount(team_dir / "home") and (team_dir / "home" / "credit-model.git" / "HEAD").exists()
+    stored = [p for p in team_dir.rglob("*") if not p.is_relative_to(team_dir / "home")]
+    assert any(p.name == "gocryptfs.conf" for p in stored)
+    for path in stored:
+        assert "credit-model" not in path.name and path.name not in ("HEAD", "config", "main"), path
+        if path.is_file():
+            data = path.read_bytes()
+            assert sha.encode() not in data and b"denyNonFastForwards" not in data, path
 
 
 def test_other_teams_and_anonymous_cannot_clone(server: RunningServer, team: dict[str, str], tmp_path: Path) -> None:

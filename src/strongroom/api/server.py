@@ -102,6 +102,7 @@ def serve(platform: Platform, *, ready_file: Path | None = None) -> None:
     }
     https = _Server(uvicorn.Config(app, ssl_context_factory=lambda _config, _default: context, **common))
     local = _Server(uvicorn.Config(app, **common))
+    platform.git.release_stale_mounts()  # one `up` per home: mounts from a killed process are stale
     runner = WorkerRunner(platform.workers())
     runner.start()
 

@@ -99,7 +99,7 @@ class Platform:
         )
         self.blobs = build_blob_store(config)
         self.storage = StorageService(self.db, self.guard, self.policy_engine, self.kms, self.blobs)
-        self.git = GitService(self.db, self.guard, home / "git")
+        self.git = GitService(self.db, self.guard, self.kms, home / "git")
         self.experiments = ExperimentsService(self.db, self.guard)
         self.lineage = LineageService(self.db, self.guard)
         if config.openlineage_url or config.openlineage_file:
@@ -235,6 +235,7 @@ class Platform:
         return self._workers
 
     def close(self) -> None:
+        self.git.close()
         if "openlineage" in self.__dict__:
             self.openlineage.close()
         self.bus.close()

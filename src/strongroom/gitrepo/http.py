@@ -13,6 +13,7 @@ import binascii
 import contextlib
 import re
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
@@ -21,6 +22,7 @@ from starlette.routing import Route
 from strongroom.api.problems import problem_response
 from strongroom.core.context import RequestContext
 from strongroom.core.errors import PROBLEM_BASE, StrongroomError, Unauthenticated
+from strongroom.policy.guard import Guard
 
 _PATH = re.compile(r"^/git/(?P<team>[a-z0-9][a-z0-9-]{0,62})/(?P<repo>[a-z0-9][a-z0-9-]{0,62})\.git(?P<rest>/.*)?$")
 _ALLOWED_REST = re.compile(r"^/(info/refs|git-upload-pack|git-receive-pack|HEAD)$")
@@ -82,23 +84,29 @@ async def git_endpoint(request: Request) -> Response:
         ticket = await asyncio.to_thread(platform.git.authorize_transfer, ctx, team, repo, push)
     except StrongroomError as exc:
         return _problem(request, exc)
-    return await _run_backend(request, platform, ticket, team, repo, rest)
+    try:
+        project_root = await asyncio.to_thread(platform.git.team_root, team)
+    except StrongroomError as exc:  # e.g. the team key is disabled: the authorized call failed
+        await asyncio.to_thread(platform.guard.complete, ticket, exc)
+        return _problem(request, exc)
+    return await _run_backend(request, platform.guard, ticket, project_root, repo, rest)
 
 
-async def _run_backend(request: Request, platform: object, ticket: object, team: str, repo: str, rest: str) -> Response:
-    git = platform.git  # type: ignore[attr-defined]
+async def _run_backend(
+    request: Request, guard: Guard, ticket: Guard.Ticket, project_root: Path, repo: str, rest: str
+) -> Response:
     env = {
         "PATH": "/usr/bin:/bin",
-        "GIT_PROJECT_ROOT": str(git.root),
+        "GIT_PROJECT_ROOT": str(project_root),
         "GIT_HTTP_EXPORT_ALL": "1",
         "GIT_CONFIG_NOSYSTEM": "1",
-        "HOME": str(git.root),
-        "PATH_INFO": f"/{team}/{repo}.git{rest}",
+        "HOME": str(project_root),
+        "PATH_INFO": f"/{repo}.git{rest}",
         "REQUEST_METHOD": request.method,
         "QUERY_STRING": request.url.query,
         "CONTENT_TYPE": request.headers.get("content-type", ""),
-        "REMOTE_USER": ticket.ctx.principal.user,  # type: ignore[attr-defined]
-        "REMOTE_ADDR": ticket.ctx.source,  # type: ignore[attr-defined]
+        "REMOTE_USER": ticket.ctx.principal.user,
+        "REMOTE_ADDR": ticket.ctx.source,
         "GIT_PROTOCOL": request.headers.get("git-protocol", ""),
     }
     if "content-encoding" in request.headers:
@@ -163,7 +171,7 @@ async def _run_backend(request: Request, platform: object, ticket: object, team:
         reader.cancel()
         with contextlib.suppress(ProcessLookupError):
             process.kill()
-        await asyncio.to_thread(git.guard.complete, ticket, error)
+        await asyncio.to_thread(guard.complete, ticket, error)
         raise error
 
     async def body() -> AsyncIterator[bytes]:
@@ -185,7 +193,7 @@ async def _run_backend(request: Request, platform: object, ticket: object, team:
                 process.kill()
             raise
         finally:
-            await asyncio.to_thread(git.guard.complete, ticket, failure)
+            await asyncio.to_thread(guard.complete, ticket, failure)
 
     headers.pop("Content-Length", None)
     return StreamingResponse(body(), status_code=status, headers=headers)

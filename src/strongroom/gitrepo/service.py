@@ -1,12 +1,18 @@
 """Team repositories: create, list, describe, delete; commit lookup and listing; the
-authorization of smart-HTTP pulls and pushes (served by `strongroom.gitrepo.http`)."""
+authorization of smart-HTTP pulls and pushes (served by `strongroom.gitrepo.http`).
+
+A team's repositories live in one directory encrypted at rest under the team's key
+(`strongroom.kms.volume`), mounted on first use by this platform process and unmounted at shutdown.
+"""
 
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import re
 import shutil
 import subprocess
+import threading
 from pathlib import Path
 
 from sqlalchemy import select
@@ -18,9 +24,12 @@ from strongroom.db.base import utcnow
 from strongroom.db.engine import Database
 from strongroom.gitrepo.db import RepositoryRow
 from strongroom.gitrepo.models import Commit, Repository
+from strongroom.kms.service import KmsService
+from strongroom.kms.volume import EncryptedVolume, mount_for_team
 from strongroom.policy.engine import Target
 from strongroom.policy.guard import Guard
 
+log = logging.getLogger(__name__)
 _SHA = re.compile(r"[0-9a-f]{4,64}")
 _REF = re.compile(r"[A-Za-z0-9][A-Za-z0-9._/-]{0,199}")
 _FIELD_SEP = "\x1f"
@@ -40,14 +49,45 @@ class GitError(StrongroomError):
 
 
 class GitService:
-    def __init__(self, db: Database, guard: Guard, root: Path) -> None:
+    def __init__(self, db: Database, guard: Guard, kms: KmsService, root: Path) -> None:
         self.db = db
         self.guard = guard
+        self.kms = kms
         self.root = root
+        self._mounted: dict[str, EncryptedVolume] = {}
+        self._lock = threading.Lock()
+
+    def team_root(self, team: str) -> Path:
+        """The team's (mounted, decrypted) repository directory; mounts it on first use."""
+        check_name(team, "team")
+        with self._lock:
+            volume = self._mounted.get(team)
+            if volume is None or not volume.is_mounted():
+                volume = EncryptedVolume(self.root / team)
+                mount_for_team(self.kms, team, volume, {"team": team, "purpose": "git-repositories"})
+                self._mounted[team] = volume
+        return volume.mountpoint
 
     def path(self, team: str, name: str) -> Path:
         """The bare repository directory (names are validated, so this cannot escape the root)."""
-        return self.root / check_name(team, "team") / f"{check_name(name, 'repository')}.git"
+        return self.team_root(team) / f"{check_name(name, 'repository')}.git"
+
+    def release_stale_mounts(self) -> None:
+        """Unmount what a platform process killed without a shutdown left mounted (``up`` start)."""
+        if self.root.is_dir():
+            for team_dir in self.root.iterdir():
+                if team_dir.is_dir():
+                    EncryptedVolume(team_dir).unmount()
+
+    def close(self) -> None:
+        """Unmount every team's repositories (platform shutdown)."""
+        with self._lock:
+            for volume in self._mounted.values():
+                try:
+                    volume.unmount()
+                except StrongroomError:
+                    log.exception("git: %s stays mounted", volume.mountpoint)
+            self._mounted.clear()
 
     def _git(self, repo: Path, *args: str) -> str:
         done = subprocess.run(
@@ -68,7 +108,12 @@ class GitService:
         check_name(team, "team")
         check_name(name, "name")
         params = {"team": team, "name": name, "description": description}
-        with self.guard.call(ctx, "CreateRepository", repository_target(team, name), params=params) as call:
+        target = repository_target(team, name)
+        # Mount (KMS, audited) before the write transaction, which must not wait on another
+        # writer; only for callers the policy allows, so a denied request changes nothing.
+        if self.guard.engine.decide(ctx.principal, "CreateRepository", target).allowed:
+            self.team_root(team)
+        with self.guard.call(ctx, "CreateRepository", target, params=params) as call:
             if (replayed := call.replay(Repository)) is not None:
                 return replayed
             exists = call.session.scalars(

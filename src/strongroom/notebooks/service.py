@@ -34,11 +34,11 @@ from strongroom.db.engine import Database
 from strongroom.identity.db import MembershipRow, UserRow
 from strongroom.identity.service import IdentityService
 from strongroom.kms.service import KmsService
+from strongroom.kms.volume import EncryptedVolume, mount_for_team
 from strongroom.notebooks.audit_queue import AuditQueue
 from strongroom.notebooks.db import NotebookRow, PresignedUrlRow
 from strongroom.notebooks.models import SIZES, Notebook, NotebookStatus, PresignedUrl
 from strongroom.notebooks.spawner import LaunchSpec, Live, Spawner
-from strongroom.notebooks.volume import EncryptedVolume
 from strongroom.policy.engine import Decision, Target
 from strongroom.policy.guard import Guard
 
@@ -524,17 +524,8 @@ class NotebookService:
         return EncryptedVolume(self.spawner.volume(team, name, notebook_id))
 
     def _mount_volume(self, row: NotebookRow) -> None:
-        """Mount the notebook's encrypted home, its key wrapped by the team's default KMS key
-        (each use is a GenerateDataKey or Decrypt audit event, as for any encrypted object)."""
-        volume = self._volume(row.team, row.name, row.id)
-        ctx = RequestContext.system()
         context = {"team": row.team, "notebook": row.id, "purpose": "notebook-volume"}
-        wrapped = volume.wrapped_key()
-        if wrapped is None:
-            data_key = self.kms.generate_data_key(ctx, row.team, "default", context)
-        else:
-            data_key = self.kms.decrypt(ctx, row.team, wrapped, context)
-        volume.mount(data_key.wrapped, data_key.plaintext)
+        mount_for_team(self.kms, row.team, self._volume(row.team, row.name, row.id), context)
 
     def _start(self, row: NotebookRow) -> None:
         try:

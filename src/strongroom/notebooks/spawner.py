@@ -30,9 +30,9 @@ from typing import Any
 import httpx
 
 from strongroom.core.errors import Unavailable
+from strongroom.kms.volume import EncryptedVolume
 from strongroom.notebooks.inside.headers import PROXY_AUTH, PROXY_KIND, PROXY_USER
 from strongroom.notebooks.models import SIZES, GiB
-from strongroom.notebooks.volume import EncryptedVolume
 from strongroom.sandbox import Limits, Mount, PythonEnvironment, SandboxProcess, SandboxRunner, SandboxSpec, discover
 
 INSIDE_RO = "/run/strongroom/nb"

@@ -1,4 +1,5 @@
-"""A notebook's home volume, encrypted at rest with gocryptfs under a key the team's KMS key wraps.
+"""Directories encrypted at rest with gocryptfs under a data key the team's KMS key wraps: a
+notebook's home volume, a team's git repositories.
 
 On disk, the volume directory holds only ciphertext:
 
@@ -6,9 +7,9 @@ On disk, the volume directory holds only ciphertext:
     <volume>/cipher/      gocryptfs's encrypted tree (file contents and names: AES-256-GCM / EME)
     <volume>/home/        the mount point; plaintext exists only through the mounted filesystem
 
-The platform mounts the volume (FUSE, as the platform's user) before the notebook starts and
-unmounts it when the notebook stops; the sandbox sees ``home/`` as its home directory. Deleting
-the team key (crypto-shredding) makes the volume unreadable, like every other byte of the team.
+The platform mounts a volume (FUSE, as the platform's user) while it is in use and unmounts it
+afterwards. Deleting the team key (crypto-shredding) makes the volume unreadable, like every
+other byte of the team.
 """
 
 from __future__ import annotations
@@ -21,8 +22,11 @@ import tempfile
 import time
 from pathlib import Path
 
-from strongroom.core.errors import Unavailable
+from strongroom.core.context import RequestContext
+from strongroom.core.errors import NotFound, Unavailable
+from strongroom.kms.service import EncryptionContext, KmsService
 
+TEAM_KEY = "default"  # the alias of the team key volumes are wrapped under (the Team Environment's)
 KEY_FILE = "volume.key"
 # The gocryptfs "password" is the 256-bit data key itself (hex), so scrypt's work factor buys
 # nothing: the lowest one gocryptfs accepts keeps a mount at milliseconds.
@@ -115,6 +119,26 @@ class EncryptedVolume:
                 output.seek(0)
                 detail = output.read().decode(errors="replace").strip()[-500:]
                 raise Unavailable(f"gocryptfs failed (exit {result.returncode}): {detail}")
+
+
+def mount_for_team(kms: KmsService, team: str, volume: EncryptedVolume, context: EncryptionContext) -> Path:
+    """Unwrap (or, on first use, generate) ``volume``'s data key with the team's default key and
+    mount it. The platform acts as ``System``; each use is an audited GenerateDataKey or Decrypt
+    carrying ``context``."""
+    ctx = RequestContext.system()
+    wrapped = volume.wrapped_key()
+    try:
+        if wrapped is None:
+            data_key = kms.generate_data_key(ctx, team, TEAM_KEY, context)
+        else:
+            data_key = kms.decrypt(ctx, team, wrapped, context)
+    except NotFound as exc:
+        raise NotFound(
+            f"team {team} has no key {TEAM_KEY!r} to encrypt {context.get('purpose', 'this volume')} with: "
+            f"launch its Team Environment, or create one (strongroom keys create {team} {TEAM_KEY})",
+            field="key",
+        ) from exc
+    return volume.mount(data_key.wrapped, data_key.plaintext)
 
 
 def _write_atomically(path: Path, data: bytes) -> None:
