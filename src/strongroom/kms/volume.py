@@ -41,7 +41,7 @@ def available() -> str | None:
     if shutil.which("fusermount3") is None and shutil.which("fusermount") is None:
         return "fusermount is not installed (Debian package fuse3)"
     if not os.path.exists("/dev/fuse"):
-        return "/dev/fuse does not exist on this host (FUSE is needed for encrypted notebook volumes)"
+        return "/dev/fuse does not exist on this host (encrypted volumes need FUSE)"
     return None
 
 
@@ -71,7 +71,7 @@ class EncryptedVolume:
         """
         problem = available()
         if problem is not None:
-            raise Unavailable(f"the notebook's encrypted volume cannot be mounted: {problem}")
+            raise Unavailable(f"the encrypted volume {self.root} cannot be mounted: {problem}")
         self.root.mkdir(mode=0o700, parents=True, exist_ok=True)
         self.unmount()
         self.mountpoint.mkdir(mode=0o700, exist_ok=True)
@@ -97,7 +97,7 @@ class EncryptedVolume:
         deadline = time.monotonic() + _TIMEOUT
         while self.is_mounted():
             if time.monotonic() > deadline:
-                raise Unavailable(f"the notebook volume at {self.mountpoint} could not be unmounted")
+                raise Unavailable(f"the encrypted volume at {self.mountpoint} could not be unmounted")
             time.sleep(0.05)
 
     def remove(self) -> None:
