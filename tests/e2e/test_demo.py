@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
 
 from strongroom.cli.main import app
+from strongroom.demo.data import credit_default
 
 
 def _cells(path: Path) -> list[dict]:
@@ -55,3 +57,13 @@ def test_demo_runs_the_workshop_in_sandboxed_notebooks(tmp_path: Path) -> None:
     assert "guardrail-network-isolation" in admin and "enforce-network-isolation" in admin
     assert "audit chain: OK" in admin
     assert "<h1>" in (report / "summary.html").read_text()
+
+    # DESIGN invariant 1: after the whole workflow no input row is on disk in plaintext anywhere
+    # in the platform home (buckets, job scratch, notebook volumes, git, logs, the database).
+    home = tmp_path / "home"
+    assert not any(os.path.ismount(p) for p in home.rglob("home"))  # everything was unmounted
+    raw_lines = credit_default(n=30000, seed=0).to_csv().splitlines()
+    rows = [line.encode() for line in raw_lines[1::1500]]  # 20 rows spread over the file
+    for path in (p for p in home.rglob("*") if p.is_file()):
+        data = path.read_bytes()
+        assert not any(row in data for row in rows), f"an input row in plaintext in {path}"
