@@ -37,7 +37,7 @@ def _team(server: RunningServer) -> tuple[Session, Session]:
 
 def test_sdk_round_trip_over_https(server: RunningServer, tmp_path: Path) -> None:
     admin, alice = _team(server)
-    data = os.urandom(3 * MIB + 11)
+    data = os.urandom(5 * MIB + 11)  # a full 4 MiB direct-I/O block and an unaligned tail on download
     src = tmp_path / "model.bin"
     src.write_bytes(data)
     uri = alice.upload_data(src, bucket="risk-data", key_prefix="models")

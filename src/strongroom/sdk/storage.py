@@ -14,6 +14,7 @@ from typing import IO, TYPE_CHECKING, Any
 import httpx
 
 from strongroom.core.errors import IntegrityError
+from strongroom.core.fileio import write_all
 from strongroom.kms.models import Key, KeyPolicy
 from strongroom.storage.models import Bucket, BucketPolicy, ObjectListing, ObjectTags, ObjectVersion, VersionListing
 
@@ -235,13 +236,21 @@ class Buckets:
         target.parent.mkdir(parents=True, exist_ok=True)
         tmp = target.with_name(f".{target.name}.part")
         digest = hashlib.sha256()
+
+        def hashed(chunks: Iterable[bytes]) -> Iterator[bytes]:
+            for chunk in chunks:
+                digest.update(chunk)
+                if progress:
+                    progress(len(chunk))
+                yield chunk
+
         try:
-            with self.stream(bucket, key, version_id=version_id) as (response, chunks), tmp.open("wb") as out:
-                for chunk in chunks:
-                    digest.update(chunk)
-                    out.write(chunk)
-                    if progress:
-                        progress(len(chunk))
+            with self.stream(bucket, key, version_id=version_id) as (response, chunks):
+                fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o666)  # the umask applies
+                try:
+                    write_all(fd, hashed(chunks))
+                finally:
+                    os.close(fd)
                 expected = response.headers.get("x-sr-sha256")
             if digest.hexdigest() != expected:
                 raise IntegrityError(f"sr://{bucket}/{key}: the download does not match its SHA-256 (cut short?)")
