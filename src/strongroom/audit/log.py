@@ -15,9 +15,9 @@ import datetime as dt
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import Connection, Select, func, insert, select, text
+from sqlalchemy import Connection, Select, Table, func, insert, select, text
 from sqlalchemy.orm import Session
 
 from strongroom.audit.chain import GENESIS_HASH, event_hash, redact
@@ -28,7 +28,7 @@ from strongroom.core.context import request_marks
 from strongroom.db.base import utcnow
 from strongroom.db.engine import Database
 
-_TABLE = AuditEventRow.__table__
+_TABLE = cast(Table, AuditEventRow.__table__)
 _INSERT = insert(_TABLE)
 _HEAD = select(_TABLE.c.seq, _TABLE.c.hash).order_by(_TABLE.c.seq.desc()).limit(1)
 _CHAIN_LOCK_KEY = 0x5372_4175_6469_74  # "SrAudit"

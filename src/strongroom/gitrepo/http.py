@@ -155,11 +155,11 @@ async def _run_backend(
         if chunk is None:
             break
         pending += chunk
-        head, sep, rest = pending.partition(b"\r\n\r\n")
+        head, sep, after = pending.partition(b"\r\n\r\n")
         if not sep:
-            head, sep, rest = pending.partition(b"\n\n")
+            head, sep, after = pending.partition(b"\n\n")
         if sep:
-            pending = rest
+            pending = after
             for line in head.decode("latin-1").splitlines():
                 name, _, value = line.partition(":")
                 if name.lower() == "status":
