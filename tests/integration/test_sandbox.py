@@ -60,7 +60,11 @@ def _bwrap_works() -> bool:
         return False
 
 
-pytestmark = pytest.mark.skipif(not _bwrap_works(), reason="bubblewrap is not usable on this host")
+pytestmark = pytest.mark.skipif(
+    not _bwrap_works(),
+    reason="bubblewrap is missing or cannot create namespaces here "
+    "(make setup installs it; it needs root or unprivileged user namespaces)",
+)
 
 
 @pytest.fixture(scope="module")
