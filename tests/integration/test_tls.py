@@ -77,3 +77,21 @@ def test_unix_socket_serves_the_same_api_with_authentication(server: RunningServ
         response = client.get("http://x/api/v1/whoami")
     assert response.status_code == 401
     assert Path(server.socket).stat().st_mode & 0o077 == 0
+
+
+def test_the_server_sends_no_tls_session_tickets(server: RunningServer) -> None:
+    """TLS 1.3 tickets arrive after the handshake, while a client with a reader thread (the SDK's
+    WebSocket client) is already writing its request: that race sometimes lost a notebook kernel's
+    WebSocket upgrade, and the client then waited on its reader forever. No tickets, no race."""
+    context = ssl.create_default_context(cafile=str(server.ca))
+    context.minimum_version = ssl.TLSVersion.TLSv1_3
+    with (
+        socket.create_connection(("127.0.0.1", server.port), timeout=5) as raw,
+        context.wrap_socket(raw, server_hostname="localhost") as tls,
+    ):
+        tls.sendall(b"GET /api/v1/status HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+        answer = b""
+        while chunk := tls.recv(65536):
+            answer += chunk
+        assert answer.startswith(b"HTTP/1.1 ")
+        assert tls.session is not None and not tls.session.has_ticket

@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import faulthandler
 import json
 import logging
 import os
 import signal
 import socket
 import ssl
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -46,6 +48,11 @@ def tls_context(platform: Platform) -> ssl.SSLContext:
     context.options |= ssl.OP_NO_COMPRESSION | ssl.OP_CIPHER_SERVER_PREFERENCE
     context.set_ciphers("ECDHE+AESGCM:ECDHE+CHACHA20")
     context.set_alpn_protocols(["http/1.1"])
+    # No TLS 1.3 session tickets: they arrive after the handshake, while a client with a reader
+    # thread (the websockets sync client) is already writing its request, and that concurrent use
+    # of one TLS connection sometimes lost the WebSocket upgrade request. Our clients never
+    # resume sessions, so the tickets bought nothing.
+    context.num_tickets = 0
     context.load_cert_chain(
         str(files.server_cert),
         str(files.server_key),
@@ -79,6 +86,20 @@ def _unix_socket(path: Path) -> socket.socket:
         os.umask(old)
     sock.listen(512)
     return sock
+
+
+def _dump_state() -> None:
+    """Log every thread's stack and where every task waits (``kill -USR1 <pid>``: what is it doing?)."""
+    faulthandler.dump_traceback(file=sys.stderr, all_threads=True)
+    for task in asyncio.all_tasks():
+        chain: list[str] = []
+        awaited: Any = task.get_coro()
+        while awaited is not None and len(chain) < 64:
+            frame = getattr(awaited, "cr_frame", None) or getattr(awaited, "gi_frame", None)
+            if frame is not None:
+                chain.append(f"{frame.f_code.co_name} ({Path(frame.f_code.co_filename).name}:{frame.f_lineno})")
+            awaited = getattr(awaited, "cr_await", None) or getattr(awaited, "gi_yieldfrom", None)
+        log.warning("task %s waits in %s", task.get_name(), " -> ".join(chain) or repr(task))
 
 
 def serve(platform: Platform, *, ready_file: Path | None = None) -> None:
@@ -129,6 +150,7 @@ def serve(platform: Platform, *, ready_file: Path | None = None) -> None:
 
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, shutdown)
+        loop.add_signal_handler(signal.SIGUSR1, _dump_state)
         tasks = [asyncio.create_task(https.serve(sockets=[tcp])), asyncio.create_task(local.serve(sockets=[uds]))]
         while not (https.started and local.started):
             if any(t.done() for t in tasks):
