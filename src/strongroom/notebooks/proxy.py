@@ -16,10 +16,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import re
 import time
 from collections.abc import AsyncIterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 import anyio
@@ -37,6 +38,10 @@ from strongroom.core.errors import NotFound, StrongroomError, Unauthenticated, U
 from strongroom.core.names import NAME_PATTERN
 from strongroom.notebooks.spawner import Live
 from strongroom.notebooks.upstream import UpstreamError, UpstreamPool
+
+if TYPE_CHECKING:
+    from strongroom.notebooks.service import NotebookService
+    from strongroom.policy.guard import Guard
 
 COOKIE = "strongroom-notebook"
 _HOP = {
@@ -60,7 +65,10 @@ _WS_STRIP = _STRIP_REQUEST | {
     "sec-websocket-extensions",
     "sec-websocket-protocol",
 }
+log = logging.getLogger(__name__)
 _INTERNAL = re.compile(r"^x-strongroom-", re.I)
+# Jupyter answers a kernel's WebSocket handshake only once the kernel does, waiting up to 60 s.
+_UPSTREAM_OPEN_TIMEOUT = 75.0
 METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
 
 
@@ -137,6 +145,16 @@ async def _authenticate(connection: HTTPConnection, team: str, name: str) -> tup
             principal, expires = await anyio.to_thread.run_sync(notebooks.principal_from_cookie, cookie, notebook_id)
             return principal, False, expires
     raise Unauthenticated("sign in to this notebook with `strongroom notebooks open`, or send a platform token")
+
+
+async def _authorize_open(
+    notebooks: NotebookService, ctx: RequestContext, team: str, name: str, params: dict[str, str]
+) -> Guard.Ticket:
+    """A cached decision on the event loop; a fresh one (policy and an audit write) in a thread."""
+    reused = notebooks.reuse_decision(ctx, team, name, params)
+    if reused is not None:
+        return reused
+    return await anyio.to_thread.run_sync(notebooks.authorize_open, ctx, team, name, params)
 
 
 def _upstream_headers(
@@ -234,7 +252,7 @@ async def proxy_http(request: Request) -> Response:
     except StrongroomError as exc:
         return _problem(request, exc)
     try:
-        ticket = notebooks.authorize_open(ctx, team, name, {"method": request.method, "path": path[:256]})
+        ticket = await _authorize_open(notebooks, ctx, team, name, {"method": request.method, "path": path[:256]})
     except StrongroomError as exc:
         _mark_audited()  # the guard audited the denial
         return _problem(request, exc)
@@ -312,7 +330,7 @@ async def proxy_websocket(websocket: WebSocket) -> None:
     ctx = _context(websocket, principal)
     path = websocket.url.path
     try:
-        ticket = notebooks.authorize_open(ctx, team, name, {"method": "WEBSOCKET", "path": path[:256]})
+        ticket = await _authorize_open(notebooks, ctx, team, name, {"method": "WEBSOCKET", "path": path[:256]})
     except StrongroomError:
         await websocket.close(code=1008)
         return
@@ -335,6 +353,7 @@ async def proxy_websocket(websocket: WebSocket) -> None:
             max_size=None,
             compression=None,
             ping_interval=None,
+            open_timeout=_UPSTREAM_OPEN_TIMEOUT,
         ) as upstream:
             await websocket.accept(subprotocol=upstream.subprotocol)
             await _pump(websocket, upstream)
@@ -346,6 +365,8 @@ async def proxy_websocket(websocket: WebSocket) -> None:
         with contextlib.suppress(RuntimeError, WebSocketDisconnect):
             await websocket.close(code=1011)
     finally:
+        if failure is not None:
+            log.warning("notebooks: WebSocket %s of %s/%s: %s", path, team, name, failure)
         notebooks.audit.complete(ticket, failure)
 
 

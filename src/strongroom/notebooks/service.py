@@ -404,6 +404,24 @@ class NotebookService:
         live = self._live.get(notebook_id) if notebook_id else None
         return live if live is not None and live.ready else None
 
+    def reuse_decision(self, ctx: RequestContext, team: str, name: str, params: dict[str, str]) -> Guard.Ticket | None:
+        """The ticket of a fresh allowed decision for this principal and live notebook, if one is cached.
+
+        Touches only memory, so the proxy calls it on its event loop; ``authorize_open`` does the rest.
+        """
+        notebook_id = self._by_name.get((team, name))
+        live = self._live.get(notebook_id) if notebook_id else None
+        if live is None or not self.guard.enforcing or find_secret(params) is not None:
+            return None
+        target = notebook_target(team, name, live.owner)
+        cached = self._decisions.get(self._decision_key(ctx, target))
+        if cached is None or cached[1] <= time.monotonic():
+            return None
+        marks = request_marks.get()
+        if marks is not None:
+            marks.audited = True  # the ticket's outcome event is written when the request ends
+        return Guard.Ticket(ctx, "OpenNotebook", target, cached[0], dict(params))
+
     def authorize_open(self, ctx: RequestContext, team: str, name: str, params: dict[str, str]) -> Guard.Ticket:
         """Authorize one proxied request or WebSocket session (complete the ticket after it).
 
@@ -411,21 +429,20 @@ class NotebookService:
         decision is reused for ``_DECISION_CACHE_SECONDS`` (like the identity cache, a policy or
         membership change takes effect within seconds). Denials are never cached.
         """
+        reused = self.reuse_decision(ctx, team, name, params)
+        if reused is not None:
+            return reused
         target = notebook_target(team, name, self.owner_of(team, name))
-        p = ctx.principal
-        key = (p.user, p.token_kind, p.grants, p.scope, target.team, target.name, target.owner)
-        cached = self._decisions.get(key)
-        fresh = cached is not None and cached[1] > time.monotonic()
-        if cached is not None and fresh and self.guard.enforcing and find_secret(params) is None:
-            marks = request_marks.get()
-            if marks is not None:
-                marks.audited = True  # the ticket's outcome event is written when the request ends
-            return Guard.Ticket(ctx, "OpenNotebook", target, cached[0], dict(params))
         ticket = self.guard.authorize(ctx, "OpenNotebook", target, params=params)
         if len(self._decisions) > 10_000:
             self._decisions.clear()
-        self._decisions[key] = (ticket.decision, time.monotonic() + _DECISION_CACHE_SECONDS)
+        self._decisions[self._decision_key(ctx, target)] = (ticket.decision, time.monotonic() + _DECISION_CACHE_SECONDS)
         return ticket
+
+    @staticmethod
+    def _decision_key(ctx: RequestContext, target: Target) -> tuple[object, ...]:
+        p = ctx.principal
+        return (p.user, p.token_kind, p.grants, p.scope, target.team, target.name, target.owner)
 
     # -- reconciliation (the notebook worker) -------------------------------------------------
 

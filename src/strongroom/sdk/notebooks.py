@@ -30,6 +30,10 @@ if TYPE_CHECKING:
     from strongroom.sdk.session import Session
 
 
+# Longer than the proxy waits for Jupyter, which waits up to 60 s for the kernel's first answer.
+_OPEN_TIMEOUT = 90.0
+
+
 class CellExecutionError(StrongroomError):
     """A cell raised: ``ename``, ``evalue`` and the traceback say what and where."""
 
@@ -73,8 +77,15 @@ class RemoteKernel:
 
     @classmethod
     def start(cls, session: Session, team: str, name: str, kernel_name: str = "python3") -> RemoteKernel:
-        answer = session.request("POST", f"/notebooks/{q(team)}/{q(name)}/api/kernels", json_body={"name": kernel_name})
-        return cls(session, team, name, str(answer.json()["id"]))
+        """Start a kernel and connect to it (Jupyter answers the WebSocket once the kernel runs)."""
+        kernels = f"/notebooks/{q(team)}/{q(name)}/api/kernels"
+        kernel_id = str(session.request("POST", kernels, json_body={"name": kernel_name}).json()["id"])
+        try:
+            return cls(session, team, name, kernel_id)
+        except BaseException:
+            with contextlib.suppress(StrongroomError):
+                session.request("DELETE", f"{kernels}/{kernel_id}")
+            raise
 
     def _connect(self) -> Any:
         from websockets.sync.client import connect, unix_connect
@@ -83,7 +94,11 @@ class RemoteKernel:
         headers = {"Authorization": f"Bearer {self.session.current_token()}"}
         if self.session.socket:
             return unix_connect(
-                self.session.socket, f"ws://localhost{path}", additional_headers=headers, max_size=None, open_timeout=30
+                self.session.socket,
+                f"ws://localhost{path}",
+                additional_headers=headers,
+                max_size=None,
+                open_timeout=_OPEN_TIMEOUT,
             )
         url = str(self.session.url)
         context = ssl.create_default_context(cafile=str(self.session.ca_path)) if url.startswith("https") else None
@@ -92,7 +107,7 @@ class RemoteKernel:
             ssl=context,
             additional_headers=headers,
             max_size=None,
-            open_timeout=30,
+            open_timeout=_OPEN_TIMEOUT,
         )
 
     def __enter__(self) -> RemoteKernel:
