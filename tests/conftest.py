@@ -16,10 +16,20 @@ import pytest
 
 from strongroom.core.config import Config
 from strongroom.core.platform import Platform, initialize
-from tests.support import PostgresSchema, RunningServer, start_server
+from tests.support import PostgresSchema, RunningServer, server_log_tails, start_server
 
 POSTGRES_URL = os.environ.get("STRONGROOM_TEST_POSTGRES_URL", "")
 BACKENDS = ["sqlite"] + (["postgresql"] if POSTGRES_URL else [])
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
+    """A failing test's report ends with the logs of the servers it ran against (CI shows nothing else)."""
+    outcome = yield
+    report = outcome.get_result()
+    if report.failed:
+        for title, tail in server_log_tails():
+            report.sections.append((title, tail))
 
 
 @pytest.fixture(autouse=True)

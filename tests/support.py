@@ -67,7 +67,27 @@ def start_server(
 ) -> RunningServer:
     """Start `strongroom up` for ``config`` (``env``: extra STRONGROOM_* settings) and wait until it serves."""
     started = launcher.start(config, timeout=timeout, env=env)
-    return RunningServer(started.config, started.process, started.info, started.log_path, admin_token)
+    server = RunningServer(started.config, started.process, started.info, started.log_path, admin_token)
+    SERVERS.append(server)
+    return server
+
+
+SERVERS: list[RunningServer] = []
+"""Every server the tests started, so that a failing test's report can show their logs."""
+
+
+def server_log_tails(lines: int = 80) -> list[tuple[str, str]]:
+    """``(title, last lines)`` of the log of every server still running."""
+    tails = []
+    for server in SERVERS:
+        if server.process.poll() is not None:
+            continue
+        try:
+            text = server.log_path.read_text(errors="replace")
+        except OSError:
+            continue
+        tails.append((f"strongroom server log {server.log_path}", "\n".join(text.splitlines()[-lines:])))
+    return tails
 
 
 def context_for(user: str, *grants: Grant, token_kind: str = "api") -> RequestContext:
