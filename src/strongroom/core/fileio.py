@@ -1,67 +1,113 @@
-"""Writing large files fast: O_DIRECT through an aligned buffer where the filesystem allows it."""
+"""Writing large files fast: O_DIRECT through aligned buffers where the filesystem allows it."""
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import mmap
 import os
 from collections.abc import Iterable
+from concurrent.futures import Future, ThreadPoolExecutor
 
 _DIRECT_BLOCK = 4 * 1024 * 1024
 _ALIGN = 4096
 
 
 def write_all(fd: int, chunks: Iterable[bytes]) -> int:
-    """Write every chunk to ``fd`` and return the byte count. Data goes through an aligned buffer
-    with O_DIRECT where the filesystem supports it (falling back to ordinary writes where it does
-    not): on virtual disks the page cache's write-back throttling makes buffered writes of large
-    files several times slower than direct ones."""
-    direct = getattr(os, "O_DIRECT", 0)
-    buffer: mmap.mmap | None = None
-    filled = 0
-    written = 0
-    use_direct = False
-    if direct:
-        try:
-            flags = fcntl.fcntl(fd, fcntl.F_GETFL)
-            fcntl.fcntl(fd, fcntl.F_SETFL, flags | direct)
-            buffer = mmap.mmap(-1, _DIRECT_BLOCK)
-            use_direct = True
-        except OSError:
-            use_direct = False
+    """Write every chunk to ``fd`` and return the byte count.
+
+    Data goes through aligned buffers with O_DIRECT where the filesystem supports it (falling back
+    to ordinary writes where it does not): on virtual disks the page cache's write-back throttling
+    makes buffered writes of large files several times slower than direct ones. Each full block is
+    written by a helper thread while the caller fills the next, so the disk and whatever produces
+    the chunks (the network, decryption) work at the same time.
+    """
+    if not _set_direct(fd):
+        return _write_plain(fd, chunks)
+    writer = _DirectWriter(fd)
     try:
         for chunk in chunks:
-            view = memoryview(chunk)
-            if not use_direct or buffer is None:
-                while view:
-                    n = os.write(fd, view)
-                    view = view[n:]
-                    written += n
-                continue
-            while view:
-                take = min(len(view), _DIRECT_BLOCK - filled)
-                buffer[filled : filled + take] = view[:take]
-                filled += take
-                view = view[take:]
-                if filled == _DIRECT_BLOCK:
-                    try:
-                        written += _write_view(fd, memoryview(buffer))
-                    except OSError:  # the filesystem refused O_DIRECT after all: fall back
-                        _clear_direct(fd)
-                        use_direct = False
-                        written += _write_view(fd, memoryview(buffer))
-                    filled = 0
-        if buffer is not None and filled:
-            aligned = filled - filled % _ALIGN
-            if use_direct and aligned:
-                written += _write_view(fd, memoryview(buffer)[:aligned])
-            else:
-                aligned = 0
-            _clear_direct(fd)
-            written += _write_view(fd, memoryview(buffer)[aligned:filled])
+            writer.add(chunk)
+        return writer.finish()
     finally:
-        if buffer is not None:
-            buffer.close()
+        writer.close()
+
+
+class _DirectWriter:
+    """Fills one aligned block while the previous one is written (at most one write in flight)."""
+
+    def __init__(self, fd: int) -> None:
+        self.fd = fd
+        self.buffers = [mmap.mmap(-1, _DIRECT_BLOCK)]
+        self.current = self.buffers[0]
+        self.filled = 0
+        self.written = 0
+        self.direct = True
+        self.pool: ThreadPoolExecutor | None = None
+        self.in_flight: tuple[Future[int], mmap.mmap] | None = None
+
+    def add(self, chunk: bytes) -> None:
+        view = memoryview(chunk)
+        while view:
+            take = min(len(view), _DIRECT_BLOCK - self.filled)
+            self.current[self.filled : self.filled + take] = view[:take]
+            self.filled += take
+            view = view[take:]
+            if self.filled == _DIRECT_BLOCK:
+                self._hand_off()
+
+    def _hand_off(self) -> None:
+        full = self.current
+        self._settle()
+        if len(self.buffers) == 1:
+            self.buffers.append(mmap.mmap(-1, _DIRECT_BLOCK))
+        self.current = self.buffers[1] if full is self.buffers[0] else self.buffers[0]
+        self.filled = 0
+        if not self.direct:
+            self.written += _write_view(self.fd, memoryview(full))
+            return
+        if self.pool is None:  # small files never start the thread
+            self.pool = ThreadPoolExecutor(1, thread_name_prefix="strongroom-write")
+        self.in_flight = (self.pool.submit(_write_view, self.fd, memoryview(full)), full)
+
+    def _settle(self) -> None:
+        """Wait for the write in flight; if the filesystem refused O_DIRECT, write it plainly."""
+        if self.in_flight is None:
+            return
+        future, buffer = self.in_flight
+        self.in_flight = None
+        try:
+            self.written += future.result()
+        except OSError:  # the filesystem refused O_DIRECT after all (nothing was written)
+            _clear_direct(self.fd)
+            self.direct = False
+            self.written += _write_view(self.fd, memoryview(buffer))
+
+    def finish(self) -> int:
+        self._settle()
+        aligned = self.filled - self.filled % _ALIGN if self.direct else 0
+        if aligned:
+            self.written += _write_view(self.fd, memoryview(self.current)[:aligned])
+        _clear_direct(self.fd)
+        self.written += _write_view(self.fd, memoryview(self.current)[aligned : self.filled])
+        return self.written
+
+    def close(self) -> None:
+        if self.in_flight is not None:  # an error cut the stream short: let the write end first
+            with contextlib.suppress(Exception):
+                self.in_flight[0].result()
+            self.in_flight = None
+        if self.pool is not None:
+            self.pool.shutdown(wait=True)
+        for buffer in self.buffers:
+            with contextlib.suppress(BufferError):  # a traceback may still hold a view; GC frees it
+                buffer.close()
+
+
+def _write_plain(fd: int, chunks: Iterable[bytes]) -> int:
+    written = 0
+    for chunk in chunks:
+        written += _write_view(fd, memoryview(chunk))
     return written
 
 
@@ -71,6 +117,17 @@ def _write_view(fd: int, view: memoryview) -> int:
         n = os.write(fd, view)
         view = view[n:]
     return total
+
+
+def _set_direct(fd: int) -> bool:
+    direct = getattr(os, "O_DIRECT", 0)
+    if not direct:
+        return False
+    try:
+        fcntl.fcntl(fd, fcntl.F_SETFL, fcntl.fcntl(fd, fcntl.F_GETFL) | direct)
+    except OSError:
+        return False
+    return True
 
 
 def _clear_direct(fd: int) -> None:

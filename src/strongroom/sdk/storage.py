@@ -210,7 +210,7 @@ class Buckets:
         with self._s.stream_raw(
             "GET", object_path(bucket, key), params={"version_id": version_id}, headers=headers
         ) as r:
-            yield r, r.iter_bytes(CHUNK)
+            yield r, r.iter_bytes()  # as the connection delivers them: no re-chunking copy
 
     def get_object(
         self, bucket: str, key: str, *, version_id: str | None = None, start: int | None = None, end: int | None = None
