@@ -3,7 +3,8 @@ hash-chained audit append, fail closed) against the same app with the guard swit
 
 Measured in the same run, over HTTPS on 127.0.0.1:
 - through the SDK, one client, one connection: a read (describe a team) and a create (a user);
-- server capacity with wrk (one connection, keep-alive), for the same read and create;
+- with wrk, for the same read and create: one keep-alive connection (latency-bound), and four
+  connections from two threads (the server's capacity on this machine);
 - Cedar decision time per call, in process.
 """
 
@@ -54,13 +55,13 @@ def _sdk_rates(session: Session, n: int, tag: str) -> tuple[float, float]:
     return reads, creates
 
 
-def _wrk(url: str, token: str, ca_dir: Path, seconds: int, script: str | None) -> float:
+def _wrk(url: str, token: str, ca_dir: Path, seconds: int, script: str | None, connections: int = 1) -> float:
     if not shutil.which("wrk"):
         return float("nan")
     args = [
         "wrk",
-        "-t1",
-        "-c1",
+        f"-t{min(2, connections)}",
+        f"-c{connections}",
         f"-d{seconds}s",
         "-H",
         f"Authorization: Bearer {token}",
@@ -72,6 +73,8 @@ def _wrk(url: str, token: str, ca_dir: Path, seconds: int, script: str | None) -
         lua.write_text(script)
         args += ["-s", str(lua)]
     out = subprocess.run([*args, url], capture_output=True, text=True, check=True).stdout
+    if "Non-2xx" in out or "Socket errors" in out:
+        raise RuntimeError(f"wrk saw failed requests:\n{out}")
     for line in out.splitlines():
         if line.startswith("Requests/sec:"):
             return float(line.split()[1])
@@ -104,13 +107,22 @@ def _measure(home: Path, token: str, n: int, seconds: int, tag: str, unguarded: 
             if not unguarded:
                 session.teams.create("bench")
             reads, creates = _sdk_rates(session, n, tag)
-        wrk_read = _wrk(f"{server.url}/api/v1/teams/bench", token, home, seconds, None)
-        wrk_create = _wrk(
-            f"{server.url}/api/v1/users", token, home, seconds, WRK_CREATE.replace("w' ..", f"{tag}w' ..")
-        )
+        rates = {"sdk_read": reads, "sdk_create": creates}
+        for connections, suffix in ((1, ""), (4, "_4c")):
+            rates[f"wrk_read{suffix}"] = _wrk(
+                f"{server.url}/api/v1/teams/bench", token, home, seconds, None, connections
+            )
+            rates[f"wrk_create{suffix}"] = _wrk(
+                f"{server.url}/api/v1/users",
+                token,
+                home,
+                seconds,
+                WRK_CREATE.replace("w' ..", f"{tag}{connections}w' .."),
+                connections,
+            )
     finally:
         server.stop()
-    return {"sdk_read": reads, "sdk_create": creates, "wrk_read": wrk_read, "wrk_create": wrk_create}
+    return rates
 
 
 def _cedar_decision_us(n: int) -> float:
@@ -143,7 +155,12 @@ def main() -> None:
                     f"control_plane_sdk_{label}_latency", 1000 / guarded[key], 1000 / bare[key], "ms", added_ms=added_ms
                 )
             )
-        for key, label in (("wrk_read", "read"), ("wrk_create", "create")):
+        for key, label in (
+            ("wrk_read", "read"),
+            ("wrk_create", "create"),
+            ("wrk_read_4c", "read_4_connections"),
+            ("wrk_create_4c", "create_4_connections"),
+        ):
             figures.append(report(f"control_plane_wrk_{label}", guarded[key], bare[key], "req/s"))
         decision = _cedar_decision_us(200 if args.smoke else 20000)
         figures.append(report("cedar_decision", decision, decision, "us", note="per decision, in process"))
