@@ -158,8 +158,8 @@ def main() -> None:
         "cpus": len(os.sched_getaffinity(0)),
     }
     RESULTS.mkdir(exist_ok=True)
-    suffix = "-smoke" if args.smoke else ""
-    (RESULTS / f"jobs_algorithm{suffix}.json").write_text(json.dumps(summary, indent=2) + "\n")
+    name = "jobs_algorithm.smoke.raw.json" if args.smoke else "jobs_algorithm.json"  # smoke output is not kept
+    (RESULTS / name).write_text(json.dumps(summary, indent=2) + "\n")
 
 
 if __name__ == "__main__":
