@@ -27,12 +27,12 @@ import hashlib
 import json
 import os
 import re
-import tempfile
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
 from strongroom.core.errors import IntegrityError, InvalidInput
+from strongroom.core.fileio import atomic_write
 
 DEFAULT_DIR = "/opt/ml/checkpoints"
 # Exit code of a program that saved a checkpoint after SIGTERM: "interrupted, resume me".
@@ -43,30 +43,6 @@ _MANIFEST = re.compile(r"(?P<name>[a-z][a-z0-9_-]{0,40})-(?P<step>\d{9})\.json")
 def checkpoint_dir() -> Path:
     """The checkpoint directory from ``SM_CHECKPOINT_DIR`` (default ``/opt/ml/checkpoints``)."""
     return Path(os.environ.get("SM_CHECKPOINT_DIR", DEFAULT_DIR))
-
-
-def _fsync_dir(directory: Path) -> None:
-    fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def atomic_write(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` so a reader sees either the old file or all of the new one."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
-    _fsync_dir(path.parent)
 
 
 @dataclass(frozen=True)

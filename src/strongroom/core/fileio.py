@@ -1,4 +1,5 @@
-"""Writing large files fast: O_DIRECT through aligned buffers where the filesystem allows it."""
+"""Writing files: large ones fast (O_DIRECT through aligned buffers where the filesystem allows it),
+small ones atomically and durably."""
 
 from __future__ import annotations
 
@@ -6,8 +7,10 @@ import contextlib
 import fcntl
 import mmap
 import os
+import tempfile
 from collections.abc import Iterable
 from concurrent.futures import Future, ThreadPoolExecutor
+from pathlib import Path
 
 _DIRECT_BLOCK = 4 * 1024 * 1024
 _ALIGN = 4096
@@ -134,3 +137,29 @@ def _clear_direct(fd: int) -> None:
     direct = getattr(os, "O_DIRECT", 0)
     if direct:
         fcntl.fcntl(fd, fcntl.F_SETFL, fcntl.fcntl(fd, fcntl.F_GETFL) & ~direct)
+
+
+def atomic_write(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` (mode 0600) so a reader sees the old file or all of the new one,
+    and a crash after the return keeps the new one."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+    fsync_directory(path.parent)
+
+
+def fsync_directory(path: Path) -> None:
+    """Make a rename or a new entry in ``path`` durable."""
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)

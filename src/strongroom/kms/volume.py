@@ -14,7 +14,6 @@ other byte of the team.
 
 from __future__ import annotations
 
-import contextlib
 import os
 import shutil
 import subprocess
@@ -24,6 +23,7 @@ from pathlib import Path
 
 from strongroom.core.context import RequestContext
 from strongroom.core.errors import NotFound, Unavailable
+from strongroom.core.fileio import atomic_write
 from strongroom.kms.service import EncryptionContext, KmsService
 
 TEAM_KEY = "default"  # the alias of the team key volumes are wrapped under (the Team Environment's)
@@ -76,7 +76,7 @@ class EncryptedVolume:
         self.unmount()
         self.mountpoint.mkdir(mode=0o700, exist_ok=True)
         if self.wrapped_key() is None:
-            _write_atomically(self.key_file, wrapped)
+            atomic_write(self.key_file, wrapped)
         password = key.hex().encode() + b"\n"
         if not (self.cipher / "gocryptfs.conf").exists():
             if self.cipher.exists():
@@ -139,20 +139,3 @@ def mount_for_team(kms: KmsService, team: str, volume: EncryptedVolume, context:
             field="key",
         ) from exc
     return volume.mount(data_key.wrapped, data_key.plaintext)
-
-
-def _write_atomically(path: Path, data: bytes) -> None:
-    temp = path.with_name(f".{path.name}.tmp")
-    fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
-    try:
-        os.write(fd, data)
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-    os.replace(temp, path)
-    with contextlib.suppress(OSError):
-        directory = os.open(path.parent, os.O_RDONLY | os.O_DIRECTORY)
-        try:
-            os.fsync(directory)
-        finally:
-            os.close(directory)

@@ -17,7 +17,7 @@ from typing import ClassVar
 from pydantic import BaseModel, ConfigDict
 
 from strongroom.core.errors import IntegrityError
-from strongroom.core.fileio import write_all
+from strongroom.core.fileio import fsync_directory, write_all
 from strongroom.storage.blobstore import BlobReader, BlobStore
 
 TMP_PREFIX = ".tmp-"
@@ -47,14 +47,6 @@ class _FileReader(BlobReader):
             self._fd = -1
 
 
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 class LocalBlobStore(BlobStore):
     name: ClassVar[str] = "local"
 
@@ -75,7 +67,7 @@ class LocalBlobStore(BlobStore):
         directory = target.parent
         if not directory.is_dir():
             directory.mkdir(parents=True, exist_ok=True, mode=0o700)
-            _fsync_dir(directory.parent)
+            fsync_directory(directory.parent)
         tmp = directory / f"{TMP_PREFIX}{secrets.token_hex(8)}"
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         try:
@@ -88,7 +80,7 @@ class LocalBlobStore(BlobStore):
             raise
         os.close(fd)
         os.replace(tmp, target)
-        _fsync_dir(directory)
+        fsync_directory(directory)
         return written
 
     def open(self, path: str) -> BlobReader:
