@@ -407,7 +407,8 @@ class NotebookService:
     def reuse_decision(self, ctx: RequestContext, team: str, name: str, params: dict[str, str]) -> Guard.Ticket | None:
         """The ticket of a fresh allowed decision for this principal and live notebook, if one is cached.
 
-        Touches only memory, so the proxy calls it on its event loop; ``authorize_open`` does the rest.
+        Touches only memory, so the proxy calls it on its event loop, and ``authorize_open`` (in a
+        thread) only when it finds none.
         """
         notebook_id = self._by_name.get((team, name))
         live = self._live.get(notebook_id) if notebook_id else None
@@ -423,15 +424,13 @@ class NotebookService:
         return Guard.Ticket(ctx, "OpenNotebook", target, cached[0], dict(params))
 
     def authorize_open(self, ctx: RequestContext, team: str, name: str, params: dict[str, str]) -> Guard.Ticket:
-        """Authorize one proxied request or WebSocket session (complete the ticket after it).
+        """Decide one proxied request or WebSocket session afresh (complete the ticket after it).
 
         A page load is dozens of requests by the same principal for the same notebook: an allowed
-        decision is reused for ``_DECISION_CACHE_SECONDS`` (like the identity cache, a policy or
-        membership change takes effect within seconds). Denials are never cached.
+        decision is cached for ``_DECISION_CACHE_SECONDS``, for ``reuse_decision`` (like the
+        identity cache, a policy or membership change takes effect within seconds). Denials are
+        never cached.
         """
-        reused = self.reuse_decision(ctx, team, name, params)
-        if reused is not None:
-            return reused
         target = notebook_target(team, name, self.owner_of(team, name))
         ticket = self.guard.authorize(ctx, "OpenNotebook", target, params=params)
         if len(self._decisions) > 10_000:
