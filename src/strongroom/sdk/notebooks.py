@@ -83,8 +83,7 @@ class RemoteKernel:
         try:
             return cls(session, team, name, kernel_id)
         except BaseException:
-            with contextlib.suppress(StrongroomError):
-                session.request("DELETE", f"{kernels}/{kernel_id}")
+            _delete_kernel(session, f"{kernels}/{kernel_id}")
             raise
 
     def _connect(self) -> Any:
@@ -121,8 +120,7 @@ class RemoteKernel:
         try:
             self._stack.close()
         finally:
-            with contextlib.suppress(StrongroomError):
-                self.session.request("DELETE", f"{self.base}/api/kernels/{self.kernel_id}")
+            _delete_kernel(self.session, f"{self.base}/api/kernels/{self.kernel_id}")
 
     def execute(self, code: str, *, timeout: float = 120.0, raise_on_error: bool = False) -> ExecutionResult:
         """Run ``code``; return its outputs once the kernel is idle again.
@@ -186,6 +184,11 @@ class RemoteKernel:
         if raise_on_error and result.status == "error":
             raise CellExecutionError(f"{result.ename}: {result.evalue}", ename=result.ename, evalue=result.evalue)
         return result
+
+
+def _delete_kernel(session: Session, kernel_path: str) -> None:
+    with contextlib.suppress(StrongroomError):  # best effort: the notebook may be gone already
+        session.request("DELETE", kernel_path)
 
 
 def _file(path: str) -> str:
