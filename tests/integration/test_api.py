@@ -3,6 +3,7 @@ every route authenticated, every request audited."""
 
 from __future__ import annotations
 
+import signal
 import ssl
 import time
 import uuid
@@ -193,3 +194,17 @@ def test_pagination(server: RunningServer) -> None:
         bad = client.get("/api/v1/users", params={"page_token": "!!!"})
         assert bad.status_code == 422 and bad.json()["field"] == "page_token"
     assert len(s.users.list()) == 6
+
+
+def test_sigusr1_logs_threads_and_waiting_tasks_and_the_server_keeps_serving(server: RunningServer) -> None:
+    server.process.send_signal(signal.SIGUSR1)
+    deadline = time.monotonic() + 10
+    log = ""
+    while time.monotonic() < deadline:
+        log = server.log_path.read_text(errors="replace")
+        if "waits in" in log and "Thread 0x" in log:
+            break
+        time.sleep(0.1)
+    assert "Thread 0x" in log  # faulthandler: every thread's stack
+    assert "waits in serve" in log  # the uvicorn servers' tasks, with where they wait
+    assert server.session().whoami().user == "admin"
