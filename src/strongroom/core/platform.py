@@ -144,6 +144,7 @@ class Platform:
         self.notebook_worker = NotebookWorker(self.notebooks, config.catalog_worker_interval_seconds)
         self.catalog.set_wake(self.catalog_worker.wake)
         self.notebooks.set_wake(self.notebook_worker.wake)
+        self.bus.subscribe(self.notebooks.on_identity_event, kinds={"state"})
         self.identity.load_policy_facts()
         self.policies.load_policy_facts()
         self.kms.load_policy_facts()
