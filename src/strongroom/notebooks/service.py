@@ -495,9 +495,16 @@ class NotebookService:
             if self.identity.still_holds(live.owner, role, team):
                 continue
             reason = f"{live.owner} no longer holds {role}; the notebook's kernels ended"
-            self.sockets.close_notebook(live.notebook_id, reason)
+            closed = self.sockets.close_notebook(live.notebook_id, reason)
             ended = self.spawner.end_sessions(live)
-            log.warning("notebooks: %s: %s (%d kernel(s) and terminal(s))", live.notebook_id, reason, ended)
+            if closed or ended:  # the backstop finds the same notebook again every few seconds
+                log.warning(
+                    "notebooks: %s: %s (%d WebSocket(s), %d kernel(s) and terminal(s))",
+                    live.notebook_id,
+                    reason,
+                    closed,
+                    ended,
+                )
 
     @staticmethod
     def _decision_key(ctx: RequestContext, target: Target) -> tuple[object, ...]:

@@ -3,12 +3,19 @@ a file outside the database; `verify` names each forgery and the worker alerts i
 
 from __future__ import annotations
 
+import socket
+import stat
+from pathlib import Path
+
+import pytest
 from sqlalchemy import delete, func, select, update
 
 from strongroom.audit.chain import event_hash
 from strongroom.audit.db import AuditCheckpointRow, AuditEventRow
 from strongroom.audit.log import AuditFilter, AuditRecord, _row_dict
+from strongroom.audit.witness import CheckpointWitness, SignedCheckpoint
 from strongroom.audit.worker import AuditCheckpointWorker
+from strongroom.core.errors import ConfigurationError
 from strongroom.core.platform import Platform
 
 
@@ -155,3 +162,23 @@ def test_a_platform_restart_keeps_the_chain(platform: Platform) -> None:
         assert report.ok, report.problem
     finally:
         again.close()
+
+
+def test_the_witness_file_is_private_and_syslog_gets_a_copy(tmp_path: Path) -> None:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as receiver:
+        receiver.bind(("127.0.0.1", 0))
+        receiver.settimeout(5)
+        port = receiver.getsockname()[1]
+        witness = CheckpointWitness(tmp_path / "audit" / "checkpoints.log", f"127.0.0.1:{port}")
+        signed = SignedCheckpoint(7, "ab" * 32, "2026-12-06T05:00:00+00:00", "key", "0" * 64, b"\x01" * 64)
+        witness.append(signed)
+        datagram = receiver.recv(65536).decode()
+    assert "strongroom-audit-checkpoint" in datagram and '"seq":7' in datagram
+    assert witness.read() == [signed] and witness.last() == signed
+    assert stat.S_IMODE(witness.path.stat().st_mode) == 0o600
+    assert stat.S_IMODE(witness.path.parent.stat().st_mode) == 0o700
+
+
+def test_a_syslog_address_that_is_not_one_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(ConfigurationError, match="host:port"):
+        CheckpointWitness(tmp_path / "checkpoints.log", "loghost")
