@@ -241,9 +241,11 @@ class AuditLog:
             witnessed = self.witness.last()
         except WitnessError as exc:
             raise AuditChainBroken(str(exc)) from None
-        if witnessed is None:
-            return in_db  # a home from before the witness file: its first chained checkpoint starts it
         where = self.witness.path
+        if witnessed is None:
+            if in_db is not None and in_db.prev:
+                raise AuditChainBroken(f"checkpoint at event {in_db.seq} is in the database but {where} is empty")
+            return in_db  # a home from before the witness file: its first chained checkpoint starts it
         if in_db is None or in_db.seq < witnessed.seq:
             raise AuditChainBroken(
                 f"checkpoint at event {witnessed.seq} (witnessed in {where}) was deleted from the database",
@@ -401,6 +403,7 @@ class AuditLog:
         if witness_problem or problem:
             return report(witness_problem or problem, seq)
         previous: AuditCheckpointRow | None = None
+        witnessed_seqs = {w.seq for w in witnessed}
         for cp in checkpoints:
             if not self.signer.verify(cp.seq, cp.hash, cp.signature, cp.prev):
                 return report(f"checkpoint at event {cp.seq} has an invalid signature", cp.seq)
@@ -421,9 +424,8 @@ class AuditLog:
                 )
             if walk.hashes_at.get(cp.seq) != cp.hash:
                 return report(f"event {cp.seq} does not match its signed checkpoint", cp.seq)
-            if witnessed and cp.prev and cp.seq > witnessed[-1].seq:
-                where = self.witness.path if self.witness else "the witness file"
-                return report(f"checkpoint at event {cp.seq} is in the database but not in {where}", cp.seq)
+            if self.witness is not None and cp.prev and cp.seq not in witnessed_seqs:
+                return report(f"checkpoint at event {cp.seq} is in the database but not in {self.witness.path}", cp.seq)
             previous = cp
         return report()
 

@@ -182,3 +182,40 @@ def test_the_witness_file_is_private_and_syslog_gets_a_copy(tmp_path: Path) -> N
 def test_a_syslog_address_that_is_not_one_is_refused(tmp_path: Path) -> None:
     with pytest.raises(ConfigurationError, match="host:port"):
         CheckpointWitness(tmp_path / "checkpoints.log", "loghost")
+
+
+def test_a_deleted_witness_file_is_named_and_stops_the_signing(platform: Platform) -> None:
+    positions = _signed_history(platform)
+    platform.config.audit_witness_path.unlink()
+    report = platform.audit_log.verify()
+    assert not report.ok and f"checkpoint at event {positions[0]} is in the database but not in" in report.problem
+    _fill(platform, 2)
+    _worker(platform).run_once()
+    assert _checkpoint_count(platform) == len(positions)
+    assert any("is empty" in message for message in _alerts(platform))
+
+
+def test_a_home_signed_before_the_chain_continues_it(platform: Platform) -> None:
+    """Checkpoints signed before they were chained (no witness file yet) verify, and the next one chains on."""
+    signer = platform.audit_log.signer
+    _fill(platform, 5)
+    with platform.db.write() as s:
+        s.execute(delete(AuditCheckpointRow))
+        head = s.scalars(select(AuditEventRow).order_by(AuditEventRow.seq.desc()).limit(1)).one()
+        s.add(
+            AuditCheckpointRow(
+                seq=head.seq,
+                hash=head.hash,
+                time=head.time,
+                key_id=signer.key_id,
+                signature=signer.sign(head.seq, head.hash),
+                prev="",
+            )
+        )
+    platform.config.audit_witness_path.unlink()
+    assert platform.audit_log.verify().ok
+    _fill(platform, 3)
+    assert platform.audit_log.checkpoint() is not None
+    report = platform.audit_log.verify()
+    assert report.ok, report.problem
+    assert [w.seq for w in platform.audit_log.witness.read()] == [head.seq + 3]  # type: ignore[union-attr]
