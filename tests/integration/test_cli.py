@@ -3,16 +3,20 @@
 from __future__ import annotations
 
 import json
+import re
+import time
 from pathlib import Path
 
-from sqlalchemy import update
+from sqlalchemy import delete, select, update
 from typer.testing import CliRunner
 
-from strongroom.audit.db import AuditEventRow
+from strongroom.audit.chain import event_hash
+from strongroom.audit.db import AuditCheckpointRow, AuditEventRow
+from strongroom.audit.log import _row_dict
 from strongroom.cli.main import app
 from strongroom.core.config import Config
 from strongroom.core.platform import Platform
-from tests.support import RunningServer
+from tests.support import RunningServer, start_server
 
 runner = CliRunner()
 
@@ -125,6 +129,50 @@ def test_audit_commands_and_tamper_detection(server: RunningServer, tmp_path: Pa
         platform.close()
     code, out = run(server, "audit", "verify")
     assert code == 1 and "event 2" in out and "edited" in out
+
+
+def test_a_rehashed_forgery_is_named_by_verify_and_the_server_alerts_instead_of_signing(
+    initialized: tuple[Config, str],
+) -> None:
+    """Write access to the database alone: delete the checkpoints, edit an event, recompute every hash."""
+    config, token = initialized
+    server = start_server(config, token, env={"STRONGROOM_AUDIT_CHECKPOINT_SECONDS": "0.5"})
+    platform = Platform(config)
+    try:
+        for team in ("risk", "fraud"):
+            assert run(server, "teams", "create", team)[0] == 0
+        deadline = time.monotonic() + 20
+        while (last := platform.audit_log.last_checkpoint()) is None or last.seq < 3:
+            assert time.monotonic() < deadline, "the server signed no checkpoint"
+            time.sleep(0.2)
+        with platform.db.write() as session:
+            session.execute(delete(AuditCheckpointRow))
+            rows = list(session.scalars(select(AuditEventRow).order_by(AuditEventRow.seq)))
+            for row in rows[1:]:
+                if row.seq == 2:
+                    row.principal = "mallory"
+                row.prev_hash = rows[row.seq - 2].hash
+                row.hash = event_hash(_row_dict(row))
+
+        code, out = run(server, "audit", "verify", "--json")
+        report = json.loads(out)
+        assert code == 1 and re.search(r"events 2\.\.\d+ were rewritten", report["problem"]), report
+        assert str(config.audit_witness_path) in report["problem"] and report["first_bad_seq"] == 2
+
+        assert run(server, "teams", "create", "ops")[0] == 0  # activity: a checkpoint falls due
+        deadline = time.monotonic() + 20
+        while True:
+            code, out = run(server, "audit", "query", "--action", "RaiseAlert", "--json")
+            alerts = [e for e in json.loads(out) if e["params"].get("rule") == "audit-chain-broken"]
+            if alerts or time.monotonic() > deadline:
+                break
+            time.sleep(0.2)
+        assert alerts and "deleted from the database" in alerts[0]["params"]["message"]
+        with platform.db.read() as session:
+            assert session.scalars(select(AuditCheckpointRow)).first() is None, "the server signed a forged head"
+    finally:
+        platform.close()
+        server.stop()
 
 
 def test_catalog_commands_launch_describe_and_explain_errors(server: RunningServer) -> None:

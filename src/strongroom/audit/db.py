@@ -50,3 +50,5 @@ class AuditCheckpointRow(Base):
     time: Mapped[dt.datetime] = mapped_column(UtcDateTime())
     key_id: Mapped[str] = mapped_column(String(64))
     signature: Mapped[bytes] = mapped_column(LargeBinary)
+    # The digest of the previous checkpoint (``signing.checkpoint_digest``), signed with this one.
+    prev: Mapped[str] = mapped_column(String(64), default="", server_default="")

@@ -2,8 +2,12 @@
 
 Each event's hash is SHA-256 over its canonical JSON, which includes its sequence number and
 the previous event's hash, so editing, deleting or reordering any event breaks the chain from
-that point on. A background worker signs checkpoints (Ed25519) of the chain head; a log that
-ends before its newest checkpoint has been truncated.
+that point on. A background worker signs checkpoints (Ed25519) of the chain head. Each checkpoint
+also signs the digest of the one before it (a checkpoint chain) and is appended to a file outside
+the database (``audit.witness``), so whoever can write the database alone can neither drop a
+checkpoint nor recompute the hashes of the events it covers unnoticed. Before signing, the worker
+verifies the segment since the last checkpoint and refuses (``AuditChainBroken``) to sign a
+broken one.
 
 Appends are serialized: SQLite by its single writer, PostgreSQL by a transaction-scoped
 advisory lock on the chain head. The unique ``seq`` makes a fork impossible either way.
@@ -12,6 +16,7 @@ advisory lock on the chain head. The unique ``seq`` makes a fork impossible eith
 from __future__ import annotations
 
 import datetime as dt
+import threading
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -23,7 +28,8 @@ from sqlalchemy.orm import Session
 from strongroom.audit.chain import GENESIS_HASH, event_hash, redact
 from strongroom.audit.db import AuditCheckpointRow, AuditEventRow
 from strongroom.audit.models import AuditEvent, Checkpoint, VerifyReport
-from strongroom.audit.signing import CheckpointSigner
+from strongroom.audit.signing import FIRST_CHECKPOINT, CheckpointSigner, checkpoint_digest
+from strongroom.audit.witness import CheckpointWitness, SignedCheckpoint, WitnessError
 from strongroom.core.context import request_marks
 from strongroom.db.base import utcnow
 from strongroom.db.engine import Database
@@ -33,6 +39,27 @@ _INSERT = insert(_TABLE)
 _HEAD = select(_TABLE.c.seq, _TABLE.c.hash).order_by(_TABLE.c.seq.desc()).limit(1)
 _CHAIN_LOCK_KEY = 0x5372_4175_6469_74  # "SrAudit"
 _BATCH = 5000
+
+
+class AuditChainBroken(Exception):
+    """The chain since the last checkpoint does not verify: the worker alerts instead of signing."""
+
+    def __init__(self, problem: str, first_bad_seq: int | None = None) -> None:
+        super().__init__(problem)
+        self.problem = problem
+        self.first_bad_seq = first_bad_seq
+
+
+@dataclass
+class _Walk:
+    """The result of walking the events after one position."""
+
+    count: int
+    head_seq: int
+    head_hash: str
+    hashes_at: dict[int, str]
+    problem: str = ""
+    bad_row: AuditEventRow | None = None
 
 
 @dataclass
@@ -97,9 +124,11 @@ def _row_dict(row: AuditEventRow) -> dict[str, Any]:
 
 
 class AuditLog:
-    def __init__(self, db: Database, signer: CheckpointSigner) -> None:
+    def __init__(self, db: Database, signer: CheckpointSigner, witness: CheckpointWitness | None = None) -> None:
         self.db = db
         self.signer = signer
+        self.witness = witness
+        self._checkpointing = threading.Lock()
 
     # -- writing ----------------------------------------------------------------------------
 
@@ -163,22 +192,95 @@ class AuditLog:
             return Checkpoint.model_validate(row, from_attributes=True) if row else None
 
     def checkpoint(self) -> Checkpoint | None:
-        """Sign the current head unless it is already signed."""
-        seq, chain_hash = self.head()
-        if seq == 0:
-            return None
-        with self.db.write() as session:
-            if session.get(AuditCheckpointRow, seq) is not None:
+        """Sign the current head unless it is already signed, chained to the previous checkpoint,
+        and append it to the witness file before the database transaction commits.
+
+        Raises:
+            AuditChainBroken: the last checkpoint is not where the witness says, or the events since
+                it do not verify; nothing is signed.
+        """
+        with self._checkpointing:
+            seq, chain_hash = self.head()
+            if seq == 0:
                 return None
-            row = AuditCheckpointRow(
-                seq=seq,
-                hash=chain_hash,
-                time=utcnow(),
-                key_id=self.signer.key_id,
-                signature=self.signer.sign(seq, chain_hash),
+            anchor = self._anchor()
+            if anchor is not None and anchor.seq == seq:
+                return None
+            self._verify_segment(anchor, seq, chain_hash)
+            prev = checkpoint_digest(anchor.seq, anchor.hash, anchor.prev, anchor.signature) if anchor else ""
+            prev = prev or FIRST_CHECKPOINT
+            signature = self.signer.sign(seq, chain_hash, prev)
+            now = utcnow()
+            with self.db.write() as session:
+                if session.get(AuditCheckpointRow, seq) is not None:
+                    return None
+                session.add(
+                    AuditCheckpointRow(
+                        seq=seq, hash=chain_hash, time=now, key_id=self.signer.key_id, signature=signature, prev=prev
+                    )
+                )
+                session.flush()
+                if self.witness is not None:
+                    self.witness.append(
+                        SignedCheckpoint(seq, chain_hash, now.isoformat(), self.signer.key_id, prev, signature)
+                    )
+            return Checkpoint(seq=seq, hash=chain_hash, time=now, key_id=self.signer.key_id, prev=prev)
+
+    def _anchor(self) -> SignedCheckpoint | None:
+        """The newest checkpoint, as the database and the witness file agree on it."""
+        with self.db.read() as session:
+            row = session.scalars(select(AuditCheckpointRow).order_by(AuditCheckpointRow.seq.desc()).limit(1)).first()
+        in_db = (
+            SignedCheckpoint(row.seq, row.hash, row.time.isoformat(), row.key_id, row.prev, row.signature)
+            if row is not None
+            else None
+        )
+        if self.witness is None:
+            return in_db
+        try:
+            witnessed = self.witness.last()
+        except WitnessError as exc:
+            raise AuditChainBroken(str(exc)) from None
+        where = self.witness.path
+        if witnessed is None:
+            if in_db is not None and in_db.prev:
+                raise AuditChainBroken(f"checkpoint at event {in_db.seq} is in the database but {where} is empty")
+            return in_db  # a home from before the witness file: its first chained checkpoint starts it
+        if in_db is None or in_db.seq < witnessed.seq:
+            raise AuditChainBroken(
+                f"checkpoint at event {witnessed.seq} (witnessed in {where}) was deleted from the database",
+                witnessed.seq,
             )
-            session.add(row)
-        return Checkpoint(seq=seq, hash=chain_hash, time=row.time, key_id=row.key_id)
+        if in_db.seq > witnessed.seq:
+            raise AuditChainBroken(f"checkpoint at event {in_db.seq} is in the database but not in {where}", in_db.seq)
+        if (in_db.hash, in_db.prev, in_db.signature) != (witnessed.hash, witnessed.prev, witnessed.signature):
+            raise AuditChainBroken(
+                f"checkpoint at event {in_db.seq} in the database differs from the one witnessed in {where}", in_db.seq
+            )
+        return witnessed
+
+    def _verify_segment(self, anchor: SignedCheckpoint | None, head_seq: int, head_hash: str) -> None:
+        """Raise ``AuditChainBroken`` unless the events after ``anchor`` up to the head verify."""
+        after, prev_hash = 0, GENESIS_HASH
+        if anchor is not None:
+            with self.db.read() as session:
+                row = session.get(AuditEventRow, anchor.seq)
+            if row is None:
+                raise AuditChainBroken(
+                    f"log truncated: the last checkpoint covers event {anchor.seq}, which is gone", anchor.seq
+                )
+            if row.hash != anchor.hash or event_hash(_row_dict(row)) != row.hash:
+                raise AuditChainBroken(
+                    f"event {anchor.seq} (id {row.id}) no longer matches its signed checkpoint: the events up to it "
+                    "were edited or their hashes recomputed",
+                    anchor.seq,
+                )
+            after, prev_hash = anchor.seq, anchor.hash
+        walk = self._walk(after, prev_hash, {head_seq})
+        if walk.problem:
+            raise AuditChainBroken(walk.problem, walk.bad_row.seq if walk.bad_row else None)
+        if walk.hashes_at.get(head_seq) != head_hash:
+            raise AuditChainBroken(f"event {head_seq} changed while it was being signed", head_seq)
 
     def checkpoint_due(self, every: int, seconds: float) -> bool:
         seq, _ = self.head()
@@ -191,7 +293,7 @@ class AuditLog:
 
     # -- reading ----------------------------------------------------------------------------
 
-    def _filtered(self, flt: AuditFilter) -> Select[tuple[AuditEventRow]]:
+    def _filtered(self, flt: AuditFilter) -> Select[AuditEventRow]:
         query = select(AuditEventRow).where(AuditEventRow.seq > flt.after_seq)
         if flt.principal:
             query = query.where(AuditEventRow.principal == flt.principal)
@@ -237,27 +339,9 @@ class AuditLog:
 
     # -- verification -----------------------------------------------------------------------
 
-    def verify(self) -> VerifyReport:
-        """Walk the whole chain; name the first edited, deleted, reordered or truncated event."""
-        expected_seq, prev_hash, count = 1, GENESIS_HASH, 0
-        with self.db.read() as session:
-            checkpoints = list(session.scalars(select(AuditCheckpointRow).order_by(AuditCheckpointRow.seq)))
-        hashes_at: dict[int, str] = {}
-        wanted = {c.seq for c in checkpoints}
-
-        def fail(problem: str, row: AuditEventRow | None) -> VerifyReport:
-            return VerifyReport(
-                ok=False,
-                events=count,
-                checkpoints=len(checkpoints),
-                head_seq=expected_seq - 1,
-                head_hash=prev_hash,
-                problem=problem,
-                first_bad_seq=row.seq if row else None,
-                first_bad_id=row.id if row else None,
-            )
-
-        after = 0
+    def _walk(self, after: int, prev_hash: str, wanted: set[int]) -> _Walk:
+        """Check every event after ``after`` (whose hash is ``prev_hash``); stop at the first bad one."""
+        walk = _Walk(count=0, head_seq=after, head_hash=prev_hash, hashes_at={})
         while True:
             with self.db.read() as session:
                 rows = list(
@@ -266,36 +350,115 @@ class AuditLog:
                     )
                 )
             for row in rows:
-                if row.seq != expected_seq:
-                    missing = f"{expected_seq}" if row.seq == expected_seq + 1 else f"{expected_seq}..{row.seq - 1}"
-                    return fail(
-                        f"event(s) {missing} deleted: the chain jumps from {expected_seq - 1} to {row.seq}", row
+                expected = walk.head_seq + 1
+                if row.seq != expected:
+                    missing = f"{expected}" if row.seq == expected + 1 else f"{expected}..{row.seq - 1}"
+                    walk.problem = f"event(s) {missing} deleted: the chain jumps from {expected - 1} to {row.seq}"
+                elif event_hash(fields := _row_dict(row)) != row.hash:
+                    walk.problem = self._explain_mismatch(fields, row)
+                elif row.prev_hash != walk.head_hash:
+                    walk.problem = (
+                        f"event {row.seq} (id {row.id}) is out of order: it does not follow event {row.seq - 1}"
                     )
-                fields = _row_dict(row)
-                if event_hash(fields) != row.hash:
-                    return fail(self._explain_mismatch(fields, row), row)
-                if row.prev_hash != prev_hash:
-                    return fail(
-                        f"event {row.seq} (id {row.id}) is out of order: it does not follow event {row.seq - 1}", row
-                    )
+                if walk.problem:
+                    walk.bad_row = row
+                    return walk
                 if row.seq in wanted:
-                    hashes_at[row.seq] = row.hash
-                prev_hash, expected_seq, count = row.hash, expected_seq + 1, count + 1
+                    walk.hashes_at[row.seq] = row.hash
+                walk.head_seq, walk.head_hash, walk.count = row.seq, row.hash, walk.count + 1
             if len(rows) < _BATCH:
-                break
+                return walk
             after = rows[-1].seq
-        head = expected_seq - 1
+
+    def verify(self) -> VerifyReport:
+        """Walk the whole chain, the signed checkpoint chain and the witness file outside the database;
+        name the first edited, deleted, reordered, truncated or rewritten event."""
+        with self.db.read() as session:
+            checkpoints = list(session.scalars(select(AuditCheckpointRow).order_by(AuditCheckpointRow.seq)))
+        witnessed: list[SignedCheckpoint] = []
+        witness_problem = ""
+        if self.witness is not None:
+            try:
+                witnessed = self.witness.read()
+            except WitnessError as exc:
+                witness_problem = str(exc)
+        walk = self._walk(0, GENESIS_HASH, {c.seq for c in checkpoints} | {w.seq for w in witnessed})
+
+        def report(problem: str = "", seq: int | None = None, row: AuditEventRow | None = None) -> VerifyReport:
+            return VerifyReport(
+                ok=not problem,
+                events=walk.count,
+                checkpoints=len(checkpoints),
+                head_seq=walk.head_seq,
+                head_hash=walk.head_hash,
+                problem=problem,
+                first_bad_seq=row.seq if row is not None else seq,
+                first_bad_id=row.id if row is not None else None,
+            )
+
+        if walk.problem:
+            return report(walk.problem, row=walk.bad_row)
+        head = walk.head_seq
+        problem, seq = self._check_witness(witnessed, walk, {c.seq: c for c in checkpoints})
+        if witness_problem or problem:
+            return report(witness_problem or problem, seq)
+        previous: AuditCheckpointRow | None = None
+        witnessed_seqs = {w.seq for w in witnessed}
         for cp in checkpoints:
-            if not self.signer.verify(cp.seq, cp.hash, cp.signature):
-                return fail(f"checkpoint at event {cp.seq} has an invalid signature", None)
-            if cp.seq > head:
-                return fail(
-                    f"log truncated: a signed checkpoint covers event {cp.seq} but the log ends at event {head}",
-                    None,
+            if not self.signer.verify(cp.seq, cp.hash, cp.signature, cp.prev):
+                return report(f"checkpoint at event {cp.seq} has an invalid signature", cp.seq)
+            if cp.prev and cp.prev != (
+                checkpoint_digest(previous.seq, previous.hash, previous.prev, previous.signature)
+                if previous is not None
+                else FIRST_CHECKPOINT
+            ):
+                return report(
+                    f"checkpoint at event {cp.seq} does not follow the checkpoint before it in the database: "
+                    "a checkpoint before it was deleted",
+                    cp.seq,
                 )
-            if hashes_at.get(cp.seq) != cp.hash:
-                return fail(f"event {cp.seq} does not match its signed checkpoint", None)
-        return VerifyReport(ok=True, events=count, checkpoints=len(checkpoints), head_seq=head, head_hash=prev_hash)
+            if cp.seq > head:
+                return report(
+                    f"log truncated: a signed checkpoint covers event {cp.seq} but the log ends at event {head}",
+                    head + 1,
+                )
+            if walk.hashes_at.get(cp.seq) != cp.hash:
+                return report(f"event {cp.seq} does not match its signed checkpoint", cp.seq)
+            if self.witness is not None and cp.prev and cp.seq not in witnessed_seqs:
+                return report(f"checkpoint at event {cp.seq} is in the database but not in {self.witness.path}", cp.seq)
+            previous = cp
+        return report()
+
+    def _check_witness(
+        self, witnessed: list[SignedCheckpoint], walk: _Walk, in_db: dict[int, AuditCheckpointRow]
+    ) -> tuple[str, int | None]:
+        """The database against the checkpoints witnessed outside it: ``(problem, first bad seq)``."""
+        where = self.witness.path if self.witness else "the witness file"
+        good_seq, prev_digest = 0, ""
+        deleted: tuple[str, int | None] = ("", None)  # reported only if no event was rewritten
+        for index, cp in enumerate(witnessed):
+            line = index + 1
+            if not self.signer.verify(cp.seq, cp.hash, cp.signature, cp.prev):
+                return f"line {line} of {where} (checkpoint at event {cp.seq}) has an invalid signature", cp.seq
+            if prev_digest and cp.prev != prev_digest:
+                return f"line {line} of {where} does not follow the line before it: a checkpoint was removed", cp.seq
+            prev_digest = checkpoint_digest(cp.seq, cp.hash, cp.prev, cp.signature)
+            if cp.seq > walk.head_seq:
+                return (
+                    f"log truncated: the checkpoint at event {cp.seq} witnessed in {where} is missing from the "
+                    f"database, which ends at event {walk.head_seq}; events {walk.head_seq + 1}..{cp.seq} were deleted",
+                    walk.head_seq + 1,
+                )
+            if walk.hashes_at.get(cp.seq) != cp.hash:
+                return (
+                    f"events {good_seq + 1}..{cp.seq} were rewritten after they were signed: event {cp.seq} does "
+                    f"not match the checkpoint witnessed in {where} (its hashes were recomputed)",
+                    good_seq + 1,
+                )
+            if cp.seq not in in_db and not deleted[0]:
+                deleted = f"checkpoint at event {cp.seq} (witnessed in {where}) was deleted from the database", cp.seq
+            good_seq = cp.seq
+        return deleted
 
     def _explain_mismatch(self, fields: dict[str, Any], row: AuditEventRow) -> str:
         """Tell a moved event (its hash is valid at another position) from an edited one."""

@@ -35,6 +35,7 @@ class Checkpoint(BaseModel):
     hash: str
     time: dt.datetime
     key_id: str
+    prev: str = ""  # the digest of the checkpoint before it ("" for checkpoints older than the chain)
 
 
 class VerifyReport(BaseModel):

@@ -57,17 +57,31 @@ class CheckpointSigner:
         return cls(private, public)
 
     @staticmethod
-    def message(seq: int, chain_hash: str) -> bytes:
-        return f"strongroom-audit-checkpoint:{seq}:{chain_hash}".encode()
+    def message(seq: int, chain_hash: str, prev: str = "") -> bytes:
+        """What a checkpoint signs: the chain head, and (``prev``) the digest of the checkpoint before it.
 
-    def sign(self, seq: int, chain_hash: str) -> bytes:
+        ``prev`` is empty only for checkpoints signed before checkpoints were chained.
+        """
+        if not prev:
+            return f"strongroom-audit-checkpoint:{seq}:{chain_hash}".encode()
+        return f"strongroom-audit-checkpoint:v2:{seq}:{chain_hash}:{prev}".encode()
+
+    def sign(self, seq: int, chain_hash: str, prev: str = "") -> bytes:
         if self._private is None:
             raise ConfigurationError("this audit signer has no private key")
-        return self._private.sign(self.message(seq, chain_hash))
+        return self._private.sign(self.message(seq, chain_hash, prev))
 
-    def verify(self, seq: int, chain_hash: str, signature: bytes) -> bool:
+    def verify(self, seq: int, chain_hash: str, signature: bytes, prev: str = "") -> bool:
         try:
-            self.public.verify(signature, self.message(seq, chain_hash))
+            self.public.verify(signature, self.message(seq, chain_hash, prev))
         except InvalidSignature:
             return False
         return True
+
+
+FIRST_CHECKPOINT = "0" * 64  # what the first chained checkpoint names as its predecessor
+
+
+def checkpoint_digest(seq: int, chain_hash: str, prev: str, signature: bytes) -> str:
+    """The digest the next checkpoint signs over: one checkpoint cannot be dropped or replaced alone."""
+    return hashlib.sha256(CheckpointSigner.message(seq, chain_hash, prev) + b":" + signature).hexdigest()

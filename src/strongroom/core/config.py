@@ -58,6 +58,9 @@ class Config(BaseSettings):
     request_timeout_seconds: float = Field(default=60.0, gt=0)
     audit_checkpoint_every: int = Field(default=1000, ge=1)
     audit_checkpoint_seconds: float = Field(default=60.0, gt=0)
+    # Signed checkpoints are also appended outside the database; see docs/security.md.
+    audit_witness_file: str = ""
+    audit_witness_syslog: str = ""
     sqlite_synchronous: str = "NORMAL"
     log_level: str = "info"
     # Keys (KMS) and encrypted storage; see docs/encryption.md.
@@ -164,6 +167,15 @@ class Config(BaseSettings):
         return Path("/dev/shm") / f"strongroom-{os.getuid()}" / home_id  # noqa: S108
 
     @property
+    def audit_witness_path(self) -> Path:
+        """The append-only file of signed audit checkpoints."""
+        return (
+            Path(self.audit_witness_file).expanduser()
+            if self.audit_witness_file
+            else self.home / "audit" / "checkpoints.log"
+        )
+
+    @property
     def tls_dir(self) -> Path:
         return self.home / "tls"
 
@@ -219,6 +231,11 @@ request_timeout_seconds = 60
 # Audit log: sign a checkpoint of the hash chain every N events or every S seconds.
 audit_checkpoint_every = 1000
 audit_checkpoint_seconds = 60
+# Each signed checkpoint is also appended (fsynced) to this file outside the database (empty =
+# $STRONGROOM_HOME/audit/checkpoints.log); keep it on storage the database's users cannot write,
+# and optionally copy it to syslog ("/dev/log" or "host:514", UDP) for a witness off this machine.
+audit_witness_file = ""
+audit_witness_syslog = ""
 
 # SQLite durability: NORMAL survives process crashes (kill -9); FULL also survives power loss.
 sqlite_synchronous = "NORMAL"

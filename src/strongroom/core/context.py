@@ -34,6 +34,12 @@ class Principal:
     grants: tuple[Grant, ...]
     token_id: str = ""
     scope: str = ""  # execution-role tokens: the resource (notebook, job) they belong to
+    parent_token: str = ""  # sessions and notebook cookies: the API token they were derived from
+
+    @property
+    def root_token(self) -> str:
+        """The API token this credential stands on ("" for execution roles and the system)."""
+        return self.token_id if self.token_kind == "api" else self.parent_token
 
     @classmethod
     def system(cls) -> Principal:

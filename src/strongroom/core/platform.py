@@ -12,9 +12,10 @@ from typing import TYPE_CHECKING
 
 from strongroom.audit.alerts import AlertService
 from strongroom.audit.events import EventBus
-from strongroom.audit.log import AuditLog
+from strongroom.audit.log import AuditChainBroken, AuditLog
 from strongroom.audit.service import AuditService
 from strongroom.audit.signing import CheckpointSigner
+from strongroom.audit.witness import CheckpointWitness
 from strongroom.audit.worker import AuditCheckpointWorker
 from strongroom.catalog.engine import CatalogWorker, ProvisioningEngine
 from strongroom.catalog.service import CatalogService
@@ -73,7 +74,11 @@ class Platform:
         self.db = Database(url, sqlite_synchronous=config.sqlite_synchronous)
         self.policy_engine = PolicyEngine.shipped()
         self.bus = EventBus()
-        self.audit_log = AuditLog(self.db, CheckpointSigner.load(home, self.root))
+        self.audit_log = AuditLog(
+            self.db,
+            CheckpointSigner.load(home, self.root),
+            CheckpointWitness(config.audit_witness_path, config.audit_witness_syslog),
+        )
         self.guard = Guard(self.db, self.policy_engine, self.audit_log, self.bus, enforce=enforce)
         self.identity = IdentityService(
             self.db,
@@ -144,6 +149,7 @@ class Platform:
         self.notebook_worker = NotebookWorker(self.notebooks, config.catalog_worker_interval_seconds)
         self.catalog.set_wake(self.catalog_worker.wake)
         self.notebooks.set_wake(self.notebook_worker.wake)
+        self.bus.subscribe(self.notebooks.on_identity_event, kinds={"state"})
         self.identity.load_policy_facts()
         self.policies.load_policy_facts()
         self.kms.load_policy_facts()
@@ -225,7 +231,12 @@ class Platform:
             )
             self.bus.subscribe(scheduler.on_event, kinds={"state"})
             self._workers = [
-                AuditCheckpointWorker(self.audit_log, config.audit_checkpoint_every, config.audit_checkpoint_seconds),
+                AuditCheckpointWorker(
+                    self.audit_log,
+                    config.audit_checkpoint_every,
+                    config.audit_checkpoint_seconds,
+                    alert=self._audit_chain_broken,
+                ),
                 KeyLifecycleWorker(self.kms, config.kms_worker_interval_seconds),
                 OrphanBlobWorker(self.storage, config.orphan_blob_grace_seconds),
                 scheduler,
@@ -233,6 +244,15 @@ class Platform:
                 self.notebook_worker,
             ]
         return self._workers
+
+    def _audit_chain_broken(self, broken: AuditChainBroken) -> None:
+        self.alerts.raise_alert(
+            "audit-chain-broken",
+            "",
+            "srn:strongroom::audit/log",
+            f"the audit log was tampered with; no checkpoint is signed until it is investigated: {broken.problem}",
+            first_bad_seq=broken.first_bad_seq,
+        )
 
     def close(self) -> None:
         self.git.close()

@@ -18,6 +18,7 @@ from strongroom.core.context import (
     Grant,
     Principal,
     RequestContext,
+    TokenKind,
 )
 from strongroom.core.errors import Conflict, Forbidden, InvalidInput, NotFound, Unauthenticated
 from strongroom.core.names import check_name
@@ -83,6 +84,8 @@ class IdentityService:
         self.default_token_ttl = default_token_ttl
         self.auth_cache_ttl = auth_cache_seconds
         self._auth_cache: dict[bytes, tuple[Principal, float]] = {}
+        self._holds_cache: dict[tuple[str, str, str, str], float] = {}
+        self._generation = 0  # moves on with every identity change: a result computed before it is not cached
 
     def load_policy_facts(self) -> None:
         """Give the policy engine every team's guardrail exemptions (at start-up)."""
@@ -129,6 +132,8 @@ class IdentityService:
             if row is None:
                 raise NotFound(f"user {name!r} does not exist", field="name")
             row.disabled = disabled
+            if disabled:
+                call.emit("UserDisabled", user=name)
             entity = row.to_entity()
         self.forget_authentications()
         return entity
@@ -249,6 +254,7 @@ class IdentityService:
             if row is None:
                 raise NotFound(f"{user} does not hold {role}" + (f" in {team}" if team else ""), field="user")
             call.session.delete(row)
+            call.emit("TeamMemberRemoved", user=user, team=team, role=role)
         self.forget_authentications()
 
     # -- API tokens -------------------------------------------------------------------------
@@ -299,6 +305,7 @@ class IdentityService:
                 raise NotFound(f"token {token_id!r} does not exist", field="token_id")
             if row.revoked_at is None:
                 row.revoked_at = utcnow()
+                call.emit("ApiTokenRevoked", user=row.user, token_id=token_id)
             entity = row.to_entity()
         self.forget_authentications()
         return entity
@@ -314,7 +321,9 @@ class IdentityService:
             if Grant(role, team) not in ctx.principal.grants:
                 where = f" in team {team}" if team else ""
                 raise Forbidden(f"you do not hold the role {role}{where}", field="role")
-            return self._session(ctx.principal.user, role, team, "", "session", self.session_ttl)
+            return self._session(
+                ctx.principal.user, role, team, "", "session", self.session_ttl, parent=ctx.principal.token_id
+            )
 
     def create_execution_token(self, ctx: RequestContext, user: str, role: str, team: str, scope: str) -> SessionToken:
         """A short-lived token for a notebook or job: the intersection of user, team and resource."""
@@ -331,7 +340,9 @@ class IdentityService:
                 raise Forbidden(f"{user} does not hold {role} in {team}", field="role")
             return self._session(user, role, team, scope, "execution", self.execution_ttl)
 
-    def _session(self, user: str, role: str, team: str, scope: str, kind: str, ttl: dt.timedelta) -> SessionToken:
+    def _session(
+        self, user: str, role: str, team: str, scope: str, kind: str, ttl: dt.timedelta, *, parent: str = ""
+    ) -> SessionToken:
         expires = utcnow() + ttl
         claims = tokens.SessionClaims(
             kind=kind,
@@ -341,6 +352,7 @@ class IdentityService:
             scope=scope,
             expires_at=expires,
             token_id=secrets.token_hex(8),
+            parent=parent,
         )
         return SessionToken(
             token=tokens.sign_session(self._session_key, claims),
@@ -375,6 +387,7 @@ class IdentityService:
         cached = self.cached_principal(token)
         if cached is not None:
             return cached
+        generation = self._generation
         if token.startswith(tokens.SESSION_PREFIX):
             principal = self._authenticate_session(token)
         elif token.startswith(tokens.API_PREFIX):
@@ -383,12 +396,55 @@ class IdentityService:
             raise Unauthenticated("unrecognised token; expected an API token (sr_...) or a session token (srs_...)")
         if len(self._auth_cache) > 10_000:
             self._auth_cache.clear()
-        self._auth_cache[hashlib.sha256(token.encode()).digest()] = (principal, time.monotonic() + self.auth_cache_ttl)
+        if generation == self._generation:
+            self._auth_cache[hashlib.sha256(token.encode()).digest()] = (
+                principal,
+                time.monotonic() + self.auth_cache_ttl,
+            )
         return principal
 
     def forget_authentications(self) -> None:
-        """Drop cached authentications (after any identity change)."""
+        """Drop cached authentications and standings (after any identity change), synchronously."""
+        self._generation += 1
         self._auth_cache.clear()
+        self._holds_cache.clear()
+
+    def still_holds(self, user: str, role: str, team: str, parent_token: str = "") -> bool:
+        """Whether a derived credential still stands: ``user`` is enabled, holds ``role`` in ``team``,
+        and the API token it was derived from (``parent_token``, if any) is neither revoked nor expired.
+
+        What notebook cookies, pre-signed links and open WebSockets are checked against. A true
+        answer is cached for a few seconds; every identity change clears the cache at once.
+        """
+        key = (user, role, team, parent_token)
+        cached = self._holds_cache.get(key)
+        if cached is not None and cached > time.monotonic():
+            return True
+        generation = self._generation
+        with self.db.read() as session:
+            refused = self._refusal(session, user, role, team, parent_token)
+        if refused is not None:
+            return False
+        if len(self._holds_cache) > 10_000:
+            self._holds_cache.clear()
+        if generation == self._generation:
+            self._holds_cache[key] = time.monotonic() + self.auth_cache_ttl
+        return True
+
+    def _refusal(self, session: Session, user: str, role: str, team: str, parent_token: str) -> str | None:
+        """Why a credential derived from ``parent_token`` for ``user`` acting as ``role`` no longer stands."""
+        account = session.get(UserRow, user)
+        if account is None or account.disabled:
+            return "this user is disabled"
+        if Grant(role, team) not in self._grants(session, user):
+            return f"{user} no longer holds {role}" + (f" in {team}" if team else "") + "; the session ended"
+        if parent_token:
+            parent = session.get(ApiTokenRow, parent_token)
+            if parent is None or parent.revoked_at is not None:
+                return "the API token this session was made with was revoked"
+            if parent.expires_at <= utcnow():
+                return "the API token this session was made with expired"
+        return None
 
     def _grants(self, session: Session, user: str) -> tuple[Grant, ...]:
         rows = session.execute(select(MembershipRow.role, MembershipRow.team).where(MembershipRow.user == user)).all()
@@ -421,18 +477,17 @@ class IdentityService:
     def _authenticate_session(self, token: str) -> Principal:
         claims = tokens.verify_session(self._session_key, token, utcnow())
         with self.db.read() as session:
-            user = session.get(UserRow, claims.user)
-            if user is None or user.disabled:
-                raise Unauthenticated("this user is disabled")
-            if Grant(claims.role, claims.team) not in self._grants(session, claims.user):
-                raise Unauthenticated(f"{claims.user} no longer holds {claims.role}; the session ended")
-        kind = "execution" if claims.kind == "execution" else "session"
+            refused = self._refusal(session, claims.user, claims.role, claims.team, claims.parent)
+        if refused is not None:
+            raise Unauthenticated(refused)
+        kind: TokenKind = "execution" if claims.kind == "execution" else "session"
         return Principal(
             user=claims.user,
             token_kind=kind,
             grants=(Grant(claims.role, claims.team),),
             token_id=claims.token_id,
             scope=claims.scope,
+            parent_token=claims.parent,
         )
 
     # -- bootstrap --------------------------------------------------------------------------

@@ -4,9 +4,10 @@ API tokens: ``sr_<id>_<secret>``. The id finds the row; the secret is compared w
 stored HMAC-SHA256 (keyed by a root-key-derived server key) in constant time.
 
 Session and execution-role tokens: ``srs_<payload>.<mac>``, a base64url JSON payload (user,
-role, team, scope, expiry, id) authenticated with HMAC-SHA256 under another derived key.
-They are short-lived; on every use the user and membership are checked again, so disabling
-a user or removing a membership ends their sessions at once.
+role, team, scope, expiry, id, parent) authenticated with HMAC-SHA256 under another derived key.
+They are short-lived; on every use the user, the membership and the parent (the API token a
+session was assumed with) are checked again, so disabling a user, removing a membership or
+revoking the API token ends every session derived from it at once.
 """
 
 from __future__ import annotations
@@ -68,6 +69,7 @@ class SessionClaims:
     scope: str
     expires_at: dt.datetime
     token_id: str
+    parent: str = ""  # the API token (``tok_...``) this session was derived from; "" for execution roles
 
 
 def sign_session(key: bytes, claims: SessionClaims) -> str:
@@ -80,6 +82,7 @@ def sign_session(key: bytes, claims: SessionClaims) -> str:
             "scope": claims.scope,
             "exp": int(claims.expires_at.timestamp()),
             "jti": claims.token_id,
+            **({"par": claims.parent} if claims.parent else {}),
         },
         separators=(",", ":"),
         sort_keys=True,
@@ -110,4 +113,5 @@ def verify_session(key: bytes, token: str, now: dt.datetime) -> SessionClaims:
         scope=data.get("scope", ""),
         expires_at=expires,
         token_id=data["jti"],
+        parent=data.get("par", ""),
     )

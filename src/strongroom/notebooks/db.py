@@ -63,7 +63,8 @@ class NotebookRow(Base):
 
 
 class PresignedUrlRow(Base):
-    """A sign-in URL: the SHA-256 of its token, who it signs in, until when, and whether it was used."""
+    """A sign-in URL: the SHA-256 of its token, who it signs in, until when, whether it was used, and what it
+    was derived from."""
 
     __tablename__ = "notebook_presigned_urls"
 
@@ -75,3 +76,5 @@ class PresignedUrlRow(Base):
     expires_at: Mapped[dt.datetime] = mapped_column(UtcDateTime())
     used_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime(), nullable=True)
     created_at: Mapped[dt.datetime] = mapped_column(UtcDateTime())
+    # The API token the link was made with ("" from an execution role): revoking it voids the link.
+    parent_token: Mapped[str] = mapped_column(String(32), default="", server_default="")

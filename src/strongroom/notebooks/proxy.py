@@ -280,7 +280,11 @@ async def proxy_http(request: Request) -> Response:
     raw = [(k, v) for k, v in upstream.headers if k.decode("latin-1") not in _HOP]
     if not bearer and expires - time.time() < notebooks.session_ttl.total_seconds() / 2:
         fresh = notebooks.session_cookie(
-            principal.user, principal.grants[0].role, principal.grants[0].team, live.notebook_id
+            principal.user,
+            principal.grants[0].role,
+            principal.grants[0].team,
+            live.notebook_id,
+            parent=principal.parent_token,
         )
         ttl = int(notebooks.session_ttl.total_seconds())
         raw.append((b"set-cookie", _cookie_header(fresh, team, name, ttl).encode()))
@@ -343,20 +347,32 @@ async def proxy_websocket(websocket: WebSocket) -> None:
     host = websocket.headers.get("host", "localhost")
     query = f"?{websocket.url.query}" if websocket.url.query else ""
     failure: BaseException | None = None
+    # Revoking the credentials this socket stands on closes it (notebooks.sockets, from another thread).
+    loop = asyncio.get_running_loop()
+    revoked: asyncio.Future[str] = loop.create_future()
+
+    def close(reason: str) -> None:
+        def settle() -> None:
+            if not revoked.done():
+                revoked.set_result(reason)
+
+        loop.call_soon_threadsafe(settle)
+
     try:
-        async with unix_connect(
-            live.socket_path,
-            f"ws://{host}{_raw_path(websocket)}{query}",
-            additional_headers=headers,
-            origin=websocket.headers.get("origin"),
-            subprotocols=websocket.scope.get("subprotocols") or None,
-            max_size=None,
-            compression=None,
-            ping_interval=None,
-            open_timeout=_UPSTREAM_OPEN_TIMEOUT,
-        ) as upstream:
-            await websocket.accept(subprotocol=upstream.subprotocol)
-            await _pump(websocket, upstream)
+        with notebooks.sockets.holding(notebooks.watch(ticket, live.notebook_id, close)):
+            async with unix_connect(
+                live.socket_path,
+                f"ws://{host}{_raw_path(websocket)}{query}",
+                additional_headers=headers,
+                origin=websocket.headers.get("origin"),
+                subprotocols=websocket.scope.get("subprotocols") or None,
+                max_size=None,
+                compression=None,
+                ping_interval=None,
+                open_timeout=_UPSTREAM_OPEN_TIMEOUT,
+            ) as upstream:
+                await websocket.accept(subprotocol=upstream.subprotocol)
+                await _pump(websocket, upstream, revoked)
     except InvalidStatus as exc:
         failure = Unavailable(f"Jupyter refused the WebSocket: HTTP {exc.response.status_code}")
         await websocket.close(code=1008)
@@ -370,7 +386,7 @@ async def proxy_websocket(websocket: WebSocket) -> None:
         notebooks.audit.complete(ticket, failure)
 
 
-async def _pump(websocket: WebSocket, upstream: Any) -> None:
+async def _pump(websocket: WebSocket, upstream: Any, revoked: asyncio.Future[str]) -> None:
     async def client_to_upstream() -> None:
         try:
             while True:
@@ -400,11 +416,18 @@ async def _pump(websocket: WebSocket, upstream: Any) -> None:
                 await websocket.close()
 
     tasks = [asyncio.create_task(client_to_upstream()), asyncio.create_task(upstream_to_client())]
-    _, pending = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
-    for task in pending:
+    waiting: list[asyncio.Future[Any]] = [*tasks, revoked]
+    await asyncio.wait(waiting, return_when=asyncio.FIRST_COMPLETED)
+    for task in tasks:
+        if task.done():
+            continue
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError, Exception):
             await task
+    if revoked.done():
+        await upstream.close()
+        with contextlib.suppress(RuntimeError, WebSocketDisconnect):
+            await websocket.close(code=1008, reason=revoked.result()[:120])
 
 
 def routes() -> list[BaseRoute]:

@@ -26,18 +26,19 @@ from pathlib import Path
 from sqlalchemy import select, update
 
 from strongroom.audit.chain import find_secret
+from strongroom.audit.events import Event
 from strongroom.core.context import PLATFORM_ROLES, Grant, Principal, RequestContext, request_marks
 from strongroom.core.errors import Conflict, InvalidInput, NotFound, StrongroomError, Unauthenticated
 from strongroom.core.names import check_name
 from strongroom.db.base import utcnow
 from strongroom.db.engine import Database
-from strongroom.identity.db import MembershipRow, UserRow
 from strongroom.identity.service import IdentityService
 from strongroom.kms.service import KmsService
 from strongroom.kms.volume import EncryptedVolume, mount_for_team
 from strongroom.notebooks.audit_queue import AuditQueue
 from strongroom.notebooks.db import NotebookRow, PresignedUrlRow
 from strongroom.notebooks.models import SIZES, Notebook, NotebookStatus, PresignedUrl
+from strongroom.notebooks.sockets import OpenSocket, OpenSockets
 from strongroom.notebooks.spawner import LaunchSpec, Live, Spawner
 from strongroom.policy.engine import Decision, Target
 from strongroom.policy.guard import Guard
@@ -45,8 +46,11 @@ from strongroom.policy.guard import Guard
 log = logging.getLogger(__name__)
 RUNTIMES = ("strongroom-python3",)
 COOKIE_PREFIX = "nbs_"
-_MEMBERSHIP_CACHE_SECONDS = 5.0
 _DECISION_CACHE_SECONDS = 2.0
+# Revocation closes sockets at once (``on_identity_event``); this re-check is only the backstop
+# for changes the event bus of this process never saw (another process writing the database).
+_SOCKET_RECHECK_SECONDS = 10.0
+REVOKING_EVENTS = frozenset({"ApiTokenRevoked", "UserDisabled", "TeamMemberRemoved"})
 
 EnvironmentLookup = Callable[[str], dict[str, str]]
 
@@ -91,7 +95,8 @@ class NotebookService:
         self._live: dict[str, Live] = {}
         self._by_name: dict[tuple[str, str], str] = {}
         self._lock = threading.Lock()
-        self._members: dict[tuple[str, str, str], float] = {}
+        self.sockets = OpenSockets()
+        self._sockets_checked = time.monotonic()
         self._decisions: dict[tuple[object, ...], tuple[Decision, float]] = {}
         self._wake: Callable[[], None] = lambda: None
         self.audit = AuditQueue(guard)
@@ -300,6 +305,7 @@ class NotebookService:
                     team=team,
                     expires_at=expires,
                     created_at=now,
+                    parent_token=ctx.principal.root_token,
                 )
             )
             return PresignedUrl(url=f"/notebooks/{team}/{name}/_signin?token={token}", expires_at=expires)
@@ -335,21 +341,32 @@ class NotebookService:
         if not valid or row is None or notebook is None:
             raise Unauthenticated("this sign-in link is invalid, was already used, or expired; ask for a new one")
         principal = Principal(
-            user=row.user, token_kind="session", grants=(Grant(row.role, row.team),), scope=notebook.id
+            user=row.user,
+            token_kind="session",
+            grants=(Grant(row.role, row.team),),
+            scope=notebook.id,
+            parent_token=row.parent_token,
         )
         signed_in = RequestContext(
             principal=principal, request_id=ctx.request_id, source=ctx.source, user_agent=ctx.user_agent
         )
         target = notebook_target(team, name, notebook.owner)
         with self.guard.call(signed_in, "OpenNotebook", target, params={"via": "pre-signed URL"}, write=False):
-            if not self._member(row.user, row.team, row.role):
-                raise Unauthenticated(f"{row.user} no longer holds {row.role} in {row.team}")
-        return self.session_cookie(row.user, row.role, row.team, notebook.id)
+            if not self.identity.still_holds(row.user, row.role, row.team, row.parent_token):
+                raise Unauthenticated(
+                    f"{row.user} no longer holds {row.role} in {row.team}, is disabled, "
+                    "or the token this link was made with was revoked"
+                )
+        return self.session_cookie(row.user, row.role, row.team, notebook.id, parent=row.parent_token)
 
-    def session_cookie(self, user: str, role: str, team: str, notebook_id: str) -> str:
-        """A browser session for one notebook: HMAC-signed, short-lived, never an API credential."""
+    def session_cookie(self, user: str, role: str, team: str, notebook_id: str, *, parent: str = "") -> str:
+        """A browser session for one notebook: HMAC-signed, short-lived, never an API credential.
+
+        ``parent`` is the API token the session derives from: revoking it ends the session.
+        """
         expires = int(time.time() + self.session_ttl.total_seconds())
-        payload = json.dumps({"u": user, "r": role, "t": team, "n": notebook_id, "e": expires}, separators=(",", ":"))
+        fields = {"u": user, "r": role, "t": team, "n": notebook_id, "e": expires, "p": parent}
+        payload = json.dumps(fields, separators=(",", ":"))
         mac = hmac.new(self._cookie_key, payload.encode(), hashlib.sha256).digest()
         return f"{COOKIE_PREFIX}{_b64(payload.encode())}.{_b64(mac)}"
 
@@ -369,32 +386,20 @@ class NotebookService:
             raise Unauthenticated("this session belongs to another notebook")
         if data["e"] <= time.time():
             raise Unauthenticated("the notebook session expired; sign in again")
-        if not self._member(data["u"], data["t"], data["r"]):
-            raise Unauthenticated(f"{data['u']} no longer holds {data['r']} in {data['t']}")
+        parent = str(data.get("p", ""))
+        if not self.identity.still_holds(data["u"], data["r"], data["t"], parent):
+            raise Unauthenticated(
+                f"{data['u']} no longer holds {data['r']} in {data['t']}, is disabled, "
+                "or the token this session was made with was revoked"
+            )
         principal = Principal(
-            user=data["u"], token_kind="session", grants=(Grant(data["r"], data["t"]),), scope=notebook_id
+            user=data["u"],
+            token_kind="session",
+            grants=(Grant(data["r"], data["t"]),),
+            scope=notebook_id,
+            parent_token=parent,
         )
         return principal, float(data["e"])
-
-    def _member(self, user: str, team: str, role: str) -> bool:
-        key = (user, team, role)
-        cached = self._members.get(key)
-        if cached is not None and cached > time.monotonic():
-            return True
-        with self.db.read() as session:
-            account = session.get(UserRow, user)
-            held = session.scalars(
-                select(MembershipRow.id).where(
-                    MembershipRow.user == user, MembershipRow.team == team, MembershipRow.role == role
-                )
-            ).first()
-        if account is None or account.disabled or held is None:
-            self._members.pop(key, None)
-            return False
-        if len(self._members) > 10_000:
-            self._members.clear()
-        self._members[key] = time.monotonic() + _MEMBERSHIP_CACHE_SECONDS
-        return True
 
     # -- the proxy ----------------------------------------------------------------------------
 
@@ -437,6 +442,69 @@ class NotebookService:
             self._decisions.clear()
         self._decisions[self._decision_key(ctx, target)] = (ticket.decision, time.monotonic() + _DECISION_CACHE_SECONDS)
         return ticket
+
+    def watch(self, ticket: Guard.Ticket, notebook_id: str, close: Callable[[str], None]) -> OpenSocket:
+        """What an open WebSocket depends on: register it with ``self.sockets.holding(...)``.
+
+        It stands while its user is enabled, still holds the grant it was allowed with, and the API
+        token its credential derives from is neither revoked nor expired.
+        """
+        principal = ticket.ctx.principal
+        grant = ticket.decision.grant
+        grants = (grant,) if grant is not None else principal.grants
+        root = principal.root_token
+
+        def still_valid() -> bool:
+            return any(self.identity.still_holds(principal.user, g.role, g.team, root) for g in grants)
+
+        return OpenSocket(principal.user, notebook_id, still_valid, close)
+
+    def on_identity_event(self, event: Event) -> None:
+        """Revocation reaches open sockets and kernels (an event-bus subscriber).
+
+        A token revoked, a user disabled or a membership removed: the user's open WebSockets are
+        checked again and closed if their credentials no longer stand, and a notebook whose owner
+        lost the role its kernels run as has its kernels and terminals ended.
+        """
+        if event.kind != "state" or event.name not in REVOKING_EVENTS:
+            return
+        user = str(event.data.get("user", ""))
+        closed = self.sockets.close_invalid(user)
+        if closed:
+            log.info("notebooks: closed %d WebSocket(s) of %s after %s", closed, user, event.name)
+        self._end_orphaned_kernels(user)
+
+    def recheck_sockets(self) -> None:
+        """The backstop: every few seconds, re-check every open socket and every notebook's owner."""
+        if time.monotonic() - self._sockets_checked < _SOCKET_RECHECK_SECONDS:
+            return
+        self._sockets_checked = time.monotonic()
+        self.sockets.close_invalid()
+        self._end_orphaned_kernels(None)
+
+    def _end_orphaned_kernels(self, owner: str | None) -> None:
+        lives = [live for live in list(self._live.values()) if owner is None or live.owner == owner]
+        if not lives:
+            return
+        ids = [live.notebook_id for live in lives]
+        with self.db.read() as session:
+            roles = dict(session.execute(select(NotebookRow.id, NotebookRow.role).where(NotebookRow.id.in_(ids))).all())
+        for live in lives:
+            role = roles.get(live.notebook_id, "DataScientist")
+            team = "" if role in PLATFORM_ROLES else live.team
+            if self.identity.still_holds(live.owner, role, team):
+                continue
+            reason = f"{live.owner} no longer holds {role}; the notebook's kernels ended"
+            closed = self.sockets.close_notebook(live.notebook_id, reason)
+            ended = self.spawner.end_sessions(live)
+            if closed or ended:  # the backstop finds the same notebook again every few seconds
+                log.warning(
+                    "notebooks: %s: %s (%d WebSocket(s), %d kernel(s) and terminal(s))",
+                    live.notebook_id,
+                    reason,
+                    closed,
+                    ended,
+                )
 
     @staticmethod
     def _decision_key(ctx: RequestContext, target: Target) -> tuple[object, ...]:

@@ -18,6 +18,7 @@ import abc
 import collections
 import contextlib
 import json
+import logging
 import os
 import secrets
 import shutil
@@ -35,6 +36,7 @@ from strongroom.notebooks.inside.headers import PROXY_AUTH, PROXY_KIND, PROXY_US
 from strongroom.notebooks.models import SIZES, GiB
 from strongroom.sandbox import Limits, Mount, PythonEnvironment, SandboxProcess, SandboxRunner, SandboxSpec, discover
 
+log = logging.getLogger(__name__)
 INSIDE_RO = "/run/strongroom/nb"
 INSIDE_SOCK = "/run/strongroom/nb-sock"
 FORWARDER_PORT = 8750
@@ -119,6 +121,10 @@ class Spawner(abc.ABC):
     def close(self) -> None:
         """Called at platform shutdown, after every notebook stopped."""
         return None
+
+    def end_sessions(self, live: Live) -> int:
+        """End the server's kernels and terminals (their role was revoked); returns how many."""
+        return 0
 
     @abc.abstractmethod
     def kill_leftover(self, notebook_id: str, host_pid: int | None) -> bool:
@@ -345,6 +351,30 @@ class SandboxSpawner(Spawner):
         except httpx.HTTPError:
             return False
         return answer.status_code == 200
+
+    def end_sessions(self, live: Live) -> int:
+        if live.socket_fd is None:
+            return 0
+        transport = httpx.HTTPTransport(uds=live.socket_path, retries=0)
+        base = f"/notebooks/{live.team}/{live.name}/api"
+        ended = 0
+        try:
+            with httpx.Client(
+                transport=transport,
+                base_url="http://localhost",
+                timeout=10,
+                headers=live.upstream_headers("platform", True),
+            ) as client:
+                for kind, key in (("kernels", "id"), ("terminals", "name")):
+                    listed = client.get(f"{base}/{kind}")
+                    if listed.status_code != 200:
+                        continue
+                    for item in listed.json():
+                        if client.delete(f"{base}/{kind}/{item[key]}").status_code < 300:
+                            ended += 1
+        except (httpx.HTTPError, ValueError, KeyError, TypeError):
+            log.exception("notebooks: could not end the kernels of %s", live.notebook_id)
+        return ended
 
     def write_token(self, live: Live, token: str) -> None:
         _write_private(live.runtime_dir / "ro", "token", token)

@@ -24,6 +24,7 @@ class NotebookWorker(Worker):
         self.wakeup = threading.Event()
 
     def run_once(self) -> bool:
+        self.service.recheck_sockets()
         return bool(self.service.reconcile())
 
     def stop(self) -> None:
