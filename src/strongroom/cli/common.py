@@ -9,7 +9,7 @@ from typing import Annotated, Any
 import typer
 from typer.core import TyperGroup
 
-from strongroom.cli.output import err_console
+from strongroom.cli.output import print_json, say
 from strongroom.core.errors import StrongroomError
 from strongroom.sdk.session import Session
 
@@ -43,8 +43,11 @@ class StrongroomGroup(TyperGroup):
         try:
             return super().invoke(ctx)
         except StrongroomError as exc:
-            where = f" (field: {exc.field})" if exc.field else ""
-            err_console.print(f"[red]error:[/red] {exc.detail}{where}", soft_wrap=True)
+            if "--json" in [*ctx.protected_args, *ctx.args]:
+                print_json(exc.to_problem())
+            else:
+                where = f" (field: {exc.field})" if exc.field else ""
+                say(("error:", "red"), f" {exc.detail}{where}", err=True)
             raise typer.Exit(1) from None
         finally:
             _open_sessions.reset(token)

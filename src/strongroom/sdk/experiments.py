@@ -37,10 +37,7 @@ def _client(session: Session | None, team: str | None) -> ExperimentsClient:
         from strongroom.sdk.session import Session as _Session
 
         session = _Session()
-    client = session.experiments
-    if team is not None and team != client.team:
-        return ExperimentsClient(session, team)
-    return client
+    return session.experiments.for_team(team)
 
 
 def _unique(prefix: str) -> str:

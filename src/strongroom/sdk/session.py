@@ -101,6 +101,8 @@ class Session:
             self.where = url
             self._client = httpx.Client(base_url=url, verify=context, headers=headers, timeout=timeout, auth=auth)
             self.ca_path = ca_path
+        elif not (home_path / "root.check").exists():
+            raise PlatformUnreachable(f"no Strongroom home at {home_path}; create one with `strongroom init`")
         else:
             raise PlatformUnreachable(
                 f"platform not running at {home_path} (no run/server.json); start it with `strongroom up`"
