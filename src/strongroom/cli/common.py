@@ -34,8 +34,15 @@ def session() -> Session:
 _open_sessions: ContextVar[list[Session] | None] = ContextVar("strongroom_cli_sessions", default=None)
 
 
+_WANTS_JSON = "strongroom.json"
+
+
 class StrongroomGroup(TyperGroup):
     """Turns platform errors into a one-line message and exit code 1, for every command."""
+
+    def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
+        ctx.meta[_WANTS_JSON] = "--json" in args  # a script asked for JSON: errors come as JSON too
+        return list(super().parse_args(ctx, args))
 
     def invoke(self, ctx: Any) -> Any:
         opened: list[Session] = []
@@ -43,7 +50,7 @@ class StrongroomGroup(TyperGroup):
         try:
             return super().invoke(ctx)
         except StrongroomError as exc:
-            if "--json" in [*ctx.protected_args, *ctx.args]:
+            if ctx.meta.get(_WANTS_JSON):
                 print_json(exc.to_problem())
             else:
                 where = f" (field: {exc.field})" if exc.field else ""
