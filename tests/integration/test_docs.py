@@ -67,6 +67,7 @@ DEFAULT_TIMEOUT = 120.0
 
 _MARKER = re.compile(r"^<!--\s*doctest:(?P<body>.*?)(?P<end>-->)?\s*$")
 _FENCE = re.compile(r"^```(?P<lang>[\w+-]*)\s*$")
+_OUTER_FENCE = re.compile(r"^````[\w+-]*\s*$")
 
 
 @dataclass
@@ -112,6 +113,9 @@ def blocks_of(path: Path) -> list[Block]:
         line = lines[i]
         marker = _MARKER.match(line.strip())
         fence = _FENCE.match(line)
+        if _OUTER_FENCE.match(line):  # a four-backtick fence shows examples (markers too): skip it whole
+            i = next((j for j in range(i + 1, len(lines)) if lines[j].rstrip() == "````"), len(lines)) + 1
+            continue
         if marker:
             pending = parse_marks(marker["body"], f"{page}:{i + 1}")
             hidden = "setup" in pending
@@ -120,7 +124,7 @@ def blocks_of(path: Path) -> list[Block]:
                     f"{page}:{i + 1}: a marker is one line `<!-- doctest: ... -->`, except `setup`, "
                     "which opens a comment that holds a fenced block and ends with --> after it"
                 )
-        elif fence and not line.startswith("````"):
+        elif fence:
             end = next((j for j in range(i + 1, len(lines)) if lines[j].startswith("```")), None)
             if end is None:
                 raise ValueError(f"{page}:{i + 1}: unclosed fence")
@@ -361,6 +365,7 @@ def test_the_parser_reads_markers_and_hidden_blocks(tmp_path: Path, monkeypatch:
         "text\n\n```sh\necho one\n```\n\n<!-- doctest: role=DataScientist team=risk user=alice -->\n"
         "```python\nx = 1\n```\n\n<!-- doctest: setup role=PlatformAdmin\n```sh\necho hidden\n```\n-->\n"
         '<!-- doctest: skip reason="needs an HSM on the host" -->\n```sh\nsofthsm2-util\n```\n```text\nout\n```\n'
+        "````text\n<!-- doctest: setup\n```sh\nshown, never run\n```\n-->\n````\n"
     )
     found = blocks_of(page)
     assert [(b.lang, b.code, b.hidden) for b in found] == [
