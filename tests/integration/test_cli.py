@@ -189,6 +189,11 @@ def test_cli_errors_are_one_clear_line_or_a_json_problem(server: RunningServer, 
     code, out = run(server, "cp", str(tmp_path / "nope.csv"), "sr://risk-data/raw/", "--json", token=alice)
     problem = json.loads(out)
     assert code == 1 and problem["type"].endswith("/invalid-input") and problem["field"] == "source"
+    data = tmp_path / "d.csv"
+    data.write_text("1,2\n")
+    assert run(server, "cp", str(data), "sr://risk-data/raw/", token=alice)[0] == 0
+    code, out = run(server, "cp", "sr://risk-data/raw/d.csv", str(data / "inside-a-file.csv"), token=alice)
+    assert code == 1 and "error:" in out and str(data) in out and "Traceback" not in out
     code, out = run(server, "teams", "create", "[Risk]")
     assert code == 1 and "'[Risk]'" in out  # the brackets of the user's input survive
     # jobs infer the team as experiments do (alice has only one)

@@ -10,7 +10,7 @@ import typer
 from typer.core import TyperGroup
 
 from strongroom.cli.output import print_json, say
-from strongroom.core.errors import StrongroomError
+from strongroom.core.errors import InvalidInput, StrongroomError
 from strongroom.sdk.session import Session
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")]
@@ -49,12 +49,14 @@ class StrongroomGroup(TyperGroup):
         token = _open_sessions.set(opened)
         try:
             return super().invoke(ctx)
-        except StrongroomError as exc:
+        except (StrongroomError, OSError) as exc:
+            # OSError: a local file the user named is missing, a folder or unreadable.
+            error = exc if isinstance(exc, StrongroomError) else InvalidInput(f"{exc.strerror}: {exc.filename}")
             if ctx.meta.get(_WANTS_JSON):
-                print_json(exc.to_problem())
+                print_json(error.to_problem())
             else:
-                where = f" (field: {exc.field})" if exc.field else ""
-                say(("error:", "red"), f" {exc.detail}{where}", err=True)
+                where = f" (field: {error.field})" if error.field else ""
+                say(("error:", "red"), f" {error.detail}{where}", err=True)
             raise typer.Exit(1) from None
         finally:
             _open_sessions.reset(token)
