@@ -11,7 +11,7 @@ from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
 from strongroom.catalog.models import ProvisionedProduct
 from strongroom.cli.common import JsonOpt, session
-from strongroom.cli.output import console, print_json, say, show, visible
+from strongroom.cli.output import as_markup, console, print_json, say, show
 from strongroom.core.errors import InvalidInput
 
 catalog_app = typer.Typer(no_args_is_help=True, help="Self-service catalog: launch Team Environments and Notebooks.")
@@ -41,12 +41,12 @@ def _waiting(
     with Progress(
         SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(), console=console, transient=True
     ) as progress:
-        task = progress.add_task(label, total=None)
+        task = progress.add_task(as_markup(label), total=None)
 
         def update(current: ProvisionedProduct) -> None:
             last = current.events[-1] if current.events else None
             detail = f"{last.kind} {last.step}".strip() if last else current.status
-            progress.update(task, description=visible(f"{label}: {current.status} - {detail}"))
+            progress.update(task, description=as_markup(f"{label}: {current.status} - {detail}"))
 
         return run(update)
 
@@ -205,6 +205,6 @@ def notebooks_stop(team: str, name: str, wait: WaitOpt = True, as_json: JsonOpt 
 @notebooks_app.command("start")
 def notebooks_start(team: str, name: str, wait: WaitOpt = True, as_json: JsonOpt = False) -> None:
     """Start a stopped notebook on its volume."""
-    with console.status(visible(f"starting {team}/{name}"), spinner="dots"):
+    with console.status(as_markup(f"starting {team}/{name}"), spinner="dots"):
         result = session().notebooks.start(team, name, wait=wait)
     show(result, as_json)

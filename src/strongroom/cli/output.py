@@ -17,6 +17,7 @@ from typing import Any
 
 from pydantic import BaseModel
 from rich.console import Console, RenderableType
+from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
@@ -38,6 +39,12 @@ def visible(value: object, *, newlines: bool = False) -> str:
         ch if ch.isprintable() or (newlines and ch == "\n") else ch.encode("unicode_escape").decode("ascii")
         for ch in text
     )
+
+
+def as_markup(value: object) -> str:
+    """``value`` for the few Rich APIs that take only a markup string (progress and status
+    descriptions): :func:`visible`, then every ``[`` escaped."""
+    return escape(visible(value))
 
 
 def styled(*parts: Part, newlines: bool = False) -> Text:

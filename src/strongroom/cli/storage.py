@@ -9,7 +9,7 @@ import typer
 from rich.progress import BarColumn, DownloadColumn, Progress, TransferSpeedColumn
 
 from strongroom.cli.common import JsonOpt, session
-from strongroom.cli.output import err_console, print_json, say, show, visible
+from strongroom.cli.output import as_markup, err_console, print_json, say, show
 from strongroom.core.errors import InvalidInput
 from strongroom.storage.keys import parse_uri
 
@@ -225,7 +225,7 @@ def cp(
             if not key or key.endswith("/"):
                 key = f"{key}{path.name}"
             with _progress() as bar:
-                task = bar.add_task(visible(f"up {path.name}"), total=path.stat().st_size)
+                task = bar.add_task(as_markup(f"up {path.name}"), total=path.stat().st_size)
                 result = s.buckets.put_object(
                     bucket, key, path, tags=tags or None, progress=lambda n: bar.advance(task, n)
                 )
@@ -240,7 +240,7 @@ def cp(
             if target.is_dir():
                 target = target / key.rsplit("/", 1)[-1]
             with _progress() as bar:
-                task = bar.add_task(visible(f"down {key.rsplit('/', 1)[-1]}"), total=meta.size)
+                task = bar.add_task(as_markup(f"down {key.rsplit('/', 1)[-1]}"), total=meta.size)
                 s.buckets.download(bucket, key, target, version_id=version_id, progress=lambda n: bar.advance(task, n))
             if as_json:
                 print_json({"path": str(target), "version_id": meta.version_id, "sha256": meta.sha256})

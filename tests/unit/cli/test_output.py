@@ -9,7 +9,7 @@ import pytest
 from rich.console import Console
 
 from strongroom.cli import output
-from strongroom.cli.output import say, show, table, visible
+from strongroom.cli.output import as_markup, say, show, table, visible
 
 HOSTILE_MARKUP = "[bold red]FAKE[/bold red][link=http:evil.example]click[/link]"
 CLEAR_SCREEN = "report\x1b[2J\x1b]8;;http://evil.example\x1b\\x"
@@ -18,7 +18,7 @@ CLEAR_SCREEN = "report\x1b[2J\x1b]8;;http://evil.example\x1b\\x"
 def printed(monkeypatch: pytest.MonkeyPatch, action: Callable[[], None], width: int = 100) -> str:
     """What ``action`` printed, as a colour terminal ``width`` columns wide would receive it."""
     buffer = io.StringIO()
-    terminal = Console(file=buffer, force_terminal=True, color_system="standard", width=width)
+    terminal = Console(file=buffer, force_terminal=True, color_system="standard", width=width, highlight=False)
     monkeypatch.setattr(output, "console", terminal)
     action()
     return buffer.getvalue()
@@ -68,3 +68,11 @@ def test_tables_never_cut_identifiers_at_80_columns(monkeypatch: pytest.MonkeyPa
         for index, cell in enumerate(line.split("│")[1:-1]):
             cells[index] = cells.get(index, "") + cell.strip()
     assert srn in cells.values() and version in cells.values()
+
+
+def test_markup_only_apis_get_escaped_text(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Progress and status descriptions are markup strings: `as_markup` keeps them literal."""
+    buffer = io.StringIO()
+    terminal = Console(file=buffer, force_terminal=True, color_system="standard", width=100, highlight=False)
+    terminal.print(as_markup(f"up {HOSTILE_MARKUP}\x1b[2J"))
+    assert f"up {HOSTILE_MARKUP}\\x1b[2J" in buffer.getvalue()
