@@ -117,7 +117,7 @@ def explain(
     say((job.name, "green"), f" {job.status}")
     for produced in job.outputs_produced:
         say(f"  {produced.uri}")
-    for line in runner.session.jobs.logs(team, job.name):
+    for line in s.jobs.logs(team, job.name):
         if line.text.startswith("top feature"):
             say(f"  {line.text}")
 

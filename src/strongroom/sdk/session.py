@@ -299,7 +299,9 @@ class Session:
         """A new session acting only as ``role`` (in ``team``), with a short-lived token."""
         from strongroom.identity.models import SessionToken
 
-        issued = self.call("POST", "/api/v1/sessions", SessionToken, json_body={"role": role, "team": team})
+        issued: SessionToken = self.call(
+            "POST", "/api/v1/sessions", SessionToken, json_body={"role": role, "team": team}
+        )
         return Session(url=self.url, socket=self.socket, token=issued.token, ca=self._ca, timeout=self._timeout)
 
 
