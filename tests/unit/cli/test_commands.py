@@ -52,3 +52,17 @@ def test_commands_print_only_through_the_output_module() -> None:
             ):
                 offenders.append(f"{path.name}:{node.lineno}")
     assert offenders == []
+
+
+def test_docs_cli_md_names_every_command() -> None:
+    """docs/cli.md is the reference: each command appears in a row of its group's table."""
+    reference = (Path(strongroom.__file__).parents[2] / "docs" / "cli.md").read_text()
+    missing = []
+    for name, _ in leaves(typer.main.get_command(app)):
+        *group, leaf = name.split(" ")
+        prefix = " ".join(["strongroom", *group])
+        rows = [line for line in reference.splitlines() if f"`{prefix} " in line]
+        spans = [span for row in rows for span in row.split("`")[1::2]]
+        if not any(span.startswith(f"{prefix} {leaf}") or (group and span.split(" ")[0] == leaf) for span in spans):
+            missing.append(name)
+    assert missing == [], f"docs/cli.md does not mention: {missing}"
