@@ -171,6 +171,8 @@ def test_hostile_names_print_literally(server: RunningServer, tmp_path: Path) ->
     code, out = run(server, "ls", "-r", "sr://risk-data/", token=alice)
     assert code == 0, out
     assert f"sr://risk-data/{fake}" in out and "sr://risk-data/x[/bold]y" in out
+    code, out = run(server, "cp", str(data), "sr://risk-data/clear\x1b[2Jscreen", token=alice)
+    assert code == 1 and "U+001B" in out and "\x1b" not in out  # refused, and not echoed raw
     code, out = run(server, "teams", "create", "evil", "--description", "pwned\x1b[2J\x1b[1;31mred")
     assert code == 0
     code, out = run(server, "teams", "describe", "evil")
