@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import re
+import socket
 import time
 from pathlib import Path
 
@@ -16,6 +18,7 @@ from strongroom.audit.log import _row_dict
 from strongroom.cli.main import app
 from strongroom.core.config import Config
 from strongroom.core.platform import Platform
+from strongroom.experiments import Experiment, ExperimentAnalytics, Tracker, Trial
 from tests.support import RunningServer, start_server
 
 runner = CliRunner()
@@ -194,3 +197,95 @@ def test_catalog_commands_launch_describe_and_explain_errors(server: RunningServ
     assert code == 1 and "Key=Value" in out
     code, out = run(server, "notebooks", "list", "risk", "--json")
     assert code == 0 and json.loads(out) == []
+
+
+def _team_with_alice(server: RunningServer) -> str:
+    """Team Environment ``risk`` (buckets risk-data, risk-models) and alice, its DataScientist; her token."""
+    admin = server.session()
+    admin.catalog.launch("team-environment", {"TeamName": "risk"}, wait=True)
+    admin.users.create("alice")
+    admin.teams.add_member("risk", "alice", "DataScientist")
+    return admin.tokens.create("cli", user="alice").secret
+
+
+def test_hostile_names_print_literally(server: RunningServer, tmp_path: Path) -> None:
+    alice = _team_with_alice(server)
+    data = tmp_path / "data.csv"
+    data.write_text("1,2\n")
+    fake = "[bold red]FAKE[/bold red][link=http:evil.example]click[/link]"
+    for key in (fake, "x[/bold]y"):
+        code, out = run(server, "cp", str(data), f"sr://risk-data/{key}", token=alice)
+        assert code == 0, out
+    code, out = run(server, "ls", "-r", "sr://risk-data/", token=alice)
+    assert code == 0, out
+    assert f"sr://risk-data/{fake}" in out and "sr://risk-data/x[/bold]y" in out
+    code, out = run(server, "cp", str(data), "sr://risk-data/clear\x1b[2Jscreen", token=alice)
+    assert code == 1 and "U+001B" in out and "\x1b" not in out  # refused, and not echoed raw
+    code, out = run(server, "teams", "create", "evil", "--description", "pwned\x1b[2J\x1b[1;31mred")
+    assert code == 0
+    code, out = run(server, "teams", "describe", "evil")
+    assert "\x1b" not in out and "pwned\\x1b[2J\\x1b[1;31mred" in out
+    code, out = run(server, "experiments", "create", "e1", "--description", "[ok] \x1b[2J", token=alice)
+    code, out = run(server, "experiments", "list", token=alice)
+    assert code == 0 and "\x1b" not in out and "[ok] \\x1b[2J" in out
+
+
+def test_cli_errors_are_one_clear_line_or_a_json_problem(server: RunningServer, tmp_path: Path) -> None:
+    alice = _team_with_alice(server)
+    code, out = run(server, "cp", str(tmp_path / "nope.csv"), "sr://risk-data/raw/", token=alice)
+    assert code == 1 and "nope.csv: no such file" in out and "Traceback" not in out
+    code, out = run(server, "cp", str(tmp_path), "sr://risk-data/raw/", token=alice)
+    assert code == 1 and "is a directory" in out
+    code, out = run(server, "cp", str(tmp_path / "nope.csv"), "sr://risk-data/raw/", "--json", token=alice)
+    problem = json.loads(out)
+    assert code == 1 and problem["type"].endswith("/invalid-input") and problem["field"] == "source"
+    data = tmp_path / "d.csv"
+    data.write_text("1,2\n")
+    assert run(server, "cp", str(data), "sr://risk-data/raw/", token=alice)[0] == 0
+    code, out = run(server, "cp", "sr://risk-data/raw/d.csv", str(data / "inside-a-file.csv"), token=alice)
+    assert code == 1 and "error:" in out and str(data) in out and "Traceback" not in out
+    code, out = run(server, "teams", "create", "[Risk]")
+    assert code == 1 and "'[Risk]'" in out  # the brackets of the user's input survive
+    # jobs infer the team as experiments do (alice has only one)
+    code, out = run(server, "jobs", "list", "--json", token=alice)
+    assert code == 0 and json.loads(out) == []
+
+
+def test_status_reports_an_iso_start_time(server: RunningServer) -> None:
+    code, out = run(server, "status")
+    assert code == 0
+    line = next(line for line in out.splitlines() if line.startswith("started_at"))
+    assert dt.datetime.fromisoformat(line.split(None, 1)[1]).tzinfo is not None
+
+
+def test_an_uninitialised_home_says_init(tmp_path: Path) -> None:
+    env = {"STRONGROOM_HOME": str(tmp_path / "nothing-here"), "STRONGROOM_TOKEN": "sr_tok_x"}
+    for args in (["status"], ["teams", "list"]):
+        result = runner.invoke(app, args, env=env)
+        assert result.exit_code == 1 and "strongroom init" in result.output, result.output
+
+
+def test_up_on_a_busy_port_says_so(initialized: tuple[Config, str]) -> None:
+    config, _ = initialized
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen(1)
+        port = busy.getsockname()[1]
+        result = runner.invoke(app, ["up", "--home", str(config.home), "--port", str(port)])
+    assert result.exit_code == 1, result.output
+    assert f"cannot listen on 127.0.0.1:{port}" in result.output and "--port" in result.output
+
+
+def test_experiment_analytics_honours_team(server: RunningServer) -> None:
+    alice = _team_with_alice(server)
+    admin = server.session()
+    admin.users.create("ada")
+    admin.users.grant_role("ada", "Auditor")
+    as_alice = server.session(alice)
+    Experiment.create(experiment_name="credit", session=as_alice)
+    trial = Trial.create(trial_name="t1", experiment_name="credit", session=as_alice)
+    with Tracker.create(display_name="Training", trial=trial, session=as_alice) as tracker:
+        tracker.log_parameters({"max_depth": 5})
+    auditor = server.session(admin.tokens.create("audit", user="ada").secret)
+    frame = ExperimentAnalytics(experiment_name="credit", session=auditor, team="risk").dataframe()
+    assert list(frame["DisplayName"]) == ["Training"]

@@ -23,6 +23,7 @@ import uvicorn
 import strongroom
 from strongroom.api.app import create_app
 from strongroom.core import pki
+from strongroom.core.errors import ConfigurationError
 from strongroom.core.platform import Platform
 from strongroom.core.workers import WorkerRunner
 
@@ -68,7 +69,15 @@ def _tcp_socket(host: str, port: int) -> socket.socket:
     # Accepted connections inherit this: without it a response written as two TLS records
     # waits for the client's delayed ACK (~40 ms per request).
     sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-    sock.bind((host, port))
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        raise ConfigurationError(
+            f"cannot listen on {host}:{port}: {exc.strerror}; is another `strongroom up` running? "
+            "Choose another port with --port or STRONGROOM_PORT",
+            field="port",
+        ) from exc
     sock.listen(2048)
     sock.set_inheritable(True)
     return sock
@@ -107,7 +116,11 @@ def serve(platform: Platform, *, ready_file: Path | None = None) -> None:
     config = platform.config
     app = create_app(platform)
     context = tls_context(platform)
-    tcp = _tcp_socket(config.host, config.port)
+    try:
+        tcp = _tcp_socket(config.host, config.port)
+    except ConfigurationError:
+        platform.close()
+        raise
     port = tcp.getsockname()[1]
     socket_path = config.effective_socket_path
     uds = _unix_socket(socket_path)

@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from strongroom.cli.common import JsonOpt, session
-from strongroom.cli.output import console, err_console, print_json, show
+from strongroom.cli.output import print_json, say, show
 
 audit_app = typer.Typer(no_args_is_help=True, help="The hash-chained audit log.")
 
@@ -23,12 +23,13 @@ def audit_verify(as_json: JsonOpt = False) -> None:
     if as_json:
         print_json(report)
     elif report.ok:
-        console.print(
-            f"[green]OK[/green] {report.events} events, {report.checkpoints} signed checkpoints, "
-            f"head {report.head_seq} {report.head_hash[:16]}…"
+        say(
+            ("OK", "green"),
+            f" {report.events} events, {report.checkpoints} signed checkpoints, head {report.head_seq} "
+            f"{report.head_hash[:16]}…",
         )
     else:
-        console.print(f"[red]FAILED[/red] {report.problem}")
+        say(("FAILED", "red"), " ", report.problem)
     if not report.ok:
         raise typer.Exit(1)
 
@@ -38,6 +39,7 @@ _EVENT_COLUMNS = ["seq", "time", "principal", "role", "action", "resource", "dec
 
 @audit_app.command("tail")
 def audit_tail(count: Annotated[int, typer.Option("-n", "--count")] = 20, as_json: JsonOpt = False) -> None:
+    """The newest audit events."""
     show(session().audit.tail(count), as_json, _EVENT_COLUMNS)
 
 
@@ -52,6 +54,7 @@ def audit_query(
     after_seq: int = 0,
     as_json: JsonOpt = False,
 ) -> None:
+    """Audit events matching every filter given."""
     events = session().audit.query(
         principal=principal,
         action=action,
@@ -82,4 +85,4 @@ def audit_export(
         for line in lines:
             handle.write(line + "\n")
             count += 1
-    err_console.print(f"wrote {count} events to {output}")
+    say(f"wrote {count} events to {output}", err=True)

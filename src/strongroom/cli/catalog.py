@@ -7,12 +7,11 @@ from collections.abc import Callable
 from typing import Annotated
 
 import typer
-from rich.markup import escape
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
 from strongroom.catalog.models import ProvisionedProduct
 from strongroom.cli.common import JsonOpt, session
-from strongroom.cli.output import console, print_json, show
+from strongroom.cli.output import as_markup, console, print_json, say, show
 from strongroom.core.errors import InvalidInput
 
 catalog_app = typer.Typer(no_args_is_help=True, help="Self-service catalog: launch Team Environments and Notebooks.")
@@ -42,12 +41,12 @@ def _waiting(
     with Progress(
         SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(), console=console, transient=True
     ) as progress:
-        task = progress.add_task(label, total=None)
+        task = progress.add_task(as_markup(label), total=None)
 
         def update(current: ProvisionedProduct) -> None:
             last = current.events[-1] if current.events else None
             detail = f"{last.kind} {last.step}".strip() if last else current.status
-            progress.update(task, description=f"{label}: {current.status} - {detail}")
+            progress.update(task, description=as_markup(f"{label}: {current.status} - {detail}"))
 
         return run(update)
 
@@ -57,12 +56,15 @@ def _summary(product: ProvisionedProduct, as_json: bool) -> None:
         print_json(product)
         return
     colour = {"AVAILABLE": "green", "ERROR": "red", "TAINTED": "yellow"}.get(product.status, "cyan")
-    console.print(
-        f"[bold]{product.team}/{product.name}[/bold] ({product.product} {product.version}): "
-        f"[{colour}]{product.status}[/{colour}] {product.status_message}"
+    say(
+        (f"{product.team}/{product.name}", "bold"),
+        f" ({product.product} {product.version}): ",
+        (product.status, colour),
+        " ",
+        product.status_message,
     )
     for key, value in product.outputs.items():
-        console.print(f"  {key}: {value}")
+        say(f"  {key}: {value}")
 
 
 @catalog_app.command("products")
@@ -73,16 +75,12 @@ def products(as_json: JsonOpt = False) -> None:
         print_json(items)
         return
     for product in items:
-        console.print(
-            f"[bold]{product.name}[/bold] ({product.display_name}): {escape(product.description)}", soft_wrap=True
-        )
+        say((product.name, "bold"), f" ({product.display_name}): {product.description}")
         for version in product.versions:
             for p in version.parameters:
                 allowed = f" [{'|'.join(p.allowed_values)}]" if p.allowed_values else ""
                 default = f" (default {p.default!r})" if p.default not in (None, "") else ""
-                console.print(
-                    f"  {version.name} {p.name}{allowed}{default}: {p.description}", markup=False, soft_wrap=True
-                )
+                say(f"  {version.name} {p.name}{allowed}{default}: {p.description}")
 
 
 @catalog_app.command("launch")
@@ -169,11 +167,13 @@ def terminate(
 
 @notebooks_app.command("list")
 def notebooks_list(team: str, as_json: JsonOpt = False) -> None:
+    """List a team's notebooks."""
     show(session().notebooks.list(team), as_json, ["name", "owner", "status", "size", "volume_gib", "url_path"])
 
 
 @notebooks_app.command("describe")
 def notebooks_describe(team: str, name: str, as_json: JsonOpt = False) -> None:
+    """Show a notebook: owner, status, size, volume."""
     show(session().notebooks.describe(team, name), as_json)
 
 
@@ -190,8 +190,8 @@ def notebooks_open(
     if as_json:
         print_json(signed)
         return
-    console.print(signed.url, soft_wrap=True, highlight=False)
-    console.print(f"single use, valid until {signed.expires_at:%H:%M:%S} UTC", style="dim")
+    say(signed.url)
+    say(f"single use, valid until {signed.expires_at:%H:%M:%S} UTC", style="dim")
     if browser:
         webbrowser.open(signed.url)
 
@@ -205,6 +205,6 @@ def notebooks_stop(team: str, name: str, wait: WaitOpt = True, as_json: JsonOpt 
 @notebooks_app.command("start")
 def notebooks_start(team: str, name: str, wait: WaitOpt = True, as_json: JsonOpt = False) -> None:
     """Start a stopped notebook on its volume."""
-    with console.status(f"starting {team}/{name}", spinner="dots"):
+    with console.status(as_markup(f"starting {team}/{name}"), spinner="dots"):
         result = session().notebooks.start(team, name, wait=wait)
     show(result, as_json)

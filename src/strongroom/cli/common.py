@@ -9,8 +9,8 @@ from typing import Annotated, Any
 import typer
 from typer.core import TyperGroup
 
-from strongroom.cli.output import err_console
-from strongroom.core.errors import StrongroomError
+from strongroom.cli.output import print_json, say
+from strongroom.core.errors import InvalidInput, StrongroomError
 from strongroom.sdk.session import Session
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")]
@@ -34,17 +34,29 @@ def session() -> Session:
 _open_sessions: ContextVar[list[Session] | None] = ContextVar("strongroom_cli_sessions", default=None)
 
 
+_WANTS_JSON = "strongroom.json"
+
+
 class StrongroomGroup(TyperGroup):
     """Turns platform errors into a one-line message and exit code 1, for every command."""
+
+    def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
+        ctx.meta[_WANTS_JSON] = "--json" in args  # a script asked for JSON: errors come as JSON too
+        return list(super().parse_args(ctx, args))
 
     def invoke(self, ctx: Any) -> Any:
         opened: list[Session] = []
         token = _open_sessions.set(opened)
         try:
             return super().invoke(ctx)
-        except StrongroomError as exc:
-            where = f" (field: {exc.field})" if exc.field else ""
-            err_console.print(f"[red]error:[/red] {exc.detail}{where}", soft_wrap=True)
+        except (StrongroomError, OSError) as exc:
+            # OSError: a local file the user named is missing, a folder or unreadable.
+            error = exc if isinstance(exc, StrongroomError) else InvalidInput(f"{exc.strerror}: {exc.filename}")
+            if ctx.meta.get(_WANTS_JSON):
+                print_json(error.to_problem())
+            else:
+                where = f" (field: {error.field})" if error.field else ""
+                say(("error:", "red"), f" {error.detail}{where}", err=True)
             raise typer.Exit(1) from None
         finally:
             _open_sessions.reset(token)

@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from strongroom.cli.common import JsonOpt, session
-from strongroom.cli.output import console, print_json, show
+from strongroom.cli.output import print_json, say, show
 from strongroom.sdk.tracking import ExperimentsClient
 
 experiments_app = typer.Typer(no_args_is_help=True, help="Experiments, trials and trial components.")
@@ -21,21 +21,25 @@ def _client(team: str | None) -> ExperimentsClient:
 
 @experiments_app.command("list")
 def experiments_list(team: TeamOpt = None, as_json: JsonOpt = False) -> None:
+    """List a team's experiments."""
     show(_client(team).list_experiments(), as_json, ["name", "display_name", "description", "created_by"])
 
 
 @experiments_app.command("create")
 def experiments_create(name: str, description: str = "", team: TeamOpt = None, as_json: JsonOpt = False) -> None:
+    """Create an experiment."""
     show(_client(team).create_experiment(name, description=description), as_json)
 
 
 @experiments_app.command("trials")
 def experiments_trials(experiment: str, team: TeamOpt = None, as_json: JsonOpt = False) -> None:
+    """List the trials of an experiment."""
     show(_client(team).list_trials(experiment), as_json, ["name", "experiment_name", "created_by", "created_at"])
 
 
 @experiments_app.command("components")
 def experiments_components(trial: str | None = None, team: TeamOpt = None, as_json: JsonOpt = False) -> None:
+    """List trial components (of one trial with --trial)."""
     show(
         _client(team).list_components(trial=trial),
         as_json,
@@ -45,6 +49,7 @@ def experiments_components(trial: str | None = None, team: TeamOpt = None, as_js
 
 @experiments_app.command("describe-component")
 def experiments_describe_component(name: str, team: TeamOpt = None) -> None:
+    """Print a trial component as JSON: parameters, metrics, inputs, outputs."""
     print_json(_client(team).describe_component(name))
 
 
@@ -66,4 +71,4 @@ def experiments_analytics(
     if as_json:
         print(frame.to_json(orient="records", date_format="iso"))
         return
-    console.print(frame.to_string(max_cols=12, max_colwidth=40))
+    say(frame.to_string(max_cols=12, max_colwidth=40))

@@ -7,7 +7,7 @@ from typing import Annotated
 import typer
 
 from strongroom.cli.common import JsonOpt, session
-from strongroom.cli.output import console, print_json, show
+from strongroom.cli.output import print_json, say, show
 
 users_app = typer.Typer(no_args_is_help=True, help="Users and platform roles.")
 teams_app = typer.Typer(no_args_is_help=True, help="Teams and their members.")
@@ -20,26 +20,31 @@ roles_app = typer.Typer(no_args_is_help=True, help="Assume a role: a short-lived
 
 @users_app.command("create")
 def users_create(name: str, display_name: str = "", email: str = "", as_json: JsonOpt = False) -> None:
+    """Create a user (PlatformAdmin); give them a token with `tokens create --user`."""
     show(session().users.create(name, display_name, email), as_json)
 
 
 @users_app.command("list")
 def users_list(as_json: JsonOpt = False) -> None:
+    """List users."""
     show(session().users.list(), as_json, ["name", "display_name", "email", "disabled", "created_at"])
 
 
 @users_app.command("describe")
 def users_describe(name: str, as_json: JsonOpt = False) -> None:
+    """Show a user, their roles and whether they are disabled."""
     show(session().users.describe(name), as_json)
 
 
 @users_app.command("disable")
 def users_disable(name: str, as_json: JsonOpt = False) -> None:
+    """Disable a user: every token and session of theirs stops working at once."""
     show(session().users.disable(name), as_json)
 
 
 @users_app.command("enable")
 def users_enable(name: str, as_json: JsonOpt = False) -> None:
+    """Enable a disabled user again."""
     show(session().users.enable(name), as_json)
 
 
@@ -47,6 +52,7 @@ def users_enable(name: str, as_json: JsonOpt = False) -> None:
 def users_grant_role(
     name: str, role: Annotated[str, typer.Argument(help="PlatformAdmin or Auditor")], as_json: JsonOpt = False
 ) -> None:
+    """Grant a platform-wide role (PlatformAdmin or Auditor)."""
     show(session().users.grant_role(name, role), as_json)
 
 
@@ -55,16 +61,19 @@ def users_grant_role(
 
 @teams_app.command("create")
 def teams_create(name: str, description: str = "", as_json: JsonOpt = False) -> None:
+    """Create a team (PlatformAdmin); a Team Environment from the catalog also gives it keys and buckets."""
     show(session().teams.create(name, description), as_json)
 
 
 @teams_app.command("list")
 def teams_list(as_json: JsonOpt = False) -> None:
+    """List teams and their guardrail exemptions."""
     show(session().teams.list(), as_json, ["name", "description", "guardrail_exemptions", "created_at"])
 
 
 @teams_app.command("describe")
 def teams_describe(name: str, as_json: JsonOpt = False) -> None:
+    """Show a team and its members."""
     detail = session().teams.describe(name)
     if as_json:
         print_json(detail)
@@ -75,13 +84,15 @@ def teams_describe(name: str, as_json: JsonOpt = False) -> None:
 
 @teams_app.command("add-member")
 def teams_add_member(team: str, user: str, role: str, as_json: JsonOpt = False) -> None:
+    """Give USER a team role: DataScienceAdmin, DataScientist or MLOpsEngineer."""
     show(session().teams.add_member(team, user, role), as_json)
 
 
 @teams_app.command("remove-member")
 def teams_remove_member(team: str, user: str, role: str) -> None:
+    """Take a team role away from USER (their sessions in that role end)."""
     session().teams.remove_member(team, user, role)
-    console.print(f"removed {role} of {user} in {team}")
+    say(f"removed {role} of {user} in {team}")
 
 
 @teams_app.command("exempt")
@@ -106,22 +117,25 @@ def tokens_create(
     ttl_days: Annotated[int | None, typer.Option(help="Days until it expires.")] = None,
     as_json: JsonOpt = False,
 ) -> None:
+    """Issue an API token for yourself or (PlatformAdmin) for --user; it is printed once."""
     issued = session().tokens.create(name, user, ttl_days)
     if as_json:
         print_json(issued)
         return
     show(issued.token, False)
-    console.print("\nToken (shown once; store it now):\n")
+    say("\nToken (shown once; store it now):\n")
     print(f"    {issued.secret}\n")
 
 
 @tokens_app.command("list")
 def tokens_list(user: Annotated[str | None, typer.Option()] = None, as_json: JsonOpt = False) -> None:
+    """List tokens (never their secrets)."""
     show(session().tokens.list(user), as_json, ["id", "user", "name", "expires_at", "revoked_at", "last_used_at"])
 
 
 @tokens_app.command("revoke")
 def tokens_revoke(token_id: str, as_json: JsonOpt = False) -> None:
+    """Revoke a token at once (sessions derived from it end too)."""
     show(session().tokens.revoke(token_id), as_json)
 
 
@@ -138,7 +152,9 @@ def roles_assume(
     """Get a short-lived session token acting only as ROLE (in --team)."""
     from strongroom.identity.models import SessionToken
 
-    issued = session().call("POST", "/api/v1/sessions", SessionToken, json_body={"role": role, "team": team})
+    issued: SessionToken = session().call(
+        "POST", "/api/v1/sessions", SessionToken, json_body={"role": role, "team": team}
+    )
     if export:
         print(f"export STRONGROOM_TOKEN={issued.token}")
     else:

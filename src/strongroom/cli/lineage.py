@@ -5,10 +5,11 @@ from __future__ import annotations
 from typing import Annotated
 
 import typer
+from rich.text import Text
 from rich.tree import Tree
 
 from strongroom.cli.common import JsonOpt, session
-from strongroom.cli.output import console, print_json, show
+from strongroom.cli.output import Part, print_json, render, show, styled
 from strongroom.core.names import Srn
 from strongroom.lineage.models import LineageGraph, LineageNode
 from strongroom.sdk.lineage import LineageClient
@@ -20,15 +21,16 @@ Types = Annotated[list[str] | None, typer.Option("--type", help="Only these enti
 Assoc = Annotated[list[str] | None, typer.Option("--association", help="Only these association types.")]
 
 
-def _label(node: LineageNode) -> str:
+def _label(node: LineageNode, *suffix: Part) -> Text:
     what = node.uri or node.name or node.srn
-    pin = f" [dim]version {node.version_id}[/dim]" if node.version_id else ""
+    pin: list[Part] = [(f" version {node.version_id}", "dim")] if node.version_id else []
     if node.type == "Commit":
         extra = node.properties
-        pin = f" [dim]{str(extra.get('commit', ''))[:12]} {extra.get('branch', '')}"
-        pin += " [red](dirty)[/red][/dim]" if extra.get("dirty") else "[/dim]"
+        pin = [(f" {str(extra.get('commit', ''))[:12]} {extra.get('branch', '')}", "dim")]
+        if extra.get("dirty"):
+            pin.append((" (dirty)", "red"))
         what = str(extra.get("repository", what))
-    return f"[bold]{node.type}[/bold] {what}{pin}  [dim]{node.srn}[/dim]"
+    return styled((node.type, "bold"), f" {what}", *pin, "  ", (node.srn, "dim"), *suffix)
 
 
 def render_tree(graph: LineageGraph) -> Tree:
@@ -48,10 +50,10 @@ def render_tree(graph: LineageGraph) -> Tree:
             if child not in nodes:
                 continue
             if child in seen:
-                branch.add(f"[dim]{kind}[/dim] {_label(nodes[child])} [dim](shown above)[/dim]")
+                branch.add(styled((kind, "dim"), " ").append_text(_label(nodes[child], (" (shown above)", "dim"))))
                 continue
             seen.add(child)
-            grow(branch.add(f"[dim]{kind}[/dim] {_label(nodes[child])}"), child)
+            grow(branch.add(styled((kind, "dim"), " ").append_text(_label(nodes[child]))), child)
 
     grow(root, graph.start)
     return root
@@ -74,7 +76,7 @@ def lineage_show(
     if as_json:
         print_json(result.to_json())
         return
-    console.print(render_tree(result.graph))
+    render(render_tree(result.graph))
 
 
 @lineage_app.command("entities")

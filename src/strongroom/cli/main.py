@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 import socket
 import ssl
+import time
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 
+import strongroom
 from strongroom.cli import audit, catalog, experiments, git, identity, jobs, lineage, policy, storage
 from strongroom.cli.common import HomeOpt, JsonOpt, StrongroomGroup
-from strongroom.cli.output import console, err_console, print_json, show
+from strongroom.cli.output import print_json, say, show
 from strongroom.core.config import Config
 from strongroom.core.errors import StrongroomError
 from strongroom.sdk.session import Session
@@ -23,6 +26,22 @@ app = typer.Typer(
     add_completion=False,
     help="Strongroom: a secure ML workbench you run yourself.",
 )
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        print(f"strongroom {strongroom.__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: Annotated[
+        bool, typer.Option("--version", callback=_print_version, is_eager=True, help="Print the version and exit.")
+    ] = False,
+) -> None:
+    """Strongroom: a secure ML workbench you run yourself."""
+
 
 app.command("explain")(jobs.explain)
 app.command("reproduce")(jobs.reproduce)
@@ -65,6 +84,9 @@ def init(
     database_url: Annotated[str | None, typer.Option(help="SQLAlchemy URL; default embedded SQLite.")] = None,
     port: Annotated[int | None, typer.Option(help="HTTPS port (0 = any free port).")] = None,
     admin: Annotated[str, typer.Option(help="Name of the first PlatformAdmin.")] = "admin",
+    export: Annotated[
+        bool, typer.Option("--export", help="Print only `export STRONGROOM_TOKEN=...` (for `eval`).")
+    ] = False,
     as_json: JsonOpt = False,
 ) -> None:
     """Create a platform home: config, root key, CA, database, and the first admin's token."""
@@ -74,11 +96,14 @@ def init(
     if as_json:
         print_json({"home": str(result.home), "admin": result.admin, "token": result.token.secret})
         return
-    console.print(f"[green]Initialised[/green] {result.home}")
-    console.print(f"Database: {result.database_url.split('@')[-1]}")
-    console.print(f"PlatformAdmin [bold]{result.admin}[/bold]; token (shown once, only its hash is stored):")
+    if export:
+        print(f"export STRONGROOM_TOKEN={result.token.secret}")
+        return
+    say(("Initialised", "green"), f" {result.home}")
+    say(f"Database: {result.database_url.split('@')[-1]}")
+    say("PlatformAdmin ", (result.admin, "bold"), "; token (shown once, only its hash is stored):")
     print(f"\n    export STRONGROOM_TOKEN={result.token.secret}\n")
-    console.print("Start the platform with: strongroom up")
+    say("Start the platform with: strongroom up")
 
 
 @app.command()
@@ -99,15 +124,28 @@ def up(
 
 
 @app.command()
-def status(home: HomeOpt = None, as_json: JsonOpt = False) -> None:
+def status(
+    home: HomeOpt = None,
+    wait: Annotated[
+        float, typer.Option(help="Seconds to wait for a platform that is starting (e.g. just after `up &`).")
+    ] = 0.0,
+    as_json: JsonOpt = False,
+) -> None:
     """Say what runs where: the HTTPS address, the sandbox socket, workers, the audit head."""
     from strongroom.core.platform import read_server_info
 
     config = _config(home)
-    info = read_server_info(config)
-    if info is None:
-        err_console.print(f"not running: no server in {config.home}; start it with `strongroom up`")
+    if not (config.home / "root.check").exists():
+        say(f"no Strongroom home at {config.home}; create one with `strongroom init`", err=True)
         raise typer.Exit(1)
+    deadline = time.monotonic() + wait
+    while (info := read_server_info(config)) is None and time.monotonic() < deadline:
+        time.sleep(0.2)
+    if info is None:
+        say(f"not running: no server in {config.home}; start it with `strongroom up`", err=True)
+        raise typer.Exit(1)
+    if isinstance(info.get("started_at"), int | float):
+        info["started_at"] = dt.datetime.fromtimestamp(float(str(info["started_at"])), dt.UTC).isoformat()
     alive = _pid_alive(int(str(info.get("pid", 0))))
     reachable = _tls_reachable(config, str(info.get("host", "127.0.0.1")), int(str(info.get("port", 0))))
     report: dict[str, Any] = {**info, "process": "running" if alive else "gone", "https": reachable}

@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 
 from strongroom.cli.common import JsonOpt, session
-from strongroom.cli.output import console, print_json, show
+from strongroom.cli.output import print_json, say, show
 
 policy_app = typer.Typer(no_args_is_help=True, help="Cedar policies: simulate, attach, list.")
 
@@ -50,8 +50,8 @@ def policy_simulate(
         print_json(result)
         return
     colour = "green" if result.decision == "Allow" else "red"
-    console.print(f"[bold {colour}]{result.decision}[/bold {colour}]  {result.explanation}")
-    console.print(f"determining policies: {', '.join(result.determining_policies) or '(none: default deny)'}")
+    say((result.decision, f"bold {colour}"), f"  {result.explanation}")
+    say(f"determining policies: {', '.join(result.determining_policies) or '(none: default deny)'}")
 
 
 @policy_app.command("attach")
@@ -62,13 +62,15 @@ def policy_attach(team: str, name: str, file: Path, description: str = "", as_js
 
 @policy_app.command("list")
 def policy_list(team: str, as_json: JsonOpt = False) -> None:
+    """List the policies attached to a team."""
     show(session().policies.list(team), as_json, ["team", "name", "description", "created_by", "created_at"])
 
 
 @policy_app.command("detach")
 def policy_detach(team: str, name: str) -> None:
+    """Detach a team policy."""
     session().policies.detach(team, name)
-    console.print(f"detached {name} from {team}")
+    say(f"detached {name} from {team}")
 
 
 @policy_app.command("actions")
@@ -79,4 +81,4 @@ def policy_actions(as_json: JsonOpt = False) -> None:
         print_json(actions)
     else:
         for action in actions:
-            console.print(action)
+            say(action)

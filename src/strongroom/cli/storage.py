@@ -9,7 +9,8 @@ import typer
 from rich.progress import BarColumn, DownloadColumn, Progress, TransferSpeedColumn
 
 from strongroom.cli.common import JsonOpt, session
-from strongroom.cli.output import console, err_console, print_json, show
+from strongroom.cli.output import as_markup, err_console, print_json, say, show
+from strongroom.core.errors import InvalidInput
 from strongroom.storage.keys import parse_uri
 
 keys_app = typer.Typer(no_args_is_help=True, help="Customer-managed team keys (KMS).")
@@ -31,24 +32,28 @@ def keys_create(
     rotation_days: Annotated[int | None, typer.Option(help="Rotate automatically every N days.")] = None,
     as_json: JsonOpt = False,
 ) -> None:
+    """Create a customer-managed team key and give it ALIAS."""
     with session() as s:
         show(s.keys.create(team, alias, description, keyring=keyring, rotation_period_days=rotation_days), as_json)
 
 
 @keys_app.command("list")
 def keys_list(team: str, as_json: JsonOpt = False) -> None:
+    """List a team's keys."""
     with session() as s:
         show(s.keys.list(team), as_json, _KEY_COLUMNS)
 
 
 @keys_app.command("describe")
 def keys_describe(team: str, key: str, as_json: JsonOpt = False) -> None:
+    """Show a key: state, versions, rotation, deletion date."""
     with session() as s:
         show(s.keys.describe(team, key), as_json)
 
 
 @keys_app.command("enable")
 def keys_enable(team: str, key: str, as_json: JsonOpt = False) -> None:
+    """Enable a disabled key."""
     with session() as s:
         show(s.keys.enable(team, key), as_json)
 
@@ -74,6 +79,7 @@ def keys_set_rotation(
     days: Annotated[int, typer.Argument(help="Days between rotations; 0 turns it off.")],
     as_json: JsonOpt = False,
 ) -> None:
+    """Rotate the key automatically every DAYS days (0: never)."""
     with session() as s:
         show(s.keys.set_rotation(team, key, days or None), as_json)
 
@@ -92,12 +98,14 @@ def keys_schedule_deletion(
 
 @keys_app.command("cancel-deletion")
 def keys_cancel_deletion(team: str, key: str, as_json: JsonOpt = False) -> None:
+    """Cancel a scheduled deletion (the key stays disabled until enabled)."""
     with session() as s:
         show(s.keys.cancel_deletion(team, key), as_json)
 
 
 @keys_app.command("alias")
 def keys_alias(team: str, key: str, alias: str, as_json: JsonOpt = False) -> None:
+    """Give a key another alias."""
     with session() as s:
         show(s.keys.create_alias(team, key, alias), as_json)
 
@@ -109,12 +117,13 @@ def keys_policy(
     file: Annotated[Path | None, typer.Option("--set", help="Cedar file to attach ('' file clears).")] = None,
     as_json: JsonOpt = False,
 ) -> None:
+    """Show a key's policy, or attach one with --set FILE."""
     with session() as s:
         result = s.keys.put_policy(team, key, file.read_text()) if file else s.keys.get_policy(team, key)
         if as_json:
             print_json(result)
         else:
-            console.print(result.policy or "(no key policy)")
+            say(result.policy or "(no key policy)")
 
 
 # -- buckets ----------------------------------------------------------------------------------
@@ -128,27 +137,31 @@ def buckets_create(
     description: str = "",
     as_json: JsonOpt = False,
 ) -> None:
+    """Create an encrypted, versioned bucket for TEAM."""
     with session() as s:
         show(s.buckets.create(name, team, key=key, description=description), as_json)
 
 
 @buckets_app.command("list")
 def buckets_list(team: Annotated[str | None, typer.Option()] = None, as_json: JsonOpt = False) -> None:
+    """List the buckets you can see."""
     with session() as s:
         show(s.buckets.list(team), as_json, ["name", "team", "default_key_id", "has_policy", "created_at"])
 
 
 @buckets_app.command("describe")
 def buckets_describe(name: str, as_json: JsonOpt = False) -> None:
+    """Show a bucket: team, default key, policy."""
     with session() as s:
         show(s.buckets.describe(name), as_json)
 
 
 @buckets_app.command("delete")
 def buckets_delete(name: str) -> None:
+    """Delete an empty bucket."""
     with session() as s:
         s.buckets.delete(name)
-    console.print(f"deleted bucket {name}")
+    say(f"deleted bucket {name}")
 
 
 @buckets_app.command("policy")
@@ -158,16 +171,17 @@ def buckets_policy(
     clear: Annotated[bool, typer.Option("--clear", help="Remove the bucket policy.")] = False,
     as_json: JsonOpt = False,
 ) -> None:
+    """Show a bucket's policy, attach one with --set FILE, or remove it with --clear."""
     with session() as s:
         if clear:
             s.buckets.delete_policy(name)
-            console.print(f"removed the policy of {name}")
+            say(f"removed the policy of {name}")
             return
         result = s.buckets.put_policy(name, file.read_text()) if file else s.buckets.get_policy(name)
         if as_json:
             print_json(result)
         else:
-            console.print(result.policy or "(no bucket policy)")
+            say(result.policy or "(no bucket policy)")
 
 
 # -- cp / ls / rm -----------------------------------------------------------------------------
@@ -204,17 +218,21 @@ def cp(
         elif destination.startswith("sr://"):
             bucket, key = parse_uri(destination)
             path = Path(source)
+            if path.is_dir():
+                raise InvalidInput(f"{source} is a directory; copy its files one at a time", field="source")
+            if not path.is_file():
+                raise InvalidInput(f"{source}: no such file", field="source")
             if not key or key.endswith("/"):
                 key = f"{key}{path.name}"
             with _progress() as bar:
-                task = bar.add_task(f"up {path.name}", total=path.stat().st_size)
+                task = bar.add_task(as_markup(f"up {path.name}"), total=path.stat().st_size)
                 result = s.buckets.put_object(
                     bucket, key, path, tags=tags or None, progress=lambda n: bar.advance(task, n)
                 )
             if as_json:
                 print_json(result)
             else:
-                console.print(f"{result.uri} version {result.version_id}")
+                say(f"{result.uri} version {result.version_id}")
         elif source.startswith("sr://"):
             bucket, key = parse_uri(source)
             meta = s.buckets.head_object(bucket, key, version_id)
@@ -222,12 +240,12 @@ def cp(
             if target.is_dir():
                 target = target / key.rsplit("/", 1)[-1]
             with _progress() as bar:
-                task = bar.add_task(f"down {key.rsplit('/', 1)[-1]}", total=meta.size)
+                task = bar.add_task(as_markup(f"down {key.rsplit('/', 1)[-1]}"), total=meta.size)
                 s.buckets.download(bucket, key, target, version_id=version_id, progress=lambda n: bar.advance(task, n))
             if as_json:
                 print_json({"path": str(target), "version_id": meta.version_id, "sha256": meta.sha256})
             else:
-                console.print(f"{target} ({meta.size} bytes, version {meta.version_id})")
+                say(f"{target} ({meta.size} bytes, version {meta.version_id})")
         else:
             raise typer.BadParameter("one side must be an sr:// URI")
 
@@ -257,9 +275,9 @@ def ls(
             return
         for item in items:
             if isinstance(item, str):
-                console.print(f"[bold]{'DIR':>12}[/bold]  sr://{bucket}/{item}")
+                say((f"{'DIR':>12}", "bold"), f"  sr://{bucket}/{item}")
             else:
-                console.print(f"{item.size:>12}  {item.uri}  {item.created_at:%Y-%m-%d %H:%M}")
+                say(f"{item.size:>12}  {item.uri}  {item.created_at:%Y-%m-%d %H:%M}")
 
 
 def rm(uri: str, version_id: VersionOpt = None, as_json: JsonOpt = False) -> None:
@@ -270,6 +288,6 @@ def rm(uri: str, version_id: VersionOpt = None, as_json: JsonOpt = False) -> Non
     if as_json:
         print_json(result)
     elif version_id:
-        console.print(f"deleted version {version_id} of {uri}")
+        say(f"deleted version {version_id} of {uri}")
     else:
-        console.print(f"deleted {uri} (delete marker {result.version_id}; older versions remain)")
+        say(f"deleted {uri} (delete marker {result.version_id}; older versions remain)")

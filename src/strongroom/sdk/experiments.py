@@ -37,10 +37,7 @@ def _client(session: Session | None, team: str | None) -> ExperimentsClient:
         from strongroom.sdk.session import Session as _Session
 
         session = _Session()
-    client = session.experiments
-    if team is not None and team != client.team:
-        return ExperimentsClient(session, team)
-    return client
+    return session.experiments.for_team(team)
 
 
 def _unique(prefix: str) -> str:
@@ -285,8 +282,10 @@ class Tracker:
 
     @property
     def trial_component(self) -> TrialComponent:
-        """The component as the platform has it (pending writes are flushed first)."""
-        self._entity = self._client.describe_component(self._name)
+        """The component as the platform has it (pending writes are flushed first); after the
+        tracker closed its own session, the component as it was when it closed."""
+        if not (self._closed and self._owns_session):
+            self._entity = self._client.describe_component(self._name)
         return TrialComponent(self._client, self._entity)
 
     @property
@@ -372,6 +371,10 @@ class Tracker:
         else:
             self._client.writer.request_flush()
         if self._owns_session:
+            # The session ends here: keep the finished component, so `tracker.trial_component`
+            # after the `with` block (the workshop's `trial.add_trial_component(...)`) still works.
+            self._client.flush()
+            self._entity = self._client.describe_component(self._name)
             self._client.close()
             self._client._s.close()
 

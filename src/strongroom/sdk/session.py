@@ -101,6 +101,8 @@ class Session:
             self.where = url
             self._client = httpx.Client(base_url=url, verify=context, headers=headers, timeout=timeout, auth=auth)
             self.ca_path = ca_path
+        elif not (home_path / "root.check").exists():
+            raise PlatformUnreachable(f"no Strongroom home at {home_path}; create one with `strongroom init`")
         else:
             raise PlatformUnreachable(
                 f"platform not running at {home_path} (no run/server.json); start it with `strongroom up`"
@@ -297,7 +299,9 @@ class Session:
         """A new session acting only as ``role`` (in ``team``), with a short-lived token."""
         from strongroom.identity.models import SessionToken
 
-        issued = self.call("POST", "/api/v1/sessions", SessionToken, json_body={"role": role, "team": team})
+        issued: SessionToken = self.call(
+            "POST", "/api/v1/sessions", SessionToken, json_body={"role": role, "team": team}
+        )
         return Session(url=self.url, socket=self.socket, token=issued.token, ca=self._ca, timeout=self._timeout)
 
 

@@ -259,6 +259,16 @@ class ExperimentsClient:
             self._team = resolve_team(self._s)
         return self._team
 
+    def for_team(self, team: str | None) -> ExperimentsClient:
+        """This client if it already acts for ``team`` (or ``team`` is None), else one that does.
+
+        Never resolves the default team first: a caller in several teams (or none, as an
+        Auditor) names the one it wants.
+        """
+        if team is None or team == self._team:
+            return self
+        return ExperimentsClient(self._s, team)
+
     def _path(self, tail: str) -> str:
         return f"/api/v1/teams/{self.team}/{tail}"
 
