@@ -54,8 +54,10 @@ EVAL_METRICS = (
     "tweedie-nloglik",
     "cox-nloglik",
 )
-# Metrics where larger is better (for early stopping).
-MAXIMIZE = ("auc", "aucpr", "ndcg", "map")
+# Names the training loop consumes; they are not XGBoost booster parameters.
+LOOP_ONLY = ("num_round", "early_stopping_rounds", "csv_weights")
+# Row and column sampling: with any below 1, a resumed run is not the uninterrupted run.
+SAMPLING = ("subsample", "colsample_bytree", "colsample_bylevel", "colsample_bynode")
 INF = math.inf
 
 
@@ -196,10 +198,20 @@ def validate(raw: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def booster_params(values: Mapping[str, Any]) -> dict[str, Any]:
-    """XGBoost parameters from validated values (training-loop-only names removed)."""
-    params = {k: v for k, v in values.items() if k not in ("num_round", "early_stopping_rounds", "csv_weights")}
-    params.setdefault("objective", SPECS["objective"].default)
-    params.setdefault("seed", 0)
-    params["seed_per_iteration"] = True
-    params.setdefault("verbosity", 1)
-    return params
+    """XGBoost parameters from validated values: exactly the ones the user set, minus the training
+    loop's own (``num_round``, ``early_stopping_rounds``, ``csv_weights``). Nothing is added, so a job's
+    model equals ``xgboost.train`` run bare with the same hyperparameters (XGBoost's defaults apply)."""
+    return {k: v for k, v in values.items() if k not in LOOP_ONLY}
+
+
+def resume_note(hyperparameters: Mapping[str, Any], step: int) -> str:
+    """What a user must know about a run resumed from the checkpoint of round ``step`` (for the
+    training log and the job's status message)."""
+    sampling = [name for name in SAMPLING if float(hyperparameters.get(name, 1)) < 1.0]
+    if not sampling:
+        return f"resumed at round {step}; without row/column sampling the model equals an uninterrupted run's"
+    return (
+        f"resumed at round {step}; with {', '.join(sampling)} below 1 the model is deterministic for this "
+        "interruption round but not byte-identical to an uninterrupted run (XGBoost's row/column samplers "
+        "keep random state that a saved booster does not carry)"
+    )
