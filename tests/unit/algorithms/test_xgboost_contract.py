@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import re
 import tarfile
 import threading
 from pathlib import Path
@@ -61,10 +62,12 @@ def test_libsvm_and_parquet_channels(job: JobFactory, tmp_path: Path) -> None:
         table = pa.table({"label": y[rows], **{f"f{i}": x[rows, i] for i in range(x.shape[1])}})
         pq.write_table(table, directory / "part-0.parquet")
     run(parquet)
-    csv = job(HPS)
+    names = [f"f{i}" for i in range(x.shape[1])]
+    assert Predictor.from_archive(parquet.model / "model.tar.gz").booster.feature_names == names
+    csv = job({**HPS, "feature_names": ",".join(names)})
     csv_model = tmp_path / "csv-model"
     run(Paths(**{**csv.__dict__, "model": csv_model, "checkpoints": tmp_path / "csv-ck"}))
-    # Same numbers in CSV and Parquet: the same model.
+    # Same numbers and names in headerless CSV + feature_names and in Parquet: the same model.
     assert (csv_model / "model.tar.gz").read_bytes() == (parquet.model / "model.tar.gz").read_bytes()
 
     libsvm = Paths(**{**parquet.__dict__, "train": tmp_path / "svm/train", "validation": tmp_path / "svm/valid"})
@@ -75,6 +78,50 @@ def test_libsvm_and_parquet_channels(job: JobFactory, tmp_path: Path) -> None:
     lines = run(libsvm)
     assert any("validation-auc" in line for line in lines)
     assert roc_auc_score(y[1600:], predictions(libsvm, x[1600:])) > 0.75
+
+
+FEATURES = ["LIMIT_BAL", "SEX", "PAY_0", "BILL_AMT1", "PAY_AMT1"]
+
+
+def test_headerless_csv_gives_a_model_without_names_and_feature_names_names_it(job: JobFactory) -> None:
+    plain = job(HPS, name="plain")
+    run(plain)
+    assert Predictor.from_archive(plain.model / "model.tar.gz").booster.feature_names is None
+    named = job({**HPS, "feature_names": ", ".join(FEATURES)}, name="named")
+    lines = run(named)
+    assert "feature names: LIMIT_BAL, SEX, PAY_0, BILL_AMT1, PAY_AMT1" in lines[0]
+    booster = Predictor.from_archive(named.model / "model.tar.gz").booster
+    assert booster.feature_names == FEATURES
+    # Names do not change the trees.
+    x, _ = make_data(2000)
+    np.testing.assert_array_equal(booster.predict(xgb.DMatrix(x, feature_names=FEATURES)), predictions(plain, x))
+
+
+def test_a_header_row_names_the_features_and_equals_bare_xgboost(job: JobFactory) -> None:
+    paths = job(HPS)
+    for directory in (paths.train, paths.validation):
+        rows = (directory / "part-0.csv").read_text()
+        (directory / "part-0.csv").write_text("default payment next month," + ",".join(FEATURES) + "\n" + rows)
+    run(paths)
+    booster = Predictor.from_archive(paths.model / "model.tar.gz").booster
+    assert booster.feature_names == FEATURES
+    data = np.loadtxt(paths.train / "part-0.csv", delimiter=",", skiprows=1)
+    expected = xgb.train(
+        {k: v for k, v in validate(HPS).items() if k != "num_round"},
+        xgb.DMatrix(data[:, 1:], label=data[:, 0], feature_names=FEATURES),
+        HPS["num_round"],
+    )
+    assert booster_bytes(paths) == bytes(expected.save_raw("ubj"))
+
+
+@pytest.mark.parametrize(
+    ("names", "words"),
+    [("A,B", "has 2 names but channel 'train' has 5 features"), ("A,A,B,C,D", "distinct"), ("A,B,C,D,E[1]", "invalid")],
+)
+def test_bad_feature_names_are_refused_naming_the_hyperparameter(job: JobFactory, names: str, words: str) -> None:
+    with pytest.raises(InvalidInput, match=re.escape(words)) as err:
+        run(job({**HPS, "feature_names": names}))
+    assert err.value.field == "hyperparameters.feature_names"
 
 
 def test_declared_content_type_wins_over_extension(job: JobFactory) -> None:
@@ -241,6 +288,11 @@ def test_predictor_reads_csv_rows(job: JobFactory) -> None:
     assert len(predictor.predict_to_csv(rows).splitlines()) == 5
     with pytest.raises(InvalidInput, match="needs 5 features"):
         predictor.predict_csv("1,2,3")
+    named = job({**HPS, "feature_names": ",".join(FEATURES)}, name="named")
+    run(named)
+    # A model that knows its feature names still takes headerless rows (batch transform, endpoints).
+    by_name = Predictor.from_archive(named.model / "model.tar.gz")
+    np.testing.assert_array_equal(by_name.predict_csv(rows), predictor.predict_csv(rows))
     with pytest.raises(InvalidInput):
         predictor.predict_csv("a,b,c,d,e")
 

@@ -54,8 +54,8 @@ EVAL_METRICS = (
     "tweedie-nloglik",
     "cox-nloglik",
 )
-# Names the training loop consumes; they are not XGBoost booster parameters.
-LOOP_ONLY = ("num_round", "early_stopping_rounds", "csv_weights")
+# Names the training loop and the data reader consume; they are not XGBoost booster parameters.
+LOOP_ONLY = ("num_round", "early_stopping_rounds", "csv_weights", "feature_names")
 # Row and column sampling: with any below 1, a resumed run is not the uninterrupted run.
 SAMPLING = ("subsample", "colsample_bytree", "colsample_bylevel", "colsample_bynode")
 INF = math.inf
@@ -114,6 +114,8 @@ SPECS: dict[str, Spec] = {
     "grow_policy": Spec(str, choices=("depthwise", "lossguide"), default="depthwise"),
     "sampling_method": Spec(str, choices=("uniform",), default="uniform"),
     "csv_weights": Spec(int, 0, 1, default=0),
+    # Not XGBoost's: names the features of headerless CSV or LIBSVM data, so the model carries them.
+    "feature_names": Spec(str),
 }
 
 
@@ -130,6 +132,16 @@ def _convert(name: str, spec: Spec, raw: Any) -> Any:
     if spec.kind is str:
         if not isinstance(raw, str):
             raise fail
+        if name == "feature_names":
+            names = [n.strip() for n in raw.split(",")]
+            if not raw.strip() or not all(names) or len(set(names)) != len(names):
+                raise InvalidInput(
+                    f"hyperparameter feature_names={raw[:80]!r} is invalid: it must be distinct comma-separated "
+                    "names, one per feature column (the label column is not named)",
+                    field=_field(name),
+                    allowed="comma-separated distinct names",
+                )
+            return names
         if name == "eval_metric":
             metrics = [m.strip() for m in raw.split(",") if m.strip()]
             bad = [m for m in metrics if m.split("@")[0] not in EVAL_METRICS]

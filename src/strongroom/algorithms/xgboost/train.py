@@ -242,15 +242,20 @@ def train(
     early = values.get("early_stopping_rounds")
     types = content_types(paths.config)
     started = time.monotonic()
-    dtrain = load_dmatrix(paths.train, types.get("train"), "train", params.get("nthread"))
+    names = values.get("feature_names")
+    dtrain = load_dmatrix(paths.train, types.get("train"), "train", params.get("nthread"), names)
     evals = [(dtrain, "train")]
     if paths.validation.is_dir():
-        evals.append(
-            (load_dmatrix(paths.validation, types.get("validation"), "validation", params.get("nthread")), "validation")
-        )
+        dvalid = load_dmatrix(paths.validation, types.get("validation"), "validation", params.get("nthread"), names)
+        if dvalid.feature_names != dtrain.feature_names:
+            raise InvalidInput(
+                "the validation channel's feature names differ from the train channel's", field="inputs.validation"
+            )
+        evals.append((dvalid, "validation"))
     log(
         f"[strongroom] data loaded in {time.monotonic() - started:.2f} s: "
         + ", ".join(f"{name} {d.num_row()} rows x {d.num_col()} features" for d, name in evals)
+        + (f"; feature names: {', '.join(dtrain.feature_names)}" if dtrain.feature_names else "; no feature names")
     )
     if early and len(evals) < 2:
         raise InvalidInput(
