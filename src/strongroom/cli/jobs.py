@@ -80,12 +80,16 @@ def runtimes_register(name: str, python: str, description: str = "", as_json: Js
 
 def explain(
     model: Annotated[str, typer.Argument(help="sr:// URI of a training job's model.tar.gz")],
-    dataset: Annotated[str, typer.Argument(help="sr:// URI of one CSV (with header) or Parquet file")],
+    dataset: Annotated[str, typer.Argument(help="sr:// URI of one CSV (with a header or not) or Parquet file")],
     team: TeamOpt,
     output: Annotated[str, typer.Option(help="sr:// prefix for analysis.json and report.html")],
     volume_kms_key: Annotated[str, typer.Option(help="the team key for the job's volume")],
     label: Annotated[str, typer.Option(help="label column name in the report")] = "label",
     instance_count: Annotated[int, typer.Option(help="Dask workers (rows are split across them)")] = 1,
+    feature_names: Annotated[
+        str | None,
+        typer.Option(help="comma-separated feature names, in order, for a model trained on headerless data"),
+    ] = None,
 ) -> None:
     """Explain a model over a dataset (exact TreeSHAP) as a sandboxed job; print the top features."""
     from strongroom.sdk.jobs import ExplainabilityJob
@@ -93,7 +97,8 @@ def explain(
     runner = ExplainabilityJob(
         session=session(), team=team, volume_kms_key=volume_kms_key, instance_count=instance_count
     )
-    job = runner.run(model, dataset, output, label=label, logs=False).job()
+    names = [n.strip() for n in feature_names.split(",")] if feature_names else None
+    job = runner.run(model, dataset, output, label=label, feature_names=names, logs=False).job()
     console.print(f"[green]{job.name}[/green] {job.status}")
     for produced in job.outputs_produced:
         console.print(f"  {produced.uri}")

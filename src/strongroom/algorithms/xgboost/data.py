@@ -76,16 +76,20 @@ def detect_content_type(files: list[Path], declared: str | None, channel: str) -
     return kinds.pop() if kinds else CSV
 
 
-def has_header(path: Path) -> bool:
-    """Whether a CSV file's first line is a header: some field in it is not a number."""
-    with path.open("rb") as handle:
-        first = handle.readline().decode("utf-8", errors="replace").strip()
-    for field in first.split(","):
+def is_header_line(line: bytes) -> bool:
+    """Whether a CSV line is a header rather than data: some field in it is not a number."""
+    for field in line.decode("utf-8", errors="replace").strip().split(","):
         try:
             float(field.strip().strip('"') or "nan")
         except ValueError:
             return True
     return False
+
+
+def has_header(path: Path) -> bool:
+    """Whether a CSV file's first line is a header (see :func:`is_header_line`)."""
+    with path.open("rb") as handle:
+        return is_header_line(handle.readline())
 
 
 Loaded = tuple[np.ndarray, np.ndarray, list[str] | None]
