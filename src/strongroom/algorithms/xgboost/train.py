@@ -102,6 +102,10 @@ class StopFlag:
 
     def __call__(self, signum: int, frame: FrameType | None) -> None:
         self.event.set()
+        # The checkpoint is on its way. The sandbox repeats SIGTERM (1 s and 3 s later) in case the
+        # first was lost; one landing while the interpreter shuts down (its handlers already reset)
+        # would turn the orderly exit 75 into death by signal. SIGKILL after the grace still applies.
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
 
 
 def read_hyperparameters(config_dir: Path, env: Mapping[str, str] | None = None) -> dict[str, Any]:
