@@ -26,9 +26,10 @@ def jobs_describe(name: str, team: TeamOpt, as_json: JsonOpt = False) -> None:
     if as_json:
         show(job, True)
         return
-    summary = job.model_dump(mode="json", exclude={"spec", "status_transitions", "inputs_resolved"})
+    summary = job.model_dump(mode="json", exclude={"spec", "status_transitions", "inputs_resolved", "timeline"})
     show(summary, False)
     show(job.status_transitions, False, ["status", "start", "end", "message"], title="status")
+    show(job.timeline, False, ["phase", "seconds", "start", "end"], title="timeline")
 
 
 @jobs_app.command("logs")

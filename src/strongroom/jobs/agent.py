@@ -211,6 +211,8 @@ class Agent:
         return cluster
 
     def status_name(self) -> str:
+        if self.spec.code.algorithm == "xgboost" and self.instance_count == 1:
+            return "Parsing"  # the executor moves it to Training when the algorithm has loaded its data
         return {"training": "Training", "transform": "Transforming"}.get(self.spec.kind, "Processing")
 
     def upload_outputs(self) -> None:

@@ -94,6 +94,19 @@ def test_a_training_job_on_headerless_csv_is_bare_xgboost_byte_for_byte(env: Tea
     # Nothing was added to what the user set; and nothing claims a resume.
     assert job.spec.hyperparameters == WORKSHOP
     assert not any("resumed" in t.message for t in job.status_transitions)
+    # The description says where the time went, phase by phase, and the phases add up.
+    phases = [p.phase for p in job.timeline]
+    assert phases == [
+        "queue",
+        "sandbox start",
+        "input download and decryption",
+        "parsing",
+        "training",
+        "output encryption and upload",
+    ]
+    assert all(p.seconds is not None and p.seconds >= 0 for p in job.timeline)
+    assert sum(p.seconds or 0 for p in job.timeline) == pytest.approx(job.total_seconds, abs=0.5)
+    assert "data loaded in" in job.status_transitions[phases.index("training")].message
 
 
 def _wait_for_rounds(env: TeamEnv, name: str, rounds: int, timeout: float) -> None:

@@ -45,6 +45,7 @@ from typing import Any
 import xgboost as xgb
 
 from strongroom.algorithms import checkpoint
+from strongroom.algorithms.xgboost import DATA_LOADED
 from strongroom.algorithms.xgboost.archive import archive_bytes
 from strongroom.algorithms.xgboost.data import load_dmatrix
 from strongroom.algorithms.xgboost.hyperparameters import booster_params, resume_note, validate
@@ -257,7 +258,7 @@ def train(
             )
         evals.append((dvalid, "validation"))
     log(
-        f"[strongroom] data loaded in {time.monotonic() - started:.2f} s: "
+        f"{DATA_LOADED}{time.monotonic() - started:.2f} s: "
         + ", ".join(f"{name} {d.num_row()} rows x {d.num_col()} features" for d, name in evals)
         + (f"; feature names: {', '.join(dtrain.feature_names)}" if dtrain.feature_names else "; no feature names")
     )
