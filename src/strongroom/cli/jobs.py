@@ -38,9 +38,10 @@ def jobs_describe(name: str, team: TeamOpt = None, as_json: JsonOpt = False) -> 
     if as_json:
         show(job, True)
         return
-    summary = job.model_dump(mode="json", exclude={"spec", "status_transitions", "inputs_resolved"})
+    summary = job.model_dump(mode="json", exclude={"spec", "status_transitions", "inputs_resolved", "timeline"})
     show(summary, False)
     show(job.status_transitions, False, ["status", "start", "end", "message"], title="status")
+    show(job.timeline, False, ["phase", "seconds", "start", "end"], title="timeline")
 
 
 @jobs_app.command("logs")
@@ -100,11 +101,15 @@ def runtimes_register(name: str, python: str, description: str = "", as_json: Js
 
 def explain(
     model: Annotated[str, typer.Argument(help="sr:// URI of a training job's model.tar.gz")],
-    dataset: Annotated[str, typer.Argument(help="sr:// URI of one CSV (with header) or Parquet file")],
+    dataset: Annotated[str, typer.Argument(help="sr:// URI of one CSV (with a header or not) or Parquet file")],
     output: Annotated[str, typer.Option(help="sr:// prefix for analysis.json and report.html")],
     volume_kms_key: Annotated[str, typer.Option(help="the team key for the job's volume")],
     label: Annotated[str, typer.Option(help="label column name in the report")] = "label",
     instance_count: Annotated[int, typer.Option(help="Dask workers (rows are split across them)")] = 1,
+    feature_names: Annotated[
+        str | None,
+        typer.Option(help="comma-separated feature names, in order, for a model trained on headerless data"),
+    ] = None,
     team: TeamOpt = None,
 ) -> None:
     """Explain a model over a dataset (exact TreeSHAP) as a sandboxed job; print the top features."""
@@ -113,7 +118,8 @@ def explain(
     s = session()
     team = _team(s, team)
     runner = ExplainabilityJob(session=s, team=team, volume_kms_key=volume_kms_key, instance_count=instance_count)
-    job = runner.run(model, dataset, output, label=label, logs=False).job()
+    names = [n.strip() for n in feature_names.split(",")] if feature_names else None
+    job = runner.run(model, dataset, output, label=label, feature_names=names, logs=False).job()
     say((job.name, "green"), f" {job.status}")
     for produced in job.outputs_produced:
         say(f"  {produced.uri}")

@@ -7,7 +7,7 @@ from strongroom.explain.compute import explain, explain_approximate, explain_boo
 from strongroom.explain.drift import AttributionDrift, attribution_ndcg, feature_attribution_drift
 from strongroom.explain.explainer import Explainer
 from strongroom.explain.importance import xgboost_importance
-from strongroom.explain.model import booster_bytes, load_booster, load_booster_from_tar
+from strongroom.explain.model import booster_bytes, load_booster, load_booster_from_tar, name_features
 from strongroom.explain.models import Explanation, GlobalExplanation, Method
 from strongroom.explain.plots import beeswarm_png, dependence_png, importance_png, summary_bar_png
 from strongroom.explain.report import build_report, write_analysis, write_report
@@ -34,6 +34,7 @@ __all__ = [
     "load_booster",
     "load_booster_from_tar",
     "local_cluster",
+    "name_features",
     "summary_bar_png",
     "write_analysis",
     "write_report",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -13,7 +14,7 @@ from strongroom.explain import report as reports
 from strongroom.explain import stream
 from strongroom.explain.compute import MethodChoice, as_booster, explain
 from strongroom.explain.importance import IMPORTANCE_TYPES, xgboost_importance
-from strongroom.explain.model import load_booster_from_tar
+from strongroom.explain.model import load_booster_from_tar, name_features
 from strongroom.explain.models import Explanation, GlobalExplanation
 
 
@@ -52,9 +53,20 @@ class Explainer:
         self.n_threads = n_threads
 
     @classmethod
-    def from_model_tar(cls, source: str | Path | BinaryIO, member: str | None = None, **options: Any) -> Explainer:
-        """An explainer for the booster in a training job's ``model.tar.gz`` (checked, never unpickled)."""
-        return cls(load_booster_from_tar(source, member), **options)
+    def from_model_tar(
+        cls,
+        source: str | Path | BinaryIO,
+        member: str | None = None,
+        *,
+        feature_names: Sequence[str] | str | None = None,
+        **options: Any,
+    ) -> Explainer:
+        """An explainer for the booster in a training job's ``model.tar.gz`` (checked, never unpickled).
+
+        ``feature_names`` names the features of a model trained on headerless data (see
+        :func:`strongroom.explain.model.name_features`), so headerless files can be explained.
+        """
+        return cls(name_features(load_booster_from_tar(source, member), feature_names), **options)
 
     @property
     def booster(self) -> xgb.Booster | None:

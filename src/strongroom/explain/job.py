@@ -1,11 +1,13 @@
 """The explainability job (the managed "clarify" analog): ``code.algorithm = "explain"``.
 
 Inside the job's sandbox: reads the ``model`` channel (a training job's ``model.tar.gz``,
-checked and never unpickled) and the ``dataset`` channel (one CSV with a header, or Parquet;
+checked and never unpickled) and the ``dataset`` channel (one CSV, with a header or not, or Parquet;
 a label column is ignored), computes exact TreeSHAP over every row in bounded memory (on the
 job's Dask cluster when ``instance_count > 1``), and writes ``analysis.json`` and a
 self-contained ``report.html`` to the ``report`` output. Hyperparameters: ``label``,
-``chunk_rows``, ``sample_rows``, ``dependence`` (how many dependence plots), ``title``.
+``chunk_rows``, ``sample_rows``, ``dependence`` (how many dependence plots), ``title``, and
+``feature_names`` (comma-separated) for a model trained on headerless data. A headerless CSV
+dataset is read by position: the model's features, optionally after the label in the first column.
 """
 
 from __future__ import annotations
@@ -38,13 +40,14 @@ def run(hyperparameters: dict[str, Any], output: Path = OUTPUT) -> dict[str, Any
     from strongroom.explain import report as reports
     from strongroom.explain import stream
     from strongroom.explain.importance import xgboost_importance
-    from strongroom.explain.model import load_booster_from_tar
+    from strongroom.explain.model import load_booster_from_tar, name_features
 
     model_path = _one_file("model", (".gz", ".tgz"))
     dataset = _one_file("dataset", (".csv", ".parquet", ".pq"))
     chunk_rows = int(hyperparameters.get("chunk_rows", 50_000))
     sample_rows = int(hyperparameters.get("sample_rows", 2_000))
-    booster = load_booster_from_tar(model_path)
+    names = hyperparameters.get("feature_names")
+    booster = name_features(load_booster_from_tar(model_path), str(names) if names else None)
     started = time.monotonic()
     scheduler = os.environ.get("STRONGROOM_DASK_SCHEDULER")
     if scheduler:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import io
 import re
+from collections.abc import Sequence
 from pathlib import Path
 from typing import BinaryIO
 
@@ -124,6 +125,36 @@ def load_booster_from_tar(
             source.seek(start)
     data = read_member(source, member, limits)
     return load_booster(data, member)
+
+
+def name_features(booster: xgb.Booster, names: Sequence[str] | str | None) -> xgb.Booster:
+    """``booster`` with its features named ``names`` (a list, or a comma-separated string), in memory
+    only: for a model trained on headerless data, so a file's columns can be matched and the
+    explanation named. ``None`` leaves the booster as it is.
+
+    Raises:
+        InvalidInput: a wrong count or a duplicate, or names that differ from those the model records.
+    """
+    if names is None:
+        return booster
+    wanted = [n.strip() for n in names.split(",")] if isinstance(names, str) else [str(n) for n in names]
+    count = booster.num_features()
+    if len(wanted) != count or not all(wanted) or len(set(wanted)) != len(wanted):
+        raise InvalidInput(
+            f"feature_names must be {count} distinct names, one per model feature in order; got {len(wanted)}",
+            field="feature_names",
+        )
+    if booster.feature_names and list(booster.feature_names) != wanted:
+        raise InvalidInput(
+            f"the model already names its features ({', '.join(booster.feature_names[:5])}, ...) and they differ "
+            "from feature_names; leave feature_names out",
+            field="feature_names",
+        )
+    try:
+        booster.feature_names = wanted
+    except ValueError as exc:  # XGBoost refuses names with [, ] or <
+        raise InvalidInput(f"invalid feature_names: {exc}", field="feature_names") from exc
+    return booster
 
 
 def booster_bytes(booster: xgb.Booster) -> bytes:

@@ -26,6 +26,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import xgboost as xgb
 
+from strongroom.algorithms.xgboost.data import is_header_line
 from strongroom.core.errors import InvalidInput
 from strongroom.explain.compute import MARGIN, explain_booster
 from strongroom.explain.model import booster_bytes, load_booster
@@ -302,9 +303,11 @@ def split(path: str, parts: int) -> list[Part]:
 def _names(booster: xgb.Booster) -> list[str]:
     if not booster.feature_names:
         raise InvalidInput(
-            "the model has no feature names, so columns cannot be matched in a file: train it on a "
-            "DataFrame or set booster.feature_names",
-            field="model",
+            "the model has no feature names, so the explanation could not name its columns: give them "
+            "(the explainability job's feature_names hyperparameter, `strongroom explain --feature-names`, or "
+            "strongroom.explain.name_features in a notebook), or train with a header row, Parquet or the "
+            "feature_names hyperparameter",
+            field="feature_names",
         )
     return list(booster.feature_names)
 
@@ -359,10 +362,17 @@ def _csv_chunks(part: Part, names: list[str], chunk_rows: int) -> Iterator[pd.Da
     compression = "gzip" if part.path.endswith(".gz") else None
     with fsspec.open(part.path, "rb", compression=compression) as handle:
         header = handle.readline()
-        columns = pd.read_csv(io.BytesIO(header), nrows=0).columns
-        missing = [n for n in names if n not in columns]
-        if missing:
-            raise InvalidInput(f"{part.path!r} lacks the model feature(s) {', '.join(missing[:10])}", field="source")
+        if is_header_line(header):
+            columns = list(pd.read_csv(io.BytesIO(header), nrows=0).columns)
+            missing = [n for n in names if n not in columns]
+            if missing:
+                raise InvalidInput(
+                    f"{part.path!r} lacks the model feature(s) {', '.join(missing[:10])}", field="source"
+                )
+        else:
+            columns = _positional_columns(part.path, header, names)
+            header = b""
+            handle.seek(0)
         body: IO[bytes] = handle
         if part.end is not None:
             first, stop = _line_bounds(handle, max(part.start, len(header)), part.end)
@@ -380,6 +390,21 @@ def _csv_chunks(part: Part, names: list[str], chunk_rows: int) -> Iterator[pd.Da
         with reader:
             for frame in reader:
                 yield frame.loc[:, names]
+
+
+def _positional_columns(path: str, first_line: bytes, names: list[str]) -> list[str]:
+    """Column names for a headerless CSV: the model's features in order, after the label when the
+    file has one more column (the training contract: label first)."""
+    width = len(first_line.decode("utf-8", errors="replace").strip().split(","))
+    if width == len(names):
+        return list(names)
+    if width == len(names) + 1:
+        return ["\0label", *names]
+    raise InvalidInput(
+        f"{path!r} has no header and {width} columns; the model has {len(names)} features, so a headerless file "
+        f"must hold {len(names)} feature columns, or the label first and then them ({len(names) + 1})",
+        field="source",
+    )
 
 
 class _LineRange(io.RawIOBase):

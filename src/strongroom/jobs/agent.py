@@ -167,8 +167,20 @@ class Agent:
             env[f"SM_CHANNEL_{channel.name.upper().replace('-', '_')}"] = self.spec.input_destination(channel)
         return env
 
-    def run(self, command: list[str]) -> int:
-        self.status(self.status_name(), " ".join(command[1:])[:200])
+    def resume_note(self) -> str:
+        """For the built-in XGBoost about to resume from a checkpoint: what the resumed model will be
+        (shown in the job's status message, so a user reading the job's description knows)."""
+        if self.spec.code.algorithm != "xgboost":
+            return ""
+        from strongroom.algorithms import checkpoint
+        from strongroom.algorithms.xgboost.hyperparameters import resume_note
+        from strongroom.algorithms.xgboost.train import CHECKPOINT_NAME
+
+        found = checkpoint.latest(contract.CHECKPOINT_DIR, name=CHECKPOINT_NAME)
+        return resume_note(self.spec.hyperparameters, found.step) if found else ""
+
+    def run(self, command: list[str], note: str = "") -> int:
+        self.status(self.status_name(), " ".join(command[1:])[:200] + (f": {note}" if note else ""))
         for folder in (contract.MODEL_DIR, contract.OUTPUT_DIR):
             Path(folder).mkdir(parents=True, exist_ok=True)
         for output in self.spec.outputs:
@@ -199,6 +211,8 @@ class Agent:
         return cluster
 
     def status_name(self) -> str:
+        if self.spec.code.algorithm == "xgboost" and self.instance_count == 1:
+            return "Parsing"  # the executor moves it to Training when the algorithm has loaded its data
         return {"training": "Training", "transform": "Transforming"}.get(self.spec.kind, "Processing")
 
     def upload_outputs(self) -> None:
@@ -257,7 +271,7 @@ class Agent:
             syncer = threading.Thread(target=self.sync_checkpoints_while_running, daemon=True)
             if self.spec.spot.checkpoint_uri:
                 syncer.start()
-            code = self.run(command)
+            code = self.run(command, self.resume_note())
             self._finished.set()
             self.save_checkpoints()
             if code == 0:

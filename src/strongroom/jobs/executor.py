@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from strongroom.algorithms.xgboost import DATA_LOADED
 from strongroom.core.context import Grant, Principal, RequestContext
 from strongroom.core.errors import ConfigurationError
 from strongroom.identity.service import IdentityService
@@ -235,6 +236,7 @@ class SandboxExecutor:
     def _execute(self, attempt: Attempt) -> SandboxResult:
         sandbox = self._sandbox_spec(attempt)
         patterns = [(m.name, re.compile(m.regex)) for m in attempt.spec.metric_definitions]
+        parsing = attempt.spec.code.algorithm == "xgboost" and attempt.spec.resources.instance_count == 1
 
         def on_output(stream: str, text: str) -> None:
             marker = contract.parse_marker(attempt.nonce, text)
@@ -243,6 +245,10 @@ class SandboxExecutor:
                     self._on_marker(attempt, *marker)
                     return
                 attempt.buffer.append((stream, text))
+                if parsing and text.startswith(DATA_LOADED):
+                    # The built-in XGBoost (platform code, no user code runs in it) has parsed its
+                    # inputs: the rest of the process is training.
+                    attempt.statuses.append(("Training", text[len("[strongroom] ") :][:500]))
                 for name, pattern in patterns:
                     found = pattern.search(text)
                     if found:

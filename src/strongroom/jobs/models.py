@@ -11,7 +11,7 @@ import datetime as dt
 import re
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, computed_field, field_validator, model_validator
 
 from strongroom.core.errors import InvalidInput
 from strongroom.core.names import check_name
@@ -255,6 +255,29 @@ class StatusTransition(BaseModel):
     message: str = ""
 
 
+# What each secondary status is spent on, as a user reads the timeline.
+PHASES = {
+    "Starting": "sandbox start",
+    "Downloading": "input download and decryption",
+    "Parsing": "parsing",
+    "Training": "training",
+    "Processing": "processing",
+    "Transforming": "transforming",
+    "Uploading": "output encryption and upload",
+    "Interrupted": "interrupted, waiting to resume",
+    "Stopping": "stopping",
+}
+
+
+class TimelinePhase(BaseModel):
+    """One phase of a job's life and how long it took (from the status transitions)."""
+
+    phase: str
+    start: dt.datetime
+    end: dt.datetime | None = None
+    seconds: float | None = None
+
+
 class ResolvedInput(BaseModel):
     name: str
     uri: str
@@ -297,6 +320,22 @@ class Job(BaseModel):
     outputs_produced: list[ProducedOutput] = Field(default_factory=list)
     runtime_version: dict[str, str] = Field(default_factory=dict)
     code_resolved: dict[str, Any] = Field(default_factory=dict)
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def timeline(self) -> list[TimelinePhase]:
+        """Where the time went: queue, sandbox start, input download and decryption, parsing (the
+        built-in XGBoost), training or processing, output encryption and upload; per attempt."""
+        phases: list[TimelinePhase] = []
+        for index, step in enumerate(self.status_transitions):
+            if step.status in TERMINAL:
+                continue
+            name = PHASES.get(step.status, step.status)
+            if index == 0 and step.status == "Starting":
+                name = "queue"
+            seconds = None if step.end is None else round((step.end - step.start).total_seconds(), 3)
+            phases.append(TimelinePhase(phase=name, start=step.start, end=step.end, seconds=seconds))
+        return phases
 
 
 class LogLine(BaseModel):

@@ -283,8 +283,17 @@ def record_job_in(session: Session, team: str, record: JobLineage, user: str) ->
             created_by=user,
         )
 
+    def read(ref: ArtifactRef) -> LineageEntityRow:
+        # An input is what some run already recorded (a training job's Model, say) when that object
+        # version is known: the reader does not decide its type, the writer did.
+        srn = store.artifact_srn(team, ref.uri, ref.version_id, ref.sha256)
+        known = session.scalars(
+            select(LineageEntityRow.type).where(LineageEntityRow.srn == srn, LineageEntityRow.kind == "artifact")
+        ).first()
+        return artifact(ref.model_copy(update={"type": known}) if known else ref)
+
     for ref in record.inputs:
-        store.ensure_association(session, team, artifact(ref), run, "ContributedTo", user)
+        store.ensure_association(session, team, read(ref), run, "ContributedTo", user)
     for ref in record.outputs:
         store.ensure_association(session, team, run, artifact(ref), "Produced", user)
     if record.code is not None:

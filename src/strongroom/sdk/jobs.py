@@ -10,7 +10,7 @@ import sys
 import tarfile
 import time
 import uuid
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -430,19 +430,23 @@ class ExplainabilityJob(_Base):
         *,
         label: str = "label",
         title: str = "Explainability report",
+        feature_names: Sequence[str] | None = None,
         wait: bool = True,
         logs: bool = True,
         job_name: str | None = None,
         experiment_config: Mapping[str, str] | None = None,
     ) -> RunningJob:
-        """``model``: a training job's ``model.tar.gz`` (sr://); ``dataset``: one CSV/Parquet (sr://);
-        ``output``: where ``analysis.json`` and ``report.html`` go (sr:// prefix)."""
+        """``model``: a training job's ``model.tar.gz`` (sr://); ``dataset``: one CSV/Parquet (sr://),
+        a headerless CSV included; ``output``: where ``analysis.json`` and ``report.html`` go (sr://
+        prefix); ``feature_names``: the features' names, in order, for a model that records none."""
         name = job_name or _unique(self.base_job_name or "explain")
         spec = self._common(name, "explainability", experiment_config)
         spec["code"] = {"algorithm": "explain"}
         spec["inputs"] = [{"name": "model", "source": model}, {"name": "dataset", "source": dataset}]
         spec["outputs"] = [{"name": "report", "destination": output.rstrip("/") + f"/{name}"}]
         spec["hyperparameters"] = {"label": label, "title": title}
+        if feature_names is not None:
+            spec["hyperparameters"]["feature_names"] = ",".join(feature_names)
         return self._submit(spec, wait, logs)
 
 

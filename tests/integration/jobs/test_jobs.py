@@ -76,7 +76,7 @@ def test_preprocess_then_train_matches_bare_xgboost(env: TeamEnv) -> None:
         "train-1",
         kind="training",
         code={"algorithm": "xgboost"},
-        hyperparameters=HYPER,
+        hyperparameters={**HYPER, "subsample": 0.8, "colsample_bytree": 0.8},  # the workshop samples rows
         inputs=[
             {"name": c, "source": f"sr://{env.data}/processed/{c}", "content_type": "text/csv"}
             for c in ("train", "validation")
@@ -95,7 +95,15 @@ def test_preprocess_then_train_matches_bare_xgboost(env: TeamEnv) -> None:
     ours = _model_from(env, model_output.uri).predict(xgb.DMatrix(test.iloc[:, 1:].to_numpy()))
     train = _read_csv(env, "processed/train/train.csv")
     validation = _read_csv(env, "processed/validation/validation.csv")
-    params = {"max_depth": 4, "eta": 0.2, "objective": "binary:logistic", "eval_metric": "auc", "seed": 7}
+    params = {
+        "max_depth": 4,
+        "eta": 0.2,
+        "objective": "binary:logistic",
+        "eval_metric": "auc",
+        "seed": 7,
+        "subsample": 0.8,
+        "colsample_bytree": 0.8,
+    }
     dtrain = xgb.DMatrix(train.iloc[:, 1:].to_numpy(), label=train.iloc[:, 0].to_numpy())
     dval = xgb.DMatrix(validation.iloc[:, 1:].to_numpy(), label=validation.iloc[:, 0].to_numpy())
     bare = xgb.train(params, dtrain, 40, evals=[(dtrain, "train"), (dval, "validation")], verbose_eval=False)
@@ -103,7 +111,8 @@ def test_preprocess_then_train_matches_bare_xgboost(env: TeamEnv) -> None:
     auc_ours, auc_bare = roc_auc_score(test.iloc[:, 0], ours), roc_auc_score(test.iloc[:, 0], theirs)
     assert auc_ours > 0.7
     assert abs(auc_ours - auc_bare) < 1e-9
-    np.testing.assert_allclose(ours, theirs, atol=1e-6)
+    np.testing.assert_array_equal(ours, theirs)
+    assert bytes(_model_from(env, model_output.uri).save_raw("ubj")) == bytes(bare.save_raw("ubj"))
 
 
 def test_network_is_unreachable_inside_jobs(env: TeamEnv) -> None:

@@ -27,8 +27,13 @@ def test_strings_from_hyperparameters_json_are_converted() -> None:
         "objective": "binary:logistic",
         "eval_metric": ["auc", "logloss"],
     }
-    params = booster_params(values)
-    assert "num_round" not in params and params["seed_per_iteration"] is True
+    # Exactly what the user set, minus the loop's own names: nothing added (no seed, no seed_per_iteration).
+    assert booster_params(values) == {
+        "max_depth": 5,
+        "eta": 0.2,
+        "objective": "binary:logistic",
+        "eval_metric": ["auc", "logloss"],
+    }
 
 
 @pytest.mark.parametrize(

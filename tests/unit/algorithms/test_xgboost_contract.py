@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import io
 import json
+import re
 import tarfile
 import threading
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -17,6 +19,7 @@ from sklearn.datasets import dump_svmlight_file
 from sklearn.metrics import roc_auc_score
 
 from strongroom.algorithms.xgboost.archive import MODEL_MEMBER, read_model
+from strongroom.algorithms.xgboost.hyperparameters import validate
 from strongroom.algorithms.xgboost.serve import Predictor
 from strongroom.algorithms.xgboost.train import Paths, read_hyperparameters, train
 from strongroom.core.errors import InvalidInput
@@ -59,10 +62,12 @@ def test_libsvm_and_parquet_channels(job: JobFactory, tmp_path: Path) -> None:
         table = pa.table({"label": y[rows], **{f"f{i}": x[rows, i] for i in range(x.shape[1])}})
         pq.write_table(table, directory / "part-0.parquet")
     run(parquet)
-    csv = job(HPS)
+    names = [f"f{i}" for i in range(x.shape[1])]
+    assert Predictor.from_archive(parquet.model / "model.tar.gz").booster.feature_names == names
+    csv = job({**HPS, "feature_names": ",".join(names)})
     csv_model = tmp_path / "csv-model"
     run(Paths(**{**csv.__dict__, "model": csv_model, "checkpoints": tmp_path / "csv-ck"}))
-    # Same numbers in CSV and Parquet: the same model.
+    # Same numbers and names in headerless CSV + feature_names and in Parquet: the same model.
     assert (csv_model / "model.tar.gz").read_bytes() == (parquet.model / "model.tar.gz").read_bytes()
 
     libsvm = Paths(**{**parquet.__dict__, "train": tmp_path / "svm/train", "validation": tmp_path / "svm/valid"})
@@ -73,6 +78,50 @@ def test_libsvm_and_parquet_channels(job: JobFactory, tmp_path: Path) -> None:
     lines = run(libsvm)
     assert any("validation-auc" in line for line in lines)
     assert roc_auc_score(y[1600:], predictions(libsvm, x[1600:])) > 0.75
+
+
+FEATURES = ["LIMIT_BAL", "SEX", "PAY_0", "BILL_AMT1", "PAY_AMT1"]
+
+
+def test_headerless_csv_gives_a_model_without_names_and_feature_names_names_it(job: JobFactory) -> None:
+    plain = job(HPS, name="plain")
+    run(plain)
+    assert Predictor.from_archive(plain.model / "model.tar.gz").booster.feature_names is None
+    named = job({**HPS, "feature_names": ", ".join(FEATURES)}, name="named")
+    lines = run(named)
+    assert "feature names: LIMIT_BAL, SEX, PAY_0, BILL_AMT1, PAY_AMT1" in lines[0]
+    booster = Predictor.from_archive(named.model / "model.tar.gz").booster
+    assert booster.feature_names == FEATURES
+    # Names do not change the trees.
+    x, _ = make_data(2000)
+    np.testing.assert_array_equal(booster.predict(xgb.DMatrix(x, feature_names=FEATURES)), predictions(plain, x))
+
+
+def test_a_header_row_names_the_features_and_equals_bare_xgboost(job: JobFactory) -> None:
+    paths = job(HPS)
+    for directory in (paths.train, paths.validation):
+        rows = (directory / "part-0.csv").read_text()
+        (directory / "part-0.csv").write_text("default payment next month," + ",".join(FEATURES) + "\n" + rows)
+    run(paths)
+    booster = Predictor.from_archive(paths.model / "model.tar.gz").booster
+    assert booster.feature_names == FEATURES
+    data = np.loadtxt(paths.train / "part-0.csv", delimiter=",", skiprows=1)
+    expected = xgb.train(
+        {k: v for k, v in validate(HPS).items() if k != "num_round"},
+        xgb.DMatrix(data[:, 1:], label=data[:, 0], feature_names=FEATURES),
+        HPS["num_round"],
+    )
+    assert booster_bytes(paths) == bytes(expected.save_raw("ubj"))
+
+
+@pytest.mark.parametrize(
+    ("names", "words"),
+    [("A,B", "has 2 names but channel 'train' has 5 features"), ("A,A,B,C,D", "distinct"), ("A,B,C,D,E[1]", "invalid")],
+)
+def test_bad_feature_names_are_refused_naming_the_hyperparameter(job: JobFactory, names: str, words: str) -> None:
+    with pytest.raises(InvalidInput, match=re.escape(words)) as err:
+        run(job({**HPS, "feature_names": names}))
+    assert err.value.field == "hyperparameters.feature_names"
 
 
 def test_declared_content_type_wins_over_extension(job: JobFactory) -> None:
@@ -106,29 +155,120 @@ def test_same_seed_same_bytes(job: JobFactory, tmp_path: Path) -> None:
     assert (first.model / "model.tar.gz").read_bytes() != (third.model / "model.tar.gz").read_bytes()
 
 
-@pytest.mark.parametrize("sampling", [False, True], ids=["no-sampling", "row-and-column-sampling"])
-def test_interrupted_and_resumed_equals_uninterrupted(job: JobFactory, tmp_path: Path, sampling: bool) -> None:
-    hps = {**HPS, "num_round": 20}
-    if sampling:
-        hps |= {"subsample": 0.7, "colsample_bytree": 0.8, "colsample_bynode": 0.9}
-    whole = job(hps, every=5)
-    run(whole)
-    interrupted = Paths(**{**whole.__dict__, "model": tmp_path / "m2", "checkpoints": tmp_path / "c2"})
+# The workshop's hyperparameters (plus column sampling), as the notebook sends them.
+WORKSHOP = {
+    "max_depth": "5",
+    "eta": "0.2",
+    "gamma": "4",
+    "min_child_weight": "6",
+    "subsample": "0.8",
+    "colsample_bytree": "0.8",
+    "objective": "binary:logistic",
+    "num_round": "100",
+    "verbosity": "0",
+}
+
+
+def booster_bytes(paths: Paths) -> bytes:
+    return read_model(paths.model / "model.tar.gz")
+
+
+def bare(paths: Paths, hyperparameters: dict[str, Any]) -> bytes:
+    """``xgboost.train`` run bare on the job's CSV files: what a data scientist would run by hand."""
+    train_rows = np.loadtxt(paths.train / "part-0.csv", delimiter=",")
+    valid_rows = np.loadtxt(paths.validation / "part-0.csv", delimiter=",")
+    dtrain = xgb.DMatrix(train_rows[:, 1:], label=train_rows[:, 0])
+    dvalid = xgb.DMatrix(valid_rows[:, 1:], label=valid_rows[:, 0])
+    values = validate(hyperparameters)
+    params = {k: v for k, v in values.items() if k not in ("num_round", "early_stopping_rounds")}
+    early = values.get("early_stopping_rounds")
+    if early:
+        booster = xgb.train(
+            params,
+            dtrain,
+            values["num_round"],
+            evals=[(dvalid, "validation")],
+            early_stopping_rounds=early,
+            verbose_eval=False,
+        )
+    else:
+        booster = xgb.train(params, dtrain, values["num_round"])
+    return bytes(booster.save_raw("ubj"))
+
+
+@pytest.mark.parametrize(
+    "extra",
+    [
+        {},
+        {"colsample_bylevel": "0.7", "colsample_bynode": "0.9", "seed": "11"},
+        {"eval_metric": "auc,logloss", "tree_method": "approx"},
+        {"num_round": "300", "eta": "0.6", "early_stopping_rounds": "4", "eval_metric": "logloss"},
+    ],
+    ids=["workshop", "all-column-sampling", "eval-metrics", "early-stopping"],
+)
+@pytest.mark.parametrize("every", [1, 7, 1000])
+def test_uninterrupted_job_is_byte_identical_to_bare_xgboost_train(
+    job: JobFactory, extra: dict[str, str], every: int
+) -> None:
+    hyperparameters = {**WORKSHOP, **extra}
+    paths = job(hyperparameters, every=every)
+    lines = run(paths)
+    assert booster_bytes(paths) == bare(paths, hyperparameters)
+    metric_lines = [line for line in lines if line[1:2].isdigit()]
+    assert metric_lines and "#011validation-" in metric_lines[-1]
+    if "early_stopping_rounds" in extra:
+        assert len(metric_lines) < 300 and any("early stopping" in line for line in lines)
+
+
+def interrupt_at(paths: Paths, round_: int) -> list[str]:
+    """Train until round ``round_`` is done, then stop as the SIGTERM handler would; then resume."""
     stop = threading.Event()
     lines: list[str] = []
 
     def log(line: str) -> None:
         lines.append(line)
-        if line.startswith("[7]"):
-            stop.set()  # as the SIGTERM handler would, in the middle of a segment
+        if line.startswith(f"[{round_ - 1}]"):
+            stop.set()
 
-    outcome = train(interrupted, read_hyperparameters(interrupted.config), stop=stop, log=log)
-    assert outcome.interrupted and not (interrupted.model / "model.tar.gz").exists()
+    outcome = train(paths, read_hyperparameters(paths.config), stop=stop, log=log)
+    assert outcome.interrupted and not (paths.model / "model.tar.gz").exists()
     resumed_lines: list[str] = []
-    resumed = train(interrupted, read_hyperparameters(interrupted.config), log=resumed_lines.append)
-    assert resumed.resumed_from == (5 if sampling else 8)
-    x, _ = make_data(2000)
-    np.testing.assert_allclose(predictions(interrupted, x), predictions(whole, x), atol=1e-6, rtol=0)
+    resumed = train(paths, read_hyperparameters(paths.config), log=resumed_lines.append)
+    assert resumed.resumed_from == round_ and not resumed.interrupted
+    return resumed_lines
+
+
+def test_resumed_without_sampling_equals_the_uninterrupted_model(job: JobFactory, tmp_path: Path) -> None:
+    hyperparameters = {k: v for k, v in WORKSHOP.items() if k not in ("subsample", "colsample_bytree")}
+    hyperparameters |= {"eval_metric": "auc", "early_stopping_rounds": "5", "eta": "0.5"}
+    whole = job(hyperparameters, every=1000)
+    done = train(whole, read_hyperparameters(whole.config), log=lambda _: None)
+    assert done.best_iteration is not None and done.rounds < 100
+    # Interrupted after the best round but before early stopping ends the run.
+    stop_at = done.best_iteration + 3
+    assert stop_at < done.rounds
+    interrupted = Paths(**{**whole.__dict__, "model": tmp_path / "m2", "checkpoints": tmp_path / "c2"})
+    lines = interrupt_at(interrupted, stop_at)
+    assert any("the model equals an uninterrupted run" in line for line in lines)
+    # Early stopping resumed from the checkpoint's best score and round: it stops where the whole run did.
+    assert booster_bytes(interrupted) == booster_bytes(whole)
+
+
+def test_resumed_with_sampling_is_deterministic_but_differs_from_uninterrupted(job: JobFactory, tmp_path: Path) -> None:
+    whole = job(WORKSHOP, every=10)
+    run(whole)
+    runs = []
+    for name in ("a", "b"):
+        paths = Paths(**{**whole.__dict__, "model": tmp_path / name / "m", "checkpoints": tmp_path / name / "c"})
+        lines = interrupt_at(paths, 37)
+        assert any("not byte-identical to an uninterrupted run" in line for line in lines)
+        runs.append(booster_bytes(paths))
+    # Same interruption round, same model; but not the uninterrupted model (XGBoost's samplers' state is lost).
+    assert runs[0] == runs[1]
+    assert runs[0] != booster_bytes(whole)
+    other = Paths(**{**whole.__dict__, "model": tmp_path / "c" / "m", "checkpoints": tmp_path / "c" / "c"})
+    interrupt_at(other, 50)
+    assert booster_bytes(other) not in (runs[0], booster_bytes(whole))
 
 
 def test_early_stopping(job: JobFactory) -> None:
@@ -148,6 +288,11 @@ def test_predictor_reads_csv_rows(job: JobFactory) -> None:
     assert len(predictor.predict_to_csv(rows).splitlines()) == 5
     with pytest.raises(InvalidInput, match="needs 5 features"):
         predictor.predict_csv("1,2,3")
+    named = job({**HPS, "feature_names": ",".join(FEATURES)}, name="named")
+    run(named)
+    # A model that knows its feature names still takes headerless rows (batch transform, endpoints).
+    by_name = Predictor.from_archive(named.model / "model.tar.gz")
+    np.testing.assert_array_equal(by_name.predict_csv(rows), predictor.predict_csv(rows))
     with pytest.raises(InvalidInput):
         predictor.predict_csv("a,b,c,d,e")
 

@@ -10,9 +10,9 @@ import pytest
 import xgboost as xgb
 
 from strongroom.core.errors import InvalidInput
-from strongroom.demo.data import FEATURES, credit_default
+from strongroom.demo.data import FEATURES, LABEL, credit_default
 from strongroom.explain import Explainer, explain, explain_stream
-from strongroom.explain.model import booster_bytes
+from strongroom.explain.model import booster_bytes, name_features
 from strongroom.explain.stream import Partial, explain_part_task, split
 
 
@@ -64,9 +64,12 @@ def test_per_row_contributions_can_be_streamed_out(
     np.testing.assert_allclose(written.to_numpy(), exact.to_numpy(), atol=1e-5)
 
 
-def test_csv_parts_cover_every_line_exactly_once(booster: xgb.Booster, table: pd.DataFrame, tmp_path: Path) -> None:
+@pytest.mark.parametrize("header", [True, False], ids=["header", "headerless"])
+def test_csv_parts_cover_every_line_exactly_once(
+    booster: xgb.Booster, table: pd.DataFrame, tmp_path: Path, header: bool
+) -> None:
     path = tmp_path / "small.csv"
-    table.head(150).to_csv(path, index=False)
+    table.head(150)[FEATURES].to_csv(path, index=False, header=header)
     whole = explain_stream(booster, path, sample_rows=0)
     size = path.stat().st_size
     for parts in (1, 3, 7, size // 40):  # the last cuts the file into pieces shorter than a line
@@ -93,3 +96,44 @@ def test_bad_sources_say_what_is_wrong(booster: xgb.Booster, table: pd.DataFrame
     table.head(0).to_csv(empty, index=False)
     with pytest.raises(InvalidInput, match="no rows"):
         explain_stream(booster, empty)
+
+
+def _headerless(table: pd.DataFrame, folder: Path, with_label: bool) -> Path:
+    path = folder / ("label-first.csv" if with_label else "features.csv")
+    frame = table[[LABEL, *FEATURES]] if with_label else table[FEATURES]
+    frame.to_csv(path, index=False, header=False)  # the workshop's train.csv / test.csv shape
+    return path
+
+
+@pytest.mark.parametrize("with_label", [True, False], ids=["label-first", "features-only"])
+def test_a_headerless_csv_is_explained_by_position_with_names_from_the_model_or_the_user(
+    booster: xgb.Booster, table: pd.DataFrame, tmp_path: Path, with_label: bool
+) -> None:
+    path = _headerless(table, tmp_path, with_label)
+    expected = explain(booster, table).to_global()
+    # The model names its features: columns are matched by position.
+    assert_same_global(explain_stream(booster, path, chunk_rows=999), expected)
+    # A model trained on headerless data names none: the user gives the names.
+    nameless = xgb.Booster(model_file=bytearray(booster_bytes(booster)))
+    nameless.feature_names = None
+    with pytest.raises(InvalidInput, match="the model has no feature names") as err:
+        explain_stream(nameless, path)
+    assert err.value.field == "feature_names"
+    named = explain_stream(name_features(nameless, ",".join(FEATURES)), path, chunk_rows=999)
+    assert_same_global(named, expected)
+    assert list(named.mean_abs.index) == FEATURES
+
+
+def test_a_headerless_csv_with_the_wrong_width_or_names_of_the_wrong_count_are_refused(
+    booster: xgb.Booster, table: pd.DataFrame, tmp_path: Path
+) -> None:
+    path = tmp_path / "narrow.csv"
+    table[FEATURES[:5]].to_csv(path, index=False, header=False)
+    with pytest.raises(InvalidInput, match=f"has no header and 5 columns; the model has {len(FEATURES)} features"):
+        explain_stream(booster, path)
+    nameless = xgb.Booster(model_file=bytearray(booster_bytes(booster)))
+    nameless.feature_names = None
+    with pytest.raises(InvalidInput, match=f"must be {len(FEATURES)} distinct names"):
+        name_features(nameless, ["A", "B"])
+    with pytest.raises(InvalidInput, match="already names its features"):
+        name_features(booster, [f"x{i}" for i in range(len(FEATURES))])

@@ -155,3 +155,23 @@ def test_tracked_components_and_experiments_enter_the_graph(teams: Platform, ali
     graph = teams.lineage.query(alice, TEAM, "srn:strongroom:risk:trial-component/prep")
     assert {n.type for n in graph.nodes} == {"Tracker", "DataSet", "Commit"}
     assert teams.lineage.describe(alice, TEAM, "srn:strongroom:risk:experiment/e").type == "Experiment"
+
+
+def test_a_job_reading_a_trained_model_records_it_as_that_model(teams: Platform, alice: RequestContext) -> None:
+    """The explainability job reads model.tar.gz as an ordinary input channel; the training job
+    already recorded that object version as a Model, and recording the explain run must not clash."""
+    model = _record_chain(teams, alice)
+    explain = JobLineage(
+        job="srn:strongroom:risk:job/explain-1",
+        job_type="ProcessingJob",
+        status="Completed",
+        inputs=[
+            ArtifactRef(uri="sr://risk-data/model.tar.gz", name="model", version_id="v1", sha256=H["model"]),
+            ArtifactRef(uri="sr://risk-data/test.csv", name="dataset", version_id="v1", sha256=H["test"]),
+        ],
+        outputs=[ArtifactRef(uri="sr://risk-data/reports/analysis.json", name="report", version_id="v1")],
+    )
+    teams.lineage.record_job(RequestContext.system(), TEAM, explain)
+    downstream = teams.lineage.query(alice, TEAM, model, direction="downstream", depth=2)
+    assert explain.job in {n.srn for n in downstream.nodes}
+    assert len(teams.lineage.list_entities(alice, TEAM, uri="sr://risk-data/model.tar.gz")) == 1

@@ -33,11 +33,14 @@ def train_distributed(
     workers = max(1, len(client.scheduler_info()["workers"]))
 
     def matrix(directory: Any, channel: str) -> Any:
-        features, labels = load_features(directory, types.get(channel), channel)
+        features, labels, names = load_features(directory, types.get(channel), channel)
         dense = features.toarray() if hasattr(features, "toarray") else features
         rows = max(1, math.ceil(dense.shape[0] / workers))
         return xgb.dask.DaskDMatrix(
-            client, da.from_array(dense, chunks=(rows, dense.shape[1])), da.from_array(labels, chunks=rows)
+            client,
+            da.from_array(dense, chunks=(rows, dense.shape[1])),
+            da.from_array(labels, chunks=rows),
+            feature_names=values.get("feature_names") or names,
         )
 
     evals = [(matrix(paths.train, "train"), "train")]

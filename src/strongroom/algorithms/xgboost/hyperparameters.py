@@ -54,8 +54,10 @@ EVAL_METRICS = (
     "tweedie-nloglik",
     "cox-nloglik",
 )
-# Metrics where larger is better (for early stopping).
-MAXIMIZE = ("auc", "aucpr", "ndcg", "map")
+# Names the training loop and the data reader consume; they are not XGBoost booster parameters.
+LOOP_ONLY = ("num_round", "early_stopping_rounds", "csv_weights", "feature_names")
+# Row and column sampling: with any below 1, a resumed run is not the uninterrupted run.
+SAMPLING = ("subsample", "colsample_bytree", "colsample_bylevel", "colsample_bynode")
 INF = math.inf
 
 
@@ -112,6 +114,8 @@ SPECS: dict[str, Spec] = {
     "grow_policy": Spec(str, choices=("depthwise", "lossguide"), default="depthwise"),
     "sampling_method": Spec(str, choices=("uniform",), default="uniform"),
     "csv_weights": Spec(int, 0, 1, default=0),
+    # Not XGBoost's: names the features of headerless CSV or LIBSVM data, so the model carries them.
+    "feature_names": Spec(str),
 }
 
 
@@ -128,6 +132,16 @@ def _convert(name: str, spec: Spec, raw: Any) -> Any:
     if spec.kind is str:
         if not isinstance(raw, str):
             raise fail
+        if name == "feature_names":
+            names = [n.strip() for n in raw.split(",")]
+            if not raw.strip() or not all(names) or len(set(names)) != len(names):
+                raise InvalidInput(
+                    f"hyperparameter feature_names={raw[:80]!r} is invalid: it must be distinct comma-separated "
+                    "names, one per feature column (the label column is not named)",
+                    field=_field(name),
+                    allowed="comma-separated distinct names",
+                )
+            return names
         if name == "eval_metric":
             metrics = [m.strip() for m in raw.split(",") if m.strip()]
             bad = [m for m in metrics if m.split("@")[0] not in EVAL_METRICS]
@@ -196,10 +210,20 @@ def validate(raw: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def booster_params(values: Mapping[str, Any]) -> dict[str, Any]:
-    """XGBoost parameters from validated values (training-loop-only names removed)."""
-    params = {k: v for k, v in values.items() if k not in ("num_round", "early_stopping_rounds", "csv_weights")}
-    params.setdefault("objective", SPECS["objective"].default)
-    params.setdefault("seed", 0)
-    params["seed_per_iteration"] = True
-    params.setdefault("verbosity", 1)
-    return params
+    """XGBoost parameters from validated values: exactly the ones the user set, minus the training
+    loop's own (``num_round``, ``early_stopping_rounds``, ``csv_weights``). Nothing is added, so a job's
+    model equals ``xgboost.train`` run bare with the same hyperparameters (XGBoost's defaults apply)."""
+    return {k: v for k, v in values.items() if k not in LOOP_ONLY}
+
+
+def resume_note(hyperparameters: Mapping[str, Any], step: int) -> str:
+    """What a user must know about a run resumed from the checkpoint of round ``step`` (for the
+    training log and the job's status message)."""
+    sampling = [name for name in SAMPLING if float(hyperparameters.get(name, 1)) < 1.0]
+    if not sampling:
+        return f"resumed at round {step}; without row/column sampling the model equals an uninterrupted run's"
+    return (
+        f"resumed at round {step}; with {', '.join(sampling)} below 1 the model is deterministic for this "
+        "interruption round but not byte-identical to an uninterrupted run (XGBoost's row/column samplers "
+        "keep random state that a saved booster does not carry)"
+    )

@@ -77,8 +77,10 @@ class Predictor:
         return cls(load_booster(archive))
 
     def predict_csv(self, rows: str | bytes | Iterable[str]) -> np.ndarray:
+        """Predictions for headerless feature rows; the columns are the model's features in order
+        (named or not)."""
         matrix = parse_csv_rows(rows, self.num_features)
-        return self.booster.predict(xgb.DMatrix(matrix))
+        return self.booster.predict(xgb.DMatrix(matrix, feature_names=self.booster.feature_names))
 
     def predict_to_csv(self, rows: str | bytes | Iterable[str]) -> str:
         """Predictions as CSV text, one line per row (the managed container's ``text/csv`` answer)."""

@@ -17,10 +17,14 @@ checkpoint every N rounds      ``STRONGROOM_CHECKPOINT_EVERY``             10
 Per-round metrics are printed as ``[3]#011train-auc:0.81000#011validation-auc:0.79000``.
 Exit codes: 0 done, 75 interrupted (SIGTERM; a checkpoint is on disk), 2 bad input, 1 other.
 
-Reproducibility: training runs in segments of N rounds; each segment starts from the
-serialized booster of the previous one, exactly as a resumed run starts from its
-checkpoint, and with ``seed_per_iteration`` the sampling of round *i* depends only on
-(seed, i). So an interrupted-and-resumed run builds the same trees as an uninterrupted one.
+Reproducibility: not interrupted, the booster is byte-identical to a bare
+``xgboost.train(params, dtrain, num_round)`` with the user's hyperparameters (the platform adds
+none): metric lines and checkpoints come from training callbacks that only read the booster.
+Interrupted (SIGTERM), a checkpoint of the current round is written and the run exits 75; the
+resumed run continues from it with ``xgboost.train(..., xgb_model=checkpoint)``. Without
+row/column sampling that equals the uninterrupted model; with sampling (``subsample`` or
+``colsample_*`` below 1) it is deterministic for a given interruption round but differs from the
+uninterrupted model, because XGBoost's samplers keep random state a booster file does not carry.
 """
 
 from __future__ import annotations
@@ -41,14 +45,14 @@ from typing import Any
 import xgboost as xgb
 
 from strongroom.algorithms import checkpoint
+from strongroom.algorithms.xgboost import DATA_LOADED
 from strongroom.algorithms.xgboost.archive import archive_bytes
 from strongroom.algorithms.xgboost.data import load_dmatrix
-from strongroom.algorithms.xgboost.hyperparameters import MAXIMIZE, booster_params, validate
+from strongroom.algorithms.xgboost.hyperparameters import booster_params, resume_note, validate
 from strongroom.core.errors import InvalidInput, StrongroomError
 
 CHECKPOINT_NAME = "xgboost"
 EXIT_BAD_INPUT = 2
-_SAMPLING = ("subsample", "colsample_bytree", "colsample_bylevel", "colsample_bynode")
 
 
 @dataclass(frozen=True)
@@ -99,6 +103,10 @@ class StopFlag:
 
     def __call__(self, signum: int, frame: FrameType | None) -> None:
         self.event.set()
+        # The checkpoint is on its way. The sandbox repeats SIGTERM (1 s and 3 s later) in case the
+        # first was lost; one landing while the interpreter shuts down (its handlers already reset)
+        # would turn the orderly exit 75 into death by signal. SIGKILL after the grace still applies.
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
 
 
 def read_hyperparameters(config_dir: Path, env: Mapping[str, str] | None = None) -> dict[str, Any]:
@@ -134,19 +142,87 @@ def content_types(config_dir: Path, env: Mapping[str, str] | None = None) -> dic
     return found
 
 
-def format_metrics(line: str) -> str:
-    """XGBoost's ``[3]\\ttrain-auc:0.8100...`` as the container prints it: ``[3]#011train-auc:0.81000``."""
-    head, *pairs = line.strip().split("\t")
-    parts = [head]
-    for pair in pairs:
-        name, _, value = pair.rpartition(":")
-        parts.append(f"{name}:{float(value):.5f}")
+def format_metrics(epoch: int, evals_log: Mapping[str, Mapping[str, Any]]) -> str:
+    """Round ``epoch``'s scores as the container prints them: ``[3]#011train-auc:0.81000#011validation-auc:0.79000``."""
+    parts = [f"[{epoch}]"]
+    for data, metrics in evals_log.items():
+        for metric, scores in metrics.items():
+            score = scores[-1]
+            parts.append(f"{data}-{metric}:{float(score[0] if isinstance(score, tuple) else score):.5f}")
     return "#011".join(parts)
 
 
-def _last_metric(line: str) -> tuple[str, float]:
-    name, _, value = line.strip().split("\t")[-1].rpartition(":")
-    return name, float(value)
+class _Progress(xgb.callback.TrainingCallback):
+    """Prints the metric line of every round; changes nothing in the booster."""
+
+    def __init__(self, log: Callable[[str], None]) -> None:
+        super().__init__()
+        self.log = log
+        self.start = 0
+
+    def before_training(self, model: Any) -> Any:
+        self.start = model.num_boosted_rounds()
+        return model
+
+    def after_iteration(self, model: Any, epoch: int, evals_log: Any) -> bool:
+        if evals_log:
+            self.log(format_metrics(self.start + epoch, evals_log))
+        return False
+
+
+class _Checkpoints(xgb.callback.TrainingCallback):
+    """Writes a checkpoint every ``every`` rounds, and on ``stop`` writes one and ends training.
+
+    It only reads the booster (``save_raw``), so training is the same with or without it. It runs
+    after early stopping, so a checkpoint carries early stopping's state in the booster's attributes.
+    """
+
+    def __init__(self, paths: Paths, num_round: int, stop: threading.Event | None, log: Callable[[str], None]) -> None:
+        super().__init__()
+        self.paths, self.num_round, self.stop, self.log = paths, num_round, stop, log
+        self.start = 0
+        self.interrupted_at: int | None = None
+
+    def before_training(self, model: Any) -> Any:
+        self.start = model.num_boosted_rounds()
+        return model
+
+    def after_iteration(self, model: Any, epoch: int, evals_log: Any) -> bool:
+        done = self.start + epoch + 1
+        if done >= self.num_round:
+            return False  # the model itself is written next
+        if self.stop is not None and self.stop.is_set():
+            checkpoint.save(self.paths.checkpoints, done, bytes(model.save_raw("ubj")), name=CHECKPOINT_NAME)
+            self.log(f"[strongroom] SIGTERM: checkpoint written at round {done}; exiting to be resumed")
+            self.interrupted_at = done
+            return True
+        if done % self.paths.checkpoint_every == 0:
+            checkpoint.save(self.paths.checkpoints, done, bytes(model.save_raw("ubj")), name=CHECKPOINT_NAME)
+        return False
+
+
+class _ResumableEarlyStopping(xgb.callback.EarlyStopping):
+    """XGBoost's own early stopping; on a resumed booster it continues from the best score and
+    round the checkpoint recorded (its attributes), instead of starting over."""
+
+    def __init__(self, rounds: int) -> None:
+        super().__init__(rounds=rounds)
+        self._restore: tuple[float, int] | None = None
+
+    def before_training(self, model: Any) -> Any:
+        model = super().before_training(model)
+        best, best_iteration = model.attr("best_score"), model.attr("best_iteration")
+        if self.starting_round and best is not None and best_iteration is not None:
+            self._restore = (float(best), self.starting_round - 1 - int(best_iteration))
+        return model
+
+    def _update_rounds(self, *, score: Any, name: str, metric: str, model: Any, epoch: int) -> bool:
+        if self._restore is not None and not self.stopping_history:
+            best, since_best = self._restore
+            self.stopping_history = {name: {metric: [best]}}
+            self.best_scores = {name: {metric: [best]}}
+            self.current_rounds = since_best
+        return bool(super()._update_rounds(score=score, name=name, metric=metric, model=model, epoch=epoch))
 
 
 def train(
@@ -158,6 +234,10 @@ def train(
 ) -> Outcome:
     """Train (or resume) and write ``model.tar.gz``; returns what happened.
 
+    Not interrupted, the booster is byte-identical to ``xgboost.train(params, dtrain, num_round)``
+    with the user's hyperparameters and nothing added: checkpoints are written from a training
+    callback that only reads the booster.
+
     Raises:
         InvalidInput: bad hyperparameters or data (before any boosting round runs).
     """
@@ -167,79 +247,63 @@ def train(
     early = values.get("early_stopping_rounds")
     types = content_types(paths.config)
     started = time.monotonic()
-    dtrain = load_dmatrix(paths.train, types.get("train"), "train", params.get("nthread"))
+    names = values.get("feature_names")
+    dtrain = load_dmatrix(paths.train, types.get("train"), "train", params.get("nthread"), names)
     evals = [(dtrain, "train")]
     if paths.validation.is_dir():
-        evals.append(
-            (load_dmatrix(paths.validation, types.get("validation"), "validation", params.get("nthread")), "validation")
-        )
+        dvalid = load_dmatrix(paths.validation, types.get("validation"), "validation", params.get("nthread"), names)
+        if dvalid.feature_names != dtrain.feature_names:
+            raise InvalidInput(
+                "the validation channel's feature names differ from the train channel's", field="inputs.validation"
+            )
+        evals.append((dvalid, "validation"))
     log(
-        f"[strongroom] data loaded in {time.monotonic() - started:.2f} s: "
+        f"{DATA_LOADED}{time.monotonic() - started:.2f} s: "
         + ", ".join(f"{name} {d.num_row()} rows x {d.num_col()} features" for d, name in evals)
+        + (f"; feature names: {', '.join(dtrain.feature_names)}" if dtrain.feature_names else "; no feature names")
     )
     if early and len(evals) < 2:
         raise InvalidInput(
             "early_stopping_rounds needs a validation channel", field="hyperparameters.early_stopping_rounds"
         )
-    resumable_anywhere = all(float(values.get(name, 1)) == 1.0 for name in _SAMPLING)
 
     found = checkpoint.latest(paths.checkpoints, name=CHECKPOINT_NAME)
-    model: bytes | None = found.read_bytes() if found else None
+    resumed: xgb.Booster | None = None
     outcome = Outcome(rounds=found.step if found else 0, resumed_from=found.step if found else None)
     if found:
+        resumed = xgb.Booster(model_file=bytearray(found.read_bytes()))
+        if resumed.num_boosted_rounds() != found.step:
+            raise InvalidInput("checkpoint round count does not match its manifest", field="checkpoints")
         log(
-            f"[strongroom] resuming from checkpoint {found.path.name} at round {found.step} "
-            f"(sha256 {found.sha256[:12]})"
+            f"[strongroom] resuming from checkpoint {found.path.name} (sha256 {found.sha256[:12]}): "
+            + resume_note(values, found.step)
         )
 
-    stopped_early = False
-    while outcome.rounds < num_round and not stopped_early:
-        booster = xgb.Booster(params, [d for d, _ in evals], model_file=bytearray(model) if model else None)
-        if booster.num_boosted_rounds() != outcome.rounds:
-            raise InvalidInput("checkpoint round count does not match its manifest", field="checkpoints")
-        best = booster.attr("best_score")
-        best_score = float(best) if best is not None else None
-        best_iteration = int(booster.attr("best_iteration") or 0)
-        segment_end = min(num_round, (outcome.rounds // paths.checkpoint_every + 1) * paths.checkpoint_every)
-        while outcome.rounds < segment_end:
-            booster.update(dtrain, iteration=outcome.rounds)
-            line = booster.eval_set(evals, outcome.rounds)
-            log(format_metrics(line))
-            if early:
-                metric, score = _last_metric(line)
-                maximize = metric.split("-", 1)[-1].split("@")[0] in MAXIMIZE
-                if best_score is None or (score > best_score if maximize else score < best_score):
-                    best_score, best_iteration = score, outcome.rounds
-                booster.set_attr(best_score=repr(best_score), best_iteration=str(best_iteration))
-            outcome.rounds += 1
-            if early and outcome.rounds - 1 - best_iteration >= early:
-                log(f"[strongroom] early stopping: best round {best_iteration} ({best_score:.5f})")
-                stopped_early = True
-                break
-            if stop is not None and stop.is_set():
-                break
-        outcome.best_iteration = best_iteration if early else None
-        model = bytes(booster.save_raw("ubj"))
-        at_boundary = outcome.rounds % paths.checkpoint_every == 0
-        if stop is not None and stop.is_set() and outcome.rounds < num_round and not stopped_early:
-            if at_boundary or resumable_anywhere:
-                checkpoint.save(paths.checkpoints, outcome.rounds, model, name=CHECKPOINT_NAME)
-                log(f"[strongroom] SIGTERM: checkpoint written at round {outcome.rounds}; exiting to be resumed")
-            else:
-                kept = checkpoint.latest(paths.checkpoints, name=CHECKPOINT_NAME)
-                log(
-                    f"[strongroom] SIGTERM: row/column sampling is on, so training resumes from the last segment "
-                    f"checkpoint (round {kept.step if kept else 0}) to stay identical to an uninterrupted run"
-                )
-            outcome.interrupted = True
-            return outcome
-        if at_boundary and outcome.rounds < num_round:
-            checkpoint.save(paths.checkpoints, outcome.rounds, model, name=CHECKPOINT_NAME)
-
-    assert model is not None
+    saver = _Checkpoints(paths, num_round, stop, log)
+    callbacks: list[xgb.callback.TrainingCallback] = [_Progress(log)]
+    if early:
+        callbacks.append(_ResumableEarlyStopping(int(early)))
+    callbacks.append(saver)
+    booster = xgb.train(
+        params,
+        dtrain,
+        num_boost_round=num_round - outcome.rounds,
+        evals=evals,
+        verbose_eval=False,
+        callbacks=callbacks,
+        xgb_model=resumed,
+    )
+    outcome.rounds = booster.num_boosted_rounds()
+    if early:
+        outcome.best_iteration = int(booster.attr("best_iteration") or 0)
+    if saver.interrupted_at is not None:
+        outcome.interrupted = True
+        return outcome
+    if early and outcome.rounds < num_round:
+        log(f"[strongroom] early stopping: best round {outcome.best_iteration} ({booster.attr('best_score')})")
     paths.model.mkdir(parents=True, exist_ok=True)
     outcome.model_path = paths.model / "model.tar.gz"
-    checkpoint.atomic_write(outcome.model_path, archive_bytes(model))
+    checkpoint.atomic_write(outcome.model_path, archive_bytes(bytes(booster.save_raw("ubj"))))
     log(f"[strongroom] training complete: {outcome.rounds} rounds; model written to {outcome.model_path}")
     return outcome
 
