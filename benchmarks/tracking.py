@@ -229,9 +229,9 @@ def main() -> None:
         sizes = {
             "durable": 300,
             "threads": 800,
-            "buffered": 3000,
+            "buffered": 1000,
             "batch": 10_000,
-            "components": 200,
+            "components": 100,
             "frames": [1000, 10_000],
         }
     folder = Path(tempfile.mkdtemp(prefix="sr-bench-tracking-"))
