@@ -498,10 +498,11 @@ class ExperimentsClient:
         )
         with pa.ipc.open_stream(response.content) as reader:
             table = reader.read_all()
-        frame = table.to_pandas()
-        for column in ("Trials", "Experiments"):
-            if column in frame:
-                frame[column] = [list(v) if v is not None else [] for v in frame[column]]
+        lists = ("Trials", "Experiments")
+        frame = table.drop_columns([c for c in lists if c in table.column_names]).to_pandas()
+        for column in lists:  # Python lists, as users of the managed service's DataFrame expect
+            if column in table.column_names:
+                frame[column] = [v if v is not None else [] for v in table.column(column).to_pylist()]
         return frame
 
 
