@@ -224,7 +224,14 @@ def main() -> None:
     args = parser(__doc__ or "").parse_args()
     runs = repeats(args)
     if args.smoke:
-        sizes = {"durable": 40, "threads": 80, "buffered": 400, "batch": 2000, "components": 20, "frames": [20, 40]}
+        sizes: dict[str, Any] = {
+            "durable": 40,
+            "threads": 80,
+            "buffered": 400,
+            "batch": 2000,
+            "components": 20,
+            "frames": [20, 40],
+        }
     else:
         sizes = {
             "durable": 300,
