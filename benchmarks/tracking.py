@@ -5,7 +5,8 @@ token, the SDK. The peer is MLflow on a SQLite file store in a temporary directo
 off), in process, through its fluent API and client. Each pair gives the same guarantee:
 
 1. ``log_metric`` durable, one caller: ours ``durability="durable"`` (committed when the call
-   returns) against ``mlflow.log_metric`` (synchronous, committed when it returns);
+   returns) against ``mlflow.log_metric`` (synchronous, committed when it returns); over HTTPS,
+   and over the platform's Unix socket (how notebooks and jobs reach it);
 2. the same from 8 threads at once (ours shares round trips: group commit);
 3. ``log_metric`` buffered: ours ``durability="buffered"`` against MLflow's asynchronous logging
    (``synchronous=False``); both clocks stop after the final flush has committed everything;
@@ -270,6 +271,18 @@ def main() -> None:
                 peer_mode="mlflow.log_metric (synchronous)",
                 points=n,
             )
+            with Session(socket=server.socket, token=token) as local:  # how notebooks and jobs reach it
+                n = sizes["durable"]
+                pair(
+                    "tracking_log_metric_durable_unix_socket",
+                    "metrics/s",
+                    lambda: Ours(local).log_metric("durable", n),
+                    lambda: peer.log_metric("durable", n),  # type: ignore[union-attr]
+                    what="log_metric, durable when it returns, one caller, over the platform's Unix socket",
+                    ours_mode='Tracker(durability="durable") over the Unix socket (as in notebooks and jobs)',
+                    peer_mode="mlflow.log_metric (synchronous)",
+                    points=n,
+                )
             n = sizes["threads"]
             pair(
                 f"tracking_log_metric_durable_{THREADS}_threads",
