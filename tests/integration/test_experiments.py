@@ -266,3 +266,12 @@ def test_durable_writes_from_threads_share_round_trips(alice: Session) -> None:
     component = tracker.trial_component
     assert sorted(m.count for m in component.metrics) == [per_thread] * threads
     assert sent < threads * per_thread  # group commit: fewer requests than durable calls
+
+
+def test_durable_log_metric_raises_what_the_platform_refuses(alice: Session) -> None:
+    with Tracker.create(display_name="refused", session=alice, durability="durable") as tracker:
+        with pytest.raises(InvalidInput):
+            tracker.log_metric("x" * 300, 0.5, 0)  # names are 1-256 characters
+        tracker.log_metric("validation:auc", 0.78, 1)  # the writer goes on after a refusal
+    [auc] = tracker.trial_component.metrics
+    assert auc.name == "validation:auc" and auc.count == 1
