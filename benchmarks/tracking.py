@@ -268,6 +268,7 @@ def main() -> None:
                 lambda: peer.log_metric("durable", n),  # type: ignore[union-attr]
                 what="log_metric, durable when it returns, one caller",
                 ours_mode='Tracker(durability="durable")',
+                durability="both: committed when the call returns (survives kill -9 of the caller)",
                 peer_mode="mlflow.log_metric (synchronous)",
                 points=n,
             )
@@ -280,6 +281,7 @@ def main() -> None:
                     lambda: peer.log_metric("durable", n),  # type: ignore[union-attr]
                     what="log_metric, durable when it returns, one caller, over the platform's Unix socket",
                     ours_mode='Tracker(durability="durable") over the Unix socket (as in notebooks and jobs)',
+                    durability="both: committed when the call returns (survives kill -9 of the caller)",
                     peer_mode="mlflow.log_metric (synchronous)",
                     points=n,
                 )
@@ -291,6 +293,7 @@ def main() -> None:
                 lambda: peer.log_metric("durable", n, THREADS),  # type: ignore[union-attr]
                 what=f"log_metric, durable when it returns, {THREADS} threads of one process",
                 ours_mode='Tracker(durability="durable"), group commit',
+                durability="both: committed when the call returns (survives kill -9 of the caller)",
                 peer_mode="MlflowClient.log_metric (synchronous) from each thread",
                 points=n,
             )
@@ -302,6 +305,7 @@ def main() -> None:
                 lambda: peer.log_metric("buffered", n),  # type: ignore[union-attr]
                 what="log_metric, buffered, until the final flush has committed",
                 ours_mode='Tracker(durability="buffered") + flush()',
+                durability="both: queued and sent in the background; all committed when the clock stops",
                 peer_mode="mlflow.log_metric(synchronous=False) + flush_async_logging()",
                 points=n,
             )
@@ -313,6 +317,7 @@ def main() -> None:
                 lambda: peer.log_batch(n),  # type: ignore[union-attr]
                 what=f"log_batch of {n:,} metric points, durable when it returns",
                 ours_mode="experiments.log_batch (one call)",
+                durability="both: committed when the call returns (survives kill -9 of the caller)",
                 peer_mode="MlflowClient.log_batch (calls of 1,000, its limit)",
                 points=n,
             )
@@ -327,6 +332,7 @@ def main() -> None:
                 lambda: peer.create_components(peer_experiment, n),  # type: ignore[union-attr]
                 what="components (runs) with 5 parameters and 5 metrics each",
                 ours_mode="Tracker (buffered), flushed before the clock stops",
+                durability="ours buffered, MLflow synchronous; all committed when the clock stops",
                 peer_mode="mlflow.start_run + log_params + log_metrics (synchronous)",
                 components=n,
             )
@@ -348,6 +354,7 @@ def main() -> None:
                     lambda rows=rows: peer.dataframe(peer_frames, rows),  # type: ignore[misc,union-attr]
                     what=f"analytics DataFrame of {rows:,} components",
                     ours_mode="ExperimentAnalytics(...).dataframe() over HTTPS (Arrow)",
+                    durability="a read: n/a",
                     peer_mode="mlflow.search_runs (pandas)",
                     rows=rows,
                 )
