@@ -6,6 +6,8 @@ Measured in the same run, over HTTPS on 127.0.0.1:
 - with wrk, for the same read and create: one keep-alive connection (latency-bound), and four
   connections from two threads (the server's capacity on this machine);
 - Cedar decision time per call, in process.
+
+Guarded and unguarded servers alternate (``_common.alternate``), at least 3 runs each.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from _common import parser, report, save
+from _common import alternate, figure, parser, repeats, save, version
 
 from strongroom.core import launcher
 from strongroom.core.config import Config
@@ -104,10 +106,10 @@ def _measure(home: Path, token: str, n: int, seconds: int, tag: str, unguarded: 
         server = launcher.start(config)
     try:
         with Session(url=server.url, token=token, ca=server.ca) as session:
-            if not unguarded:
+            if not unguarded and not any(t.name == "bench" for t in session.teams.list()):
                 session.teams.create("bench")
             reads, creates = _sdk_rates(session, n, tag)
-        rates = {"sdk_read": reads, "sdk_create": creates}
+        rates = {"sdk_read": reads, "sdk_create": creates, "sdk_read_ms": 1000 / reads, "sdk_create_ms": 1000 / creates}
         for connections, suffix in ((1, ""), (4, "_4c")):
             rates[f"wrk_read{suffix}"] = _wrk(
                 f"{server.url}/api/v1/teams/bench", token, home, seconds, None, connections
@@ -144,27 +146,43 @@ def main() -> None:
     try:
         init = initialize(Config(home=home, port=0))
         token = init.token.secret
-        guarded = _measure(home, token, n, seconds, "g", unguarded=False)
-        bare = _measure(home, token, n, seconds, "u", unguarded=True)
+        count = iter(range(1_000_000))
+        runs = alternate(
+            lambda: _measure(home, token, n, seconds, f"g{next(count)}", unguarded=False),
+            lambda: _measure(home, token, n, seconds, f"u{next(count)}", unguarded=True),
+            repeats(args),
+        )
         figures: list[dict[str, Any]] = []
+
+        def add(name: str, unit: str, key: str, what: str, better: str = "higher") -> None:
+            figures.append(figure(name, unit, runs, key, better=better, what=what, peer_name="the same app, guard off"))
+
         for key, label in (("sdk_read", "read"), ("sdk_create", "create")):
-            figures.append(report(f"control_plane_sdk_{label}", guarded[key], bare[key], "calls/s"))
-            added_ms = (1 / guarded[key] - 1 / bare[key]) * 1000
-            figures.append(
-                report(
-                    f"control_plane_sdk_{label}_latency", 1000 / guarded[key], 1000 / bare[key], "ms", added_ms=added_ms
-                )
-            )
+            add(f"control_plane_sdk_{label}", "calls/s", key, f"authorized, audited {label} through the SDK")
+            add(f"control_plane_sdk_{label}_latency", "ms", f"{key}_ms", f"SDK {label} latency", better="lower")
         for key, label in (
             ("wrk_read", "read"),
             ("wrk_create", "create"),
             ("wrk_read_4c", "read_4_connections"),
             ("wrk_create_4c", "create_4_connections"),
         ):
-            figures.append(report(f"control_plane_wrk_{label}", guarded[key], bare[key], "req/s"))
-        decision = _cedar_decision_us(200 if args.smoke else 20000)
-        figures.append(report("cedar_decision", decision, decision, "us", note="per decision, in process"))
-        path = save("control_plane", figures, args.smoke, database="sqlite", sdk_calls=n, wrk_seconds=seconds)
+            what = f"wrk {label.replace('_', ' ')}" + ("" if "4" in label else ", 1 connection")
+            add(f"control_plane_wrk_{label}", "req/s", key, what)
+        decisions = alternate(lambda: _cedar_decision_us(200 if args.smoke else 20000), None, repeats(args))
+        figures.append(
+            figure("cedar_decision", "us", decisions, better="lower", what="Cedar decision, in process (ours alone)")
+        )
+        path = save(
+            "control_plane",
+            figures,
+            args.smoke,
+            compared={
+                "ours": "strongroom up (Cedar authorization + hash-chained audit append per call), SQLite",
+                "peer": "the same app with the guard switched off (benchmarks/_unguarded_server.py)",
+                "cedarpy": version("cedarpy"),
+                "sizes": {"sdk_calls": n, "wrk_seconds": seconds},
+            },
+        )
         print(f"summary: {path}")
     finally:
         shutil.rmtree(home, ignore_errors=True)

@@ -8,11 +8,12 @@ inside bubblewrap (read-only binds of the data, tmpfs scratch, rlimits) and writ
 
     .venv/bin/python benchmarks/jobs_algorithm.py            # 1,000,000 rows
     .venv/bin/python benchmarks/jobs_algorithm.py --smoke    # CI size
+
+Ours and the peer alternate (``_common.alternate``), at least 3 runs each; medians are compared.
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import shutil
@@ -26,10 +27,9 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
+from _common import alternate, figure, parser, repeats, save, version
 
 from strongroom.sandbox import Limits, Mount, SandboxRunner, SandboxSpec, SandboxStatus, discover
-
-RESULTS = Path(__file__).parent / "results"
 
 PEER = """
 import json, sys, pandas as pd, xgboost as xgb
@@ -111,15 +111,13 @@ def run_peer(work: Path, path: Path, fmt: str, params: dict[str, object], rounds
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--smoke", action="store_true", help="tiny sizes for CI")
-    parser.add_argument("--rows", type=int, default=1_000_000)
-    parser.add_argument("--features", type=int, default=10)
-    parser.add_argument("--rounds", type=int, default=100)
-    parser.add_argument("--format", choices=("csv", "parquet"), default="csv")
-    parser.add_argument("--repeat", type=int, default=1, help="runs per side; the fastest counts")
-    parser.add_argument("--no-sandbox", action="store_true", help="run our entry point without bubblewrap")
-    args = parser.parse_args()
+    args_parser = parser(__doc__ or "")
+    args_parser.add_argument("--rows", type=int, default=1_000_000)
+    args_parser.add_argument("--features", type=int, default=10)
+    args_parser.add_argument("--rounds", type=int, default=100)
+    args_parser.add_argument("--format", choices=("csv", "parquet"), default="csv")
+    args_parser.add_argument("--no-sandbox", action="store_true", help="run our entry point without bubblewrap")
+    args = args_parser.parse_args()
     rows, rounds = (20_000, 10) if args.smoke else (args.rows, args.rounds)
     params: dict[str, object] = {
         "objective": "binary:logistic",
@@ -133,33 +131,29 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="sr-bench-") as tmp:
         work = Path(tmp)
         path = make_data(work / "data", rows, args.features, args.format)
-        ours_times, peer_times = [], []
-        for _ in range(max(1, args.repeat)):
-            peer_times.append(run_peer(work, path, args.format, params, rounds))
-            ours_times.append(run_ours(work, hyperparameters, sandboxed=not args.no_sandbox))
-    ours, peer = min(ours_times), min(peer_times)
-    ratio = ours / peer
-    print(f"xgboost_train: ours={ours:.2f} s peer={peer:.2f} s ratio={ratio:.3f}")
-    summary = {
-        "name": "xgboost_train",
-        "unit": "s",
-        "ours": ours,
-        "peer": peer,
-        "ratio": ratio,
-        "ours_runs": ours_times,
-        "peer_runs": peer_times,
-        "rows": rows,
-        "features": args.features,
-        "rounds": rounds,
-        "format": args.format,
+        runs = alternate(
+            lambda: run_ours(work, hyperparameters, sandboxed=not args.no_sandbox),
+            lambda: run_peer(work, path, args.format, params, rounds),
+            repeats(args),
+        )
+    peer_description = "fresh python: pandas.read_csv(engine=pyarrow) + xgboost.train(evals=train) + save_model"
+    result = figure(
+        "xgboost_train",
+        "s",
+        runs,
+        better="lower",
+        what=f"XGBoost training entry point, {rows:,} rows, {'sandboxed' if not args.no_sandbox else 'bare'}",
+        peer_name="bare xgboost.train",
+    )
+    compared = {
+        "ours": "python -m strongroom.algorithms.xgboost.train" + (" in bubblewrap" if not args.no_sandbox else ""),
+        "peer": peer_description,
+        "xgboost": version("xgboost"),
+        "sizes": {"rows": rows, "features": args.features, "rounds": rounds, "format": args.format},
         "sandboxed": not args.no_sandbox,
-        "smoke": args.smoke,
-        "peer_description": "fresh python: pandas.read_csv(engine=pyarrow) + xgboost.train(evals=train) + save_model",
-        "cpus": len(os.sched_getaffinity(0)),
+        "cpus_usable": len(os.sched_getaffinity(0)),
     }
-    RESULTS.mkdir(exist_ok=True)
-    name = "jobs_algorithm.smoke.raw.json" if args.smoke else "jobs_algorithm.json"  # smoke output is not kept
-    (RESULTS / name).write_text(json.dumps(summary, indent=2) + "\n")
+    print(f"summary: {save('jobs_algorithm', [result], args.smoke, compared=compared)}")
 
 
 if __name__ == "__main__":

@@ -19,7 +19,6 @@ import secrets
 import shutil
 import socket
 import ssl
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -29,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from _common import parser, report, save
+from _common import alternate, figure, parser, repeats, save, version
 from websockets.sync.client import connect
 
 from strongroom.core import launcher
@@ -173,10 +172,10 @@ def _python_latency_ms(url: str, headers: dict[str, str], n: int, verify: Any) -
 
 def main() -> None:
     args = parser(__doc__ or "").parse_args()
-    runs, seconds = (1, 1) if args.smoke else (3, 8)
+    runs, seconds = repeats(args), (1 if args.smoke else 8)
     work = Path(tempfile.mkdtemp(prefix="sr-bench-nb-", dir="/tmp"))
     server = None
-    bare: subprocess.Popen[bytes] | None = None
+    state: dict[str, Any] = {"notebook": None, "bare": None, "count": 0}
     try:
         config = Config(home=work / "home", port=0)
         admin_token = initialize(config).token.secret
@@ -186,69 +185,80 @@ def main() -> None:
             admin.users.create("alice")
             admin.teams.add_member("bench", "alice", "DataScientist")
             token = admin.tokens.create("bench", user="alice").secret
-        ours: list[float] = []
-        peers: list[float] = []
         with Session(url=server.url, token=token, ca=server.ca) as alice:
-            for run in range(runs):
-                ours.append(our_launch(alice, server, token, f"nb-{run}"))
-                seconds_bare, bare, port, bare_token = bare_launch(work)
-                peers.append(seconds_bare)
-                if run < runs - 1:
-                    bare.terminate()
-                    bare.wait(30)
-                    alice.catalog.terminate("bench", f"nb-{run}", wait=True, timeout=120)
+            assert server is not None
+            running = server
+
+            def ours() -> float:  # the previous notebook is stopped first (not timed); the last one stays
+                if state["notebook"]:
+                    alice.catalog.terminate("bench", state["notebook"], wait=True, timeout=120)
+                state["notebook"] = f"nb-{state['count']}"
+                state["count"] += 1
+                return our_launch(alice, running, token, state["notebook"])
+
+            def peer() -> float:
+                if state["bare"] is not None:
+                    state["bare"].terminate()
+                    state["bare"].wait(30)
+                took, state["bare"], state["port"], state["bare_token"] = bare_launch(work)
+                return took
+
+            launches = alternate(ours, peer, runs)
         figures = [
-            report(
+            figure(
                 "notebook_launch",
-                statistics.median(ours),
-                statistics.median(peers),
                 "s",
-                runs_ours=ours,
-                runs_peer=peers,
+                launches,
+                better="lower",
+                what="notebook launch to first kernel result",
+                peer_name="bare jupyter server",
             )
         ]
-        proxied = f"{server.url}/notebooks/bench/nb-{runs - 1}/api/status"
-        direct = f"http://127.0.0.1:{port}/api/status"
-        through_runs: list[float] = []
-        straight_runs: list[float] = []
-        for _ in range(runs):  # interleaved: the machine is shared, its load drifts
-            if shutil.which("wrk"):
-                tool = "wrk -t1 -c1"
-                through_runs.append(_wrk_latency_ms(proxied, f"Authorization: Bearer {token}", seconds))
-                straight_runs.append(_wrk_latency_ms(direct, f"Authorization: token {bare_token}", seconds))
-            else:
-                tool = "python httpx (wrk not installed)"
-                n = 50 if args.smoke else 2000
-                context = ssl.create_default_context(cafile=str(server.ca))
-                through_runs.append(_python_latency_ms(proxied, {"Authorization": f"Bearer {token}"}, n, context))
-                straight_runs.append(_python_latency_ms(direct, {"Authorization": f"token {bare_token}"}, n, True))
-        through, straight = statistics.median(through_runs), statistics.median(straight_runs)
+        proxied = f"{server.url}/notebooks/bench/{state['notebook']}/api/status"
+        direct = f"http://127.0.0.1:{state['port']}/api/status"
+        if shutil.which("wrk"):
+            tool = "wrk -t1 -c1"
+            through = alternate(
+                lambda: _wrk_latency_ms(proxied, f"Authorization: Bearer {token}", seconds),
+                lambda: _wrk_latency_ms(direct, f"Authorization: token {state['bare_token']}", seconds),
+                runs,
+            )
+        else:
+            tool = "python httpx (wrk not installed)"
+            n = 50 if args.smoke else 2000
+            context = ssl.create_default_context(cafile=str(server.ca))
+            through = alternate(
+                lambda: _python_latency_ms(proxied, {"Authorization": f"Bearer {token}"}, n, context),
+                lambda: _python_latency_ms(direct, {"Authorization": f"token {state['bare_token']}"}, n, True),
+                runs,
+            )
         figures.append(
-            report(
+            figure(
                 "notebook_proxy_latency",
-                through,
-                straight,
                 "ms",
-                overhead_ms=through - straight,
+                through,
+                better="lower",
+                what="a request through the notebook proxy (HTTPS, auth, policy, audit)",
+                peer_name="direct to Jupyter",
                 tool=tool,
-                runs_ours=through_runs,
-                runs_peer=straight_runs,
             )
         )
         path = save(
             "notebook_launch",
             figures,
             args.smoke,
-            runs=runs,
-            wrk_seconds=seconds,
-            note="ours: catalog launch -> sandboxed JupyterLab -> first kernel result via the HTTPS proxy; "
-            "peer: bare `jupyter server` on TCP -> first kernel result",
+            compared={
+                "ours": "catalog launch -> sandboxed JupyterLab -> first kernel result via the HTTPS proxy",
+                "peer": "bare `jupyter server` on TCP -> first kernel result",
+                "jupyter_server": version("jupyter_server"),
+                "sizes": {"wrk_seconds": seconds},
+            },
         )
         print(f"summary: {path}")
     finally:
-        if bare is not None and bare.poll() is None:
-            bare.terminate()
-            bare.wait(30)
+        if state["bare"] is not None and state["bare"].poll() is None:
+            state["bare"].terminate()
+            state["bare"].wait(30)
         if server is not None:
             server.stop()
         shutil.rmtree(work, ignore_errors=True)

@@ -7,13 +7,13 @@ Also raw AES-256-GCM and SHA-256 throughput on this machine, for scale.
 
     .venv/bin/python benchmarks/storage.py            # 1 GiB
     .venv/bin/python benchmarks/storage.py --smoke    # 8 MiB, for CI
+
+Every figure alternates ours and the durable copy (``_common.alternate``), at least 3 runs each.
 """
 
 from __future__ import annotations
 
-import argparse
 import hashlib
-import json
 import os
 import shutil
 import sys
@@ -26,6 +26,8 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 ROOT = Path(__file__).resolve().parent
 sys.path.insert(0, str(ROOT.parent / "src"))
+
+from _common import Runs, alternate, figure, parser, repeats, save, version  # noqa: E402
 
 from strongroom.core.config import Config  # noqa: E402
 from strongroom.core.context import Grant, Principal, RequestContext  # noqa: E402
@@ -40,14 +42,15 @@ def ctx(user: str, role: str, team: str = "") -> RequestContext:
     return RequestContext(principal=Principal(user=user, token_kind="api", grants=(Grant(role, team),)))
 
 
-def timed(fn: Callable[[], object], repeat: int) -> float:
-    """Best of ``repeat`` runs, in seconds (the machine is shared and noisy)."""
-    best = float("inf")
-    for _ in range(repeat):
+def rate(fn: Callable[[], object], megabytes: float) -> Callable[[], float]:
+    """A measurement of ``fn`` in MB/s (for ``alternate``)."""
+
+    def measure() -> float:
         started = time.perf_counter()
         fn()
-        best = min(best, time.perf_counter() - started)
-    return best
+        return megabytes / (time.perf_counter() - started)
+
+    return measure
 
 
 def file_chunks(path: Path) -> Iterator[bytes]:
@@ -74,18 +77,17 @@ def write_durably(chunks: Iterator[bytes], dst: Path) -> None:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--smoke", action="store_true", help="tiny sizes (CI)")
-    parser.add_argument("--size-mib", type=int, default=1024)
-    args = parser.parse_args()
+    args_parser = parser(__doc__ or "")
+    args_parser.add_argument("--size-mib", type=int, default=1024)
+    args = args_parser.parse_args()
     size = 8 * MIB if args.smoke else args.size_mib * MIB
-    repeat = 1 if args.smoke else 3
+    runs = repeats(args)
     mb = size / 1e6
-    results: dict[str, dict[str, float | str]] = {}
+    figures: list[dict[str, object]] = []
+    peer_name = "durable plain copy (copyfile + fsync)"
 
-    def report(name: str, ours: float, peer: float, unit: str = "MB/s") -> None:
-        print(f"{name}: ours={ours:.0f} {unit} peer={peer:.0f} {unit} ratio={ours / peer:.2f}")
-        results[name] = {"ours": round(ours, 1), "peer": round(peer, 1), "unit": unit, "ratio": round(ours / peer, 3)}
+    def add(name: str, what: str, measured: Runs) -> None:
+        figures.append(figure(name, "MB/s", measured, what=what, peer_name=peer_name))
 
     with tempfile.TemporaryDirectory(prefix="sr-bench-", dir=os.environ.get("BENCH_TMP")) as tmp_name:
         tmp = Path(tmp_name)
@@ -93,21 +95,21 @@ def main() -> int:
         with src.open("wb") as out:
             for _ in range(size // MIB):
                 out.write(os.urandom(MIB))
-        copy_s = timed(lambda: durable_copy(src, tmp / "copy.bin"), repeat)
-        peer = mb / copy_s
+        copy = rate(lambda: durable_copy(src, tmp / "copy.bin"), mb)
 
         block = os.urandom(MIB)
         aes = AESGCM(os.urandom(32))
         nonce = os.urandom(12)
         n = max(size // MIB, 8)
-        aes_s = timed(lambda: [aes.encrypt(nonce, block, None) for _ in range(n)], repeat)
-        sha_s = timed(lambda: [hashlib.sha256(block).digest() for _ in range(n)], repeat)
-        report("storage-raw-aes-256-gcm", n * MIB / 1e6 / aes_s, peer)
-        report("storage-raw-sha-256", n * MIB / 1e6 / sha_s, peer)
+        raw = n * MIB / 1e6
+        aes_rate = rate(lambda: [aes.encrypt(nonce, block, None) for _ in range(n)], raw)
+        sha_rate = rate(lambda: [hashlib.sha256(block).digest() for _ in range(n)], raw)
+        add("storage-raw-aes-256-gcm", "raw AES-256-GCM, in memory (for scale)", alternate(aes_rate, copy, runs))
+        add("storage-raw-sha-256", "raw SHA-256, in memory (for scale)", alternate(sha_rate, copy, runs))
 
         home = tmp / "home"
         config = Config(home=home, port=0, database_url="")
-        token = initialize(config).token.secret
+        initialize(config)
         platform = Platform(config)
         try:
             admin = ctx("admin", "PlatformAdmin")
@@ -115,15 +117,19 @@ def main() -> int:
             platform.kms.create_key(admin, "bench", "default")
             platform.storage.create_bucket(ctx("dana", "DataScienceAdmin", "bench"), "bench", "bench-data")
             alice = ctx("alice", "DataScientist", "bench")
-            put_s = timed(lambda: platform.storage.put_object(alice, "bench-data", "obj", file_chunks(src)), repeat)
+            put = rate(lambda: platform.storage.put_object(alice, "bench-data", "obj", file_chunks(src)), mb)
+            put()  # the object exists before the first get
 
             def get() -> None:
                 stream = platform.storage.open_object(alice, "bench-data", "obj")
                 write_durably(stream.chunks, tmp / "got.bin")
 
-            get_s = timed(get, repeat)
-            report("storage-put-inprocess", mb / put_s, peer)
-            report("storage-get-inprocess", mb / get_s, peer)
+            add("storage-put-inprocess", f"encrypted put of {size // MIB} MiB, in process", alternate(put, copy, runs))
+            add(
+                "storage-get-inprocess",
+                f"encrypted get of {size // MIB} MiB, in process",
+                alternate(rate(get, mb), copy, runs),
+            )
             platform.identity.create_user(admin, "alice")
             platform.identity.add_member(admin, "bench", "alice", "DataScientist")
             alice_token = platform.identity.create_token(admin, "bench", user="alice").secret
@@ -133,24 +139,21 @@ def main() -> int:
         server = start(config)
         try:
             with Session(url=server.url, token=alice_token, ca=server.ca, timeout=600) as session:
-                up_s = timed(lambda: session.buckets.put_object("bench-data", "https-obj", src), repeat)
-                down_s = timed(lambda: session.buckets.download("bench-data", "https-obj", tmp / "down.bin"), repeat)
-            report("storage-put-https", mb / up_s, peer)
-            report("storage-get-https", mb / down_s, peer)
+                up = rate(lambda: session.buckets.put_object("bench-data", "https-obj", src), mb)
+                up()
+                down = rate(lambda: session.buckets.download("bench-data", "https-obj", tmp / "down.bin"), mb)
+                add("storage-put-https", f"encrypted put of {size // MIB} MiB over HTTPS", alternate(up, copy, runs))
+                add("storage-get-https", f"encrypted get of {size // MIB} MiB over HTTPS", alternate(down, copy, runs))
         finally:
             server.stop()
-        del token
 
-    out = ROOT / "results" / ("storage.smoke.raw.json" if args.smoke else "storage.json")
-    out.parent.mkdir(exist_ok=True)
-    out.write_text(
-        json.dumps(
-            {"benchmark": "storage", "size_bytes": size, "repeat": repeat, "cpus": os.cpu_count(), "results": results},
-            indent=2,
-        )
-        + "\n"
-    )
-    print(f"wrote {out}")
+    compared = {
+        "ours": "envelope encryption (AES-256-GCM-HKDF stream), SHA-256 of the plaintext, blob fsync + rename",
+        "peer": peer_name,
+        "cryptography": version("cryptography"),
+        "sizes": {"bytes": size},
+    }
+    print(f"summary: {save('storage', figures, args.smoke, compared=compared)}")
     return 0
 
 

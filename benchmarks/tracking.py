@@ -1,29 +1,40 @@
-"""Experiment tracking throughput: Strongroom's SDK against MLflow, doing the same work.
+"""Experiment tracking: Strongroom's SDK against MLflow, mode for mode, doing the same work.
 
 Ours goes through the real platform: a fresh home, `strongroom up` over HTTPS, a DataScientist's
-token, the SDK's default behaviour (metrics and component writes batched in the background,
-one guarded request per batch; every step's clock stops only after ``flush()`` has returned,
-i.e. after the server committed everything). The peer is MLflow with a SQLite backend store in a
-temporary directory (telemetry off), through its fluent API and client.
+token, the SDK. The peer is MLflow on a SQLite file store in a temporary directory (telemetry
+off), in process, through its fluent API and client. Each pair gives the same guarantee:
 
-Steps (each reported as throughput, so ratio = ours / peer and higher is better):
-1. log 10,000 metrics one call at a time (``Tracker.log_metric`` vs ``mlflow.log_metric``);
-2. log 10,000 metrics in batches of 1,000 (``log_batch`` on both);
-3. create 1,000 components with 5 parameters and 5 metrics each (a Tracker vs a run);
-4. build the analytics DataFrame over those 1,000 (``ExperimentAnalytics`` vs ``mlflow.search_runs``).
-Then, ours alone: the DataFrame of 10,000 components (goal: under 1 s).
+1. ``log_metric`` durable, one caller: ours ``durability="durable"`` (committed when the call
+   returns) against ``mlflow.log_metric`` (synchronous, committed when it returns); over HTTPS,
+   and over the platform's Unix socket (how notebooks and jobs reach it);
+2. the same from 8 threads at once (ours shares round trips: group commit);
+3. ``log_metric`` buffered: ours ``durability="buffered"`` against MLflow's asynchronous logging
+   (``synchronous=False``); both clocks stop after the final flush has committed everything;
+4. ``log_batch`` of 10,000 points, durable on return: ours in one call (requests of 10,000), MLflow
+   in calls of 1,000 (its limit per ``log_batch``);
+5. creating components with 5 parameters and 5 metrics each (ours buffered, flushed before the
+   clock stops; MLflow synchronous runs);
+6. the analytics DataFrame (``ExperimentAnalytics.dataframe()`` against ``mlflow.search_runs``) at
+   1,000 and 10,000 components/runs. MLflow's 10,000 runs are copied in SQL from runs made through
+   its API (making them one by one would take 15 minutes); what is timed is the search.
+
+Every figure alternates ours and MLflow, at least 3 runs each (see ``_common``).
 """
 
 from __future__ import annotations
 
 import os
 import shutil
+import sqlite3
 import tempfile
+import threading
 import time
+import uuid
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from _common import parser, report, save
+from _common import alternate, figure, parser, repeats, save, version
 
 from strongroom.core import launcher
 from strongroom.core.config import Config
@@ -33,159 +44,343 @@ from strongroom.sdk.session import Session
 
 PARAMS = 5
 METRICS = 5
+THREADS = 8
 
 
-def _ours(session: Session, n_single: int, n_batch: int, n_components: int, n_frame: int) -> dict[str, float]:
-    out: dict[str, float] = {}
-    with Tracker.create(display_name="single", session=session) as tracker:
-        session.experiments.flush()
+def _threads(count: int, work: Callable[[int], None]) -> None:
+    pool = [threading.Thread(target=work, args=(k,)) for k in range(count)]
+    for thread in pool:
+        thread.start()
+    for thread in pool:
+        thread.join()
+
+
+class Ours:
+    """Strongroom through its SDK, over HTTPS to a real server."""
+
+    def __init__(self, session: Session) -> None:
+        self.session = session
+        self.components = 0
+
+    def log_metric(self, durability: str, n: int, threads: int = 1) -> float:
+        with Tracker.create(display_name=f"{durability}-{threads}", session=self.session, durability=durability) as t:
+            self.session.experiments.flush()  # the creation is not part of what is timed
+            per_thread = n // threads
+            started = time.perf_counter()
+
+            def work(k: int) -> None:
+                for i in range(per_thread):
+                    t.log_metric(f"loss-{k}", 1.0 / (i + 1), i)
+
+            _threads(threads, work) if threads > 1 else work(0)
+            t.flush()
+            return per_thread * threads / (time.perf_counter() - started)
+
+    def log_batch(self, n: int) -> float:
+        with Tracker.create(display_name="batch", session=self.session) as t:
+            self.session.experiments.flush()
+            points = [{"name": "batched", "value": i * 0.001, "step": i} for i in range(n)]
+            started = time.perf_counter()
+            self.session.experiments.log_batch(t.trial_component_name, points)
+            return n / (time.perf_counter() - started)
+
+    def create_components(self, trial: Trial, n: int) -> float:
         started = time.perf_counter()
-        for i in range(n_single):
-            tracker.log_metric("loss", 1.0 / (i + 1), i)
-        tracker.flush()
-        out["single"] = n_single / (time.perf_counter() - started)
-        name = tracker.trial_component_name
-    points = [{"name": "batched", "value": i * 0.001, "step": i} for i in range(n_batch)]
-    started = time.perf_counter()
-    session.experiments.log_batch(name, points, chunk=1000)
-    out["batch"] = n_batch / (time.perf_counter() - started)
+        self._components(trial, n)
+        self.session.experiments.flush()
+        return n / (time.perf_counter() - started)
 
-    trial = Trial.create(trial_name="bench-trial", experiment_name="bench", session=session)
-    started = time.perf_counter()
-    for i in range(n_components):
-        with Tracker.create(display_name=f"component-{i}", trial=trial, session=session) as t:
-            t.log_parameters({f"param{j}": i * j for j in range(PARAMS)})
-            for j in range(METRICS):
-                t.log_metric(f"metric{j}", i * 0.01 + j, 0)
-    session.experiments.flush()
-    out["components"] = n_components / (time.perf_counter() - started)
+    def _components(self, trial: Trial, n: int) -> None:
+        for _ in range(n):
+            i = self.components
+            self.components += 1
+            with Tracker.create(display_name=f"component-{i}", trial=trial, session=self.session) as t:
+                t.log_parameters({f"param{j}": i * j for j in range(PARAMS)})
+                for j in range(METRICS):
+                    t.log_metric(f"metric{j}", i * 0.01 + j, 0)
 
-    ExperimentAnalytics(experiment_name="warm-up", session=session).dataframe()  # imports, first Arrow use
-    started = time.perf_counter()
-    frame = ExperimentAnalytics(experiment_name="bench", session=session).dataframe()
-    out["dataframe"] = len(frame) / (time.perf_counter() - started)
-    assert len(frame) == n_components, len(frame)
-    assert frame[f"metric{METRICS - 1} - Last"].notna().all() and frame["param1"].notna().all()
+    def fill(self, trial: Trial, n: int) -> None:
+        self._components(trial, n)
+        self.session.experiments.flush()
 
-    for i in range(n_components, n_frame):
-        with Tracker.create(display_name=f"component-{i}", trial=trial, session=session) as t:
-            t.log_parameters({f"param{j}": i * j for j in range(PARAMS)})
-            for j in range(METRICS):
-                t.log_metric(f"metric{j}", i * 0.01 + j, 0)
-    session.experiments.flush()
-    timings = []
-    for _ in range(3):
+    def dataframe(self, experiment: str, expected: int) -> float:
         started = time.perf_counter()
-        frame = ExperimentAnalytics(experiment_name="bench", session=session).dataframe()
-        timings.append(time.perf_counter() - started)
-    assert len(frame) == n_frame, len(frame)
-    out["frame_big_seconds"] = min(timings)
-    out["frame_big_columns"] = float(frame.shape[1])
-    return out
+        frame = ExperimentAnalytics(experiment_name=experiment, session=self.session).dataframe()
+        seconds = time.perf_counter() - started
+        assert len(frame) == expected, (len(frame), expected)
+        assert frame[f"metric{METRICS - 1} - Last"].notna().all() and frame["param1"].notna().all()
+        return len(frame) / seconds
 
 
-def _peer(folder: Path, n_single: int, n_batch: int, n_components: int) -> dict[str, float] | None:
-    os.environ["MLFLOW_DISABLE_TELEMETRY"] = "true"
-    os.environ["DO_NOT_TRACK"] = "true"
-    try:
+class Peer:
+    """MLflow on a SQLite file store, in process."""
+
+    def __init__(self, folder: Path) -> None:
+        os.environ["MLFLOW_DISABLE_TELEMETRY"] = "true"
+        os.environ["DO_NOT_TRACK"] = "true"
         import mlflow
-        from mlflow.entities import Metric
         from mlflow.tracking import MlflowClient
-    except ImportError:
-        return None
-    mlflow.set_tracking_uri(f"sqlite:///{folder / 'mlflow.db'}")
-    experiment_id = mlflow.create_experiment("bench", artifact_location=(folder / "artifacts").as_uri())
-    client = MlflowClient()
-    out: dict[str, float] = {}
-    with mlflow.start_run(experiment_id=experiment_id) as run:
-        started = time.perf_counter()
-        for i in range(n_single):
-            mlflow.log_metric("loss", 1.0 / (i + 1), step=i)
-        out["single"] = n_single / (time.perf_counter() - started)
-        run_id = run.info.run_id
-    now = int(time.time() * 1000)
-    metrics = [Metric("batched", i * 0.001, now, i) for i in range(n_batch)]
-    started = time.perf_counter()
-    for start in range(0, n_batch, 1000):
-        client.log_batch(run_id, metrics=metrics[start : start + 1000])
-    out["batch"] = n_batch / (time.perf_counter() - started)
 
-    components = mlflow.create_experiment("components", artifact_location=(folder / "artifacts2").as_uri())
-    started = time.perf_counter()
-    for i in range(n_components):
-        with mlflow.start_run(experiment_id=components, run_name=f"component-{i}"):
-            mlflow.log_params({f"param{j}": i * j for j in range(PARAMS)})
-            mlflow.log_metrics({f"metric{j}": i * 0.01 + j for j in range(METRICS)}, step=0)
-    out["components"] = n_components / (time.perf_counter() - started)
-    mlflow.search_runs(experiment_ids=[experiment_id])  # imports, first use
-    started = time.perf_counter()
-    frame = mlflow.search_runs(experiment_ids=[components], max_results=100_000)
-    out["dataframe"] = len(frame) / (time.perf_counter() - started)
-    assert len(frame) == n_components, len(frame)
-    return out
+        self.mlflow = mlflow
+        self.folder = folder
+        self.db = folder / "mlflow.db"
+        mlflow.set_tracking_uri(f"sqlite:///{self.db}")
+        self.client = MlflowClient()
+        self.experiment = mlflow.create_experiment("bench", artifact_location=(folder / "artifacts").as_uri())
+        self.runs = 0
+
+    def log_metric(self, durability: str, n: int, threads: int = 1) -> float:
+        synchronous = durability == "durable"
+        run = self.client.create_run(self.experiment)
+        run_id = run.info.run_id
+        per_thread = n // threads
+        started = time.perf_counter()
+
+        def work(k: int) -> None:
+            if threads == 1:  # the fluent API, as a user writes it
+                with self.mlflow.start_run(run_id=run_id):
+                    for i in range(per_thread):
+                        self.mlflow.log_metric(f"loss-{k}", 1.0 / (i + 1), step=i, synchronous=synchronous)
+                    self.mlflow.flush_async_logging()
+                return
+            for i in range(per_thread):
+                self.client.log_metric(run_id, f"loss-{k}", 1.0 / (i + 1), step=i, synchronous=synchronous)
+
+        _threads(threads, work) if threads > 1 else work(0)
+        self.mlflow.flush_async_logging()
+        return per_thread * threads / (time.perf_counter() - started)
+
+    def log_batch(self, n: int) -> float:
+        from mlflow.entities import Metric
+
+        run_id = self.client.create_run(self.experiment).info.run_id
+        now = int(time.time() * 1000)
+        metrics = [Metric("batched", i * 0.001, now, i) for i in range(n)]
+        started = time.perf_counter()
+        for start in range(0, n, 1000):
+            self.client.log_batch(run_id, metrics=metrics[start : start + 1000])
+        return n / (time.perf_counter() - started)
+
+    def create_components(self, experiment: str, n: int) -> float:
+        started = time.perf_counter()
+        for _ in range(n):
+            i = self.runs
+            self.runs += 1
+            with self.mlflow.start_run(experiment_id=experiment, run_name=f"component-{i}"):
+                self.mlflow.log_params({f"param{j}": i * j for j in range(PARAMS)})
+                self.mlflow.log_metrics({f"metric{j}": i * 0.01 + j for j in range(METRICS)}, step=0)
+        return n / (time.perf_counter() - started)
+
+    def new_experiment(self, name: str) -> str:
+        return str(self.mlflow.create_experiment(name, artifact_location=(self.folder / name).as_uri()))
+
+    def copy_runs(self, source: str, target: str, total: int) -> None:
+        """Fill ``target`` to ``total`` runs by copying the rows of ``source``'s runs in SQL."""
+        with sqlite3.connect(self.db) as db:
+            existing = db.execute("SELECT count(*) FROM runs WHERE experiment_id = ?", (target,)).fetchone()[0]
+            templates = [r[0] for r in db.execute("SELECT run_uuid FROM runs WHERE experiment_id = ?", (source,))]
+            tables = {
+                t: [c[1] for c in db.execute(f"PRAGMA table_info({t})")]
+                for t in ("runs", "params", "metrics", "latest_metrics", "tags")
+            }
+            for k in range(total - existing):
+                template, new = templates[k % len(templates)], uuid.uuid4().hex
+                for table, columns in tables.items():
+                    replaced = {"run_uuid": new}
+                    if table == "runs":
+                        replaced.update(experiment_id=target, name=f"component-{existing + k}")
+                    chosen = ["?" if c in replaced else f'"{c}"' for c in columns]
+                    values = [replaced[c] for c in columns if c in replaced]
+                    names = ", ".join(f'"{c}"' for c in columns)
+                    # names come from MLflow's own schema (PRAGMA table_info), values are bound
+                    statement = (
+                        f"INSERT INTO {table} ({names}) SELECT {', '.join(chosen)} FROM {table} WHERE run_uuid = ?"  # noqa: S608
+                    )
+                    db.execute(
+                        statement,
+                        (*values, template),
+                    )
+
+    def dataframe(self, experiment: str, expected: int) -> float:
+        started = time.perf_counter()
+        frame = self.mlflow.search_runs(experiment_ids=[experiment], max_results=100_000)
+        seconds = time.perf_counter() - started
+        assert len(frame) == expected, (len(frame), expected)
+        return len(frame) / seconds
+
+
+def _start(folder: Path) -> tuple[launcher.ServerProcess, str]:
+    config = Config(home=folder / "home", port=0)
+    admin_token = initialize(config).token.secret
+    server = launcher.start(config)
+    with Session(url=server.url, token=admin_token, ca=server.ca) as admin:
+        admin.teams.create("bench")
+        admin.users.create("alice")
+        admin.teams.add_member("bench", "alice", "DataScientist")
+        token = admin.tokens.create("bench", user="alice").secret
+    return server, token
 
 
 def main() -> None:
     args = parser(__doc__ or "").parse_args()
+    runs = repeats(args)
     if args.smoke:
-        n_single, n_batch, n_components, n_frame = 200, 2000, 20, 40
-    else:
-        n_single, n_batch, n_components, n_frame = 10_000, 10_000, 1_000, 10_000
-    folder = Path(tempfile.mkdtemp(prefix="sr-bench-tracking-"))
-    try:
-        config = Config(home=folder / "home", port=0)
-        admin_token = initialize(config).token.secret
-        server = launcher.start(config)
-        try:
-            with Session(url=server.url, token=admin_token, ca=server.ca) as admin:
-                admin.teams.create("bench")
-                admin.users.create("alice")
-                admin.teams.add_member("bench", "alice", "DataScientist")
-                token = admin.tokens.create("bench", user="alice").secret
-            with Session(url=server.url, token=token, ca=server.ca) as session:
-                session.experiments.create_experiment("bench")
-                session.experiments.create_experiment("warm-up")
-                ours = _ours(session, n_single, n_batch, n_components, n_frame)
-        finally:
-            server.stop()
-        if args.smoke:
-            print("peer: MLflow is not run in --smoke mode")
-            peer = None
-        else:
-            peer = _peer(folder / "mlflow", n_single, n_batch, n_components)
-            if peer is None:
-                print("peer: mlflow is not installed (pip install -e '.[bench]'); peer figures are nan")
-        nan = float("nan")
-        figures: list[dict[str, Any]] = []
-        units = {
-            "single": ("tracking_log_metric_single", "metrics/s"),
-            "batch": ("tracking_log_metric_batch", "metrics/s"),
-            "components": ("tracking_create_components", "components/s"),
-            "dataframe": ("tracking_analytics_dataframe", "rows/s"),
+        sizes: dict[str, Any] = {
+            "durable": 40,
+            "threads": 80,
+            "buffered": 400,
+            "batch": 2000,
+            "components": 20,
+            "frames": [20, 40],
         }
-        for key, (name, unit) in units.items():
-            figures.append(report(name, ours[key], peer[key] if peer else nan, unit))
-        figures.append(
-            report(
-                "tracking_dataframe_10k_vs_goal",
-                ours["frame_big_seconds"],
-                1.0,
-                "s",
-                note="peer is the goal (10,000 components to a DataFrame in under 1 s), not a measured system",
-                rows=n_frame,
-                columns=ours["frame_big_columns"],
+    else:
+        sizes = {
+            "durable": 300,
+            "threads": 800,
+            "buffered": 1000,
+            "batch": 10_000,
+            "components": 100,
+            "frames": [1000, 10_000],
+        }
+    folder = Path(tempfile.mkdtemp(prefix="sr-bench-tracking-"))
+    server, token = _start(folder)
+    figures: list[dict[str, Any]] = []
+    try:
+        try:
+            peer: Peer | None = Peer(folder / "mlflow")
+        except ImportError:
+            print("peer: mlflow is not installed (pip install -e '.[bench]'); peer figures are nan")
+            peer = None
+        with Session(url=server.url, token=token, ca=server.ca) as session:
+            ours = Ours(session)
+
+            def pair(
+                name: str, unit: str, mine: Callable[[], float], theirs: Callable[[], float], **extra: Any
+            ) -> None:
+                measured = alternate(mine, theirs if peer else None, runs)
+                figures.append(figure(name, unit, measured, peer_name="MLflow, SQLite file store", **extra))
+
+            n = sizes["durable"]
+            pair(
+                "tracking_log_metric_durable",
+                "metrics/s",
+                lambda: ours.log_metric("durable", n),
+                lambda: peer.log_metric("durable", n),  # type: ignore[union-attr]
+                what="log_metric, durable when it returns, one caller",
+                ours_mode='Tracker(durability="durable")',
+                durability="both: committed when the call returns (survives kill -9 of the caller)",
+                peer_mode="mlflow.log_metric (synchronous)",
+                points=n,
             )
-        )
-        path = save(
-            "tracking",
-            figures,
-            args.smoke,
-            database="sqlite",
-            sizes={"single": n_single, "batch": n_batch, "components": n_components, "frame": n_frame},
-        )
-        print(f"summary: {path}")
+            with Session(socket=server.socket, token=token) as local:  # how notebooks and jobs reach it
+                n = sizes["durable"]
+                pair(
+                    "tracking_log_metric_durable_unix_socket",
+                    "metrics/s",
+                    lambda: Ours(local).log_metric("durable", n),
+                    lambda: peer.log_metric("durable", n),  # type: ignore[union-attr]
+                    what="log_metric, durable when it returns, one caller, over the platform's Unix socket",
+                    ours_mode='Tracker(durability="durable") over the Unix socket (as in notebooks and jobs)',
+                    durability="both: committed when the call returns (survives kill -9 of the caller)",
+                    peer_mode="mlflow.log_metric (synchronous)",
+                    points=n,
+                )
+            n = sizes["threads"]
+            pair(
+                f"tracking_log_metric_durable_{THREADS}_threads",
+                "metrics/s",
+                lambda: ours.log_metric("durable", n, THREADS),
+                lambda: peer.log_metric("durable", n, THREADS),  # type: ignore[union-attr]
+                what=f"log_metric, durable when it returns, {THREADS} threads of one process",
+                ours_mode='Tracker(durability="durable"), group commit',
+                durability="both: committed when the call returns (survives kill -9 of the caller)",
+                peer_mode="MlflowClient.log_metric (synchronous) from each thread",
+                points=n,
+            )
+            n = sizes["buffered"]
+            pair(
+                "tracking_log_metric_buffered",
+                "metrics/s",
+                lambda: ours.log_metric("buffered", n),
+                lambda: peer.log_metric("buffered", n),  # type: ignore[union-attr]
+                what="log_metric, buffered, until the final flush has committed",
+                ours_mode='Tracker(durability="buffered") + flush()',
+                durability="both: queued and sent in the background; all committed when the clock stops",
+                peer_mode="mlflow.log_metric(synchronous=False) + flush_async_logging()",
+                points=n,
+            )
+            n = sizes["batch"]
+            pair(
+                "tracking_log_batch",
+                "metrics/s",
+                lambda: ours.log_batch(n),
+                lambda: peer.log_batch(n),  # type: ignore[union-attr]
+                what=f"log_batch of {n:,} metric points, durable when it returns",
+                ours_mode="experiments.log_batch (one call)",
+                durability="both: committed when the call returns (survives kill -9 of the caller)",
+                peer_mode="MlflowClient.log_batch (calls of 1,000, its limit)",
+                points=n,
+            )
+            session.experiments.create_experiment("bench")
+            trial = Trial.create(trial_name="bench-trial", experiment_name="bench", session=session)
+            peer_experiment = peer.new_experiment("components") if peer else ""
+            n = sizes["components"]
+            pair(
+                "tracking_create_components",
+                "components/s",
+                lambda: ours.create_components(trial, n),
+                lambda: peer.create_components(peer_experiment, n),  # type: ignore[union-attr]
+                what="components (runs) with 5 parameters and 5 metrics each",
+                ours_mode="Tracker (buffered), flushed before the clock stops",
+                durability="ours buffered, MLflow synchronous; all committed when the clock stops",
+                peer_mode="mlflow.start_run + log_params + log_metrics (synchronous)",
+                components=n,
+            )
+            session.experiments.create_experiment("frames")
+            frames_trial = Trial.create(trial_name="frames-trial", experiment_name="frames", session=session)
+            peer_frames = peer.new_experiment("frames") if peer else ""
+            filled = 0
+            for rows in sizes["frames"]:
+                ours.fill(frames_trial, rows - filled)
+                filled = rows
+                if peer:
+                    peer.copy_runs(peer_experiment, peer_frames, rows)
+                    peer.dataframe(peer_frames, rows)  # imports, first use
+                ours.dataframe("frames", rows)  # first Arrow use
+                pair(
+                    f"tracking_analytics_dataframe_{rows // 1000}k" if rows >= 1000 else f"tracking_analytics_{rows}",
+                    "rows/s",
+                    lambda rows=rows: ours.dataframe("frames", rows),  # type: ignore[misc]
+                    lambda rows=rows: peer.dataframe(peer_frames, rows),  # type: ignore[misc,union-attr]
+                    what=f"analytics DataFrame of {rows:,} components",
+                    ours_mode="ExperimentAnalytics(...).dataframe() over HTTPS (Arrow)",
+                    durability="a read: n/a",
+                    peer_mode="mlflow.search_runs (pandas)",
+                    rows=rows,
+                )
     finally:
+        server.stop()
         shutil.rmtree(folder, ignore_errors=True)
+    path = save(
+        "tracking",
+        figures,
+        args.smoke,
+        compared={
+            "ours": {
+                "strongroom": version("strongroom"),
+                "database": "SQLite, WAL, synchronous=NORMAL",
+                "transport": "HTTPS",
+            },
+            "peer": {
+                "mlflow": version("mlflow"),
+                "database": "SQLite file store (MLflow defaults)",
+                "transport": "in process",
+            },
+            "sizes": sizes,
+            "threads": THREADS,
+        },
+    )
+    print(f"summary: {path}")
 
 
 if __name__ == "__main__":

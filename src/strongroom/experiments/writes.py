@@ -14,7 +14,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, cast
 
-from sqlalchemy import Table, and_, bindparam, delete, insert, or_, select, tuple_, update
+from sqlalchemy import Table, and_, bindparam, delete, insert, or_, select, update
 from sqlalchemy.orm import Session
 
 from strongroom.core.errors import InvalidInput
@@ -218,8 +218,11 @@ def put_metrics(session: Session, batch: MetricBatch) -> None:
     stored: dict[tuple[int, str], Any] = {}
     keys = sorted(fresh)
     for chunk in _chunks(keys, 400):
-        query = select(SUMMARIES).where(tuple_(SUMMARIES.c.component_id, SUMMARIES.c.name).in_(list(chunk)))
-        for row in session.execute(query).mappings():
+        # One cached statement whatever the batch (a tuple IN list is rebuilt and re-coerced for
+        # every batch, which cost more than the insert for a batch of one durable point); it
+        # may return a few pairs not in the batch, which the dict lookup below ignores.
+        wanted = {"component_ids": sorted({c for c, _ in chunk}), "names": sorted({n for _, n in chunk})}
+        for row in session.execute(_STORED_SUMMARIES, wanted).mappings():
             stored[(row["component_id"], row["name"])] = row
     inserts = [{"component_id": c, "name": n, **fresh[(c, n)].values()} for c, n in keys if (c, n) not in stored]
     updates = [
@@ -230,9 +233,15 @@ def put_metrics(session: Session, batch: MetricBatch) -> None:
     if inserts:
         session.execute(insert(SUMMARIES), inserts)
     if updates:
-        merge = (
-            update(SUMMARIES)
-            .where(SUMMARIES.c.component_id == bindparam("b_component_id"), SUMMARIES.c.name == bindparam("b_name"))
-            .values({k: bindparam(k) for k in Summary().values()})
-        )
-        session.connection().execute(merge, updates)
+        session.connection().execute(_MERGE_SUMMARY, updates)
+
+
+_STORED_SUMMARIES = select(SUMMARIES).where(
+    SUMMARIES.c.component_id.in_(bindparam("component_ids", expanding=True)),
+    SUMMARIES.c.name.in_(bindparam("names", expanding=True)),
+)
+_MERGE_SUMMARY = (
+    update(SUMMARIES)
+    .where(SUMMARIES.c.component_id == bindparam("b_component_id"), SUMMARIES.c.name == bindparam("b_name"))
+    .values({k: bindparam(k) for k in Summary().values()})
+)

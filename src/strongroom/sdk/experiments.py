@@ -12,8 +12,9 @@
     ExperimentAnalytics(experiment_name="credit-default").dataframe()
 
 Every class takes ``session=`` (default: ``strongroom.Session()``) and ``team=`` (default: the
-session's team). Tracker writes go through the session's background batch writer; leaving the
-``with`` block (or ``close()``) flushes them.
+session's team). Tracker writes go through the session's batch writer: ``durability="buffered"``
+(the default) queues them and sends them in the background, leaving the ``with`` block (or
+``close()``) flushes them; ``durability="durable"`` returns from each write once it is committed.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ import uuid
 from typing import TYPE_CHECKING, Any
 
 from strongroom.experiments import models
-from strongroom.sdk.tracking import ExperimentsClient
+from strongroom.sdk.tracking import Durability, ExperimentsClient, durability_from
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -212,14 +213,27 @@ class Tracker:
     Use it as a context manager: on exit the component is marked Completed (Failed if the block
     raised), its end time is set, and the background writer is told to send everything logged
     at once (``close(wait=True)`` waits for the platform's commit).
+
+    ``durability`` (default ``$STRONGROOM_TRACKING_DURABILITY``, else ``"buffered"``): with
+    ``"buffered"`` writes are queued and sent in batches in the background (a ``kill -9`` loses
+    at most the last second's writes, see docs/experiments.md); with ``"durable"`` every write
+    returns once the platform has committed it.
     """
 
-    def __init__(self, client: ExperimentsClient, component: models.TrialComponent, owns_session: bool = False) -> None:
+    def __init__(
+        self,
+        client: ExperimentsClient,
+        component: models.TrialComponent,
+        owns_session: bool = False,
+        durability: Durability = "buffered",
+    ) -> None:
         self._client = client
         self._name = component.name
         self._entity = component
         self._owns_session = owns_session
         self._closed = False
+        self.durability: Durability = durability
+        self._wait = durability == "durable"
 
     @classmethod
     def create(
@@ -230,6 +244,7 @@ class Tracker:
         trial: Trial | str | None = None,
         tags: dict[str, str] | None = None,
         record_git: bool = True,
+        durability: Durability | None = None,
         session: Session | None = None,
         team: str | None = None,
     ) -> Tracker:
@@ -238,6 +253,7 @@ class Tracker:
         When run from inside a git working tree (and ``record_git``), the commit, branch,
         dirty flag and a hash of the uncommitted diff are recorded in the component's lineage.
         """
+        mode = durability_from(durability)
         client = _client(session, team)
         trial_name = trial.trial_name if isinstance(trial, Trial) else trial
         commit = client.git_state() if record_git else None
@@ -253,7 +269,7 @@ class Tracker:
         if trial_component_name:  # a chosen name may be taken: create now, so a conflict is raised here
             component = client.create_component(**spec.model_dump(mode="json"))
         else:  # a generated name cannot clash: the creation rides in the writer's next batch
-            client.writer.create(spec.name, spec.model_dump(mode="json", exclude={"name"}))
+            client.writer.create(spec.name, spec.model_dump(mode="json", exclude={"name"}), wait=mode == "durable")
             component = models.TrialComponent(
                 name=spec.name,
                 team=client.team,
@@ -265,11 +281,16 @@ class Tracker:
                 created_at=spec.start_time or dt.datetime.now(dt.UTC),
                 created_by="",
             )
-        return cls(client, component, owns_session=session is None)
+        return cls(client, component, owns_session=session is None, durability=mode)
 
     @classmethod
     def load(
-        cls, trial_component_name: str | None = None, *, session: Session | None = None, team: str | None = None
+        cls,
+        trial_component_name: str | None = None,
+        *,
+        durability: Durability | None = None,
+        session: Session | None = None,
+        team: str | None = None,
     ) -> Tracker:
         """A tracker for an existing component — inside a job, its own (``$STRONGROOM_TRIAL_COMPONENT``)."""
         name = trial_component_name or os.environ.get("STRONGROOM_TRIAL_COMPONENT")
@@ -277,8 +298,9 @@ class Tracker:
             from strongroom.core.errors import InvalidInput
 
             raise InvalidInput("give trial_component_name (outside a job there is no default)", field="name")
+        mode = durability_from(durability)
         client = _client(session, team)
-        return cls(client, client.describe_component(name), owns_session=session is None)
+        return cls(client, client.describe_component(name), owns_session=session is None, durability=mode)
 
     @property
     def trial_component(self) -> TrialComponent:
@@ -293,10 +315,10 @@ class Tracker:
         return self._name
 
     def log_parameter(self, name: str, value: float | int | str) -> None:
-        self._client.writer.update(self._name, parameters={name: value})
+        self._client.writer.update(self._name, wait=self._wait, parameters={name: value})
 
     def log_parameters(self, parameters: dict[str, float | int | str]) -> None:
-        self._client.writer.update(self._name, parameters=dict(parameters))
+        self._client.writer.update(self._name, wait=self._wait, parameters=dict(parameters))
 
     def _artifact(
         self, value: str, media_type: str | None, sha256: str | None, version_id: str | None
@@ -316,7 +338,9 @@ class Tracker:
         version_id: str | None = None,
     ) -> None:
         """Record an input artifact (``value`` is its uri; pin it with ``version_id``/``sha256``)."""
-        self._client.writer.update(self._name, inputs={name: self._artifact(value, media_type, sha256, version_id)})
+        self._client.writer.update(
+            self._name, wait=self._wait, inputs={name: self._artifact(value, media_type, sha256, version_id)}
+        )
 
     def log_output(
         self,
@@ -327,7 +351,9 @@ class Tracker:
         sha256: str | None = None,
         version_id: str | None = None,
     ) -> None:
-        self._client.writer.update(self._name, outputs={name: self._artifact(value, media_type, sha256, version_id)})
+        self._client.writer.update(
+            self._name, wait=self._wait, outputs={name: self._artifact(value, media_type, sha256, version_id)}
+        )
 
     def log_metric(
         self,
@@ -338,18 +364,22 @@ class Tracker:
         timestamp: dt.datetime | float | None = None,
         iteration_number: int | None = None,
     ) -> None:
-        """Queue one metric point (sent in the background, in batches)."""
+        """Log one metric point: queued (buffered) or committed when this returns (durable)."""
         when = timestamp.timestamp() if isinstance(timestamp, dt.datetime) else timestamp
         self._client.writer.log_metric(
-            self._name, metric_name, value, step if step is not None else iteration_number, when
+            self._name, metric_name, value, step if step is not None else iteration_number, when, wait=self._wait
         )
 
     def log_metrics(self, metrics: dict[str, float], step: int | None = None) -> None:
+        """Log several metrics at one step (durable: one wait for all of them)."""
+        writer, last = self._client.writer, 0
         for name, value in metrics.items():
-            self.log_metric(name, value, step)
+            last = writer.log_metric(self._name, name, value, step)
+        if self._wait and last:
+            writer.commit(last)
 
     def set_tags(self, tags: dict[str, str]) -> None:
-        self._client.writer.update(self._name, tags=dict(tags))
+        self._client.writer.update(self._name, wait=self._wait, tags=dict(tags))
 
     def flush(self) -> None:
         self._client.flush()
@@ -365,7 +395,7 @@ class Tracker:
             return
         self._closed = True
         end = dt.datetime.now(dt.UTC).isoformat()
-        self._client.writer.update(self._name, status=status, status_message=message, end_time=end)
+        self._client.writer.update(self._name, wait=self._wait, status=status, status_message=message, end_time=end)
         if wait:
             self._client.flush()
         else:

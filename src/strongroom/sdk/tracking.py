@@ -1,23 +1,30 @@
-"""The experiments client hung on ``Session`` and its background batch writer.
+"""The experiments client hung on ``Session`` and its batch writer.
 
-Metrics, parameters, artifacts and status changes are queued in memory and sent in batches
-(one request, one guard call per batch) by a background thread when ``max_points`` metric
-points are waiting or every ``interval`` seconds; ``flush()`` sends now and waits. A Tracker's
-context-manager exit, ``Session.close()`` and interpreter exit (``atexit``) flush, so nothing
-logged is lost when the process exits normally; each batch is committed by the server before
-``flush`` returns, so nothing already flushed is lost if the process crashes later. The queue
-is bounded: a caller that gets ``max_queue`` points ahead of the server sends them itself.
+Two durability modes, chosen per write (a Tracker's ``durability=``):
+
+- ``"buffered"`` (the default): metrics, parameters, artifacts and status changes are queued in
+  memory and sent in batches (one request, one guard call per batch) by a background thread
+  when ``max_points`` metric points are waiting or every ``interval`` seconds. A Tracker's
+  ``with`` exit, ``flush()``, ``Session.close()``, interpreter exit (``atexit``) and SIGTERM
+  send what is queued. A process killed outright (``kill -9``, OOM) loses what was logged in
+  the last ``interval`` seconds plus the batch in flight, never more than ``max_queue`` points.
+- ``"durable"``: the call returns once the server has committed it. Concurrent callers share
+  round trips (group commit): whoever finds the sender free sends everything queued, so N
+  threads waiting cost one request, not N.
 """
 
 from __future__ import annotations
 
 import atexit
+import contextlib
 import os
+import signal
 import threading
 import time
 import uuid
+import weakref
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from strongroom.core.errors import InvalidInput, StrongroomError
 from strongroom.experiments.models import (
@@ -36,6 +43,17 @@ if TYPE_CHECKING:
     from strongroom.sdk.session import Session
 
 ARROW = "application/vnd.apache.arrow.stream"
+Durability = Literal["buffered", "durable"]
+DURABILITIES: tuple[Durability, ...] = ("buffered", "durable")
+SIGTERM_FLUSH_SECONDS = 10.0
+
+
+def durability_from(value: str | None) -> Durability:
+    """``value``, else ``$STRONGROOM_TRACKING_DURABILITY``, else ``"buffered"``; checked."""
+    chosen = value or os.environ.get("STRONGROOM_TRACKING_DURABILITY") or "buffered"
+    if chosen not in DURABILITIES:
+        raise InvalidInput(f"durability must be one of {', '.join(DURABILITIES)}, not {chosen!r}", field="durability")
+    return chosen
 
 
 @dataclass
@@ -82,9 +100,13 @@ class BatchWriter:
         self._thread: threading.Thread | None = None
         self._closed = False
         self._urgent = False
-        self._retry: tuple[str, dict[str, Any]] | None = None
+        self._retry: tuple[str, dict[str, Any], int] | None = None
+        self._queued = 0  # sequence number of the last queued write
+        self._committed = 0  # every write up to this number is committed
+        self._refused: list[tuple[int, int, StrongroomError]] = []  # (first, last, why) of refused batches
         self.sent_batches = 0
         atexit.register(self.close)
+        _flush_on_sigterm(self)
 
     # -- queueing ---------------------------------------------------------------------------
 
@@ -100,8 +122,19 @@ class BatchWriter:
             self._thread.start()
 
     def log_metric(
-        self, component: str, name: str, value: float, step: int | None = None, timestamp: float | None = None
-    ) -> None:
+        self,
+        component: str,
+        name: str,
+        value: float,
+        step: int | None = None,
+        timestamp: float | None = None,
+        *,
+        wait: bool = False,
+    ) -> int:
+        """Queue one metric point; ``wait=True`` returns only once the server has committed it.
+
+        Returns the write's sequence number (for ``commit``).
+        """
         if self._closed:
             raise StrongroomError("this writer is closed; open a new Session")
         with self._lock:
@@ -111,20 +144,30 @@ class BatchWriter:
             entry.steps.append(step)
             entry.timestamps.append(time.time() if timestamp is None else float(timestamp))
             self._points += 1
-            points = self._points
+            self._queued += 1
+            points, seq = self._points, self._queued
             if points >= self.max_points:
                 self._lock.notify()
+        if wait:
+            self.commit(seq)
+            return seq
         self._start()
         if points >= self.max_queue:
             self.flush()
+        return seq
 
-    def create(self, component: str, spec: dict[str, Any]) -> None:
+    def create(self, component: str, spec: dict[str, Any], *, wait: bool = False) -> None:
         """Queue the creation of a component (sent before anything else about it)."""
         if self._closed:
             raise StrongroomError("this writer is closed; open a new Session")
         with self._lock:
             self._entry(component).create = {"name": component, **spec}
-        self._start()
+            self._queued += 1
+            seq = self._queued
+        if wait:
+            self.commit(seq)
+        else:
+            self._start()
 
     def request_flush(self) -> None:
         """Ask the background thread to send what is queued now, without waiting for it."""
@@ -133,7 +176,7 @@ class BatchWriter:
             self._lock.notify()
         self._start()
 
-    def update(self, component: str, **changes: Any) -> None:
+    def update(self, component: str, *, wait: bool = False, **changes: Any) -> None:
         """Queue field changes (status, end_time, ...) and merges of parameters/inputs/outputs/tags."""
         if self._closed:
             raise StrongroomError("this writer is closed; open a new Session")
@@ -143,7 +186,32 @@ class BatchWriter:
                 if key in changes:
                     getattr(entry, key).update(changes.pop(key))
             entry.fields.update(changes)
-        self._start()
+            self._queued += 1
+            seq = self._queued
+        if wait:
+            self.commit(seq)
+        else:
+            self._start()
+
+    def commit(self, seq: int) -> None:
+        """Return once write number ``seq`` is committed, sending it (and all queued) if need be.
+
+        Group commit: callers queue, then take turns holding the send lock; the holder sends
+        everything queued so far in one request, so the others usually find their write
+        already committed when their turn comes. Raises if the server refused the batch.
+        """
+        while True:
+            with self._lock:
+                if self._committed >= seq:
+                    break
+            with self._send_lock:
+                with self._lock:
+                    done = self._committed >= seq
+                if not done:
+                    self._send_locked()
+        for first, last, error in self._refused:
+            if first <= seq <= last:
+                raise error
 
     # -- sending ----------------------------------------------------------------------------
 
@@ -165,31 +233,42 @@ class BatchWriter:
                 time.sleep(min(self.interval, 1.0))
 
     def _send(self) -> BatchResult | None:
-        """Send the batch that failed last (identical, same idempotency key), then what is queued."""
         with self._send_lock:
-            result = None
-            while True:
-                if self._retry is None:
+            return self._send_locked()
+
+    def _send_locked(self) -> BatchResult | None:
+        """Send the batch that failed last (identical, same idempotency key), then what is queued."""
+        result = None
+        while True:
+            if self._retry is None:
+                with self._lock:
+                    taken, self._pending, self._points = self._pending, {}, 0
+                    upto = self._queued
+                if not taken:
                     with self._lock:
-                        taken, self._pending, self._points = self._pending, {}, 0
-                    if not taken:
-                        return result
-                    self._retry = (uuid.uuid4().hex, _batch_body(taken))
-                key, body = self._retry
-                try:
-                    response = self._session.request(
-                        "POST",
-                        f"/api/v1/teams/{self.team}/trial-component-batches",
-                        json_body=body,
-                        idempotency_key=key,
-                    )
-                except StrongroomError as exc:
-                    if not (exc.status >= 500 or exc.slug == "platform-unreachable"):
-                        self._retry = None  # the server refused it: retrying cannot help
-                    raise
-                self._retry = None
-                self.sent_batches += 1
-                result = BatchResult.model_validate(response.json())
+                        self._committed = max(self._committed, upto)
+                    return result
+                self._retry = (uuid.uuid4().hex, _batch_body(taken), upto)
+            key, body, upto = self._retry
+            try:
+                response = self._session.request(
+                    "POST",
+                    f"/api/v1/teams/{self.team}/trial-component-batches",
+                    json_body=body,
+                    idempotency_key=key,
+                )
+            except StrongroomError as exc:
+                if not (exc.status >= 500 or exc.slug == "platform-unreachable"):
+                    self._retry = None  # the server refused it: retrying cannot help
+                    with self._lock:
+                        self._refused = [*self._refused[-99:], (self._committed + 1, upto, exc)]
+                        self._committed = max(self._committed, upto)
+                raise
+            self._retry = None
+            with self._lock:
+                self._committed = max(self._committed, upto)
+            self.sent_batches += 1
+            result = BatchResult.model_validate(response.json())
 
     def flush(self) -> None:
         """Send everything queued now and wait until the server has committed it.
@@ -214,6 +293,41 @@ class BatchWriter:
             if self._thread is not None and self._thread is not threading.current_thread():
                 self._thread.join(timeout=10)
             atexit.unregister(self.close)
+
+
+# Signals are process-wide, so the writers they must flush are too: one handler serves every
+# live writer of the process (weakly held, a closed Session's writer is not kept alive).
+_LIVE_WRITERS: weakref.WeakSet[BatchWriter] = weakref.WeakSet()
+
+
+def _flush_on_sigterm(writer: BatchWriter) -> None:
+    """On SIGTERM, send what every live writer has queued (bounded in time), then die of SIGTERM.
+
+    Installed only from the main thread and only over the default action, so a handler the
+    application installed itself is left alone.
+    """
+    _LIVE_WRITERS.add(writer)
+    if threading.current_thread() is not threading.main_thread():
+        return
+    if signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL:
+        return  # ours already, or the application's own
+
+    def on_sigterm(signum: int, frame: Any) -> None:
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        closing = [threading.Thread(target=_quiet_close, args=(w,), daemon=True) for w in list(_LIVE_WRITERS)]
+        deadline = time.monotonic() + SIGTERM_FLUSH_SECONDS
+        for thread in closing:
+            thread.start()
+        for thread in closing:
+            thread.join(max(0.0, deadline - time.monotonic()))
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    signal.signal(signal.SIGTERM, on_sigterm)
+
+
+def _quiet_close(writer: BatchWriter) -> None:
+    with contextlib.suppress(StrongroomError):  # the process is being terminated: nobody to raise it to
+        writer.close()
 
 
 def _batch_body(taken: dict[str, _Pending]) -> dict[str, Any]:
@@ -394,10 +508,11 @@ class ExperimentsClient:
         )
         with pa.ipc.open_stream(response.content) as reader:
             table = reader.read_all()
-        frame = table.to_pandas()
-        for column in ("Trials", "Experiments"):
-            if column in frame:
-                frame[column] = [list(v) if v is not None else [] for v in frame[column]]
+        lists = ("Trials", "Experiments")
+        frame = table.drop_columns([c for c in lists if c in table.column_names]).to_pandas()
+        for column in lists:  # Python lists, as users of the managed service's DataFrame expect
+            if column in table.column_names:
+                frame[column] = [v if v is not None else [] for v in table.column(column).to_pylist()]
         return frame
 
 
