@@ -104,6 +104,8 @@ class FeatureStatistics:
     type_counts: TypeCounts | None = None
     numeric_present: int | None = None
     """Present values that are numbers (in a ``String`` column, some may be)."""
+    num_negative: int | None = None
+    """Values below 0 (known for statistics computed here, not for ones read from JSON)."""
 
     @property
     def completeness(self) -> float:
@@ -264,6 +266,7 @@ class _Column:
         self.missing = missing
         self.count = 0  # present numbers
         self.integral = 0
+        self.negative = 0
         self.total = 0.0
         self.mean = 0.0
         self.m2 = 0.0
@@ -285,7 +288,10 @@ class _Column:
         deviation = v - mean
         m2 = float(np.dot(deviation, deviation))
         integral = n if known_integral else int(np.count_nonzero(v == np.rint(v)))
-        self._combine(n, total, mean, m2, float(v.min()), float(v.max()), integral)
+        low = float(v.min())
+        self._combine(n, total, mean, m2, low, float(v.max()), integral)
+        if low < 0:
+            self.negative += int(np.count_nonzero(v < 0))
         # The binding takes only writable float64 arrays; Arrow's zero-copy views are read-only.
         self.sketch.update(v if v.flags.writeable else v.copy())
 
@@ -325,6 +331,7 @@ class _Column:
         self.missing += other.missing
         if other.count:
             self._combine(other.count, other.total, other.mean, other.m2, other.low, other.high, other.integral)
+            self.negative += other.negative
             self.sketch.merge(other.sketch)
         self.text.update(other.text)
 
@@ -346,6 +353,7 @@ class _Column:
             num_missing=self.missing,
             type_counts=counts,
             numeric_present=self.count,
+            num_negative=self.negative,
         )
         numeric: dict[str, Any] = {}
         if self.count:
