@@ -124,7 +124,6 @@ def _header(source: CsvSource, block_size: int) -> list[str]:
         reader = pacsv.open_csv(
             _input(source),
             read_options=pacsv.ReadOptions(block_size=block_size),
-            convert_options=pacsv.ConvertOptions(column_types={}),
             parse_options=pacsv.ParseOptions(invalid_row_handler=lambda row: "skip"),
         )
     except pa.ArrowInvalid as exc:

@@ -17,6 +17,7 @@ with no fractional part (``50`` and ``50.0`` alike), ``Fractional`` if it is any
 
 from __future__ import annotations
 
+import base64
 import json
 import math
 from collections import Counter
@@ -335,6 +336,26 @@ class _Column:
             self.sketch.merge(other.sketch)
         self.text.update(other.text)
 
+    _NUMBERS = ("missing", "count", "integral", "negative", "total", "mean", "m2", "low", "high")
+
+    def state(self) -> dict[str, Any]:
+        state: dict[str, Any] = {key: getattr(self, key) for key in self._NUMBERS}
+        if not self.count:  # strict JSON has no infinities
+            state.update(low=None, high=None)
+        state.update(name=self.name, k=self.k, text=dict(self.text))
+        state["sketch"] = base64.b64encode(self.sketch.serialize()).decode()
+        return state
+
+    @classmethod
+    def from_state(cls, state: Mapping[str, Any]) -> _Column:
+        column = cls(str(state["name"]), int(state["k"]))
+        for key in cls._NUMBERS:
+            if state[key] is not None:
+                setattr(column, key, type(getattr(column, key))(state[key]))
+        column.text = Counter({str(v): int(n) for v, n in state["text"].items()})
+        column.sketch = kll_doubles_sketch.deserialize(base64.b64decode(state["sketch"]))
+        return column
+
     def result(self) -> FeatureStatistics:
         text = sum(self.text.values())
         present = self.count + text
@@ -417,6 +438,35 @@ class StatisticsAccumulator:
         self.rejected.update(other.rejected)
         self.expected_width = self.expected_width or other.expected_width
         return self
+
+    def to_state(self) -> dict[str, Any]:
+        """The running state as a JSON-safe document (sketches in their own binary format, base64),
+        to merge partitions computed in other processes. Never pickled."""
+        return {
+            "k": self.k,
+            "rows": self.rows,
+            "rejected": {str(w): n for w, n in self.rejected.items()},
+            "expected_width": self.expected_width,
+            "columns": [state.state() for state in self._columns.values()],
+        }
+
+    @classmethod
+    def from_state(cls, state: Mapping[str, Any]) -> StatisticsAccumulator:
+        """Rebuild an accumulator from :meth:`to_state`'s document.
+
+        Raises:
+            InvalidInput: the document is not an accumulator state.
+        """
+        try:
+            accumulator = cls(k=int(state["k"]))
+            accumulator.rows = int(state["rows"])
+            accumulator.rejected = Counter({int(w): int(n) for w, n in state["rejected"].items()})
+            accumulator.expected_width = state["expected_width"]
+            for column in state["columns"]:
+                accumulator._columns[str(column["name"])] = _Column.from_state(column)
+        except (KeyError, TypeError, ValueError, RuntimeError) as exc:
+            raise InvalidInput(f"not a statistics accumulator state: {exc!r}", field="state") from exc
+        return accumulator
 
     def result(self) -> DatasetStatistics:
         """The statistics so far."""

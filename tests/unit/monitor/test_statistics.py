@@ -148,6 +148,26 @@ def test_merged_statistics_of_two_halves_equal_those_of_the_whole():
             assert lo - 0.005 <= q <= hi + 0.005, (name, q, estimate, lo, hi)
 
 
+def test_partitions_from_other_processes_merge_through_a_json_state_not_pickle():
+    data = credit_default(20_000, seed=8)
+    parts = []
+    for start in (0, 10_000):
+        accumulator = StatisticsAccumulator()
+        accumulator.update(data.iloc[start : start + 10_000])
+        accumulator.update(pd.DataFrame({"note": [None] * 3}))  # a column with no value yet
+        parts.append(json.loads(json.dumps(accumulator.to_state(), allow_nan=False)))  # crosses the process boundary
+    merged = StatisticsAccumulator.from_state(parts[0]).merge(StatisticsAccumulator.from_state(parts[1])).result()
+    whole = compute_statistics([data])
+    assert merged.item_count == 20_006
+    assert (merged.feature("note").num_missing, merged.feature("note").inferred_type) == (20_006, "Unknown")
+    for name in data.columns:
+        a, b = merged.feature(name), whole.feature(name)
+        assert (a.num_present, a.sum, a.min, a.max) == (b.num_present, b.sum, b.min, b.max)
+        assert a.std_dev == pytest.approx(b.std_dev, rel=1e-9)
+    with pytest.raises(InvalidInput):
+        StatisticsAccumulator.from_state({"k": 2048, "rows": 1})
+
+
 def test_merging_partitions_with_different_columns_counts_the_absent_ones_as_missing():
     left = StatisticsAccumulator()
     left.update(pd.DataFrame({"a": [1, 2], "b": [3, 4]}))
