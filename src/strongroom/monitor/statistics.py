@@ -43,6 +43,9 @@ KLL_C = 2 / 3
 """Apache DataSketches' KLL shrinks each lower level's capacity by this factor; reported as the
 sketch's ``c`` parameter."""
 DISTRIBUTION_BUCKETS = 10
+EXACT_SPAN = 4096
+"""A column of integers spanning fewer values than this (codes, ages, months of delay) is counted
+exactly instead of sketched: cheaper, and its distribution has no sketch error."""
 MAX_CATEGORIES = 1000
 """How many of a text column's most frequent values ``statistics.json`` lists."""
 
@@ -274,6 +277,10 @@ class _Column:
         self.low = math.inf
         self.high = -math.inf
         self.sketch = kll_doubles_sketch(k)
+        # While every number is an integer within EXACT_SPAN, counts[i] is how often offset + i came.
+        self.exact = True
+        self.offset = 0.0
+        self.counts = np.zeros(0, dtype=np.int64)
         self.text: Counter[str] = Counter()
 
     def add_numbers(self, values: np.ndarray, known_integral: bool = False) -> None:
@@ -293,6 +300,12 @@ class _Column:
         self._combine(n, total, mean, m2, low, float(v.max()), integral)
         if low < 0:
             self.negative += int(np.count_nonzero(v < 0))
+        if self.exact:
+            if integral == n and self.high - self.low < EXACT_SPAN:
+                self._rebase()
+                self.counts += np.bincount((v - self.offset).astype(np.int64), minlength=len(self.counts))
+                return
+            self._spill()
         # The binding takes only writable float64 arrays; Arrow's zero-copy views are read-only.
         self.sketch.update(v if v.flags.writeable else v.copy())
 
@@ -328,13 +341,46 @@ class _Column:
                 dict(zip(counts.field("values").to_pylist(), counts.field("counts").to_pylist(), strict=True))
             )
 
+    def _rebase(self) -> None:
+        """Widen the exact counts to cover [low, high]."""
+        size = int(self.high - self.low) + 1
+        if self.offset == self.low and len(self.counts) == size:
+            return
+        counts = np.zeros(size, dtype=np.int64)
+        if self.counts.any():
+            shift = int(self.offset - self.low)
+            counts[shift : shift + len(self.counts)] = self.counts
+        self.offset, self.counts = self.low, counts
+
+    def _exact_values(self) -> np.ndarray:
+        return np.repeat(self.offset + np.arange(len(self.counts), dtype=np.float64), self.counts)
+
+    def _spill(self) -> None:
+        """Leave exact counting: feed what was counted into the sketch."""
+        if self.counts.any():
+            self.sketch.update(self._exact_values())
+        self.exact, self.counts = False, np.zeros(0, dtype=np.int64)
+
     def merge(self, other: _Column) -> None:
         self.missing += other.missing
-        if other.count:
-            self._combine(other.count, other.total, other.mean, other.m2, other.low, other.high, other.integral)
-            self.negative += other.negative
-            self.sketch.merge(other.sketch)
         self.text.update(other.text)
+        if not other.count:
+            return
+        self._combine(other.count, other.total, other.mean, other.m2, other.low, other.high, other.integral)
+        self.negative += other.negative
+        if self.exact and other.exact and self.high - self.low < EXACT_SPAN:
+            self._rebase()
+            shift = int(other.offset - self.offset)
+            self.counts[shift : shift + len(other.counts)] += other.counts
+            return
+        if self.exact:
+            self._spill()
+        if other.exact:
+            incoming = kll_doubles_sketch(self.k)
+            incoming.update(other._exact_values())
+            self.sketch.merge(incoming)
+        else:
+            self.sketch.merge(other.sketch)
 
     _NUMBERS = ("missing", "count", "integral", "negative", "total", "mean", "m2", "low", "high")
 
@@ -343,7 +389,10 @@ class _Column:
         if not self.count:  # strict JSON has no infinities
             state.update(low=None, high=None)
         state.update(name=self.name, k=self.k, text=dict(self.text))
-        state["sketch"] = base64.b64encode(self.sketch.serialize()).decode()
+        if self.exact:
+            state["exact"] = {"offset": self.offset, "counts": self.counts.tolist()}
+        else:
+            state["sketch"] = base64.b64encode(self.sketch.serialize()).decode()
         return state
 
     @classmethod
@@ -353,7 +402,12 @@ class _Column:
             if state[key] is not None:
                 setattr(column, key, type(getattr(column, key))(state[key]))
         column.text = Counter({str(v): int(n) for v, n in state["text"].items()})
-        column.sketch = kll_doubles_sketch.deserialize(base64.b64decode(state["sketch"]))
+        if "exact" in state:
+            column.offset = float(state["exact"]["offset"])
+            column.counts = np.asarray(state["exact"]["counts"], dtype=np.int64)
+        else:
+            column.exact = False
+            column.sketch = kll_doubles_sketch.deserialize(base64.b64decode(state["sketch"]))
         return column
 
     def result(self) -> FeatureStatistics:
@@ -384,7 +438,9 @@ class _Column:
                 "std_dev": math.sqrt(max(self.m2, 0.0) / self.count),
                 "min": self.low,
                 "max": self.high,
-                "sketch": _sketch_levels(self.sketch, self.k),
+                "sketch": _exact_levels(self.offset, self.counts, self.k)
+                if self.exact
+                else _sketch_levels(self.sketch, self.k),
             }
         if inferred == "String":
             return replace(base, distinct_count=len(self.text), categories=dict(self.text), **numeric)
@@ -518,6 +574,14 @@ def _from_pandas(frame: pd.DataFrame) -> pa.RecordBatch:
             text = series.astype(str).where(series.notna(), None)
             columns[str(name)] = pa.array(text, type=pa.string(), from_pandas=True)
     return pa.RecordBatch.from_pydict(columns)
+
+
+def _exact_levels(offset: float, counts: np.ndarray, k: int) -> Sketch:
+    """Exact counts in the sketch's form: a value sits at level i for each bit i of its count."""
+    present = np.flatnonzero(counts)
+    values, weights = offset + present.astype(np.float64), counts[present]
+    depth = int(weights.max()).bit_length() if len(weights) else 0
+    return Sketch(tuple(tuple(values[(weights >> i) & 1 == 1].tolist()) for i in range(depth)), k)
 
 
 def _sketch_levels(sketch: kll_doubles_sketch, k: int) -> Sketch:

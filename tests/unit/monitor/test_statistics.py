@@ -148,6 +148,29 @@ def test_merged_statistics_of_two_halves_equal_those_of_the_whole():
             assert lo - 0.005 <= q <= hi + 0.005, (name, q, estimate, lo, hi)
 
 
+def test_small_integer_columns_are_counted_exactly_and_switch_to_the_sketch_when_they_widen():
+    rng = np.random.default_rng(4)
+    codes = rng.integers(-2, 9, 50_000)  # repayment-status-like codes: counted exactly
+    wide = np.concatenate([codes[:25_000], rng.integers(0, 1_000_000, 25_000)])  # widens halfway
+    frame = pd.DataFrame({"codes": codes, "wide": wide})
+    one = compute_statistics([frame.iloc[i : i + 10_000] for i in range(0, 50_000, 10_000)])
+    left, right = StatisticsAccumulator(), StatisticsAccumulator()
+    left.update(frame.iloc[:25_000])  # still exact for both columns
+    right.update(frame.iloc[25_000:])  # "wide" is sketched here
+    merged = left.merge(right).result()
+    for stats in (one, merged):
+        exact = stats.feature("codes").sketch
+        items, weights = exact.weighted()
+        values, counts = np.unique(codes, return_counts=True)
+        assert {v: weights[items == v].sum() for v in values} == dict(zip(values, counts.astype(float), strict=True))
+        sketched = stats.feature("wide").sketch
+        _, w = sketched.weighted()
+        assert w.sum() == 50_000
+        for q in (0.6, 0.75, 0.9):  # the continuous half (the lower half is ties on 11 codes)
+            point = np.quantile(wide, q)
+            assert sketched.cdf(np.array([point]))[0] == pytest.approx(q, abs=0.005)
+
+
 def test_partitions_from_other_processes_merge_through_a_json_state_not_pickle():
     data = credit_default(20_000, seed=8)
     parts = []
