@@ -84,7 +84,7 @@ def read_csv_statistics(
         InvalidInput: the source is not readable CSV.
     """
     names = list(feature_names) if feature_names is not None else None
-    header = _header(source, block_size) if names is None else names
+    header = _header(source, min(block_size, 1 << 20)) if names is None else names
     text: set[str] = set()
     for _ in range(len(header) + 1):
         accumulator = StatisticsAccumulator(header, k=k)

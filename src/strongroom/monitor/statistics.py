@@ -23,6 +23,7 @@ import math
 from collections import Counter
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
+from functools import cached_property
 from pathlib import Path
 from typing import Any, Literal
 
@@ -72,6 +73,10 @@ class Sketch:
 
     def weighted(self) -> tuple[np.ndarray, np.ndarray]:
         """The retained items, sorted, and their weights."""
+        return self._weighted
+
+    @cached_property
+    def _weighted(self) -> tuple[np.ndarray, np.ndarray]:
         items = np.fromiter((x for level in self.levels for x in level), dtype=np.float64)
         weights = np.repeat(2.0 ** np.arange(len(self.levels)), [len(level) for level in self.levels])
         order = np.argsort(items, kind="stable")
@@ -553,6 +558,8 @@ def _add_column(state: _Column, column: pa.Array | pa.ChunkedArray) -> None:
             kind = chunk.type
         if pa.types.is_integer(kind) or pa.types.is_boolean(kind):
             state.add_numbers(_to_float(pc.cast(chunk, pa.float64())), known_integral=True)
+        elif kind == pa.float64():
+            state.add_numbers(_to_float(chunk))
         elif pa.types.is_floating(kind) or pa.types.is_decimal(kind) or pa.types.is_null(kind):
             state.add_numbers(_to_float(pc.cast(chunk, pa.float64())))
         elif pa.types.is_string(kind) or pa.types.is_large_string(kind):
