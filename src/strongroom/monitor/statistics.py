@@ -4,7 +4,8 @@ monitor's ``statistics.json`` shape.
 A :class:`StatisticsAccumulator` takes Arrow record batches or pandas DataFrames one at a time and
 keeps, per column, what it needs and nothing more: counts, sum, mean and M2 (Chan's parallel
 update, so two accumulators merge exactly), min, max, a KLL quantile sketch (Apache DataSketches)
-for numbers, and value counts for text. Memory is bounded by the sketch size and the number of
+for numbers (exact counts for integers of a small span, see ``EXACT_SPAN``), and value counts for
+text. Memory is bounded by the sketch size and the number of
 distinct text values, not by the row count. :meth:`StatisticsAccumulator.result` gives an immutable
 :class:`DatasetStatistics`, which writes and reads ``statistics.json``.
 
