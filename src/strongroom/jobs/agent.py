@@ -19,6 +19,7 @@ import threading
 from pathlib import Path
 from typing import Any
 
+from strongroom.core.archive import CODE_LIMITS, extract_archive
 from strongroom.jobs import contract
 from strongroom.jobs.models import JobSpec, OutputChannel, ResolvedInput
 from strongroom.sdk.session import Session
@@ -89,9 +90,10 @@ class Agent:
             if key.endswith((".tar.gz", ".tgz")):
                 archive = Path(contract.ML) / "code.tar.gz"
                 session.buckets.download(bucket, key, archive, version_id=self.code_version)
-                with tarfile.open(archive, "r:gz") as tar:
-                    tar.extractall(code_dir, filter="data")  # refuses absolute paths, '..', links out, devices
-                archive.unlink()
+                try:  # every member checked before a byte is written; sizes capped while streaming
+                    extract_archive(archive, code_dir, CODE_LIMITS)
+                finally:
+                    archive.unlink()
                 entry = code_dir / str(code.entry_point)
             else:
                 entry = code_dir / (code.entry_point or key.rsplit("/", 1)[-1])
