@@ -206,6 +206,11 @@ def test_guardrails_deny_with_the_guardrail_named_and_create_nothing(env: TeamEn
         ({"inputs": [{"name": "raw", "source": "sr://fraud-data/raw"}]}, Forbidden, "inputs[0].source"),
         ({"inputs": [{"name": "raw", "source": "sr://risk-data/nothing-here/"}]}, InvalidInput, "inputs[0].source"),
         ({"resources": {"scratch_mb": 10_000_000}}, InvalidInput, "resources.scratch_mb"),
+        # key parts checked at submission with the object-put rules, not at upload after the run
+        ({"outputs": [{"name": "o", "destination": "sr://risk-data/#/../../x"}]}, InvalidInput, "outputs.destination"),
+        ({"outputs": [{"name": "o", "destination": "sr://risk-data/?x=../.."}]}, InvalidInput, "outputs.destination"),
+        ({"spot": {"checkpoint_uri": "sr://risk-data/ckpt/../../x"}}, InvalidInput, "spot.checkpoint_uri"),
+        ({"inputs": [{"name": "raw", "source": "sr://risk-data/raw//credit.csv"}]}, InvalidInput, "inputs.source"),
         (
             {"outputs": [{"name": "o", "destination": "sr://risk-data/o", "source": "/etc/passwd"}]},
             InvalidInput,
