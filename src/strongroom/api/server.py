@@ -18,10 +18,9 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import uvicorn
-
 import strongroom
 from strongroom.api.app import create_app
+from strongroom.api.http_limits import LimitedServer, server_config
 from strongroom.core import pki
 from strongroom.core.platform import Platform
 from strongroom.core.workers import WorkerRunner
@@ -29,7 +28,7 @@ from strongroom.core.workers import WorkerRunner
 log = logging.getLogger("strongroom.server")
 
 
-class _Server(uvicorn.Server):
+class _Server(LimitedServer):
     """A uvicorn server whose signals are handled by ``serve`` for all listeners at once."""
 
     @contextlib.contextmanager
@@ -119,10 +118,13 @@ def serve(platform: Platform, *, ready_file: Path | None = None) -> None:
         "server_header": False,
         "timeout_keep_alive": 30,
         "timeout_graceful_shutdown": 20,
-        "h11_max_incomplete_event_size": 64 * 1024,
     }
-    https = _Server(uvicorn.Config(app, ssl_context_factory=lambda _config, _default: context, **common))
-    local = _Server(uvicorn.Config(app, **common))
+    # Every listener gets the same HTTP limits (header size and count, header and body deadlines).
+    deadline = config.http_header_timeout_seconds
+    https = _Server(
+        server_config(app, config, ssl_context_factory=lambda _config, _default: context, **common), deadline
+    )
+    local = _Server(server_config(app, config, **common), deadline)
     platform.git.release_stale_mounts()  # one `up` per home: mounts from a killed process are stale
     runner = WorkerRunner(platform.workers())
     runner.start()
