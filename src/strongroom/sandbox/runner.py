@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import collections
 import contextlib
+import itertools
 import json
 import logging
 import os
@@ -28,6 +29,7 @@ from typing import IO, Any
 
 from strongroom.core.errors import ConfigurationError
 from strongroom.sandbox.builder import BWRAP, build_command
+from strongroom.sandbox.cgroups import Cgroups, SandboxCgroup
 from strongroom.sandbox.environment import HostLayout
 from strongroom.sandbox.models import (
     OutputLine,
@@ -41,6 +43,7 @@ log = logging.getLogger(__name__)
 
 OutputCallback = Callable[[OutputLine], None]
 MAX_LINE_BYTES = 64 * 1024
+_SERIAL = itertools.count(1)
 _MEMORY_MARKERS = ("MemoryError", "std::bad_alloc", "Cannot allocate memory", "out of memory", "OutOfMemory")
 # Python ignores SIGXFSZ, so a write past RLIMIT_FSIZE fails with EFBIG instead of killing it.
 _FILE_SIZE_MARKERS = ("File too large", "EFBIG")
@@ -97,8 +100,13 @@ class SandboxProcess:
         process: subprocess.Popen[bytes],
         status_read: int,
         on_output: OutputCallback | None,
+        cgroup: SandboxCgroup | None = None,
+        control_read: int | None = None,
     ) -> None:
         self.spec = spec
+        self._cgroup = cgroup
+        self._oom_kills = 0
+        self._pids_refused = 0
         self._process = process
         self._on_output = on_output
         self._emit_lock = threading.Lock()
@@ -117,6 +125,9 @@ class SandboxProcess:
             threading.Thread(target=self._read_output, args=(process.stderr, "stderr"), daemon=True),
             threading.Thread(target=self._read_status, args=(status_read,), daemon=True),
         ]
+        if control_read is not None:
+            control = os.fdopen(control_read, "rb")
+            self._readers.append(threading.Thread(target=self._read_output, args=(control, "control"), daemon=True))
         for reader in self._readers:
             reader.start()
         self._supervisor = threading.Thread(target=self._supervise, daemon=True)
@@ -183,6 +194,9 @@ class SandboxProcess:
         with pipe:
             for raw in iter(lambda: pipe.readline(MAX_LINE_BYTES), b""):
                 text = raw.decode("utf-8", "replace").rstrip("\n")
+                if stream == "control":
+                    self._emit(stream, text)
+                    continue
                 if stream == "stderr":
                     self._stderr_tail.append(text)
                 if any(marker in text for marker in _MEMORY_MARKERS):
@@ -277,6 +291,9 @@ class SandboxProcess:
             self._process.wait()
         for reader in self._readers:
             reader.join(30)
+        if self._cgroup is not None:
+            self._oom_kills, self._pids_refused = self._cgroup.oom_kills(), self._cgroup.pids_refused()
+            self._cgroup.remove()
         self._result = self._classify(self._process.returncode)
 
     def _classify(self, returncode: int) -> SandboxResult:
@@ -295,6 +312,15 @@ class SandboxProcess:
             return result(SandboxStatus.COMPLETED, StopReason.COMPLETED, "completed")
         assert exit_code is not None
         limits = self.spec.limits
+        if self._oom_kills and limits.memory_bytes is not None:
+            mib = limits.memory_bytes // (1024 * 1024)
+            return result(
+                SandboxStatus.FAILED,
+                StopReason.OUT_OF_MEMORY,
+                f"out of memory: the sandbox used more than its memory limit of {mib} MiB (limits.memory_bytes; "
+                f"files written to its tmpfs count too) and the kernel ended {self._oom_kills} process(es); "
+                f"exit code {exit_code}",
+            )
         if self._memory_marker and limits.memory_bytes is not None:
             mib = limits.memory_bytes // (1024 * 1024)
             return result(
@@ -309,6 +335,13 @@ class SandboxProcess:
                 StopReason.FILE_SIZE_LIMIT,
                 f"a file grew past the limit of {limits.file_size_bytes} bytes (limits.file_size_bytes); "
                 f"exit code {exit_code}",
+            )
+        if self._pids_refused and limits.processes is not None:
+            return result(
+                SandboxStatus.FAILED,
+                StopReason.PROCESS_LIMIT,
+                f"the process limit of {limits.processes} (limits.processes) was reached: {self._pids_refused} "
+                f"process starts were refused; exit code {exit_code}",
             )
         if exit_code > 128:
             number = exit_code - 128
@@ -332,10 +365,12 @@ class SandboxRunner:
 
     Args:
         layout: the host's system layout (detected when omitted).
+        cgroups: where sandboxes' cgroups go (detected when omitted; ``Cgroups(None)`` for rlimits only).
     """
 
-    def __init__(self, layout: HostLayout | None = None) -> None:
+    def __init__(self, layout: HostLayout | None = None, cgroups: Cgroups | None = None) -> None:
         self.layout = layout or HostLayout.detect()
+        self.cgroups = cgroups if cgroups is not None else Cgroups.detect()
 
     @staticmethod
     def preflight() -> str:
@@ -370,25 +405,44 @@ class SandboxRunner:
             return read
 
         status_read, status_write = os.pipe()
+        control_read, control_write = os.pipe() if spec.control_channel else (None, None)
+        inherited = [status_write, *([control_write] if control_write is not None else [])]
+        cgroup = None
         try:
-            argv = build_command(spec, data_fd=data_fd, layout=self.layout, status_fd=status_write)
+            argv = build_command(
+                spec, data_fd=data_fd, layout=self.layout, status_fd=status_write, control_fd=control_write
+            )
+            env = {"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8"}
+            limits = spec.limits
+            cgroup = self.cgroups.create(
+                f"sandbox-{os.getpid()}-{next(_SERIAL)}",
+                memory_bytes=limits.memory_bytes,
+                processes=limits.processes,
+                cpus=limits.cpu_quota,
+            )
+            if cgroup is not None:
+                argv, extra = cgroup.wrap(argv)
+                env.update(extra)
             process = subprocess.Popen(
                 argv,
                 stdin=subprocess.DEVNULL,
                 stdout=subprocess.PIPE,
                 stderr=subprocess.PIPE,
-                pass_fds=(status_write, *data_fds),
+                pass_fds=(*inherited, *data_fds),
                 start_new_session=True,
-                env={"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8"},
+                env=env,
             )
         except BaseException:
             os.close(status_read)
+            if control_read is not None:
+                os.close(control_read)
+            if cgroup is not None:
+                cgroup.remove()
             raise
         finally:
-            os.close(status_write)
-            for fd in data_fds:
+            for fd in (*inherited, *data_fds):
                 os.close(fd)
-        return SandboxProcess(spec, process, status_read, on_output)
+        return SandboxProcess(spec, process, status_read, on_output, cgroup, control_read)
 
     def run(self, spec: SandboxSpec, on_output: OutputCallback | None = None) -> SandboxResult:
         """Start ``spec`` and wait for its result."""
