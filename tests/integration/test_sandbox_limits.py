@@ -15,11 +15,15 @@ import textwrap
 from pathlib import Path
 
 import pytest
+from typer.testing import CliRunner
 
+from strongroom.cli.main import app
+from strongroom.core.config import Config
 from strongroom.sandbox import Limits, OutputLine, SandboxRunner, SandboxSpec, SandboxStatus, StopReason, discover
 from strongroom.sandbox.cgroups import Cgroups
 from strongroom.sandbox.runner import _descendants
 from tests.integration.test_sandbox import _bwrap_works
+from tests.support import start_server
 
 MiB = 1024 * 1024
 HEADROOM = 4096 * MiB  # what the job executor adds to the address-space rlimit
@@ -227,3 +231,27 @@ def test_cgroups_are_detected_and_described() -> None:
         assert Path("/sys/fs/cgroup").exists()
     else:
         assert "rlimits only" in text
+
+
+def test_without_cgroups_the_platform_says_so_at_start_and_in_status(
+    initialized: tuple[Config, str], tmp_path: Path
+) -> None:
+    config, token = initialized
+    no_cgroups = tmp_path / "no-cgroups"
+    no_cgroups.mkdir()
+    server = start_server(config, token, env={"STRONGROOM_SANDBOX_CGROUP_ROOT": str(no_cgroups)})
+    try:
+        env = {"STRONGROOM_HOME": str(config.home), "STRONGROOM_TOKEN": token}
+        shown = CliRunner().invoke(app, ["status", "--json"], env=env)
+        assert shown.exit_code == 0, shown.output
+        said = json.loads(shown.output)["sandbox_limits"]
+        assert said.startswith("cgroups unavailable") and "rlimits only" in said
+        assert "cgroups unavailable" in server.log()
+    finally:
+        server.stop()
+    if CGROUPS.available:  # and on a host that has them, status says which
+        server = start_server(config, token)
+        try:
+            assert "each sandbox in its own cgroup" in server.info["sandbox_limits"]
+        finally:
+            server.stop()

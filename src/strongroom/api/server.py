@@ -140,7 +140,10 @@ def serve(platform: Platform, *, ready_file: Path | None = None) -> None:
         "workers": runner.names,
         "version": strongroom.__version__,
         "started_at": time.time(),
+        "sandbox_limits": platform.sandboxes.cgroups.describe(),
     }
+    if not platform.sandboxes.cgroups.available:
+        log.warning("%s", info["sandbox_limits"])
     info_path = config.run_dir / "server.json"
 
     async def main() -> None:
@@ -161,7 +164,7 @@ def serve(platform: Platform, *, ready_file: Path | None = None) -> None:
         info_path.write_text(json.dumps(info, indent=2))
         if ready_file is not None:
             ready_file.write_text(json.dumps(info))
-        log.info("strongroom API on %s and %s", info["url"], socket_path)
+        log.info("strongroom API on %s and %s; sandboxes: %s", info["url"], socket_path, info["sandbox_limits"])
         await asyncio.gather(*tasks)
 
     try:
