@@ -321,6 +321,9 @@ class SandboxExecutor:
             self.jobs.finish(self.system, attempt.job_id, "Stopped", reason, exit_code=code, ran_seconds=ran)
         else:
             reason = attempt.failure or result.reason
+            if result.reason_code.value in ("OutOfMemory", "ProcessLimitExceeded"):  # the sandbox's word wins
+                field = "resources.memory_mb" if result.reason_code.value == "OutOfMemory" else "the sandbox's limit"
+                reason = f"{result.reason_code.value}: {result.reason} ({field})"
             self.jobs.finish(self.system, attempt.job_id, "Failed", reason, exit_code=code, ran_seconds=ran)
 
 
