@@ -13,13 +13,24 @@ import os
 import subprocess
 import textwrap
 from pathlib import Path
+from typing import Any
 
 import pytest
 from typer.testing import CliRunner
 
 from strongroom.cli.main import app
 from strongroom.core.config import Config
-from strongroom.sandbox import Limits, OutputLine, SandboxRunner, SandboxSpec, SandboxStatus, StopReason, discover
+from strongroom.sandbox import (
+    Limits,
+    OutputLine,
+    PythonEnvironment,
+    SandboxResult,
+    SandboxRunner,
+    SandboxSpec,
+    SandboxStatus,
+    StopReason,
+    discover,
+)
 from strongroom.sandbox.cgroups import Cgroups
 from strongroom.sandbox.runner import _descendants
 from tests.integration.test_sandbox import _bwrap_works
@@ -43,13 +54,15 @@ def runner() -> SandboxRunner:
 
 
 @pytest.fixture(scope="module")
-def python_env():  # type: ignore[no-untyped-def]
+def python_env() -> PythonEnvironment:
     return discover()
 
 
-def run(runner: SandboxRunner, python_env: object, code: str, **kwargs: object) -> tuple[object, list[OutputLine]]:
+def run(
+    runner: SandboxRunner, python_env: PythonEnvironment, code: str, **kwargs: Any
+) -> tuple[SandboxResult, list[OutputLine]]:
     lines: list[OutputLine] = []
-    spec = SandboxSpec(command=("python", "-c", textwrap.dedent(code)), python=python_env, **kwargs)  # type: ignore[arg-type]
+    spec = SandboxSpec(command=("python", "-c", textwrap.dedent(code)), python=python_env, **kwargs)
     return runner.run(spec, lines.append), lines
 
 
@@ -78,7 +91,7 @@ print(json.dumps(results))
 """
 
 
-def test_every_writable_place_is_size_capped(runner: SandboxRunner, python_env: object) -> None:
+def test_every_writable_place_is_size_capped(runner: SandboxRunner, python_env: PythonEnvironment) -> None:
     result, lines = run(
         runner,
         python_env,
@@ -87,7 +100,7 @@ def test_every_writable_place_is_size_capped(runner: SandboxRunner, python_env: 
         tmp_size_bytes=8 * MiB,
         limits=Limits(memory_bytes=512 * MiB, max_runtime_seconds=60),
     )
-    assert result.status is SandboxStatus.COMPLETED, (result, lines)  # type: ignore[attr-defined]
+    assert result.status is SandboxStatus.COMPLETED, (result, lines)
     seen = out(lines)
     # The sandbox's root tmpfs (with /etc, /opt, /run in it) is read-only: no uncapped RAM.
     for path in ("/big", "/etc/big", "/opt/big", "/run/big", "/usr/big"):
@@ -99,7 +112,9 @@ def test_every_writable_place_is_size_capped(runner: SandboxRunner, python_env: 
 
 
 @needs_cgroups
-def test_memory_over_the_limit_ends_the_sandbox_out_of_memory(runner: SandboxRunner, python_env: object) -> None:
+def test_memory_over_the_limit_ends_the_sandbox_out_of_memory(
+    runner: SandboxRunner, python_env: PythonEnvironment
+) -> None:
     # The address-space rlimit has the job executor's 4 GiB headroom, so only the cgroup can stop this.
     code = """
     chunks = []
@@ -113,14 +128,14 @@ def test_memory_over_the_limit_ends_the_sandbox_out_of_memory(runner: SandboxRun
         code,
         limits=Limits(memory_bytes=192 * MiB, address_space_headroom_bytes=HEADROOM, max_runtime_seconds=60),
     )
-    assert result.status is SandboxStatus.FAILED  # type: ignore[attr-defined]
-    assert result.reason_code is StopReason.OUT_OF_MEMORY  # type: ignore[attr-defined]
-    assert result.reason.startswith("out of memory: ") and "192 MiB" in result.reason  # type: ignore[attr-defined]
+    assert result.status is SandboxStatus.FAILED
+    assert result.reason_code is StopReason.OUT_OF_MEMORY
+    assert result.reason.startswith("out of memory: ") and "192 MiB" in result.reason
     assert not any("allocated" in line.text for line in lines)
 
 
 @needs_cgroups
-def test_files_in_tmpfs_count_against_the_memory_limit(runner: SandboxRunner, python_env: object) -> None:
+def test_files_in_tmpfs_count_against_the_memory_limit(runner: SandboxRunner, python_env: PythonEnvironment) -> None:
     code = """
     with open('/opt/ml/scratch/fill', 'wb') as f:
         for _ in range(300):
@@ -134,7 +149,7 @@ def test_files_in_tmpfs_count_against_the_memory_limit(runner: SandboxRunner, py
         scratch_size_bytes=1024 * MiB,  # the tmpfs would take it; the memory limit must not
         limits=Limits(memory_bytes=128 * MiB, address_space_headroom_bytes=HEADROOM, max_runtime_seconds=60),
     )
-    assert result.reason_code is StopReason.OUT_OF_MEMORY, (result, lines)  # type: ignore[attr-defined]
+    assert result.reason_code is StopReason.OUT_OF_MEMORY, (result, lines)
     assert not any("wrote" in line.text for line in lines)
 
 
@@ -160,21 +175,20 @@ sys.exit(1)
 
 @needs_cgroups
 def test_a_fork_bomb_stops_at_the_process_limit_and_the_host_is_unaffected(
-    runner: SandboxRunner, python_env: object
+    runner: SandboxRunner, python_env: PythonEnvironment
 ) -> None:
     host_before = len([p for p in os.listdir("/proc") if p.isdigit()])
+    lines: list[OutputLine] = []
     sandbox = runner.start(
         SandboxSpec(
-            command=("python", "-c", FORK_BOMB),
-            python=python_env,  # type: ignore[arg-type]
-            limits=Limits(processes=64, max_runtime_seconds=60),
+            command=("python", "-c", FORK_BOMB), python=python_env, limits=Limits(processes=64, max_runtime_seconds=60)
         ),
-        on_output=(lines := []).append,  # type: ignore[func-returns-value]
+        on_output=lines.append,
     )
     result = sandbox.wait(90)
     seen = out(lines)
     assert seen["refused"] == "Resource temporarily unavailable"
-    assert int(seen["started"]) < 64  # type: ignore[call-overload]
+    assert isinstance(seen["started"], int) and seen["started"] < 64
     assert result.reason_code is StopReason.PROCESS_LIMIT, result
     assert "process limit of 64" in result.reason
     # The host still forks, and nothing from the sandbox is left.
@@ -212,10 +226,10 @@ subprocess.run([sys.executable, '-c', {HOSTILE_CHILD!r}, str(control.fileno())],
 
 
 def test_the_control_channel_cannot_be_forged_by_the_code_the_agent_runs(
-    runner: SandboxRunner, python_env: object
+    runner: SandboxRunner, python_env: PythonEnvironment
 ) -> None:
     result, lines = run(runner, python_env, SUPERVISOR, control_channel=True, limits=Limits(max_runtime_seconds=60))
-    assert result.status is SandboxStatus.COMPLETED, (result, lines)  # type: ignore[attr-defined]
+    assert result.status is SandboxStatus.COMPLETED, (result, lines)
     control = [line.text for line in lines if line.stream == "control"]
     assert control == ['@@strongroom:status:{"status":"Training"}']
     tries = out(lines)
