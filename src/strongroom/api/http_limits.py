@@ -118,7 +118,8 @@ class LimitedH11Protocol(H11Protocol):
     def _count_head(self, data: bytes) -> bool:
         """Count this chunk against the head limits; False when the connection was refused."""
         window = self._tail + data
-        ends = [i for i in (window.find(mark) for mark in _END_OF_HEAD) if i >= 0]
+        # The head ends at the first blank line; the newline ending its last header line belongs to it.
+        ends = [i + mark.index(b"\n") + 1 for mark in _END_OF_HEAD if (i := window.find(mark)) >= 0]
         head_part = data if not ends else window[: min(ends)][len(self._tail) :]
         self._head_bytes += len(head_part)
         self._head_lines += head_part.count(b"\n")
@@ -128,7 +129,7 @@ class LimitedH11Protocol(H11Protocol):
                 431, "Request Header Fields Too Large", f"request head over {self.limits.max_header_bytes} bytes"
             )
             return False
-        if self._head_lines > self.limits.max_header_count + 1:  # the request line is one more
+        if self._head_lines > self.limits.max_header_count + 1:  # the request line's newline is one more
             self._refuse(431, "Request Header Fields Too Large", f"more than {self.limits.max_header_count} headers")
             return False
         if ends:
@@ -224,6 +225,8 @@ class LimitedServer(uvicorn.Server):
                 config=config, server_state=self.server_state, app_state=self.lifespan.state
             )
 
-        for sock in sockets or []:
+        if sockets is None:  # a listener of its own (the platform passes its sockets in)
+            sockets = [config.bind_socket()]
+        for sock in sockets:
             self.servers.append(await loop.create_server(protocol, sock=sock, backlog=config.backlog, **tls))
         self.started = True
