@@ -15,10 +15,10 @@ from __future__ import annotations
 
 import collections
 import contextlib
-import itertools
 import json
 import logging
 import os
+import secrets
 import signal
 import subprocess
 import threading
@@ -43,7 +43,6 @@ log = logging.getLogger(__name__)
 
 OutputCallback = Callable[[OutputLine], None]
 MAX_LINE_BYTES = 64 * 1024
-_SERIAL = itertools.count(1)
 _MEMORY_MARKERS = ("MemoryError", "std::bad_alloc", "Cannot allocate memory", "out of memory", "OutOfMemory")
 # Python ignores SIGXFSZ, so a write past RLIMIT_FSIZE fails with EFBIG instead of killing it.
 _FILE_SIZE_MARKERS = ("File too large", "EFBIG")
@@ -415,7 +414,7 @@ class SandboxRunner:
             env = {"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8"}
             limits = spec.limits
             cgroup = self.cgroups.create(
-                f"sandbox-{os.getpid()}-{next(_SERIAL)}",
+                f"sandbox-{os.getpid()}-{secrets.token_hex(6)}",
                 memory_bytes=limits.memory_bytes,
                 processes=limits.processes,
                 cpus=limits.cpu_quota,
