@@ -82,9 +82,12 @@ def fill(path, mib):
         return 'wrote %d MiB' % mib
     except OSError as exc:
         return errno.errorcode[exc.errno]
-for path in ('/big', '/etc/big', '/opt/big', '/run/big', '/usr/big'):
+for path in ('/big', '/etc/big', '/opt/big', '/run/big', '/usr/big', '/dev/big'):
     results[path] = fill(path, 32)
 results['/tmp'] = fill('/tmp/big', 32)
+results['/dev/shm'] = fill('/dev/shm/big', 32)
+with open('/dev/null', 'wb') as null:
+    results['/dev/null'] = null.write(b'still a device')
 results['home'] = fill(os.path.expanduser('~/big'), 32)
 results['scratch'] = fill('/opt/ml/scratch/big', 32)
 print(json.dumps(results))
@@ -103,10 +106,12 @@ def test_every_writable_place_is_size_capped(runner: SandboxRunner, python_env: 
     assert result.status is SandboxStatus.COMPLETED, (result, lines)
     seen = out(lines)
     # The sandbox's root tmpfs (with /etc, /opt, /run in it) is read-only: no uncapped RAM.
-    for path in ("/big", "/etc/big", "/opt/big", "/run/big", "/usr/big"):
+    for path in ("/big", "/etc/big", "/opt/big", "/run/big", "/usr/big", "/dev/big"):
         assert seen[path] in ("EROFS", "ENOENT", "EACCES"), (path, seen[path])
+    assert seen["/dev/null"] == len(b"still a device")
     # The writable tmpfs mounts stop at their size.
     assert seen["/tmp"] == "ENOSPC"
+    assert seen["/dev/shm"] == "ENOSPC"
     assert seen["home"] == "ENOSPC"
     assert seen["scratch"] == "ENOSPC"
 

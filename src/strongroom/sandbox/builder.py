@@ -119,7 +119,10 @@ def bwrap_args(
         args += ["--ro-bind-try", path, path]
     for target, content in _etc_files(spec).items():
         args += ["--perms", "0444", "--ro-bind-data", str(data_fd(content)), target]
+    # /dev is a tmpfs too: give /dev/shm (POSIX shared memory, semaphores) its own capped tmpfs,
+    # then make the rest of /dev read-only (device nodes stay usable).
     args += ["--proc", "/proc", "--dev", "/dev"]
+    args += ["--perms", "1777", "--size", str(spec.tmp_size_bytes), "--tmpfs", "/dev/shm", "--remount-ro", "/dev"]
     args += ["--perms", "1777", "--size", str(spec.tmp_size_bytes), "--tmpfs", SANDBOX_TMP]
     # The Python environment, read-only at its own paths.
     if spec.python is not None:
@@ -137,7 +140,7 @@ def bwrap_args(
         args += ["--bind", spec.socket, spec.socket_target]
     # The root (and /etc, /opt, /run, which live in it) is a tmpfs with no size cap: make it
     # read-only once everything is mounted, so the only writable places are the size-capped
-    # tmpfs mounts (scratch, /tmp, home) and the explicit writable binds.
+    # tmpfs mounts (scratch, /tmp, /dev/shm, home) and the explicit writable binds.
     args += ["--remount-ro", "/"]
     # Environment: cleared, then set explicitly.
     args += ["--clearenv"]
