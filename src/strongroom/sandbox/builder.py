@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from strongroom.sandbox.environment import HostLayout
-from strongroom.sandbox.models import SANDBOX_TMP, SANDBOX_USER, SandboxSpec
+from strongroom.sandbox.models import SANDBOX_SHM, SANDBOX_TMP, SANDBOX_USER, SandboxSpec
 
 BWRAP = "/usr/bin/bwrap"
 PRLIMIT = "/usr/bin/prlimit"
@@ -122,7 +122,7 @@ def bwrap_args(
     # /dev is a tmpfs too: give /dev/shm (POSIX shared memory, semaphores) its own capped tmpfs,
     # then make the rest of /dev read-only (device nodes stay usable).
     args += ["--proc", "/proc", "--dev", "/dev"]
-    args += ["--perms", "1777", "--size", str(spec.tmp_size_bytes), "--tmpfs", "/dev/shm", "--remount-ro", "/dev"]
+    args += ["--perms", "1777", "--size", str(spec.tmp_size_bytes), "--tmpfs", SANDBOX_SHM, "--remount-ro", "/dev"]
     args += ["--perms", "1777", "--size", str(spec.tmp_size_bytes), "--tmpfs", SANDBOX_TMP]
     # The Python environment, read-only at its own paths.
     if spec.python is not None:

@@ -22,6 +22,7 @@ DEFAULT_HOME = "/home/sandbox"
 DEFAULT_SCRATCH = "/opt/ml/scratch"
 DEFAULT_SOCKET = "/run/strongroom/api.sock"
 SANDBOX_TMP = "/tmp"  # noqa: S108 -- the sandbox's own private tmpfs, not the host's /tmp
+SANDBOX_SHM = "/dev/shm"  # noqa: S108 - a path inside the sandbox, its own tmpfs
 
 # Paths a mount may not replace or sit inside: they hold the sandbox's own system view.
 _RESERVED_EXACT = ("/", SANDBOX_TMP, "/home", "/opt", "/opt/ml", "/run")
