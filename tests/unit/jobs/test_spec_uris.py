@@ -1,4 +1,5 @@
-"""Every URI a job spec accepts is checked at submission with the object-put key rules."""
+"""Every sr:// URI a request carries is checked at submission with the object-put key rules:
+job specs here, experiment artifacts below, lineage artifacts in tests/unit/lineage."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from typing import Any
 import pytest
 
 from strongroom.core.errors import InvalidInput
+from strongroom.experiments.models import ArtifactValue
 from strongroom.jobs.models import JobSpec
 from strongroom.storage.keys import parse_uri
 
@@ -57,3 +59,12 @@ def test_parse_uri_applies_the_object_put_rules(key: str) -> None:
     assert refused.value.field == "outputs[0].destination"
     assert parse_uri("sr://risk-data") == ("risk-data", "")
     assert parse_uri("sr://risk-data/raw/") == ("risk-data", "raw/")
+
+
+@pytest.mark.parametrize("key", HOSTILE_KEYS)
+def test_experiment_artifact_uris_follow_the_same_rules(key: str) -> None:
+    assert ArtifactValue(value="sr://risk-data/raw/credit.csv").value == "sr://risk-data/raw/credit.csv"
+    assert ArtifactValue(value="git+https://git.example/risk.git@0123").value.startswith("git+")  # not ours
+    with pytest.raises(InvalidInput) as refused:
+        ArtifactValue(value=f"sr://risk-data/{key}")
+    assert refused.value.field == "value"
