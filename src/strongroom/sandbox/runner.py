@@ -74,6 +74,18 @@ def _descendants(root: int) -> list[int]:
     return found
 
 
+def _catches(pid: int, sig: int) -> bool:
+    """Whether ``pid`` has a handler installed for ``sig`` (the SigCgt mask in /proc)."""
+    try:
+        with open(f"/proc/{pid}/status", "rb") as handle:
+            for line in handle:
+                if line.startswith(b"SigCgt:"):
+                    return bool(int(line.split()[1], 16) >> (sig - 1) & 1)
+    except (OSError, ValueError):
+        pass
+    return False
+
+
 def _signal_name(number: int) -> str:
     try:
         return signal.Signals(number).name
@@ -225,17 +237,24 @@ class SandboxProcess:
             os.close(fd)
             self._child_ready.set()
 
-    def _signal_inside(self, sig: int) -> None:
+    def _signal_inside(self, sig: int, skip: frozenset[int] = frozenset()) -> set[int]:
+        """Send ``sig`` to every process in the sandbox but ``skip``; returns those that catch it."""
         pid = self.sandbox_pid
         if pid is None:
             # Not set up yet: signal bwrap itself; --die-with-parent takes the rest down.
             self._kill_group(sig)
-            return
+            return set()
         # The command itself and everything it started: a supervisor (like the job agent) may
         # be between children when asked to stop.
+        caught = set()
         for child in [pid, *_descendants(pid)]:
+            if child in skip:
+                continue
+            if _catches(child, sig):
+                caught.add(child)
             with contextlib.suppress(ProcessLookupError):
                 os.kill(child, sig)
+        return caught
 
     def _kill_group(self, sig: int) -> None:
         if self._process.poll() is None:
@@ -257,22 +276,24 @@ class SandboxProcess:
         if notice:
             self._emit("platform", notice)
         self._child_ready.wait(5)
-        self._signal_inside(signal.SIGTERM)
+        handled = frozenset(self._signal_inside(signal.SIGTERM))
         # A SIGTERM that lands while bubblewrap is still setting the sandbox up (signals blocked
-        # until the command execs) is lost; say it again a little later, still within the grace.
+        # until the command execs) is lost; say it again a little later, still within the grace,
+        # but not to a process that had its handler in place: it got the first one, and a second
+        # could land while it exits, after Python has put the default action back.
         grace = self.spec.limits.stop_grace_seconds
         for delay in (1.0, 3.0):
             if delay < grace:
-                repeat = threading.Timer(delay, self._signal_inside_if_running, args=(signal.SIGTERM,))
+                repeat = threading.Timer(delay, self._signal_inside_if_running, args=(signal.SIGTERM, handled))
                 repeat.daemon = True
                 repeat.start()
         timer = threading.Timer(grace, self._kill_all)
         timer.daemon = True
         timer.start()
 
-    def _signal_inside_if_running(self, sig: int) -> None:
+    def _signal_inside_if_running(self, sig: int, skip: frozenset[int] = frozenset()) -> None:
         if self._process.poll() is None:
-            self._signal_inside(sig)
+            self._signal_inside(sig, skip)
 
     def _supervise(self) -> None:
         limit = self.spec.limits.max_runtime_seconds
