@@ -274,3 +274,22 @@ def test_without_cgroups_the_platform_says_so_at_start_and_in_status(
             assert "each sandbox in its own cgroup" in server.info["sandbox_limits"]
         finally:
             server.stop()
+
+
+@needs_cgroups
+def test_cgroups_left_by_a_killed_platform_are_swept_at_start() -> None:
+    dead = subprocess.Popen(["true"])
+    dead.wait()  # a pid that no longer runs
+    parents = set(CGROUPS.parents.values())
+    left = [parent / f"sandbox-{dead.pid}-0123456789ab" for parent in parents]
+    ours = [parent / f"sandbox-{os.getpid()}-0123456789ab" for parent in parents]
+    for directory in (*left, *ours):
+        directory.mkdir()
+    try:
+        Cgroups.detect()
+        assert not any(d.exists() for d in left)
+        assert all(d.exists() for d in ours)  # a live platform's cgroups are not touched
+    finally:
+        for directory in (*left, *ours):
+            if directory.exists():
+                directory.rmdir()

@@ -101,11 +101,11 @@ class Cgroups:
     def detect(cls, root: Path = ROOT) -> Cgroups:
         """Find a writable cgroup v2 or v1 hierarchy with the memory and pids controllers."""
         try:
-            if (root / "cgroup.controllers").is_file():
-                return cls._detect_v2(root)
-            return cls._detect_v1(root)
+            found = cls._detect_v2(root) if (root / "cgroup.controllers").is_file() else cls._detect_v1(root)
         except OSError as exc:
             return cls(None, reason=f"{type(exc).__name__}: {exc}")
+        found.sweep()
+        return found
 
     @classmethod
     def _detect_v2(cls, root: Path) -> Cgroups:
@@ -134,6 +134,22 @@ class Cgroups:
         if not {"memory", "pids"} <= set(parents):
             return cls(None, reason="no cgroup v2 hierarchy and no writable cgroup v1 memory and pids hierarchies")
         return cls(1, parents)
+
+    def sweep(self) -> int:
+        """Remove empty sandbox cgroups left by a platform process that is gone (killed, crashed).
+
+        Names carry the creating process's pid; a cgroup still holding processes cannot be
+        removed, so a live sandbox is never touched. Returns how many were removed.
+        """
+        removed = 0
+        for parent in {*self.parents.values()}:
+            for child in parent.glob("sandbox-*"):
+                owner = child.name.split("-")[1]
+                if owner.isdigit() and not Path(f"/proc/{owner}").exists():
+                    with contextlib.suppress(OSError):
+                        child.rmdir()
+                        removed += 1
+        return removed
 
     def create(
         self, name: str, *, memory_bytes: int | None, processes: int | None, cpus: float | None
