@@ -18,10 +18,9 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import uvicorn
-
 import strongroom
 from strongroom.api.app import create_app
+from strongroom.api.http_limits import LimitedServer, server_config
 from strongroom.core import pki
 from strongroom.core.errors import ConfigurationError
 from strongroom.core.platform import Platform
@@ -30,7 +29,7 @@ from strongroom.core.workers import WorkerRunner
 log = logging.getLogger("strongroom.server")
 
 
-class _Server(uvicorn.Server):
+class _Server(LimitedServer):
     """A uvicorn server whose signals are handled by ``serve`` for all listeners at once."""
 
     @contextlib.contextmanager
@@ -132,10 +131,13 @@ def serve(platform: Platform, *, ready_file: Path | None = None) -> None:
         "server_header": False,
         "timeout_keep_alive": 30,
         "timeout_graceful_shutdown": 20,
-        "h11_max_incomplete_event_size": 64 * 1024,
     }
-    https = _Server(uvicorn.Config(app, ssl_context_factory=lambda _config, _default: context, **common))
-    local = _Server(uvicorn.Config(app, **common))
+    # Every listener gets the same HTTP limits (header size and count, header and body deadlines).
+    deadline = config.http_header_timeout_seconds
+    https = _Server(
+        server_config(app, config, ssl_context_factory=lambda _config, _default: context, **common), deadline
+    )
+    local = _Server(server_config(app, config, **common), deadline)
     platform.git.release_stale_mounts()  # one `up` per home: mounts from a killed process are stale
     runner = WorkerRunner(platform.workers())
     runner.start()
@@ -151,7 +153,10 @@ def serve(platform: Platform, *, ready_file: Path | None = None) -> None:
         "workers": runner.names,
         "version": strongroom.__version__,
         "started_at": time.time(),
+        "sandbox_limits": platform.sandboxes.cgroups.describe(),
     }
+    if not platform.sandboxes.cgroups.available:
+        log.warning("%s", info["sandbox_limits"])
     info_path = config.run_dir / "server.json"
 
     async def main() -> None:
@@ -172,7 +177,7 @@ def serve(platform: Platform, *, ready_file: Path | None = None) -> None:
         info_path.write_text(json.dumps(info, indent=2))
         if ready_file is not None:
             ready_file.write_text(json.dumps(info))
-        log.info("strongroom API on %s and %s", info["url"], socket_path)
+        log.info("strongroom API on %s and %s; sandboxes: %s", info["url"], socket_path, info["sandbox_limits"])
         await asyncio.gather(*tasks)
 
     try:

@@ -4,8 +4,18 @@ Every member is checked before anything is extracted or read: no absolute path, 
 component, no backslash or NUL in a name, no duplicate name, only regular files and directories
 (no symbolic or hard links, devices or FIFOs), and size limits per member, in total, and on the
 number of members. The decompressed stream itself is bounded too, so a compression bomb or a giant
-extended header stops at the limit instead of filling memory or disk. Extraction then uses Python's
-``data`` filter as a second line of defence.
+extended header stops at the limit instead of filling memory or disk: headers are read one at a
+time (an extended header over 64 KiB is refused before it is read), member data is skipped or
+copied in 1 MiB chunks, never held whole.
+
+Extraction does not rely on ``tarfile``'s extraction filters (CVE-2025-4517 bypasses
+``filter="data"`` on Python before 3.11.13): this module writes each checked regular file itself,
+creating every directory and file new (``O_EXCL | O_NOFOLLOW``) under an empty target, with mode
+0644 or 0755 and no owner, set-uid or time taken from the archive.
+
+This is the one reader for every archive the platform opens: model archives (batch transform,
+endpoints, explanations), job code archives (unpacked by the job agent) and anything a user
+uploads. :data:`MODEL_LIMITS` and :data:`CODE_LIMITS` are the limits those use.
 """
 
 from __future__ import annotations
@@ -14,12 +24,13 @@ import bz2
 import gzip
 import io
 import lzma
+import os
 import tarfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
-from typing import BinaryIO, cast
+from typing import IO, BinaryIO, cast
 
 from strongroom.core.errors import InvalidInput
 
@@ -27,8 +38,14 @@ KiB = 1024
 MiB = 1024 * KiB
 GiB = 1024 * MiB
 
-# Room per member for the tar header and any extended (pax/GNU long name) headers.
+# Room per member for the tar header and any extended (pax/GNU long name) headers; a single
+# extended header larger than this is refused before it is read.
 _HEADER_ALLOWANCE = 64 * KiB
+_CHUNK = 1 * MiB
+
+
+class ArchiveTooLarge(InvalidInput):
+    """The archive breaks a size or count limit (it is refused, not truncated)."""
 
 
 @dataclass(frozen=True)
@@ -36,8 +53,8 @@ class ArchiveLimits:
     """Upper bounds applied to an archive before any of it is used."""
 
     max_members: int = 1000
-    max_member_bytes: int = 1 * GiB
-    max_total_bytes: int = 4 * GiB
+    max_member_bytes: int = 256 * MiB
+    max_total_bytes: int = 1 * GiB
 
     @property
     def max_stream_bytes(self) -> int:
@@ -55,6 +72,12 @@ class ArchiveMember:
 
 
 Source = str | Path | BinaryIO
+
+#: Model archives (``model.tar.gz``): the model plus a few small files; nothing may pad it past the
+#: model's own limit (a 512 MiB booster is far larger than any workshop model).
+MODEL_LIMITS = ArchiveLimits(max_members=64, max_member_bytes=512 * MiB, max_total_bytes=512 * MiB)
+#: Job code archives (``sourcedir.tar.gz``): many small files; unpacked into the job's scratch tmpfs.
+CODE_LIMITS = ArchiveLimits(max_members=10_000, max_member_bytes=256 * MiB, max_total_bytes=1 * GiB)
 
 
 def list_members(source: Source, limits: ArchiveLimits | None = None) -> list[ArchiveMember]:
@@ -107,10 +130,52 @@ def extract_archive(source: Source, target: str | Path, limits: ArchiveLimits | 
     with _open_tar(source, limits or ArchiveLimits()) as (tar, members):
         root.mkdir(parents=True, exist_ok=True)
         resolved = root.resolve()
-        # Second line of defence: the stdlib "data" filter refuses anything outside the target,
-        # links, devices, and strips set-uid bits.
-        tar.extractall(resolved, members=members, filter="data")
-        return [resolved / _normalised(m.name) for m in members if m.isfile()]
+        written = []
+        for member in members:
+            path = resolved.joinpath(*_normalised(member.name).split("/"))
+            if member.isdir():
+                _make_dirs(resolved, path)
+                continue
+            _make_dirs(resolved, path.parent)
+            handle = tar.extractfile(member)
+            if handle is None:  # pragma: no cover - checked members are regular files
+                continue
+            _write_new(path, handle, member.size, 0o755 if member.mode & 0o100 else 0o644)
+            written.append(path)
+        return written
+
+
+def _make_dirs(root: Path, path: Path) -> None:
+    """Create ``path`` and its parents under ``root``, refusing to follow anything not a directory."""
+    current = root
+    for part in path.relative_to(root).parts:
+        current = current / part
+        try:
+            os.mkdir(current, 0o755)
+        except FileExistsError as exc:
+            # Only this extraction writes here (the target was empty), and it writes no links; a
+            # name that is not a real directory means a member named a file as a folder.
+            if current.is_symlink() or not current.is_dir():
+                raise InvalidInput(
+                    f"archive member path {str(current)!r} is both a file and a folder", field="archive"
+                ) from exc
+
+
+def _write_new(path: Path, data: IO[bytes], size: int, mode: int) -> None:
+    """Write exactly ``size`` bytes (the checked header size) into a new file, in chunks."""
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0)
+    try:
+        fd = os.open(path, flags, mode)
+    except FileExistsError as exc:
+        raise InvalidInput(f"archive member {str(path)!r} would overwrite a file", field="archive") from exc
+    with os.fdopen(fd, "wb") as out:
+        remaining = size
+        while remaining > 0:
+            chunk = data.read(min(_CHUNK, remaining))
+            if not chunk:
+                raise InvalidInput(f"archive member {path.name!r} is truncated", field="archive")
+            out.write(chunk)
+            remaining -= len(chunk)
 
 
 @contextmanager
@@ -118,16 +183,16 @@ def _open_tar(source: Source, limits: ArchiveLimits) -> Iterator[tuple[tarfile.T
     with _raw_handle(source, limits.max_stream_bytes) as raw:
         stream = _BoundedReader(_decompressed(raw), limits.max_stream_bytes)
         try:
-            tar = tarfile.open(fileobj=stream, mode="r:")  # noqa: SIM115 - closed below
+            tar = tarfile.open(fileobj=stream, mode="r:", tarinfo=_CheckedTarInfo)  # noqa: SIM115 - closed below
         except _StreamTooLong as exc:
-            raise InvalidInput(str(exc), field="archive") from exc
+            raise ArchiveTooLarge(str(exc), field="archive") from exc
         except (tarfile.TarError, OSError, EOFError, lzma.LZMAError) as exc:
             raise InvalidInput(f"not a readable tar archive: {exc}", field="archive") from exc
         try:
             members = _checked_members(tar, limits)
             yield tar, members
         except _StreamTooLong as exc:
-            raise InvalidInput(str(exc), field="archive") from exc
+            raise ArchiveTooLarge(str(exc), field="archive") from exc
         except (tarfile.TarError, OSError, EOFError, lzma.LZMAError) as exc:
             raise InvalidInput(f"the archive is corrupt or truncated: {exc}", field="archive") from exc
         finally:
@@ -143,7 +208,7 @@ def _checked_members(tar: tarfile.TarFile, limits: ArchiveLimits) -> list[tarfil
         if member is None:
             break
         if len(members) >= limits.max_members:
-            raise InvalidInput(
+            raise ArchiveTooLarge(
                 f"the archive has more than {limits.max_members} members; refusing to read it", field="archive"
             )
         _check_name(member.name)
@@ -154,14 +219,14 @@ def _checked_members(tar: tarfile.TarFile, limits: ArchiveLimits) -> list[tarfil
                 field="archive",
             )
         if member.size > limits.max_member_bytes:
-            raise InvalidInput(
+            raise ArchiveTooLarge(
                 f"archive member {member.name!r} is {member.size} bytes, over the {limits.max_member_bytes}-byte "
                 "limit per member",
                 field="archive",
             )
         total += member.size
         if total > limits.max_total_bytes:
-            raise InvalidInput(
+            raise ArchiveTooLarge(
                 f"the archive's members add up to more than {limits.max_total_bytes} bytes", field="archive"
             )
         name = _normalised(member.name)
@@ -195,6 +260,8 @@ def _kind(member: tarfile.TarInfo) -> str | None:
         return "device"
     if member.isfifo():
         return "FIFO"
+    if member.issparse():
+        return "sparse file"
     if member.isfile() or member.isdir():
         return None
     return "special file"
@@ -221,7 +288,7 @@ def _raw_handle(source: Source, limit: int) -> Iterator[BinaryIO]:
         # one-way stream (a download) into memory first, within the limit.
         data = source.read(limit + 1)
         if len(data) > limit:
-            raise InvalidInput(f"the archive is larger than {limit} bytes; refusing to read it", field="archive")
+            raise ArchiveTooLarge(f"the archive is larger than {limit} bytes; refusing to read it", field="archive")
         yield io.BytesIO(data)
         return
     yield source
@@ -249,6 +316,30 @@ def _decompressed(raw: BinaryIO) -> BinaryIO:
 
 class _StreamTooLong(OSError):
     pass
+
+
+_EXTENDED_TYPES = (
+    tarfile.XHDTYPE,
+    tarfile.XGLTYPE,
+    tarfile.SOLARIS_XHDTYPE,
+    tarfile.GNUTYPE_LONGNAME,
+    tarfile.GNUTYPE_LONGLINK,
+)
+
+
+class _CheckedTarInfo(tarfile.TarInfo):
+    """Refuses an extended header (pax, GNU long name) over the allowance before reading it.
+
+    ``tarfile`` reads such a header's whole body into memory; without this a single pax header
+    could claim gigabytes.
+    """
+
+    def _proc_member(self, tarfile_: tarfile.TarFile) -> tarfile.TarInfo:
+        if self.type in _EXTENDED_TYPES and self.size > _HEADER_ALLOWANCE:
+            raise _StreamTooLong(
+                f"an extended tar header claims {self.size} bytes, over the {_HEADER_ALLOWANCE}-byte limit; refusing it"
+            )
+        return super()._proc_member(tarfile_)  # type: ignore[misc]
 
 
 class _BoundedReader(io.RawIOBase):

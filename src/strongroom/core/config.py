@@ -56,6 +56,14 @@ class Config(BaseSettings):
     default_token_ttl_days: int = Field(default=90, ge=1, le=3650)
     max_request_bytes: int = Field(default=16 * 1024 * 1024, ge=1024)
     request_timeout_seconds: float = Field(default=60.0, gt=0)
+    # HTTP limits every listener enforces before any authentication work (docs/security.md).
+    http_max_header_bytes: int = Field(default=64 * 1024, ge=4096, le=1024 * 1024)
+    http_max_header_count: int = Field(default=100, ge=16, le=10_000)
+    http_header_timeout_seconds: float = Field(default=10.0, gt=0, le=600)
+    http_body_idle_timeout_seconds: float = Field(default=30.0, gt=0, le=3600)
+    # Where sandboxes' cgroups are made (docs/sandbox.md); a path with no cgroup hierarchy means
+    # rlimits only, which the platform reports at start and in `strongroom status`.
+    sandbox_cgroup_root: str = "/sys/fs/cgroup"
     audit_checkpoint_every: int = Field(default=1000, ge=1)
     audit_checkpoint_seconds: float = Field(default=60.0, gt=0)
     # Signed checkpoints are also appended outside the database; see docs/security.md.
@@ -227,6 +235,15 @@ default_token_ttl_days = 90      # API tokens
 # Limits.
 max_request_bytes = 16777216     # larger bodies are refused with 413 (streaming uploads excepted)
 request_timeout_seconds = 60
+# HTTP limits on every listener, checked before authentication (see docs/security.md).
+http_max_header_bytes = 65536        # request line + headers; larger heads get 431 and are closed
+http_max_header_count = 100          # more header lines get 431
+http_header_timeout_seconds = 10     # TLS handshake and request head must arrive within this (408)
+http_body_idle_timeout_seconds = 30  # a request body that pauses longer is cut off
+
+# Sandboxes: each gets its own cgroup (memory incl. tmpfs, processes, CPU) under this hierarchy.
+# Without usable cgroups they get rlimits only, and `strongroom status` says so (docs/sandbox.md).
+sandbox_cgroup_root = "/sys/fs/cgroup"
 
 # Audit log: sign a checkpoint of the hash chain every N events or every S seconds.
 audit_checkpoint_every = 1000

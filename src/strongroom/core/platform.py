@@ -49,6 +49,7 @@ from strongroom.notebooks.worker import NotebookWorker
 from strongroom.policy.engine import PolicyEngine
 from strongroom.policy.guard import Guard
 from strongroom.policy.service import PolicyService
+from strongroom.sandbox.cgroups import Cgroups
 from strongroom.sandbox.runner import SandboxRunner
 from strongroom.storage.backends import build_blob_store
 from strongroom.storage.service import StorageService
@@ -109,7 +110,7 @@ class Platform:
         self.lineage = LineageService(self.db, self.guard)
         if config.openlineage_url or config.openlineage_file:
             _ = self.openlineage  # a configured destination is checked at start-up
-        self.sandboxes = SandboxRunner()
+        self.sandboxes = SandboxRunner(cgroups=Cgroups.detect(Path(config.sandbox_cgroup_root)))
         self.notebooks = NotebookService(
             self.db,
             self.guard,
@@ -220,7 +221,7 @@ class Platform:
                 self.identity,
                 self.kms,
                 self.runtimes,
-                SandboxRunner(),
+                self.sandboxes,
                 socket_path=config.effective_socket_path,
                 runtime_root=config.effective_job_runtime_dir,
                 token_refresh_seconds=max(30.0, config.execution_ttl_seconds / 3),

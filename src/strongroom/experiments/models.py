@@ -15,6 +15,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from strongroom.lineage.models import GitCommit
+from strongroom.storage.keys import parse_uri
 
 STATUSES = ("InProgress", "Completed", "Failed", "Stopped")
 Status = Literal["InProgress", "Completed", "Failed", "Stopped"]
@@ -56,6 +57,13 @@ class ArtifactValue(BaseModel):
     media_type: str = Field(default="", max_length=256)
     sha256: str = Field(default="", max_length=64)
     version_id: str = Field(default="", max_length=128)
+
+    @field_validator("value")
+    @classmethod
+    def _uri(cls, value: str) -> str:
+        if value.startswith("sr://"):
+            parse_uri(value, "value")  # the object-put key rules, as everywhere an sr:// URI is accepted
+        return value
 
     @field_validator("sha256")
     @classmethod

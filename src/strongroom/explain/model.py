@@ -15,11 +15,10 @@ from typing import BinaryIO
 
 import xgboost as xgb
 
-from strongroom.core.archive import ArchiveLimits, MiB, list_members, read_member
+from strongroom.core.archive import MODEL_LIMITS, ArchiveLimits, list_members, read_member
 from strongroom.core.errors import InvalidInput
 
 MODEL_MEMBER = "xgboost-model"
-MODEL_LIMITS = ArchiveLimits(max_members=64, max_member_bytes=512 * MiB, max_total_bytes=1024 * MiB)
 
 _UBJSON_KEY_MARKERS = frozenset(b"iUIlL#$}")
 _JSON_WHITESPACE = b" \t\r\n"

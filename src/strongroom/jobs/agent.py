@@ -4,11 +4,13 @@ It downloads the pinned input versions through the platform socket into the tmpf
 /opt/ml (decrypted only there), fetches the code, restores checkpoints, runs the entry point
 with the managed service's environment variables, then uploads outputs and checkpoints (the
 platform encrypts them with the team's key). It tells the executor what it is doing with
-marker lines carrying a nonce the user's code never sees.
+marker lines on its control channel, a pipe the user's code cannot reach (see
+:func:`open_control_channel`).
 """
 
 from __future__ import annotations
 
+import ctypes
 import json
 import os
 import signal
@@ -17,8 +19,9 @@ import sys
 import tarfile
 import threading
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
+from strongroom.core.archive import CODE_LIMITS, extract_archive
 from strongroom.jobs import contract
 from strongroom.jobs.models import JobSpec, OutputChannel, ResolvedInput
 from strongroom.sdk.session import Session
@@ -29,11 +32,30 @@ class _Terminated(BaseException):
     """SIGTERM arrived while no program was running."""
 
 
+def open_control_channel() -> TextIO:
+    """The agent's private line to the executor; call before starting any of the job's code.
+
+    The pipe's descriptor is not inherited by the programs the agent starts, and the agent makes
+    itself non-dumpable, so a program running as the same user cannot open it through
+    ``/proc/<agent>/fd`` (nor read the agent's memory). Lines the job's code prints on stdout are
+    only log lines, whatever they look like.
+    """
+    fd = int(os.environ.pop(contract.CONTROL_FD_ENV))
+    os.set_inheritable(fd, False)
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.prctl(_PR_SET_DUMPABLE, 0, 0, 0, 0) != 0:
+        raise OSError(ctypes.get_errno(), "prctl(PR_SET_DUMPABLE, 0) failed")
+    return os.fdopen(fd, "w", buffering=1, encoding="utf-8")
+
+
+_PR_SET_DUMPABLE = 4
+
+
 class Agent:
-    def __init__(self, config: dict[str, Any]) -> None:
+    def __init__(self, config: dict[str, Any], control: TextIO) -> None:
         self.spec = JobSpec.model_validate(config["spec"])
         self.inputs = [ResolvedInput.model_validate(r) for r in config["inputs"]]
-        self.nonce = str(config["nonce"])
+        self.control = control
         self.code_version = (config.get("code") or {}).get("version_id")
         self.instance_count = int(config.get("instance_count", 1))
         self.child: subprocess.Popen[bytes] | None = None
@@ -43,7 +65,7 @@ class Agent:
         self._finished = threading.Event()
 
     def say(self, kind: str, payload: Any) -> None:
-        print(contract.marker(self.nonce, kind, payload), flush=True)
+        self.control.write(contract.marker(kind, payload) + "\n")
 
     def status(self, name: str, message: str = "") -> None:
         self.say("status", {"status": name, "message": message})
@@ -89,9 +111,10 @@ class Agent:
             if key.endswith((".tar.gz", ".tgz")):
                 archive = Path(contract.ML) / "code.tar.gz"
                 session.buckets.download(bucket, key, archive, version_id=self.code_version)
-                with tarfile.open(archive, "r:gz") as tar:
-                    tar.extractall(code_dir, filter="data")  # refuses absolute paths, '..', links out, devices
-                archive.unlink()
+                try:  # every member checked before a byte is written; sizes capped while streaming
+                    extract_archive(archive, code_dir, CODE_LIMITS)
+                finally:
+                    archive.unlink()
                 entry = code_dir / str(code.entry_point)
             else:
                 entry = code_dir / (code.entry_point or key.rsplit("/", 1)[-1])
@@ -143,7 +166,7 @@ class Agent:
                 print(f"[strongroom] checkpoint upload failed, will retry: {exc}", file=sys.stderr, flush=True)
 
     def environment(self, command: list[str]) -> dict[str, str]:
-        env = {k: v for k, v in os.environ.items() if k not in ("STRONGROOM_JOB_NONCE",)}
+        env = {k: v for k, v in os.environ.items() if k != contract.CONTROL_FD_ENV}
         env.update(self.spec.environment)
         env.update(
             {
@@ -289,8 +312,9 @@ class Agent:
 
 
 def main() -> int:
+    control = open_control_channel()
     config = json.loads((Path(contract.RUN_DIR) / "config.json").read_text())
-    return Agent(config).main()
+    return Agent(config, control).main()
 
 
 if __name__ == "__main__":

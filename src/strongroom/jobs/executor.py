@@ -52,7 +52,6 @@ class Attempt:
     spec: JobSpec
     ctx: RequestContext
     run_dir: Path
-    nonce: str
     key: bytes
     process: SandboxProcess | None = None
     buffer: list[tuple[str, str]] = field(default_factory=list)
@@ -175,12 +174,10 @@ class SandboxExecutor:
         run_dir = self.runtime_root / job_id
         shutil.rmtree(run_dir, ignore_errors=True)
         run_dir.mkdir(parents=True, mode=0o700)
-        nonce = secrets.token_hex(16)
         config = {
             "spec": spec.model_dump(mode="json"),
             "inputs": row.inputs_resolved,
             "code": row.code_resolved,
-            "nonce": nonce,
             "instance_count": spec.resources.instance_count,
         }
         (run_dir / "config.json").write_text(json.dumps(config))
@@ -194,7 +191,7 @@ class SandboxExecutor:
                 fd = os.open(tls / name, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
                 with os.fdopen(fd, "wb") as handle:
                     handle.write(data)
-        attempt = Attempt(job_id, spec, ctx, run_dir, nonce, key)
+        attempt = Attempt(job_id, spec, ctx, run_dir, key)
         self._write_token(attempt, row.created_by, row.role, row.team)
         return attempt
 
@@ -224,8 +221,11 @@ class SandboxExecutor:
             scratch_path=contract.ML,
             scratch_size_bytes=spec.resources.scratch_mb * MiB,
             python=environment,
+            control_channel=True,
             limits=Limits(
-                memory_bytes=spec.resources.memory_mb * MiB + ADDRESS_SPACE_HEADROOM,
+                memory_bytes=spec.resources.memory_mb * MiB,
+                address_space_headroom_bytes=ADDRESS_SPACE_HEADROOM,
+                cpu_quota=spec.resources.cpus,
                 cpus=tuple(range(cpus)),
                 max_runtime_seconds=float(spec.resources.max_runtime_seconds),
                 stop_grace_seconds=30.0,
@@ -239,10 +239,11 @@ class SandboxExecutor:
         parsing = attempt.spec.code.algorithm == "xgboost" and attempt.spec.resources.instance_count == 1
 
         def on_output(stream: str, text: str) -> None:
-            marker = contract.parse_marker(attempt.nonce, text)
             with attempt.lock:
-                if marker is not None:
-                    self._on_marker(attempt, *marker)
+                if stream == "control":  # only the agent holds this channel; job code cannot write it
+                    marker = contract.parse_marker(text)
+                    if marker is not None:
+                        self._on_marker(attempt, *marker)
                     return
                 attempt.buffer.append((stream, text))
                 if parsing and text.startswith(DATA_LOADED):
@@ -326,6 +327,9 @@ class SandboxExecutor:
             self.jobs.finish(self.system, attempt.job_id, "Stopped", reason, exit_code=code, ran_seconds=ran)
         else:
             reason = attempt.failure or result.reason
+            if result.reason_code.value in ("OutOfMemory", "ProcessLimitExceeded"):  # the sandbox's word wins
+                field = "resources.memory_mb" if result.reason_code.value == "OutOfMemory" else "the sandbox's limit"
+                reason = f"{result.reason_code.value}: {result.reason} ({field})"
             self.jobs.finish(self.system, attempt.job_id, "Failed", reason, exit_code=code, ran_seconds=ran)
 
 

@@ -30,10 +30,7 @@ class Strict(BaseModel):
 
 
 def _sr_uri(value: str, field: str) -> str:
-    try:
-        bucket, _ = parse_uri(value)
-    except InvalidInput as exc:
-        raise InvalidInput(exc.detail, field=field) from None
+    bucket, _ = parse_uri(value, field)
     if not bucket:
         raise InvalidInput(f"{value!r} names no bucket (sr://bucket/key)", field=field)
     return value

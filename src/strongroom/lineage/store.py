@@ -30,6 +30,7 @@ from strongroom.lineage.models import (
     LineageGraph,
     LineageNode,
 )
+from strongroom.storage.keys import parse_uri
 
 ENTITIES = cast(Table, LineageEntityRow.__table__)
 ASSOCIATIONS = cast(Table, LineageAssociationRow.__table__)
@@ -156,6 +157,8 @@ def ensure_artifact(
 ) -> LineageEntityRow:
     if not uri or len(uri) > 2048:
         raise InvalidInput("an artifact needs a uri of at most 2048 characters", field="uri")
+    if uri.startswith("sr://"):
+        parse_uri(uri, "uri")  # the object-put key rules, as everywhere an sr:// URI is accepted
     return ensure_entity(
         session,
         team,

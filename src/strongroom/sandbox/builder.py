@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from strongroom.sandbox.environment import HostLayout
-from strongroom.sandbox.models import SANDBOX_TMP, SANDBOX_USER, SandboxSpec
+from strongroom.sandbox.models import SANDBOX_SHM, SANDBOX_TMP, SANDBOX_USER, SandboxSpec
 
 BWRAP = "/usr/bin/bwrap"
 PRLIMIT = "/usr/bin/prlimit"
@@ -69,7 +69,14 @@ def _etc_files(spec: SandboxSpec) -> dict[str, bytes]:
     return {"/etc/passwd": passwd.encode(), "/etc/group": group.encode(), "/etc/hosts": hosts.encode()}
 
 
-def bwrap_args(spec: SandboxSpec, *, data_fd: DataFd, layout: HostLayout, status_fd: int | None = None) -> list[str]:
+def bwrap_args(
+    spec: SandboxSpec,
+    *,
+    data_fd: DataFd,
+    layout: HostLayout,
+    status_fd: int | None = None,
+    control_fd: int | None = None,
+) -> list[str]:
     """The ``bwrap`` part of the argv (starting with the bwrap binary).
 
     Args:
@@ -77,6 +84,8 @@ def bwrap_args(spec: SandboxSpec, *, data_fd: DataFd, layout: HostLayout, status
         data_fd: turns file contents into a descriptor bwrap reads them from.
         layout: the host's /bin, /lib... shape, recreated inside.
         status_fd: when set, bwrap writes JSON status (child pid, exit code) to it.
+        control_fd: an inherited descriptor the command may write control lines to; its number
+            is given to the command as ``$STRONGROOM_CONTROL_FD``.
     """
     args = [
         BWRAP,
@@ -110,7 +119,10 @@ def bwrap_args(spec: SandboxSpec, *, data_fd: DataFd, layout: HostLayout, status
         args += ["--ro-bind-try", path, path]
     for target, content in _etc_files(spec).items():
         args += ["--perms", "0444", "--ro-bind-data", str(data_fd(content)), target]
+    # /dev is a tmpfs too: give /dev/shm (POSIX shared memory, semaphores) its own capped tmpfs,
+    # then make the rest of /dev read-only (device nodes stay usable).
     args += ["--proc", "/proc", "--dev", "/dev"]
+    args += ["--perms", "1777", "--size", str(spec.tmp_size_bytes), "--tmpfs", SANDBOX_SHM, "--remount-ro", "/dev"]
     args += ["--perms", "1777", "--size", str(spec.tmp_size_bytes), "--tmpfs", SANDBOX_TMP]
     # The Python environment, read-only at its own paths.
     if spec.python is not None:
@@ -126,9 +138,16 @@ def bwrap_args(spec: SandboxSpec, *, data_fd: DataFd, layout: HostLayout, status
         args += ["--bind" if mount.writable else "--ro-bind", mount.source, mount.target]
     if spec.socket is not None:
         args += ["--bind", spec.socket, spec.socket_target]
+    # The root (and /etc, /opt, /run, which live in it) is a tmpfs with no size cap: make it
+    # read-only once everything is mounted, so the only writable places are the size-capped
+    # tmpfs mounts (scratch, /tmp, /dev/shm, home) and the explicit writable binds.
+    args += ["--remount-ro", "/"]
     # Environment: cleared, then set explicitly.
     args += ["--clearenv"]
-    for name, value in sorted(sandbox_env(spec).items()):
+    env = sandbox_env(spec)
+    if control_fd is not None:
+        env["STRONGROOM_CONTROL_FD"] = str(control_fd)
+    for name, value in sorted(env.items()):
         args += ["--setenv", name, value]
     args += ["--chdir", spec.workdir, "--"]
     return [*args, *spec.command]
@@ -142,7 +161,7 @@ def limit_args(spec: SandboxSpec) -> list[str]:
     limits = spec.limits
     args = [PRLIMIT, "--core=0", f"--nofile={limits.open_files}"]
     if limits.memory_bytes is not None:
-        args.append(f"--as={limits.memory_bytes}")
+        args.append(f"--as={limits.memory_bytes + limits.address_space_headroom_bytes}")
     if limits.cpu_seconds is not None:
         # Soft limit sends SIGXCPU; the hard limit (a little later) SIGKILL.
         args.append(f"--cpu={limits.cpu_seconds}:{limits.cpu_seconds + 5}")
@@ -158,6 +177,15 @@ def limit_args(spec: SandboxSpec) -> list[str]:
     return args
 
 
-def build_command(spec: SandboxSpec, *, data_fd: DataFd, layout: HostLayout, status_fd: int | None = None) -> list[str]:
+def build_command(
+    spec: SandboxSpec,
+    *,
+    data_fd: DataFd,
+    layout: HostLayout,
+    status_fd: int | None = None,
+    control_fd: int | None = None,
+) -> list[str]:
     """The full argv: limits prefix, then bwrap with the sandbox, then the command."""
-    return limit_args(spec) + bwrap_args(spec, data_fd=data_fd, layout=layout, status_fd=status_fd)
+    return limit_args(spec) + bwrap_args(
+        spec, data_fd=data_fd, layout=layout, status_fd=status_fd, control_fd=control_fd
+    )

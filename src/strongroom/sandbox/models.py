@@ -22,6 +22,7 @@ DEFAULT_HOME = "/home/sandbox"
 DEFAULT_SCRATCH = "/opt/ml/scratch"
 DEFAULT_SOCKET = "/run/strongroom/api.sock"
 SANDBOX_TMP = "/tmp"  # noqa: S108 -- the sandbox's own private tmpfs, not the host's /tmp
+SANDBOX_SHM = "/dev/shm"  # noqa: S108 - a path inside the sandbox, its own tmpfs
 
 # Paths a mount may not replace or sit inside: they hold the sandbox's own system view.
 _RESERVED_EXACT = ("/", SANDBOX_TMP, "/home", "/opt", "/opt/ml", "/run")
@@ -76,10 +77,15 @@ class Mount:
 class Limits:
     """Resource limits. ``None`` means "not limited" for that resource.
 
-    * ``memory_bytes``: address-space rlimit (RLIMIT_AS) of every process in the sandbox.
+    * ``memory_bytes``: memory of the whole sandbox, tmpfs writes included (its cgroup's memory
+      limit); also the address-space rlimit (RLIMIT_AS) of every process, plus
+      ``address_space_headroom_bytes`` (address space is not memory: runtimes reserve far more
+      than they use). Without cgroups the rlimit is the only memory limit (docs/sandbox.md).
+    * ``cpu_quota``: CPUs' worth of time per second for the whole sandbox (cgroup CPU quota).
     * ``cpu_seconds``: CPU time rlimit (RLIMIT_CPU) of every process (SIGXCPU, then SIGKILL).
-    * ``open_files``: RLIMIT_NOFILE. ``processes``: RLIMIT_NPROC (see docs/sandbox.md: the kernel
-      does not apply it when the platform itself runs as root).
+    * ``open_files``: RLIMIT_NOFILE. ``processes``: processes and threads in the whole sandbox
+      (its cgroup's pids limit), and RLIMIT_NPROC (which the kernel does not apply when the
+      platform itself runs as root; see docs/sandbox.md).
     * ``file_size_bytes``: largest file a process may write (RLIMIT_FSIZE, SIGXFSZ).
     * ``cpus``: CPU numbers the sandbox may run on (affinity); ``nice``: scheduling niceness.
     * ``max_runtime_seconds``: wall clock, enforced by the runner: SIGTERM, then after
@@ -87,6 +93,8 @@ class Limits:
     """
 
     memory_bytes: int | None = 4 * GiB
+    address_space_headroom_bytes: int = 0
+    cpu_quota: float | None = None
     cpu_seconds: int | None = None
     open_files: int = 1024
     processes: int | None = 512
@@ -111,6 +119,8 @@ class Limits:
             raise InvalidInput("limits.open_files must be at least 16", field="limits.open_files")
         if self.memory_bytes is not None and self.memory_bytes < 64 * MiB:
             raise InvalidInput("limits.memory_bytes must be at least 64 MiB", field="limits.memory_bytes")
+        if self.address_space_headroom_bytes < 0 or (self.cpu_quota is not None and self.cpu_quota <= 0):
+            raise InvalidInput("limits.cpu_quota and the address-space headroom must be positive", field="limits")
         if self.stop_grace_seconds < 0:
             raise InvalidInput("limits.stop_grace_seconds must not be negative", field="limits.stop_grace_seconds")
         if not 0 <= self.nice <= 19:
@@ -169,6 +179,10 @@ class SandboxSpec:
     # Share the host's network instead of an empty namespace. Only for teams a PlatformAdmin
     # exempted from the network-isolation guardrail; detective controls watch such jobs.
     host_network: bool = False
+    # A pipe at $STRONGROOM_CONTROL_FD whose lines reach the runner as OutputLine("control", ...).
+    # It is not inherited by anything the command starts unless the command passes it on, so a
+    # supervisor (the job agent) can report status lines the programs it runs cannot forge.
+    control_channel: bool = False
 
     def __post_init__(self) -> None:
         if not self.command or not all(isinstance(a, str) and "\0" not in a for a in self.command):
@@ -213,6 +227,7 @@ class StopReason(enum.StrEnum):
     NON_ZERO_EXIT = "NonZeroExit"
     KILLED_BY_SIGNAL = "KilledBySignal"
     OUT_OF_MEMORY = "OutOfMemory"
+    PROCESS_LIMIT = "ProcessLimitExceeded"
     CPU_TIME_LIMIT = "CpuTimeLimitExceeded"
     FILE_SIZE_LIMIT = "FileSizeLimitExceeded"
     MAX_RUNTIME = "MaxRuntimeExceeded"
@@ -223,7 +238,8 @@ class StopReason(enum.StrEnum):
 
 @dataclass(frozen=True)
 class OutputLine:
-    """One line the sandboxed command wrote; ``stream`` is ``"stdout"``, ``"stderr"`` or ``"platform"``."""
+    """One line: ``stream`` is ``"stdout"``, ``"stderr"``, ``"platform"`` (the runner's own notices), or
+    ``"control"`` (what the command wrote to its control channel, see ``SandboxSpec.control_channel``)."""
 
     stream: str
     text: str

@@ -18,6 +18,7 @@ import contextlib
 import json
 import logging
 import os
+import secrets
 import signal
 import subprocess
 import threading
@@ -28,6 +29,7 @@ from typing import IO, Any
 
 from strongroom.core.errors import ConfigurationError
 from strongroom.sandbox.builder import BWRAP, build_command
+from strongroom.sandbox.cgroups import Cgroups, SandboxCgroup
 from strongroom.sandbox.environment import HostLayout
 from strongroom.sandbox.models import (
     OutputLine,
@@ -72,6 +74,18 @@ def _descendants(root: int) -> list[int]:
     return found
 
 
+def _catches(pid: int, sig: int) -> bool:
+    """Whether ``pid`` has a handler installed for ``sig`` (the SigCgt mask in /proc)."""
+    try:
+        with open(f"/proc/{pid}/status", "rb") as handle:
+            for line in handle:
+                if line.startswith(b"SigCgt:"):
+                    return bool(int(line.split()[1], 16) >> (sig - 1) & 1)
+    except (OSError, ValueError):
+        pass
+    return False
+
+
 def _signal_name(number: int) -> str:
     try:
         return signal.Signals(number).name
@@ -97,8 +111,13 @@ class SandboxProcess:
         process: subprocess.Popen[bytes],
         status_read: int,
         on_output: OutputCallback | None,
+        cgroup: SandboxCgroup | None = None,
+        control_read: int | None = None,
     ) -> None:
         self.spec = spec
+        self._cgroup = cgroup
+        self._oom_kills = 0
+        self._pids_refused = 0
         self._process = process
         self._on_output = on_output
         self._emit_lock = threading.Lock()
@@ -117,6 +136,9 @@ class SandboxProcess:
             threading.Thread(target=self._read_output, args=(process.stderr, "stderr"), daemon=True),
             threading.Thread(target=self._read_status, args=(status_read,), daemon=True),
         ]
+        if control_read is not None:
+            control = os.fdopen(control_read, "rb")
+            self._readers.append(threading.Thread(target=self._read_output, args=(control, "control"), daemon=True))
         for reader in self._readers:
             reader.start()
         self._supervisor = threading.Thread(target=self._supervise, daemon=True)
@@ -183,6 +205,9 @@ class SandboxProcess:
         with pipe:
             for raw in iter(lambda: pipe.readline(MAX_LINE_BYTES), b""):
                 text = raw.decode("utf-8", "replace").rstrip("\n")
+                if stream == "control":
+                    self._emit(stream, text)
+                    continue
                 if stream == "stderr":
                     self._stderr_tail.append(text)
                 if any(marker in text for marker in _MEMORY_MARKERS):
@@ -212,17 +237,24 @@ class SandboxProcess:
             os.close(fd)
             self._child_ready.set()
 
-    def _signal_inside(self, sig: int) -> None:
+    def _signal_inside(self, sig: int, skip: frozenset[int] = frozenset()) -> set[int]:
+        """Send ``sig`` to every process in the sandbox but ``skip``; returns those that catch it."""
         pid = self.sandbox_pid
         if pid is None:
             # Not set up yet: signal bwrap itself; --die-with-parent takes the rest down.
             self._kill_group(sig)
-            return
+            return set()
         # The command itself and everything it started: a supervisor (like the job agent) may
         # be between children when asked to stop.
+        caught = set()
         for child in [pid, *_descendants(pid)]:
+            if child in skip:
+                continue
+            if _catches(child, sig):
+                caught.add(child)
             with contextlib.suppress(ProcessLookupError):
                 os.kill(child, sig)
+        return caught
 
     def _kill_group(self, sig: int) -> None:
         if self._process.poll() is None:
@@ -244,22 +276,24 @@ class SandboxProcess:
         if notice:
             self._emit("platform", notice)
         self._child_ready.wait(5)
-        self._signal_inside(signal.SIGTERM)
+        handled = frozenset(self._signal_inside(signal.SIGTERM))
         # A SIGTERM that lands while bubblewrap is still setting the sandbox up (signals blocked
-        # until the command execs) is lost; say it again a little later, still within the grace.
+        # until the command execs) is lost; say it again a little later, still within the grace,
+        # but not to a process that had its handler in place: it got the first one, and a second
+        # could land while it exits, after Python has put the default action back.
         grace = self.spec.limits.stop_grace_seconds
         for delay in (1.0, 3.0):
             if delay < grace:
-                repeat = threading.Timer(delay, self._signal_inside_if_running, args=(signal.SIGTERM,))
+                repeat = threading.Timer(delay, self._signal_inside_if_running, args=(signal.SIGTERM, handled))
                 repeat.daemon = True
                 repeat.start()
         timer = threading.Timer(grace, self._kill_all)
         timer.daemon = True
         timer.start()
 
-    def _signal_inside_if_running(self, sig: int) -> None:
+    def _signal_inside_if_running(self, sig: int, skip: frozenset[int] = frozenset()) -> None:
         if self._process.poll() is None:
-            self._signal_inside(sig)
+            self._signal_inside(sig, skip)
 
     def _supervise(self) -> None:
         limit = self.spec.limits.max_runtime_seconds
@@ -277,6 +311,9 @@ class SandboxProcess:
             self._process.wait()
         for reader in self._readers:
             reader.join(30)
+        if self._cgroup is not None:
+            self._oom_kills, self._pids_refused = self._cgroup.oom_kills(), self._cgroup.pids_refused()
+            self._cgroup.remove()
         self._result = self._classify(self._process.returncode)
 
     def _classify(self, returncode: int) -> SandboxResult:
@@ -295,6 +332,15 @@ class SandboxProcess:
             return result(SandboxStatus.COMPLETED, StopReason.COMPLETED, "completed")
         assert exit_code is not None
         limits = self.spec.limits
+        if self._oom_kills and limits.memory_bytes is not None:
+            mib = limits.memory_bytes // (1024 * 1024)
+            return result(
+                SandboxStatus.FAILED,
+                StopReason.OUT_OF_MEMORY,
+                f"out of memory: the sandbox used more than its memory limit of {mib} MiB (limits.memory_bytes; "
+                f"files written to its tmpfs count too) and the kernel ended {self._oom_kills} process(es); "
+                f"exit code {exit_code}",
+            )
         if self._memory_marker and limits.memory_bytes is not None:
             mib = limits.memory_bytes // (1024 * 1024)
             return result(
@@ -309,6 +355,13 @@ class SandboxProcess:
                 StopReason.FILE_SIZE_LIMIT,
                 f"a file grew past the limit of {limits.file_size_bytes} bytes (limits.file_size_bytes); "
                 f"exit code {exit_code}",
+            )
+        if self._pids_refused and limits.processes is not None:
+            return result(
+                SandboxStatus.FAILED,
+                StopReason.PROCESS_LIMIT,
+                f"the process limit of {limits.processes} (limits.processes) was reached: {self._pids_refused} "
+                f"process starts were refused; exit code {exit_code}",
             )
         if exit_code > 128:
             number = exit_code - 128
@@ -332,10 +385,12 @@ class SandboxRunner:
 
     Args:
         layout: the host's system layout (detected when omitted).
+        cgroups: where sandboxes' cgroups go (detected when omitted; ``Cgroups(None)`` for rlimits only).
     """
 
-    def __init__(self, layout: HostLayout | None = None) -> None:
+    def __init__(self, layout: HostLayout | None = None, cgroups: Cgroups | None = None) -> None:
         self.layout = layout or HostLayout.detect()
+        self.cgroups = cgroups if cgroups is not None else Cgroups.detect()
 
     @staticmethod
     def preflight() -> str:
@@ -370,25 +425,44 @@ class SandboxRunner:
             return read
 
         status_read, status_write = os.pipe()
+        control_read, control_write = os.pipe() if spec.control_channel else (None, None)
+        inherited = [status_write, *([control_write] if control_write is not None else [])]
+        cgroup = None
         try:
-            argv = build_command(spec, data_fd=data_fd, layout=self.layout, status_fd=status_write)
+            argv = build_command(
+                spec, data_fd=data_fd, layout=self.layout, status_fd=status_write, control_fd=control_write
+            )
+            env = {"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8"}
+            limits = spec.limits
+            cgroup = self.cgroups.create(
+                f"sandbox-{os.getpid()}-{secrets.token_hex(6)}",
+                memory_bytes=limits.memory_bytes,
+                processes=limits.processes,
+                cpus=limits.cpu_quota,
+            )
+            if cgroup is not None:
+                argv, extra = cgroup.wrap(argv)
+                env.update(extra)
             process = subprocess.Popen(
                 argv,
                 stdin=subprocess.DEVNULL,
                 stdout=subprocess.PIPE,
                 stderr=subprocess.PIPE,
-                pass_fds=(status_write, *data_fds),
+                pass_fds=(*inherited, *data_fds),
                 start_new_session=True,
-                env={"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8"},
+                env=env,
             )
         except BaseException:
             os.close(status_read)
+            if control_read is not None:
+                os.close(control_read)
+            if cgroup is not None:
+                cgroup.remove()
             raise
         finally:
-            os.close(status_write)
-            for fd in data_fds:
+            for fd in (*inherited, *data_fds):
                 os.close(fd)
-        return SandboxProcess(spec, process, status_read, on_output)
+        return SandboxProcess(spec, process, status_read, on_output, cgroup, control_read)
 
     def run(self, spec: SandboxSpec, on_output: OutputCallback | None = None) -> SandboxResult:
         """Start ``spec`` and wait for its result."""

@@ -102,9 +102,22 @@ def check_tags(tags: object, field: str = "tags") -> dict[str, str]:
     return out
 
 
-def parse_uri(uri: str) -> tuple[str, str]:
-    """``sr://bucket/key`` -> ``(bucket, key)``; the key may be empty (a bucket or prefix)."""
+def parse_uri(uri: str, field: str = "uri") -> tuple[str, str]:
+    """``sr://bucket/key`` -> ``(bucket, key)``; the key may be empty (a bucket) or a prefix.
+
+    The key part obeys the same rules as an object put (:func:`check_prefix`: no ``..``, ``.`` or
+    empty segments, no backslash or control characters), so a URI accepted here cannot fail later
+    when something is written under it. ``?`` and ``#`` are ordinary key characters, not a query or
+    fragment: ``sr://b/#/../x`` is refused for its ``..`` segment.
+
+    Raises:
+        InvalidInput: naming ``field``, when the URI is not ``sr://``, the bucket name or the key is bad.
+    """
     if not isinstance(uri, str) or not uri.startswith("sr://"):
-        raise InvalidInput(f"{uri!r} is not an sr:// URI (sr://bucket/key)", field="uri")
+        raise InvalidInput(f"{uri!r} is not an sr:// URI (sr://bucket/key)", field=field)
     bucket, _, key = uri[len("sr://") :].partition("/")
-    return check_bucket_name(bucket, "uri"), key
+    check_bucket_name(bucket, field)
+    try:
+        return bucket, check_prefix(key, field)
+    except InvalidInput as exc:
+        raise InvalidInput(f"{uri!r}: {exc.detail}", field=field) from None

@@ -12,6 +12,7 @@ import xgboost as xgb
 from sklearn.metrics import roc_auc_score
 
 from strongroom.core.errors import Conflict, Forbidden, InvalidInput
+from strongroom.sandbox.cgroups import Cgroups
 from tests.integration.jobs.conftest import TeamEnv, credit_like, csv_bytes, job_spec, read_home, upload_script
 
 PREPROCESS = """
@@ -171,6 +172,23 @@ def test_max_runtime_stops_the_job_with_the_reason(env: TeamEnv) -> None:
     assert job.status == "Stopped" and "max_runtime_seconds" in job.failure_reason
 
 
+@pytest.mark.skipif(
+    not Cgroups.detect().available, reason="no cgroups on this host: memory is only bounded by the rlimit fallback"
+)
+def test_memory_over_the_limit_fails_the_job_out_of_memory(env: TeamEnv) -> None:
+    # Touched memory, well within the address-space rlimit (memory + 4 GiB): only the cgroup stops it.
+    hog = "chunks = []\nfor i in range(600):\n    chunks.append(b'x' * (1024 * 1024))\nprint('allocated 600 MiB')\n"
+    spec = job_spec(env, "hog", code={"source": upload_script(env, "hog.py", hog)})
+    spec["resources"] = {"scratch_mb": 64, "memory_mb": 256, "max_runtime_seconds": 120}
+    env.alice.jobs.create(spec)
+    with pytest.raises(Exception, match="OutOfMemory"):
+        env.alice.jobs.wait(env.team, "hog", logs=False, timeout=180)
+    job = env.alice.jobs.describe(env.team, "hog")
+    assert job.status == "Failed"
+    assert "out of memory" in job.failure_reason and "256 MiB" in job.failure_reason, job.failure_reason
+    assert "resources.memory_mb" in job.failure_reason
+
+
 def test_guardrails_deny_with_the_guardrail_named_and_create_nothing(env: TeamEnv) -> None:
     script = upload_script(env, "noop.py", "print('hi')\n")
     open_net = job_spec(env, "open-net", code={"source": script})
@@ -215,6 +233,11 @@ def test_guardrails_deny_with_the_guardrail_named_and_create_nothing(env: TeamEn
         ({"inputs": [{"name": "raw", "source": "sr://fraud-data/raw"}]}, Forbidden, "inputs[0].source"),
         ({"inputs": [{"name": "raw", "source": "sr://risk-data/nothing-here/"}]}, InvalidInput, "inputs[0].source"),
         ({"resources": {"scratch_mb": 10_000_000}}, InvalidInput, "resources.scratch_mb"),
+        # key parts checked at submission with the object-put rules, not at upload after the run
+        ({"outputs": [{"name": "o", "destination": "sr://risk-data/#/../../x"}]}, InvalidInput, "outputs.destination"),
+        ({"outputs": [{"name": "o", "destination": "sr://risk-data/?x=../.."}]}, InvalidInput, "outputs.destination"),
+        ({"spot": {"checkpoint_uri": "sr://risk-data/ckpt/../../x"}}, InvalidInput, "spot.checkpoint_uri"),
+        ({"inputs": [{"name": "raw", "source": "sr://risk-data/raw//credit.csv"}]}, InvalidInput, "inputs.source"),
         (
             {"outputs": [{"name": "o", "destination": "sr://risk-data/o", "source": "/etc/passwd"}]},
             InvalidInput,

@@ -122,7 +122,7 @@ def test_a_giant_extended_header_is_stopped_at_the_stream_limit() -> None:
     info.pax_headers = {"comment": "z" * 400_000}  # 400 kB of header for a 5-byte file
     bomb = archive((info, data))
     assert len(bomb) < 5_000  # it compresses to almost nothing
-    with pytest.raises(InvalidInput, match="decompresses to more than"):
+    with pytest.raises(InvalidInput, match="extended tar header claims 400016 bytes"):
         list_members(io.BytesIO(bomb), ArchiveLimits(max_members=1, max_total_bytes=1000))
 
 

@@ -138,7 +138,11 @@ def test_bad_input_and_team_boundary(
     with pytest.raises(NotFound):
         teams.lineage.query(alice, TEAM, "srn:strongroom:risk:artifact/nope")
     with pytest.raises(InvalidInput):
-        teams.lineage.record_artifact(alice, TEAM, "sr://x/y", "Spreadsheet")
+        teams.lineage.record_artifact(alice, TEAM, "sr://risk-data/y", "Spreadsheet")
+    for hostile in ("sr://risk-data/#/../../x", "sr://risk-data/?x=../..", "sr://risk-data/a//b"):
+        with pytest.raises(InvalidInput) as refused:  # the object-put key rules, as for job URIs
+            teams.lineage.record_artifact(alice, TEAM, hostile, "DataSet")
+        assert refused.value.field == "uri"
     with pytest.raises(InvalidInput):
         teams.lineage.associate(alice, TEAM, model, model, "DerivedFrom")
     assert teams.lineage.query(auditor, TEAM, model).nodes

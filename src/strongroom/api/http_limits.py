@@ -1,0 +1,232 @@
+"""HTTP limits that hold on every listener, enforced before the application sees a request.
+
+uvicorn's default parser (httptools) has no header size limit and uvicorn has no header deadline,
+so one client could send 64 MiB of headers, or hold hundreds of sockets open by sending a byte
+every few seconds. Every listener the platform opens (the HTTPS port, the sandboxes' Unix socket,
+and any later one) uses :class:`LimitedH11Protocol` through :func:`server_config`:
+
+- h11, whose buffer for an incomplete request head is capped (``h11_max_incomplete_event_size``);
+- a count of the bytes and lines of each request head as they arrive: over
+  ``http_max_header_bytes`` or ``http_max_header_count`` the connection gets ``431`` and is closed
+  without the rest being read or parsed;
+- a header deadline: a request head (and, on TLS, the handshake before it) must be complete within
+  ``http_header_timeout_seconds`` of its first byte, else ``408`` and close;
+- a body idle deadline: while the client owes request body bytes, a pause longer than
+  ``http_body_idle_timeout_seconds`` closes the connection (pauses caused by the application not
+  reading yet do not count).
+
+All of this runs in the protocol, so no authentication, routing or database work is done for a
+request that breaks a limit.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import ssl
+from dataclasses import dataclass
+from typing import Any
+
+import h11
+import uvicorn
+from uvicorn.protocols.http.h11_impl import H11Protocol
+
+from strongroom.core.config import Config
+
+_END_OF_HEAD = (b"\r\n\r\n", b"\n\n", b"\n\r\n")
+
+
+@dataclass(frozen=True)
+class HttpLimits:
+    """The figures every listener enforces (from :class:`~strongroom.core.config.Config`)."""
+
+    max_header_bytes: int
+    max_header_count: int
+    header_timeout: float
+    body_idle_timeout: float
+
+    @classmethod
+    def from_config(cls, config: Config) -> HttpLimits:
+        return cls(
+            max_header_bytes=config.http_max_header_bytes,
+            max_header_count=config.http_max_header_count,
+            header_timeout=config.http_header_timeout_seconds,
+            body_idle_timeout=config.http_body_idle_timeout_seconds,
+        )
+
+
+def _refusal(status: int, reason: str, detail: str) -> bytes:
+    body = f'{{"type":"about:blank","title":"{reason}","status":{status},"detail":"{detail}"}}'.encode()
+    head = (
+        f"HTTP/1.1 {status} {reason}\r\ncontent-type: application/problem+json\r\n"
+        f"content-length: {len(body)}\r\nconnection: close\r\n\r\n"
+    )
+    return head.encode() + body
+
+
+class LimitedH11Protocol(H11Protocol):
+    """uvicorn's h11 protocol with header size, header count and deadline checks in front of it."""
+
+    limits: HttpLimits  # set on the subclass made by :func:`protocol_for`
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._in_head = True
+        self._head_bytes = 0
+        self._head_lines = 0
+        self._tail = b""
+        self._head_timer: asyncio.TimerHandle | None = None
+        self._body_timer: asyncio.TimerHandle | None = None
+        self._body_seen = 0.0
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        super().connection_made(transport)  # type: ignore[arg-type]
+        self._arm_head_deadline()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._cancel_timers()
+        super().connection_lost(exc)
+
+    def data_received(self, data: bytes) -> None:
+        if self._in_head:
+            if self._head_timer is None:
+                self._arm_head_deadline()
+            if not self._count_head(data):
+                return
+        elif self._body_timer is not None:
+            self._body_seen = self.loop.time()
+        super().data_received(data)
+        if self._in_head or not self._owns_transport():
+            return
+        if self.conn.their_state is h11.SEND_BODY and self._body_timer is None:
+            self._body_seen = self.loop.time()
+            self._body_timer = self.loop.call_later(self.limits.body_idle_timeout, self._check_body_idle)
+        elif self.conn.their_state is h11.IDLE:  # the response went out and the body came in: next request
+            self._next_head()
+
+    def on_response_complete(self) -> None:
+        if self.conn.their_state is not h11.SEND_BODY:  # else the body deadline still runs
+            self._next_head()
+        super().on_response_complete()
+
+    def _next_head(self) -> None:
+        self._cancel_timers()
+        self._in_head, self._head_bytes, self._head_lines, self._tail = True, 0, 0, b""
+
+    # -- the checks ------------------------------------------------------------------------------
+
+    def _count_head(self, data: bytes) -> bool:
+        """Count this chunk against the head limits; False when the connection was refused."""
+        window = self._tail + data
+        # The head ends at the first blank line; the newline ending its last header line belongs to it.
+        ends = [i + mark.index(b"\n") + 1 for mark in _END_OF_HEAD if (i := window.find(mark)) >= 0]
+        head_part = data if not ends else window[: min(ends)][len(self._tail) :]
+        self._head_bytes += len(head_part)
+        self._head_lines += head_part.count(b"\n")
+        self._tail = window[-3:]
+        if self._head_bytes > self.limits.max_header_bytes:
+            self._refuse(
+                431, "Request Header Fields Too Large", f"request head over {self.limits.max_header_bytes} bytes"
+            )
+            return False
+        if self._head_lines > self.limits.max_header_count + 1:  # the request line's newline is one more
+            self._refuse(431, "Request Header Fields Too Large", f"more than {self.limits.max_header_count} headers")
+            return False
+        if ends:
+            self._in_head = False
+            if self._head_timer is not None:
+                self._head_timer.cancel()
+                self._head_timer = None
+        return True
+
+    def _arm_head_deadline(self) -> None:
+        self._head_timer = self.loop.call_later(self.limits.header_timeout, self._head_too_slow)
+
+    def _head_too_slow(self) -> None:
+        self._head_timer = None
+        if self._in_head and self._owns_transport():
+            if self._head_bytes:
+                self._refuse(408, "Request Timeout", f"request head not complete in {self.limits.header_timeout:g} s")
+            else:  # an idle connection that never started a request: just close it
+                self._close()
+
+    def _check_body_idle(self) -> None:
+        self._body_timer = None
+        if not self._owns_transport() or self.conn.their_state is not h11.SEND_BODY:
+            return
+        now = self.loop.time()
+        if self.flow.read_paused:  # the application has not read yet: not the client's pause
+            self._body_seen = now
+        elif now - self._body_seen >= self.limits.body_idle_timeout:
+            self._close()
+            return
+        wait = self._body_seen + self.limits.body_idle_timeout - now
+        self._body_timer = self.loop.call_later(max(wait, 0.05), self._check_body_idle)
+
+    def _owns_transport(self) -> bool:
+        """False once closed or handed to a WebSocket protocol (which has its own timeouts)."""
+        transport = self.transport
+        return transport is not None and not transport.is_closing() and transport.get_protocol() is self
+
+    def _refuse(self, status: int, reason: str, detail: str) -> None:
+        self._cancel_timers()
+        self.transport.write(_refusal(status, reason, detail))
+        self._close()
+
+    def _close(self) -> None:
+        self._cancel_timers()
+        self.transport.close()
+
+    def _cancel_timers(self) -> None:
+        for timer in (self._head_timer, self._body_timer):
+            if timer is not None:
+                timer.cancel()
+        self._head_timer = self._body_timer = None
+
+
+def protocol_for(limits: HttpLimits) -> type[LimitedH11Protocol]:
+    """A protocol class bound to ``limits`` (uvicorn builds one instance per connection)."""
+    return type("LimitedH11Protocol", (LimitedH11Protocol,), {"limits": limits})
+
+
+def server_config(app: Any, config: Config, **options: Any) -> uvicorn.Config:
+    """The uvicorn configuration every platform listener uses: h11 with the limits above."""
+    limits = HttpLimits.from_config(config)
+    return uvicorn.Config(
+        app,
+        http=protocol_for(limits),
+        h11_max_incomplete_event_size=limits.max_header_bytes,
+        **options,
+    )
+
+
+class LimitedServer(uvicorn.Server):
+    """A uvicorn server whose TLS handshake also has to finish within the header deadline.
+
+    uvicorn leaves asyncio's default (60 s) in place; a client that opens TCP and never finishes
+    the handshake would hold a socket that long.
+    """
+
+    def __init__(self, config: uvicorn.Config, handshake_timeout: float) -> None:
+        super().__init__(config)
+        self._handshake_timeout = handshake_timeout
+
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        await super().startup(sockets=[])  # lifespan and state; the listeners are opened here
+        self.started = False
+        loop = asyncio.get_running_loop()
+        config = self.config
+        tls: dict[str, Any] = {}
+        if isinstance(config.ssl, ssl.SSLContext):
+            tls = {"ssl": config.ssl, "ssl_handshake_timeout": self._handshake_timeout}
+
+        def protocol() -> asyncio.Protocol:
+            return config.http_protocol_class(  # type: ignore[call-arg]
+                config=config, server_state=self.server_state, app_state=self.lifespan.state
+            )
+
+        if sockets is None:  # a listener of its own (the platform passes its sockets in)
+            sockets = [config.bind_socket()]
+        for sock in sockets:
+            self.servers.append(await loop.create_server(protocol, sock=sock, backlog=config.backlog, **tls))
+        self.started = True
