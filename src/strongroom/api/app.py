@@ -70,7 +70,7 @@ def create_app(platform: Platform) -> FastAPI:
     app.add_exception_handler(Exception, problems.internal_error)
     app.add_middleware(
         PlatformMiddleware,  # type: ignore[arg-type]
-        audit=platform.audit_log,
+        guard=platform.guard,
         max_body=platform.config.max_request_bytes,
         timeout=platform.config.request_timeout_seconds,
         audit_unhandled=platform.guard.enforcing,

@@ -14,9 +14,8 @@ from typing import Any
 
 import anyio
 
-from strongroom.audit.log import AuditLog, AuditRecord
-from strongroom.core.context import Principal, RequestMarks, request_marks
 from strongroom.core.errors import PROBLEM_BASE
+from strongroom.guard import Guard
 
 Scope = dict[str, Any]
 Message = dict[str, Any]
@@ -70,14 +69,14 @@ class PlatformMiddleware:
         self,
         app: ASGIApp,
         *,
-        audit: AuditLog,
+        guard: Guard,
         max_body: int,
         timeout: float,
         unlimited_prefixes: tuple[str, ...] = (),
         audit_unhandled: bool = True,
     ) -> None:
         self.app = app
-        self.audit = audit
+        self.guard = guard
         self.max_body = max_body
         self.timeout = timeout
         self.unlimited_prefixes = unlimited_prefixes
@@ -92,8 +91,10 @@ class PlatformMiddleware:
         state = scope.setdefault("state", {})
         state["request_id"] = request_id
         path = scope.get("path", "")
-        marks = RequestMarks()
-        token = request_marks.set(marks)
+        with self.guard.connection():
+            await self._serve(scope, receive, send, request_id, path)
+
+    async def _serve(self, scope: Scope, receive: Receive, send: Send, request_id: str, path: str) -> None:
         status_holder = {"status": 0}
         started = asyncio.Event()
         limited = not path.startswith(self.unlimited_prefixes) if self.unlimited_prefixes else True
@@ -127,7 +128,7 @@ class PlatformMiddleware:
                 if message["type"] == "http.response.start":
                     status_holder["status"] = message["status"]
                     # Record requests no service audited before the client sees the answer.
-                    await self._audit_if_unrecorded(marks, scope, request_id, message["status"])
+                    await self._audit_if_unrecorded(scope, request_id, message["status"])
                     headers = list(message.get("headers", []))
                     headers.append((b"x-request-id", request_id.encode()))
                     present = {k.lower() for k, _ in headers}
@@ -169,31 +170,24 @@ class PlatformMiddleware:
                         path,
                     )
         finally:
-            request_marks.reset(token)
-            await self._audit_if_unrecorded(marks, scope, request_id, status_holder["status"])
+            await self._audit_if_unrecorded(scope, request_id, status_holder["status"])
 
-    async def _audit_if_unrecorded(self, marks: RequestMarks, scope: Scope, request_id: str, status: int) -> None:
-        if not marks.audited and self.audit_unhandled:
-            marks.audited = True
+    async def _audit_if_unrecorded(self, scope: Scope, request_id: str, status: int) -> None:
+        if not self.guard.handled() and self.audit_unhandled:
             await anyio.to_thread.run_sync(self._audit_unhandled, scope, request_id, status)
 
     def _audit_unhandled(self, scope: Scope, request_id: str, status: int) -> None:
         """Record a request no service audited (rejected before reaching one)."""
-        principal = scope.get("state", {}).get("principal") or Principal.anonymous()
         route = scope.get("route")
         template = getattr(route, "path", None) or scope.get("path", "")
         client = scope.get("client")
-        record = AuditRecord(
-            principal=principal.user,
-            token_kind=principal.token_kind,
-            role=",".join(str(g) for g in principal.grants),
-            action=f"HTTP {scope.get('method', '')} {template}"[:128],
-            resource=str(scope.get("path", ""))[:1024],
-            decision="Deny" if status in (401, 403) else "Invalid",
-            outcome=str(status or "aborted"),
+        self.guard.record_unhandled(
+            scope.get("state", {}).get("principal"),
+            f"HTTP {scope.get('method', '')} {template}",
+            str(scope.get("path", "")),
+            status,
             request_id=request_id,
             source=f"{client[0]}" if client else "unix-socket",
             user_agent=_header(scope, b"user-agent"),
             params={"query": scope.get("query_string", b"").decode("latin-1")[:512]},
         )
-        self.audit.append_standalone(record)

@@ -28,6 +28,7 @@ from strongroom.db import migrate
 from strongroom.db.engine import Database
 from strongroom.experiments.service import ExperimentsService
 from strongroom.gitrepo.service import GitService
+from strongroom.guard import Guard
 from strongroom.identity.models import IssuedToken
 from strongroom.identity.service import IdentityService
 from strongroom.jobs.detective import NetworkIsolationEnforcer
@@ -46,7 +47,6 @@ from strongroom.notebooks.service import NotebookService
 from strongroom.notebooks.spawner import SandboxSpawner
 from strongroom.notebooks.worker import NotebookWorker
 from strongroom.policy.engine import PolicyEngine
-from strongroom.policy.guard import Guard
 from strongroom.policy.service import PolicyService
 from strongroom.sandbox.runner import SandboxRunner
 from strongroom.storage.backends import build_blob_store
@@ -128,7 +128,7 @@ class Platform:
             {
                 "team-environment": TeamEnvironmentProvisioner(
                     self.db,
-                    self.policy_engine,
+                    self.guard,
                     self.identity,
                     self.kms,
                     self.storage,

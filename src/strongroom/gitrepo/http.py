@@ -22,7 +22,7 @@ from starlette.routing import Route
 from strongroom.api.problems import problem_response
 from strongroom.core.context import RequestContext
 from strongroom.core.errors import PROBLEM_BASE, StrongroomError, Unauthenticated
-from strongroom.policy.guard import Guard
+from strongroom.guard import Ticket
 
 _PATH = re.compile(r"^/git/(?P<team>[a-z0-9][a-z0-9-]{0,62})/(?P<repo>[a-z0-9][a-z0-9-]{0,62})\.git(?P<rest>/.*)?$")
 _ALLOWED_REST = re.compile(r"^/(info/refs|git-upload-pack|git-receive-pack|HEAD)$")
@@ -81,20 +81,13 @@ async def git_endpoint(request: Request) -> Response:
             source=client.host if client and client.host else "unix-socket",
             user_agent=request.headers.get("user-agent", "")[:256],
         )
-        ticket = await asyncio.to_thread(platform.git.authorize_transfer, ctx, team, repo, push)
+        ticket, project_root = await asyncio.to_thread(platform.git.begin_transfer, ctx, team, repo, push)
     except StrongroomError as exc:
         return _problem(request, exc)
-    try:
-        project_root = await asyncio.to_thread(platform.git.team_root, team)
-    except StrongroomError as exc:  # e.g. the team key is disabled: the authorized call failed
-        await asyncio.to_thread(platform.guard.complete, ticket, exc)
-        return _problem(request, exc)
-    return await _run_backend(request, platform.guard, ticket, project_root, repo, rest)
+    return await _run_backend(request, ticket, project_root, repo, rest)
 
 
-async def _run_backend(
-    request: Request, guard: Guard, ticket: Guard.Ticket, project_root: Path, repo: str, rest: str
-) -> Response:
+async def _run_backend(request: Request, ticket: Ticket, project_root: Path, repo: str, rest: str) -> Response:
     env = {
         "PATH": "/usr/bin:/bin",
         "GIT_PROJECT_ROOT": str(project_root),
@@ -171,7 +164,7 @@ async def _run_backend(
         reader.cancel()
         with contextlib.suppress(ProcessLookupError):
             process.kill()
-        await asyncio.to_thread(guard.complete, ticket, error)
+        await asyncio.to_thread(ticket.finish, error)
         raise error
 
     async def body() -> AsyncIterator[bytes]:
@@ -193,7 +186,7 @@ async def _run_backend(
                 process.kill()
             raise
         finally:
-            await asyncio.to_thread(guard.complete, ticket, failure)
+            await asyncio.to_thread(ticket.finish, failure)
 
     headers.pop("Content-Length", None)
     return StreamingResponse(body(), status_code=status, headers=headers)

@@ -16,10 +16,10 @@ import threading
 import time
 
 from strongroom.core.errors import Unavailable
-from strongroom.policy.guard import Guard
+from strongroom.guard import Guard, Ticket
 
 log = logging.getLogger(__name__)
-_Item = tuple[Guard.Ticket, BaseException | None] | None  # None stops the writer
+_Item = tuple[Ticket, BaseException | None] | None  # None stops the writer
 
 
 class AuditQueue:
@@ -40,7 +40,7 @@ class AuditQueue:
         if self._failing.is_set():
             raise Unavailable("the audit log cannot be written; notebook access is refused until it can")
 
-    def complete(self, ticket: Guard.Ticket, error: BaseException | None = None) -> None:
+    def complete(self, ticket: Ticket, error: BaseException | None = None) -> None:
         """Queue the outcome event of ``ticket`` (returns at once)."""
         with self._lock:
             if self._thread is None or not self._thread.is_alive():
@@ -67,7 +67,7 @@ class AuditQueue:
                 batch.append(item)
             while True:
                 try:
-                    self.guard.complete_many(batch)
+                    self.guard.finish_many(batch)
                     self._failing.clear()
                     break
                 except Exception:

@@ -22,7 +22,7 @@ from starlette.routing import BaseRoute, Route
 
 from strongroom.core.context import RequestContext
 from strongroom.core.errors import InvalidInput, StrongroomError, Unauthenticated, Unavailable
-from strongroom.notebooks.proxy import _mark_audited, _problem
+from strongroom.notebooks.proxy import _problem
 from strongroom.policy.engine import Target
 
 _PASS_HEADERS = ("content-type", "content-length", "etag", "last-modified", "content-encoding")
@@ -66,15 +66,14 @@ async def package_index(request: Request) -> Response:
     path = request.path_params["path"]
     try:
         ticket = await anyio.to_thread.run_sync(
-            lambda: platform.guard.authorize(
+            lambda: platform.guard.begin(
                 ctx,
                 "UsePackageIndex",
                 Target("package-index", teams[0] if teams else "", "default"),
                 params={"path": path[:256]},
             )
         )
-    except StrongroomError as exc:
-        _mark_audited()
+    except StrongroomError as exc:  # the guard audited the denial
         return _problem(request, exc)
     index = platform.config.package_index_url
     try:
@@ -85,7 +84,7 @@ async def package_index(request: Request) -> Response:
             )
         url = upstream_url(index, path)
     except StrongroomError as exc:
-        await anyio.to_thread.run_sync(platform.guard.complete, ticket, exc)
+        await anyio.to_thread.run_sync(ticket.finish, exc)
         return _problem(request, exc)
     client_http = httpx.AsyncClient(timeout=httpx.Timeout(60.0), follow_redirects=True)
     try:
@@ -93,7 +92,7 @@ async def package_index(request: Request) -> Response:
     except httpx.HTTPError as exc:
         await client_http.aclose()
         error = Unavailable(f"the approved package index did not answer: {type(exc).__name__}")
-        await anyio.to_thread.run_sync(platform.guard.complete, ticket, error)
+        await anyio.to_thread.run_sync(ticket.finish, error)
         return _problem(request, error)
 
     async def body() -> AsyncIterator[bytes]:
@@ -107,7 +106,7 @@ async def package_index(request: Request) -> Response:
         finally:
             await upstream.aclose()
             await client_http.aclose()
-            await anyio.to_thread.run_sync(platform.guard.complete, ticket, failure)
+            await anyio.to_thread.run_sync(ticket.finish, failure)
 
     headers = {k: v for k, v in upstream.headers.items() if k.lower() in _PASS_HEADERS}
     return StreamingResponse(body(), status_code=upstream.status_code, headers=headers)

@@ -32,16 +32,15 @@ from websockets.asyncio.client import unix_connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from strongroom.api.problems import problem_response
-from strongroom.audit.log import AuditRecord
-from strongroom.core.context import Principal, RequestContext, request_marks
+from strongroom.core.context import Principal, RequestContext
 from strongroom.core.errors import NotFound, StrongroomError, Unauthenticated, Unavailable
 from strongroom.core.names import NAME_PATTERN
 from strongroom.notebooks.spawner import Live
 from strongroom.notebooks.upstream import UpstreamError, UpstreamPool
 
 if TYPE_CHECKING:
+    from strongroom.guard import Ticket
     from strongroom.notebooks.service import NotebookService
-    from strongroom.policy.guard import Guard
 
 COOKIE = "strongroom-notebook"
 _HOP = {
@@ -97,33 +96,24 @@ def _context(connection: HTTPConnection, principal: Principal) -> RequestContext
     )
 
 
-def _mark_audited() -> None:
-    marks = request_marks.get()
-    if marks is not None:
-        marks.audited = True
-
-
 async def _audit_refusal(connection: HTTPConnection, team: str, name: str, error: StrongroomError, via: str) -> None:
     """Record a refused request (no token, bad session, used sign-in link) without any credential in it."""
     platform = connection.app.state.platform
     principal = connection.scope.get("state", {}).get("principal") or Principal.anonymous()
-    record = AuditRecord(
-        principal=principal.user,
-        token_kind=principal.token_kind,
-        role=",".join(str(g) for g in principal.grants),
-        team=team,
-        action="OpenNotebook",
-        resource=f"srn:strongroom:{team}:notebook/{name}",
-        decision="Deny",
-        outcome=error.slug,
-        error=error.detail[:500],
-        request_id=_context(connection, principal).request_id,
-        source=_source(connection),
-        user_agent=connection.headers.get("user-agent", "")[:256],
-        params={"via": via},
+    await anyio.to_thread.run_sync(
+        lambda: platform.guard.record_unhandled(
+            principal,
+            "OpenNotebook",
+            f"srn:strongroom:{team}:notebook/{name}",
+            error.status,
+            request_id=_context(connection, principal).request_id,
+            source=_source(connection),
+            user_agent=connection.headers.get("user-agent", "")[:256],
+            params={"via": via},
+            team=team,
+            error=error,
+        )
     )
-    await anyio.to_thread.run_sync(platform.audit_log.append_standalone, record)
-    _mark_audited()
 
 
 async def _authenticate(connection: HTTPConnection, team: str, name: str) -> tuple[Principal, bool, float]:
@@ -149,7 +139,7 @@ async def _authenticate(connection: HTTPConnection, team: str, name: str) -> tup
 
 async def _authorize_open(
     notebooks: NotebookService, ctx: RequestContext, team: str, name: str, params: dict[str, str]
-) -> Guard.Ticket:
+) -> Ticket:
     """A cached decision on the event loop; a fresh one (policy and an audit write) in a thread."""
     reused = notebooks.reuse_decision(ctx, team, name, params)
     if reused is not None:
@@ -210,8 +200,7 @@ async def signin(request: Request) -> Response:
     try:
         cookie = await anyio.to_thread.run_sync(platform.notebooks.redeem, ctx, team, name, token)
     except StrongroomError as exc:
-        marks = request_marks.get()
-        if marks is None or not marks.audited:
+        if not platform.guard.handled():
             await _audit_refusal(request, team, name, exc, "pre-signed URL")
         return _problem(request, exc)
     ttl = int(platform.notebooks.session_ttl.total_seconds())
@@ -253,8 +242,7 @@ async def proxy_http(request: Request) -> Response:
         return _problem(request, exc)
     try:
         ticket = await _authorize_open(notebooks, ctx, team, name, {"method": request.method, "path": path[:256]})
-    except StrongroomError as exc:
-        _mark_audited()  # the guard audited the denial
+    except StrongroomError as exc:  # the guard audited the denial
         return _problem(request, exc)
     live = notebooks.route(team, name)
     if live is None:
@@ -264,7 +252,7 @@ async def proxy_http(request: Request) -> Response:
             if exists
             else NotFound(f"team {team} has no notebook {name!r}")
         )
-        await anyio.to_thread.run_sync(platform.guard.complete, ticket, error)
+        await anyio.to_thread.run_sync(ticket.finish, error)
         return _problem(request, error)
     headers = _upstream_headers(request, live, principal, bearer, _STRIP_REQUEST)
     has_body = request.method in ("POST", "PUT", "PATCH", "DELETE")
@@ -336,7 +324,7 @@ async def proxy_websocket(websocket: WebSocket) -> None:
         return
     live = notebooks.route(team, name)
     if live is None:
-        await anyio.to_thread.run_sync(platform.guard.complete, ticket, Unavailable("the notebook is not running"))
+        await anyio.to_thread.run_sync(ticket.finish, Unavailable("the notebook is not running"))
         await websocket.close(code=1013)
         return
     headers = _upstream_headers(websocket, live, principal, bearer, _WS_STRIP)

@@ -12,10 +12,10 @@ from strongroom.core.errors import Conflict, InvalidInput, NotFound
 from strongroom.core.names import Srn, check_name
 from strongroom.db.base import utcnow
 from strongroom.db.engine import Database
+from strongroom.guard import Guard
 from strongroom.identity.db import MembershipRow, TeamRow, UserRow
 from strongroom.policy.db import PolicyAttachmentRow
 from strongroom.policy.engine import PolicyEngine, Target
-from strongroom.policy.guard import Guard
 from strongroom.policy.models import PolicyAttachment, SimulationResult
 
 MAX_POLICY_BYTES = 64 * 1024
@@ -53,7 +53,7 @@ class PolicyService:
             raise InvalidInput(f"policy text is over {MAX_POLICY_BYTES} bytes", field="policy")
         params = {"team": team, "name": name, "policy": policy, "description": description}
         target = Target("policy", team, name)
-        with self.guard.call(ctx, "AttachTeamPolicy", target, params=params) as call:
+        with self.guard.begin(ctx, "AttachTeamPolicy", target, params=params) as call, call.transaction():
             if (replayed := call.replay(PolicyAttachment)) is not None:
                 return replayed
             self.engine.validate_team_policy(team, name, policy)
@@ -79,9 +79,12 @@ class PolicyService:
         return entity
 
     def detach(self, ctx: RequestContext, team: str, name: str) -> None:
-        with self.guard.call(
-            ctx, "DetachTeamPolicy", Target("policy", team, name), params={"team": team, "name": name}
-        ) as call:
+        with (
+            self.guard.begin(
+                ctx, "DetachTeamPolicy", Target("policy", team, name), params={"team": team, "name": name}
+            ) as call,
+            call.transaction(),
+        ):
             row = call.session.scalars(
                 select(PolicyAttachmentRow).where(PolicyAttachmentRow.team == team, PolicyAttachmentRow.name == name)
             ).first()
@@ -92,7 +95,10 @@ class PolicyService:
         self.engine.set_team_policies(team, self._team_policies(team))
 
     def list(self, ctx: RequestContext, team: str) -> list[PolicyAttachment]:
-        with self.guard.call(ctx, "ListTeamPolicies", Target("policy", team, "*"), write=False) as call:
+        with (
+            self.guard.begin(ctx, "ListTeamPolicies", Target("policy", team, "*")) as call,
+            call.transaction(write=False),
+        ):
             rows = call.session.scalars(
                 select(PolicyAttachmentRow).where(PolicyAttachmentRow.team == team).order_by(PolicyAttachmentRow.name)
             )
@@ -119,37 +125,36 @@ class PolicyService:
             raise InvalidInput("token_kind must be api, session or execution", field="token_kind")
         extra = dict(context or {})
         params = {"principal": principal, "action": action, "resource": resource, "context": extra}
-        with self.guard.call(
-            ctx, "SimulatePolicy", Target("policy", srn.team, "simulation"), params=params, write=False
-        ) as call:
-            if call.session.get(UserRow, principal) is None:
-                raise NotFound(f"user {principal!r} does not exist", field="principal")
-            grants = tuple(
-                Grant(role, team)
-                for role, team in call.session.execute(
-                    select(MembershipRow.role, MembershipRow.team).where(MembershipRow.user == principal)
+        with self.guard.begin(ctx, "SimulatePolicy", Target("policy", srn.team, "simulation"), params=params) as call:
+            with call.transaction(write=False):
+                if call.session.get(UserRow, principal) is None:
+                    raise NotFound(f"user {principal!r} does not exist", field="principal")
+                grants = tuple(
+                    Grant(role, team)
+                    for role, team in call.session.execute(
+                        select(MembershipRow.role, MembershipRow.team).where(MembershipRow.user == principal)
+                    )
                 )
+            if acting_as:
+                role, _, team = acting_as.partition("@")
+                wanted = Grant(role, team)
+                if wanted not in grants:
+                    raise InvalidInput(f"{principal} does not hold {acting_as}", field="acting_as")
+                grants = (wanted,)
+            simulated = Principal(user=principal, token_kind=token_kind, grants=grants)  # type: ignore[arg-type]
+            target = Target(srn.kind, srn.team, srn.name, owner=owner, tags=dict(tags or {}))
+            try:
+                decision = self.guard.simulate(simulated, action, target, extra)
+            except Exception as exc:
+                raise InvalidInput(f"the context does not fit the schema: {exc}", field="context") from exc
+            return SimulationResult(
+                decision="Allow" if decision.allowed else "Deny",
+                principal=principal,
+                action=action,
+                resource=resource,
+                acting_as=str(decision.grant) if decision.grant else None,
+                determining_policies=list(decision.policies),
+                messages=list(decision.messages),
+                explanation=decision.explain(),
+                context=extra,
             )
-        if acting_as:
-            role, _, team = acting_as.partition("@")
-            wanted = Grant(role, team)
-            if wanted not in grants:
-                raise InvalidInput(f"{principal} does not hold {acting_as}", field="acting_as")
-            grants = (wanted,)
-        simulated = Principal(user=principal, token_kind=token_kind, grants=grants)  # type: ignore[arg-type]
-        target = Target(srn.kind, srn.team, srn.name, owner=owner, tags=dict(tags or {}))
-        try:
-            decision = self.engine.decide(simulated, action, target, extra)
-        except Exception as exc:
-            raise InvalidInput(f"the context does not fit the schema: {exc}", field="context") from exc
-        return SimulationResult(
-            decision="Allow" if decision.allowed else "Deny",
-            principal=principal,
-            action=action,
-            resource=resource,
-            acting_as=str(decision.grant) if decision.grant else None,
-            determining_policies=list(decision.policies),
-            messages=list(decision.messages),
-            explanation=decision.explain(),
-            context=extra,
-        )

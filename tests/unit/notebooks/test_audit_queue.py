@@ -11,9 +11,9 @@ from strongroom.audit.log import AuditFilter
 from strongroom.core.context import Grant
 from strongroom.core.errors import Unavailable
 from strongroom.core.platform import Platform
+from strongroom.guard import Guard, Ticket
 from strongroom.notebooks.audit_queue import AuditQueue
 from strongroom.policy.engine import Target
-from strongroom.policy.guard import Guard
 from tests.support import context_for
 
 DANA = context_for("dana", Grant("DataScienceAdmin", "risk"))
@@ -23,9 +23,7 @@ ADMIN = context_for("admin", Grant("PlatformAdmin"))
 def test_every_event_is_written_in_order(platform: Platform) -> None:
     audit = AuditQueue(platform.guard, batch_seconds=0.01)
     for i in range(30):
-        ticket = platform.guard.authorize(
-            DANA, "OpenNotebook", Target("notebook", "risk", "lab"), params={"path": f"/{i}"}
-        )
+        ticket = platform.guard.begin(DANA, "OpenNotebook", Target("notebook", "risk", "lab"), params={"path": f"/{i}"})
         audit.complete(ticket, Unavailable("not running") if i == 29 else None)
     audit.close()
     events = platform.audit.query(ADMIN, AuditFilter(action="OpenNotebook", limit=100))
@@ -40,18 +38,18 @@ class BrokenGuard(Guard):
         self.failures = 1
         self.written = threading.Event()
 
-    def complete_many(self, items: Sequence[tuple[Guard.Ticket, BaseException | None]]) -> None:
+    def finish_many(self, items: Sequence[tuple[Ticket, BaseException | None]]) -> None:
         if self.failures:
             self.failures -= 1
             raise Unavailable("the audit log could not be written")
-        super().complete_many(items)
+        super().finish_many(items)
         self.written.set()
 
 
 def test_a_failing_audit_log_refuses_new_requests_until_it_recovers(platform: Platform) -> None:
     guard = BrokenGuard(platform.guard)
     audit = AuditQueue(guard, batch_seconds=0.01, retry_seconds=0.2)
-    ticket = platform.guard.authorize(DANA, "OpenNotebook", Target("notebook", "risk", "lab"), params={"path": "/x"})
+    ticket = platform.guard.begin(DANA, "OpenNotebook", Target("notebook", "risk", "lab"), params={"path": "/x"})
     audit.complete(ticket)
     assert guard.written.wait(10)
     audit.ensure_healthy()  # recovered: the retried event was written

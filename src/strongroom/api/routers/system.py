@@ -29,7 +29,7 @@ class Status(BaseModel):
 @router.get("/status")
 def status(ctx: Ctx, p: P) -> Status:
     target = Target("platform", "", "status", owner=ctx.principal.user)
-    with p.guard.call(ctx, "GetPlatformStatus", target, write=False):
+    with p.guard.begin(ctx, "GetPlatformStatus", target):
         head, _ = p.audit_log.head()
     return Status(
         version=strongroom.__version__,
