@@ -58,6 +58,7 @@ def create_app(platform: Platform) -> FastAPI:
         redirect_slashes=False,
     )
     app.state.platform = platform
+    app.state.public_url = platform.config.effective_public_url()
     for router in ROUTERS:
         app.include_router(router)
     app.router.routes.extend(git_http.routes())

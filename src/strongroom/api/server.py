@@ -109,6 +109,7 @@ def serve(platform: Platform, *, ready_file: Path | None = None) -> None:
     context = tls_context(platform)
     tcp = _tcp_socket(config.host, config.port)
     port = tcp.getsockname()[1]
+    app.state.public_url = config.effective_public_url(port)
     socket_path = config.effective_socket_path
     uds = _unix_socket(socket_path)
 

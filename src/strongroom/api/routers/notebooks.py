@@ -50,4 +50,6 @@ def stop_notebook(team: str, name: str, ctx: Ctx, p: P) -> Notebook:
 @router.post("/{name}/presigned-url", status_code=201)
 def presigned_url(team: str, name: str, body: Presign, request: Request, ctx: Ctx, p: P) -> PresignedUrl:
     signed = p.notebooks.presign(ctx, team, name, body.expires_in)
-    return signed.model_copy(update={"url": str(request.base_url).rstrip("/") + signed.url})
+    # From the configured public URL, never from the Host header (a forged Host would send the
+    # single-use token to another server).
+    return signed.model_copy(update={"url": request.app.state.public_url + signed.url})
