@@ -52,7 +52,7 @@ def create_app(platform: Platform) -> FastAPI:
     app = FastAPI(
         title="Strongroom API",
         version=strongroom.__version__,
-        openapi_url="/api/openapi.json",
+        openapi_url=None,  # served by routers/system.py, to callers holding a role
         docs_url=None,
         redoc_url=None,
         redirect_slashes=False,
@@ -61,6 +61,7 @@ def create_app(platform: Platform) -> FastAPI:
     app.state.public_url = platform.config.effective_public_url()
     for router in ROUTERS:
         app.include_router(router)
+    app.include_router(system.document)
     app.router.routes.extend(git_http.routes())
     # The notebook proxy is the hot path: matched first (no API path starts with /notebooks/).
     app.router.routes[:0] = notebook_proxy.routes()

@@ -128,10 +128,9 @@ def serve(platform: Platform, *, ready_file: Path | None = None) -> None:
     runner = WorkerRunner(platform.workers())
     runner.start()
 
-    host_for_url = "localhost" if config.host in ("127.0.0.1", "0.0.0.0", "::1", "::") else config.host
     info = {
         "pid": os.getpid(),
-        "url": f"https://{host_for_url}:{port}",
+        "url": config.model_copy(update={"public_url": "", "public_hostname": ""}).effective_public_url(port),
         "port": port,
         "host": config.host,
         "socket": str(socket_path),

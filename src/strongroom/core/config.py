@@ -145,10 +145,12 @@ class Config(BaseSettings):
         return (init_settings, env_settings, _TomlSource(settings_cls, home / "config.toml"))
 
     def effective_public_url(self, port: int | None = None) -> str:
-        """The configured public URL, or ``https://<public_hostname or host>:<port>`` (``port``: the bound one)."""
+        """The configured public URL, or ``https://<public_hostname or host>:<port>`` (``port``: the bound
+        one; a loopback or wildcard host is named ``localhost``, the name the server certificate holds)."""
         if self.public_url:
             return self.public_url.rstrip("/")
-        host = self.public_hostname or self.host
+        loopback_or_any = self.host in ("127.0.0.1", "0.0.0.0", "::1", "::")
+        host = self.public_hostname or ("localhost" if loopback_or_any else self.host)
         if ":" in host:
             host = f"[{host}]"
         return f"https://{host}:{port or self.port}"

@@ -29,7 +29,7 @@ import hashlib
 import json
 import logging
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from contextvars import ContextVar, Token
 from dataclasses import dataclass
@@ -290,6 +290,7 @@ class Guard:
         # security against the same app without it; `Platform` never builds one from config.
         self._enforce = enforce
         self._cache: dict[tuple[object, ...], tuple[Decision, float]] = {}
+        self._failing = False
 
     @property
     def enforcing(self) -> bool:
@@ -366,37 +367,24 @@ class Guard:
     def resume(
         self, ctx: RequestContext, action: str, target: Target, *, params: Mapping[str, Any] | None = None
     ) -> Ticket | None:
-        """A ticket from a fresh allowed decision that ``begin(cache_seconds=...)`` kept, or ``None``
-        (then call ``begin``). Touches only memory, so an event loop may call it."""
-        if not self._enforce:
+        """A ticket *covered* by a fresh allowed decision that ``begin(cache_seconds=...)`` kept
+        and recorded (it writes no event of its own: a page's static assets under one session-open
+        event), or ``None`` (then call ``begin``). ``None`` too while the audit log cannot be
+        written, so the caller's ``begin`` fails closed. Touches only memory: an event loop may call it."""
+        if not self._enforce or self._failing:
             return None
         clean = dict(params or {})
         cached = self._cache.get(_cache_key(ctx, action, target))
         if cached is None or cached[1] <= time.monotonic() or find_secret(clean) is not None:
             return None
         self._mark_audited()
-        return Ticket(self, ctx, action, target, cached[0], clean, None)
+        ticket = Ticket(self, ctx, action, target, cached[0], clean, None)
+        ticket._done = True
+        return ticket
 
     def forget_decisions(self) -> None:
         """Drop every cached decision (a policy, membership or token changed)."""
         self._cache.clear()
-
-    def finish_many(self, items: Sequence[tuple[Ticket, BaseException | None]]) -> None:
-        """Finish several tickets in one transaction, in order (high-rate streams such as the
-        notebook proxy). Fail closed: raises ``Unavailable`` if the events cannot be written."""
-        pending = [(ticket, error) for ticket, error in items if not ticket._done and ticket.parent is None]
-        if not self._enforce or not pending:
-            return
-        records = [ticket._record(error) for ticket, error in pending]
-        try:
-            with self.db.write() as session:
-                events = [self.audit.append(session, record) for record in records]
-        except Exception as exc:  # fail closed
-            raise _AuditWriteFailed("the audit log could not be written; the call was not performed") from exc
-        for (ticket, _), event in zip(pending, events, strict=True):
-            ticket._done = True
-            ticket._event = event
-            self._publish(event)
 
     def simulate(
         self, principal: Principal, action: str, target: Target, context: Mapping[str, Any] | None = None
@@ -498,11 +486,17 @@ class Guard:
 
     def _append(self, record: AuditRecord, session: Session | None = None) -> AuditEvent:
         try:
-            if session is not None:
-                return self.audit.append(session, record)
-            return self.audit.append_standalone(record)
+            event = self.audit.append(session, record) if session is not None else self.audit.append_standalone(record)
         except Exception as exc:  # fail closed: no audit event, no call
+            self._failed()
             raise _AuditWriteFailed("the audit log could not be written; the call was not performed") from exc
+        self._failing = False
+        return event
+
+    def _failed(self) -> None:
+        # Cached decisions cover calls with no event of their own: none until the log is writable.
+        self._failing = True
+        self._cache.clear()
 
     def _publish(self, event: AuditEvent) -> None:
         if self.bus.wanted("audit"):

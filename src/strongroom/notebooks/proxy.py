@@ -1,9 +1,12 @@
 """The notebook proxy: ``/notebooks/<team>/<name>/...`` (HTTP and WebSocket, streamed) -> Jupyter's socket.
 
 Every request and every WebSocket session is authenticated (a platform token in
-``Authorization: Bearer``, or the notebook's browser session cookie), authorized
-(``OpenNotebook``: the owner and the team's DataScienceAdmins) and audited (a guard ticket,
-completed when the response or the session ends; refusals are audited too). The user's
+``Authorization: Bearer``, or the notebook's browser session cookie) and authorized
+(``OpenNotebook``: the owner and the team's DataScienceAdmins). Audit events are at the level of
+evidence, each written before anything is forwarded (fail closed: 503 when the log cannot be
+written): a session's open (a fresh decision, which then covers that session's reads for a few
+seconds), every request that is not a read (kernel and terminal starts, file writes), and each
+WebSocket's connect and close (with the bytes each way). Refusals are always recorded. The user's
 credentials never reach Jupyter: the proxy strips them and adds the per-launch secret Jupyter
 trusts instead (``strongroom.notebooks.inside.jupyter_auth``).
 
@@ -137,13 +140,20 @@ async def _authenticate(connection: HTTPConnection, team: str, name: str) -> tup
     raise Unauthenticated("sign in to this notebook with `strongroom notebooks open`, or send a platform token")
 
 
+# Reads (static assets, listings) are covered by the session's open event; anything else
+# (kernel and terminal starts, file writes, deletes) is evidence and gets an event of its own.
+_READS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
 async def _authorize_open(
-    notebooks: NotebookService, ctx: RequestContext, team: str, name: str, params: dict[str, str]
+    notebooks: NotebookService, ctx: RequestContext, team: str, name: str, params: dict[str, str], *, evidence: bool
 ) -> Ticket:
-    """A cached decision on the event loop; a fresh one (policy and an audit write) in a thread."""
-    reused = notebooks.reuse_decision(ctx, team, name, params)
-    if reused is not None:
-        return reused
+    """A read covered by a recent session-open decision on the event loop; otherwise a fresh
+    decision (policy, and an event when the ticket is finished) in a thread."""
+    if not evidence:
+        covered = notebooks.reuse_decision(ctx, team, name, params)
+        if covered is not None:
+            return covered
     return await anyio.to_thread.run_sync(notebooks.authorize_open, ctx, team, name, params)
 
 
@@ -236,24 +246,23 @@ async def proxy_http(request: Request) -> Response:
     request.state.principal = principal
     ctx = _context(request, principal)
     path = request.url.path
+    params = {"method": request.method, "path": path[:256]}
     try:
-        notebooks.audit.ensure_healthy()
-    except StrongroomError as exc:
+        ticket = await _authorize_open(notebooks, ctx, team, name, params, evidence=request.method not in _READS)
+        live = notebooks.route(team, name)
+        if live is None:
+            exists = await anyio.to_thread.run_sync(notebooks.notebook_id, team, name)
+            error: StrongroomError = (
+                Unavailable(f"notebook {team}/{name} is not running; start it with `strongroom notebooks start`")
+                if exists
+                else NotFound(f"team {team} has no notebook {name!r}")
+            )
+            await anyio.to_thread.run_sync(ticket.finish, error)
+            return _problem(request, error)
+        # Recorded before anything is forwarded: no event, no request (fail closed, 503).
+        await anyio.to_thread.run_sync(ticket.finish)
+    except StrongroomError as exc:  # denied (audited), or the audit log cannot be written
         return _problem(request, exc)
-    try:
-        ticket = await _authorize_open(notebooks, ctx, team, name, {"method": request.method, "path": path[:256]})
-    except StrongroomError as exc:  # the guard audited the denial
-        return _problem(request, exc)
-    live = notebooks.route(team, name)
-    if live is None:
-        exists = await anyio.to_thread.run_sync(notebooks.notebook_id, team, name)
-        error: StrongroomError = (
-            Unavailable(f"notebook {team}/{name} is not running; start it with `strongroom notebooks start`")
-            if exists
-            else NotFound(f"team {team} has no notebook {name!r}")
-        )
-        await anyio.to_thread.run_sync(ticket.finish, error)
-        return _problem(request, error)
     headers = _upstream_headers(request, live, principal, bearer, _STRIP_REQUEST)
     has_body = request.method in ("POST", "PUT", "PATCH", "DELETE")
     target = _raw_path(request) + (f"?{request.url.query}" if request.url.query else "")
@@ -262,9 +271,7 @@ async def proxy_http(request: Request) -> Response:
             request.method, target, list(headers.items()), request.stream() if has_body else None
         )
     except (UpstreamError, OSError) as exc:
-        error = Unavailable(f"the notebook server did not answer: {type(exc).__name__}")
-        notebooks.audit.complete(ticket, error)
-        return _problem(request, error)
+        return _problem(request, Unavailable(f"the notebook server did not answer: {type(exc).__name__}"))
     raw = [(k, v) for k, v in upstream.headers if k.decode("latin-1") not in _HOP]
     if not bearer and expires - time.time() < notebooks.session_ttl.total_seconds() / 2:
         fresh = notebooks.session_cookie(
@@ -274,16 +281,11 @@ async def proxy_http(request: Request) -> Response:
         raw.append((b"set-cookie", _cookie_header(fresh, team, name, ttl).encode()))
 
     async def body() -> AsyncIterator[bytes]:
-        failure: BaseException | None = None
         try:
             async for chunk in upstream.body():
                 yield chunk
-        except BaseException as exc:
-            failure = exc
-            raise
         finally:
             await upstream.aclose()
-            notebooks.audit.complete(ticket, failure)
 
     response: Response
     if _small_body(upstream.headers):
@@ -317,20 +319,23 @@ async def proxy_websocket(websocket: WebSocket) -> None:
         return
     ctx = _context(websocket, principal)
     path = websocket.url.path
+    params = {"method": "WEBSOCKET", "path": path[:256], "phase": "connect"}
     try:
-        ticket = await _authorize_open(notebooks, ctx, team, name, {"method": "WEBSOCKET", "path": path[:256]})
-    except StrongroomError:
+        ticket = await anyio.to_thread.run_sync(notebooks.authorize_open, ctx, team, name, params)
+        live = notebooks.route(team, name)
+        if live is None:
+            await anyio.to_thread.run_sync(ticket.finish, Unavailable("the notebook is not running"))
+            await websocket.close(code=1013)
+            return
+        await anyio.to_thread.run_sync(ticket.finish)  # the connect event, before any byte is bridged
+    except StrongroomError:  # denied (audited), or the audit log cannot be written
         await websocket.close(code=1008)
-        return
-    live = notebooks.route(team, name)
-    if live is None:
-        await anyio.to_thread.run_sync(ticket.finish, Unavailable("the notebook is not running"))
-        await websocket.close(code=1013)
         return
     headers = _upstream_headers(websocket, live, principal, bearer, _WS_STRIP)
     host = websocket.headers.get("host", "localhost")
     query = f"?{websocket.url.query}" if websocket.url.query else ""
-    failure: BaseException | None = None
+    failure: StrongroomError | None = None
+    counted = {"bytes_in": 0, "bytes_out": 0}
     try:
         async with unix_connect(
             live.socket_path,
@@ -344,7 +349,7 @@ async def proxy_websocket(websocket: WebSocket) -> None:
             open_timeout=_UPSTREAM_OPEN_TIMEOUT,
         ) as upstream:
             await websocket.accept(subprotocol=upstream.subprotocol)
-            await _pump(websocket, upstream)
+            await _pump(websocket, upstream, counted)
     except InvalidStatus as exc:
         failure = Unavailable(f"Jupyter refused the WebSocket: HTTP {exc.response.status_code}")
         await websocket.close(code=1008)
@@ -355,10 +360,14 @@ async def proxy_websocket(websocket: WebSocket) -> None:
     finally:
         if failure is not None:
             log.warning("notebooks: WebSocket %s of %s/%s: %s", path, team, name, failure)
-        notebooks.audit.complete(ticket, failure)
+        closing = {**params, "phase": "close", **{k: str(v) for k, v in counted.items()}}
+        try:
+            await anyio.to_thread.run_sync(notebooks.record_socket_close, ctx, team, name, closing, failure)
+        except StrongroomError as exc:
+            log.warning("notebooks: the close of WebSocket %s of %s/%s: %s", path, team, name, exc)
 
 
-async def _pump(websocket: WebSocket, upstream: Any) -> None:
+async def _pump(websocket: WebSocket, upstream: Any, counted: dict[str, int]) -> None:
     async def client_to_upstream() -> None:
         try:
             while True:
@@ -366,8 +375,10 @@ async def _pump(websocket: WebSocket, upstream: Any) -> None:
                 if message["type"] == "websocket.disconnect":
                     break
                 if message.get("bytes") is not None:
+                    counted["bytes_in"] += len(message["bytes"])
                     await upstream.send(message["bytes"])
                 elif message.get("text") is not None:
+                    counted["bytes_in"] += len(message["text"].encode())
                     await upstream.send(message["text"])
         except (WebSocketDisconnect, ConnectionClosed):
             pass
@@ -378,8 +389,10 @@ async def _pump(websocket: WebSocket, upstream: Any) -> None:
         try:
             async for message in upstream:
                 if isinstance(message, bytes):
+                    counted["bytes_out"] += len(message)
                     await websocket.send_bytes(message)
                 else:
+                    counted["bytes_out"] += len(message.encode())
                     await websocket.send_text(message)
         except ConnectionClosed:
             pass

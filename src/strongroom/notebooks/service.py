@@ -35,7 +35,6 @@ from strongroom.identity.db import MembershipRow, UserRow
 from strongroom.identity.service import IdentityService
 from strongroom.kms.service import KmsService
 from strongroom.kms.volume import EncryptedVolume, mount_for_team
-from strongroom.notebooks.audit_queue import AuditQueue
 from strongroom.notebooks.db import NotebookRow, PresignedUrlRow
 from strongroom.notebooks.models import SIZES, Notebook, NotebookStatus, PresignedUrl
 from strongroom.notebooks.spawner import LaunchSpec, Live, Spawner
@@ -92,7 +91,6 @@ class NotebookService:
         self._lock = threading.Lock()
         self._members: dict[tuple[str, str, str], float] = {}
         self._wake: Callable[[], None] = lambda: None
-        self.audit = AuditQueue(guard)
 
     def set_wake(self, wake: Callable[[], None]) -> None:
         self._wake = wake
@@ -430,15 +428,24 @@ class NotebookService:
         return self.guard.resume(ctx, "OpenNotebook", notebook_target(team, name, live.owner), params=params)
 
     def authorize_open(self, ctx: RequestContext, team: str, name: str, params: dict[str, str]) -> Ticket:
-        """Decide one proxied request or WebSocket session afresh (finish the ticket after it).
+        """Decide one proxied request or WebSocket session afresh (finish the ticket to record it).
 
         A page load is dozens of requests by the same principal for the same notebook: an allowed
-        decision is kept for ``_DECISION_CACHE_SECONDS``, for ``reuse_decision`` (like the
-        identity cache, a policy or membership change takes effect within seconds). Denials are
-        never cached.
+        decision is kept for ``_DECISION_CACHE_SECONDS`` and covers the reads that follow
+        (``reuse_decision``) without an event each: the recorded one is the session's open event.
+        Like the identity cache, a policy or membership change takes effect within seconds.
+        Denials are never cached.
         """
         target = notebook_target(team, name, self.owner_of(team, name))
         return self.guard.begin(ctx, "OpenNotebook", target, params=params, cache_seconds=_DECISION_CACHE_SECONDS)
+
+    def record_socket_close(
+        self, ctx: RequestContext, team: str, name: str, params: dict[str, str], error: StrongroomError | None
+    ) -> None:
+        """The close event of a proxied WebSocket (bytes each way); decided afresh, so a caller
+        whose access ended meanwhile is recorded as denied."""
+        target = notebook_target(team, name, self.owner_of(team, name))
+        self.guard.begin(ctx, "OpenNotebook", target, params=params).finish(error)
 
     # -- reconciliation (the notebook worker) -------------------------------------------------
 
@@ -627,7 +634,6 @@ class NotebookService:
         """Stop every notebook this process runs (platform shutdown); they restart with the platform."""
         for notebook_id in list(self._live):
             self._forget(notebook_id, stop=True, reason="the platform is shutting down")
-        self.audit.close()
         self.spawner.close()
 
     def volume_path(self, team: str, name: str) -> Path:

@@ -172,7 +172,8 @@ def test_every_concrete_action_is_in_the_table(engine: PolicyEngine) -> None:
         "RecordJobProgress",
         "FinishJob",
         "RaiseAlert",
-        "ListRuntimes",  # every user, to see what they may run on
+        "ListRuntimes",  # every role holder, to see what they may run on (test_role_holders_only)
+        "GetApiDocument",
     }
     assert concrete - self_service == set(EXPECTED)
 
@@ -188,6 +189,16 @@ def test_role_matrix(engine: PolicyEngine, action: str, role: str, resource_team
     assert decision.allowed == expected, (action, role, resource_team, decision)
     if role in TEAM_ROLES and resource_team == "fraud":
         assert "guardrail-team-boundary" in decision.policies
+
+
+@pytest.mark.parametrize("action", ["ListRuntimes", "GetApiDocument"])
+def test_role_holders_only(engine: PolicyEngine, action: str) -> None:
+    """Runtimes (interpreter paths, package versions) and the API document: any role, but not none."""
+    target = Target("platform", "", "x", owner="u")
+    for role in ALL_ROLES:
+        assert engine.decide(principal(role), action, target).allowed, role
+    roleless = Principal(user="u", token_kind="api", grants=())
+    assert not engine.decide(roleless, action, target).allowed
 
 
 @pytest.mark.parametrize("action", ["CreateProcessingJob", "CreateTrainingJob", "CreateTransformJob"])

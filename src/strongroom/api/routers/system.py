@@ -1,10 +1,11 @@
-"""Platform status."""
+"""Platform status and the API document."""
 
 from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 
 import strongroom
@@ -14,6 +15,7 @@ from strongroom.core.platform import Platform
 from strongroom.policy.engine import Target
 
 router = APIRouter(prefix="/api/v1", tags=["system"])
+document = APIRouter(tags=["system"])
 Ctx = Annotated[RequestContext, Depends(context)]
 P = Annotated[Platform, Depends(platform)]
 
@@ -38,3 +40,10 @@ def status(ctx: Ctx, p: P) -> Status:
         audit_head_seq=head,
         actions=sorted(a for a in p.policy_engine.actions if not a.endswith("Actions")),
     )
+
+
+@document.get("/api/openapi.json", include_in_schema=False)
+def openapi_document(request: Request, ctx: Ctx, p: P) -> JSONResponse:
+    """The OpenAPI document, for callers holding a role (it maps every route of the platform)."""
+    with p.guard.begin(ctx, "GetApiDocument", Target("platform", "", "openapi", owner=ctx.principal.user)):
+        return JSONResponse(request.app.openapi())
