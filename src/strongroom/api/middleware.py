@@ -14,7 +14,8 @@ from typing import Any
 
 import anyio
 
-from strongroom.core.errors import PROBLEM_BASE
+from strongroom.api.problems import PROBLEM_JSON, problem_body
+from strongroom.core.errors import PayloadTooLarge, StrongroomError, Timeout
 from strongroom.guard import Guard
 
 Scope = dict[str, Any]
@@ -43,24 +44,15 @@ def _header(scope: Scope, name: bytes) -> str:
     return ""
 
 
-async def _send_problem(send: Send, status: int, slug: str, detail: str, request_id: str, path: str) -> None:
-    body = json.dumps(
-        {
-            "type": PROBLEM_BASE + slug,
-            "title": slug.replace("-", " ").capitalize(),
-            "status": status,
-            "detail": detail,
-            "instance": path,
-            "request_id": request_id,
-        }
-    ).encode()
+async def _send_problem(send: Send, error: StrongroomError, request_id: str, path: str) -> None:
+    body = json.dumps(problem_body(error, path, request_id)).encode()
     headers = [
-        (b"content-type", b"application/problem+json"),
+        (b"content-type", PROBLEM_JSON.encode()),
         (b"content-length", str(len(body)).encode()),
         (b"x-request-id", request_id.encode()),
         *SECURITY_HEADERS,
     ]
-    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.start", "status": error.status, "headers": headers})
     await send({"type": "http.response.body", "body": body})
 
 
@@ -105,9 +97,7 @@ class PlatformMiddleware:
                 status_holder["status"] = 413
                 await _send_problem(
                     send,
-                    413,
-                    "payload-too-large",
-                    f"the request body is {declared} bytes; the limit is {self.max_body} bytes",
+                    PayloadTooLarge(f"the request body is {declared} bytes; the limit is {self.max_body} bytes"),
                     request_id,
                     path,
                 )
@@ -148,9 +138,7 @@ class PlatformMiddleware:
                 status_holder["status"] = 504
                 await _send_problem(
                     send,
-                    504,
-                    "timeout",
-                    f"the request took longer than {self.timeout:g} s and was abandoned",
+                    Timeout(f"the request took longer than {self.timeout:g} s and was abandoned"),
                     request_id,
                     path,
                 )
@@ -162,12 +150,7 @@ class PlatformMiddleware:
                 if not started.is_set():
                     status_holder["status"] = 413
                     await _send_problem(
-                        send,
-                        413,
-                        "payload-too-large",
-                        f"the request body exceeds {self.max_body} bytes",
-                        request_id,
-                        path,
+                        send, PayloadTooLarge(f"the request body exceeds {self.max_body} bytes"), request_id, path
                     )
         finally:
             await self._audit_if_unrecorded(scope, request_id, status_holder["status"])

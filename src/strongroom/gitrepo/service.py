@@ -1,5 +1,5 @@
 """Team repositories: create, list, describe, delete; commit lookup and listing; the
-authorization of smart-HTTP pulls and pushes (served by `strongroom.gitrepo.http`).
+authorization of smart-HTTP pulls and pushes (served by `strongroom.api.streaming.git`).
 
 A team's repositories live in one directory encrypted at rest under the team's key
 (`strongroom.kms.volume`), mounted on first use by this platform process and unmounted at shutdown.

@@ -1,4 +1,4 @@
-"""Team git repositories and commit lookup (the git transfer itself is in `strongroom.gitrepo.http`)."""
+"""Team git repositories and commit lookup (the git transfer itself is in `strongroom.api.streaming.git`)."""
 
 from __future__ import annotations
 

@@ -1,7 +1,7 @@
 """Notebook instances: list, describe, start, stop, and single-use sign-in URLs.
 
 The notebooks themselves are served by the proxy at ``/notebooks/<team>/<name>/``
-(`strongroom.notebooks.proxy`); they are created and deleted through the catalog.
+(`strongroom.api.streaming.notebooks`); they are created and deleted through the catalog.
 """
 
 from __future__ import annotations

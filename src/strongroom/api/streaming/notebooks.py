@@ -34,10 +34,11 @@ from starlette.websockets import WebSocket, WebSocketDisconnect
 from websockets.asyncio.client import unix_connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
-from strongroom.api.problems import problem_response
+from strongroom.api.problems import problem
 from strongroom.core.context import Principal, RequestContext
-from strongroom.core.errors import NotFound, StrongroomError, Unauthenticated, Unavailable
+from strongroom.core.errors import NotFound, StrongroomError, Unavailable
 from strongroom.core.names import NAME_PATTERN
+from strongroom.guard.connection import authenticate, presented_token, request_context
 from strongroom.notebooks.spawner import Live
 from strongroom.notebooks.upstream import UpstreamError, UpstreamPool
 
@@ -81,37 +82,20 @@ def _names(connection: HTTPConnection) -> tuple[str, str]:
     return team, name
 
 
-def _source(connection: HTTPConnection) -> str:
-    client = connection.client
-    return client.host if client and client.host else "unix-socket"
-
-
-def _context(connection: HTTPConnection, principal: Principal) -> RequestContext:
-    request_id = connection.scope.get("state", {}).get("request_id") or connection.headers.get("x-request-id", "")
-    ctx = RequestContext(
-        principal=principal, source=_source(connection), user_agent=connection.headers.get("user-agent", "")[:256]
-    )
-    return RequestContext(
-        principal=principal,
-        request_id=request_id if re.fullmatch(r"[A-Za-z0-9._-]{1,64}", request_id or "") else ctx.request_id,
-        source=ctx.source,
-        user_agent=ctx.user_agent,
-    )
-
-
 async def _audit_refusal(connection: HTTPConnection, team: str, name: str, error: StrongroomError, via: str) -> None:
     """Record a refused request (no token, bad session, used sign-in link) without any credential in it."""
     platform = connection.app.state.platform
     principal = connection.scope.get("state", {}).get("principal") or Principal.anonymous()
+    context = request_context(connection, principal)
     await anyio.to_thread.run_sync(
         lambda: platform.guard.record_unhandled(
             principal,
             "OpenNotebook",
             f"srn:strongroom:{team}:notebook/{name}",
             error.status,
-            request_id=_context(connection, principal).request_id,
-            source=_source(connection),
-            user_agent=connection.headers.get("user-agent", "")[:256],
+            request_id=context.request_id,
+            source=context.source,
+            user_agent=context.user_agent,
             params={"via": via},
             team=team,
             error=error,
@@ -120,24 +104,28 @@ async def _audit_refusal(connection: HTTPConnection, team: str, name: str, error
 
 
 async def _authenticate(connection: HTTPConnection, team: str, name: str) -> tuple[Principal, bool, float]:
-    """``(principal, bearer, cookie_expiry)``; raises ``Unauthenticated``."""
+    """``(principal, bearer, cookie_expiry)``: a platform token, else the notebook's session cookie."""
     platform = connection.app.state.platform
-    header = connection.headers.get("authorization", "")
-    scheme, _, token = header.partition(" ")
-    if scheme.lower() == "bearer" and token.strip():
-        identity = platform.identity
-        principal = identity.cached_principal(token.strip()) or await anyio.to_thread.run_sync(
-            identity.authenticate, token.strip()
+    expires = 0.0
+
+    async def from_cookie() -> Principal | None:
+        nonlocal expires
+        cookie = connection.cookies.get(COOKIE, "")
+        notebook_id = platform.notebooks.notebook_id(team, name) if cookie else None
+        if not notebook_id:
+            return None
+        principal, expires = await anyio.to_thread.run_sync(
+            platform.notebooks.principal_from_cookie, cookie, notebook_id
         )
-        return principal, True, 0.0
-    cookie = connection.cookies.get(COOKIE, "")
-    if cookie:
-        notebooks = platform.notebooks
-        notebook_id = notebooks.notebook_id(team, name)
-        if notebook_id:
-            principal, expires = await anyio.to_thread.run_sync(notebooks.principal_from_cookie, cookie, notebook_id)
-            return principal, False, expires
-    raise Unauthenticated("sign in to this notebook with `strongroom notebooks open`, or send a platform token")
+        return principal
+
+    principal = await authenticate(
+        connection,
+        platform.identity,
+        cookie=from_cookie,
+        hint="sign in to this notebook with `strongroom notebooks open`, or send a platform token",
+    )
+    return principal, bool(presented_token(connection)), expires
 
 
 # Reads (static assets, listings) are covered by the session's open event; anything else
@@ -191,28 +179,21 @@ def _cookie_header(value: str, team: str, name: str, max_age: int) -> str:
     return f"{COOKIE}={value}; Path=/notebooks/{team}/{name}/; Max-Age={max_age}; Secure; HttpOnly; SameSite=Strict"
 
 
-def _problem(connection: HTTPConnection, exc: StrongroomError) -> Response:
-    body = exc.to_problem(instance=connection.url.path)
-    body["request_id"] = connection.scope.get("state", {}).get("request_id", "")
-    headers = {"WWW-Authenticate": 'Bearer realm="strongroom"'} if exc.status == 401 else None
-    return problem_response(exc.status, body, headers)
-
-
 async def signin(request: Request) -> Response:
     """Redeem a pre-signed URL once: session cookie, then a redirect without the token."""
     try:
         team, name = _names(request)
     except NotFound as exc:
-        return _problem(request, exc)
+        return problem(request, exc)
     platform = request.app.state.platform
     token = request.query_params.get("token", "")
-    ctx = _context(request, Principal.anonymous())
+    ctx = request_context(request, Principal.anonymous())
     try:
         cookie = await anyio.to_thread.run_sync(platform.notebooks.redeem, ctx, team, name, token)
     except StrongroomError as exc:
         if not platform.guard.handled():
             await _audit_refusal(request, team, name, exc, "pre-signed URL")
-        return _problem(request, exc)
+        return problem(request, exc)
     ttl = int(platform.notebooks.session_ttl.total_seconds())
     return Response(
         status_code=303,
@@ -242,9 +223,8 @@ async def proxy_http(request: Request) -> Response:
         principal, bearer, expires = await _authenticate(request, team, name)
     except StrongroomError as exc:
         await _audit_refusal(request, team, name, exc, "proxy")
-        return _problem(request, exc)
-    request.state.principal = principal
-    ctx = _context(request, principal)
+        return problem(request, exc)
+    ctx = request_context(request, principal)
     path = request.url.path
     params = {"method": request.method, "path": path[:256]}
     try:
@@ -258,11 +238,11 @@ async def proxy_http(request: Request) -> Response:
                 else NotFound(f"team {team} has no notebook {name!r}")
             )
             await anyio.to_thread.run_sync(ticket.finish, error)
-            return _problem(request, error)
+            return problem(request, error)
         # Recorded before anything is forwarded: no event, no request (fail closed, 503).
         await anyio.to_thread.run_sync(ticket.finish)
     except StrongroomError as exc:  # denied (audited), or the audit log cannot be written
-        return _problem(request, exc)
+        return problem(request, exc)
     headers = _upstream_headers(request, live, principal, bearer, _STRIP_REQUEST)
     has_body = request.method in ("POST", "PUT", "PATCH", "DELETE")
     target = _raw_path(request) + (f"?{request.url.query}" if request.url.query else "")
@@ -271,7 +251,7 @@ async def proxy_http(request: Request) -> Response:
             request.method, target, list(headers.items()), request.stream() if has_body else None
         )
     except (UpstreamError, OSError) as exc:
-        return _problem(request, Unavailable(f"the notebook server did not answer: {type(exc).__name__}"))
+        return problem(request, Unavailable(f"the notebook server did not answer: {type(exc).__name__}"))
     raw = [(k, v) for k, v in upstream.headers if k.decode("latin-1") not in _HOP]
     if not bearer and expires - time.time() < notebooks.session_ttl.total_seconds() / 2:
         fresh = notebooks.session_cookie(
@@ -317,7 +297,7 @@ async def proxy_websocket(websocket: WebSocket) -> None:
         await _audit_refusal(websocket, team, name, exc, "websocket")
         await websocket.close(code=1008)
         return
-    ctx = _context(websocket, principal)
+    ctx = request_context(websocket, principal)
     path = websocket.url.path
     params = {"method": "WEBSOCKET", "path": path[:256], "phase": "connect"}
     try:
