@@ -144,10 +144,8 @@ class Platform:
         self.notebook_worker = NotebookWorker(self.notebooks, config.catalog_worker_interval_seconds)
         self.catalog.set_wake(self.catalog_worker.wake)
         self.notebooks.set_wake(self.notebook_worker.wake)
-        self.identity.load_policy_facts()
-        self.policies.load_policy_facts()
-        self.kms.load_policy_facts()
-        self.storage.load_policy_facts()
+        for source in (self.identity, self.policies, self.kms, self.storage):
+            self.policy_engine.register_source(source)
         self.runtimes = RuntimeRegistry(self.db, self.guard)
         self.jobs = JobService(
             self.db,

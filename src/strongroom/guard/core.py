@@ -110,6 +110,7 @@ class Ticket:
         self.replayed: dict[str, Any] | None = None
         self.events: list[Event] = []
         self.checks: list[dict[str, Any]] = []
+        self._changed_policy_facts: set[str] = set()
         self._session: Session | None = None
         self._write = False
         self._event: AuditEvent | None = None
@@ -146,6 +147,11 @@ class Ticket:
                 self._session = None
         if write:
             self._committed = True
+            for team in self._changed_policy_facts:
+                guard.engine.invalidate(team)
+            if self._changed_policy_facts:
+                guard.forget_decisions()
+            self._changed_policy_facts.clear()
             if self.parent is not None:
                 self._publish_state()
 
@@ -158,6 +164,12 @@ class Ticket:
         if not decision.allowed:
             raise self._denied(self.action, target, decision)
         self.decision = decision
+
+    def changes_policy_facts(self, team: str) -> None:
+        """This call changes ``team``'s policy facts (exemptions, team, key or bucket policies):
+        once its transaction commits, the policy engine reloads them from their sources and
+        cached decisions are dropped."""
+        self._changed_policy_facts.add(team)
 
     def replay(self, model: type[M]) -> M | None:
         """The stored result when this is a retry of an idempotent create, else ``None``."""

@@ -35,7 +35,7 @@ from strongroom.identity.models import (
     User,
     WhoAmI,
 )
-from strongroom.policy.engine import PolicyEngine, Target
+from strongroom.policy.engine import PolicyEngine, Target, TeamFacts
 
 PLATFORM = Target("platform", "", "strongroom")
 GUARDRAILS = ("network-isolation", "volume-kms-key")
@@ -84,11 +84,11 @@ class IdentityService:
         self.auth_cache_ttl = auth_cache_seconds
         self._auth_cache: dict[bytes, tuple[Principal, float]] = {}
 
-    def load_policy_facts(self) -> None:
-        """Give the policy engine every team's guardrail exemptions (at start-up)."""
+    def policy_facts(self, team: str) -> TeamFacts:
+        """A policy source: the team's guardrail exemptions."""
         with self.db.read() as session:
-            for row in session.scalars(select(TeamRow)):
-                self.engine.set_team_exemptions(row.name, row.guardrail_exemptions or [])
+            row = session.get(TeamRow, team)
+            return TeamFacts(exemptions=frozenset(row.guardrail_exemptions or []) if row is not None else frozenset())
 
     # -- users ------------------------------------------------------------------------------
 
@@ -194,9 +194,8 @@ class IdentityService:
                 raise NotFound(f"team {team!r} does not exist", field="team")
             row.guardrail_exemptions = wanted
             call.emit("GuardrailExemptionsChanged", exemptions=wanted)
-            entity = row.to_entity()
-        self.engine.set_team_exemptions(team, wanted)
-        return entity
+            call.changes_policy_facts(team)
+            return row.to_entity()
 
     # -- memberships ------------------------------------------------------------------------
 

@@ -26,7 +26,7 @@ from strongroom.identity.db import TeamRow
 from strongroom.kms.db import KeyAliasRow, KeyRow, KeyVersionRow
 from strongroom.kms.keyring import Keyring
 from strongroom.kms.models import DataKey, Key, KeyPolicy
-from strongroom.policy.engine import PolicyEngine, Target
+from strongroom.policy.engine import PolicyEngine, Target, TeamFacts
 
 DATA_KEY_BYTES = 32
 KEY_ID = re.compile(r"key-[0-9a-f]{24}")
@@ -116,10 +116,11 @@ class KmsService:
         self.deletion_default_wait = max(deletion_default_wait, deletion_min_wait)
         self.clock = clock
 
-    def load_policy_facts(self) -> None:
+    def policy_facts(self, team: str) -> TeamFacts:
+        """A policy source: the team's key policies (scope ``key/<id>``)."""
         with self.db.read() as session:
-            for row in session.scalars(select(KeyRow).where(KeyRow.policy != "")):
-                self.engine.set_resource_policy(row.team, f"key/{row.id}", row.policy)
+            rows = session.scalars(select(KeyRow).where(KeyRow.team == team, KeyRow.policy != ""))
+            return TeamFacts(scoped={f"key/{row.id}": row.policy for row in rows})
 
     # -- lookups ----------------------------------------------------------------------------
 
@@ -366,9 +367,8 @@ class KmsService:
             if policy.strip():
                 self.engine.validate_team_policy(team, f"key-{row.id}", policy)
             row.policy = policy if policy.strip() else ""
-            key_id = row.id
-        self.engine.set_resource_policy(team, f"key/{key_id}", policy.strip() and policy)
-        return KeyPolicy(key_id=key_id, policy=policy)
+            call.changes_policy_facts(team)
+            return KeyPolicy(key_id=row.id, policy=policy)
 
     def get_key_policy(self, ctx: RequestContext, team: str, ref: str) -> KeyPolicy:
         with self.guard.begin(ctx, "GetKeyPolicy", self._target(team, ref)) as call, call.transaction(write=False):
@@ -488,4 +488,4 @@ class KmsService:
             row.aliases.clear()
             row.policy = ""
             call.emit("KeyDestroyed", key_id=row.id)
-        self.engine.set_resource_policy(team, f"key/{key_id}", None)
+            call.changes_policy_facts(team)

@@ -15,7 +15,7 @@ from strongroom.db.engine import Database
 from strongroom.guard import Guard
 from strongroom.identity.db import MembershipRow, TeamRow, UserRow
 from strongroom.policy.db import PolicyAttachmentRow
-from strongroom.policy.engine import PolicyEngine, Target
+from strongroom.policy.engine import PolicyEngine, Target, TeamFacts
 from strongroom.policy.models import PolicyAttachment, SimulationResult
 
 MAX_POLICY_BYTES = 64 * 1024
@@ -31,18 +31,11 @@ class PolicyService:
         self.guard = guard
         self.engine = engine
 
-    def load_policy_facts(self) -> None:
-        with self.db.read() as session:
-            by_team: dict[str, dict[str, str]] = {}
-            for row in session.scalars(select(PolicyAttachmentRow)):
-                by_team.setdefault(row.team, {})[row.name] = row.policy
-        for team, policies in by_team.items():
-            self.engine.set_team_policies(team, policies)
-
-    def _team_policies(self, team: str) -> dict[str, str]:
+    def policy_facts(self, team: str) -> TeamFacts:
+        """A policy source: the team's attached policies."""
         with self.db.read() as session:
             rows = session.scalars(select(PolicyAttachmentRow).where(PolicyAttachmentRow.team == team))
-            return {r.name: r.policy for r in rows}
+            return TeamFacts(policies={r.name: r.policy for r in rows})
 
     def attach(self, ctx: RequestContext, team: str, name: str, policy: str, description: str = "") -> PolicyAttachment:
         check_name(team, "team")
@@ -74,9 +67,8 @@ class PolicyService:
             )
             call.session.add(row)
             call.emit("TeamPolicyAttached", name=name)
-            entity = call.result(_entity(row))
-        self.engine.set_team_policies(team, self._team_policies(team))
-        return entity
+            call.changes_policy_facts(team)
+            return call.result(_entity(row))
 
     def detach(self, ctx: RequestContext, team: str, name: str) -> None:
         with (
@@ -92,7 +84,7 @@ class PolicyService:
                 raise NotFound(f"team {team} has no policy named {name!r}", field="name")
             call.session.delete(row)
             call.emit("TeamPolicyDetached", name=name)
-        self.engine.set_team_policies(team, self._team_policies(team))
+            call.changes_policy_facts(team)
 
     def list(self, ctx: RequestContext, team: str) -> list[PolicyAttachment]:
         with (

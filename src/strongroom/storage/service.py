@@ -30,7 +30,7 @@ from strongroom.guard import Guard, Ticket
 from strongroom.identity.db import TeamRow
 from strongroom.kms.service import KmsService
 from strongroom.kms.streaming import HashingPipe, Layout, StreamingAead
-from strongroom.policy.engine import PolicyEngine, Target
+from strongroom.policy.engine import PolicyEngine, Target, TeamFacts
 from strongroom.storage.blobstore import BlobStore
 from strongroom.storage.db import BucketRow, ObjectVersionRow
 from strongroom.storage.keys import check_bucket_name, check_object_key, check_prefix, check_tags
@@ -109,10 +109,11 @@ class StorageService:
         # Keys compare by code point on every backend (PostgreSQL's default collation would not).
         self._key_col: Any = ObjectVersionRow.key if db.is_sqlite else ObjectVersionRow.key.collate("C")
 
-    def load_policy_facts(self) -> None:
+    def policy_facts(self, team: str) -> TeamFacts:
+        """A policy source: the team's bucket policies (scope ``bucket/<name>``)."""
         with self.db.read() as session:
-            for row in session.scalars(select(BucketRow).where(BucketRow.policy != "")):
-                self.engine.set_resource_policy(row.team, f"bucket/{row.name}", row.policy)
+            rows = session.scalars(select(BucketRow).where(BucketRow.team == team, BucketRow.policy != ""))
+            return TeamFacts(scoped={f"bucket/{row.name}": row.policy for row in rows})
 
     # -- targets ----------------------------------------------------------------------------
 
@@ -219,8 +220,7 @@ class StorageService:
                 raise Conflict(f"bucket {name} still holds object versions; delete every version first", field="name")
             call.session.delete(row)
             call.emit("BucketDeleted", bucket=name)
-            team = row.team
-        self.engine.set_resource_policy(team, f"bucket/{name}", None)
+            call.changes_policy_facts(row.team)
 
     def put_bucket_policy(self, ctx: RequestContext, name: str, policy: str) -> BucketPolicy:
         if len(policy.encode()) > MAX_POLICY_BYTES:
@@ -237,9 +237,8 @@ class StorageService:
             if policy.strip():
                 self.engine.validate_team_policy(row.team, f"bucket-{name}", policy)
             row.policy = policy if policy.strip() else ""
-            team = row.team
             call.emit("BucketPolicyChanged", bucket=name)
-        self.engine.set_resource_policy(team, f"bucket/{name}", policy if policy.strip() else None)
+            call.changes_policy_facts(row.team)
         return BucketPolicy(bucket=name, policy=policy if policy.strip() else "")
 
     def get_bucket_policy(self, ctx: RequestContext, name: str) -> BucketPolicy:

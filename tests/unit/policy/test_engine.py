@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
+
 import pytest
 
 from strongroom.core.context import Grant, Principal
 from strongroom.core.errors import InvalidInput
-from strongroom.policy.engine import PolicyEngine, Target
+from strongroom.policy.engine import PolicyEngine, Target, TeamFacts
 
 PA, AU, DSA, DS, ML = "PlatformAdmin", "Auditor", "DataScienceAdmin", "DataScientist", "MLOpsEngineer"
 TEAM_ROLES = (DSA, DS, ML)
@@ -225,9 +227,43 @@ def test_volume_key_guardrail(engine: PolicyEngine) -> None:
     assert not empty.allowed
 
 
-def test_exemption_lifts_only_that_guardrail_for_that_team(engine: PolicyEngine) -> None:
+@dataclass
+class Source:
+    """A policy source holding fixed facts per team, as identity, policy, kms and storage do."""
+
+    facts: dict[str, TeamFacts]
+    asked: list[str] = field(default_factory=list)
+
+    def policy_facts(self, team: str) -> TeamFacts:
+        self.asked.append(team)
+        return self.facts.get(team, TeamFacts())
+
+
+def engine_with(**facts: TeamFacts) -> PolicyEngine:
     local = PolicyEngine.shipped()
-    local.set_team_exemptions("risk", ["network-isolation"])
+    local.register_source(Source(dict(facts)))
+    return local
+
+
+def test_facts_come_from_the_registered_sources_until_invalidated() -> None:
+    local = PolicyEngine.shipped()
+    exemptions = Source({"risk": TeamFacts(exemptions=frozenset({"network-isolation"}))})
+    policies = Source({"risk": TeamFacts(policies={"open": "permit (principal, action, resource);"})})
+    local.register_source(exemptions)
+    local.register_source(policies)
+    ctx = {"network_isolation": False, "volume_kms_key": "k"}
+    for _ in range(3):
+        assert local.decide(principal(DS), "CreateTrainingJob", Target("job", "risk", "j"), ctx).allowed
+    assert exemptions.asked == ["risk"] and policies.asked == ["risk"]  # asked once, then cached
+    exemptions.facts["risk"] = TeamFacts()
+    assert local.decide(principal(DS), "CreateTrainingJob", Target("job", "risk", "j"), ctx).allowed
+    local.invalidate("risk")
+    assert not local.decide(principal(DS), "CreateTrainingJob", Target("job", "risk", "j"), ctx).allowed
+    assert exemptions.asked == ["risk", "risk"]
+
+
+def test_exemption_lifts_only_that_guardrail_for_that_team(engine: PolicyEngine) -> None:
+    local = engine_with(risk=TeamFacts(exemptions=frozenset({"network-isolation"})))
     ctx = {"network_isolation": False, "volume_kms_key": "k"}
     assert local.decide(principal(DS), "CreateTrainingJob", Target("job", "risk", "j"), ctx).allowed
     assert not local.decide(
@@ -238,17 +274,19 @@ def test_exemption_lifts_only_that_guardrail_for_that_team(engine: PolicyEngine)
 
 
 def test_data_scientist_cannot_create_endpoints_even_with_a_team_policy() -> None:
-    local = PolicyEngine.shipped()
-    local.set_team_policies("risk", {"open": "permit (principal, action, resource);"})
+    local = engine_with(risk=TeamFacts(policies={"open": "permit (principal, action, resource);"}))
     decision = local.decide(principal(DS), "CreateEndpoint", Target("endpoint", "risk", "e"))
     assert not decision.allowed
     assert "guardrail-no-endpoint-by-data-scientist" in decision.policies
 
 
 def test_team_policy_applies_only_to_its_team() -> None:
-    local = PolicyEngine.shipped()
-    local.set_team_policies(
-        "risk", {"ds-status": '@id("ds-simulate")\npermit (principal, action == Action::"SimulatePolicy", resource);'}
+    local = engine_with(
+        risk=TeamFacts(
+            policies={
+                "ds-status": '@id("ds-simulate")\npermit (principal, action == Action::"SimulatePolicy", resource);'
+            }
+        )
     )
     assert local.decide(principal(DS), "SimulatePolicy", Target("policy", "risk", "s")).allowed
     assert (

@@ -51,7 +51,7 @@ def test_platform_roles_see_buckets_but_never_data(world: World) -> None:
         with pytest.raises(Forbidden):
             s.list_objects(who, "risk-data")
     # not even a team policy that permits everything lets the platform admin read team data
-    world.platform.policy_engine.set_team_policies("risk", {"open": "permit (principal, action, resource);"})
+    world.platform.policies.attach(world.admin, "risk", "open", "permit (principal, action, resource);")
     with pytest.raises(Forbidden, match="never read or write team data"):
         s.open_object(world.admin, "risk-data", "raw.csv")
 
