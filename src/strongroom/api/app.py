@@ -71,7 +71,7 @@ def create_app(platform: Platform) -> FastAPI:
     app.add_exception_handler(HTTPException, problems.http_error)
     app.add_exception_handler(Exception, problems.internal_error)
     app.add_middleware(
-        PlatformMiddleware,  # type: ignore[arg-type]
+        PlatformMiddleware,
         guard=platform.guard,
         max_body=platform.config.max_request_bytes,
         timeout=platform.config.request_timeout_seconds,

@@ -187,7 +187,7 @@ class AuditLog:
 
     # -- reading ----------------------------------------------------------------------------
 
-    def _filtered(self, flt: AuditFilter) -> Select[tuple[AuditEventRow]]:
+    def _filtered(self, flt: AuditFilter) -> Select[AuditEventRow]:
         query = select(AuditEventRow).where(AuditEventRow.seq > flt.after_seq)
         if flt.principal:
             query = query.where(AuditEventRow.principal == flt.principal)

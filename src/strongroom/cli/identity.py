@@ -138,7 +138,9 @@ def roles_assume(
     """Get a short-lived session token acting only as ROLE (in --team)."""
     from strongroom.identity.models import SessionToken
 
-    issued = session().call("POST", "/api/v1/sessions", SessionToken, json_body={"role": role, "team": team})
+    issued: SessionToken = session().call(
+        "POST", "/api/v1/sessions", SessionToken, json_body={"role": role, "team": team}
+    )
     if export:
         print(f"export STRONGROOM_TOKEN={issued.token}")
     else:

@@ -7,6 +7,7 @@ A team's repositories live in one directory encrypted at rest under the team's k
 
 from __future__ import annotations
 
+import builtins
 import datetime as dt
 import logging
 import re
@@ -142,7 +143,7 @@ class GitService:
                 call.emit("RepositoryCreated", repository=name)
                 return call.result(row.to_entity())
 
-    def list(self, ctx: RequestContext, team: str) -> list[Repository]:
+    def list(self, ctx: RequestContext, team: str) -> builtins.list[Repository]:
         with (
             self.guard.begin(ctx, "ListRepositories", repository_target(team, "*")) as call,
             call.transaction(write=False),
@@ -198,7 +199,7 @@ class GitService:
 
     def list_commits(
         self, ctx: RequestContext, team: str, name: str, ref: str = "main", limit: int = 50
-    ) -> list[Commit]:
+    ) -> builtins.list[Commit]:
         """Newest first, from ``ref`` (a branch, tag or commit id)."""
         if not isinstance(ref, str) or not _REF.fullmatch(ref) or ".." in ref:
             raise InvalidInput("ref must be a branch, tag or commit id", field="ref")
@@ -212,7 +213,7 @@ class GitService:
             self._row(call.session, team, name)
         return self._log(team, name, ref, limit)
 
-    def _log(self, team: str, name: str, rev: str, limit: int, single: bool = False) -> list[Commit]:
+    def _log(self, team: str, name: str, rev: str, limit: int, single: bool = False) -> builtins.list[Commit]:
         path = self.path(team, name)
         try:
             resolved = self._git(path, "rev-parse", "--verify", "--quiet", "--end-of-options", f"{rev}^{{commit}}")

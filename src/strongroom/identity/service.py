@@ -18,6 +18,7 @@ from strongroom.core.context import (
     Grant,
     Principal,
     RequestContext,
+    TokenKind,
 )
 from strongroom.core.errors import Conflict, Forbidden, InvalidInput, NotFound, Unauthenticated
 from strongroom.core.names import check_name
@@ -455,7 +456,7 @@ class IdentityService:
                 raise Unauthenticated("this user is disabled")
             if Grant(claims.role, claims.team) not in self._grants(session, claims.user):
                 raise Unauthenticated(f"{claims.user} no longer holds {claims.role}; the session ended")
-        kind = "execution" if claims.kind == "execution" else "session"
+        kind: TokenKind = "execution" if claims.kind == "execution" else "session"
         return Principal(
             user=claims.user,
             token_kind=kind,

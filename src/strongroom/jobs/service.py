@@ -3,14 +3,15 @@ state transitions the scheduler and executors make (as the platform's system pri
 
 from __future__ import annotations
 
+import builtins
 import datetime as dt
 import uuid
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import CursorResult, insert, select, update
 from sqlalchemy.orm import Session
 
 from strongroom.algorithms.xgboost.hyperparameters import validate as validate_xgboost
@@ -201,9 +202,9 @@ class JobService:
             ref = ref.rsplit("/", 1)[-1]
         return ref
 
-    def _resolve_inputs(self, ctx: RequestContext, spec: JobSpec) -> list[ResolvedInput]:
+    def _resolve_inputs(self, ctx: RequestContext, spec: JobSpec) -> builtins.list[ResolvedInput]:
         """Pin every input object to a version: the latest, or the one ``input_versions`` names."""
-        resolved: list[ResolvedInput] = []
+        resolved: builtins.list[ResolvedInput] = []
         pins = spec.input_versions
         for index, channel in enumerate(spec.inputs):
             bucket, key = parse_uri(channel.source)
@@ -241,8 +242,8 @@ class JobService:
                 raise InvalidInput(f"input channel {channel.name!r}: nothing at {channel.source}", field=where)
         return resolved
 
-    def _list_prefix(self, ctx: RequestContext, bucket: str, prefix: str) -> list[Any]:
-        found: list[Any] = []
+    def _list_prefix(self, ctx: RequestContext, bucket: str, prefix: str) -> builtins.list[Any]:
+        found: builtins.list[Any] = []
         token: str | None = None
         while True:
             page = self.storage.list_objects(ctx, bucket, prefix=prefix, page_token=token)
@@ -294,7 +295,7 @@ class JobService:
         with self.guard.begin(ctx, "DescribeJob", job_target(team, name)) as call, call.transaction(write=False):
             return self._row(call.session, team, name).to_entity()
 
-    def list(self, ctx: RequestContext, team: str, status: str | None = None, limit: int = 100) -> list[Job]:
+    def list(self, ctx: RequestContext, team: str, status: str | None = None, limit: int = 100) -> builtins.list[Job]:
         if not 1 <= limit <= 1000:
             raise InvalidInput("limit must be between 1 and 1000", field="limit")
         with self.guard.begin(ctx, "ListJobs", job_target(team, "*")) as call, call.transaction(write=False):
@@ -304,7 +305,9 @@ class JobService:
             rows = call.session.scalars(query.order_by(JobRow.created_at.desc()).limit(limit))
             return [r.to_entity() for r in rows]
 
-    def logs(self, ctx: RequestContext, team: str, name: str, after_seq: int = 0, limit: int = 1000) -> list[LogLine]:
+    def logs(
+        self, ctx: RequestContext, team: str, name: str, after_seq: int = 0, limit: int = 1000
+    ) -> builtins.list[LogLine]:
         """Decrypted log lines after ``after_seq`` (the data key is unwrapped through KMS, audited)."""
         if not 1 <= limit <= 10_000:
             raise InvalidInput("limit must be between 1 and 10000", field="limit")
@@ -332,7 +335,7 @@ class JobService:
             for r in rows
         ]
 
-    def metrics(self, ctx: RequestContext, team: str, name: str) -> list[MetricPoint]:
+    def metrics(self, ctx: RequestContext, team: str, name: str) -> builtins.list[MetricPoint]:
         with (
             self.guard.begin(ctx, "DescribeJob", job_target(team, name), params={"metrics": True}) as call,
             call.transaction(write=False),
@@ -407,11 +410,12 @@ class JobService:
             )
         for job_id in candidates:
             with self._system(ctx, "StartJob", job_id) as call:
-                taken = call.session.execute(
+                result = call.session.execute(
                     update(JobRow)
                     .where(JobRow.id == job_id, JobRow.status == "Pending")
                     .values(status="InProgress", claimed_by=owner, requested="")
-                ).rowcount
+                )
+                taken = cast(CursorResult[Any], result).rowcount
                 if taken != 1:
                     continue
                 row = call.session.get(JobRow, job_id)
@@ -509,7 +513,7 @@ class JobService:
             self.tracking.finished(entity, points)
         return entity
 
-    def stale_running(self, live_owner: str) -> list[str]:
+    def stale_running(self, live_owner: str) -> builtins.list[str]:
         """Jobs marked running by an executor that no longer exists (a platform restart)."""
         with self.db.read() as session:
             return list(
@@ -520,9 +524,9 @@ class JobService:
                 )
             )
 
-    def spot_jobs_past_max_wait(self) -> list[str]:
+    def spot_jobs_past_max_wait(self) -> builtins.list[str]:
         now = utcnow()
-        out: list[str] = []
+        out: builtins.list[str] = []
         with self.db.read() as session:
             for row in session.scalars(
                 select(JobRow).where(JobRow.use_spot, JobRow.status.in_(("Pending", "InProgress")))

@@ -601,7 +601,7 @@ class StorageService:
                 next_page_token=token,
             )
 
-    def _latest(self, bucket_id: str, prefix: str, cursor: str, inclusive: bool) -> Select[tuple[ObjectVersionRow]]:
+    def _latest(self, bucket_id: str, prefix: str, cursor: str, inclusive: bool) -> Select[ObjectVersionRow]:
         col = self._key_col
         query = select(ObjectVersionRow).where(
             ObjectVersionRow.bucket_id == bucket_id,
