@@ -2,7 +2,7 @@
 
 Other domains record their own lineage with no user code: a service with no transaction of its
 own calls these guarded methods (``record_artifact``, ``record_action``, ``associate``,
-``record_job``); one already inside ``guard.call`` uses ``strongroom.lineage.store`` in its own
+``record_job``); one already inside a guard ticket (``guard.begin``) uses ``strongroom.lineage.store`` in its own
 transaction. Every write is idempotent: recording the same artifact version or the same
 (source, destination, type) association twice changes nothing.
 """
