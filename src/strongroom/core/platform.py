@@ -45,6 +45,7 @@ from strongroom.lineage.service import LineageService
 from strongroom.notebooks.product import NotebookProvisioner
 from strongroom.notebooks.service import NotebookService
 from strongroom.notebooks.spawner import SandboxSpawner
+from strongroom.notebooks.team_constants import team_constants
 from strongroom.notebooks.worker import NotebookWorker
 from strongroom.policy.engine import PolicyEngine
 from strongroom.policy.service import PolicyService
@@ -121,7 +122,7 @@ class Platform:
             session_ttl=dt.timedelta(seconds=config.session_ttl_seconds),
             presigned_max=dt.timedelta(seconds=config.presigned_url_max_seconds),
             ready_timeout=config.notebook_ready_timeout_seconds,
-            environment=self._notebook_environment,
+            environment=functools.partial(team_constants, self.db, self.kms),
         )
         self.catalog = CatalogService(self.db, self.guard, {})
         self.catalog.provisioners.update(
@@ -182,26 +183,6 @@ class Platform:
         return OpenLineageEmitter(
             build_transport(config.openlineage_url, config.openlineage_file), config.openlineage_namespace
         )
-
-    def _notebook_environment(self, team: str) -> dict[str, str]:
-        """The team's constants a notebook's ``strongroom_environment`` module shows."""
-        from sqlalchemy import select
-
-        from strongroom.catalog.team_environment import data_bucket, model_bucket
-        from strongroom.gitrepo.db import RepositoryRow
-        from strongroom.notebooks.spawner import FORWARDER_PORT
-        from strongroom.storage.db import BucketRow
-
-        found: dict[str, str] = {"KMS_KEY_ALIAS": "default", "KMS_KEY_ID": self.kms.resolve_id(team, "default") or ""}
-        with self.db.read() as session:
-            buckets = set(session.scalars(select(BucketRow.name).where(BucketRow.team == team)))
-            repos = set(session.scalars(select(RepositoryRow.name).where(RepositoryRow.team == team)))
-        found["DATA_BUCKET"] = data_bucket(team) if data_bucket(team) in buckets else ""
-        found["MODEL_BUCKET"] = model_bucket(team) if model_bucket(team) in buckets else ""
-        repo = team if team in repos else (sorted(repos)[0] if repos else "")
-        found["GIT_REPOSITORY"] = repo
-        found["GIT_REMOTE"] = f"http://127.0.0.1:{FORWARDER_PORT}/git/{team}/{repo}.git" if repo else ""
-        return found
 
     def workers(self) -> list[Worker]:
         """The background workers ``strongroom up`` runs (built once)."""
