@@ -128,6 +128,19 @@ async def _authenticate(connection: HTTPConnection, team: str, name: str) -> tup
     return principal, bool(presented_token(connection)), expires
 
 
+async def _admit(connection: HTTPConnection, via: str) -> tuple[str, str, Principal, bool, float]:
+    """``(team, name, principal, bearer, cookie_expiry)`` of a proxied connection; a refusal is
+    recorded (without any credential in it) and raised."""
+    team = name = ""
+    try:
+        team, name = _names(connection)
+        principal, bearer, expires = await _authenticate(connection, team, name)
+    except StrongroomError as exc:
+        await _audit_refusal(connection, team, name, exc, via)
+        raise
+    return team, name, principal, bearer, expires
+
+
 # Reads (static assets, listings) are covered by the session's open event; anything else
 # (kernel and terminal starts, file writes, deletes) is evidence and gets an event of its own.
 _READS = frozenset({"GET", "HEAD", "OPTIONS"})
@@ -215,14 +228,10 @@ _BUFFERED_BODY_LIMIT = 256 * 1024
 
 async def proxy_http(request: Request) -> Response:
     """Forward one HTTP request to the notebook's Jupyter, streaming both bodies."""
-    platform = request.app.state.platform
-    notebooks = platform.notebooks
-    team = name = ""
+    notebooks = request.app.state.platform.notebooks
     try:
-        team, name = _names(request)
-        principal, bearer, expires = await _authenticate(request, team, name)
+        team, name, principal, bearer, expires = await _admit(request, "proxy")
     except StrongroomError as exc:
-        await _audit_refusal(request, team, name, exc, "proxy")
         return problem(request, exc)
     ctx = request_context(request, principal)
     path = request.url.path
@@ -287,14 +296,10 @@ def _small_body(headers: list[tuple[bytes, bytes]]) -> bool:
 
 async def proxy_websocket(websocket: WebSocket) -> None:
     """Bridge one WebSocket (kernels, terminals) to Jupyter; authorized and audited as one session."""
-    platform = websocket.app.state.platform
-    notebooks = platform.notebooks
-    team = name = ""
+    notebooks = websocket.app.state.platform.notebooks
     try:
-        team, name = _names(websocket)
-        principal, bearer, _ = await _authenticate(websocket, team, name)
-    except StrongroomError as exc:
-        await _audit_refusal(websocket, team, name, exc, "websocket")
+        team, name, principal, bearer, _ = await _admit(websocket, "websocket")
+    except StrongroomError:
         await websocket.close(code=1008)
         return
     ctx = request_context(websocket, principal)
