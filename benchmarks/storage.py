@@ -30,7 +30,7 @@ sys.path.insert(0, str(ROOT.parent / "src"))
 from strongroom.core.config import Config  # noqa: E402
 from strongroom.core.context import Grant, Principal, RequestContext  # noqa: E402
 from strongroom.core.launcher import start  # noqa: E402
-from strongroom.core.platform import Platform, initialize  # noqa: E402
+from strongroom.platform import Platform, initialize  # noqa: E402
 from strongroom.sdk.session import Session  # noqa: E402
 
 MIB = 1 << 20

@@ -27,8 +27,8 @@ from _common import parser, report, save
 
 from strongroom.core import launcher
 from strongroom.core.config import Config
-from strongroom.core.platform import initialize
 from strongroom.experiments import ExperimentAnalytics, Tracker, Trial
+from strongroom.platform import initialize
 from strongroom.sdk.session import Session
 
 PARAMS = 5

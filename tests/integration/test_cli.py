@@ -11,7 +11,7 @@ from typer.testing import CliRunner
 from strongroom.audit.db import AuditEventRow
 from strongroom.cli.main import app
 from strongroom.core.config import Config
-from strongroom.core.platform import Platform
+from strongroom.platform import Platform
 from tests.support import RunningServer
 
 runner = CliRunner()

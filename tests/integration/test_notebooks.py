@@ -35,7 +35,7 @@ from websockets.sync.client import connect
 from strongroom.core import launcher
 from strongroom.core.config import Config
 from strongroom.core.errors import Forbidden, InvalidInput, StrongroomError
-from strongroom.core.platform import initialize
+from strongroom.platform import initialize
 from strongroom.sdk.notebooks import CellExecutionError
 from strongroom.sdk.session import Session
 from tests.support import RunningServer, start_server

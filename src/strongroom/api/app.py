@@ -27,7 +27,7 @@ from strongroom.api.streaming import git as git_http
 from strongroom.api.streaming import notebooks as notebook_proxy
 from strongroom.api.streaming import packages as notebook_packages
 from strongroom.core.errors import StrongroomError
-from strongroom.core.platform import Platform
+from strongroom.platform import Platform
 
 # Streaming endpoints whose bodies may exceed max_request_bytes (they stream, never buffer).
 # The notebook proxy and the package index stream too, and carry long-lived WebSockets and downloads.

@@ -5,8 +5,8 @@ from __future__ import annotations
 from fastapi import Request
 
 from strongroom.core.context import RequestContext
-from strongroom.core.platform import Platform
 from strongroom.guard.connection import authenticate, request_context
+from strongroom.platform import Platform
 
 
 async def platform(request: Request) -> Platform:

@@ -23,8 +23,8 @@ import uvicorn
 import strongroom
 from strongroom.api.app import create_app
 from strongroom.core import pki
-from strongroom.core.platform import Platform
 from strongroom.core.workers import WorkerRunner
+from strongroom.platform import Platform
 
 log = logging.getLogger("strongroom.server")
 

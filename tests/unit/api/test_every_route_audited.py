@@ -15,7 +15,7 @@ from strongroom.api.app import ROUTERS, create_app
 from strongroom.api.routers import system
 from strongroom.audit.log import AuditFilter
 from strongroom.core.context import Grant
-from strongroom.core.platform import Platform
+from strongroom.platform import Platform
 from tests.support import context_for
 
 ADMIN = context_for("admin", Grant("PlatformAdmin"))

@@ -10,8 +10,8 @@ from fastapi.testclient import TestClient
 
 from strongroom.api.app import create_app
 from strongroom.core.context import Grant
-from strongroom.core.platform import Platform
 from strongroom.notebooks.models import PresignedUrl
+from strongroom.platform import Platform
 from tests.support import context_for
 
 

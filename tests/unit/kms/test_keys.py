@@ -9,8 +9,8 @@ import pytest
 
 from strongroom.audit.log import AuditFilter
 from strongroom.core.errors import Conflict, Forbidden, IntegrityError, InvalidInput
-from strongroom.core.platform import Platform
 from strongroom.kms.service import KmsService
+from strongroom.platform import Platform
 from tests.unit.storage.conftest import World
 
 

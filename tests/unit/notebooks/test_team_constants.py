@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from strongroom.core.platform import Platform
 from strongroom.notebooks.team_constants import team_constants
+from strongroom.platform import Platform
 from tests.unit.storage.conftest import World
 from tests.unit.storage.conftest import world as world
 

@@ -14,8 +14,8 @@ from pydantic import BaseModel, ConfigDict, Field
 from strongroom.api.deps import context, platform
 from strongroom.api.pagination import Page
 from strongroom.core.context import RequestContext
-from strongroom.core.platform import Platform
 from strongroom.notebooks.models import Notebook, PresignedUrl
+from strongroom.platform import Platform
 
 router = APIRouter(prefix="/api/v1/teams/{team}/notebooks", tags=["notebooks"])
 Ctx = Annotated[RequestContext, Depends(context)]

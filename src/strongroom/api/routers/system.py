@@ -11,7 +11,7 @@ from pydantic import BaseModel
 import strongroom
 from strongroom.api.deps import context, platform
 from strongroom.core.context import RequestContext
-from strongroom.core.platform import Platform
+from strongroom.platform import Platform
 from strongroom.policy.engine import Target
 
 router = APIRouter(prefix="/api/v1", tags=["system"])
