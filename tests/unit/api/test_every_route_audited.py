@@ -9,7 +9,8 @@ import uuid
 import pytest
 from fastapi.routing import APIRoute
 from fastapi.testclient import TestClient
-from starlette.routing import Route
+from starlette.routing import Route, WebSocketRoute
+from starlette.websockets import WebSocketDisconnect
 
 from strongroom.api.app import ROUTERS, create_app
 from strongroom.api.routers import system
@@ -35,7 +36,7 @@ def _calls(app: object) -> list[tuple[str, str, bool]]:
     routes = [r for router in (*ROUTERS, system.document) for r in router.routes] + _routes(app.routes)  # type: ignore[attr-defined]
     for route in routes:
         if not isinstance(route, Route):
-            continue  # WebSocket routes: not walked here (see tests/integration/test_notebooks.py)
+            continue  # WebSocket routes: test_every_websocket_route_refuses_with_exactly_one_denial
         path = re.sub(r"\{[^}:]+:path\}", "x/y", route.path)
         path = re.sub(r"\{[^}]+\}", "x1", path)
         if path.startswith("/git/"):
@@ -83,3 +84,24 @@ def test_every_route_leaves_exactly_one_fitting_event(platform: Platform, admin_
                 if len(events) != 1 or not _verdict_fits(answer.status_code, events[0].decision, events[0].outcome):
                     wrong.append(f"{label} {method} {path} -> {answer.status_code}: {seen}")
     assert wrong == [], "\n".join(wrong)
+
+
+def test_every_websocket_route_refuses_with_exactly_one_denial(platform: Platform, admin_token: str) -> None:
+    """The WebSocket routes (the notebook proxy's kernels and terminals) with no token, a caller with
+    no role and a PlatformAdmin (who may not open team notebooks): each refused with one denial."""
+    platform.identity.create_user(ADMIN, "nobody")
+    nobody = platform.identity.create_token(ADMIN, "walk", user="nobody").secret
+    app = create_app(platform)
+    sockets = [r for r in _routes(app.routes) if isinstance(r, WebSocketRoute)]
+    assert sockets
+    with TestClient(app, base_url="https://testserver") as client:
+        for route in sockets:
+            path = re.sub(r"\{[^}]+\}", "x1", route.path.replace("{path:path}", "api/kernels/k/channels"))
+            for token in ("", nobody, admin_token):
+                request_id = uuid.uuid4().hex
+                headers = {"X-Request-Id": request_id} | ({"Authorization": f"Bearer {token}"} if token else {})
+                with pytest.raises(WebSocketDisconnect) as closed, client.websocket_connect(path, headers=headers):
+                    pass
+                assert closed.value.code == 1008
+                events = platform.audit_log.query(AuditFilter(request_id=request_id, limit=10))
+                assert [(e.action, e.decision) for e in events] == [("OpenNotebook", "Deny")], (path, token[:6])
