@@ -86,7 +86,7 @@ class Platform:
             execution_ttl=dt.timedelta(seconds=config.execution_ttl_seconds),
             default_token_ttl=dt.timedelta(days=config.default_token_ttl_days),
         )
-        self.policies = PolicyService(self.db, self.guard, self.policy_engine)
+        self.policies = PolicyService(self.db, self.guard, self.policy_engine, self.identity)
         self.audit = AuditService(self.audit_log, self.guard)
         self.keyrings = build_keyrings(config, self.root)
         self.kms = KmsService(

@@ -420,6 +420,18 @@ class IdentityService:
         """Drop cached authentications (after any identity change)."""
         self._auth_cache.clear()
 
+    def team_exists(self, team: str) -> bool:
+        """Whether ``team`` exists (for the policy service, which does not read identity tables)."""
+        with self.db.read() as session:
+            return session.get(TeamRow, team) is not None
+
+    def grants_of(self, user: str) -> tuple[Grant, ...] | None:
+        """The roles ``user`` holds, or ``None`` if there is no such user (for the policy simulator)."""
+        with self.db.read() as session:
+            if session.get(UserRow, user) is None:
+                return None
+            return self._grants(session, user)
+
     def _grants(self, session: Session, user: str) -> tuple[Grant, ...]:
         rows = session.execute(select(MembershipRow.role, MembershipRow.team).where(MembershipRow.user == user)).all()
         return tuple(sorted(Grant(role, team) for role, team in rows))

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, Protocol
 
 from sqlalchemy import select
 
@@ -13,7 +13,6 @@ from strongroom.core.names import Srn, check_name
 from strongroom.db.base import utcnow
 from strongroom.db.engine import Database
 from strongroom.guard import Guard
-from strongroom.identity.db import MembershipRow, TeamRow, UserRow
 from strongroom.policy.db import PolicyAttachmentRow
 from strongroom.policy.engine import PolicyEngine, Target, TeamFacts
 from strongroom.policy.models import PolicyAttachment, SimulationResult
@@ -25,11 +24,24 @@ def _entity(row: PolicyAttachmentRow) -> PolicyAttachment:
     return PolicyAttachment.model_validate(row, from_attributes=True)
 
 
+class Directory(Protocol):
+    """What the policy service needs to know of identities (``IdentityService`` is one)."""
+
+    def team_exists(self, team: str) -> bool:
+        """Whether ``team`` exists."""
+        ...
+
+    def grants_of(self, user: str) -> tuple[Grant, ...] | None:
+        """The roles ``user`` holds, or ``None`` if there is no such user."""
+        ...
+
+
 class PolicyService:
-    def __init__(self, db: Database, guard: Guard, engine: PolicyEngine) -> None:
+    def __init__(self, db: Database, guard: Guard, engine: PolicyEngine, directory: Directory) -> None:
         self.db = db
         self.guard = guard
         self.engine = engine
+        self.directory = directory
 
     def policy_facts(self, team: str) -> TeamFacts:
         """A policy source: the team's attached policies."""
@@ -50,7 +62,7 @@ class PolicyService:
             if (replayed := call.replay(PolicyAttachment)) is not None:
                 return replayed
             self.engine.validate_team_policy(team, name, policy)
-            if call.session.get(TeamRow, team) is None:
+            if not self.directory.team_exists(team):
                 raise NotFound(f"team {team!r} does not exist", field="team")
             exists = call.session.scalars(
                 select(PolicyAttachmentRow).where(PolicyAttachmentRow.team == team, PolicyAttachmentRow.name == name)
@@ -117,16 +129,11 @@ class PolicyService:
             raise InvalidInput("token_kind must be api, session or execution", field="token_kind")
         extra = dict(context or {})
         params = {"principal": principal, "action": action, "resource": resource, "context": extra}
-        with self.guard.begin(ctx, "SimulatePolicy", Target("policy", srn.team, "simulation"), params=params) as call:
-            with call.transaction(write=False):
-                if call.session.get(UserRow, principal) is None:
-                    raise NotFound(f"user {principal!r} does not exist", field="principal")
-                grants = tuple(
-                    Grant(role, team)
-                    for role, team in call.session.execute(
-                        select(MembershipRow.role, MembershipRow.team).where(MembershipRow.user == principal)
-                    )
-                )
+        with self.guard.begin(ctx, "SimulatePolicy", Target("policy", srn.team, "simulation"), params=params):
+            held = self.directory.grants_of(principal)
+            if held is None:
+                raise NotFound(f"user {principal!r} does not exist", field="principal")
+            grants = held
             if acting_as:
                 role, _, team = acting_as.partition("@")
                 wanted = Grant(role, team)
