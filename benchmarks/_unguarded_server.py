@@ -10,7 +10,7 @@ from pathlib import Path
 
 from strongroom.api.server import serve
 from strongroom.core.config import Config
-from strongroom.core.platform import Platform
+from strongroom.platform import Platform
 
 if __name__ == "__main__":
     serve(Platform(Config(home=Path(sys.argv[1])), enforce=False))

@@ -27,7 +27,7 @@ from _common import alternate, figure, parser, repeats, save, version
 from strongroom.core import launcher
 from strongroom.core.config import Config
 from strongroom.core.context import Grant, Principal
-from strongroom.core.platform import initialize
+from strongroom.platform import initialize
 from strongroom.policy.engine import PolicyEngine, Target
 from strongroom.sdk.session import Session
 

@@ -28,7 +28,7 @@ from jobs_algorithm import PEER, make_data
 
 from strongroom.core import launcher
 from strongroom.core.config import Config
-from strongroom.core.platform import initialize
+from strongroom.platform import initialize
 from strongroom.sdk.session import Session
 
 PARAMS = {"max_depth": 6, "eta": 0.3, "objective": "binary:logistic", "eval_metric": "auc", "seed": 0}

@@ -33,7 +33,7 @@ from websockets.sync.client import connect
 
 from strongroom.core import launcher
 from strongroom.core.config import Config
-from strongroom.core.platform import initialize
+from strongroom.platform import initialize
 from strongroom.sdk.session import Session
 
 

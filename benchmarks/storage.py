@@ -32,7 +32,7 @@ from _common import Runs, alternate, figure, parser, repeats, save, version  # n
 from strongroom.core.config import Config  # noqa: E402
 from strongroom.core.context import Grant, Principal, RequestContext  # noqa: E402
 from strongroom.core.launcher import start  # noqa: E402
-from strongroom.core.platform import Platform, initialize  # noqa: E402
+from strongroom.platform import Platform, initialize  # noqa: E402
 from strongroom.sdk.session import Session  # noqa: E402
 
 MIB = 1 << 20

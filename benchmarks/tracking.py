@@ -38,8 +38,8 @@ from _common import alternate, figure, parser, repeats, save, version
 
 from strongroom.core import launcher
 from strongroom.core.config import Config
-from strongroom.core.platform import initialize
 from strongroom.experiments import ExperimentAnalytics, Tracker, Trial
+from strongroom.platform import initialize
 from strongroom.sdk.session import Session
 
 PARAMS = 5

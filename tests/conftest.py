@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from strongroom.core.config import Config
-from strongroom.core.platform import Platform, initialize
+from strongroom.platform import Platform, initialize
 from tests.support import PostgresSchema, RunningServer, server_log_tails, start_server
 
 POSTGRES_URL = os.environ.get("STRONGROOM_TEST_POSTGRES_URL", "")

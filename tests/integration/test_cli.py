@@ -17,8 +17,8 @@ from strongroom.audit.db import AuditCheckpointRow, AuditEventRow
 from strongroom.audit.log import _row_dict
 from strongroom.cli.main import app
 from strongroom.core.config import Config
-from strongroom.core.platform import Platform
 from strongroom.experiments import Experiment, ExperimentAnalytics, Tracker, Trial
+from strongroom.platform import Platform
 from tests.support import RunningServer, start_server
 
 runner = CliRunner()

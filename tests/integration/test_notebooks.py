@@ -19,6 +19,7 @@ import subprocess
 import sys
 import textwrap
 import time
+import uuid
 import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -34,7 +35,7 @@ from websockets.sync.client import connect
 from strongroom.core import launcher
 from strongroom.core.config import Config
 from strongroom.core.errors import Forbidden, InvalidInput, StrongroomError
-from strongroom.core.platform import initialize
+from strongroom.platform import initialize
 from strongroom.sdk.notebooks import CellExecutionError
 from strongroom.sdk.session import Session
 from tests.support import RunningServer, start_server
@@ -271,6 +272,78 @@ def test_presigned_url_signs_a_browser_in_once(env: Env) -> None:
     assert all("srp_" not in json.dumps(e.params) + e.resource for e in events)
     with pytest.raises(Forbidden):
         env.session("bob").notebooks.presigned_url("risk", "lab")
+
+
+def _events_of(env: Env, request_ids: list[str]) -> list[dict[str, object]]:
+    found = []
+    for request_id in request_ids:
+        for event in env.server.session().audit.query(action="OpenNotebook", request_id=request_id, limit=10):
+            found.append(event.params)
+    return found
+
+
+def test_the_proxy_records_evidence_not_assets(env: Env) -> None:
+    time.sleep(2.5)  # past any cached decision of the tests before
+    reads = [uuid.uuid4().hex for _ in range(12)]
+    with env.client(env.tokens["alice"]) as alice:
+        for request_id in reads:
+            assert alice.get(f"{NB}/api/status", headers={"x-request-id": request_id}).status_code == 200
+        # Before: one OpenNotebook event per request (12); now the session's open event covers the reads.
+        assert len(_events_of(env, reads)) == 1
+        start = uuid.uuid4().hex
+        kernel = alice.post(f"{NB}/api/kernels", json={"name": "python3"}, headers={"x-request-id": start})
+        assert kernel.status_code == 201
+        assert [e["method"] for e in _events_of(env, [start])] == ["POST"]  # the kernel start is evidence
+        kernel_id = kernel.json()["id"]
+    url = "wss://" + env.server.url.split("://")[1] + f"{NB}/api/kernels/{kernel_id}/channels"
+    context = ssl.create_default_context(cafile=str(env.server.ca))
+    socket_id = uuid.uuid4().hex
+    headers = {"Authorization": f"Bearer {env.tokens['alice']}", "X-Request-Id": socket_id}
+    with connect(url, ssl=context, additional_headers=headers, open_timeout=60) as ws:
+        ws.send(
+            json.dumps(
+                {
+                    "header": {
+                        "msg_id": "1",
+                        "msg_type": "kernel_info_request",
+                        "username": "",
+                        "session": "s",
+                        "version": "5.3",
+                        "date": "",
+                    },
+                    "parent_header": {},
+                    "metadata": {},
+                    "content": {},
+                    "channel": "shell",
+                }
+            )
+        )
+        ws.recv(timeout=60)
+    deadline = time.monotonic() + 10
+    while len(phases := _events_of(env, [socket_id])) < 2 and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert [p["phase"] for p in phases] == ["connect", "close"]
+    assert int(str(phases[1]["bytes_in"])) > 0 and int(str(phases[1]["bytes_out"])) > 0
+    env.session("alice").request("DELETE", f"{NB}/api/kernels/{kernel_id}")
+
+
+def test_the_proxy_fails_closed_when_the_audit_log_cannot_be_written(env: Env) -> None:
+    engine = create_engine(env.config.effective_database_url)
+    block = "CREATE TRIGGER no_audit BEFORE INSERT ON audit_events BEGIN SELECT RAISE(ABORT, 'disk full'); END"
+    try:
+        with engine.begin() as conn:
+            conn.execute(text(block))
+        time.sleep(2.5)  # past the cached decision of the test before
+        with env.client(env.tokens["alice"]) as alice:
+            # Before: 200 (the event was queued and written after recovery).
+            assert alice.get(f"{NB}/api/status").status_code == 503
+            assert alice.get(f"{NB}/api/status").status_code == 503
+    finally:
+        with engine.begin() as conn:
+            conn.execute(text("DROP TRIGGER IF EXISTS no_audit"))
+        engine.dispose()
+    with env.client(env.tokens["alice"]) as alice:
+        assert alice.get(f"{NB}/api/status").status_code == 200
 
 
 def git(cwd: Path, *args: str, token: str, ca: Path) -> subprocess.CompletedProcess[str]:

@@ -24,7 +24,7 @@ from websockets.sync.client import ClientConnection, connect
 
 from strongroom.core.config import Config
 from strongroom.core.errors import Unauthenticated
-from strongroom.core.platform import initialize
+from strongroom.platform import initialize
 from tests.support import RunningServer, start_server
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(300)]

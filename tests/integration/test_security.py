@@ -136,7 +136,7 @@ def test_graceful_shutdown_on_sigterm_signs_a_final_checkpoint(server: RunningSe
     s.teams.create("risk")
     assert server.stop(signal.SIGTERM) == 0
     assert not (server.config.run_dir / "server.json").exists()
-    from strongroom.core.platform import Platform
+    from strongroom.platform import Platform
 
     platform = Platform(server.config)
     try:

@@ -34,7 +34,7 @@ def test_client_without_the_ca_fails(server: RunningServer) -> None:
 def test_another_ca_fails(server: RunningServer, tmp_path: Path) -> None:
     other = tmp_path / "other-home"
     from strongroom.core.config import Config
-    from strongroom.core.platform import initialize
+    from strongroom.platform import initialize
 
     initialize(Config(home=other, port=0))
     with pytest.raises(StrongroomError, match="CERTIFICATE_VERIFY_FAILED"):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from strongroom.core.context import Grant, RequestContext
-from strongroom.core.platform import Platform
+from strongroom.platform import Platform
 from tests.support import context_for
 
 

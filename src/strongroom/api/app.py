@@ -23,11 +23,11 @@ from strongroom.api.routers import (
     storage,
     system,
 )
+from strongroom.api.streaming import git as git_http
+from strongroom.api.streaming import notebooks as notebook_proxy
+from strongroom.api.streaming import packages as notebook_packages
 from strongroom.core.errors import StrongroomError
-from strongroom.core.platform import Platform
-from strongroom.gitrepo import http as git_http
-from strongroom.notebooks import packages as notebook_packages
-from strongroom.notebooks import proxy as notebook_proxy
+from strongroom.platform import Platform
 
 # Streaming endpoints whose bodies may exceed max_request_bytes (they stream, never buffer).
 # The notebook proxy and the package index stream too, and carry long-lived WebSockets and downloads.
@@ -52,14 +52,16 @@ def create_app(platform: Platform) -> FastAPI:
     app = FastAPI(
         title="Strongroom API",
         version=strongroom.__version__,
-        openapi_url="/api/openapi.json",
+        openapi_url=None,  # served by routers/system.py, to callers holding a role
         docs_url=None,
         redoc_url=None,
         redirect_slashes=False,
     )
     app.state.platform = platform
+    app.state.public_url = platform.config.effective_public_url()
     for router in ROUTERS:
         app.include_router(router)
+    app.include_router(system.document)
     app.router.routes.extend(git_http.routes())
     # The notebook proxy is the hot path: matched first (no API path starts with /notebooks/).
     app.router.routes[:0] = notebook_proxy.routes()
@@ -69,8 +71,8 @@ def create_app(platform: Platform) -> FastAPI:
     app.add_exception_handler(HTTPException, problems.http_error)
     app.add_exception_handler(Exception, problems.internal_error)
     app.add_middleware(
-        PlatformMiddleware,  # type: ignore[arg-type]
-        audit=platform.audit_log,
+        PlatformMiddleware,
+        guard=platform.guard,
         max_body=platform.config.max_request_bytes,
         timeout=platform.config.request_timeout_seconds,
         audit_unhandled=platform.guard.enforcing,

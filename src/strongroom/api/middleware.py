@@ -14,9 +14,9 @@ from typing import Any
 
 import anyio
 
-from strongroom.audit.log import AuditLog, AuditRecord
-from strongroom.core.context import Principal, RequestMarks, request_marks
-from strongroom.core.errors import PROBLEM_BASE
+from strongroom.api.problems import PROBLEM_JSON, problem_body
+from strongroom.core.errors import PayloadTooLarge, StrongroomError, Timeout
+from strongroom.guard import Guard
 
 Scope = dict[str, Any]
 Message = dict[str, Any]
@@ -44,24 +44,15 @@ def _header(scope: Scope, name: bytes) -> str:
     return ""
 
 
-async def _send_problem(send: Send, status: int, slug: str, detail: str, request_id: str, path: str) -> None:
-    body = json.dumps(
-        {
-            "type": PROBLEM_BASE + slug,
-            "title": slug.replace("-", " ").capitalize(),
-            "status": status,
-            "detail": detail,
-            "instance": path,
-            "request_id": request_id,
-        }
-    ).encode()
+async def _send_problem(send: Send, error: StrongroomError, request_id: str, path: str) -> None:
+    body = json.dumps(problem_body(error, path, request_id)).encode()
     headers = [
-        (b"content-type", b"application/problem+json"),
+        (b"content-type", PROBLEM_JSON.encode()),
         (b"content-length", str(len(body)).encode()),
         (b"x-request-id", request_id.encode()),
         *SECURITY_HEADERS,
     ]
-    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.start", "status": error.status, "headers": headers})
     await send({"type": "http.response.body", "body": body})
 
 
@@ -70,14 +61,14 @@ class PlatformMiddleware:
         self,
         app: ASGIApp,
         *,
-        audit: AuditLog,
+        guard: Guard,
         max_body: int,
         timeout: float,
         unlimited_prefixes: tuple[str, ...] = (),
         audit_unhandled: bool = True,
     ) -> None:
         self.app = app
-        self.audit = audit
+        self.guard = guard
         self.max_body = max_body
         self.timeout = timeout
         self.unlimited_prefixes = unlimited_prefixes
@@ -92,8 +83,10 @@ class PlatformMiddleware:
         state = scope.setdefault("state", {})
         state["request_id"] = request_id
         path = scope.get("path", "")
-        marks = RequestMarks()
-        token = request_marks.set(marks)
+        with self.guard.connection():
+            await self._serve(scope, receive, send, request_id, path)
+
+    async def _serve(self, scope: Scope, receive: Receive, send: Send, request_id: str, path: str) -> None:
         status_holder = {"status": 0}
         started = asyncio.Event()
         limited = not path.startswith(self.unlimited_prefixes) if self.unlimited_prefixes else True
@@ -104,9 +97,7 @@ class PlatformMiddleware:
                 status_holder["status"] = 413
                 await _send_problem(
                     send,
-                    413,
-                    "payload-too-large",
-                    f"the request body is {declared} bytes; the limit is {self.max_body} bytes",
+                    PayloadTooLarge(f"the request body is {declared} bytes; the limit is {self.max_body} bytes"),
                     request_id,
                     path,
                 )
@@ -127,7 +118,7 @@ class PlatformMiddleware:
                 if message["type"] == "http.response.start":
                     status_holder["status"] = message["status"]
                     # Record requests no service audited before the client sees the answer.
-                    await self._audit_if_unrecorded(marks, scope, request_id, message["status"])
+                    await self._audit_if_unrecorded(scope, request_id, message["status"])
                     headers = list(message.get("headers", []))
                     headers.append((b"x-request-id", request_id.encode()))
                     present = {k.lower() for k, _ in headers}
@@ -147,9 +138,7 @@ class PlatformMiddleware:
                 status_holder["status"] = 504
                 await _send_problem(
                     send,
-                    504,
-                    "timeout",
-                    f"the request took longer than {self.timeout:g} s and was abandoned",
+                    Timeout(f"the request took longer than {self.timeout:g} s and was abandoned"),
                     request_id,
                     path,
                 )
@@ -161,39 +150,27 @@ class PlatformMiddleware:
                 if not started.is_set():
                     status_holder["status"] = 413
                     await _send_problem(
-                        send,
-                        413,
-                        "payload-too-large",
-                        f"the request body exceeds {self.max_body} bytes",
-                        request_id,
-                        path,
+                        send, PayloadTooLarge(f"the request body exceeds {self.max_body} bytes"), request_id, path
                     )
         finally:
-            request_marks.reset(token)
-            await self._audit_if_unrecorded(marks, scope, request_id, status_holder["status"])
+            await self._audit_if_unrecorded(scope, request_id, status_holder["status"])
 
-    async def _audit_if_unrecorded(self, marks: RequestMarks, scope: Scope, request_id: str, status: int) -> None:
-        if not marks.audited and self.audit_unhandled:
-            marks.audited = True
+    async def _audit_if_unrecorded(self, scope: Scope, request_id: str, status: int) -> None:
+        if not self.guard.handled() and self.audit_unhandled:
             await anyio.to_thread.run_sync(self._audit_unhandled, scope, request_id, status)
 
     def _audit_unhandled(self, scope: Scope, request_id: str, status: int) -> None:
         """Record a request no service audited (rejected before reaching one)."""
-        principal = scope.get("state", {}).get("principal") or Principal.anonymous()
         route = scope.get("route")
         template = getattr(route, "path", None) or scope.get("path", "")
         client = scope.get("client")
-        record = AuditRecord(
-            principal=principal.user,
-            token_kind=principal.token_kind,
-            role=",".join(str(g) for g in principal.grants),
-            action=f"HTTP {scope.get('method', '')} {template}"[:128],
-            resource=str(scope.get("path", ""))[:1024],
-            decision="Deny" if status in (401, 403) else "Invalid",
-            outcome=str(status or "aborted"),
+        self.guard.record_unhandled(
+            scope.get("state", {}).get("principal"),
+            f"HTTP {scope.get('method', '')} {template}",
+            str(scope.get("path", "")),
+            status,
             request_id=request_id,
             source=f"{client[0]}" if client else "unix-socket",
             user_agent=_header(scope, b"user-agent"),
             params={"query": scope.get("query_string", b"").decode("latin-1")[:512]},
         )
-        self.audit.append_standalone(record)

@@ -1,4 +1,5 @@
-"""Rendering errors as RFC 9457 ``application/problem+json``."""
+"""Rendering errors as RFC 9457 ``application/problem+json``: one renderer, ``problem``, for every
+route (API, streaming, middleware), from the ``StrongroomError`` that says what went wrong."""
 
 from __future__ import annotations
 
@@ -9,27 +10,40 @@ from fastapi import Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
+from starlette.requests import HTTPConnection
 
-from strongroom.core.errors import PROBLEM_BASE, StrongroomError
+from strongroom.core.errors import (
+    PROBLEM_BASE,
+    InvalidInput,
+    MethodNotAllowed,
+    NotFound,
+    PayloadTooLarge,
+    StrongroomError,
+)
 
 log = logging.getLogger(__name__)
 PROBLEM_JSON = "application/problem+json"
+BEARER_REALM = 'Bearer realm="strongroom"'
 
 
-def problem_response(status: int, body: dict[str, Any], headers: dict[str, str] | None = None) -> JSONResponse:
-    return JSONResponse(body, status_code=status, media_type=PROBLEM_JSON, headers=headers)
+def problem_body(exc: StrongroomError, instance: str, request_id: str) -> dict[str, Any]:
+    """The problem document of ``exc`` for the request at ``instance``."""
+    body = exc.to_problem(instance=instance)
+    body["request_id"] = request_id
+    return body
 
 
-def _request_id(request: Request) -> str:
-    return str(getattr(request.state, "request_id", ""))
+def problem(connection: HTTPConnection, exc: StrongroomError, *, realm: str = BEARER_REALM) -> JSONResponse:
+    """The problem+json response for ``exc`` (a 401 names the authentication ``realm``)."""
+    request_id = str(connection.scope.get("state", {}).get("request_id", ""))
+    headers = {"WWW-Authenticate": realm} if exc.status == 401 else None
+    body = problem_body(exc, connection.url.path, request_id)
+    return JSONResponse(body, status_code=exc.status, media_type=PROBLEM_JSON, headers=headers)
 
 
 def strongroom_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StrongroomError)
-    body = exc.to_problem(instance=request.url.path)
-    body["request_id"] = _request_id(request)
-    headers = {"WWW-Authenticate": 'Bearer realm="strongroom"'} if exc.status == 401 else None
-    return problem_response(exc.status, body, headers)
+    return problem(request, exc)
 
 
 def _field_of(loc: tuple[Any, ...]) -> str:
@@ -41,47 +55,43 @@ def validation_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, RequestValidationError)
     errors = exc.errors()
     first = errors[0] if errors else {"loc": (), "msg": "invalid request"}
-    field = _field_of(tuple(first.get("loc", ())))
     messages = [f"{_field_of(tuple(e.get('loc', ()))) or 'request'}: {e.get('msg')}" for e in errors[:10]]
-    body = {
-        "type": PROBLEM_BASE + "invalid-input",
-        "title": "Invalid input",
-        "status": 422,
-        "detail": "the request is not valid: " + "; ".join(messages),
-        "field": field,
-        "errors": [{"field": _field_of(tuple(e.get("loc", ()))), "message": e.get("msg")} for e in errors[:50]],
-        "instance": request.url.path,
-        "request_id": _request_id(request),
-    }
-    return problem_response(422, body)
+    invalid = InvalidInput(
+        "the request is not valid: " + "; ".join(messages),
+        field=_field_of(tuple(first.get("loc", ()))),
+        errors=[{"field": _field_of(tuple(e.get("loc", ()))), "message": e.get("msg")} for e in errors[:50]],
+    )
+    return problem(request, invalid)
 
 
 def http_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, HTTPException)
-    slug = {404: "not-found", 405: "method-not-allowed", 413: "payload-too-large"}.get(exc.status_code, "http-error")
     detail = exc.detail if isinstance(exc.detail, str) else "request failed"
     if exc.status_code == 404 and detail == "Not Found":
         detail = f"no API route {request.method} {request.url.path}; see /api/openapi.json"
-    body = {
-        "type": PROBLEM_BASE + slug,
-        "title": slug.replace("-", " ").capitalize(),
-        "status": exc.status_code,
-        "detail": detail,
-        "instance": request.url.path,
-        "request_id": _request_id(request),
-    }
-    return problem_response(exc.status_code, body, dict(exc.headers or {}) or None)
+    kinds: dict[int, type[StrongroomError]] = {404: NotFound, 405: MethodNotAllowed, 413: PayloadTooLarge}
+    kind = kinds.get(exc.status_code)
+    if kind is None:  # no error of ours has this status: the plain document
+        body = {
+            "type": PROBLEM_BASE + "http-error",
+            "title": "Http error",
+            "status": exc.status_code,
+            "detail": detail,
+            "instance": request.url.path,
+            "request_id": str(getattr(request.state, "request_id", "")),
+        }
+        return JSONResponse(body, status_code=exc.status_code, media_type=PROBLEM_JSON, headers=exc.headers)
+    response = problem(request, kind(detail))
+    response.headers.update(dict(exc.headers or {}))
+    return response
 
 
 def internal_error(request: Request, exc: Exception) -> JSONResponse:
-    log.error("unhandled error in request %s", _request_id(request), exc_info=exc)
-    body = {
-        "type": PROBLEM_BASE + "internal-error",
-        "title": "Internal error",
-        "status": 500,
-        "detail": f"the platform failed to handle this request; quote request id {_request_id(request)} "
-        "to your platform administrator",
-        "instance": request.url.path,
-        "request_id": _request_id(request),
-    }
-    return problem_response(500, body)
+    request_id = str(getattr(request.state, "request_id", ""))
+    log.error("unhandled error in request %s", request_id, exc_info=exc)
+    return problem(
+        request,
+        StrongroomError(
+            f"the platform failed to handle this request; quote request id {request_id} to your platform administrator"
+        ),
+    )

@@ -23,8 +23,8 @@ from strongroom.api.app import create_app
 from strongroom.api.http_limits import LimitedServer, server_config
 from strongroom.core import pki
 from strongroom.core.errors import ConfigurationError
-from strongroom.core.platform import Platform
 from strongroom.core.workers import WorkerRunner
+from strongroom.platform import Platform
 
 log = logging.getLogger("strongroom.server")
 
@@ -121,6 +121,7 @@ def serve(platform: Platform, *, ready_file: Path | None = None) -> None:
         platform.close()
         raise
     port = tcp.getsockname()[1]
+    app.state.public_url = config.effective_public_url(port)
     socket_path = config.effective_socket_path
     uds = _unix_socket(socket_path)
 
@@ -142,10 +143,9 @@ def serve(platform: Platform, *, ready_file: Path | None = None) -> None:
     runner = WorkerRunner(platform.workers())
     runner.start()
 
-    host_for_url = "localhost" if config.host in ("127.0.0.1", "0.0.0.0", "::1", "::") else config.host
     info = {
         "pid": os.getpid(),
-        "url": f"https://{host_for_url}:{port}",
+        "url": config.model_copy(update={"public_url": "", "public_hostname": ""}).effective_public_url(port),
         "port": port,
         "host": config.host,
         "socket": str(socket_path),

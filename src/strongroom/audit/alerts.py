@@ -13,8 +13,8 @@ import httpx
 
 from strongroom.core.context import RequestContext
 from strongroom.db.base import utcnow
+from strongroom.guard import Guard
 from strongroom.policy.engine import Target
-from strongroom.policy.guard import Guard
 
 log = logging.getLogger(__name__)
 
@@ -42,7 +42,10 @@ class AlertService:
             "time": utcnow().isoformat(),
             "source": "strongroom",
         }
-        with self.guard.call(RequestContext.system(), "RaiseAlert", Target("alert", team, rule), params=alert):
+        with (
+            self.guard.begin(RequestContext.system(), "RaiseAlert", Target("alert", team, rule), params=alert) as call,
+            call.transaction(),
+        ):
             pass
         if self.webhook_url:
             threading.Thread(target=self._deliver, args=(alert,), name="alert-webhook", daemon=True).start()

@@ -30,7 +30,6 @@ from strongroom.audit.db import AuditCheckpointRow, AuditEventRow
 from strongroom.audit.models import AuditEvent, Checkpoint, VerifyReport
 from strongroom.audit.signing import FIRST_CHECKPOINT, CheckpointSigner, checkpoint_digest
 from strongroom.audit.witness import CheckpointWitness, SignedCheckpoint, WitnessError
-from strongroom.core.context import request_marks
 from strongroom.db.base import utcnow
 from strongroom.db.engine import Database
 
@@ -168,9 +167,6 @@ class AuditLog:
         digest = event_hash(fields)
         sealed = {**fields, "time": now, "hash": digest}
         connection.execute(_INSERT, sealed)
-        marks = request_marks.get()
-        if marks is not None:
-            marks.audited = True
         return AuditEvent.model_construct(**sealed)
 
     def append_standalone(self, record: AuditRecord) -> AuditEvent:

@@ -22,8 +22,8 @@ from strongroom.core.errors import Conflict, InvalidInput, NotFound
 from strongroom.core.names import check_name
 from strongroom.db.base import utcnow
 from strongroom.db.engine import Database
+from strongroom.guard import Guard
 from strongroom.policy.engine import Target
-from strongroom.policy.guard import Guard
 
 PLATFORM_PORTFOLIO = "platform"
 LAUNCH_ROLE = "CatalogProvisioner"
@@ -78,11 +78,11 @@ class CatalogService:
         return provisioner.product.model_copy(update={"srn": f"srn:strongroom::product/{name}"})
 
     def list_products(self, ctx: RequestContext) -> list[Product]:
-        with self.guard.call(ctx, "ListProducts", product_target("*"), write=False):
+        with self.guard.begin(ctx, "ListProducts", product_target("*")) as call, call.transaction(write=False):
             return [self._product(name) for name in sorted(self.provisioners)]
 
     def describe_product(self, ctx: RequestContext, name: str) -> Product:
-        with self.guard.call(ctx, "DescribeProduct", product_target(name), write=False):
+        with self.guard.begin(ctx, "DescribeProduct", product_target(name)) as call, call.transaction(write=False):
             return self._product(name)
 
     # -- portfolios -------------------------------------------------------------------------
@@ -113,7 +113,10 @@ class CatalogService:
         for role in grants or []:
             self._check_grant_role(role)
         params = {"team": team, "name": name, "products": products or [], "grants": grants or []}
-        with self.guard.call(ctx, "CreatePortfolio", portfolio_target(team, name), params=params) as call:
+        with (
+            self.guard.begin(ctx, "CreatePortfolio", portfolio_target(team, name), params=params) as call,
+            call.transaction(),
+        ):
             if (replayed := call.replay(Portfolio)) is not None:
                 return replayed
             exists = call.session.scalars(
@@ -140,14 +143,20 @@ class CatalogService:
             raise InvalidInput(f"role {role!r} is unknown; roles are {', '.join(ROLES)}", field="role")
 
     def delete_portfolio(self, ctx: RequestContext, team: str, name: str) -> None:
-        with self.guard.call(ctx, "DeletePortfolio", portfolio_target(team, name), params={"name": name}) as call:
+        with (
+            self.guard.begin(ctx, "DeletePortfolio", portfolio_target(team, name), params={"name": name}) as call,
+            call.transaction(),
+        ):
             call.session.delete(self._portfolio_row(call.session, team, name))
             call.emit("PortfolioDeleted", portfolio=name)
 
     def _change_portfolio(
         self, ctx: RequestContext, action: str, team: str, name: str, field: str, value: str, add: bool
     ) -> Portfolio:
-        with self.guard.call(ctx, action, portfolio_target(team, name), params={field: value}) as call:
+        with (
+            self.guard.begin(ctx, action, portfolio_target(team, name), params={field: value}) as call,
+            call.transaction(),
+        ):
             row = self._portfolio_row(call.session, team, name)
             current = set(row.products if field == "product" else row.grants)
             current = current | {value} if add else current - {value}
@@ -173,7 +182,10 @@ class CatalogService:
 
     def list_portfolios(self, ctx: RequestContext, team: str = "") -> list[Portfolio]:
         """The platform portfolio and, with ``team``, that team's portfolios."""
-        with self.guard.call(ctx, "ListPortfolios", portfolio_target(team, "*"), write=False) as call:
+        with (
+            self.guard.begin(ctx, "ListPortfolios", portfolio_target(team, "*")) as call,
+            call.transaction(write=False),
+        ):
             rows = call.session.scalars(
                 select(PortfolioRow).where(PortfolioRow.team.in_({"", team})).order_by(PortfolioRow.name)
             )
@@ -239,9 +251,12 @@ class CatalogService:
         target = provisioned_target(team, "*", owner=owner_hint)
         with self.db.read() as session:
             granted = self._granted(session, ctx.principal, product, team)
-        with self.guard.call(
-            ctx, "LaunchProduct", target, params=params_for_audit, context={"product_granted": granted}
-        ) as call:
+        with (
+            self.guard.begin(
+                ctx, "LaunchProduct", target, params=params_for_audit, context={"product_granted": granted}
+            ) as call,
+            call.transaction(),
+        ):
             if (replayed := call.replay(ProvisionedProduct)) is not None:
                 return replayed
             resolved = chosen.resolve(parameters)
@@ -312,7 +327,7 @@ class CatalogService:
         """Change parameters (unchanged ones keep their values) and/or the product version."""
         target = provisioned_target(team, name, owner=self._owner(team, name))
         params = {"parameters": _auditable(parameters), "version": version}
-        with self.guard.call(ctx, "UpdateProvisionedProduct", target, params=params) as call:
+        with self.guard.begin(ctx, "UpdateProvisionedProduct", target, params=params) as call, call.transaction():
             row = self._live_row(call.session, team, name)
             if row.status in (Status.UNDER_CHANGE, Status.TERMINATED):
                 raise Conflict(f"{name} is {row.status}; wait until it settles", field="name", status=row.status)
@@ -339,7 +354,10 @@ class CatalogService:
     def terminate(self, ctx: RequestContext, team: str, name: str) -> ProvisionedProduct:
         """Remove everything the product created (newest first); the name is free again afterwards."""
         target = provisioned_target(team, name, owner=self._owner(team, name))
-        with self.guard.call(ctx, "TerminateProvisionedProduct", target, params={"name": name}) as call:
+        with (
+            self.guard.begin(ctx, "TerminateProvisionedProduct", target, params={"name": name}) as call,
+            call.transaction(),
+        ):
             row = self._live_row(call.session, team, name)
             if row.operation == Operation.TERMINATE:
                 return row.to_entity()
@@ -363,7 +381,7 @@ class CatalogService:
     def describe(self, ctx: RequestContext, team: str, name: str) -> ProvisionedProduct:
         """A provisioned product with what it created and its event log."""
         target = provisioned_target(team, name, owner=self._owner(team, name))
-        with self.guard.call(ctx, "DescribeProvisionedProduct", target, write=False) as call:
+        with self.guard.begin(ctx, "DescribeProvisionedProduct", target) as call, call.transaction(write=False):
             row = call.session.scalars(
                 select(ProvisionedProductRow)
                 .where(ProvisionedProductRow.team == team, ProvisionedProductRow.name == name)
@@ -388,7 +406,10 @@ class CatalogService:
         return row.to_entity([r.to_entity() for r in resources], [e.to_entity() for e in events])
 
     def list(self, ctx: RequestContext, team: str, *, include_terminated: bool = False) -> list[ProvisionedProduct]:
-        with self.guard.call(ctx, "ListProvisionedProducts", provisioned_target(team, "*"), write=False) as call:
+        with (
+            self.guard.begin(ctx, "ListProvisionedProducts", provisioned_target(team, "*")) as call,
+            call.transaction(write=False),
+        ):
             query = select(ProvisionedProductRow).where(ProvisionedProductRow.team == team)
             if not include_terminated:
                 query = query.where(ProvisionedProductRow.status != Status.TERMINATED.value)

@@ -28,10 +28,10 @@ from strongroom.core.context import RequestContext
 from strongroom.core.errors import Conflict, Forbidden, NotFound
 from strongroom.db.engine import Database
 from strongroom.gitrepo.service import GitService
+from strongroom.guard import Guard
 from strongroom.identity.db import TeamRow
 from strongroom.identity.service import IdentityService, team_target
 from strongroom.kms.service import KmsService
-from strongroom.policy.engine import PolicyEngine
 from strongroom.policy.service import PolicyService
 from strongroom.storage.service import StorageService
 
@@ -243,7 +243,7 @@ class TeamEnvironmentProvisioner(Provisioner):
     def __init__(
         self,
         db: Database,
-        engine: PolicyEngine,
+        guard: Guard,
         identity: IdentityService,
         kms: KmsService,
         storage: StorageService,
@@ -251,7 +251,7 @@ class TeamEnvironmentProvisioner(Provisioner):
         policies: PolicyService,
         catalog: Callable[[], CatalogService],
     ) -> None:
-        self.db, self.engine = db, engine
+        self.db, self.guard = db, guard
         self._steps: list[Step] = [
             _TeamStep(identity, db),
             _KeyStep(kms),
@@ -272,12 +272,16 @@ class TeamEnvironmentProvisioner(Provisioner):
     def check_launch(self, ctx: RequestContext, team: str, parameters: Mapping[str, str]) -> dict[str, str]:
         with self.db.read() as session:
             exists = session.get(TeamRow, team) is not None
-        if not exists and not self.engine.decide(ctx.principal, "CreateTeam", team_target(team)).allowed:
-            raise Forbidden(
-                f"team {team} does not exist, and only a PlatformAdmin may create a team; "
-                "ask a PlatformAdmin to launch the Team Environment",
-                field="parameters.TeamName",
-            )
+        if not exists:
+            try:
+                with self.guard.begin(ctx, "CreateTeam", team_target(team)):
+                    pass
+            except Forbidden:
+                raise Forbidden(
+                    f"team {team} does not exist, and only a PlatformAdmin may create a team; "
+                    "ask a PlatformAdmin to launch the Team Environment",
+                    field="parameters.TeamName",
+                ) from None
         return dict(parameters)
 
     def check_terminate(self, ctx: RequestContext, team: str, name: str) -> None:

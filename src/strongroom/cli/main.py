@@ -90,7 +90,7 @@ def init(
     as_json: JsonOpt = False,
 ) -> None:
     """Create a platform home: config, root key, CA, database, and the first admin's token."""
-    from strongroom.core.platform import initialize
+    from strongroom.platform import initialize
 
     result = initialize(_config(home, database_url=database_url, port=port), admin=admin)
     if as_json:
@@ -116,7 +116,7 @@ def up(
     import logging
 
     from strongroom.api.server import serve
-    from strongroom.core.platform import Platform
+    from strongroom.platform import Platform
 
     config = _config(home, port=port, host=host)
     logging.basicConfig(level=config.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
@@ -132,7 +132,7 @@ def status(
     as_json: JsonOpt = False,
 ) -> None:
     """Say what runs where: the HTTPS address, the sandbox socket, workers, the audit head."""
-    from strongroom.core.platform import read_server_info
+    from strongroom.platform import read_server_info
 
     config = _config(home)
     if not (config.home / "root.check").exists():

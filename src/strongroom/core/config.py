@@ -49,6 +49,9 @@ class Config(BaseSettings):
     host: str = "127.0.0.1"
     port: int = Field(default=8443, ge=0, le=65535)
     public_hostname: str = ""
+    # The URL users reach the platform at (links it hands out, such as notebook sign-in URLs, are
+    # built from it, never from request headers); empty: https://<public_hostname or host>:<port>.
+    public_url: str = ""
     socket_path: str = ""
     tls_min_version: str = "1.2"
     session_ttl_seconds: int = Field(default=3600, ge=60, le=86400)
@@ -152,6 +155,17 @@ class Config(BaseSettings):
         home = Path(init_settings().get("home") or default_home()).expanduser()
         return (init_settings, env_settings, _TomlSource(settings_cls, home / "config.toml"))
 
+    def effective_public_url(self, port: int | None = None) -> str:
+        """The configured public URL, or ``https://<public_hostname or host>:<port>`` (``port``: the bound
+        one; a loopback or wildcard host is named ``localhost``, the name the server certificate holds)."""
+        if self.public_url:
+            return self.public_url.rstrip("/")
+        loopback_or_any = self.host in ("127.0.0.1", "0.0.0.0", "::1", "::")
+        host = self.public_hostname or ("localhost" if loopback_or_any else self.host)
+        if ":" in host:
+            host = f"[{host}]"
+        return f"https://{host}:{port or self.port}"
+
     # Derived locations inside the home.
     @property
     def effective_database_url(self) -> str:
@@ -221,6 +235,9 @@ port = {port}
 # Extra DNS name put in the server certificate (localhost, 127.0.0.1 and this host's
 # name are always included).
 public_hostname = ""
+# The URL users reach the platform at; links the platform hands out (notebook sign-in URLs)
+# are built from it, never from request headers. Empty: https://<public_hostname or host>:<port>.
+public_url = ""
 # Minimum TLS version: "1.2" or "1.3".
 tls_min_version = "1.2"
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import uuid
-from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -61,13 +60,3 @@ class RequestContext:
     @classmethod
     def system(cls, request_id: str = "") -> RequestContext:
         return cls(principal=Principal.system(), request_id=request_id or uuid.uuid4().hex, source="platform")
-
-
-@dataclass
-class RequestMarks:
-    """Set per HTTP request; the audit log marks it so the API knows the call was audited."""
-
-    audited: bool = False
-
-
-request_marks: ContextVar[RequestMarks | None] = ContextVar("strongroom_request_marks", default=None)

@@ -68,6 +68,18 @@ class NotFound(StrongroomError):
     title = "Not found"
 
 
+class MethodNotAllowed(StrongroomError):
+    slug = "method-not-allowed"
+    status = 405
+    title = "Method not allowed"
+
+
+class Timeout(StrongroomError):
+    slug = "timeout"
+    status = 504
+    title = "Timeout"
+
+
 class Conflict(StrongroomError):
     slug = "conflict"
     status = 409

@@ -27,8 +27,8 @@ from rich.table import Table
 from strongroom.core import launcher
 from strongroom.core.config import Config
 from strongroom.core.errors import Forbidden, StrongroomError
-from strongroom.core.platform import initialize
 from strongroom.demo.report import build_summary_html
+from strongroom.platform import initialize
 from strongroom.sdk.session import Session
 
 console = Console()

@@ -48,11 +48,11 @@ from strongroom.experiments.models import (
     Trial,
     TrialComponent,
 )
+from strongroom.guard import Guard
 from strongroom.lineage import store as lineage
 from strongroom.lineage.models import GitCommit
 from strongroom.lineage.service import commit_artifact
 from strongroom.policy.engine import Target
-from strongroom.policy.guard import Guard
 
 MAX_BATCH_COMPONENTS = 10_000
 
@@ -90,7 +90,10 @@ class ExperimentsService:
     ) -> Experiment:
         check_name(name, "name")
         params = {"name": name, "display_name": display_name, "description": description, "tags": _tags(tags)}
-        with self.guard.call(ctx, "CreateExperiment", _target("experiment", team, name), params=params) as call:
+        with (
+            self.guard.begin(ctx, "CreateExperiment", _target("experiment", team, name), params=params) as call,
+            call.transaction(),
+        ):
             if (replayed := call.replay(Experiment)) is not None:
                 return replayed
             if self._experiment(call.session, team, name, required=False) is not None:
@@ -119,11 +122,17 @@ class ExperimentsService:
             return call.result(views.experiment_entity(row))
 
     def describe_experiment(self, ctx: RequestContext, team: str, name: str) -> Experiment:
-        with self.guard.call(ctx, "DescribeExperiment", _target("experiment", team, name), write=False) as call:
+        with (
+            self.guard.begin(ctx, "DescribeExperiment", _target("experiment", team, name)) as call,
+            call.transaction(write=False),
+        ):
             return views.experiment_entity(self._experiment(call.session, team, name))
 
     def list_experiments(self, ctx: RequestContext, team: str) -> list[Experiment]:
-        with self.guard.call(ctx, "ListExperiments", _target("experiment", team), write=False) as call:
+        with (
+            self.guard.begin(ctx, "ListExperiments", _target("experiment", team)) as call,
+            call.transaction(write=False),
+        ):
             rows = call.session.scalars(
                 select(ExperimentRow).where(ExperimentRow.team == team).order_by(ExperimentRow.name)
             )
@@ -131,7 +140,7 @@ class ExperimentsService:
 
     def delete_experiment(self, ctx: RequestContext, team: str, name: str) -> None:
         """Delete an experiment; refused while it still has trials."""
-        with self.guard.call(ctx, "DeleteExperiment", _target("experiment", team, name)) as call:
+        with self.guard.begin(ctx, "DeleteExperiment", _target("experiment", team, name)) as call, call.transaction():
             row = self._experiment(call.session, team, name)
             if call.session.scalars(select(TrialRow.id).where(TrialRow.experiment_id == row.id)).first():
                 raise Conflict(f"experiment {name!r} still has trials; delete them first", field="name")
@@ -160,7 +169,10 @@ class ExperimentsService:
     ) -> Trial:
         check_name(name, "name")
         params = {"name": name, "experiment_name": experiment_name, "display_name": display_name}
-        with self.guard.call(ctx, "CreateTrial", _target("trial", team, name), params=params) as call:
+        with (
+            self.guard.begin(ctx, "CreateTrial", _target("trial", team, name), params=params) as call,
+            call.transaction(),
+        ):
             if (replayed := call.replay(Trial)) is not None:
                 return replayed
             experiment = self._experiment(call.session, team, experiment_name)
@@ -181,14 +193,20 @@ class ExperimentsService:
             return call.result(views.trial_entity(row, experiment_name))
 
     def describe_trial(self, ctx: RequestContext, team: str, name: str) -> Trial:
-        with self.guard.call(ctx, "DescribeTrial", _target("trial", team, name), write=False) as call:
+        with (
+            self.guard.begin(ctx, "DescribeTrial", _target("trial", team, name)) as call,
+            call.transaction(write=False),
+        ):
             row = self._trial(call.session, team, name)
             experiment = call.session.get(ExperimentRow, row.experiment_id)
             return views.trial_entity(row, experiment.name if experiment else "")
 
     def list_trials(self, ctx: RequestContext, team: str, experiment_name: str | None = None) -> list[Trial]:
         params = {"experiment_name": experiment_name}
-        with self.guard.call(ctx, "ListTrials", _target("trial", team), params=params, write=False) as call:
+        with (
+            self.guard.begin(ctx, "ListTrials", _target("trial", team), params=params) as call,
+            call.transaction(write=False),
+        ):
             query = (
                 select(TrialRow, ExperimentRow.name)
                 .join(ExperimentRow, ExperimentRow.id == TrialRow.experiment_id)
@@ -200,7 +218,7 @@ class ExperimentsService:
 
     def delete_trial(self, ctx: RequestContext, team: str, name: str) -> None:
         """Delete a trial; its components stay (they may belong to other trials)."""
-        with self.guard.call(ctx, "DeleteTrial", _target("trial", team, name)) as call:
+        with self.guard.begin(ctx, "DeleteTrial", _target("trial", team, name)) as call, call.transaction():
             row = self._trial(call.session, team, name)
             call.session.execute(delete(TrialLinkRow).where(TrialLinkRow.trial_id == row.id))
             call.session.delete(row)
@@ -214,7 +232,10 @@ class ExperimentsService:
 
     def associate_trial_component(self, ctx: RequestContext, team: str, trial: str, component: str) -> None:
         params = {"trial": trial, "component": component}
-        with self.guard.call(ctx, "AssociateTrialComponent", _target("trial", team, trial), params=params) as call:
+        with (
+            self.guard.begin(ctx, "AssociateTrialComponent", _target("trial", team, trial), params=params) as call,
+            call.transaction(),
+        ):
             trial_row = self._trial(call.session, team, trial)
             component_row = self._component(call.session, team, component)
             if call.session.get(TrialLinkRow, (trial_row.id, component_row.id)) is None:
@@ -222,7 +243,10 @@ class ExperimentsService:
 
     def disassociate_trial_component(self, ctx: RequestContext, team: str, trial: str, component: str) -> None:
         params = {"trial": trial, "component": component}
-        with self.guard.call(ctx, "DisassociateTrialComponent", _target("trial", team, trial), params=params) as call:
+        with (
+            self.guard.begin(ctx, "DisassociateTrialComponent", _target("trial", team, trial), params=params) as call,
+            call.transaction(),
+        ):
             trial_row = self._trial(call.session, team, trial)
             component_row = self._component(call.session, team, component)
             link = call.session.get(TrialLinkRow, (trial_row.id, component_row.id))
@@ -271,9 +295,12 @@ class ExperimentsService:
         )
         check_name(name, "name")
         params = {"name": name, "display_name": display_name, "source": source, "trial": trial, "status": status}
-        with self.guard.call(
-            ctx, "CreateTrialComponent", _target("trial-component", team, name), params=params
-        ) as call:
+        with (
+            self.guard.begin(
+                ctx, "CreateTrialComponent", _target("trial-component", team, name), params=params
+            ) as call,
+            call.transaction(),
+        ):
             if (replayed := call.replay(TrialComponent)) is not None:
                 return replayed
             rows = self._create_rows(call.session, team, [spec], ctx.principal.user)
@@ -351,16 +378,20 @@ class ExperimentsService:
         return rows
 
     def describe_trial_component(self, ctx: RequestContext, team: str, name: str) -> TrialComponent:
-        with self.guard.call(ctx, "DescribeTrialComponent", _target("trial-component", team, name), write=False) as c:
+        with (
+            self.guard.begin(ctx, "DescribeTrialComponent", _target("trial-component", team, name)) as c,
+            c.transaction(write=False),
+        ):
             return views.load_one(c.session, self._component(c.session, team, name))
 
     def list_trial_components(
         self, ctx: RequestContext, team: str, trial: str | None = None, source: str | None = None
     ) -> list[TrialComponent]:
         params = {"trial": trial, "source": source}
-        with self.guard.call(
-            ctx, "ListTrialComponents", _target("trial-component", team), params=params, write=False
-        ) as call:
+        with (
+            self.guard.begin(ctx, "ListTrialComponents", _target("trial-component", team), params=params) as call,
+            call.transaction(write=False),
+        ):
             query = select(TrialComponentRow).where(TrialComponentRow.team == team)
             if trial:
                 trial_row = self._trial(call.session, team, trial)
@@ -373,7 +404,10 @@ class ExperimentsService:
             return views.load_many(call.session, rows)
 
     def delete_trial_component(self, ctx: RequestContext, team: str, name: str) -> None:
-        with self.guard.call(ctx, "DeleteTrialComponent", _target("trial-component", team, name)) as call:
+        with (
+            self.guard.begin(ctx, "DeleteTrialComponent", _target("trial-component", team, name)) as call,
+            call.transaction(),
+        ):
             row = self._component(call.session, team, name)
             for table in (TrialLinkRow, ParameterRow, ArtifactRow, ComponentTagRow, MetricRow, MetricSummaryRow):
                 call.session.execute(delete(table).where(table.component_id == row.id))
@@ -382,7 +416,10 @@ class ExperimentsService:
     def update_trial_component(self, ctx: RequestContext, team: str, update: ComponentUpdate) -> TrialComponent:
         """Set fields, merge parameters/artifacts/tags, append metrics of one component."""
         target = _target("trial-component", team, update.name)
-        with self.guard.call(ctx, "UpdateTrialComponent", target, params=_update_params(update)) as call:
+        with (
+            self.guard.begin(ctx, "UpdateTrialComponent", target, params=_update_params(update)) as call,
+            call.transaction(),
+        ):
             row = self._component(call.session, team, update.name)
             self._apply(call.session, team, {row.name: row}, [update], [], ctx.principal.user)
             return views.load_one(call.session, row)
@@ -406,7 +443,10 @@ class ExperimentsService:
             raise InvalidInput(f"a batch touches at most {MAX_BATCH_COMPONENTS} components", field="components")
         points = sum(len(u.metrics) for u in updates) + sum(len(m.names) for m in metric_columns)
         params = {"components": names[:100], "component_count": len(names), "created": len(created), "metrics": points}
-        with self.guard.call(ctx, "BatchWriteTrialComponents", _target("trial-component", team), params=params) as call:
+        with (
+            self.guard.begin(ctx, "BatchWriteTrialComponents", _target("trial-component", team), params=params) as call,
+            call.transaction(),
+        ):
             if (replayed := call.replay(BatchResult)) is not None:
                 return replayed
             rows = self._create_rows(call.session, team, creates, ctx.principal.user) if creates else {}
@@ -429,7 +469,10 @@ class ExperimentsService:
 
     def metric_series(self, ctx: RequestContext, team: str, component: str, name: str) -> MetricSeries:
         target = _target("trial-component", team, component)
-        with self.guard.call(ctx, "DescribeTrialComponent", target, params={"metric": name}, write=False) as call:
+        with (
+            self.guard.begin(ctx, "DescribeTrialComponent", target, params={"metric": name}) as call,
+            call.transaction(write=False),
+        ):
             row = self._component(call.session, team, component)
             points = call.session.execute(
                 select(MetricRow.step, MetricRow.value, MetricRow.timestamp)
@@ -447,9 +490,10 @@ class ExperimentsService:
     def search(self, ctx: RequestContext, team: str, request: analytics.SearchRequest) -> analytics.Columns:
         """The analytics table: one row per matching component (see ``experiments.analytics``)."""
         params = request.model_dump(mode="json", by_alias=True)
-        with self.guard.call(
-            ctx, "SearchTrialComponents", _target("trial-component", team), params=params, write=False
-        ) as call:
+        with (
+            self.guard.begin(ctx, "SearchTrialComponents", _target("trial-component", team), params=params) as call,
+            call.transaction(write=False),
+        ):
             return analytics.build(call.session, team, request)
 
     # -- jobs -------------------------------------------------------------------------------

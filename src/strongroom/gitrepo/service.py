@@ -1,5 +1,5 @@
 """Team repositories: create, list, describe, delete; commit lookup and listing; the
-authorization of smart-HTTP pulls and pushes (served by `strongroom.gitrepo.http`).
+authorization of smart-HTTP pulls and pushes (served by `strongroom.api.streaming.git`).
 
 A team's repositories live in one directory encrypted at rest under the team's key
 (`strongroom.kms.volume`), mounted on first use by this platform process and unmounted at shutdown.
@@ -7,6 +7,7 @@ A team's repositories live in one directory encrypted at rest under the team's k
 
 from __future__ import annotations
 
+import builtins
 import datetime as dt
 import logging
 import re
@@ -24,10 +25,10 @@ from strongroom.db.base import utcnow
 from strongroom.db.engine import Database
 from strongroom.gitrepo.db import RepositoryRow
 from strongroom.gitrepo.models import Commit, Repository
+from strongroom.guard import Guard, Ticket
 from strongroom.kms.service import KmsService
 from strongroom.kms.volume import EncryptedVolume, mount_for_team
 from strongroom.policy.engine import Target
-from strongroom.policy.guard import Guard
 
 log = logging.getLogger(__name__)
 _SHA = re.compile(r"[0-9a-f]{4,64}")
@@ -109,41 +110,44 @@ class GitService:
         check_name(name, "name")
         params = {"team": team, "name": name, "description": description}
         target = repository_target(team, name)
-        # Mount (KMS, audited) before the write transaction, which must not wait on another
-        # writer; only for callers the policy allows, so a denied request changes nothing.
-        if self.guard.engine.decide(ctx.principal, "CreateRepository", target).allowed:
+        # Mount (KMS, a nested check) before the write transaction, which must not wait on another
+        # writer; only once the call is allowed, so a denied request changes nothing.
+        with self.guard.begin(ctx, "CreateRepository", target, params=params) as call:
             self.team_root(team)
-        with self.guard.call(ctx, "CreateRepository", target, params=params) as call:
-            if (replayed := call.replay(Repository)) is not None:
-                return replayed
-            exists = call.session.scalars(
-                select(RepositoryRow).where(RepositoryRow.team == team, RepositoryRow.name == name)
-            ).first()
-            if exists is not None:
-                raise Conflict(f"team {team} already has a repository {name!r}", field="name")
-            row = RepositoryRow(
-                team=team, name=name, description=description, created_by=ctx.principal.user, created_at=utcnow()
-            )
-            call.session.add(row)
-            call.session.flush()
-            path = self.path(team, name)
-            if path.exists():  # left over from a crash between init and commit: start clean
-                shutil.rmtree(path)
-            path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-            subprocess.run(
-                ["git", "init", "--bare", "--quiet", "--initial-branch=main", str(path)],
-                check=True,
-                timeout=_GIT_TIMEOUT,
-                capture_output=True,
-            )
-            self._git(path, "config", "http.receivepack", "true")
-            self._git(path, "config", "receive.denyNonFastForwards", "true")
-            self._git(path, "config", "receive.denyDeletes", "true")
-            call.emit("RepositoryCreated", repository=name)
-            return call.result(row.to_entity())
+            with call.transaction():
+                if (replayed := call.replay(Repository)) is not None:
+                    return replayed
+                exists = call.session.scalars(
+                    select(RepositoryRow).where(RepositoryRow.team == team, RepositoryRow.name == name)
+                ).first()
+                if exists is not None:
+                    raise Conflict(f"team {team} already has a repository {name!r}", field="name")
+                row = RepositoryRow(
+                    team=team, name=name, description=description, created_by=ctx.principal.user, created_at=utcnow()
+                )
+                call.session.add(row)
+                call.session.flush()
+                path = self.path(team, name)
+                if path.exists():  # left over from a crash between init and commit: start clean
+                    shutil.rmtree(path)
+                path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+                subprocess.run(
+                    ["git", "init", "--bare", "--quiet", "--initial-branch=main", str(path)],
+                    check=True,
+                    timeout=_GIT_TIMEOUT,
+                    capture_output=True,
+                )
+                self._git(path, "config", "http.receivepack", "true")
+                self._git(path, "config", "receive.denyNonFastForwards", "true")
+                self._git(path, "config", "receive.denyDeletes", "true")
+                call.emit("RepositoryCreated", repository=name)
+                return call.result(row.to_entity())
 
-    def list(self, ctx: RequestContext, team: str) -> list[Repository]:
-        with self.guard.call(ctx, "ListRepositories", repository_target(team, "*"), write=False) as call:
+    def list(self, ctx: RequestContext, team: str) -> builtins.list[Repository]:
+        with (
+            self.guard.begin(ctx, "ListRepositories", repository_target(team, "*")) as call,
+            call.transaction(write=False),
+        ):
             rows = call.session.scalars(
                 select(RepositoryRow).where(RepositoryRow.team == team).order_by(RepositoryRow.name)
             )
@@ -161,11 +165,17 @@ class GitService:
         return row
 
     def describe(self, ctx: RequestContext, team: str, name: str) -> Repository:
-        with self.guard.call(ctx, "DescribeRepository", repository_target(team, name), write=False) as call:
+        with (
+            self.guard.begin(ctx, "DescribeRepository", repository_target(team, name)) as call,
+            call.transaction(write=False),
+        ):
             return self._row(call.session, team, name).to_entity()
 
     def delete(self, ctx: RequestContext, team: str, name: str) -> None:
-        with self.guard.call(ctx, "DeleteRepository", repository_target(team, name), params={"name": name}) as call:
+        with (
+            self.guard.begin(ctx, "DeleteRepository", repository_target(team, name), params={"name": name}) as call,
+            call.transaction(),
+        ):
             call.session.delete(self._row(call.session, team, name))
             call.emit("RepositoryDeleted", repository=name)
         shutil.rmtree(self.path(team, name), ignore_errors=True)
@@ -177,7 +187,10 @@ class GitService:
         if not isinstance(sha, str) or not _SHA.fullmatch(sha):
             raise InvalidInput("commit id must be 4-64 lowercase hexadecimal characters", field="sha")
         params = {"repository": name, "sha": sha}
-        with self.guard.call(ctx, "GetCommit", repository_target(team, name), params=params, write=False) as call:
+        with (
+            self.guard.begin(ctx, "GetCommit", repository_target(team, name), params=params) as call,
+            call.transaction(write=False),
+        ):
             self._row(call.session, team, name)
         commits = self._log(team, name, sha, 1, single=True)
         if not commits:
@@ -186,18 +199,21 @@ class GitService:
 
     def list_commits(
         self, ctx: RequestContext, team: str, name: str, ref: str = "main", limit: int = 50
-    ) -> list[Commit]:
+    ) -> builtins.list[Commit]:
         """Newest first, from ``ref`` (a branch, tag or commit id)."""
         if not isinstance(ref, str) or not _REF.fullmatch(ref) or ".." in ref:
             raise InvalidInput("ref must be a branch, tag or commit id", field="ref")
         if not 1 <= limit <= 1000:
             raise InvalidInput("limit must be between 1 and 1000", field="limit")
         params = {"repository": name, "ref": ref, "limit": limit}
-        with self.guard.call(ctx, "ListCommits", repository_target(team, name), params=params, write=False) as call:
+        with (
+            self.guard.begin(ctx, "ListCommits", repository_target(team, name), params=params) as call,
+            call.transaction(write=False),
+        ):
             self._row(call.session, team, name)
         return self._log(team, name, ref, limit)
 
-    def _log(self, team: str, name: str, rev: str, limit: int, single: bool = False) -> list[Commit]:
+    def _log(self, team: str, name: str, rev: str, limit: int, single: bool = False) -> builtins.list[Commit]:
         path = self.path(team, name)
         try:
             resolved = self._git(path, "rev-parse", "--verify", "--quiet", "--end-of-options", f"{rev}^{{commit}}")
@@ -236,14 +252,12 @@ class GitService:
 
     # -- smart HTTP -------------------------------------------------------------------------
 
-    def authorize_transfer(self, ctx: RequestContext, team: str, name: str, push: bool) -> Guard.Ticket:
-        """Authorize a pull or a push over smart HTTP; the caller completes the ticket afterwards."""
+    def begin_transfer(self, ctx: RequestContext, team: str, name: str, push: bool) -> tuple[Ticket, Path]:
+        """Authorize a pull or a push over smart HTTP and mount the team's repositories; the
+        caller finishes the ticket when the transfer ends (``ticket.finish(error)``)."""
         action = "GitPush" if push else "GitPull"
-        ticket = self.guard.authorize(ctx, action, repository_target(team, name), params={"repository": name})
-        with self.db.read() as session:
-            try:
-                self._row(session, team, name)
-            except NotFound as exc:
-                self.guard.complete(ticket, exc)
-                raise
-        return ticket
+        ticket = self.guard.begin(ctx, action, repository_target(team, name), params={"repository": name})
+        with ticket.acting():
+            with ticket.transaction(write=False) as call:
+                self._row(call.session, team, name)
+            return ticket, self.team_root(team)

@@ -24,6 +24,7 @@ from strongroom.core.errors import Conflict, Forbidden, InvalidInput, NotFound, 
 from strongroom.core.names import check_name
 from strongroom.db.base import utcnow
 from strongroom.db.engine import Database
+from strongroom.guard import Guard
 from strongroom.identity import tokens
 from strongroom.identity.db import ApiTokenRow, MembershipRow, TeamRow, UserRow
 from strongroom.identity.models import (
@@ -35,8 +36,7 @@ from strongroom.identity.models import (
     User,
     WhoAmI,
 )
-from strongroom.policy.engine import PolicyEngine, Target
-from strongroom.policy.guard import Guard
+from strongroom.policy.engine import PolicyEngine, Target, TeamFacts
 
 PLATFORM = Target("platform", "", "strongroom")
 GUARDRAILS = ("network-isolation", "volume-kms-key")
@@ -87,18 +87,18 @@ class IdentityService:
         self._holds_cache: dict[tuple[str, str, str, str], float] = {}
         self._generation = 0  # moves on with every identity change: a result computed before it is not cached
 
-    def load_policy_facts(self) -> None:
-        """Give the policy engine every team's guardrail exemptions (at start-up)."""
+    def policy_facts(self, team: str) -> TeamFacts:
+        """A policy source: the team's guardrail exemptions."""
         with self.db.read() as session:
-            for row in session.scalars(select(TeamRow)):
-                self.engine.set_team_exemptions(row.name, row.guardrail_exemptions or [])
+            row = session.get(TeamRow, team)
+            return TeamFacts(exemptions=frozenset(row.guardrail_exemptions or []) if row is not None else frozenset())
 
     # -- users ------------------------------------------------------------------------------
 
     def create_user(self, ctx: RequestContext, name: str, display_name: str = "", email: str = "") -> User:
         check_name(name, "name")
         params = {"name": name, "display_name": display_name, "email": email}
-        with self.guard.call(ctx, "CreateUser", user_target(name), params=params) as call:
+        with self.guard.begin(ctx, "CreateUser", user_target(name), params=params) as call, call.transaction():
             if (replayed := call.replay(User)) is not None:
                 return replayed
             if call.session.get(UserRow, name) is not None:
@@ -115,11 +115,11 @@ class IdentityService:
             return call.result(row.to_entity())
 
     def list_users(self, ctx: RequestContext) -> list[User]:
-        with self.guard.call(ctx, "ListUsers", user_target("*"), write=False) as call:
+        with self.guard.begin(ctx, "ListUsers", user_target("*")) as call, call.transaction(write=False):
             return [r.to_entity() for r in call.session.scalars(select(UserRow).order_by(UserRow.name))]
 
     def describe_user(self, ctx: RequestContext, name: str) -> tuple[User, list[Membership]]:
-        with self.guard.call(ctx, "DescribeUser", user_target(name), write=False) as call:
+        with self.guard.begin(ctx, "DescribeUser", user_target(name)) as call, call.transaction(write=False):
             row = call.session.get(UserRow, name)
             if row is None:
                 raise NotFound(f"user {name!r} does not exist", field="name")
@@ -127,7 +127,10 @@ class IdentityService:
             return row.to_entity(), [m.to_entity() for m in memberships]
 
     def set_user_disabled(self, ctx: RequestContext, name: str, disabled: bool) -> User:
-        with self.guard.call(ctx, "DisableUser", user_target(name), params={"disabled": disabled}) as call:
+        with (
+            self.guard.begin(ctx, "DisableUser", user_target(name), params={"disabled": disabled}) as call,
+            call.transaction(),
+        ):
             row = call.session.get(UserRow, name)
             if row is None:
                 raise NotFound(f"user {name!r} does not exist", field="name")
@@ -143,7 +146,7 @@ class IdentityService:
     def create_team(self, ctx: RequestContext, name: str, description: str = "") -> Team:
         check_name(name, "name")
         params = {"name": name, "description": description}
-        with self.guard.call(ctx, "CreateTeam", team_target(name), params=params) as call:
+        with self.guard.begin(ctx, "CreateTeam", team_target(name), params=params) as call, call.transaction():
             if (replayed := call.replay(Team)) is not None:
                 return replayed
             if call.session.get(TeamRow, name) is not None:
@@ -162,7 +165,7 @@ class IdentityService:
     def list_teams(self, ctx: RequestContext) -> list[Team]:
         """Every team for PlatformAdmin and Auditor; otherwise the caller's own teams."""
         target = Target("team", "", "*", owner=ctx.principal.user)
-        with self.guard.call(ctx, "ListTeams", target, write=False) as call:
+        with self.guard.begin(ctx, "ListTeams", target) as call, call.transaction(write=False):
             rows = list(call.session.scalars(select(TeamRow).order_by(TeamRow.name)))
             if call.decision.grant and call.decision.grant.role in PLATFORM_ROLES:
                 return [r.to_entity() for r in rows]
@@ -170,7 +173,7 @@ class IdentityService:
             return [r.to_entity() for r in rows if r.name in mine]
 
     def describe_team(self, ctx: RequestContext, name: str) -> tuple[Team, list[Membership]]:
-        with self.guard.call(ctx, "DescribeTeam", team_target(name), write=False) as call:
+        with self.guard.begin(ctx, "DescribeTeam", team_target(name)) as call, call.transaction(write=False):
             row = call.session.get(TeamRow, name)
             if row is None:
                 raise NotFound(f"team {name!r} does not exist", field="team")
@@ -187,15 +190,17 @@ class IdentityService:
                     f"{item!r} is not an exemptible guardrail; choose from {', '.join(GUARDRAILS)}",
                     field="exemptions",
                 )
-        with self.guard.call(ctx, "SetGuardrailExemptions", team_target(team), params={"exemptions": wanted}) as call:
+        with (
+            self.guard.begin(ctx, "SetGuardrailExemptions", team_target(team), params={"exemptions": wanted}) as call,
+            call.transaction(),
+        ):
             row = call.session.get(TeamRow, team)
             if row is None:
                 raise NotFound(f"team {team!r} does not exist", field="team")
             row.guardrail_exemptions = wanted
             call.emit("GuardrailExemptionsChanged", exemptions=wanted)
-            entity = row.to_entity()
-        self.engine.set_team_exemptions(team, wanted)
-        return entity
+            call.changes_policy_facts(team)
+            return row.to_entity()
 
     # -- memberships ------------------------------------------------------------------------
 
@@ -204,7 +209,7 @@ class IdentityService:
         if role not in TEAM_ROLES:
             raise InvalidInput(f"{role} is not a team role; team roles are {', '.join(TEAM_ROLES)}", field="role")
         params = {"team": team, "user": user, "role": role}
-        with self.guard.call(ctx, "AddTeamMember", team_target(team), params=params) as call:
+        with self.guard.begin(ctx, "AddTeamMember", team_target(team), params=params) as call, call.transaction():
             if (replayed := call.replay(Membership)) is not None:
                 return replayed
             self._require_team_and_user(call.session, team, user)
@@ -214,7 +219,10 @@ class IdentityService:
 
     def grant_platform_role(self, ctx: RequestContext, user: str, role: str) -> Membership:
         _check_role(role, "")
-        with self.guard.call(ctx, "AddTeamMember", PLATFORM, params={"user": user, "role": role}) as call:
+        with (
+            self.guard.begin(ctx, "AddTeamMember", PLATFORM, params={"user": user, "role": role}) as call,
+            call.transaction(),
+        ):
             if call.session.get(UserRow, user) is None:
                 raise NotFound(f"user {user!r} does not exist", field="user")
             membership = self._add_membership(call.session, user, "", role)
@@ -243,9 +251,12 @@ class IdentityService:
 
     def remove_member(self, ctx: RequestContext, team: str, user: str, role: str) -> None:
         target = team_target(team) if team else PLATFORM
-        with self.guard.call(
-            ctx, "RemoveTeamMember", target, params={"team": team, "user": user, "role": role}
-        ) as call:
+        with (
+            self.guard.begin(
+                ctx, "RemoveTeamMember", target, params={"team": team, "user": user, "role": role}
+            ) as call,
+            call.transaction(),
+        ):
             row = call.session.scalars(
                 select(MembershipRow).where(
                     MembershipRow.user == user, MembershipRow.team == team, MembershipRow.role == role
@@ -268,7 +279,10 @@ class IdentityService:
         if ttl_days is not None and not 1 <= ttl_days <= 3650:
             raise InvalidInput("ttl_days must be between 1 and 3650", field="ttl_days")
         params = {"name": name, "user": owner, "ttl_days": ttl.days}
-        with self.guard.call(ctx, "CreateApiToken", Target("token", "", name, owner=owner), params=params) as call:
+        with (
+            self.guard.begin(ctx, "CreateApiToken", Target("token", "", name, owner=owner), params=params) as call,
+            call.transaction(),
+        ):
             if call.session.get(UserRow, owner) is None:
                 raise NotFound(f"user {owner!r} does not exist", field="user")
             return self._issue(call.session, owner, name, ttl)
@@ -289,7 +303,10 @@ class IdentityService:
 
     def list_tokens(self, ctx: RequestContext, user: str | None = None) -> list[ApiToken]:
         owner = user or ctx.principal.user
-        with self.guard.call(ctx, "ListApiTokens", Target("token", "", "*", owner=owner), write=False) as call:
+        with (
+            self.guard.begin(ctx, "ListApiTokens", Target("token", "", "*", owner=owner)) as call,
+            call.transaction(write=False),
+        ):
             rows = call.session.scalars(
                 select(ApiTokenRow).where(ApiTokenRow.user == owner).order_by(ApiTokenRow.created_at)
             )
@@ -299,7 +316,10 @@ class IdentityService:
         with self.db.read() as session:
             found = session.get(ApiTokenRow, token_id)
             owner = found.user if found else ctx.principal.user
-        with self.guard.call(ctx, "RevokeApiToken", Target("token", "", token_id, owner=owner)) as call:
+        with (
+            self.guard.begin(ctx, "RevokeApiToken", Target("token", "", token_id, owner=owner)) as call,
+            call.transaction(),
+        ):
             row = call.session.get(ApiTokenRow, token_id)
             if row is None:
                 raise NotFound(f"token {token_id!r} does not exist", field="token_id")
@@ -315,7 +335,10 @@ class IdentityService:
     def assume_role(self, ctx: RequestContext, role: str, team: str = "") -> SessionToken:
         _check_role(role, team)
         target = Target("role", team, role, owner=ctx.principal.user)
-        with self.guard.call(ctx, "AssumeRole", target, params={"role": role, "team": team}, write=False):
+        with (
+            self.guard.begin(ctx, "AssumeRole", target, params={"role": role, "team": team}) as call,
+            call.transaction(write=False),
+        ):
             if ctx.principal.token_kind != "api":
                 raise Forbidden("assume a role with your API token, not with a session or execution token")
             if Grant(role, team) not in ctx.principal.grants:
@@ -330,7 +353,10 @@ class IdentityService:
         _check_role(role, team)
         target = Target("execution-role", team, scope.rsplit("/", 1)[-1] or "x", owner=user)
         params = {"user": user, "role": role, "team": team, "scope": scope}
-        with self.guard.call(ctx, "CreateExecutionToken", target, params=params, write=False) as call:
+        with (
+            self.guard.begin(ctx, "CreateExecutionToken", target, params=params) as call,
+            call.transaction(write=False),
+        ):
             held = call.session.scalars(
                 select(MembershipRow).where(
                     MembershipRow.user == user, MembershipRow.team == team, MembershipRow.role == role
@@ -366,7 +392,10 @@ class IdentityService:
 
     def whoami(self, ctx: RequestContext) -> WhoAmI:
         p = ctx.principal
-        with self.guard.call(ctx, "WhoAmI", Target("user", "", p.user, owner=p.user), write=False):
+        with (
+            self.guard.begin(ctx, "WhoAmI", Target("user", "", p.user, owner=p.user)) as call,
+            call.transaction(write=False),
+        ):
             return WhoAmI(user=p.user, token_kind=p.token_kind, grants=[str(g) for g in p.grants], scope=p.scope)
 
     # -- authentication ---------------------------------------------------------------------
@@ -446,6 +475,18 @@ class IdentityService:
                 return "the API token this session was made with expired"
         return None
 
+    def team_exists(self, team: str) -> bool:
+        """Whether ``team`` exists (for the policy service, which does not read identity tables)."""
+        with self.db.read() as session:
+            return session.get(TeamRow, team) is not None
+
+    def grants_of(self, user: str) -> tuple[Grant, ...] | None:
+        """The roles ``user`` holds, or ``None`` if there is no such user (for the policy simulator)."""
+        with self.db.read() as session:
+            if session.get(UserRow, user) is None:
+                return None
+            return self._grants(session, user)
+
     def _grants(self, session: Session, user: str) -> tuple[Grant, ...]:
         rows = session.execute(select(MembershipRow.role, MembershipRow.team).where(MembershipRow.user == user)).all()
         return tuple(sorted(Grant(role, team) for role, team in rows))
@@ -495,7 +536,10 @@ class IdentityService:
     def bootstrap_admin(self, name: str = "admin") -> IssuedToken:
         """Create the first PlatformAdmin and its token (``strongroom init``), audited as the system."""
         ctx = RequestContext.system()
-        with self.guard.call(ctx, "BootstrapPlatform", user_target(name), params={"admin": name}) as call:
+        with (
+            self.guard.begin(ctx, "BootstrapPlatform", user_target(name), params={"admin": name}) as call,
+            call.transaction(),
+        ):
             call.session.add(
                 UserRow(
                     name=name,

@@ -9,7 +9,7 @@ from sqlalchemy import JSON, Boolean, Float, ForeignKey, Index, Integer, LargeBi
 from sqlalchemy.orm import Mapped, mapped_column
 
 from strongroom.db.base import Base, UtcDateTime
-from strongroom.jobs.models import Job, JobSpec
+from strongroom.jobs.models import Job, JobSpec, ResolvedInput
 
 
 class JobRow(Base):
@@ -72,7 +72,7 @@ class JobRow(Base):
             total_seconds=round(total, 3),
             spot_savings_percent=savings,
             exit_code=self.exit_code,
-            inputs_resolved=self.inputs_resolved,
+            inputs_resolved=[ResolvedInput.model_validate(i) for i in self.inputs_resolved],
             outputs_produced=self.outputs_produced,  # type: ignore[arg-type]
             runtime_version=self.runtime_version,
             code_resolved=self.code_resolved,

@@ -21,9 +21,9 @@ from strongroom.core.errors import Conflict, InvalidInput, NotFound
 from strongroom.core.names import check_name
 from strongroom.db.base import utcnow
 from strongroom.db.engine import Database
+from strongroom.guard import Guard
 from strongroom.jobs.db import RuntimeRow
 from strongroom.policy.engine import Target
-from strongroom.policy.guard import Guard
 
 DEFAULT = "default"
 PACKAGES = ("strongroom", "xgboost", "numpy", "pandas", "scikit-learn", "pyarrow", "shap", "dask", "distributed")
@@ -87,7 +87,10 @@ class RuntimeRegistry:
             raise InvalidInput(f"{python!r} is not an executable absolute path", field="python")
         versions = probe_versions(python)
         params = {"name": name, "python": python, "description": description}
-        with self.guard.call(ctx, "RegisterRuntime", Target("runtime", "", name), params=params) as call:
+        with (
+            self.guard.begin(ctx, "RegisterRuntime", Target("runtime", "", name), params=params) as call,
+            call.transaction(),
+        ):
             if call.session.get(RuntimeRow, name) is not None:
                 raise Conflict(f"runtime {name!r} already exists", field="name")
             call.session.add(
@@ -105,7 +108,7 @@ class RuntimeRegistry:
 
     def list(self, ctx: RequestContext) -> list[Runtime]:
         target = Target("runtime", "", "*", owner=ctx.principal.user)
-        with self.guard.call(ctx, "ListRuntimes", target, write=False) as call:
+        with self.guard.begin(ctx, "ListRuntimes", target) as call, call.transaction(write=False):
             rows = list(call.session.scalars(select(RuntimeRow).order_by(RuntimeRow.name)))
         default = self.resolve(DEFAULT)
         return [default] + [Runtime(r.name, r.python, r.description, self._versions_of(r.python)) for r in rows]

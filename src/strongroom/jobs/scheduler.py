@@ -57,10 +57,10 @@ class JobScheduler(Worker):
         for job_id in self.jobs.spot_jobs_past_max_wait():
             self._stop_for_max_wait(job_id, running)
         while len(self.executor.running()) < self.slots:
-            job_id = self.jobs.claim(self.system, self.executor.owner)
-            if job_id is None:
+            claimed = self.jobs.claim(self.system, self.executor.owner)
+            if claimed is None:
                 break
-            self.executor.launch(job_id)
+            self.executor.launch(claimed)
 
     def _stop_for_max_wait(self, job_id: str, running: set[str]) -> None:
         row = self.jobs.load(job_id)

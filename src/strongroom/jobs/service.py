@@ -3,13 +3,15 @@ state transitions the scheduler and executors make (as the platform's system pri
 
 from __future__ import annotations
 
+import builtins
 import datetime as dt
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import CursorResult, insert, select, update
 from sqlalchemy.orm import Session
 
 from strongroom.algorithms.xgboost.hyperparameters import validate as validate_xgboost
@@ -17,6 +19,7 @@ from strongroom.core.context import RequestContext
 from strongroom.core.errors import Conflict, InvalidInput, NotFound, StrongroomError
 from strongroom.db.base import utcnow
 from strongroom.db.engine import Database
+from strongroom.guard import Guard, Ticket
 from strongroom.jobs import logs
 from strongroom.jobs.db import JobLogRow, JobMetricRow, JobRow
 from strongroom.jobs.models import (
@@ -31,7 +34,6 @@ from strongroom.jobs.runtimes import RuntimeRegistry
 from strongroom.jobs.tracking import JobTracking
 from strongroom.kms.service import KmsService
 from strongroom.policy.engine import Target
-from strongroom.policy.guard import Guard
 from strongroom.storage.keys import parse_uri
 from strongroom.storage.service import StorageService
 
@@ -93,70 +95,70 @@ class JobService:
             "inter_node_encryption": spec.security.inter_node_encryption,
         }
         params = spec.model_dump(mode="json", exclude={"provenance"})
-        ticket = self.guard.authorize(ctx, action, target, params=params, context=context)
-        if ctx.idempotency_key is None or not ctx.idempotency_key:
-            self._reject_duplicate(spec)
-        self._check_limits(spec)
-        runtime = self.runtimes.resolve(spec.runtime)
-        key_ref = self._key_ref(spec)
-        self.kms.describe_key(ctx, spec.team, key_ref)
-        resolved = self._resolve_inputs(ctx, spec)
-        code = self._resolve_code(ctx, spec)
-        self._check_outputs(ctx, spec)
-        if self.tracking is not None:
-            self.tracking.check(ctx, spec)
-        job_id = uuid.uuid4().hex
-        data_key = self.kms.generate_data_key(ctx, spec.team, key_ref, logs.log_context(spec.team, job_id))
-        with self.guard.call(ctx, action, target, params=params, context=context) as call:
-            if (replayed := call.replay(Job)) is not None:
-                return replayed
-            exists = call.session.scalars(
-                select(JobRow.id).where(JobRow.team == spec.team, JobRow.name == spec.name)
-            ).first()
-            if exists is not None:
-                raise Conflict(
-                    f"team {spec.team} already has a job named {spec.name!r}; job names are unique", field="name"
+        with self.guard.begin(ctx, action, target, params=params, context=context) as ticket:
+            if ctx.idempotency_key is None or not ctx.idempotency_key:
+                self._reject_duplicate(spec)
+            self._check_limits(spec)
+            runtime = self.runtimes.resolve(spec.runtime)
+            key_ref = self._key_ref(spec)
+            self.kms.describe_key(ctx, spec.team, key_ref)
+            resolved = self._resolve_inputs(ctx, spec)
+            code = self._resolve_code(ctx, spec)
+            self._check_outputs(ctx, spec)
+            if self.tracking is not None:
+                self.tracking.check(ctx, spec)
+            job_id = uuid.uuid4().hex
+            data_key = self.kms.generate_data_key(ctx, spec.team, key_ref, logs.log_context(spec.team, job_id))
+            with ticket.transaction() as call:
+                if (replayed := call.replay(Job)) is not None:
+                    return replayed
+                exists = call.session.scalars(
+                    select(JobRow.id).where(JobRow.team == spec.team, JobRow.name == spec.name)
+                ).first()
+                if exists is not None:
+                    raise Conflict(
+                        f"team {spec.team} already has a job named {spec.name!r}; job names are unique", field="name"
+                    )
+                now = utcnow()
+                grant = ticket.decision.grant
+                row = JobRow(
+                    id=job_id,
+                    team=spec.team,
+                    name=spec.name,
+                    kind=spec.kind,
+                    created_by=ctx.principal.user,
+                    role=grant.role if grant else "",
+                    spec=spec.model_dump(mode="json"),
+                    status="Pending",
+                    secondary_status="Starting",
+                    transitions=[
+                        {
+                            "status": "Starting",
+                            "start": now.isoformat(),
+                            "end": None,
+                            "message": "queued; waiting for capacity",
+                        }
+                    ],
+                    failure_reason="",
+                    created_at=now,
+                    attempts=0,
+                    billable_seconds=0.0,
+                    inputs_resolved=[r.model_dump() for r in resolved],
+                    outputs_produced=[],
+                    runtime_version=runtime.versions,
+                    code_resolved=code,
+                    log_key=data_key.wrapped,
+                    network_isolation=spec.security.network_isolation,
+                    use_spot=spec.spot.use_spot,
+                    claimed_by="",
+                    requested="",
+                    not_before=None,
                 )
-            now = utcnow()
-            grant = ticket.decision.grant
-            row = JobRow(
-                id=job_id,
-                team=spec.team,
-                name=spec.name,
-                kind=spec.kind,
-                created_by=ctx.principal.user,
-                role=grant.role if grant else "",
-                spec=spec.model_dump(mode="json"),
-                status="Pending",
-                secondary_status="Starting",
-                transitions=[
-                    {
-                        "status": "Starting",
-                        "start": now.isoformat(),
-                        "end": None,
-                        "message": "queued; waiting for capacity",
-                    }
-                ],
-                failure_reason="",
-                created_at=now,
-                attempts=0,
-                billable_seconds=0.0,
-                inputs_resolved=[r.model_dump() for r in resolved],
-                outputs_produced=[],
-                runtime_version=runtime.versions,
-                code_resolved=code,
-                log_key=data_key.wrapped,
-                network_isolation=spec.security.network_isolation,
-                use_spot=spec.spot.use_spot,
-                claimed_by="",
-                requested="",
-                not_before=None,
-            )
-            call.session.add(row)
-            call.emit("JobCreated", job=job_id, kind=spec.kind)
-            created = call.result(row.to_entity())
-        if self.tracking is not None:
-            self.tracking.created(ctx, created)
+                call.session.add(row)
+                call.emit("JobCreated", job=job_id, kind=spec.kind)
+                created = call.result(row.to_entity())
+            if self.tracking is not None:
+                self.tracking.created(ctx, created)
         return created
 
     def _reject_duplicate(self, spec: JobSpec) -> None:
@@ -200,9 +202,9 @@ class JobService:
             ref = ref.rsplit("/", 1)[-1]
         return ref
 
-    def _resolve_inputs(self, ctx: RequestContext, spec: JobSpec) -> list[ResolvedInput]:
+    def _resolve_inputs(self, ctx: RequestContext, spec: JobSpec) -> builtins.list[ResolvedInput]:
         """Pin every input object to a version: the latest, or the one ``input_versions`` names."""
-        resolved: list[ResolvedInput] = []
+        resolved: builtins.list[ResolvedInput] = []
         pins = spec.input_versions
         for index, channel in enumerate(spec.inputs):
             bucket, key = parse_uri(channel.source)
@@ -240,8 +242,8 @@ class JobService:
                 raise InvalidInput(f"input channel {channel.name!r}: nothing at {channel.source}", field=where)
         return resolved
 
-    def _list_prefix(self, ctx: RequestContext, bucket: str, prefix: str) -> list[Any]:
-        found: list[Any] = []
+    def _list_prefix(self, ctx: RequestContext, bucket: str, prefix: str) -> builtins.list[Any]:
+        found: builtins.list[Any] = []
         token: str | None = None
         while True:
             page = self.storage.list_objects(ctx, bucket, prefix=prefix, page_token=token)
@@ -290,26 +292,29 @@ class JobService:
         return row
 
     def describe(self, ctx: RequestContext, team: str, name: str) -> Job:
-        with self.guard.call(ctx, "DescribeJob", job_target(team, name), write=False) as call:
+        with self.guard.begin(ctx, "DescribeJob", job_target(team, name)) as call, call.transaction(write=False):
             return self._row(call.session, team, name).to_entity()
 
-    def list(self, ctx: RequestContext, team: str, status: str | None = None, limit: int = 100) -> list[Job]:
+    def list(self, ctx: RequestContext, team: str, status: str | None = None, limit: int = 100) -> builtins.list[Job]:
         if not 1 <= limit <= 1000:
             raise InvalidInput("limit must be between 1 and 1000", field="limit")
-        with self.guard.call(ctx, "ListJobs", job_target(team, "*"), write=False) as call:
+        with self.guard.begin(ctx, "ListJobs", job_target(team, "*")) as call, call.transaction(write=False):
             query = select(JobRow).where(JobRow.team == team)
             if status:
                 query = query.where(JobRow.status == status)
             rows = call.session.scalars(query.order_by(JobRow.created_at.desc()).limit(limit))
             return [r.to_entity() for r in rows]
 
-    def logs(self, ctx: RequestContext, team: str, name: str, after_seq: int = 0, limit: int = 1000) -> list[LogLine]:
+    def logs(
+        self, ctx: RequestContext, team: str, name: str, after_seq: int = 0, limit: int = 1000
+    ) -> builtins.list[LogLine]:
         """Decrypted log lines after ``after_seq`` (the data key is unwrapped through KMS, audited)."""
         if not 1 <= limit <= 10_000:
             raise InvalidInput("limit must be between 1 and 10000", field="limit")
-        with self.guard.call(
-            ctx, "GetJobLogs", job_target(team, name), params={"after_seq": after_seq}, write=False
-        ) as call:
+        with (
+            self.guard.begin(ctx, "GetJobLogs", job_target(team, name), params={"after_seq": after_seq}) as call,
+            call.transaction(write=False),
+        ):
             row = self._row(call.session, team, name)
             job_id, blob = row.id, row.log_key
             rows = list(
@@ -330,8 +335,11 @@ class JobService:
             for r in rows
         ]
 
-    def metrics(self, ctx: RequestContext, team: str, name: str) -> list[MetricPoint]:
-        with self.guard.call(ctx, "DescribeJob", job_target(team, name), params={"metrics": True}, write=False) as call:
+    def metrics(self, ctx: RequestContext, team: str, name: str) -> builtins.list[MetricPoint]:
+        with (
+            self.guard.begin(ctx, "DescribeJob", job_target(team, name), params={"metrics": True}) as call,
+            call.transaction(write=False),
+        ):
             row = self._row(call.session, team, name)
             points = call.session.scalars(
                 select(JobMetricRow).where(JobMetricRow.job_id == row.id).order_by(JobMetricRow.id)
@@ -342,7 +350,10 @@ class JobService:
 
     def stop(self, ctx: RequestContext, team: str, name: str, reason: str = "") -> Job:
         """Ask a job to stop (a queued job stops at once)."""
-        with self.guard.call(ctx, "StopJob", job_target(team, name), params={"reason": reason}) as call:
+        with (
+            self.guard.begin(ctx, "StopJob", job_target(team, name), params={"reason": reason}) as call,
+            call.transaction(),
+        ):
             row = self._row(call.session, team, name)
             if row.status in TERMINAL:
                 raise Conflict(f"job {name} already ended ({row.status})", field="name")
@@ -357,7 +368,10 @@ class JobService:
 
     def interrupt(self, ctx: RequestContext, team: str, name: str, notice: str = "") -> Job:
         """Simulate a spot interruption: SIGTERM with a notice; the job checkpoints and is requeued."""
-        with self.guard.call(ctx, "InterruptJob", job_target(team, name), params={"notice": notice}) as call:
+        with (
+            self.guard.begin(ctx, "InterruptJob", job_target(team, name), params={"notice": notice}) as call,
+            call.transaction(),
+        ):
             row = self._row(call.session, team, name)
             if not row.use_spot:
                 raise Conflict(f"job {name} is not a spot job; only spot jobs can be interrupted", field="name")
@@ -369,13 +383,17 @@ class JobService:
 
     # -- transitions made by the platform (system principal) ---------------------------------
 
-    def _system(self, ctx: RequestContext, action: str, row_id: str, params: dict[str, Any] | None = None) -> Any:
+    @contextmanager
+    def _system(
+        self, ctx: RequestContext, action: str, row_id: str, params: dict[str, Any] | None = None
+    ) -> Iterator[Ticket]:
         with self.db.read() as session:
             row = session.get(JobRow, row_id)
             if row is None:
                 raise NotFound(f"job {row_id} does not exist")
             target = job_target(row.team, row.name)
-        return self.guard.call(ctx, action, target, params=params or {"job": row_id})
+        with self.guard.begin(ctx, action, target, params=params or {"job": row_id}) as call, call.transaction():
+            yield call
 
     def claim(self, ctx: RequestContext, owner: str) -> str | None:
         """Atomically take the oldest runnable Pending job for ``owner``; its id, or None."""
@@ -392,11 +410,12 @@ class JobService:
             )
         for job_id in candidates:
             with self._system(ctx, "StartJob", job_id) as call:
-                taken = call.session.execute(
+                result = call.session.execute(
                     update(JobRow)
                     .where(JobRow.id == job_id, JobRow.status == "Pending")
                     .values(status="InProgress", claimed_by=owner, requested="")
-                ).rowcount
+                )
+                taken = cast(CursorResult[Any], result).rowcount
                 if taken != 1:
                     continue
                 row = call.session.get(JobRow, job_id)
@@ -494,7 +513,7 @@ class JobService:
             self.tracking.finished(entity, points)
         return entity
 
-    def stale_running(self, live_owner: str) -> list[str]:
+    def stale_running(self, live_owner: str) -> builtins.list[str]:
         """Jobs marked running by an executor that no longer exists (a platform restart)."""
         with self.db.read() as session:
             return list(
@@ -505,9 +524,9 @@ class JobService:
                 )
             )
 
-    def spot_jobs_past_max_wait(self) -> list[str]:
+    def spot_jobs_past_max_wait(self) -> builtins.list[str]:
         now = utcnow()
-        out: list[str] = []
+        out: builtins.list[str] = []
         with self.db.read() as session:
             for row in session.scalars(
                 select(JobRow).where(JobRow.use_spot, JobRow.status.in_(("Pending", "InProgress")))

@@ -45,7 +45,7 @@ class JobTracking:
 
     @property
     def openlineage(self) -> OpenLineageEmitter:
-        return self._openlineage()  # type: ignore[no-any-return]
+        return self._openlineage()
 
     @staticmethod
     def component_name(job: Job) -> str:

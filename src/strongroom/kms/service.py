@@ -21,12 +21,12 @@ from strongroom.core.errors import ConfigurationError, Conflict, IntegrityError,
 from strongroom.core.names import Srn, check_name
 from strongroom.db.base import utcnow
 from strongroom.db.engine import Database
+from strongroom.guard import Guard
 from strongroom.identity.db import TeamRow
 from strongroom.kms.db import KeyAliasRow, KeyRow, KeyVersionRow
 from strongroom.kms.keyring import Keyring
 from strongroom.kms.models import DataKey, Key, KeyPolicy
-from strongroom.policy.engine import PolicyEngine, Target
-from strongroom.policy.guard import Guard
+from strongroom.policy.engine import PolicyEngine, Target, TeamFacts
 
 DATA_KEY_BYTES = 32
 KEY_ID = re.compile(r"key-[0-9a-f]{24}")
@@ -116,10 +116,11 @@ class KmsService:
         self.deletion_default_wait = max(deletion_default_wait, deletion_min_wait)
         self.clock = clock
 
-    def load_policy_facts(self) -> None:
+    def policy_facts(self, team: str) -> TeamFacts:
+        """A policy source: the team's key policies (scope ``key/<id>``)."""
         with self.db.read() as session:
-            for row in session.scalars(select(KeyRow).where(KeyRow.policy != "")):
-                self.engine.set_resource_policy(row.team, f"key/{row.id}", row.policy)
+            rows = session.scalars(select(KeyRow).where(KeyRow.team == team, KeyRow.policy != ""))
+            return TeamFacts(scoped={f"key/{row.id}": row.policy for row in rows})
 
     # -- lookups ----------------------------------------------------------------------------
 
@@ -183,7 +184,7 @@ class KmsService:
             "rotation_period_days": rotation_period_days,
         }
         key_id = new_key_id()
-        with self.guard.call(ctx, "CreateKey", Target("key", team, alias), params=params) as call:
+        with self.guard.begin(ctx, "CreateKey", Target("key", team, alias), params=params) as call, call.transaction():
             if (replayed := call.replay(Key)) is not None:
                 return replayed
             if call.session.get(TeamRow, team) is None:
@@ -232,18 +233,18 @@ class KmsService:
             )
 
     def describe_key(self, ctx: RequestContext, team: str, ref: str) -> Key:
-        with self.guard.call(ctx, "DescribeKey", self._target(team, ref), write=False) as call:
+        with self.guard.begin(ctx, "DescribeKey", self._target(team, ref)) as call, call.transaction(write=False):
             return self._load(call.session, team, ref).to_entity()
 
     def list_keys(self, ctx: RequestContext, team: str) -> list[Key]:
         check_name(team, "team")
-        with self.guard.call(ctx, "ListKeys", Target("key", team, "*"), write=False) as call:
+        with self.guard.begin(ctx, "ListKeys", Target("key", team, "*")) as call, call.transaction(write=False):
             rows = call.session.scalars(select(KeyRow).where(KeyRow.team == team).order_by(KeyRow.created_at))
             return [r.to_entity() for r in rows]
 
     def set_enabled(self, ctx: RequestContext, team: str, ref: str, enabled: bool) -> Key:
         action = "EnableKey" if enabled else "DisableKey"
-        with self.guard.call(ctx, action, self._target(team, ref), params={"key": ref}) as call:
+        with self.guard.begin(ctx, action, self._target(team, ref), params={"key": ref}) as call, call.transaction():
             row = self._load(call.session, team, ref)
             if row.state in ("PendingDeletion", "Destroyed"):
                 raise _state_error(row, ref)
@@ -265,7 +266,10 @@ class KmsService:
                 field="waiting_period_seconds",
             )
         params = {"key": ref, "waiting_period_seconds": int(wait.total_seconds())}
-        with self.guard.call(ctx, "ScheduleKeyDeletion", self._target(team, ref), params=params) as call:
+        with (
+            self.guard.begin(ctx, "ScheduleKeyDeletion", self._target(team, ref), params=params) as call,
+            call.transaction(),
+        ):
             row = self._load(call.session, team, ref)
             if row.state in ("PendingDeletion", "Destroyed"):
                 raise _state_error(row, ref)
@@ -276,7 +280,10 @@ class KmsService:
 
     def cancel_deletion(self, ctx: RequestContext, team: str, ref: str) -> Key:
         """Stop a scheduled deletion; the key comes back Disabled, as in the managed KMS."""
-        with self.guard.call(ctx, "CancelKeyDeletion", self._target(team, ref), params={"key": ref}) as call:
+        with (
+            self.guard.begin(ctx, "CancelKeyDeletion", self._target(team, ref), params={"key": ref}) as call,
+            call.transaction(),
+        ):
             row = self._load(call.session, team, ref)
             if row.state != "PendingDeletion":
                 raise Conflict(f"key {ref} is {row.state}, not pending deletion", field="key", key_state=row.state)
@@ -287,7 +294,10 @@ class KmsService:
 
     def rotate(self, ctx: RequestContext, team: str, ref: str) -> Key:
         """A new key version becomes primary; older versions stay for decrypting older data."""
-        with self.guard.call(ctx, "RotateKey", self._target(team, ref), params={"key": ref}) as call:
+        with (
+            self.guard.begin(ctx, "RotateKey", self._target(team, ref), params={"key": ref}) as call,
+            call.transaction(),
+        ):
             row = self._load(call.session, team, ref)
             if row.state != "Enabled":
                 raise _state_error(row, ref)
@@ -307,7 +317,10 @@ class KmsService:
     def set_rotation(self, ctx: RequestContext, team: str, ref: str, rotation_period_days: int | None) -> Key:
         self._check_rotation(rotation_period_days)
         params = {"key": ref, "rotation_period_days": rotation_period_days}
-        with self.guard.call(ctx, "UpdateKeyRotation", self._target(team, ref), params=params) as call:
+        with (
+            self.guard.begin(ctx, "UpdateKeyRotation", self._target(team, ref), params=params) as call,
+            call.transaction(),
+        ):
             row = self._load(call.session, team, ref)
             row.rotation_period_days = rotation_period_days
             row.next_rotation_at = (
@@ -317,7 +330,10 @@ class KmsService:
 
     def create_alias(self, ctx: RequestContext, team: str, alias: str, ref: str) -> Key:
         self._check_alias(alias)
-        with self.guard.call(ctx, "CreateAlias", self._target(team, ref), params={"alias": alias, "key": ref}) as call:
+        with (
+            self.guard.begin(ctx, "CreateAlias", self._target(team, ref), params={"alias": alias, "key": ref}) as call,
+            call.transaction(),
+        ):
             row = self._load(call.session, team, ref)
             if call.session.get(KeyAliasRow, (team, alias)) is not None:
                 raise Conflict(f"team {team} already has a key alias {alias!r}", field="alias")
@@ -328,7 +344,10 @@ class KmsService:
             return row.to_entity()
 
     def delete_alias(self, ctx: RequestContext, team: str, alias: str) -> None:
-        with self.guard.call(ctx, "DeleteAlias", self._target(team, alias), params={"alias": alias}) as call:
+        with (
+            self.guard.begin(ctx, "DeleteAlias", self._target(team, alias), params={"alias": alias}) as call,
+            call.transaction(),
+        ):
             row = call.session.get(KeyAliasRow, (team, alias))
             if row is None:
                 raise NotFound(f"team {team} has no key alias {alias!r}", field="alias")
@@ -340,17 +359,19 @@ class KmsService:
         if len(policy.encode()) > MAX_POLICY_BYTES:
             raise InvalidInput(f"policy text is over {MAX_POLICY_BYTES} bytes", field="policy")
         target = self._target(team, ref)
-        with self.guard.call(ctx, "PutKeyPolicy", target, params={"key": ref, "policy": policy}) as call:
+        with (
+            self.guard.begin(ctx, "PutKeyPolicy", target, params={"key": ref, "policy": policy}) as call,
+            call.transaction(),
+        ):
             row = self._load(call.session, team, ref)
             if policy.strip():
                 self.engine.validate_team_policy(team, f"key-{row.id}", policy)
             row.policy = policy if policy.strip() else ""
-            key_id = row.id
-        self.engine.set_resource_policy(team, f"key/{key_id}", policy.strip() and policy)
-        return KeyPolicy(key_id=key_id, policy=policy)
+            call.changes_policy_facts(team)
+            return KeyPolicy(key_id=row.id, policy=policy)
 
     def get_key_policy(self, ctx: RequestContext, team: str, ref: str) -> KeyPolicy:
-        with self.guard.call(ctx, "GetKeyPolicy", self._target(team, ref), write=False) as call:
+        with self.guard.begin(ctx, "GetKeyPolicy", self._target(team, ref)) as call, call.transaction(write=False):
             row = self._load(call.session, team, ref)
             return KeyPolicy(key_id=row.id, policy=row.policy)
 
@@ -368,7 +389,10 @@ class KmsService:
         """A fresh 256-bit data key and its copy wrapped under the key's primary version."""
         context = check_context(context)
         params = {"key": ref, "encryption_context": context}
-        with self.guard.call(ctx, "GenerateDataKey", self._target(team, ref, tags), params=params, write=False) as call:
+        with (
+            self.guard.begin(ctx, "GenerateDataKey", self._target(team, ref, tags), params=params) as call,
+            call.transaction(write=False),
+        ):
             row = self._load(call.session, team, ref)
             if row.state != "Enabled":
                 raise _state_error(row, ref)
@@ -395,7 +419,10 @@ class KmsService:
         context = check_context(context)
         key_id, version_number, wrapped = decode_blob(blob)
         params = {"key_id": key_id, "key_version": version_number, "encryption_context": context}
-        with self.guard.call(ctx, "Decrypt", self._target(team, key_id, tags), params=params, write=False) as call:
+        with (
+            self.guard.begin(ctx, "Decrypt", self._target(team, key_id, tags), params=params) as call,
+            call.transaction(write=False),
+        ):
             row = self._load(call.session, team, key_id)
             if row.state != "Enabled":
                 raise _state_error(row, (row.aliases[0].alias if row.aliases else row.id))
@@ -443,7 +470,10 @@ class KmsService:
         return done
 
     def _destroy(self, ctx: RequestContext, team: str, key_id: str) -> None:
-        with self.guard.call(ctx, "DestroyKey", self._target(team, key_id), params={"key_id": key_id}) as call:
+        with (
+            self.guard.begin(ctx, "DestroyKey", self._target(team, key_id), params={"key_id": key_id}) as call,
+            call.transaction(),
+        ):
             row = self._load(call.session, team, key_id)
             if row.state != "PendingDeletion" or row.deletion_date is None or row.deletion_date > self.clock():
                 return
@@ -458,4 +488,4 @@ class KmsService:
             row.aliases.clear()
             row.policy = ""
             call.emit("KeyDestroyed", key_id=row.id)
-        self.engine.set_resource_policy(team, f"key/{key_id}", None)
+            call.changes_policy_facts(team)

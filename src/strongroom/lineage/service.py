@@ -2,7 +2,7 @@
 
 Other domains record their own lineage with no user code: a service with no transaction of its
 own calls these guarded methods (``record_artifact``, ``record_action``, ``associate``,
-``record_job``); one already inside ``guard.call`` uses ``strongroom.lineage.store`` in its own
+``record_job``); one already inside a guard ticket (``guard.begin``) uses ``strongroom.lineage.store`` in its own
 transaction. Every write is idempotent: recording the same artifact version or the same
 (source, destination, type) association twice changes nothing.
 """
@@ -19,6 +19,7 @@ from strongroom.core.context import RequestContext
 from strongroom.core.errors import InvalidInput, NotFound
 from strongroom.core.names import check_name
 from strongroom.db.engine import Database
+from strongroom.guard import Guard
 from strongroom.lineage import store
 from strongroom.lineage.db import LineageAssociationRow, LineageEntityRow
 from strongroom.lineage.models import (
@@ -31,7 +32,6 @@ from strongroom.lineage.models import (
     LineageGraph,
 )
 from strongroom.policy.engine import Target
-from strongroom.policy.guard import Guard
 
 MAX_LIST = 10_000
 
@@ -64,7 +64,10 @@ class LineageService:
         """Record (or find) the artifact at ``uri`` pinned to ``version_id``/``sha256``."""
         check_name(team, "team")
         params = {"uri": uri, "type": type, "sha256": sha256, "version_id": version_id, "name": name}
-        with self.guard.call(ctx, "CreateLineageArtifact", graph_target(team), params=params) as call:
+        with (
+            self.guard.begin(ctx, "CreateLineageArtifact", graph_target(team), params=params) as call,
+            call.transaction(),
+        ):
             row = store.ensure_artifact(
                 call.session,
                 team,
@@ -102,7 +105,10 @@ class LineageService:
     ) -> LineageEntity:
         check_name(team, "team")
         srn = store.named_srn(team, kind, name)
-        with self.guard.call(ctx, action, graph_target(team), params={"name": name, "type": type}) as call:
+        with (
+            self.guard.begin(ctx, action, graph_target(team), params={"name": name, "type": type}) as call,
+            call.transaction(),
+        ):
             row = store.ensure_entity(
                 call.session,
                 team,
@@ -120,7 +126,10 @@ class LineageService:
     ) -> LineageEntity:
         """Record a run (a job's or a tracked component's resource name) as a lineage entity."""
         check_name(team, "team")
-        with self.guard.call(ctx, "CreateLineageArtifact", graph_target(team), params={"srn": srn}) as call:
+        with (
+            self.guard.begin(ctx, "CreateLineageArtifact", graph_target(team), params={"srn": srn}) as call,
+            call.transaction(),
+        ):
             parsed = store.check_team_srn(team, srn, "srn")
             row = store.ensure_entity(
                 call.session,
@@ -137,7 +146,10 @@ class LineageService:
     def associate(self, ctx: RequestContext, team: str, source: str, destination: str, type: str) -> Association:
         """Add ``source --type--> destination`` between two recorded entities (idempotent)."""
         params = {"source": source, "destination": destination, "type": type}
-        with self.guard.call(ctx, "AddLineageAssociation", graph_target(team), params=params) as call:
+        with (
+            self.guard.begin(ctx, "AddLineageAssociation", graph_target(team), params=params) as call,
+            call.transaction(),
+        ):
             src = store.entity_by_srn(call.session, team, source, "source")
             dst = store.entity_by_srn(call.session, team, destination, "destination")
             store.ensure_association(call.session, team, src, dst, type, ctx.principal.user)
@@ -150,7 +162,10 @@ class LineageService:
         (the jobs, components or endpoints it produced)."""
         check_name(team, "team")
         params = {"repository": commit.repository, "commit": commit.commit, "associate_with": list(associate_with)}
-        with self.guard.call(ctx, "CreateLineageArtifact", graph_target(team), params=params) as call:
+        with (
+            self.guard.begin(ctx, "CreateLineageArtifact", graph_target(team), params=params) as call,
+            call.transaction(),
+        ):
             row = commit_artifact(call.session, team, commit, ctx.principal.user)
             for srn in associate_with:
                 target = store.entity_by_srn(call.session, team, srn, "associate_with")
@@ -159,7 +174,10 @@ class LineageService:
 
     def disassociate(self, ctx: RequestContext, team: str, source: str, destination: str, type: str) -> None:
         params = {"source": source, "destination": destination, "type": type}
-        with self.guard.call(ctx, "DeleteLineageAssociation", graph_target(team), params=params) as call:
+        with (
+            self.guard.begin(ctx, "DeleteLineageAssociation", graph_target(team), params=params) as call,
+            call.transaction(),
+        ):
             src = store.entity_by_srn(call.session, team, source, "source")
             dst = store.entity_by_srn(call.session, team, destination, "destination")
             row = call.session.scalars(
@@ -183,13 +201,19 @@ class LineageService:
         """
         check_name(team, "team")
         params = {"job": record.job, "inputs": len(record.inputs), "outputs": len(record.outputs)}
-        with self.guard.call(ctx, "AddLineageAssociation", graph_target(team), params=params) as call:
+        with (
+            self.guard.begin(ctx, "AddLineageAssociation", graph_target(team), params=params) as call,
+            call.transaction(),
+        ):
             return store.to_entity(record_job_in(call.session, team, record, ctx.principal.user))
 
     # -- reading ----------------------------------------------------------------------------
 
     def describe(self, ctx: RequestContext, team: str, srn: str) -> LineageEntity:
-        with self.guard.call(ctx, "DescribeLineageEntity", graph_target(team), params={"srn": srn}, write=False) as c:
+        with (
+            self.guard.begin(ctx, "DescribeLineageEntity", graph_target(team), params={"srn": srn}) as c,
+            c.transaction(write=False),
+        ):
             return store.to_entity(store.entity_by_srn(c.session, team, srn))
 
     def list_entities(
@@ -205,7 +229,10 @@ class LineageService:
         if not 1 <= limit <= MAX_LIST:
             raise InvalidInput(f"limit must be between 1 and {MAX_LIST}", field="limit")
         params = {"kind": kind, "type": type, "uri": uri}
-        with self.guard.call(ctx, "ListLineageEntities", graph_target(team), params=params, write=False) as call:
+        with (
+            self.guard.begin(ctx, "ListLineageEntities", graph_target(team), params=params) as call,
+            call.transaction(write=False),
+        ):
             query = select(LineageEntityRow).where(LineageEntityRow.team == team)
             if kind:
                 query = query.where(LineageEntityRow.kind == kind)
@@ -231,7 +258,10 @@ class LineageService:
         if direction not in ("upstream", "downstream", "both"):
             raise InvalidInput("direction must be upstream, downstream or both", field="direction")
         params = {"start": start, "direction": direction, "depth": depth}
-        with self.guard.call(ctx, "QueryLineage", graph_target(team), params=params, write=False) as call:
+        with (
+            self.guard.begin(ctx, "QueryLineage", graph_target(team), params=params) as call,
+            call.transaction(write=False),
+        ):
             row = store.entity_by_srn(call.session, team, start, "start")
             return store.query_graph(
                 call.session,
@@ -244,7 +274,10 @@ class LineageService:
 
     def job_record(self, ctx: RequestContext, team: str, job: str) -> JobLineage:
         """The reproduction record of a job run, rebuilt from the graph."""
-        with self.guard.call(ctx, "DescribeLineageEntity", graph_target(team), params={"srn": job}, write=False) as c:
+        with (
+            self.guard.begin(ctx, "DescribeLineageEntity", graph_target(team), params={"srn": job}) as c,
+            c.transaction(write=False),
+        ):
             return job_record_in(c.session, team, job)
 
 

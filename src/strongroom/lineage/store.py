@@ -1,6 +1,6 @@
 """Lineage writes and walks inside a caller's transaction (no authorization here).
 
-Services of other domains that already run inside ``guard.call`` (experiments, jobs, serving)
+Services of other domains that already run inside a guard ticket (``guard.begin``) (experiments, jobs, serving)
 record their lineage with these functions in the same transaction as their own change, so the
 change and its lineage commit together. ``LineageService`` wraps them in the guard for callers
 that have no transaction of their own.

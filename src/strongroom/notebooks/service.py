@@ -25,23 +25,21 @@ from pathlib import Path
 
 from sqlalchemy import select, update
 
-from strongroom.audit.chain import find_secret
 from strongroom.audit.events import Event
-from strongroom.core.context import PLATFORM_ROLES, Grant, Principal, RequestContext, request_marks
+from strongroom.core.context import PLATFORM_ROLES, Grant, Principal, RequestContext
 from strongroom.core.errors import Conflict, InvalidInput, NotFound, StrongroomError, Unauthenticated
 from strongroom.core.names import check_name
 from strongroom.db.base import utcnow
 from strongroom.db.engine import Database
+from strongroom.guard import Guard, Ticket
 from strongroom.identity.service import IdentityService
 from strongroom.kms.service import KmsService
 from strongroom.kms.volume import EncryptedVolume, mount_for_team
-from strongroom.notebooks.audit_queue import AuditQueue
 from strongroom.notebooks.db import NotebookRow, PresignedUrlRow
 from strongroom.notebooks.models import SIZES, Notebook, NotebookStatus, PresignedUrl
 from strongroom.notebooks.sockets import OpenSocket, OpenSockets
 from strongroom.notebooks.spawner import LaunchSpec, Live, Spawner
-from strongroom.policy.engine import Decision, Target
-from strongroom.policy.guard import Guard
+from strongroom.policy.engine import Target
 
 log = logging.getLogger(__name__)
 RUNTIMES = ("strongroom-python3",)
@@ -97,9 +95,7 @@ class NotebookService:
         self._lock = threading.Lock()
         self.sockets = OpenSockets()
         self._sockets_checked = time.monotonic()
-        self._decisions: dict[tuple[object, ...], tuple[Decision, float]] = {}
         self._wake: Callable[[], None] = lambda: None
-        self.audit = AuditQueue(guard)
 
     def set_wake(self, wake: Callable[[], None]) -> None:
         self._wake = wake
@@ -169,7 +165,10 @@ class NotebookService:
         check_name(name, "name")
         self.check_settings(size, volume_gib, runtime)
         params = {"team": team, "name": name, "owner": owner, "size": size, "volume_gib": volume_gib}
-        with self.guard.call(ctx, "CreateNotebook", notebook_target(team, name, owner), params=params) as call:
+        with (
+            self.guard.begin(ctx, "CreateNotebook", notebook_target(team, name, owner), params=params) as call,
+            call.transaction(),
+        ):
             existing = call.session.scalars(
                 select(NotebookRow).where(NotebookRow.team == team, NotebookRow.live_name == name)
             ).first()
@@ -210,7 +209,10 @@ class NotebookService:
         """New settings, applied by restarting the notebook (the volume stays)."""
         self.check_settings(size, volume_gib, runtime)
         params = {"size": size, "volume_gib": volume_gib, "runtime": runtime}
-        with self.guard.call(ctx, "UpdateNotebook", notebook_target(team, name), params=params) as call:
+        with (
+            self.guard.begin(ctx, "UpdateNotebook", notebook_target(team, name), params=params) as call,
+            call.transaction(),
+        ):
             row = self._row(call.session, team, name)
             changed = (row.size, row.volume_gib, row.on_start, row.runtime) != (size, volume_gib, on_start, runtime)
             if changed:
@@ -224,7 +226,10 @@ class NotebookService:
 
     def delete(self, ctx: RequestContext, team: str, name: str) -> None:
         """Stop the notebook and delete its volume (the worker does it; ``describe`` shows Deleting)."""
-        with self.guard.call(ctx, "DeleteNotebook", notebook_target(team, name), params={"name": name}) as call:
+        with (
+            self.guard.begin(ctx, "DeleteNotebook", notebook_target(team, name), params={"name": name}) as call,
+            call.transaction(),
+        ):
             row = self._row(call.session, team, name)
             row.desired = "deleted"
             row.status = NotebookStatus.DELETING.value
@@ -247,7 +252,7 @@ class NotebookService:
     # -- users ------------------------------------------------------------------------------
 
     def list(self, ctx: RequestContext, team: str) -> list[Notebook]:
-        with self.guard.call(ctx, "ListNotebooks", notebook_target(team, "*"), write=False) as call:
+        with self.guard.begin(ctx, "ListNotebooks", notebook_target(team, "*")) as call, call.transaction(write=False):
             rows = call.session.scalars(
                 select(NotebookRow)
                 .where(NotebookRow.team == team, NotebookRow.live_name.is_not(None))
@@ -257,14 +262,14 @@ class NotebookService:
 
     def describe(self, ctx: RequestContext, team: str, name: str) -> Notebook:
         target = notebook_target(team, name, self.owner_of(team, name))
-        with self.guard.call(ctx, "DescribeNotebook", target, write=False) as call:
+        with self.guard.begin(ctx, "DescribeNotebook", target) as call, call.transaction(write=False):
             return self._row(call.session, team, name).to_entity()
 
     def set_running(self, ctx: RequestContext, team: str, name: str, running: bool) -> Notebook:
         """Start or stop; the volume is kept either way."""
         action = "StartNotebook" if running else "StopNotebook"
         target = notebook_target(team, name, self.owner_of(team, name))
-        with self.guard.call(ctx, action, target, params={"name": name}) as call:
+        with self.guard.begin(ctx, action, target, params={"name": name}) as call, call.transaction():
             row = self._row(call.session, team, name)
             if row.desired == "deleted":
                 raise Conflict(f"notebook {name} is being deleted", field="name")
@@ -289,7 +294,10 @@ class NotebookService:
                 field="expires_in",
             )
         target = notebook_target(team, name, self.owner_of(team, name))
-        with self.guard.call(ctx, "CreatePresignedNotebookUrl", target, params={"expires_in": expires_in}) as call:
+        with (
+            self.guard.begin(ctx, "CreatePresignedNotebookUrl", target, params={"expires_in": expires_in}) as call,
+            call.transaction(),
+        ):
             row = self._row(call.session, team, name)
             grant = call.decision.grant
             role = grant.role if grant is not None else ""
@@ -351,7 +359,10 @@ class NotebookService:
             principal=principal, request_id=ctx.request_id, source=ctx.source, user_agent=ctx.user_agent
         )
         target = notebook_target(team, name, notebook.owner)
-        with self.guard.call(signed_in, "OpenNotebook", target, params={"via": "pre-signed URL"}, write=False):
+        with (
+            self.guard.begin(signed_in, "OpenNotebook", target, params={"via": "pre-signed URL"}) as call,
+            call.transaction(write=False),
+        ):
             if not self.identity.still_holds(row.user, row.role, row.team, row.parent_token):
                 raise Unauthenticated(
                     f"{row.user} no longer holds {row.role} in {row.team}, is disabled, "
@@ -409,7 +420,7 @@ class NotebookService:
         live = self._live.get(notebook_id) if notebook_id else None
         return live if live is not None and live.ready else None
 
-    def reuse_decision(self, ctx: RequestContext, team: str, name: str, params: dict[str, str]) -> Guard.Ticket | None:
+    def reuse_decision(self, ctx: RequestContext, team: str, name: str, params: dict[str, str]) -> Ticket | None:
         """The ticket of a fresh allowed decision for this principal and live notebook, if one is cached.
 
         Touches only memory, so the proxy calls it on its event loop, and ``authorize_open`` (in a
@@ -417,33 +428,23 @@ class NotebookService:
         """
         notebook_id = self._by_name.get((team, name))
         live = self._live.get(notebook_id) if notebook_id else None
-        if live is None or not self.guard.enforcing or find_secret(params) is not None:
+        if live is None:
             return None
-        target = notebook_target(team, name, live.owner)
-        cached = self._decisions.get(self._decision_key(ctx, target))
-        if cached is None or cached[1] <= time.monotonic():
-            return None
-        marks = request_marks.get()
-        if marks is not None:
-            marks.audited = True  # the ticket's outcome event is written when the request ends
-        return Guard.Ticket(ctx, "OpenNotebook", target, cached[0], dict(params))
+        return self.guard.resume(ctx, "OpenNotebook", notebook_target(team, name, live.owner), params=params)
 
-    def authorize_open(self, ctx: RequestContext, team: str, name: str, params: dict[str, str]) -> Guard.Ticket:
-        """Decide one proxied request or WebSocket session afresh (complete the ticket after it).
+    def authorize_open(self, ctx: RequestContext, team: str, name: str, params: dict[str, str]) -> Ticket:
+        """Decide one proxied request or WebSocket session afresh (finish the ticket to record it).
 
         A page load is dozens of requests by the same principal for the same notebook: an allowed
-        decision is cached for ``_DECISION_CACHE_SECONDS``, for ``reuse_decision`` (like the
-        identity cache, a policy or membership change takes effect within seconds). Denials are
-        never cached.
+        decision is kept for ``_DECISION_CACHE_SECONDS`` and covers the reads that follow
+        (``reuse_decision``) without an event each: the recorded one is the session's open event.
+        Like the identity cache, a policy or membership change takes effect within seconds.
+        Denials are never cached.
         """
         target = notebook_target(team, name, self.owner_of(team, name))
-        ticket = self.guard.authorize(ctx, "OpenNotebook", target, params=params)
-        if len(self._decisions) > 10_000:
-            self._decisions.clear()
-        self._decisions[self._decision_key(ctx, target)] = (ticket.decision, time.monotonic() + _DECISION_CACHE_SECONDS)
-        return ticket
+        return self.guard.begin(ctx, "OpenNotebook", target, params=params, cache_seconds=_DECISION_CACHE_SECONDS)
 
-    def watch(self, ticket: Guard.Ticket, notebook_id: str, close: Callable[[str], None]) -> OpenSocket:
+    def watch(self, ticket: Ticket, notebook_id: str, close: Callable[[str], None]) -> OpenSocket:
         """What an open WebSocket depends on: register it with ``self.sockets.holding(...)``.
 
         It stands while its user is enabled, still holds the grant it was allowed with, and the API
@@ -506,10 +507,13 @@ class NotebookService:
                     ended,
                 )
 
-    @staticmethod
-    def _decision_key(ctx: RequestContext, target: Target) -> tuple[object, ...]:
-        p = ctx.principal
-        return (p.user, p.token_kind, p.grants, p.scope, target.team, target.name, target.owner)
+    def record_socket_close(
+        self, ctx: RequestContext, team: str, name: str, params: dict[str, str], error: StrongroomError | None
+    ) -> None:
+        """The close event of a proxied WebSocket (bytes each way); decided afresh, so a caller
+        whose access ended meanwhile is recorded as denied."""
+        target = notebook_target(team, name, self.owner_of(team, name))
+        self.guard.begin(ctx, "OpenNotebook", target, params=params).finish(error)
 
     # -- reconciliation (the notebook worker) -------------------------------------------------
 
@@ -698,7 +702,6 @@ class NotebookService:
         """Stop every notebook this process runs (platform shutdown); they restart with the platform."""
         for notebook_id in list(self._live):
             self._forget(notebook_id, stop=True, reason="the platform is shutting down")
-        self.audit.close()
         self.spawner.close()
 
     def volume_path(self, team: str, name: str) -> Path:

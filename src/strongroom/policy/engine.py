@@ -14,7 +14,7 @@ import threading
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from importlib import resources
-from typing import Any
+from typing import Any, Protocol
 
 import cedarpy
 
@@ -68,6 +68,15 @@ class TeamFacts:
     scoped: Mapping[str, str] = field(default_factory=dict)  # scope -> Cedar text (resource policies)
 
 
+class PolicySource(Protocol):
+    """A domain that owns some of a team's policy facts (identity: guardrail exemptions; policy:
+    attached team policies; kms and storage: key and bucket policies)."""
+
+    def policy_facts(self, team: str) -> TeamFacts:
+        """The facts of ``team`` this source owns (the other fields empty)."""
+        ...
+
+
 def shipped_schema() -> str:
     """The Cedar schema: every ``schema/*.cedarschema`` file (one per domain), in name order."""
     folder = resources.files("strongroom.policy").joinpath("schema")
@@ -101,6 +110,7 @@ class PolicyEngine:
         self._messages = {pid: _annotation(p, "message") for pid, p in self._base.items()}
         self._teams: dict[str, TeamFacts] = {}
         self._team_sets: dict[tuple[str, str], Any] = {}
+        self._sources: list[PolicySource] = []
         self._lock = threading.Lock()
 
     @classmethod
@@ -123,40 +133,42 @@ class PolicyEngine:
         self._check(text, source=f"policy {name!r}")
         _policies_by_id(text, prefix=f"team:{team}:{name}", source=f"policy {name!r}")
 
-    # -- team facts -------------------------------------------------------------------------
+    # -- team facts: one registry of policy sources ----------------------------------------
 
-    def set_team_exemptions(self, team: str, exemptions: Iterable[str]) -> None:
+    def register_source(self, source: PolicySource) -> None:
+        """Add a source of team facts (exemptions, team policies, resource policies), asked for
+        a team's facts the first time a decision needs them after ``invalidate``."""
         with self._lock:
-            current = self._teams.get(team, TeamFacts())
-            self._teams[team] = TeamFacts(frozenset(exemptions), current.policies, current.scoped)
+            self._sources.append(source)
+            self._teams.clear()
+            self._team_sets.clear()
 
-    def set_team_policies(self, team: str, policies: Mapping[str, str]) -> None:
+    def invalidate(self, team: str) -> None:
+        """Forget what the sources said about ``team`` (its facts changed); reloaded when next needed."""
         with self._lock:
-            current = self._teams.get(team, TeamFacts())
-            self._teams[team] = TeamFacts(current.exemptions, dict(policies), current.scoped)
-            self._team_sets = {k: v for k, v in self._team_sets.items() if k[0] != team}
-
-    def set_resource_policy(self, team: str, scope: str, text: str | None) -> None:
-        """Attach (or with ``None``/"" remove) the resource policy of ``scope`` in ``team``.
-
-        A resource policy (a bucket's or a key's) takes part only in decisions on targets whose
-        ``policy_scope`` is ``scope``; validate it first with ``validate_team_policy``.
-        """
-        with self._lock:
-            current = self._teams.get(team, TeamFacts())
-            scoped = dict(current.scoped)
-            if text:
-                scoped[scope] = text
-            else:
-                scoped.pop(scope, None)
-            self._teams[team] = TeamFacts(current.exemptions, current.policies, scoped)
+            self._teams.pop(team, None)
             self._team_sets = {k: v for k, v in self._team_sets.items() if k[0] != team}
 
     def team_facts(self, team: str) -> TeamFacts:
-        return self._teams.get(team, TeamFacts())
+        """``team``'s facts, merged from every registered source (cached until ``invalidate``)."""
+        cached = self._teams.get(team)
+        if cached is not None or not team:
+            return cached or TeamFacts()
+        exemptions: set[str] = set()
+        policies: dict[str, str] = {}
+        scoped: dict[str, str] = {}
+        for source in list(self._sources):
+            facts = source.policy_facts(team)
+            exemptions |= facts.exemptions
+            policies.update(facts.policies)
+            scoped.update(facts.scoped)
+        merged = TeamFacts(frozenset(exemptions), policies, scoped)
+        with self._lock:
+            self._teams[team] = merged
+        return merged
 
     def _policy_set_for(self, team: str, scope: str = "") -> Any:
-        facts = self._teams.get(team)
+        facts = self.team_facts(team) if team else None
         scoped_text = facts.scoped.get(scope, "") if facts is not None and scope else ""
         if not team or facts is None or (not facts.policies and not scoped_text):
             return self._base_set
@@ -191,7 +203,7 @@ class PolicyEngine:
         if action not in self.actions:
             raise ConfigurationError(f"action {action!r} is not declared in the Cedar schema")
         candidates = tuple(grants) if grants is not None else principal.grants
-        facts = self._teams.get(target.team, TeamFacts())
+        facts = self.team_facts(target.team)
         entities = [
             {"uid": {"type": "User", "id": principal.user}, "attrs": {"name": principal.user}, "parents": []},
             {

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, Protocol
 
 from sqlalchemy import select
 
@@ -12,10 +12,9 @@ from strongroom.core.errors import Conflict, InvalidInput, NotFound
 from strongroom.core.names import Srn, check_name
 from strongroom.db.base import utcnow
 from strongroom.db.engine import Database
-from strongroom.identity.db import MembershipRow, TeamRow, UserRow
+from strongroom.guard import Guard
 from strongroom.policy.db import PolicyAttachmentRow
-from strongroom.policy.engine import PolicyEngine, Target
-from strongroom.policy.guard import Guard
+from strongroom.policy.engine import PolicyEngine, Target, TeamFacts
 from strongroom.policy.models import PolicyAttachment, SimulationResult
 
 MAX_POLICY_BYTES = 64 * 1024
@@ -25,24 +24,30 @@ def _entity(row: PolicyAttachmentRow) -> PolicyAttachment:
     return PolicyAttachment.model_validate(row, from_attributes=True)
 
 
+class Directory(Protocol):
+    """What the policy service needs to know of identities (``IdentityService`` is one)."""
+
+    def team_exists(self, team: str) -> bool:
+        """Whether ``team`` exists."""
+        ...
+
+    def grants_of(self, user: str) -> tuple[Grant, ...] | None:
+        """The roles ``user`` holds, or ``None`` if there is no such user."""
+        ...
+
+
 class PolicyService:
-    def __init__(self, db: Database, guard: Guard, engine: PolicyEngine) -> None:
+    def __init__(self, db: Database, guard: Guard, engine: PolicyEngine, directory: Directory) -> None:
         self.db = db
         self.guard = guard
         self.engine = engine
+        self.directory = directory
 
-    def load_policy_facts(self) -> None:
-        with self.db.read() as session:
-            by_team: dict[str, dict[str, str]] = {}
-            for row in session.scalars(select(PolicyAttachmentRow)):
-                by_team.setdefault(row.team, {})[row.name] = row.policy
-        for team, policies in by_team.items():
-            self.engine.set_team_policies(team, policies)
-
-    def _team_policies(self, team: str) -> dict[str, str]:
+    def policy_facts(self, team: str) -> TeamFacts:
+        """A policy source: the team's attached policies."""
         with self.db.read() as session:
             rows = session.scalars(select(PolicyAttachmentRow).where(PolicyAttachmentRow.team == team))
-            return {r.name: r.policy for r in rows}
+            return TeamFacts(policies={r.name: r.policy for r in rows})
 
     def attach(self, ctx: RequestContext, team: str, name: str, policy: str, description: str = "") -> PolicyAttachment:
         check_name(team, "team")
@@ -53,11 +58,11 @@ class PolicyService:
             raise InvalidInput(f"policy text is over {MAX_POLICY_BYTES} bytes", field="policy")
         params = {"team": team, "name": name, "policy": policy, "description": description}
         target = Target("policy", team, name)
-        with self.guard.call(ctx, "AttachTeamPolicy", target, params=params) as call:
+        with self.guard.begin(ctx, "AttachTeamPolicy", target, params=params) as call, call.transaction():
             if (replayed := call.replay(PolicyAttachment)) is not None:
                 return replayed
             self.engine.validate_team_policy(team, name, policy)
-            if call.session.get(TeamRow, team) is None:
+            if not self.directory.team_exists(team):
                 raise NotFound(f"team {team!r} does not exist", field="team")
             exists = call.session.scalars(
                 select(PolicyAttachmentRow).where(PolicyAttachmentRow.team == team, PolicyAttachmentRow.name == name)
@@ -74,14 +79,16 @@ class PolicyService:
             )
             call.session.add(row)
             call.emit("TeamPolicyAttached", name=name)
-            entity = call.result(_entity(row))
-        self.engine.set_team_policies(team, self._team_policies(team))
-        return entity
+            call.changes_policy_facts(team)
+            return call.result(_entity(row))
 
     def detach(self, ctx: RequestContext, team: str, name: str) -> None:
-        with self.guard.call(
-            ctx, "DetachTeamPolicy", Target("policy", team, name), params={"team": team, "name": name}
-        ) as call:
+        with (
+            self.guard.begin(
+                ctx, "DetachTeamPolicy", Target("policy", team, name), params={"team": team, "name": name}
+            ) as call,
+            call.transaction(),
+        ):
             row = call.session.scalars(
                 select(PolicyAttachmentRow).where(PolicyAttachmentRow.team == team, PolicyAttachmentRow.name == name)
             ).first()
@@ -89,10 +96,13 @@ class PolicyService:
                 raise NotFound(f"team {team} has no policy named {name!r}", field="name")
             call.session.delete(row)
             call.emit("TeamPolicyDetached", name=name)
-        self.engine.set_team_policies(team, self._team_policies(team))
+            call.changes_policy_facts(team)
 
     def list(self, ctx: RequestContext, team: str) -> list[PolicyAttachment]:
-        with self.guard.call(ctx, "ListTeamPolicies", Target("policy", team, "*"), write=False) as call:
+        with (
+            self.guard.begin(ctx, "ListTeamPolicies", Target("policy", team, "*")) as call,
+            call.transaction(write=False),
+        ):
             rows = call.session.scalars(
                 select(PolicyAttachmentRow).where(PolicyAttachmentRow.team == team).order_by(PolicyAttachmentRow.name)
             )
@@ -119,37 +129,31 @@ class PolicyService:
             raise InvalidInput("token_kind must be api, session or execution", field="token_kind")
         extra = dict(context or {})
         params = {"principal": principal, "action": action, "resource": resource, "context": extra}
-        with self.guard.call(
-            ctx, "SimulatePolicy", Target("policy", srn.team, "simulation"), params=params, write=False
-        ) as call:
-            if call.session.get(UserRow, principal) is None:
+        with self.guard.begin(ctx, "SimulatePolicy", Target("policy", srn.team, "simulation"), params=params):
+            held = self.directory.grants_of(principal)
+            if held is None:
                 raise NotFound(f"user {principal!r} does not exist", field="principal")
-            grants = tuple(
-                Grant(role, team)
-                for role, team in call.session.execute(
-                    select(MembershipRow.role, MembershipRow.team).where(MembershipRow.user == principal)
-                )
+            grants = held
+            if acting_as:
+                role, _, team = acting_as.partition("@")
+                wanted = Grant(role, team)
+                if wanted not in grants:
+                    raise InvalidInput(f"{principal} does not hold {acting_as}", field="acting_as")
+                grants = (wanted,)
+            simulated = Principal(user=principal, token_kind=token_kind, grants=grants)  # type: ignore[arg-type]
+            target = Target(srn.kind, srn.team, srn.name, owner=owner, tags=dict(tags or {}))
+            try:
+                decision = self.guard.simulate(simulated, action, target, extra)
+            except Exception as exc:
+                raise InvalidInput(f"the context does not fit the schema: {exc}", field="context") from exc
+            return SimulationResult(
+                decision="Allow" if decision.allowed else "Deny",
+                principal=principal,
+                action=action,
+                resource=resource,
+                acting_as=str(decision.grant) if decision.grant else None,
+                determining_policies=list(decision.policies),
+                messages=list(decision.messages),
+                explanation=decision.explain(),
+                context=extra,
             )
-        if acting_as:
-            role, _, team = acting_as.partition("@")
-            wanted = Grant(role, team)
-            if wanted not in grants:
-                raise InvalidInput(f"{principal} does not hold {acting_as}", field="acting_as")
-            grants = (wanted,)
-        simulated = Principal(user=principal, token_kind=token_kind, grants=grants)  # type: ignore[arg-type]
-        target = Target(srn.kind, srn.team, srn.name, owner=owner, tags=dict(tags or {}))
-        try:
-            decision = self.engine.decide(simulated, action, target, extra)
-        except Exception as exc:
-            raise InvalidInput(f"the context does not fit the schema: {exc}", field="context") from exc
-        return SimulationResult(
-            decision="Allow" if decision.allowed else "Deny",
-            principal=principal,
-            action=action,
-            resource=resource,
-            acting_as=str(decision.grant) if decision.grant else None,
-            determining_policies=list(decision.policies),
-            messages=list(decision.messages),
-            explanation=decision.explain(),
-            context=extra,
-        )

@@ -19,7 +19,7 @@ from strongroom.sdk.session import Session
 from strongroom.storage.models import ObjectVersion
 
 
-class StrongroomFileSystem(AbstractFileSystem):  # type: ignore[misc]
+class StrongroomFileSystem(AbstractFileSystem):
     """``sr://bucket/key``. Folders are key prefixes (``/``-delimited), as in S3."""
 
     protocol = "sr"
@@ -35,8 +35,9 @@ class StrongroomFileSystem(AbstractFileSystem):  # type: ignore[misc]
         self._options = session_options
 
     def __del__(self) -> None:
-        if getattr(self, "_owns_session", False) and getattr(self, "_session", None) is not None:
-            self._session.close()
+        session = getattr(self, "_session", None)
+        if getattr(self, "_owns_session", False) and session is not None:
+            session.close()
 
     @property
     def session(self) -> Session:
@@ -141,7 +142,7 @@ class StrongroomFileSystem(AbstractFileSystem):  # type: ignore[misc]
         return self.created(path)
 
 
-class _ObjectFile(AbstractBufferedFile):  # type: ignore[misc]
+class _ObjectFile(AbstractBufferedFile):
     """Reads fetch byte ranges; writes feed one streaming PUT through a bounded queue."""
 
     def __init__(self, fs: StrongroomFileSystem, path: str, mode: str, **kwargs: Any) -> None:

@@ -4,6 +4,7 @@
 
 from __future__ import annotations
 
+import builtins
 import io
 import os
 import sys
@@ -44,7 +45,7 @@ class Jobs:
     def describe(self, team: str, name: str) -> Job:
         return self._s.call("GET", f"/api/v1/teams/{q(team)}/jobs/{q(name)}", Job)
 
-    def list(self, team: str, status: str | None = None, limit: int = 100) -> list[Job]:
+    def list(self, team: str, status: str | None = None, limit: int = 100) -> builtins.list[Job]:
         body = self._s.request("GET", f"/api/v1/teams/{q(team)}/jobs", params={"status": status, "limit": limit}).json()
         return [Job.model_validate(j) for j in body["items"]]
 
@@ -56,13 +57,13 @@ class Jobs:
             "POST", f"/api/v1/teams/{q(team)}/jobs/{q(name)}/interrupt", Job, json_body={"reason": notice}
         )
 
-    def logs(self, team: str, name: str, after_seq: int = 0, limit: int = 1000) -> list[LogLine]:
+    def logs(self, team: str, name: str, after_seq: int = 0, limit: int = 1000) -> builtins.list[LogLine]:
         body = self._s.request(
             "GET", f"/api/v1/teams/{q(team)}/jobs/{q(name)}/logs", params={"after_seq": after_seq, "limit": limit}
         ).json()
         return [LogLine.model_validate(line) for line in body["items"]]
 
-    def metrics(self, team: str, name: str) -> list[MetricPoint]:
+    def metrics(self, team: str, name: str) -> builtins.list[MetricPoint]:
         body = self._s.request("GET", f"/api/v1/teams/{q(team)}/jobs/{q(name)}/metrics").json()
         return [MetricPoint.model_validate(m) for m in body["items"]]
 
@@ -79,7 +80,7 @@ class Jobs:
         return the comparison of every output (``.identical``, ``.first_difference``)."""
         from strongroom.jobs.reproduce import ReproductionPlan, ReproductionReport
 
-        plan = self._s.call(
+        plan: ReproductionPlan = self._s.call(
             "POST",
             f"/api/v1/teams/{q(team)}/jobs/{q(name)}/reproduction-plan",
             ReproductionPlan,
@@ -87,7 +88,7 @@ class Jobs:
         )
         self.create(plan.spec, idempotency_key=uuid.uuid4().hex)
         self.wait(team, plan.spec.name, logs=False, timeout=timeout)
-        report = self._s.call(
+        report: ReproductionReport = self._s.call(
             "GET", f"/api/v1/teams/{q(team)}/jobs/{q(name)}/comparison/{q(plan.spec.name)}", ReproductionReport
         )
         return report.model_copy(update={"notes": plan.notes})
@@ -136,7 +137,7 @@ class Jobs:
 def default_team(session: Session) -> str:
     """The team to act for: ``strongroom_environment.TEAM`` in a notebook, else the caller's only team."""
     try:
-        import strongroom_environment  # type: ignore[import-not-found]
+        import strongroom_environment
 
         return str(strongroom_environment.TEAM)
     except (ImportError, AttributeError):
@@ -462,7 +463,7 @@ def _environment(name: str, default: str) -> str:
 def provenance() -> dict[str, Any]:
     """What the SDK knows about where the submission came from (git details when in a work tree)."""
     try:
-        from strongroom.lineage.gitinfo import capture  # type: ignore[import-not-found]
+        from strongroom.lineage.gitinfo import capture
     except ImportError:
         return {}
     found = capture(Path.cwd())

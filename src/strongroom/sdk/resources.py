@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import builtins
 import datetime as dt
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
@@ -60,7 +61,7 @@ class Teams(_Client):
         body = {"name": name, "description": description}
         return self._s.call("POST", "/api/v1/teams", Team, json_body=body, idempotency_key=idempotency_key)
 
-    def list(self) -> list[Team]:
+    def list(self) -> builtins.list[Team]:
         return self._pages("/api/v1/teams", Team)
 
     def describe(self, name: str) -> dict[str, Any]:
@@ -74,7 +75,7 @@ class Teams(_Client):
     def remove_member(self, team: str, user: str, role: str) -> None:
         self._s.request("DELETE", f"/api/v1/teams/{q(team)}/members/{q(user)}/{q(role)}")
 
-    def set_guardrail_exemptions(self, team: str, exemptions: list[str]) -> Team:
+    def set_guardrail_exemptions(self, team: str, exemptions: builtins.list[str]) -> Team:
         return self._s.call(
             "PUT", f"/api/v1/teams/{q(team)}/guardrail-exemptions", Team, json_body={"exemptions": exemptions}
         )
@@ -175,7 +176,7 @@ class Repositories(_Client):
         body = {"name": name, "description": description}
         return self._s.call("POST", f"/api/v1/teams/{q(team)}/repositories", Repository, json_body=body)
 
-    def list(self, team: str) -> list[Repository]:
+    def list(self, team: str) -> builtins.list[Repository]:
         return self._pages(f"/api/v1/teams/{q(team)}/repositories", Repository)
 
     def describe(self, team: str, name: str) -> Repository:
@@ -187,7 +188,7 @@ class Repositories(_Client):
     def get_commit(self, team: str, name: str, sha: str) -> Commit:
         return self._s.call("GET", f"/api/v1/teams/{q(team)}/repositories/{q(name)}/commits/{q(sha)}", Commit)
 
-    def list_commits(self, team: str, name: str, ref: str = "main", limit: int = 50) -> list[Commit]:
+    def list_commits(self, team: str, name: str, ref: str = "main", limit: int = 50) -> builtins.list[Commit]:
         body = self._s.request(
             "GET", f"/api/v1/teams/{q(team)}/repositories/{q(name)}/commits", params={"ref": ref, "limit": limit}
         ).json()

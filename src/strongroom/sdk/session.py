@@ -240,9 +240,9 @@ class Session:
         except httpx.ConnectError as exc:
             raise PlatformUnreachable(f"platform not running at {self.where} ({exc})") from exc
 
-    def call(self, method: str, path: str, model: type[M] | Any, **kwargs: Any) -> M:
+    def call(self, method: str, path: str, model: type[M], **kwargs: Any) -> M:
         response = self.request(method, path, **kwargs)
-        return TypeAdapter(model).validate_python(response.json())  # type: ignore[no-any-return]
+        return TypeAdapter(model).validate_python(response.json())
 
     def stream_lines(self, path: str, params: Mapping[str, Any] | None = None) -> Iterator[str]:
         clean = {k: v for k, v in (params or {}).items() if v is not None}
@@ -346,7 +346,7 @@ def _token_file_source(path: str | None) -> Any:
 def _environment_module_token_source() -> Any:
     """Inside a notebook, the platform-provided ``strongroom_environment.token`` reads the current token."""
     try:
-        import strongroom_environment  # type: ignore[import-not-found]
+        import strongroom_environment
     except ImportError:
         return None
     getter = getattr(strongroom_environment, "token", None)

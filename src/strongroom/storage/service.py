@@ -26,11 +26,11 @@ from strongroom.core.context import PLATFORM_ROLES, RequestContext
 from strongroom.core.errors import Conflict, IntegrityError, InvalidInput, NotFound
 from strongroom.db.base import utcnow
 from strongroom.db.engine import Database
+from strongroom.guard import Guard, Ticket
 from strongroom.identity.db import TeamRow
 from strongroom.kms.service import KmsService
 from strongroom.kms.streaming import HashingPipe, Layout, StreamingAead
-from strongroom.policy.engine import PolicyEngine, Target
-from strongroom.policy.guard import Guard
+from strongroom.policy.engine import PolicyEngine, Target, TeamFacts
 from strongroom.storage.blobstore import BlobStore
 from strongroom.storage.db import BucketRow, ObjectVersionRow
 from strongroom.storage.keys import check_bucket_name, check_object_key, check_prefix, check_tags
@@ -94,6 +94,11 @@ def _untoken(token: str | None) -> Any:
         raise InvalidInput("page_token is not one this API returned", field="page_token") from exc
 
 
+def _missing_bucket(name: str) -> NotFound:
+    """What a missing bucket answers, and so also a bucket of a team the caller is not in."""
+    return NotFound(f"bucket {name!r} does not exist", field="bucket")
+
+
 class StorageService:
     def __init__(self, db: Database, guard: Guard, engine: PolicyEngine, kms: KmsService, blobs: BlobStore) -> None:
         self.db = db
@@ -104,10 +109,11 @@ class StorageService:
         # Keys compare by code point on every backend (PostgreSQL's default collation would not).
         self._key_col: Any = ObjectVersionRow.key if db.is_sqlite else ObjectVersionRow.key.collate("C")
 
-    def load_policy_facts(self) -> None:
+    def policy_facts(self, team: str) -> TeamFacts:
+        """A policy source: the team's bucket policies (scope ``bucket/<name>``)."""
         with self.db.read() as session:
-            for row in session.scalars(select(BucketRow).where(BucketRow.policy != "")):
-                self.engine.set_resource_policy(row.team, f"bucket/{row.name}", row.policy)
+            rows = session.scalars(select(BucketRow).where(BucketRow.team == team, BucketRow.policy != ""))
+            return TeamFacts(scoped={f"bucket/{row.name}": row.policy for row in rows})
 
     # -- targets ----------------------------------------------------------------------------
 
@@ -138,7 +144,7 @@ class StorageService:
     def _require_bucket(session: Session, name: str) -> BucketRow:
         row = session.scalars(select(BucketRow).where(BucketRow.name == name)).first()
         if row is None:
-            raise NotFound(f"bucket {name!r} does not exist", field="bucket")
+            raise _missing_bucket(name)
         return row
 
     # -- buckets ----------------------------------------------------------------------------
@@ -153,7 +159,7 @@ class StorageService:
         params = {"team": team, "name": name, "key": key_ref, "description": description}
         target = Target("bucket", team, name, policy_scope=f"bucket/{name}")
         key_id = self.kms.resolve_id(team, key_ref)
-        with self.guard.call(ctx, "CreateBucket", target, params=params) as call:
+        with self.guard.begin(ctx, "CreateBucket", target, params=params) as call, call.transaction():
             if (replayed := call.replay(Bucket)) is not None:
                 return replayed
             if call.session.get(TeamRow, team) is None:
@@ -186,7 +192,7 @@ class StorageService:
             target = Target("bucket", "", "*")
         else:
             target = Target("bucket", self._caller_team(ctx), "*")
-        with self.guard.call(ctx, "ListBuckets", target, params={"team": team}, write=False) as call:
+        with self.guard.begin(ctx, "ListBuckets", target, params={"team": team}) as call, call.transaction(write=False):
             query = select(BucketRow).order_by(BucketRow.name)
             if target.team:
                 query = query.where(BucketRow.team == target.team)
@@ -194,12 +200,18 @@ class StorageService:
 
     def describe_bucket(self, ctx: RequestContext, name: str) -> Bucket:
         target, _ = self._bucket_target(ctx, name)
-        with self.guard.call(ctx, "DescribeBucket", target, write=False) as call:
+        with (
+            self.guard.begin(ctx, "DescribeBucket", target, unseen=_missing_bucket(name)) as call,
+            call.transaction(write=False),
+        ):
             return self._require_bucket(call.session, name).to_entity()
 
     def delete_bucket(self, ctx: RequestContext, name: str) -> None:
         target, _ = self._bucket_target(ctx, name)
-        with self.guard.call(ctx, "DeleteBucket", target, params={"name": name}) as call:
+        with (
+            self.guard.begin(ctx, "DeleteBucket", target, params={"name": name}, unseen=_missing_bucket(name)) as call,
+            call.transaction(),
+        ):
             row = self._require_bucket(call.session, name)
             exists = call.session.scalars(
                 select(ObjectVersionRow.id).where(ObjectVersionRow.bucket_id == row.id).limit(1)
@@ -208,27 +220,33 @@ class StorageService:
                 raise Conflict(f"bucket {name} still holds object versions; delete every version first", field="name")
             call.session.delete(row)
             call.emit("BucketDeleted", bucket=name)
-            team = row.team
-        self.engine.set_resource_policy(team, f"bucket/{name}", None)
+            call.changes_policy_facts(row.team)
 
     def put_bucket_policy(self, ctx: RequestContext, name: str, policy: str) -> BucketPolicy:
         if len(policy.encode()) > MAX_POLICY_BYTES:
             raise InvalidInput(f"policy text is over {MAX_POLICY_BYTES} bytes", field="policy")
         target, _ = self._bucket_target(ctx, name)
         action = "PutBucketPolicy" if policy.strip() else "DeleteBucketPolicy"
-        with self.guard.call(ctx, action, target, params={"name": name, "policy": policy}) as call:
+        with (
+            self.guard.begin(
+                ctx, action, target, params={"name": name, "policy": policy}, unseen=_missing_bucket(name)
+            ) as call,
+            call.transaction(),
+        ):
             row = self._require_bucket(call.session, name)
             if policy.strip():
                 self.engine.validate_team_policy(row.team, f"bucket-{name}", policy)
             row.policy = policy if policy.strip() else ""
-            team = row.team
             call.emit("BucketPolicyChanged", bucket=name)
-        self.engine.set_resource_policy(team, f"bucket/{name}", policy if policy.strip() else None)
+            call.changes_policy_facts(row.team)
         return BucketPolicy(bucket=name, policy=policy if policy.strip() else "")
 
     def get_bucket_policy(self, ctx: RequestContext, name: str) -> BucketPolicy:
         target, _ = self._bucket_target(ctx, name)
-        with self.guard.call(ctx, "GetBucketPolicy", target, write=False) as call:
+        with (
+            self.guard.begin(ctx, "GetBucketPolicy", target, unseen=_missing_bucket(name)) as call,
+            call.transaction(write=False),
+        ):
             return BucketPolicy(bucket=name, policy=self._require_bucket(call.session, name).policy)
 
     # -- writing objects --------------------------------------------------------------------
@@ -262,13 +280,24 @@ class StorageService:
         bucket_target, bucket_row = self._bucket_target(ctx, bucket)
         target = self._object_target(bucket_target, key, tags)
         params: dict[str, Any] = {"bucket": bucket, "key": key, "tags": tags, **(extra_params or {})}
-        decision = self.engine.decide(ctx.principal, action, target)
-        if not decision.allowed:
-            raise self.guard.deny(ctx, action, target, decision, params)
-        if bucket_row is None:
-            with self.guard.call(ctx, action, target, params=params) as call:
-                self._require_bucket(call.session, bucket)  # raises NotFound, audited
-            raise NotFound(f"bucket {bucket!r} does not exist", field="bucket")
+        with self.guard.begin(ctx, action, target, params=params, unseen=_missing_bucket(bucket)) as ticket:
+            if bucket_row is None:
+                raise _missing_bucket(bucket)
+            return self._store(ctx, ticket, bucket_row, key, body, tags, content_type, kms_key, expected_sha256)
+
+    def _store(
+        self,
+        ctx: RequestContext,
+        ticket: Ticket,
+        bucket_row: BucketRow,
+        key: str,
+        body: Iterable[bytes],
+        tags: dict[str, str],
+        content_type: str,
+        kms_key: str | None,
+        expected_sha256: str | None,
+    ) -> ObjectVersion:
+        bucket = bucket_row.name
         version_id = secrets.token_hex(16)
         team = bucket_row.team
         context = encryption_context(team, bucket, key, version_id)
@@ -290,15 +319,15 @@ class StorageService:
                     "nothing was stored",
                     field="sha256",
                 )
-        except BaseException as exc:
+        except BaseException:
             hashing.close()
             self.blobs.delete(blob_path)
-            if isinstance(exc, Exception):
-                self.guard.record_outcome(ctx, action, target, decision, params, exc)
             raise
-        params.update({"version_id": version_id, "size": hashing.size, "sha256": digest, "kms_key_id": data_key.key_id})
+        ticket.params.update(
+            {"version_id": version_id, "size": hashing.size, "sha256": digest, "kms_key_id": data_key.key_id}
+        )
         try:
-            with self.guard.call(ctx, action, target, params=params) as call:
+            with ticket.transaction() as call:
                 current = self._lock_bucket(call.session, bucket)
                 if current.id != bucket_row.id:
                     raise Conflict(
@@ -424,7 +453,12 @@ class StorageService:
 
     def head_object(self, ctx: RequestContext, bucket: str, key: str, version_id: str | None = None) -> ObjectVersion:
         target, _ = self._read_target(ctx, bucket, key, version_id)
-        with self.guard.call(ctx, "HeadObject", target, params={"version_id": version_id}, write=False) as call:
+        with (
+            self.guard.begin(
+                ctx, "HeadObject", target, params={"version_id": version_id}, unseen=_missing_bucket(bucket)
+            ) as call,
+            call.transaction(write=False),
+        ):
             key = check_object_key(key)  # checked under the guard, so a bad key is an audited call
             _, row = self._visible(call.session, bucket, key, version_id)
             self._recheck(call, target, row)
@@ -453,11 +487,14 @@ class StorageService:
         params: dict[str, Any] = {"bucket": bucket, "key": key, "version_id": version_id}
         if start or end is not None:
             params["range"] = [start, end]
-        with self.guard.call(ctx, "GetObject", target, params=params, write=False) as call:
+        with (
+            self.guard.begin(ctx, "GetObject", target, params=params, unseen=_missing_bucket(bucket)) as call,
+            call.transaction(write=False),
+        ):
             bucket_row, row = self._visible(call.session, bucket, key, version_id)
             self._recheck(call, target, row)
             meta = row.to_entity(bucket)
-            params["version_id"] = row.version_id
+            call.params["version_id"] = row.version_id
             stop = row.size if end is None else min(end, row.size)
             if start < 0 or start > stop or (start == row.size and row.size and end is not None):
                 raise InvalidInput(f"range {start}-{end} is not satisfiable for {row.size} bytes", field="range")
@@ -478,26 +515,17 @@ class StorageService:
             except BaseException:
                 reader.close()
                 raise
-        decision = call.decision
-        return ObjectStream(meta, start, stop, self._guarded(first, chunks, reader, ctx, target, decision, params))
+        return ObjectStream(meta, start, stop, self._guarded(first, chunks, reader, call))
 
-    def _guarded(
-        self,
-        first: bytes,
-        rest: Iterator[bytes],
-        reader: Any,
-        ctx: RequestContext,
-        target: Target,
-        decision: Any,
-        params: dict[str, Any],
-    ) -> Iterator[bytes]:
+    @staticmethod
+    def _guarded(first: bytes, rest: Iterator[bytes], reader: Any, ticket: Ticket) -> Iterator[bytes]:
         """The rest of the stream; an integrity failure after the first segment is audited too."""
         try:
             if first:
                 yield first
             yield from rest
         except IntegrityError as exc:
-            self.guard.record_outcome(ctx, "GetObject", target, decision, params, exc)
+            ticket.report_late(exc)
             raise
         finally:
             reader.close()
@@ -533,7 +561,10 @@ class StorageService:
             raise InvalidInput("page_token is not one this API returned", field="page_token")
         target, _ = self._bucket_target(ctx, bucket)
         params = {"prefix": prefix, "delimiter": delimiter, "max_keys": max_keys}
-        with self.guard.call(ctx, "ListObjects", target, params=params, write=False) as call:
+        with (
+            self.guard.begin(ctx, "ListObjects", target, params=params, unseen=_missing_bucket(bucket)) as call,
+            call.transaction(write=False),
+        ):
             row = self._require_bucket(call.session, bucket)
             cursor, inclusive = (str(after[0]), bool(after[1])) if after is not None else ("", True)
             entries: list[tuple[str, ObjectVersion | None]] = []  # (object or folder, entity or None)
@@ -570,7 +601,7 @@ class StorageService:
                 next_page_token=token,
             )
 
-    def _latest(self, bucket_id: str, prefix: str, cursor: str, inclusive: bool) -> Select[tuple[ObjectVersionRow]]:
+    def _latest(self, bucket_id: str, prefix: str, cursor: str, inclusive: bool) -> Select[ObjectVersionRow]:
         col = self._key_col
         query = select(ObjectVersionRow).where(
             ObjectVersionRow.bucket_id == bucket_id,
@@ -600,7 +631,12 @@ class StorageService:
         if after is not None and not (isinstance(after, list) and len(after) == 2):
             raise InvalidInput("page_token is not one this API returned", field="page_token")
         target, _ = self._bucket_target(ctx, bucket)
-        with self.guard.call(ctx, "ListObjectVersions", target, params={"prefix": prefix}, write=False) as call:
+        with (
+            self.guard.begin(
+                ctx, "ListObjectVersions", target, params={"prefix": prefix}, unseen=_missing_bucket(bucket)
+            ) as call,
+            call.transaction(write=False),
+        ):
             row = self._require_bucket(call.session, bucket)
             col = self._key_col
             query = select(ObjectVersionRow).where(ObjectVersionRow.bucket_id == row.id)
@@ -628,7 +664,10 @@ class StorageService:
         target, _ = self._read_target(ctx, bucket, key, version_id)
         params = {"bucket": bucket, "key": key, "version_id": version_id}
         blob = ""
-        with self.guard.call(ctx, "DeleteObject", target, params=params) as call:
+        with (
+            self.guard.begin(ctx, "DeleteObject", target, params=params, unseen=_missing_bucket(bucket)) as call,
+            call.transaction(),
+        ):
             bucket_row = self._lock_bucket(call.session, bucket)
             if version_id:
                 row = self._version(call.session, bucket_row, key, version_id)
@@ -683,7 +722,12 @@ class StorageService:
 
     def get_object_tags(self, ctx: RequestContext, bucket: str, key: str, version_id: str | None = None) -> ObjectTags:
         target, _ = self._read_target(ctx, bucket, key, version_id)
-        with self.guard.call(ctx, "GetObjectTags", target, params={"version_id": version_id}, write=False) as call:
+        with (
+            self.guard.begin(
+                ctx, "GetObjectTags", target, params={"version_id": version_id}, unseen=_missing_bucket(bucket)
+            ) as call,
+            call.transaction(write=False),
+        ):
             key = check_object_key(key)
             _, row = self._visible(call.session, bucket, key, version_id)
             self._recheck(call, target, row)
@@ -697,7 +741,10 @@ class StorageService:
         new_tags = check_tags(dict(tags))
         target, _ = self._read_target(ctx, bucket, key, version_id)
         params = {"bucket": bucket, "key": key, "version_id": version_id, "tags": new_tags}
-        with self.guard.call(ctx, "PutObjectTags", target, params=params) as call:
+        with (
+            self.guard.begin(ctx, "PutObjectTags", target, params=params, unseen=_missing_bucket(bucket)) as call,
+            call.transaction(),
+        ):
             _, row = self._visible(call.session, bucket, key, version_id)
             self._recheck(call, target, row)
             call.check(Target(target.kind, target.team, target.name, tags=new_tags, policy_scope=target.policy_scope))

@@ -13,7 +13,7 @@ import pandas as pd
 import pytest
 
 from strongroom.core.config import Config
-from strongroom.core.platform import initialize
+from strongroom.platform import initialize
 from strongroom.sdk.session import Session
 from tests.support import RunningServer, start_server
 

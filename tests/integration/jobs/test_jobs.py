@@ -11,7 +11,7 @@ import pytest
 import xgboost as xgb
 from sklearn.metrics import roc_auc_score
 
-from strongroom.core.errors import Conflict, Forbidden, InvalidInput
+from strongroom.core.errors import Conflict, Forbidden, InvalidInput, NotFound
 from strongroom.sandbox.cgroups import Cgroups
 from tests.integration.jobs.conftest import TeamEnv, credit_like, csv_bytes, job_spec, read_home, upload_script
 
@@ -230,7 +230,8 @@ def test_guardrails_deny_with_the_guardrail_named_and_create_nothing(env: TeamEn
             "hyperparameters.colour",
         ),
         ({"inputs": [{"name": "raw", "source": "s3://risk-data/raw"}]}, InvalidInput, "inputs.source"),
-        ({"inputs": [{"name": "raw", "source": "sr://fraud-data/raw"}]}, Forbidden, "inputs[0].source"),
+        # another team's bucket answers exactly as a missing one (issue 13)
+        ({"inputs": [{"name": "raw", "source": "sr://fraud-data/raw"}]}, NotFound, "inputs[0].source"),
         ({"inputs": [{"name": "raw", "source": "sr://risk-data/nothing-here/"}]}, InvalidInput, "inputs[0].source"),
         ({"resources": {"scratch_mb": 10_000_000}}, InvalidInput, "resources.scratch_mb"),
         # key parts checked at submission with the object-put rules, not at upload after the run

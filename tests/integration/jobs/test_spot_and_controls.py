@@ -18,8 +18,8 @@ import xgboost as xgb
 
 from strongroom.core import pki
 from strongroom.core.config import Config
-from strongroom.core.platform import initialize
 from strongroom.core.rootkey import load_root_key
+from strongroom.platform import initialize
 from tests.integration.jobs.conftest import TeamEnv, build_team, credit_like, csv_bytes, job_spec, upload_script
 from tests.support import start_server
 

@@ -7,7 +7,7 @@ from sqlalchemy import delete, func, select, update
 from strongroom.audit.chain import REDACTED, redact
 from strongroom.audit.db import AuditCheckpointRow, AuditEventRow
 from strongroom.audit.log import AuditRecord
-from strongroom.core.platform import Platform
+from strongroom.platform import Platform
 
 
 def _fill(platform: Platform, count: int) -> None:

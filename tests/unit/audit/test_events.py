@@ -9,7 +9,7 @@ import pytest
 from strongroom.audit.events import Event, EventBus, Rule
 from strongroom.core.context import Grant
 from strongroom.core.errors import Conflict
-from strongroom.core.platform import Platform
+from strongroom.platform import Platform
 from tests.support import context_for
 
 

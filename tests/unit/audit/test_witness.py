@@ -16,7 +16,7 @@ from strongroom.audit.log import AuditFilter, AuditRecord, _row_dict
 from strongroom.audit.witness import CheckpointWitness, SignedCheckpoint
 from strongroom.audit.worker import AuditCheckpointWorker
 from strongroom.core.errors import ConfigurationError
-from strongroom.core.platform import Platform
+from strongroom.platform import Platform
 
 
 def _fill(platform: Platform, count: int, resource: str = "r") -> None:

@@ -18,7 +18,7 @@ from strongroom.catalog.provisioner import Provisioner, ProvisioningContext, Ste
 from strongroom.catalog.service import CatalogService
 from strongroom.core.context import Grant, RequestContext
 from strongroom.core.errors import Conflict, Forbidden, InvalidInput
-from strongroom.core.platform import Platform
+from strongroom.platform import Platform
 from tests.support import context_for
 
 

@@ -8,7 +8,7 @@ import pytest
 from strongroom.audit.log import AuditFilter
 from strongroom.core.context import Grant
 from strongroom.core.errors import Forbidden
-from strongroom.core.platform import Platform
+from strongroom.platform import Platform
 from tests.support import context_for
 
 ADMIN = context_for("admin", Grant("PlatformAdmin"))

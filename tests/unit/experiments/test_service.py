@@ -9,9 +9,9 @@ import pytest
 
 from strongroom.core.context import RequestContext
 from strongroom.core.errors import Conflict, Forbidden, InvalidInput, NotFound
-from strongroom.core.platform import Platform
 from strongroom.experiments.analytics import SearchRequest
 from strongroom.experiments.models import ComponentCreate, ComponentUpdate, ExperimentConfig, MetricColumns
+from strongroom.platform import Platform
 
 TEAM = "risk"
 

@@ -10,9 +10,9 @@ import pytest
 from strongroom.audit.events import Event
 from strongroom.core.context import Grant, RequestContext
 from strongroom.core.errors import Unauthenticated
-from strongroom.core.platform import Platform
 from strongroom.identity.models import IssuedToken
 from strongroom.notebooks.sockets import OpenSocket
+from strongroom.platform import Platform
 
 
 def _alice(platform: Platform, admin: RequestContext) -> tuple[IssuedToken, IssuedToken]:

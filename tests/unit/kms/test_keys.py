@@ -9,8 +9,8 @@ import pytest
 
 from strongroom.audit.log import AuditFilter
 from strongroom.core.errors import Conflict, Forbidden, IntegrityError, InvalidInput
-from strongroom.core.platform import Platform
 from strongroom.kms.service import KmsService
+from strongroom.platform import Platform
 from tests.unit.storage.conftest import World
 
 
@@ -94,16 +94,21 @@ def test_automatic_rotation_by_the_worker(world: World) -> None:
 
 
 def test_every_key_use_is_audited(world: World) -> None:
+    """A key used by a storage call is a check in that call's one event; a direct use is its own event."""
     s = world.platform.storage
     s.put_object(world.alice, "risk-data", "doc.txt", [b"x"])
     _read(world)
     world.platform.kms.rotate(world.admin, "risk", "default")
     log = world.platform.audit_log
-    for action in ("GenerateDataKey", "Decrypt", "RotateKey"):
-        events = log.query(AuditFilter(action=action, limit=100))
-        assert events and events[-1].decision == "Allow", action
-    decrypt = log.query(AuditFilter(action="Decrypt", limit=100))[-1]
-    assert decrypt.principal == "alice" and decrypt.params["encryption_context"]["key"] == "doc.txt"
+    put = log.query(AuditFilter(action="PutObject", limit=100))[-1]
+    get = log.query(AuditFilter(action="GetObject", limit=100))[-1]
+    assert [c["action"] for c in put.params["checks"]] == ["GenerateDataKey"]
+    assert [c["decision"] for c in get.params["checks"]] == ["Allow"]
+    decrypt = get.params["checks"][0]
+    assert decrypt["action"] == "Decrypt" and decrypt["params"]["encryption_context"]["key"] == "doc.txt"
+    assert get.principal == "alice"
+    rotate = log.query(AuditFilter(action="RotateKey", limit=100))
+    assert rotate and rotate[-1].decision == "Allow"
 
 
 def test_aliases_and_key_policies(world: World) -> None:

@@ -6,8 +6,8 @@ import pytest
 
 from strongroom.core.context import RequestContext
 from strongroom.core.errors import Conflict, Forbidden, InvalidInput, NotFound
-from strongroom.core.platform import Platform
 from strongroom.lineage.models import ArtifactRef, GitCommit, JobLineage, RuntimeRef
+from strongroom.platform import Platform
 
 TEAM = "risk"
 H = {name: (str(i) * 64)[:64] for i, name in enumerate(["raw", "train", "test", "model", "code"], start=1)}

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
+from strongroom.api.streaming.packages import upstream_url
 from strongroom.core.errors import InvalidInput
-from strongroom.notebooks.packages import upstream_url
 from strongroom.notebooks.spawner import SandboxSpawner, _write_private, environment_module
 from strongroom.sandbox import SandboxRunner
 

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
+
 import pytest
 
 from strongroom.core.context import Grant, Principal
 from strongroom.core.errors import InvalidInput
-from strongroom.policy.engine import PolicyEngine, Target
+from strongroom.policy.engine import PolicyEngine, Target, TeamFacts
 
 PA, AU, DSA, DS, ML = "PlatformAdmin", "Auditor", "DataScienceAdmin", "DataScientist", "MLOpsEngineer"
 TEAM_ROLES = (DSA, DS, ML)
@@ -172,7 +174,8 @@ def test_every_concrete_action_is_in_the_table(engine: PolicyEngine) -> None:
         "RecordJobProgress",
         "FinishJob",
         "RaiseAlert",
-        "ListRuntimes",  # every user, to see what they may run on
+        "ListRuntimes",  # every role holder, to see what they may run on (test_role_holders_only)
+        "GetApiDocument",
     }
     assert concrete - self_service == set(EXPECTED)
 
@@ -188,6 +191,16 @@ def test_role_matrix(engine: PolicyEngine, action: str, role: str, resource_team
     assert decision.allowed == expected, (action, role, resource_team, decision)
     if role in TEAM_ROLES and resource_team == "fraud":
         assert "guardrail-team-boundary" in decision.policies
+
+
+@pytest.mark.parametrize("action", ["ListRuntimes", "GetApiDocument"])
+def test_role_holders_only(engine: PolicyEngine, action: str) -> None:
+    """Runtimes (interpreter paths, package versions) and the API document: any role, but not none."""
+    target = Target("platform", "", "x", owner="u")
+    for role in ALL_ROLES:
+        assert engine.decide(principal(role), action, target).allowed, role
+    roleless = Principal(user="u", token_kind="api", grants=())
+    assert not engine.decide(roleless, action, target).allowed
 
 
 @pytest.mark.parametrize("action", ["CreateProcessingJob", "CreateTrainingJob", "CreateTransformJob"])
@@ -214,9 +227,43 @@ def test_volume_key_guardrail(engine: PolicyEngine) -> None:
     assert not empty.allowed
 
 
-def test_exemption_lifts_only_that_guardrail_for_that_team(engine: PolicyEngine) -> None:
+@dataclass
+class Source:
+    """A policy source holding fixed facts per team, as identity, policy, kms and storage do."""
+
+    facts: dict[str, TeamFacts]
+    asked: list[str] = field(default_factory=list)
+
+    def policy_facts(self, team: str) -> TeamFacts:
+        self.asked.append(team)
+        return self.facts.get(team, TeamFacts())
+
+
+def engine_with(**facts: TeamFacts) -> PolicyEngine:
     local = PolicyEngine.shipped()
-    local.set_team_exemptions("risk", ["network-isolation"])
+    local.register_source(Source(dict(facts)))
+    return local
+
+
+def test_facts_come_from_the_registered_sources_until_invalidated() -> None:
+    local = PolicyEngine.shipped()
+    exemptions = Source({"risk": TeamFacts(exemptions=frozenset({"network-isolation"}))})
+    policies = Source({"risk": TeamFacts(policies={"open": "permit (principal, action, resource);"})})
+    local.register_source(exemptions)
+    local.register_source(policies)
+    ctx = {"network_isolation": False, "volume_kms_key": "k"}
+    for _ in range(3):
+        assert local.decide(principal(DS), "CreateTrainingJob", Target("job", "risk", "j"), ctx).allowed
+    assert exemptions.asked == ["risk"] and policies.asked == ["risk"]  # asked once, then cached
+    exemptions.facts["risk"] = TeamFacts()
+    assert local.decide(principal(DS), "CreateTrainingJob", Target("job", "risk", "j"), ctx).allowed
+    local.invalidate("risk")
+    assert not local.decide(principal(DS), "CreateTrainingJob", Target("job", "risk", "j"), ctx).allowed
+    assert exemptions.asked == ["risk", "risk"]
+
+
+def test_exemption_lifts_only_that_guardrail_for_that_team(engine: PolicyEngine) -> None:
+    local = engine_with(risk=TeamFacts(exemptions=frozenset({"network-isolation"})))
     ctx = {"network_isolation": False, "volume_kms_key": "k"}
     assert local.decide(principal(DS), "CreateTrainingJob", Target("job", "risk", "j"), ctx).allowed
     assert not local.decide(
@@ -227,17 +274,19 @@ def test_exemption_lifts_only_that_guardrail_for_that_team(engine: PolicyEngine)
 
 
 def test_data_scientist_cannot_create_endpoints_even_with_a_team_policy() -> None:
-    local = PolicyEngine.shipped()
-    local.set_team_policies("risk", {"open": "permit (principal, action, resource);"})
+    local = engine_with(risk=TeamFacts(policies={"open": "permit (principal, action, resource);"}))
     decision = local.decide(principal(DS), "CreateEndpoint", Target("endpoint", "risk", "e"))
     assert not decision.allowed
     assert "guardrail-no-endpoint-by-data-scientist" in decision.policies
 
 
 def test_team_policy_applies_only_to_its_team() -> None:
-    local = PolicyEngine.shipped()
-    local.set_team_policies(
-        "risk", {"ds-status": '@id("ds-simulate")\npermit (principal, action == Action::"SimulatePolicy", resource);'}
+    local = engine_with(
+        risk=TeamFacts(
+            policies={
+                "ds-status": '@id("ds-simulate")\npermit (principal, action == Action::"SimulatePolicy", resource);'
+            }
+        )
     )
     assert local.decide(principal(DS), "SimulatePolicy", Target("policy", "risk", "s")).allowed
     assert (

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import pytest
 
 from strongroom.core.context import Grant, RequestContext
-from strongroom.core.platform import Platform
+from strongroom.platform import Platform
 from tests.support import context_for
 
 

@@ -5,21 +5,22 @@ from __future__ import annotations
 
 import pytest
 
-from strongroom.core.errors import Forbidden, InvalidInput
+from strongroom.core.errors import Forbidden, InvalidInput, NotFound
 from strongroom.storage.keys import check_object_key
 from tests.unit.storage.conftest import World
 
 
 def test_cross_team_reads_and_writes_are_denied(world: World) -> None:
+    """Denied, and answered exactly as a missing bucket (the events record the denials)."""
     s = world.platform.storage
     s.put_object(world.alice, "risk-data", "secret.csv", [b"risk only"])
-    with pytest.raises(Forbidden, match="another team"):
+    with pytest.raises(NotFound, match="does not exist"):
         s.open_object(world.fred, "risk-data", "secret.csv")
-    with pytest.raises(Forbidden):
+    with pytest.raises(NotFound, match="does not exist"):
         s.put_object(world.fred, "risk-data", "planted.csv", [b"x"])
-    with pytest.raises(Forbidden):
+    with pytest.raises(NotFound, match="does not exist"):
         s.list_objects(world.fred, "risk-data")
-    with pytest.raises(Forbidden):
+    with pytest.raises(NotFound, match="does not exist"):
         s.delete_object(world.fred, "risk-data", "secret.csv")
 
 
@@ -29,14 +30,14 @@ def test_objects_tagged_shared_are_readable_by_other_teams_and_nothing_more(worl
     s.put_object(world.alice, "risk-data", "private.csv", [b"p"], tags={"shared": "false"})
     assert s.open_object(world.fred, "risk-data", "public/rates.csv").read() == b"rate,1\n"
     assert s.head_object(world.fred, "risk-data", "public/rates.csv").tags == {"shared": "true"}
-    with pytest.raises(Forbidden):
+    with pytest.raises(NotFound):
         s.open_object(world.fred, "risk-data", "private.csv")
-    with pytest.raises(Forbidden):
+    with pytest.raises(NotFound):
         s.put_object_tags(world.fred, "risk-data", "public/rates.csv", {"shared": "true", "x": "y"})
-    with pytest.raises(Forbidden):
+    with pytest.raises(NotFound):
         s.delete_object(world.fred, "risk-data", "public/rates.csv")
     s.put_object_tags(world.alice, "risk-data", "public/rates.csv", {})  # unshared again
-    with pytest.raises(Forbidden):
+    with pytest.raises(NotFound):
         s.open_object(world.fred, "risk-data", "public/rates.csv")
 
 
@@ -50,7 +51,7 @@ def test_platform_roles_see_buckets_but_never_data(world: World) -> None:
         with pytest.raises(Forbidden):
             s.list_objects(who, "risk-data")
     # not even a team policy that permits everything lets the platform admin read team data
-    world.platform.policy_engine.set_team_policies("risk", {"open": "permit (principal, action, resource);"})
+    world.platform.policies.attach(world.admin, "risk", "open", "permit (principal, action, resource);")
     with pytest.raises(Forbidden, match="never read or write team data"):
         s.open_object(world.admin, "risk-data", "raw.csv")
 

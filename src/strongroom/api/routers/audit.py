@@ -15,7 +15,7 @@ from strongroom.api.pagination import Page
 from strongroom.audit.log import AuditFilter
 from strongroom.audit.models import AuditEvent, VerifyReport
 from strongroom.core.context import RequestContext
-from strongroom.core.platform import Platform
+from strongroom.platform import Platform
 
 router = APIRouter(prefix="/api/v1/audit", tags=["audit"])
 Ctx = Annotated[RequestContext, Depends(context)]

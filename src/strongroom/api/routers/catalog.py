@@ -11,7 +11,7 @@ from strongroom.api.deps import context, platform
 from strongroom.api.pagination import Page
 from strongroom.catalog.models import Portfolio, Product, ProvisionedProduct
 from strongroom.core.context import RequestContext
-from strongroom.core.platform import Platform
+from strongroom.platform import Platform
 
 router = APIRouter(prefix="/api/v1", tags=["catalog"])
 Ctx = Annotated[RequestContext, Depends(context)]

@@ -10,7 +10,6 @@ from pydantic import BaseModel, ConfigDict, Field
 from strongroom.api.deps import context, platform
 from strongroom.api.pagination import Page, paginate
 from strongroom.core.context import RequestContext
-from strongroom.core.platform import Platform
 from strongroom.experiments import analytics
 from strongroom.experiments.models import (
     BatchResult,
@@ -22,6 +21,7 @@ from strongroom.experiments.models import (
     Trial,
     TrialComponent,
 )
+from strongroom.platform import Platform
 
 router = APIRouter(prefix="/api/v1/teams/{team}", tags=["experiments"])
 Ctx = Annotated[RequestContext, Depends(context)]

@@ -1,4 +1,4 @@
-"""Team git repositories and commit lookup (the git transfer itself is in `strongroom.gitrepo.http`)."""
+"""Team git repositories and commit lookup (the git transfer itself is in `strongroom.api.streaming.git`)."""
 
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ from pydantic import BaseModel, ConfigDict, Field
 from strongroom.api.deps import context, platform
 from strongroom.api.pagination import Page
 from strongroom.core.context import RequestContext
-from strongroom.core.platform import Platform
 from strongroom.gitrepo.models import Commit, Repository
+from strongroom.platform import Platform
 
 router = APIRouter(prefix="/api/v1/teams/{team}/repositories", tags=["git"])
 Ctx = Annotated[RequestContext, Depends(context)]

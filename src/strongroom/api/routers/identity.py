@@ -10,7 +10,6 @@ from pydantic import BaseModel, ConfigDict, Field
 from strongroom.api.deps import context, platform
 from strongroom.api.pagination import Page, paginate
 from strongroom.core.context import RequestContext
-from strongroom.core.platform import Platform
 from strongroom.identity.models import (
     ApiToken,
     IssuedToken,
@@ -20,6 +19,7 @@ from strongroom.identity.models import (
     User,
     WhoAmI,
 )
+from strongroom.platform import Platform
 
 router = APIRouter(prefix="/api/v1", tags=["identity"])
 Ctx = Annotated[RequestContext, Depends(context)]

@@ -11,9 +11,9 @@ from strongroom.api.deps import context, platform
 from strongroom.api.pagination import Page
 from strongroom.core.context import RequestContext
 from strongroom.core.errors import InvalidInput
-from strongroom.core.platform import Platform
 from strongroom.jobs.models import Job, JobSpec, LogLine, MetricPoint
 from strongroom.jobs.reproduce import ReproductionPlan, ReproductionReport
+from strongroom.platform import Platform
 
 router = APIRouter(prefix="/api/v1", tags=["jobs"])
 Ctx = Annotated[RequestContext, Depends(context)]

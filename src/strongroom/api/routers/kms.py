@@ -13,8 +13,8 @@ from strongroom.api.deps import context, platform
 from strongroom.api.pagination import Page
 from strongroom.core.context import RequestContext
 from strongroom.core.errors import InvalidInput
-from strongroom.core.platform import Platform
 from strongroom.kms.models import DecryptedDataKey, GeneratedDataKey, Key, KeyPolicy
+from strongroom.platform import Platform
 
 router = APIRouter(prefix="/api/v1", tags=["kms"])
 Ctx = Annotated[RequestContext, Depends(context)]

@@ -10,7 +10,6 @@ from pydantic import BaseModel, ConfigDict, Field
 from strongroom.api.deps import context, platform
 from strongroom.api.pagination import Page
 from strongroom.core.context import RequestContext
-from strongroom.core.platform import Platform
 from strongroom.lineage.models import (
     Association,
     AssociationType,
@@ -20,6 +19,7 @@ from strongroom.lineage.models import (
     LineageEntity,
     LineageGraph,
 )
+from strongroom.platform import Platform
 
 router = APIRouter(prefix="/api/v1/teams/{team}/lineage", tags=["lineage"])
 Ctx = Annotated[RequestContext, Depends(context)]

@@ -1,7 +1,7 @@
 """Notebook instances: list, describe, start, stop, and single-use sign-in URLs.
 
 The notebooks themselves are served by the proxy at ``/notebooks/<team>/<name>/``
-(`strongroom.notebooks.proxy`); they are created and deleted through the catalog.
+(`strongroom.api.streaming.notebooks`); they are created and deleted through the catalog.
 """
 
 from __future__ import annotations
@@ -14,8 +14,8 @@ from pydantic import BaseModel, ConfigDict, Field
 from strongroom.api.deps import context, platform
 from strongroom.api.pagination import Page
 from strongroom.core.context import RequestContext
-from strongroom.core.platform import Platform
 from strongroom.notebooks.models import Notebook, PresignedUrl
+from strongroom.platform import Platform
 
 router = APIRouter(prefix="/api/v1/teams/{team}/notebooks", tags=["notebooks"])
 Ctx = Annotated[RequestContext, Depends(context)]
@@ -50,4 +50,6 @@ def stop_notebook(team: str, name: str, ctx: Ctx, p: P) -> Notebook:
 @router.post("/{name}/presigned-url", status_code=201)
 def presigned_url(team: str, name: str, body: Presign, request: Request, ctx: Ctx, p: P) -> PresignedUrl:
     signed = p.notebooks.presign(ctx, team, name, body.expires_in)
-    return signed.model_copy(update={"url": str(request.base_url).rstrip("/") + signed.url})
+    # From the configured public URL, never from the Host header (a forged Host would send the
+    # single-use token to another server).
+    return signed.model_copy(update={"url": request.app.state.public_url + signed.url})

@@ -10,7 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from strongroom.api.deps import context, platform
 from strongroom.api.pagination import Page
 from strongroom.core.context import RequestContext
-from strongroom.core.platform import Platform
+from strongroom.platform import Platform
 from strongroom.policy.models import PolicyAttachment, SimulationResult
 
 router = APIRouter(prefix="/api/v1", tags=["policy"])

@@ -19,7 +19,7 @@ from strongroom.api.deps import context, platform
 from strongroom.api.pagination import Page
 from strongroom.core.context import RequestContext
 from strongroom.core.errors import InvalidInput
-from strongroom.core.platform import Platform
+from strongroom.platform import Platform
 from strongroom.storage.models import (
     Bucket,
     BucketPolicy,

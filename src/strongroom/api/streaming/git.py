@@ -8,8 +8,6 @@ or HTTP Basic with the token as the password (what git's credential helpers send
 from __future__ import annotations
 
 import asyncio
-import base64
-import binascii
 import contextlib
 import re
 from collections.abc import AsyncIterator
@@ -19,36 +17,17 @@ from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 
-from strongroom.api.problems import problem_response
-from strongroom.core.context import RequestContext
-from strongroom.core.errors import PROBLEM_BASE, StrongroomError, Unauthenticated
-from strongroom.policy.guard import Guard
+from strongroom.api.problems import problem
+from strongroom.core.errors import NotFound, StrongroomError
+from strongroom.guard import Ticket
+from strongroom.guard.connection import authenticate, request_context
 
 _PATH = re.compile(r"^/git/(?P<team>[a-z0-9][a-z0-9-]{0,62})/(?P<repo>[a-z0-9][a-z0-9-]{0,62})\.git(?P<rest>/.*)?$")
 _ALLOWED_REST = re.compile(r"^/(info/refs|git-upload-pack|git-receive-pack|HEAD)$")
 _CHUNK = 64 * 1024
 
 
-def _token(request: Request) -> str:
-    header = request.headers.get("authorization", "")
-    scheme, _, value = header.partition(" ")
-    if scheme.lower() == "bearer" and value.strip():
-        return value.strip()
-    if scheme.lower() == "basic" and value.strip():
-        try:
-            _, _, password = base64.b64decode(value.strip()).decode().partition(":")
-        except (binascii.Error, UnicodeDecodeError, ValueError):
-            password = ""
-        if password:
-            return password
-    raise Unauthenticated("git needs your token: use it as the password, or send 'Authorization: Bearer <token>'")
-
-
-def _problem(request: Request, exc: StrongroomError) -> Response:
-    body = exc.to_problem(instance=request.url.path)
-    body["request_id"] = getattr(request.state, "request_id", "")
-    headers = {"WWW-Authenticate": 'Basic realm="strongroom git"'} if exc.status == 401 else None
-    return problem_response(exc.status, body, headers)
+_REALM = 'Basic realm="strongroom git"'
 
 
 async def git_endpoint(request: Request) -> Response:
@@ -56,45 +35,25 @@ async def git_endpoint(request: Request) -> Response:
     match = _PATH.match(request.url.path)
     rest = (match.group("rest") or "") if match else ""
     if match is None or not _ALLOWED_REST.match(rest):
-        return problem_response(
-            404,
-            {
-                "type": PROBLEM_BASE + "not-found",
-                "title": "Not found",
-                "status": 404,
-                "detail": "not a git smart-HTTP path (/git/<team>/<repo>.git/...)",
-                "instance": request.url.path,
-            },
-        )
+        return problem(request, NotFound("not a git smart-HTTP path (/git/<team>/<repo>.git/...)"))
     team, repo = match.group("team"), match.group("repo")
     service = request.query_params.get("service", "")
     push = rest == "/git-receive-pack" or service == "git-receive-pack"
     try:
-        token = _token(request)
-        identity = platform.identity
-        principal = identity.cached_principal(token) or await asyncio.to_thread(identity.authenticate, token)
-        request.state.principal = principal
-        client = request.client
-        ctx = RequestContext(
-            principal=principal,
-            request_id=request.state.request_id,
-            source=client.host if client and client.host else "unix-socket",
-            user_agent=request.headers.get("user-agent", "")[:256],
+        principal = await authenticate(
+            request,
+            platform.identity,
+            basic=True,
+            hint="git needs your token: use it as the password, or send 'Authorization: Bearer <token>'",
         )
-        ticket = await asyncio.to_thread(platform.git.authorize_transfer, ctx, team, repo, push)
+        ctx = request_context(request, principal)
+        ticket, project_root = await asyncio.to_thread(platform.git.begin_transfer, ctx, team, repo, push)
     except StrongroomError as exc:
-        return _problem(request, exc)
-    try:
-        project_root = await asyncio.to_thread(platform.git.team_root, team)
-    except StrongroomError as exc:  # e.g. the team key is disabled: the authorized call failed
-        await asyncio.to_thread(platform.guard.complete, ticket, exc)
-        return _problem(request, exc)
-    return await _run_backend(request, platform.guard, ticket, project_root, repo, rest)
+        return problem(request, exc, realm=_REALM)
+    return await _run_backend(request, ticket, project_root, repo, rest)
 
 
-async def _run_backend(
-    request: Request, guard: Guard, ticket: Guard.Ticket, project_root: Path, repo: str, rest: str
-) -> Response:
+async def _run_backend(request: Request, ticket: Ticket, project_root: Path, repo: str, rest: str) -> Response:
     env = {
         "PATH": "/usr/bin:/bin",
         "GIT_PROJECT_ROOT": str(project_root),
@@ -171,7 +130,7 @@ async def _run_backend(
         reader.cancel()
         with contextlib.suppress(ProcessLookupError):
             process.kill()
-        await asyncio.to_thread(guard.complete, ticket, error)
+        await asyncio.to_thread(ticket.finish, error)
         raise error
 
     async def body() -> AsyncIterator[bytes]:
@@ -193,7 +152,7 @@ async def _run_backend(
                 process.kill()
             raise
         finally:
-            await asyncio.to_thread(guard.complete, ticket, failure)
+            await asyncio.to_thread(ticket.finish, failure)
 
     headers.pop("Content-Length", None)
     return StreamingResponse(body(), status_code=status, headers=headers)

@@ -29,6 +29,7 @@ from strongroom.db import migrate
 from strongroom.db.engine import Database
 from strongroom.experiments.service import ExperimentsService
 from strongroom.gitrepo.service import GitService
+from strongroom.guard import Guard
 from strongroom.identity.models import IssuedToken
 from strongroom.identity.service import IdentityService
 from strongroom.jobs.detective import NetworkIsolationEnforcer
@@ -45,9 +46,9 @@ from strongroom.lineage.service import LineageService
 from strongroom.notebooks.product import NotebookProvisioner
 from strongroom.notebooks.service import NotebookService
 from strongroom.notebooks.spawner import SandboxSpawner
+from strongroom.notebooks.team_constants import team_constants
 from strongroom.notebooks.worker import NotebookWorker
 from strongroom.policy.engine import PolicyEngine
-from strongroom.policy.guard import Guard
 from strongroom.policy.service import PolicyService
 from strongroom.sandbox.cgroups import Cgroups
 from strongroom.sandbox.runner import SandboxRunner
@@ -91,7 +92,7 @@ class Platform:
             execution_ttl=dt.timedelta(seconds=config.execution_ttl_seconds),
             default_token_ttl=dt.timedelta(days=config.default_token_ttl_days),
         )
-        self.policies = PolicyService(self.db, self.guard, self.policy_engine)
+        self.policies = PolicyService(self.db, self.guard, self.policy_engine, self.identity)
         self.audit = AuditService(self.audit_log, self.guard)
         self.keyrings = build_keyrings(config, self.root)
         self.kms = KmsService(
@@ -127,14 +128,14 @@ class Platform:
             session_ttl=dt.timedelta(seconds=config.session_ttl_seconds),
             presigned_max=dt.timedelta(seconds=config.presigned_url_max_seconds),
             ready_timeout=config.notebook_ready_timeout_seconds,
-            environment=self._notebook_environment,
+            environment=functools.partial(team_constants, self.db, self.kms),
         )
         self.catalog = CatalogService(self.db, self.guard, {})
         self.catalog.provisioners.update(
             {
                 "team-environment": TeamEnvironmentProvisioner(
                     self.db,
-                    self.policy_engine,
+                    self.guard,
                     self.identity,
                     self.kms,
                     self.storage,
@@ -151,10 +152,8 @@ class Platform:
         self.catalog.set_wake(self.catalog_worker.wake)
         self.notebooks.set_wake(self.notebook_worker.wake)
         self.bus.subscribe(self.notebooks.on_identity_event, kinds={"state"})
-        self.identity.load_policy_facts()
-        self.policies.load_policy_facts()
-        self.kms.load_policy_facts()
-        self.storage.load_policy_facts()
+        for source in (self.identity, self.policies, self.kms, self.storage):
+            self.policy_engine.register_source(source)
         self.runtimes = RuntimeRegistry(self.db, self.guard)
         self.jobs = JobService(
             self.db,
@@ -191,26 +190,6 @@ class Platform:
         return OpenLineageEmitter(
             build_transport(config.openlineage_url, config.openlineage_file), config.openlineage_namespace
         )
-
-    def _notebook_environment(self, team: str) -> dict[str, str]:
-        """The team's constants a notebook's ``strongroom_environment`` module shows."""
-        from sqlalchemy import select
-
-        from strongroom.catalog.team_environment import data_bucket, model_bucket
-        from strongroom.gitrepo.db import RepositoryRow
-        from strongroom.notebooks.spawner import FORWARDER_PORT
-        from strongroom.storage.db import BucketRow
-
-        found: dict[str, str] = {"KMS_KEY_ALIAS": "default", "KMS_KEY_ID": self.kms.resolve_id(team, "default") or ""}
-        with self.db.read() as session:
-            buckets = set(session.scalars(select(BucketRow.name).where(BucketRow.team == team)))
-            repos = set(session.scalars(select(RepositoryRow.name).where(RepositoryRow.team == team)))
-        found["DATA_BUCKET"] = data_bucket(team) if data_bucket(team) in buckets else ""
-        found["MODEL_BUCKET"] = model_bucket(team) if model_bucket(team) in buckets else ""
-        repo = team if team in repos else (sorted(repos)[0] if repos else "")
-        found["GIT_REPOSITORY"] = repo
-        found["GIT_REMOTE"] = f"http://127.0.0.1:{FORWARDER_PORT}/git/{team}/{repo}.git" if repo else ""
-        return found
 
     def workers(self) -> list[Worker]:
         """The background workers ``strongroom up`` runs (built once)."""

@@ -20,9 +20,9 @@ from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 from starlette.routing import BaseRoute, Route
 
-from strongroom.core.context import RequestContext
-from strongroom.core.errors import InvalidInput, StrongroomError, Unauthenticated, Unavailable
-from strongroom.notebooks.proxy import _mark_audited, _problem
+from strongroom.api.problems import problem
+from strongroom.core.errors import InvalidInput, StrongroomError, Unavailable
+from strongroom.guard.connection import authenticate, request_context
 from strongroom.policy.engine import Target
 
 _PASS_HEADERS = ("content-type", "content-length", "etag", "last-modified", "content-encoding")
@@ -43,39 +43,28 @@ def upstream_url(index_url: str, path: str) -> str:
 
 async def package_index(request: Request) -> Response:
     platform = request.app.state.platform
-    header = request.headers.get("authorization", "")
-    scheme, _, token = header.partition(" ")
     try:
-        if scheme.lower() != "bearer" or not token.strip():
-            raise Unauthenticated("the package index is for notebooks and jobs: send 'Authorization: Bearer <token>'")
-        identity = platform.identity
-        principal = identity.cached_principal(token.strip()) or await anyio.to_thread.run_sync(
-            identity.authenticate, token.strip()
+        principal = await authenticate(
+            request,
+            platform.identity,
+            hint="the package index is for notebooks and jobs: send 'Authorization: Bearer <token>'",
         )
     except StrongroomError as exc:
-        return _problem(request, exc)
-    request.state.principal = principal
+        return problem(request, exc)
     teams = sorted({g.team for g in principal.grants if g.team})
-    client = request.client
-    ctx = RequestContext(
-        principal=principal,
-        request_id=request.state.request_id,
-        source=client.host if client and client.host else "unix-socket",
-        user_agent=request.headers.get("user-agent", "")[:256],
-    )
+    ctx = request_context(request, principal)
     path = request.path_params["path"]
     try:
         ticket = await anyio.to_thread.run_sync(
-            lambda: platform.guard.authorize(
+            lambda: platform.guard.begin(
                 ctx,
                 "UsePackageIndex",
                 Target("package-index", teams[0] if teams else "", "default"),
                 params={"path": path[:256]},
             )
         )
-    except StrongroomError as exc:
-        _mark_audited()
-        return _problem(request, exc)
+    except StrongroomError as exc:  # the guard audited the denial
+        return problem(request, exc)
     index = platform.config.package_index_url
     try:
         if not index:
@@ -85,16 +74,16 @@ async def package_index(request: Request) -> Response:
             )
         url = upstream_url(index, path)
     except StrongroomError as exc:
-        await anyio.to_thread.run_sync(platform.guard.complete, ticket, exc)
-        return _problem(request, exc)
+        await anyio.to_thread.run_sync(ticket.finish, exc)
+        return problem(request, exc)
     client_http = httpx.AsyncClient(timeout=httpx.Timeout(60.0), follow_redirects=True)
     try:
         upstream = await client_http.send(client_http.build_request(request.method, url), stream=True)
     except httpx.HTTPError as exc:
         await client_http.aclose()
         error = Unavailable(f"the approved package index did not answer: {type(exc).__name__}")
-        await anyio.to_thread.run_sync(platform.guard.complete, ticket, error)
-        return _problem(request, error)
+        await anyio.to_thread.run_sync(ticket.finish, error)
+        return problem(request, error)
 
     async def body() -> AsyncIterator[bytes]:
         failure: BaseException | None = None
@@ -107,7 +96,7 @@ async def package_index(request: Request) -> Response:
         finally:
             await upstream.aclose()
             await client_http.aclose()
-            await anyio.to_thread.run_sync(platform.guard.complete, ticket, failure)
+            await anyio.to_thread.run_sync(ticket.finish, failure)
 
     headers = {k: v for k, v in upstream.headers.items() if k.lower() in _PASS_HEADERS}
     return StreamingResponse(body(), status_code=upstream.status_code, headers=headers)

@@ -1,9 +1,12 @@
 """The notebook proxy: ``/notebooks/<team>/<name>/...`` (HTTP and WebSocket, streamed) -> Jupyter's socket.
 
 Every request and every WebSocket session is authenticated (a platform token in
-``Authorization: Bearer``, or the notebook's browser session cookie), authorized
-(``OpenNotebook``: the owner and the team's DataScienceAdmins) and audited (a guard ticket,
-completed when the response or the session ends; refusals are audited too). The user's
+``Authorization: Bearer``, or the notebook's browser session cookie) and authorized
+(``OpenNotebook``: the owner and the team's DataScienceAdmins). Audit events are at the level of
+evidence, each written before anything is forwarded (fail closed: 503 when the log cannot be
+written): a session's open (a fresh decision, which then covers that session's reads for a few
+seconds), every request that is not a read (kernel and terminal starts, file writes), and each
+WebSocket's connect and close (with the bytes each way). Refusals are always recorded. The user's
 credentials never reach Jupyter: the proxy strips them and adds the per-launch secret Jupyter
 trusts instead (``strongroom.notebooks.inside.jupyter_auth``).
 
@@ -31,17 +34,17 @@ from starlette.websockets import WebSocket, WebSocketDisconnect
 from websockets.asyncio.client import unix_connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
-from strongroom.api.problems import problem_response
-from strongroom.audit.log import AuditRecord
-from strongroom.core.context import Principal, RequestContext, request_marks
-from strongroom.core.errors import NotFound, StrongroomError, Unauthenticated, Unavailable
+from strongroom.api.problems import problem
+from strongroom.core.context import Principal, RequestContext
+from strongroom.core.errors import NotFound, StrongroomError, Unavailable
 from strongroom.core.names import NAME_PATTERN
+from strongroom.guard.connection import authenticate, presented_token, request_context
 from strongroom.notebooks.spawner import Live
 from strongroom.notebooks.upstream import UpstreamError, UpstreamPool
 
 if TYPE_CHECKING:
+    from strongroom.guard import Ticket
     from strongroom.notebooks.service import NotebookService
-    from strongroom.policy.guard import Guard
 
 COOKIE = "strongroom-notebook"
 _HOP = {
@@ -79,81 +82,79 @@ def _names(connection: HTTPConnection) -> tuple[str, str]:
     return team, name
 
 
-def _source(connection: HTTPConnection) -> str:
-    client = connection.client
-    return client.host if client and client.host else "unix-socket"
-
-
-def _context(connection: HTTPConnection, principal: Principal) -> RequestContext:
-    request_id = connection.scope.get("state", {}).get("request_id") or connection.headers.get("x-request-id", "")
-    ctx = RequestContext(
-        principal=principal, source=_source(connection), user_agent=connection.headers.get("user-agent", "")[:256]
-    )
-    return RequestContext(
-        principal=principal,
-        request_id=request_id if re.fullmatch(r"[A-Za-z0-9._-]{1,64}", request_id or "") else ctx.request_id,
-        source=ctx.source,
-        user_agent=ctx.user_agent,
-    )
-
-
-def _mark_audited() -> None:
-    marks = request_marks.get()
-    if marks is not None:
-        marks.audited = True
-
-
 async def _audit_refusal(connection: HTTPConnection, team: str, name: str, error: StrongroomError, via: str) -> None:
     """Record a refused request (no token, bad session, used sign-in link) without any credential in it."""
     platform = connection.app.state.platform
     principal = connection.scope.get("state", {}).get("principal") or Principal.anonymous()
-    record = AuditRecord(
-        principal=principal.user,
-        token_kind=principal.token_kind,
-        role=",".join(str(g) for g in principal.grants),
-        team=team,
-        action="OpenNotebook",
-        resource=f"srn:strongroom:{team}:notebook/{name}",
-        decision="Deny",
-        outcome=error.slug,
-        error=error.detail[:500],
-        request_id=_context(connection, principal).request_id,
-        source=_source(connection),
-        user_agent=connection.headers.get("user-agent", "")[:256],
-        params={"via": via},
+    context = request_context(connection, principal)
+    await anyio.to_thread.run_sync(
+        lambda: platform.guard.record_unhandled(
+            principal,
+            "OpenNotebook",
+            f"srn:strongroom:{team}:notebook/{name}",
+            error.status,
+            request_id=context.request_id,
+            source=context.source,
+            user_agent=context.user_agent,
+            params={"via": via},
+            team=team,
+            error=error,
+        )
     )
-    await anyio.to_thread.run_sync(platform.audit_log.append_standalone, record)
-    _mark_audited()
 
 
 async def _authenticate(connection: HTTPConnection, team: str, name: str) -> tuple[Principal, bool, float]:
-    """``(principal, bearer, cookie_expiry)``; raises ``Unauthenticated``."""
+    """``(principal, bearer, cookie_expiry)``: a platform token, else the notebook's session cookie."""
     platform = connection.app.state.platform
-    header = connection.headers.get("authorization", "")
-    scheme, _, token = header.partition(" ")
-    if scheme.lower() == "bearer" and token.strip():
-        identity = platform.identity
-        principal = identity.cached_principal(token.strip()) or await anyio.to_thread.run_sync(
-            identity.authenticate, token.strip()
+    expires = 0.0
+
+    async def from_cookie() -> Principal | None:
+        nonlocal expires
+        cookie = connection.cookies.get(COOKIE, "")
+        notebook_id = platform.notebooks.notebook_id(team, name) if cookie else None
+        if not notebook_id:
+            return None
+        principal, expires = await anyio.to_thread.run_sync(
+            platform.notebooks.principal_from_cookie, cookie, notebook_id
         )
-        return principal, True, 0.0
-    cookie = connection.cookies.get(COOKIE, "")
-    if cookie:
-        notebooks = platform.notebooks
-        notebook_id = notebooks.notebook_id(team, name)
-        if notebook_id:
-            principal, expires = await anyio.to_thread.run_sync(notebooks.principal_from_cookie, cookie, notebook_id)
-            return principal, False, expires
-    raise Unauthenticated("sign in to this notebook with `strongroom notebooks open`, or send a platform token")
+        return principal
+
+    principal = await authenticate(
+        connection,
+        platform.identity,
+        cookie=from_cookie,
+        hint="sign in to this notebook with `strongroom notebooks open`, or send a platform token",
+    )
+    return principal, bool(presented_token(connection)), expires
+
+
+async def _admit(connection: HTTPConnection, via: str) -> tuple[str, str, Principal, bool, float]:
+    """``(team, name, principal, bearer, cookie_expiry)`` of a proxied connection; a refusal is
+    recorded (without any credential in it) and raised."""
+    team = name = ""
+    try:
+        team, name = _names(connection)
+        principal, bearer, expires = await _authenticate(connection, team, name)
+    except StrongroomError as exc:
+        await _audit_refusal(connection, team, name, exc, via)
+        raise
+    return team, name, principal, bearer, expires
+
+
+# Reads (static assets, listings) are covered by the session's open event; anything else
+# (kernel and terminal starts, file writes, deletes) is evidence and gets an event of its own.
+_READS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 
 async def _authorize_open(
-    notebooks: NotebookService, ctx: RequestContext, team: str, name: str, params: dict[str, str]
-) -> Guard.Ticket:
-    """A cached decision on the event loop; a fresh one (policy and an audit write) in a thread."""
-    reused = notebooks.reuse_decision(ctx, team, name, params)
-    if reused is not None:
-        return reused
+    notebooks: NotebookService, ctx: RequestContext, team: str, name: str, params: dict[str, str], *, evidence: bool
+) -> Ticket:
+    """A read covered by a recent session-open decision on the event loop; otherwise a fresh
+    decision (policy, and an event when the ticket is finished) in a thread."""
+    if not evidence:
+        covered = notebooks.reuse_decision(ctx, team, name, params)
+        if covered is not None:
+            return covered
     return await anyio.to_thread.run_sync(notebooks.authorize_open, ctx, team, name, params)
 
 
@@ -191,29 +192,21 @@ def _cookie_header(value: str, team: str, name: str, max_age: int) -> str:
     return f"{COOKIE}={value}; Path=/notebooks/{team}/{name}/; Max-Age={max_age}; Secure; HttpOnly; SameSite=Strict"
 
 
-def _problem(connection: HTTPConnection, exc: StrongroomError) -> Response:
-    body = exc.to_problem(instance=connection.url.path)
-    body["request_id"] = connection.scope.get("state", {}).get("request_id", "")
-    headers = {"WWW-Authenticate": 'Bearer realm="strongroom"'} if exc.status == 401 else None
-    return problem_response(exc.status, body, headers)
-
-
 async def signin(request: Request) -> Response:
     """Redeem a pre-signed URL once: session cookie, then a redirect without the token."""
     try:
         team, name = _names(request)
     except NotFound as exc:
-        return _problem(request, exc)
+        return problem(request, exc)
     platform = request.app.state.platform
     token = request.query_params.get("token", "")
-    ctx = _context(request, Principal.anonymous())
+    ctx = request_context(request, Principal.anonymous())
     try:
         cookie = await anyio.to_thread.run_sync(platform.notebooks.redeem, ctx, team, name, token)
     except StrongroomError as exc:
-        marks = request_marks.get()
-        if marks is None or not marks.audited:
+        if not platform.guard.handled():
             await _audit_refusal(request, team, name, exc, "pre-signed URL")
-        return _problem(request, exc)
+        return problem(request, exc)
     ttl = int(platform.notebooks.session_ttl.total_seconds())
     return Response(
         status_code=303,
@@ -235,37 +228,30 @@ _BUFFERED_BODY_LIMIT = 256 * 1024
 
 async def proxy_http(request: Request) -> Response:
     """Forward one HTTP request to the notebook's Jupyter, streaming both bodies."""
-    platform = request.app.state.platform
-    notebooks = platform.notebooks
-    team = name = ""
+    notebooks = request.app.state.platform.notebooks
     try:
-        team, name = _names(request)
-        principal, bearer, expires = await _authenticate(request, team, name)
+        team, name, principal, bearer, expires = await _admit(request, "proxy")
     except StrongroomError as exc:
-        await _audit_refusal(request, team, name, exc, "proxy")
-        return _problem(request, exc)
-    request.state.principal = principal
-    ctx = _context(request, principal)
+        return problem(request, exc)
+    ctx = request_context(request, principal)
     path = request.url.path
+    params = {"method": request.method, "path": path[:256]}
     try:
-        notebooks.audit.ensure_healthy()
-    except StrongroomError as exc:
-        return _problem(request, exc)
-    try:
-        ticket = await _authorize_open(notebooks, ctx, team, name, {"method": request.method, "path": path[:256]})
-    except StrongroomError as exc:
-        _mark_audited()  # the guard audited the denial
-        return _problem(request, exc)
-    live = notebooks.route(team, name)
-    if live is None:
-        exists = await anyio.to_thread.run_sync(notebooks.notebook_id, team, name)
-        error: StrongroomError = (
-            Unavailable(f"notebook {team}/{name} is not running; start it with `strongroom notebooks start`")
-            if exists
-            else NotFound(f"team {team} has no notebook {name!r}")
-        )
-        await anyio.to_thread.run_sync(platform.guard.complete, ticket, error)
-        return _problem(request, error)
+        ticket = await _authorize_open(notebooks, ctx, team, name, params, evidence=request.method not in _READS)
+        live = notebooks.route(team, name)
+        if live is None:
+            exists = await anyio.to_thread.run_sync(notebooks.notebook_id, team, name)
+            error: StrongroomError = (
+                Unavailable(f"notebook {team}/{name} is not running; start it with `strongroom notebooks start`")
+                if exists
+                else NotFound(f"team {team} has no notebook {name!r}")
+            )
+            await anyio.to_thread.run_sync(ticket.finish, error)
+            return problem(request, error)
+        # Recorded before anything is forwarded: no event, no request (fail closed, 503).
+        await anyio.to_thread.run_sync(ticket.finish)
+    except StrongroomError as exc:  # denied (audited), or the audit log cannot be written
+        return problem(request, exc)
     headers = _upstream_headers(request, live, principal, bearer, _STRIP_REQUEST)
     has_body = request.method in ("POST", "PUT", "PATCH", "DELETE")
     target = _raw_path(request) + (f"?{request.url.query}" if request.url.query else "")
@@ -274,9 +260,7 @@ async def proxy_http(request: Request) -> Response:
             request.method, target, list(headers.items()), request.stream() if has_body else None
         )
     except (UpstreamError, OSError) as exc:
-        error = Unavailable(f"the notebook server did not answer: {type(exc).__name__}")
-        notebooks.audit.complete(ticket, error)
-        return _problem(request, error)
+        return problem(request, Unavailable(f"the notebook server did not answer: {type(exc).__name__}"))
     raw = [(k, v) for k, v in upstream.headers if k.decode("latin-1") not in _HOP]
     if not bearer and expires - time.time() < notebooks.session_ttl.total_seconds() / 2:
         fresh = notebooks.session_cookie(
@@ -290,16 +274,11 @@ async def proxy_http(request: Request) -> Response:
         raw.append((b"set-cookie", _cookie_header(fresh, team, name, ttl).encode()))
 
     async def body() -> AsyncIterator[bytes]:
-        failure: BaseException | None = None
         try:
             async for chunk in upstream.body():
                 yield chunk
-        except BaseException as exc:
-            failure = exc
-            raise
         finally:
             await upstream.aclose()
-            notebooks.audit.complete(ticket, failure)
 
     response: Response
     if _small_body(upstream.headers):
@@ -321,32 +300,31 @@ def _small_body(headers: list[tuple[bytes, bytes]]) -> bool:
 
 async def proxy_websocket(websocket: WebSocket) -> None:
     """Bridge one WebSocket (kernels, terminals) to Jupyter; authorized and audited as one session."""
-    platform = websocket.app.state.platform
-    notebooks = platform.notebooks
-    team = name = ""
+    notebooks = websocket.app.state.platform.notebooks
     try:
-        team, name = _names(websocket)
-        principal, bearer, _ = await _authenticate(websocket, team, name)
-    except StrongroomError as exc:
-        await _audit_refusal(websocket, team, name, exc, "websocket")
-        await websocket.close(code=1008)
-        return
-    ctx = _context(websocket, principal)
-    path = websocket.url.path
-    try:
-        ticket = await _authorize_open(notebooks, ctx, team, name, {"method": "WEBSOCKET", "path": path[:256]})
+        team, name, principal, bearer, _ = await _admit(websocket, "websocket")
     except StrongroomError:
         await websocket.close(code=1008)
         return
-    live = notebooks.route(team, name)
-    if live is None:
-        await anyio.to_thread.run_sync(platform.guard.complete, ticket, Unavailable("the notebook is not running"))
-        await websocket.close(code=1013)
+    ctx = request_context(websocket, principal)
+    path = websocket.url.path
+    params = {"method": "WEBSOCKET", "path": path[:256], "phase": "connect"}
+    try:
+        ticket = await anyio.to_thread.run_sync(notebooks.authorize_open, ctx, team, name, params)
+        live = notebooks.route(team, name)
+        if live is None:
+            await anyio.to_thread.run_sync(ticket.finish, Unavailable("the notebook is not running"))
+            await websocket.close(code=1013)
+            return
+        await anyio.to_thread.run_sync(ticket.finish)  # the connect event, before any byte is bridged
+    except StrongroomError:  # denied (audited), or the audit log cannot be written
+        await websocket.close(code=1008)
         return
     headers = _upstream_headers(websocket, live, principal, bearer, _WS_STRIP)
     host = websocket.headers.get("host", "localhost")
     query = f"?{websocket.url.query}" if websocket.url.query else ""
-    failure: BaseException | None = None
+    failure: StrongroomError | None = None
+    counted = {"bytes_in": 0, "bytes_out": 0}
     # Revoking the credentials this socket stands on closes it (notebooks.sockets, from another thread).
     loop = asyncio.get_running_loop()
     revoked: asyncio.Future[str] = loop.create_future()
@@ -372,7 +350,7 @@ async def proxy_websocket(websocket: WebSocket) -> None:
                 open_timeout=_UPSTREAM_OPEN_TIMEOUT,
             ) as upstream:
                 await websocket.accept(subprotocol=upstream.subprotocol)
-                await _pump(websocket, upstream, revoked)
+                await _pump(websocket, upstream, counted, revoked)
     except InvalidStatus as exc:
         failure = Unavailable(f"Jupyter refused the WebSocket: HTTP {exc.response.status_code}")
         await websocket.close(code=1008)
@@ -383,10 +361,14 @@ async def proxy_websocket(websocket: WebSocket) -> None:
     finally:
         if failure is not None:
             log.warning("notebooks: WebSocket %s of %s/%s: %s", path, team, name, failure)
-        notebooks.audit.complete(ticket, failure)
+        closing = {**params, "phase": "close", **{k: str(v) for k, v in counted.items()}}
+        try:
+            await anyio.to_thread.run_sync(notebooks.record_socket_close, ctx, team, name, closing, failure)
+        except StrongroomError as exc:
+            log.warning("notebooks: the close of WebSocket %s of %s/%s: %s", path, team, name, exc)
 
 
-async def _pump(websocket: WebSocket, upstream: Any, revoked: asyncio.Future[str]) -> None:
+async def _pump(websocket: WebSocket, upstream: Any, counted: dict[str, int], revoked: asyncio.Future[str]) -> None:
     async def client_to_upstream() -> None:
         try:
             while True:
@@ -394,8 +376,10 @@ async def _pump(websocket: WebSocket, upstream: Any, revoked: asyncio.Future[str
                 if message["type"] == "websocket.disconnect":
                     break
                 if message.get("bytes") is not None:
+                    counted["bytes_in"] += len(message["bytes"])
                     await upstream.send(message["bytes"])
                 elif message.get("text") is not None:
+                    counted["bytes_in"] += len(message["text"].encode())
                     await upstream.send(message["text"])
         except (WebSocketDisconnect, ConnectionClosed):
             pass
@@ -406,8 +390,10 @@ async def _pump(websocket: WebSocket, upstream: Any, revoked: asyncio.Future[str
         try:
             async for message in upstream:
                 if isinstance(message, bytes):
+                    counted["bytes_out"] += len(message)
                     await websocket.send_bytes(message)
                 else:
+                    counted["bytes_out"] += len(message.encode())
                     await websocket.send_text(message)
         except ConnectionClosed:
             pass
