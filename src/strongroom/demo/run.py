@@ -13,6 +13,7 @@ verification) to the team bucket and to ./strongroom-demo-report/.
 from __future__ import annotations
 
 import json
+import os
 import tempfile
 import time
 from dataclasses import dataclass, field
@@ -25,9 +26,10 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from strongroom.core import launcher
-from strongroom.core.config import Config
+from strongroom.core.config import Config, default_home
 from strongroom.core.errors import Forbidden, StrongroomError
 from strongroom.core.platform import initialize
+from strongroom.demo.data import load_data
 from strongroom.demo.report import build_summary_html
 from strongroom.sdk.session import Session
 
@@ -141,15 +143,28 @@ def _guardrail_and_detective(run: DemoRun) -> None:
     while job.status not in ("Stopped", "Failed", "Completed") and time.monotonic() < deadline:
         time.sleep(0.5)
         job = sam.jobs.describe(LAB, "phone-home")
-    run.facts["detective"] = {
+    seconds = (job.ended_at - job.started_at).total_seconds() if job.ended_at and job.started_at else None
+    run.facts["detective"] = {"status": job.status, "reason": job.failure_reason, "seconds": seconds}
+    # alice's notebook shows this stop beside her own denial; she may not read another team's jobs,
+    # so sam publishes the platform's record of it as a shared object (readable by every team).
+    record = {
+        "team": LAB,
+        "job": job.name,
+        "network_isolation": False,
         "status": job.status,
         "reason": job.failure_reason,
-        "seconds": (job.ended_at - job.started_at).total_seconds() if job.ended_at and job.started_at else None,
+        "stopped_after_seconds": round(seconds, 1) if seconds is not None else None,
     }
+    sam.buckets.put_object(
+        f"{LAB}-data",
+        "shared/detective-control.json",
+        json.dumps(record).encode(),
+        tags={"shared": "true"},
+        content_type="application/json",
+    )
     outcome = "ok" if job.status == "Stopped" and "detective" in job.failure_reason else "failed"
     run.step(
-        f"detective control: sam's exempted job without network isolation {job.status.lower()} — "
-        f"{job.failure_reason[:80]}",
+        f"detective control: sam's exempted job without network isolation {job.status.lower()} — {job.failure_reason}",
         time.monotonic() - started,
         outcome,
     )
@@ -201,7 +216,7 @@ def _execute(run: DemoRun, who: str, team: str, notebook: str) -> dict[str, Any]
             failed = getattr(exc, "notebook", None)
             if failed is not None:
                 _save(run, name, failed)
-            run.step(f"{name} FAILED in a cell: {exc.detail[:300]}", time.monotonic() - started, "failed")
+            run.step(f"{name} FAILED in a cell: {exc.detail}", time.monotonic() - started, "failed")
             raise
     run.step(
         f"{name} executed in the sandboxed kernel as {who}: {len(cells)} cells, no errors", time.monotonic() - started
@@ -229,9 +244,24 @@ def _outputs_text(notebook: dict[str, Any]) -> str:
 
 
 def run_demo(
-    home: Path | None = None, keep_running: bool = False, data: Path | None = None, report_dir: Path | None = None
+    home: Path | None = None,
+    keep_running: bool = False,
+    data: Path | None = None,
+    report_dir: Path | None = None,
+    test: Path | None = None,
 ) -> int:
-    """Run the demo; returns the process exit code (0 when every step behaved as expected)."""
+    """Run the demo; returns the process exit code (0 when every step behaved as expected).
+
+    ``home``: a new or empty directory for the demo's platform (default ``$STRONGROOM_HOME``, else a
+    new temporary directory). ``data``/``test``: the user's data, as :func:`load_data` reads it.
+
+    Raises:
+        InvalidInput: the data is not the workshop's.
+        ConfigurationError: ``home`` already holds a platform or is not empty.
+    """
+    dataset = load_data(data, test) if data is not None else None  # a bad file fails before anything starts
+    if home is None and os.environ.get("STRONGROOM_HOME"):
+        home = default_home()
     home = home or Path(tempfile.mkdtemp(prefix="strongroom-demo-"))
     run = DemoRun(home=home, report_dir=report_dir or Path.cwd() / "strongroom-demo-report")
     config = Config(home=home, port=0)
@@ -245,9 +275,17 @@ def run_demo(
         _setup(run, server, init.token.secret)
         _guardrail_and_detective(run)
         _launch_notebooks(run)
-        if data is not None:
-            run.sessions["alice"].buckets.put_object(f"{TEAM}-data", f"incoming/{data.name}", data)
-            run.step(f"your data file {data} uploaded (encrypted) to sr://{TEAM}-data/incoming/", 0.0)
+        if dataset is not None:
+            # One canonical headed CSV (UCI schema), built in memory: the notebook reads any input the same way.
+            run.sessions["alice"].buckets.put_object(
+                f"{TEAM}-data", "incoming/credit_default.csv", dataset.to_csv().encode(), content_type="text/csv"
+            )
+            given = f"{data} and {test}" if test is not None else str(data)
+            run.step(
+                f"your data ({given}: {len(dataset)} rows) uploaded (encrypted) to "
+                f"sr://{TEAM}-data/incoming/credit_default.csv",
+                0.0,
+            )
         executed_01 = _execute(run, "alice", TEAM, "alice-lab")
         executed_00 = _execute(run, "admin", "platform", "ops")
         summary = _summarise(run, executed_01, executed_00)
@@ -325,7 +363,7 @@ def _print_summary(run: DemoRun, summary: dict[str, Any]) -> None:
     table.add_row(
         "model lineage (upstream)", f"{len(summary['lineage'])} entities, down to the raw data and the commit"
     )
-    table.add_row("guardrail", summary["guardrail"].split(": ", 1)[-1][:100])
+    table.add_row("guardrail", summary["guardrail"])
     table.add_row("detective control", f"{detective.get('status')} after {detective.get('seconds') or 0:.1f} s")
     audit = summary["audit"]
     table.add_row(

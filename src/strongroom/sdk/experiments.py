@@ -285,8 +285,10 @@ class Tracker:
 
     @property
     def trial_component(self) -> TrialComponent:
-        """The component as the platform has it (pending writes are flushed first)."""
-        self._entity = self._client.describe_component(self._name)
+        """The component as the platform has it (pending writes are flushed first); after ``close()``
+        of a tracker that owned its session, the component as it was when closed."""
+        if not (self._closed and self._owns_session):
+            self._entity = self._client.describe_component(self._name)
         return TrialComponent(self._client, self._entity)
 
     @property
@@ -372,6 +374,10 @@ class Tracker:
         else:
             self._client.writer.request_flush()
         if self._owns_session:
+            # The session goes away with the tracker; keep the final component, so that
+            # ``trial.add_trial_component(tracker.trial_component)`` after the ``with`` block works.
+            self._client.flush()
+            self._entity = self._client.describe_component(self._name)
             self._client.close()
             self._client._s.close()
 
