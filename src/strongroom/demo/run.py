@@ -30,7 +30,7 @@ from strongroom.core.config import Config, default_home
 from strongroom.core.errors import Forbidden, StrongroomError
 from strongroom.core.platform import initialize
 from strongroom.demo.data import load_data
-from strongroom.demo.report import build_summary_html
+from strongroom.demo.report import build_summary_html, commit_link, notebook_plots, render_notebook_html
 from strongroom.sdk.session import Session
 
 console = Console()
@@ -270,6 +270,7 @@ def run_demo(
     init = initialize(config)
     server = launcher.start(config)
     run.step(f"platform initialised in {home} and serving at {server.url}", time.monotonic() - started)
+    run.facts["url"] = server.url
     code = 1
     try:
         _setup(run, server, init.token.secret)
@@ -316,7 +317,16 @@ def _summarise(run: DemoRun, executed_01: dict[str, Any], executed_00: dict[str,
     model_uri = next(o.uri for o in training.outputs_produced if o.uri.endswith("model.tar.gz"))
     model = next(e for e in alice.lineage.list_entities(uri=model_uri))
     upstream = alice.lineage.upstream(model.srn, depth=10)
-    lineage = sorted({f"{getattr(n, 'type', '')}: {getattr(n, 'uri', '') or n.srn}" for n in upstream.nodes})
+    entries = sorted({f"{getattr(n, 'type', '')}: {getattr(n, 'uri', '') or n.srn}" for n in upstream.nodes})
+    # The lineage names the commit by the sandbox's own remote; the report gives the platform's URL.
+    platform_url = str(run.facts.get("url", ""))
+    lineage: list[str] = []
+    commit: dict[str, str] = {}
+    for entry in entries:
+        link = commit_link(entry, platform_url)
+        if link:
+            commit, entry = link, f"Commit: {link['url']}"
+        lineage.append(entry)
     top = next(
         (
             line.split(":", 1)[1].strip().split(", ")
@@ -331,6 +341,9 @@ def _summarise(run: DemoRun, executed_01: dict[str, Any], executed_00: dict[str,
         "top_shap_features": top,
         "model": model_uri,
         "training_job": training.name,
+        "hyperparameters": dict(training.spec.hyperparameters),
+        "channels": [c.name for c in training.spec.inputs],
+        "commit": commit,
         "lineage": lineage,
         "guardrail": run.facts.get("guardrail", ""),
         "detective": run.facts.get("detective", {}),
@@ -342,11 +355,12 @@ def _summarise(run: DemoRun, executed_01: dict[str, Any], executed_00: dict[str,
         },
         "steps": [{"step": s, "outcome": o, "seconds": round(t, 1)} for s, o, t in run.steps],
     }
-    html = build_summary_html(report)
     run.report_dir.mkdir(parents=True, exist_ok=True)
+    rendered = {name: render_notebook_html(run.report_dir / name).name for name in NOTEBOOKS.values()}
+    html = build_summary_html(report, notebook_plots(executed_01), {Path(n).stem: href for n, href in rendered.items()})
     (run.report_dir / "summary.html").write_text(html)
     (run.report_dir / "summary.json").write_text(json.dumps(report, indent=2, default=str))
-    for name in ("summary.html", *NOTEBOOKS.values()):
+    for name in ("summary.html", *NOTEBOOKS.values(), *rendered.values()):
         alice.buckets.put_object(f"{TEAM}-data", f"demo-report/{name}", run.report_dir / name)
     run.step(f"report saved to {run.report_dir} and sr://{TEAM}-data/demo-report/", 0.0)
     return report
