@@ -170,8 +170,12 @@ def _guardrail_and_detective(run: DemoRun) -> None:
     )
 
 
-def _launch_notebooks(run: DemoRun) -> None:
+def _launch_notebooks(run: DemoRun) -> Any:
+    """Launch both Notebook products; return the admin's launch, which settles while alice's notebook runs."""
     alice, admin = run.sessions["alice"], run.sessions["admin"]
+    admin_launch = admin.catalog.launch(
+        "notebook", {"TeamName": "platform", "NotebookName": "ops", "ExecutionRole": "PlatformAdmin"}
+    )
     _timed(
         run,
         "Notebook product for alice (JupyterLab in a network-less sandbox, her DataScientist role)",
@@ -179,13 +183,7 @@ def _launch_notebooks(run: DemoRun) -> None:
             "notebook", {"TeamName": TEAM, "NotebookName": "alice-lab", "InstanceSize": "large"}, wait=True
         ),
     )
-    _timed(
-        run,
-        "Notebook product for the platform admin (kernels act as PlatformAdmin)",
-        lambda: admin.catalog.launch(
-            "notebook", {"TeamName": "platform", "NotebookName": "ops", "ExecutionRole": "PlatformAdmin"}, wait=True
-        ),
-    )
+    return admin_launch
 
 
 def _execute(run: DemoRun, who: str, team: str, notebook: str) -> dict[str, Any]:
@@ -275,7 +273,7 @@ def run_demo(
     try:
         _setup(run, server, init.token.secret)
         _guardrail_and_detective(run)
-        _launch_notebooks(run)
+        admin_launch = _launch_notebooks(run)
         if dataset is not None:
             # One canonical headed CSV (UCI schema), built in memory: the notebook reads any input the same way.
             run.sessions["alice"].buckets.put_object(
@@ -288,6 +286,11 @@ def run_demo(
                 0.0,
             )
         executed_01 = _execute(run, "alice", TEAM, "alice-lab")
+        _timed(
+            run,
+            "Notebook product for the platform admin (kernels act as PlatformAdmin), launched alongside alice's",
+            lambda: run.sessions["admin"].catalog.wait(admin_launch.team, admin_launch.name),
+        )
         executed_00 = _execute(run, "admin", "platform", "ops")
         summary = _summarise(run, executed_01, executed_00)
         _print_summary(run, summary)
