@@ -197,10 +197,7 @@ print("columns:", ", ".join(train_data.columns))
 """),
     md("## 8. The same preprocessing as a script, run as a processing job (team key on the scratch volume)"),
     code("""
-os.makedirs("code", exist_ok=True)
-"""),
-    code("""
-%%writefile code/preprocessing.py
+%%writefile preprocessing.py
 import argparse
 import os
 
@@ -247,7 +244,7 @@ processor = Processor(volume_kms_key=env.KMS_KEY_ID, instance_count=1, code_loca
                       base_job_name="preprocessing")
 processed = f"sr://{processed_bucket}/{prefix}/processed"
 processor.run(
-    code="code/preprocessing.py",
+    code="preprocessing.py",
     inputs=[ProcessingInput(source=raw_uri, destination="/opt/ml/processing/input")],
     outputs=[ProcessingOutput(output_name=name, source=f"/opt/ml/processing/{name}", destination=f"{processed}/{name}")
              for name in ("train", "test", "train_headers")],
@@ -440,7 +437,7 @@ os.makedirs(f"{repo}/notebooks", exist_ok=True)
 # (--clear-output would clear this notebook in place and write nothing into the repository)
 subprocess.run(["jupyter", "nbconvert", "--ClearOutputPreprocessor.enabled=True", "--to", "notebook",
                 "--output-dir", f"{repo}/notebooks", "01_DataScientist-Workflow.ipynb"], check=True, capture_output=True)
-subprocess.run(["cp", "code/preprocessing.py", repo], check=True)
+subprocess.run(["cp", "preprocessing.py", repo], check=True)
 git("add", "-A", cwd=repo)
 git("-c", "user.name=" + me.user, "-c", f"user.email={me.user}@{env.TEAM}.example", "commit", "-m",
     "Workshop: preprocessing and XGBoost training for credit default", cwd=repo)
