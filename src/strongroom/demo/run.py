@@ -5,9 +5,10 @@ On a fresh home: initialise the platform and start it; provision the Team Enviro
 and a detective control at work (team `sandbox-lab` is exempted from network isolation); launch
 the Notebook product for the data scientist and one for the platform admin; upload the
 workshop notebooks into them and execute them cell by cell in the sandboxed Jupyter kernels,
-through the platform's proxy, as those users; then save the executed notebooks and an HTML
-summary (AUC, top SHAP features, the model's lineage, guardrail and detective events, audit
-verification) to the team bucket and to ./strongroom-demo-report/.
+through the platform's proxy, as those users; then save the executed notebooks (also rendered as
+HTML) and an HTML summary (AUC, top SHAP features, the notebooks' plots, the model's lineage and
+commit URL, guardrail and detective events, audit verification) to the team bucket and to
+./strongroom-demo-report/.
 """
 
 from __future__ import annotations
@@ -132,8 +133,9 @@ def _guardrail_and_detective(run: DemoRun) -> None:
         {
             "name": "phone-home",
             "team": LAB,
-            "kind": "processing",
+            "kind": "training",  # as the workshop's: a training job launched without network isolation
             "code": {"source": f"sr://{LAB}-data/code/phone_home.py"},
+            "outputs": [{"name": "model", "destination": f"sr://{LAB}-models/phone-home"}],
             "resources": {"scratch_mb": 64},
             "security": {"network_isolation": False, "volume_kms_key": lab_key},
         }
