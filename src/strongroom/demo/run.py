@@ -206,9 +206,16 @@ def _execute(run: DemoRun, who: str, team: str, notebook: str) -> dict[str, Any]
     ) as bar:
         task = bar.add_task("", total=len(cells))
 
+        timings: list[dict[str, Any]] = []
+        run.facts.setdefault("cell_seconds", {})[name] = timings
+        last = [time.monotonic()]
+
         def on_cell(index: int, cell: Any, result: Any) -> None:
-            first = (cell.source.strip().splitlines() or [""])[0][:60]
-            bar.update(task, advance=1, description=first)
+            first = (cell.source.strip().splitlines() or [""])[0]
+            now = time.monotonic()
+            timings.append({"cell": index, "first_line": first, "seconds": round(now - last[0], 2)})
+            last[0] = now
+            bar.update(task, advance=1, description=first[:60])
 
         try:
             executed = session.notebooks.execute_notebook(team, notebook, name, timeout_per_cell=600, on_cell=on_cell)
@@ -359,6 +366,7 @@ def _summarise(run: DemoRun, executed_01: dict[str, Any], executed_00: dict[str,
             "problem": verify.problem,
         },
         "steps": [{"step": s, "outcome": o, "seconds": round(t, 1)} for s, o, t in run.steps],
+        "cell_seconds": run.facts.get("cell_seconds", {}),
     }
     run.report_dir.mkdir(parents=True, exist_ok=True)
     rendered = {name: render_notebook_html(run.report_dir / name).name for name in NOTEBOOKS.values()}
