@@ -89,12 +89,14 @@ for attempt, call in (
 ## 3. Packages: only the team's approved index
 
 The workshop installs `shap` through the team's private mirror. Here `pip` reaches only the index the
-platform admin approved (`PIP_INDEX_URL`, through the sandbox's socket); this demo configures none, so
-`shap` comes with the platform's runtime.
+platform admin approved: `PIP_INDEX_URL` is the sandbox's forwarder to the platform's `/pypi` route.
+This demo platform approves no upstream index, so `shap` comes with the platform's runtime.
 """),
     code("""
+import warnings
+warnings.filterwarnings("ignore", message="IProgress not found")   # shap's progress bar wants ipywidgets
 import shap
-print("PIP_INDEX_URL:", os.environ.get("PIP_INDEX_URL", "(none)"), "| shap", shap.__version__)
+print("PIP_INDEX_URL:", os.environ.get("PIP_INDEX_URL", "(none)"), "| shap", shap.__version__, "from the runtime")
 """),
     md("## 4. Buckets and prefix"),
     code("""
