@@ -26,6 +26,7 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from strongroom.catalog.models import ProvisionedProduct
 from strongroom.core import launcher
 from strongroom.core.config import Config, default_home
 from strongroom.core.errors import Forbidden, StrongroomError
@@ -172,7 +173,7 @@ def _guardrail_and_detective(run: DemoRun) -> None:
     )
 
 
-def _launch_notebooks(run: DemoRun) -> Any:
+def _launch_notebooks(run: DemoRun) -> ProvisionedProduct:
     """Launch both Notebook products; return the admin's launch, which settles while alice's notebook runs."""
     alice, admin = run.sessions["alice"], run.sessions["admin"]
     admin_launch = admin.catalog.launch(
