@@ -436,9 +436,12 @@ repo = getattr(env, "GIT_REPOSITORY", "") or "repo"
 if not os.path.isdir(os.path.join(repo, ".git")):
     git("clone", env.GIT_REMOTE, repo, cwd=".")
 os.makedirs(f"{repo}/notebooks", exist_ok=True)
-# (--clear-output would clear this notebook in place and write nothing into the repository)
-subprocess.run(["jupyter", "nbconvert", "--ClearOutputPreprocessor.enabled=True", "--to", "notebook",
-                "--output-dir", f"{repo}/notebooks", "01_DataScientist-Workflow.ipynb"], check=True, capture_output=True)
+import nbformat
+notebook = nbformat.read("01_DataScientist-Workflow.ipynb", as_version=4)
+for cell in notebook.cells:                      # commit the code, not the outputs (they hold data)
+    if cell.cell_type == "code":
+        cell.outputs, cell.execution_count = [], None
+nbformat.write(notebook, f"{repo}/notebooks/01_DataScientist-Workflow.ipynb")
 subprocess.run(["cp", "preprocessing.py", repo], check=True)
 git("add", "-A", cwd=repo)
 git("-c", "user.name=" + me.user, "-c", f"user.email={me.user}@{env.TEAM}.example", "commit", "-m",
