@@ -15,8 +15,10 @@ def md(text: str) -> dict:
     return {"cell_type": "markdown", "metadata": {}, "source": text.strip("\n")}
 
 
-def code(text: str) -> dict:
-    return {"cell_type": "code", "metadata": {}, "execution_count": None, "outputs": [], "source": text.strip("\n")}
+def code(text: str, tags: list[str] | None = None) -> dict:
+    """A code cell; ``tags`` (``plot:<name>``) let the demo report find the cell's figure."""
+    metadata = {"tags": tags} if tags else {}
+    return {"cell_type": "code", "metadata": metadata, "execution_count": None, "outputs": [], "source": text.strip("\n")}
 
 
 def notebook(cells: list[dict]) -> dict:
@@ -37,9 +39,9 @@ DATA_SCIENTIST = [
 
 You are a data scientist in team **risk**. This notebook runs in a Strongroom notebook: a JupyterLab
 server inside a sandbox with **no network**, your team's rights only, and every byte you store
-encrypted with your team's key. It follows the workshop: explore, preprocess (here and as a
-processing job), track the work in an experiment, train XGBoost as a spot training job, read the
-analytics, explain the model with SHAP, and push this notebook to the team's git repository.
+encrypted with your team's key. It is the workshop's notebook 01, step by step, with the same
+parameters and outputs; where Strongroom differs (the security model requires it) the cell says so.
+`docs/workshop.md` lists every workshop cell next to this notebook's.
 """),
     md("## 1. There is no internet here"),
     code("""
@@ -58,7 +60,7 @@ except OSError as exc:
     print(f"no route to 1.1.1.1:443: {exc}")
 print("running as uid", os.getuid())
 """),
-    md("## 2. Who am I here? The execution role and its limits"),
+    md("## 2. Who am I here? The execution role and its limits, and the provisioned environment"),
     code("""
 import strongroom
 import strongroom_environment as env
@@ -71,47 +73,70 @@ print("team:", env.TEAM, "| data bucket:", env.DATA_BUCKET, "| model bucket:", e
 print("team key:", env.KMS_KEY_ID, "| git remote:", env.GIT_REMOTE)
 """),
     code("""
-from strongroom.core.errors import Forbidden
-
-# The execution role is the intersection of you, your team and this notebook: no IAM changes...
-try:
-    session.teams.add_member(env.TEAM, "someone", "DataScientist")
-except Exception as exc:
-    print("refused:", exc)
-# ...and no other team's data.
-try:
-    session.buckets.list("fraud")
-except Exception as exc:
-    print("refused:", exc)
+# The execution role is the intersection of you, your team and this notebook: no IAM changes,
+# no endpoints (that is the MLOps engineer's), and no other team's data.
+for attempt, call in (
+    ("add a team member", lambda: session.teams.add_member(env.TEAM, "someone", "DataScientist")),
+    ("list team fraud's buckets", lambda: session.buckets.list("fraud")),
+):
+    try:
+        call()
+        print("ALLOWED:", attempt)
+    except Exception as exc:
+        print(f"refused ({attempt}): {exc}")
 """),
-    md("## 3. Raw data into the team bucket (encrypted with the team key)"),
+    md("""
+## 3. Packages: only the team's approved index
+
+The workshop installs `shap` through the team's private mirror. Here `pip` reaches only the index the
+platform admin approved: `PIP_INDEX_URL` is the sandbox's forwarder to the platform's `/pypi` route.
+This demo platform approves no upstream index, so `shap` comes with the platform's runtime.
+"""),
+    code("""
+import warnings
+warnings.filterwarnings("ignore", message="IProgress not found")   # shap's progress bar wants ipywidgets
+import shap
+print("PIP_INDEX_URL:", os.environ.get("PIP_INDEX_URL", "(none)"), "| shap", shap.__version__, "from the runtime")
+"""),
+    md("## 4. Buckets and prefix"),
+    code("""
+prefix = "secure-strongroom-demo"
+raw_bucket = processed_bucket = env.DATA_BUCKET      # one encrypted data bucket per team, two prefixes
+model_bucket = env.MODEL_BUCKET
+print(f"raw: sr://{raw_bucket}/{prefix}/raw | processed: sr://{processed_bucket}/{prefix}/processed"
+      f" | models: sr://{model_bucket}/{prefix}/output")
+"""),
+    md("## 5. Load and explore the data"),
     code("""
 import pandas as pd
 from strongroom.demo.data import credit_default, load_uci
 
-incoming = [k for k in session.list_objects(env.DATA_BUCKET, "incoming/")]
+incoming = session.list_objects(env.DATA_BUCKET, "incoming/")
 if incoming:
     local = "/tmp/" + incoming[0].rsplit("/", 1)[-1]     # /tmp is memory, not disk
     session.buckets.download(env.DATA_BUCKET, incoming[0], local)
     df = load_uci(local)
-    print("using the real UCI file", incoming[0])
+    os.remove(local)
+    print("using your data file", incoming[0])
 else:
     df = credit_default(n=30000, seed=0)
     print("using the synthetic credit-default data (same schema as the UCI file)")
-df.to_csv("/tmp/credit_default.csv")
-raw_uri = session.upload_data("/tmp/credit_default.csv", bucket=env.DATA_BUCKET, key_prefix="raw")
-os.remove("/tmp/credit_default.csv")
-print(raw_uri, df.shape)
+
+df = df.reset_index(drop=True)                                   # drop ID
+df = df.rename(columns={"default payment next month": "Label"})
+df = df[["Label"] + [c for c in df.columns if c != "Label"]]     # the label first
+print(df.shape)
+df.head()
 """),
-    md("## 4. Explore"),
     code("""
+df.SEX.value_counts()
+"""),
+    code("""
+import io
 import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 from IPython.display import Image, display
-import io
-
-LABEL = "default payment next month"
 
 def show(fig):
     buffer = io.BytesIO()
@@ -119,14 +144,13 @@ def show(fig):
     plt.close(fig)
     display(Image(buffer.getvalue()))
 
-df = pd.read_csv(raw_uri, index_col=0)     # straight from the encrypted bucket (sr:// filesystem)
-counts = df[LABEL].value_counts().sort_index()
+counts = df["Label"].value_counts().sort_index()
 print("label balance:", (counts / counts.sum()).round(3).to_dict())
 fig, ax = plt.subplots(figsize=(4, 3))
 counts.plot.bar(ax=ax, color=["#4c72b0", "#dd8452"])
-ax.set_title("default payment next month")
+ax.set_xlabel("Label"); ax.set_ylabel("count"); ax.set_title("Label count")
 show(fig)
-"""),
+""", tags=["plot:label-balance"]),
     code("""
 corr = df.corr()
 fig, ax = plt.subplots(figsize=(9, 7))
@@ -134,150 +158,269 @@ im = ax.imshow(corr, cmap="RdBu_r", vmin=-1, vmax=1)
 ax.set_xticks(range(len(corr)), corr.columns, rotation=90, fontsize=7)
 ax.set_yticks(range(len(corr)), corr.columns, fontsize=7)
 fig.colorbar(im)
-ax.set_title("correlation matrix")
+ax.set_title("correlation heatmap")
 show(fig)
-"""),
+""", tags=["plot:correlations"]),
     code("""
 from pandas.plotting import scatter_matrix
 
-sample = df.sample(1000, random_state=0)
-axes = scatter_matrix(sample[["LIMIT_BAL", "AGE", "PAY_0", "BILL_AMT1", "PAY_AMT1"]], figsize=(8, 8), s=4, alpha=0.4)
+axes = scatter_matrix(df[["BILL_AMT1", "BILL_AMT2", "PAY_AMT1", "PAY_AMT2"]], figsize=(8, 8), s=4, alpha=0.3)
 show(axes[0, 0].get_figure())
-"""),
-    md("## 5. Preprocess in the notebook"),
+""", tags=["plot:scatter-matrix"]),
+    md("## 6. The raw data into the raw prefix (encrypted with the team key)"),
     code("""
+df.to_csv("/tmp/rawdata.csv", index=False)
+raw_uri = session.upload_data("/tmp/rawdata.csv", bucket=raw_bucket, key_prefix=f"{prefix}/raw")
+os.remove("/tmp/rawdata.csv")
+print(raw_uri)
+"""),
+    md("## 7. Preprocess in the notebook (to show the logic)"),
+    code("""
+from sklearn.compose import make_column_transformer
 from sklearn.model_selection import train_test_split
-from sklearn.preprocessing import StandardScaler
+from sklearn.preprocessing import MinMaxScaler, StandardScaler
 
-y, X = df[LABEL], df.drop(columns=[LABEL])
-X_train, X_test, y_train, y_test = train_test_split(X, y, test_size=0.2, random_state=0, stratify=y)
-scaler = StandardScaler().fit(X_train)
-print("train", X_train.shape, "test", X_test.shape, "scaled mean ~0:", abs(scaler.transform(X_train).mean()).round(6))
+X, y = df.drop(columns="Label"), df["Label"]
+X_train, X_test, y_train, y_test = train_test_split(X, y, test_size=0.2, random_state=0)
+preprocess = make_column_transformer(
+    (StandardScaler(), ["PAY_AMT1"]),
+    (MinMaxScaler(), ["BILL_AMT1"]),
+    remainder="passthrough",
+)
+columns = ["PAY_AMT1", "BILL_AMT1"] + [c for c in X.columns if c not in ("PAY_AMT1", "BILL_AMT1")]
+train_features = pd.DataFrame(preprocess.fit_transform(X_train), columns=columns)
+test_features = pd.DataFrame(preprocess.transform(X_test), columns=columns)
+train_data = pd.concat([y_train.reset_index(drop=True), train_features], axis=1)
+test_data = pd.concat([y_test.reset_index(drop=True), test_features], axis=1)
+train_data.to_csv("/tmp/train_data.csv", header=False, index=False)
+test_data.to_csv("/tmp/test_data.csv", header=False, index=False)
+print("train_data.csv", train_data.shape, "| test_data.csv", test_data.shape)
+print("columns:", ", ".join(train_data.columns))
 """),
-    md("## 6. The same preprocessing as a processing job (team key on the scratch volume)"),
+    md("## 8. The same preprocessing as a script, run as a processing job (team key on the scratch volume)"),
     code("""
-script = '''
-import argparse, os
+%%writefile preprocessing.py
+import argparse
+import os
+
 import pandas as pd
+from sklearn.compose import make_column_transformer
 from sklearn.model_selection import train_test_split
-from sklearn.preprocessing import StandardScaler
+from sklearn.preprocessing import MinMaxScaler, StandardScaler
 
 parser = argparse.ArgumentParser()
-parser.add_argument("--test-size", type=float, default=0.2)
+parser.add_argument("--train-test-split-ratio", type=float, default=0.3)
 args = parser.parse_args()
-label = "default payment next month"
-df = pd.read_csv("/opt/ml/processing/input/raw/credit_default.csv", index_col=0)
-y, X = df[label], df.drop(columns=[label])
-X_train, X_rest, y_train, y_rest = train_test_split(X, y, test_size=2 * args.test_size, random_state=0, stratify=y)
-X_val, X_test, y_val, y_test = train_test_split(X_rest, y_rest, test_size=0.5, random_state=0, stratify=y_rest)
-scaler = StandardScaler().fit(X_train)
-for name, features, target in (("train", X_train, y_train), ("validation", X_val, y_val), ("test", X_test, y_test)):
-    out = pd.concat([target.reset_index(drop=True), pd.DataFrame(scaler.transform(features), columns=X.columns)], axis=1)
-    os.makedirs(f"/opt/ml/processing/output/{name}", exist_ok=True)
-    out.to_csv(f"/opt/ml/processing/output/{name}/{name}.csv", header=False, index=False)
-    print(name, out.shape)
-'''
-os.makedirs("code", exist_ok=True)
-with open("code/preprocessing.py", "w") as handle:
-    handle.write(script)
+print("Received arguments", args)
+
+df = pd.read_csv("/opt/ml/processing/input/rawdata.csv")
+X, y = df.drop(columns="Label"), df["Label"]
+split_ratio = args.train_test_split_ratio
+print(f"Splitting data into train and test sets with ratio {split_ratio}")
+X_train, X_test, y_train, y_test = train_test_split(X, y, test_size=split_ratio, random_state=0)
+
+preprocess = make_column_transformer(
+    (StandardScaler(), ["PAY_AMT1"]),
+    (MinMaxScaler(), ["BILL_AMT1"]),
+    remainder="passthrough",
+)
+columns = ["PAY_AMT1", "BILL_AMT1"] + [c for c in X.columns if c not in ("PAY_AMT1", "BILL_AMT1")]
+train = pd.concat([y_train.reset_index(drop=True),
+                   pd.DataFrame(preprocess.fit_transform(X_train), columns=columns)], axis=1)
+test = pd.concat([y_test.reset_index(drop=True),
+                  pd.DataFrame(preprocess.transform(X_test), columns=columns)], axis=1)
+
+for output, file, frame, header in (
+    ("train", "train_data.csv", train, False),
+    ("test", "test_data.csv", test, False),
+    ("train_headers", "train_data_with_headers.csv", train, True),
+):
+    os.makedirs(f"/opt/ml/processing/{output}", exist_ok=True)
+    frame.to_csv(f"/opt/ml/processing/{output}/{file}", header=header, index=False)
+    print(f"Saved {output}/{file}: {frame.shape}")
 """),
     code("""
 from strongroom.sdk.jobs import Processor, ProcessingInput, ProcessingOutput, Estimator, TrainingInput
-from strongroom.experiments import Experiment, Trial, Tracker, ExperimentAnalytics
 
-Experiment.create(experiment_name="credit-default", description="workshop: predict next month's default")
-trial = Trial.create(trial_name="xgboost-spot-1", experiment_name="credit-default")
-
-processor = Processor(volume_kms_key=env.KMS_KEY_ID, code_location=f"sr://{env.DATA_BUCKET}", base_job_name="preprocess")
-outputs = {n: f"sr://{env.DATA_BUCKET}/processed/{n}" for n in ("train", "validation", "test")}
+processor = Processor(volume_kms_key=env.KMS_KEY_ID, instance_count=1, code_location=f"sr://{env.DATA_BUCKET}/{prefix}",
+                      base_job_name="preprocessing")
+processed = f"sr://{processed_bucket}/{prefix}/processed"
 processor.run(
-    code="code/preprocessing.py",
-    inputs=[ProcessingInput(source=raw_uri, destination="/opt/ml/processing/input/raw", input_name="raw")],
-    outputs=[ProcessingOutput(source=f"/opt/ml/processing/output/{n}", destination=uri, output_name=n)
-             for n, uri in outputs.items()],
-    arguments=["--test-size", "0.2"],
-    experiment_config={"ExperimentName": "credit-default", "TrialName": trial.trial_name,
-                       "TrialComponentDisplayName": "Preprocessing"},
+    code="preprocessing.py",
+    inputs=[ProcessingInput(source=raw_uri, destination="/opt/ml/processing/input")],
+    outputs=[ProcessingOutput(output_name=name, source=f"/opt/ml/processing/{name}", destination=f"{processed}/{name}")
+             for name in ("train", "test", "train_headers")],
+    arguments=["--train-test-split-ratio", "0.2"],
     logs=False,
 )
-job = processor.jobs[-1].describe()
-print(job["name"], job["status"], "| scratch volume encrypted with", job["spec"]["security"]["volume_kms_key"])
-print([o["uri"] for o in job["outputs_produced"]])
+preprocessing_job = processor.jobs[-1].describe()
+print(preprocessing_job["name"], preprocessing_job["status"],
+      "| scratch volume encrypted with", preprocessing_job["spec"]["security"]["volume_kms_key"],
+      "| network isolation:", preprocessing_job["spec"]["security"]["network_isolation"])
+outputs = {o["name"]: o["destination"] for o in preprocessing_job["spec"]["outputs"]}
+for produced in preprocessing_job["outputs_produced"]:
+    print(produced["uri"])
 """),
-    md("## 7. Track what was decided (a Tracker, as in the workshop)"),
     code("""
-with Tracker.create(display_name="Preprocessing decisions", trial=trial) as tracker:
-    tracker.log_parameters({"test_size": 0.2, "validation_size": 0.2, "scaler": "StandardScaler", "random_state": 0})
-    tracker.log_input(name="raw", value=raw_uri)
-    for n, uri in outputs.items():
-        tracker.log_output(name=n, value=uri)
-session.experiments.flush()
-print("tracked")
+train_uri = outputs["train"] + "/train_data.csv"
+test_uri = outputs["test"] + "/test_data.csv"
+train_headers_uri = outputs["train_headers"] + "/train_data_with_headers.csv"
+job_train = pd.read_csv(train_uri, header=None)
+job_train_headers = pd.read_csv(train_headers_uri)
+print("train", job_train.shape, "| test", pd.read_csv(test_uri, header=None).shape,
+      "| train_headers", job_train_headers.shape)
+print("train_headers header:", ",".join(job_train_headers.columns))
+print("the job's train set equals the notebook's:",
+      bool(((job_train.to_numpy() - train_data.to_numpy()) == 0).all()))
 """),
-    md("## 8. Train XGBoost as a managed spot training job"),
+    md("## 9. Track the preprocessing in an experiment"),
+    code("""
+import time
+from strongroom.experiments import Experiment, Trial, Tracker, ExperimentAnalytics
+
+timestamp = time.strftime("%Y%m%d-%H%M%S", time.gmtime())
+# Strongroom names are lower-case (srn:strongroom:<team>:<type>/<name>); the display name is the workshop's.
+experiment = Experiment.create(experiment_name=f"creditcarddefault-{timestamp}",
+                               display_name=f"CreditCardDefault-{timestamp}",
+                               description="Predict credit-card default (UCI credit-card clients)")
+with Tracker.create(display_name="Preprocessing") as tracker:
+    tracker.log_parameters({"train_test_split_ratio": 0.2})
+    tracker.log_input(name="ccdefault-raw-dataset", value=raw_uri, media_type="text/csv")
+    tracker.log_output(name="ccdefault-train-dataset", value=train_uri, media_type="text/csv")
+    tracker.log_output(name="ccdefault-test-dataset", value=test_uri, media_type="text/csv")
+trial = Trial.create(trial_name=f"cc-xgboost-training-job-{timestamp}", experiment_name=experiment.experiment_name)
+trial.add_trial_component(tracker.trial_component)
+print(experiment.entity.display_name, "|", trial.trial_name, "|", tracker.trial_component.parameters)
+"""),
+    md("""
+## 10. Detective control: a training job without network isolation
+
+The workshop launches a training job without a VPC and watches the platform's detective control stop
+it. Strongroom's guardrail is **preventive**: in team `risk` the same launch is refused before anything
+runs. The detective control stops jobs only where an admin exempted a team from the guardrail: the
+demo launched the same kind of job in team `sandbox-lab` (exempted) as its data scientist, who
+published the platform's record of it as a `shared=true` object, the only way one team may show
+another anything. Below, the two side by side.
+"""),
+    code("""
+from strongroom.core.errors import Forbidden
+
+hyperparameters = {"max_depth": 5, "eta": 0.2, "gamma": 4, "min_child_weight": 6, "subsample": 0.8,
+                   "verbosity": 0, "objective": "binary:logistic", "num_round": 100}
+no_isolation = Estimator("xgboost", network_isolation=False, volume_kms_key=env.KMS_KEY_ID,
+                         output_path=f"sr://{model_bucket}/{prefix}/output", base_job_name="no-network-isolation")
+no_isolation.set_hyperparameters(**hyperparameters)
+try:
+    no_isolation.fit({"train": TrainingInput(train_uri, content_type="text/csv")}, logs=False)
+    denial = "ACCEPTED (the guardrail did not fire)"
+except Forbidden as exc:
+    denial = exc.detail
+print("risk:", denial)
+"""),
+    code("""
+import json
+try:
+    record = json.loads(session.buckets.get_object("sandbox-lab-data", "shared/detective-control.json"))
+except Exception as exc:
+    record = {"team": "sandbox-lab", "job": "-", "status": "no record", "reason": str(exc), "stopped_after_seconds": None}
+side_by_side = pd.DataFrame([
+    {"team": env.TEAM, "guardrail": "enforced", "control": "preventive (guardrail-network-isolation)",
+     "job": "no-network-isolation", "outcome": "denied before it ran", "detail": denial, "seconds": 0.0},
+    {"team": record["team"], "guardrail": "exempted", "control": "detective (enforce-network-isolation)",
+     "job": record["job"], "outcome": record["status"], "detail": record["reason"],
+     "seconds": record["stopped_after_seconds"]},
+])
+print("detective control:", record["status"], "after", record["stopped_after_seconds"], "s")
+with pd.option_context("display.max_colwidth", None):
+    display(side_by_side)
+"""),
+    md("## 11. Train XGBoost with network isolation, as a spot training job"),
     code("""
 xgb_estimator = Estimator(
     "xgboost",
+    instance_count=1, cpus=2,
     volume_kms_key=env.KMS_KEY_ID,
-    output_path=f"sr://{env.MODEL_BUCKET}/training",
-    use_spot_instances=True, max_wait=7200, max_runtime_in_seconds=3600,
-    checkpoint_s3_uri=f"sr://{env.MODEL_BUCKET}/checkpoints/credit-default",
-    metric_definitions=[{"Name": "validation:auc", "Regex": "validation-auc:([0-9\\\\.]+)"}],
-    cpus=2,
+    output_path=f"sr://{model_bucket}/{prefix}/output",
+    use_spot_instances=True, max_runtime_in_seconds=3600, max_wait=3600,
+    base_job_name="cc-xgboost",
 )
-xgb_estimator.set_hyperparameters(num_round=100, max_depth=5, eta=0.2, gamma=4, min_child_weight=6,
-                                  subsample=0.8, objective="binary:logistic", eval_metric="auc", seed=1)
+xgb_estimator.set_hyperparameters(**hyperparameters)
 xgb_estimator.fit(
-    {"train": TrainingInput(outputs["train"], content_type="text/csv"),
-     "validation": TrainingInput(outputs["validation"], content_type="text/csv")},
-    experiment_config={"ExperimentName": "credit-default", "TrialName": trial.trial_name,
+    {"train": TrainingInput(train_uri, content_type="text/csv")},
+    experiment_config={"ExperimentName": experiment.experiment_name, "TrialName": trial.trial_name,
                        "TrialComponentDisplayName": "Training"},
     logs=False,
 )
 training = xgb_estimator.latest_training_job.job()
 print(training.name, training.status, "| billable", training.billable_seconds, "s of", training.total_seconds, "s")
-print("model:", xgb_estimator.model_data())
+print("hyperparameters:", json.dumps(training.spec.hyperparameters, sort_keys=True))
+print("channels:", [c.name for c in training.spec.inputs])
 """),
-    md("## 9. Experiment analytics"),
+    md("## 12. Experiment analytics and the training trial component"),
     code("""
-analytics = ExperimentAnalytics(
-    experiment_name="credit-default",
-    search_expression={"Filters": [{"Name": "Parents.TrialName", "Operator": "Equals", "Value": trial.trial_name}]},
-    sort_by="CreationTime", sort_order="Ascending",
+search_expression = {"Filters": [{"Name": "Parents.TrialName", "Operator": "Equals", "Value": trial.trial_name}]}
+trial_component_analytics = ExperimentAnalytics(
+    experiment_name=experiment.experiment_name,
+    search_expression=search_expression,
+    sort_by="CreationTime",
+    sort_order="Descending",
 )
-frame = analytics.dataframe()
-columns = [c for c in ("TrialComponentName", "DisplayName", "max_depth", "eta", "validation:auc - Last") if c in frame]
-frame[columns]
+analytic_table = trial_component_analytics.dataframe()
+print("components:", ", ".join(analytic_table["DisplayName"]))
+analytic_table
 """),
-    md("## 10. The model: feature importance and SHAP"),
     code("""
-from strongroom.explain import Explainer
-from strongroom.explain import plots
-from strongroom.explain.importance import xgboost_importance
-from sklearn.metrics import roc_auc_score
+training_component = next(c for c in trial.list_trial_components() if c.display_name == "Training")
+for _ in range(50):       # the job's component is closed when the job's outputs are recorded
+    model_artifact = next((a.value for a in training_component.output_artifacts.values()
+                           if a.value.endswith("model.tar.gz")), None)
+    if model_artifact:
+        break
+    time.sleep(0.2)
+    training_component.refresh()
+print(json.dumps(session.experiments.describe_component(training_component.trial_component_name).model_dump(mode="json"),
+                 indent=1, default=str))
+"""),
+    md("## 13. The model: download, load, and feature importance"),
+    code("""
 import xgboost as xgb
+from sklearn.metrics import roc_auc_score
+from strongroom.explain import Explainer
 
-bucket, key = xgb_estimator.model_data()[len("sr://"):].split("/", 1)
+bucket, key = model_artifact[len("sr://"):].split("/", 1)
 session.buckets.download(bucket, key, "/tmp/model.tar.gz")
-explainer = Explainer.from_model_tar("/tmp/model.tar.gz")     # checked archive, XGBoost's own format only
-test = pd.read_csv(outputs["test"] + "/test.csv", header=None)
-test.columns = ["label"] + list(X.columns)
-features = test.drop(columns=["label"])
-explainer.booster.feature_names = list(X.columns)
-auc = roc_auc_score(test["label"], explainer.booster.predict(xgb.DMatrix(features)))
+# XGBoost's own format, from a checked archive: Strongroom never unpickles a model.
+model = Explainer.from_model_tar("/tmp/model.tar.gz").booster
+os.remove("/tmp/model.tar.gz")
+
+features = job_train_headers.drop(columns="Label")              # the names come from train_headers
+test = pd.read_csv(test_uri, header=None, names=job_train_headers.columns)
+auc = roc_auc_score(test["Label"], model.predict(xgb.DMatrix(test.drop(columns="Label"))))
 print(f"test AUC: {auc:.4f}")
-display(Image(plots.importance_png(xgboost_importance(explainer.booster), "gain")))
 """),
     code("""
-explanation = explainer.explain(features.sample(2000, random_state=0))
-top = explanation.global_importance().head(5)
-print(top)
-print("top SHAP features:", ", ".join(top.index))
-display(Image(plots.summary_bar_png(explanation)))
-display(Image(plots.beeswarm_png(explanation)))
-os.remove("/tmp/model.tar.gz")
-"""),
-    md("## 11. Commit and push this notebook to the team's git repository"),
+positions = {f"f{i}": name for i, name in enumerate(features.columns)}
+weight = {positions.get(k, k): v for k, v in model.get_score(importance_type="weight").items()}
+ax = xgb.plot_importance(weight)          # importance_type "weight", as plot_importance(model) shows
+ax.figure.set_size_inches(7, 6)
+print("importance (weight):", ", ".join(sorted(weight, key=weight.get, reverse=True)[:5]))
+show(ax.figure)
+""", tags=["plot:importance"]),
+    md("## 14. SHAP over the full training set"),
+    code("""
+explainer = shap.TreeExplainer(model)
+shap_values = explainer(features)
+mean_abs = pd.Series(abs(shap_values.values).mean(axis=0), index=features.columns).sort_values(ascending=False)
+print(f"SHAP values for {shap_values.values.shape[0]} training rows x {shap_values.values.shape[1]} features")
+print("top SHAP features:", ", ".join(mean_abs.index[:5]))
+shap.summary_plot(shap_values, features, plot_type="bar", show=False)
+show(plt.gcf())
+""", tags=["plot:shap-bar"]),
+    code("""
+shap.summary_plot(shap_values, features, show=False)
+show(plt.gcf())
+""", tags=["plot:shap-beeswarm"]),
+    md("## 15. Commit and push this notebook to the team's git repository"),
     code("""
 import subprocess
 
@@ -293,9 +436,13 @@ repo = getattr(env, "GIT_REPOSITORY", "") or "repo"
 if not os.path.isdir(os.path.join(repo, ".git")):
     git("clone", env.GIT_REMOTE, repo, cwd=".")
 os.makedirs(f"{repo}/notebooks", exist_ok=True)
-subprocess.run(["jupyter", "nbconvert", "--clear-output", "--to", "notebook",
-                "--output-dir", f"{repo}/notebooks", "01_DataScientist-Workflow.ipynb"], check=True, capture_output=True)
-subprocess.run(["cp", "code/preprocessing.py", repo], check=True)
+import nbformat
+notebook = nbformat.read("01_DataScientist-Workflow.ipynb", as_version=4)
+for cell in notebook.cells:                      # commit the code, not the outputs (they hold data)
+    if cell.cell_type == "code":
+        cell.outputs, cell.execution_count = [], None
+nbformat.write(notebook, f"{repo}/notebooks/01_DataScientist-Workflow.ipynb")
+subprocess.run(["cp", "preprocessing.py", repo], check=True)
 git("add", "-A", cwd=repo)
 git("-c", "user.name=" + me.user, "-c", f"user.email={me.user}@{env.TEAM}.example", "commit", "-m",
     "Workshop: preprocessing and XGBoost training for credit default", cwd=repo)
@@ -307,10 +454,33 @@ print("pushed", commit)
 # The commit becomes a Commit artifact associated with the training job its code fed, so the
 # model's lineage reaches the data scientist's commit.
 session.lineage.log_commit(repo, commit, associate_with=[training.srn])
-model_entity = next(e for e in session.lineage.list_entities(uri=xgb_estimator.model_data()))
+model_entity = next(e for e in session.lineage.list_entities(uri=model_artifact))
 upstream = session.lineage.upstream(model_entity.srn, depth=10)
 for node in sorted(upstream.nodes, key=lambda n: str(getattr(n, "type", ""))):
     print(f"{getattr(node, 'type', ''):12} {getattr(node, 'uri', '') or node.srn}")
+"""),
+    md("""
+## 16. Hand-off to notebook 02
+
+The workshop `%store`s the experiment, trial and training-job names for notebook 02. Here they go to a
+small JSON object in the team's data bucket (encrypted, versioned, audited), which the MLOps engineer's
+notebook reads.
+"""),
+    code("""
+handoff = {
+    "experiment_name": experiment.experiment_name,
+    "trial_name": trial.trial_name,
+    "training_job_name": training.name,
+    "model_data": model_artifact,
+    "train_headers": train_headers_uri,
+    "test_data": test_uri,
+    "commit": commit,
+}
+handoff_key = f"{prefix}/handoff/01_DataScientist-Workflow.json"
+session.buckets.put_object(env.DATA_BUCKET, handoff_key, json.dumps(handoff, indent=1).encode(),
+                           content_type="application/json")
+print(f"stored for notebook 02: sr://{env.DATA_BUCKET}/{handoff_key}")
+print(json.dumps(handoff, indent=1))
 """),
 ]
 

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import io
 import re
-import shutil
-import subprocess
 from pathlib import Path
 
 import numpy as np
@@ -15,32 +13,9 @@ from PIL import Image
 
 from strongroom.demo.data import FEATURES, LABEL, credit_default
 from strongroom.explain import Explainer
+from tests.e2e.browser import chromium, needs_chromium
 
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-pytestmark = pytest.mark.skipif(
-    not Path(CHROMIUM).exists(), reason="chromium is not installed (make setup installs it as root)"
-)
-
-
-def chromium(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[bytes]:
-    return subprocess.run(
-        [
-            CHROMIUM,
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--disable-background-networking",
-            "--disable-component-update",
-            "--disable-sync",
-            "--no-first-run",
-            f"--user-data-dir={tmp_path / 'profile'}",
-            *args,
-        ],
-        capture_output=True,
-        timeout=90,
-        check=True,
-        cwd=tmp_path,
-    )
+pytestmark = needs_chromium
 
 
 @pytest.fixture(scope="module")

@@ -287,3 +287,32 @@ def test_durable_log_metric_raises_what_the_platform_refuses(alice: Session) -> 
         tracker.log_metric("validation:auc", 0.78, 1)  # the writer goes on after a refusal
     [auc] = tracker.trial_component.metrics
     assert auc.name == "validation:auc" and auc.count == 1
+
+
+def test_the_workshops_tracker_without_a_session_gives_its_component_after_the_block(
+    server: RunningServer, alice: Session, tmp_path: Path
+) -> None:
+    # As in a notebook: no session passed anywhere, so the tracker owns (and closes) its own.
+    script = tmp_path / "workshop_tracker.py"
+    script.write_text(
+        textwrap.dedent(
+            """
+            from strongroom.experiments import Experiment, Trial, Tracker
+            Experiment.create(experiment_name="ccd-owned", display_name="CreditCardDefault-owned")
+            with Tracker.create(display_name="Preprocessing") as tracker:
+                tracker.log_parameters({"train_test_split_ratio": 0.2})
+                tracker.log_input(name="ccdefault-raw-dataset", value="sr://risk-data/raw/rawdata.csv")
+            trial = Trial.create(trial_name="owned-trial", experiment_name="ccd-owned")
+            trial.add_trial_component(tracker.trial_component)
+            print(tracker.trial_component.parameters)
+            """
+        )
+    )
+    done = subprocess.run(
+        [sys.executable, str(script)], env=_env(server, alice._token), capture_output=True, timeout=120
+    )
+    assert done.returncode == 0, done.stderr.decode()[-2000:]
+    assert "{'train_test_split_ratio': 0.2}" in done.stdout.decode()
+    [component] = alice.experiments.list_components(trial="owned-trial")
+    assert component.display_name == "Preprocessing" and component.status == "Completed"
+    assert component.parameters == {"train_test_split_ratio": 0.2}

@@ -182,9 +182,25 @@ def _tls_reachable(config: Config, host: str, port: int) -> str:
 
 @app.command()
 def demo(
-    home: HomeOpt = None,
+    home: Annotated[
+        Path | None,
+        typer.Option(
+            "--home",
+            help="A new or empty directory for the demo's platform "
+            "(default $STRONGROOM_HOME, else a new temporary directory).",
+        ),
+    ] = None,
     keep_running: Annotated[bool, typer.Option(help="Leave the platform up and print how to reach it.")] = False,
-    data: Annotated[Path | None, typer.Option(help="The real UCI credit-card default file (.xls or .csv).")] = None,
+    data: Annotated[
+        Path | None,
+        typer.Option(
+            help="Your copy of the workshop's data: the UCI .xls, a CSV export with a header row, the "
+            "workshop's headerless train_data.csv (with --test), or a folder holding train_data.csv and test_data.csv."
+        ),
+    ] = None,
+    test: Annotated[
+        Path | None, typer.Option(help="The workshop's headerless test_data.csv, with --data train_data.csv.")
+    ] = None,
     report_dir: Annotated[
         Path | None, typer.Option(help="Where to save the report (default ./strongroom-demo-report).")
     ] = None,
@@ -192,9 +208,13 @@ def demo(
     """Run the workshop end to end on a fresh platform: notebooks executed in sandboxed kernels."""
     from strongroom.demo.run import run_demo
 
-    if data is not None and not data.is_file():
-        raise typer.BadParameter(f"{data} is not a file", param_hint="--data")
-    code = run_demo(home=home, keep_running=keep_running, data=data, report_dir=report_dir)
+    if data is not None and not data.exists():
+        raise typer.BadParameter(f"{data} does not exist", param_hint="--data")
+    if test is not None and data is None:
+        raise typer.BadParameter("--test needs --data (the training file)", param_hint="--test")
+    code = run_demo(
+        home=home.expanduser() if home else None, keep_running=keep_running, data=data, report_dir=report_dir, test=test
+    )
     raise typer.Exit(code)
 
 

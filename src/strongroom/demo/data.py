@@ -264,11 +264,97 @@ def _normalise(raw: pd.DataFrame, name: str) -> pd.DataFrame:
     if missing:
         raise InvalidInput(f"{name!r} lacks the UCI column(s) {', '.join(missing)}", field="path")
     try:
-        table = body[COLUMNS].apply(pd.to_numeric, errors="raise").astype(np.int64)
+        table = body[COLUMNS].apply(pd.to_numeric, errors="raise")
     except (ValueError, TypeError) as exc:
-        raise InvalidInput(f"{name!r} has a non-integer value in a UCI column: {exc}", field="path") from exc
+        raise InvalidInput(f"{name!r} has a non-numeric value in a UCI column: {exc}", field="path") from exc
+    empty = [c for c in COLUMNS if table[c].isna().any()]
+    if empty:
+        raise InvalidInput(f"{name!r} has an empty value in the UCI column(s) {', '.join(empty)}", field="path")
+    # Integer columns become int64; a column already scaled (the workshop's PAY_AMT1/BILL_AMT1) stays float.
+    integral = [c for c in COLUMNS if (table[c] == table[c].round()).all()]
+    table = table.astype({c: np.int64 for c in integral})
     if "ID" in columns:
         table.index = pd.Index(pd.to_numeric(body["ID"]).astype(np.int64), name="ID")
     else:
         table.index = pd.RangeIndex(1, len(table) + 1, name="ID")
     return table
+
+
+# The workshop's preprocessed files: headerless, the label first, then the two scaled columns,
+# then the other 21 features in the UCI order (what its ColumnTransformer outputs).
+WORKSHOP_COLUMNS = [LABEL, "PAY_AMT1", "BILL_AMT1", *(f for f in FEATURES if f not in ("PAY_AMT1", "BILL_AMT1"))]
+_PAIR_NAMES = (("train_data.csv", "test_data.csv"), ("train.csv", "test.csv"))
+
+
+def load_workshop_split(train: str | Path, test: str | Path) -> pd.DataFrame:
+    """Read the workshop's preprocessed, headerless ``train_data.csv`` and ``test_data.csv`` back into
+    the UCI schema (the training rows first, then the test rows; ``ID`` numbered from 1).
+
+    PAY_AMT1 and BILL_AMT1 stay as the workshop scaled them (floats); every other column is an integer.
+
+    Raises:
+        InvalidInput: a file is missing, has a header row, or does not have the workshop's 24 columns.
+    """
+    parts = []
+    for role, path in (("train", Path(train)), ("test", Path(test))):
+        if not path.is_file():
+            raise InvalidInput(f"no {role} file at {str(path)!r}", field=role)
+        try:
+            part = pd.read_csv(path, header=None, dtype=float)
+        except (ValueError, pd.errors.ParserError) as exc:
+            raise InvalidInput(
+                f"{path.name!r} is not the workshop's headerless numeric CSV (a header row or text?): {exc}",
+                field=role,
+            ) from exc
+        if part.shape[1] != len(WORKSHOP_COLUMNS):
+            raise InvalidInput(
+                f"{path.name!r} has {part.shape[1]} columns; the workshop's preprocessed files have "
+                f"{len(WORKSHOP_COLUMNS)} (Label, PAY_AMT1, BILL_AMT1, then the other 21 features)",
+                field=role,
+            )
+        part.columns = WORKSHOP_COLUMNS
+        if not part[LABEL].isin((0.0, 1.0)).all():
+            raise InvalidInput(f"{path.name!r}: the first column (Label) holds values other than 0 and 1", field=role)
+        parts.append(part)
+    table = pd.concat(parts, ignore_index=True)[COLUMNS]
+    scaled = ("PAY_AMT1", "BILL_AMT1")
+    table = table.astype({c: np.int64 for c in COLUMNS if c not in scaled})
+    table.index = pd.RangeIndex(1, len(table) + 1, name="ID")
+    return table
+
+
+def load_data(path: str | Path, test: str | Path | None = None) -> pd.DataFrame:
+    """Read the workshop's data as a user may have it, into the UCI schema.
+
+    ``path`` is the UCI ``.xls``, a CSV export with a header row, the workshop's headerless
+    ``train_data.csv`` (then ``test`` is its ``test_data.csv``), or a folder holding either that pair
+    (``train_data.csv``/``test_data.csv`` or ``train.csv``/``test.csv``) or one UCI file.
+
+    Raises:
+        InvalidInput: nothing usable at ``path``, or the file is not one of these.
+    """
+    where = Path(path)
+    if test is not None:
+        return load_workshop_split(where, test)
+    if where.is_dir():
+        for train_name, test_name in _PAIR_NAMES:
+            if (where / train_name).is_file() and (where / test_name).is_file():
+                return load_workshop_split(where / train_name, where / test_name)
+        files = sorted(p for p in where.iterdir() if p.suffix.lower() in (".xls", ".csv"))
+        if len(files) != 1:
+            raise InvalidInput(
+                f"{str(where)!r} holds {len(files)} .xls/.csv files: put in it either train_data.csv and "
+                "test_data.csv, or exactly one UCI file",
+                field="path",
+            )
+        where = files[0]
+    try:
+        return load_uci(where)
+    except InvalidInput as exc:
+        if where.suffix.lower() == ".csv" and "no header row" in exc.detail:
+            raise InvalidInput(
+                f"{where.name!r} has no header row: if it is the workshop's preprocessed train_data.csv, "
+                "give its test_data.csv too (--test) or the folder holding both",
+                field="path",
+            ) from exc
+        raise

@@ -5,14 +5,16 @@ On a fresh home: initialise the platform and start it; provision the Team Enviro
 and a detective control at work (team `sandbox-lab` is exempted from network isolation); launch
 the Notebook product for the data scientist and one for the platform admin; upload the
 workshop notebooks into them and execute them cell by cell in the sandboxed Jupyter kernels,
-through the platform's proxy, as those users; then save the executed notebooks and an HTML
-summary (AUC, top SHAP features, the model's lineage, guardrail and detective events, audit
-verification) to the team bucket and to ./strongroom-demo-report/.
+through the platform's proxy, as those users; then save the executed notebooks (also rendered as
+HTML) and an HTML summary (AUC, top SHAP features, the notebooks' plots, the model's lineage and
+commit URL, guardrail and detective events, audit verification) to the team bucket and to
+./strongroom-demo-report/.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import tempfile
 import time
 from dataclasses import dataclass, field
@@ -24,10 +26,12 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from strongroom.catalog.models import ProvisionedProduct
 from strongroom.core import launcher
-from strongroom.core.config import Config
+from strongroom.core.config import Config, default_home
 from strongroom.core.errors import Forbidden, StrongroomError
-from strongroom.demo.report import build_summary_html
+from strongroom.demo.data import load_data
+from strongroom.demo.report import build_summary_html, commit_link, notebook_plots, render_notebook_html
 from strongroom.platform import initialize
 from strongroom.sdk.session import Session
 
@@ -130,8 +134,9 @@ def _guardrail_and_detective(run: DemoRun) -> None:
         {
             "name": "phone-home",
             "team": LAB,
-            "kind": "processing",
+            "kind": "training",  # as the workshop's: a training job launched without network isolation
             "code": {"source": f"sr://{LAB}-data/code/phone_home.py"},
+            "outputs": [{"name": "model", "destination": f"sr://{LAB}-models/phone-home"}],
             "resources": {"scratch_mb": 64},
             "security": {"network_isolation": False, "volume_kms_key": lab_key},
         }
@@ -141,22 +146,39 @@ def _guardrail_and_detective(run: DemoRun) -> None:
     while job.status not in ("Stopped", "Failed", "Completed") and time.monotonic() < deadline:
         time.sleep(0.5)
         job = sam.jobs.describe(LAB, "phone-home")
-    run.facts["detective"] = {
+    seconds = (job.ended_at - job.started_at).total_seconds() if job.ended_at and job.started_at else None
+    run.facts["detective"] = {"status": job.status, "reason": job.failure_reason, "seconds": seconds}
+    # alice's notebook shows this stop beside her own denial; she may not read another team's jobs,
+    # so sam publishes the platform's record of it as a shared object (readable by every team).
+    record = {
+        "team": LAB,
+        "job": job.name,
+        "network_isolation": False,
         "status": job.status,
         "reason": job.failure_reason,
-        "seconds": (job.ended_at - job.started_at).total_seconds() if job.ended_at and job.started_at else None,
+        "stopped_after_seconds": round(seconds, 1) if seconds is not None else None,
     }
+    sam.buckets.put_object(
+        f"{LAB}-data",
+        "shared/detective-control.json",
+        json.dumps(record).encode(),
+        tags={"shared": "true"},
+        content_type="application/json",
+    )
     outcome = "ok" if job.status == "Stopped" and "detective" in job.failure_reason else "failed"
     run.step(
-        f"detective control: sam's exempted job without network isolation {job.status.lower()} — "
-        f"{job.failure_reason[:80]}",
+        f"detective control: sam's exempted job without network isolation {job.status.lower()} — {job.failure_reason}",
         time.monotonic() - started,
         outcome,
     )
 
 
-def _launch_notebooks(run: DemoRun) -> None:
+def _launch_notebooks(run: DemoRun) -> ProvisionedProduct:
+    """Launch both Notebook products; return the admin's launch, which settles while alice's notebook runs."""
     alice, admin = run.sessions["alice"], run.sessions["admin"]
+    admin_launch = admin.catalog.launch(
+        "notebook", {"TeamName": "platform", "NotebookName": "ops", "ExecutionRole": "PlatformAdmin"}
+    )
     _timed(
         run,
         "Notebook product for alice (JupyterLab in a network-less sandbox, her DataScientist role)",
@@ -164,13 +186,7 @@ def _launch_notebooks(run: DemoRun) -> None:
             "notebook", {"TeamName": TEAM, "NotebookName": "alice-lab", "InstanceSize": "large"}, wait=True
         ),
     )
-    _timed(
-        run,
-        "Notebook product for the platform admin (kernels act as PlatformAdmin)",
-        lambda: admin.catalog.launch(
-            "notebook", {"TeamName": "platform", "NotebookName": "ops", "ExecutionRole": "PlatformAdmin"}, wait=True
-        ),
-    )
+    return admin_launch
 
 
 def _execute(run: DemoRun, who: str, team: str, notebook: str) -> dict[str, Any]:
@@ -191,9 +207,16 @@ def _execute(run: DemoRun, who: str, team: str, notebook: str) -> dict[str, Any]
     ) as bar:
         task = bar.add_task("", total=len(cells))
 
+        timings: list[dict[str, Any]] = []
+        run.facts.setdefault("cell_seconds", {})[name] = timings
+        last = [time.monotonic()]
+
         def on_cell(index: int, cell: Any, result: Any) -> None:
-            first = (cell.source.strip().splitlines() or [""])[0][:60]
-            bar.update(task, advance=1, description=first)
+            first = (cell.source.strip().splitlines() or [""])[0]
+            now = time.monotonic()
+            timings.append({"cell": index, "first_line": first, "seconds": round(now - last[0], 2)})
+            last[0] = now
+            bar.update(task, advance=1, description=first[:60])
 
         try:
             executed = session.notebooks.execute_notebook(team, notebook, name, timeout_per_cell=600, on_cell=on_cell)
@@ -201,7 +224,7 @@ def _execute(run: DemoRun, who: str, team: str, notebook: str) -> dict[str, Any]
             failed = getattr(exc, "notebook", None)
             if failed is not None:
                 _save(run, name, failed)
-            run.step(f"{name} FAILED in a cell: {exc.detail[:300]}", time.monotonic() - started, "failed")
+            run.step(f"{name} FAILED in a cell: {exc.detail}", time.monotonic() - started, "failed")
             raise
     run.step(
         f"{name} executed in the sandboxed kernel as {who}: {len(cells)} cells, no errors", time.monotonic() - started
@@ -229,9 +252,24 @@ def _outputs_text(notebook: dict[str, Any]) -> str:
 
 
 def run_demo(
-    home: Path | None = None, keep_running: bool = False, data: Path | None = None, report_dir: Path | None = None
+    home: Path | None = None,
+    keep_running: bool = False,
+    data: Path | None = None,
+    report_dir: Path | None = None,
+    test: Path | None = None,
 ) -> int:
-    """Run the demo; returns the process exit code (0 when every step behaved as expected)."""
+    """Run the demo; returns the process exit code (0 when every step behaved as expected).
+
+    ``home``: a new or empty directory for the demo's platform (default ``$STRONGROOM_HOME``, else a
+    new temporary directory). ``data``/``test``: the user's data, as :func:`load_data` reads it.
+
+    Raises:
+        InvalidInput: the data is not the workshop's.
+        ConfigurationError: ``home`` already holds a platform or is not empty.
+    """
+    dataset = load_data(data, test) if data is not None else None  # a bad file fails before anything starts
+    if home is None and os.environ.get("STRONGROOM_HOME"):
+        home = default_home()
     home = home or Path(tempfile.mkdtemp(prefix="strongroom-demo-"))
     run = DemoRun(home=home, report_dir=report_dir or Path.cwd() / "strongroom-demo-report")
     config = Config(home=home, port=0)
@@ -240,15 +278,29 @@ def run_demo(
     init = initialize(config)
     server = launcher.start(config)
     run.step(f"platform initialised in {home} and serving at {server.url}", time.monotonic() - started)
+    run.facts["url"] = server.url
     code = 1
     try:
         _setup(run, server, init.token.secret)
         _guardrail_and_detective(run)
-        _launch_notebooks(run)
-        if data is not None:
-            run.sessions["alice"].buckets.put_object(f"{TEAM}-data", f"incoming/{data.name}", data)
-            run.step(f"your data file {data} uploaded (encrypted) to sr://{TEAM}-data/incoming/", 0.0)
+        admin_launch = _launch_notebooks(run)
+        if dataset is not None:
+            # One canonical headed CSV (UCI schema), built in memory: the notebook reads any input the same way.
+            run.sessions["alice"].buckets.put_object(
+                f"{TEAM}-data", "incoming/credit_default.csv", dataset.to_csv().encode(), content_type="text/csv"
+            )
+            given = f"{data} and {test}" if test is not None else str(data)
+            run.step(
+                f"your data ({given}: {len(dataset)} rows) uploaded (encrypted) to "
+                f"sr://{TEAM}-data/incoming/credit_default.csv",
+                0.0,
+            )
         executed_01 = _execute(run, "alice", TEAM, "alice-lab")
+        _timed(
+            run,
+            "Notebook product for the platform admin (kernels act as PlatformAdmin), launched alongside alice's",
+            lambda: run.sessions["admin"].catalog.wait(admin_launch.team, admin_launch.name),
+        )
         executed_00 = _execute(run, "admin", "platform", "ops")
         summary = _summarise(run, executed_01, executed_00)
         _print_summary(run, summary)
@@ -278,7 +330,16 @@ def _summarise(run: DemoRun, executed_01: dict[str, Any], executed_00: dict[str,
     model_uri = next(o.uri for o in training.outputs_produced if o.uri.endswith("model.tar.gz"))
     model = next(e for e in alice.lineage.list_entities(uri=model_uri))
     upstream = alice.lineage.upstream(model.srn, depth=10)
-    lineage = sorted({f"{getattr(n, 'type', '')}: {getattr(n, 'uri', '') or n.srn}" for n in upstream.nodes})
+    entries = sorted({f"{getattr(n, 'type', '')}: {getattr(n, 'uri', '') or n.srn}" for n in upstream.nodes})
+    # The lineage names the commit by the sandbox's own remote; the report gives the platform's URL.
+    platform_url = str(run.facts.get("url", ""))
+    lineage: list[str] = []
+    commit: dict[str, str] = {}
+    for entry in entries:
+        link = commit_link(entry, platform_url)
+        if link:
+            commit, entry = link, f"Commit: {link['url']}"
+        lineage.append(entry)
     top = next(
         (
             line.split(":", 1)[1].strip().split(", ")
@@ -293,6 +354,9 @@ def _summarise(run: DemoRun, executed_01: dict[str, Any], executed_00: dict[str,
         "top_shap_features": top,
         "model": model_uri,
         "training_job": training.name,
+        "hyperparameters": dict(training.spec.hyperparameters),
+        "channels": [c.name for c in training.spec.inputs],
+        "commit": commit,
         "lineage": lineage,
         "guardrail": run.facts.get("guardrail", ""),
         "detective": run.facts.get("detective", {}),
@@ -303,12 +367,14 @@ def _summarise(run: DemoRun, executed_01: dict[str, Any], executed_00: dict[str,
             "problem": verify.problem,
         },
         "steps": [{"step": s, "outcome": o, "seconds": round(t, 1)} for s, o, t in run.steps],
+        "cell_seconds": run.facts.get("cell_seconds", {}),
     }
-    html = build_summary_html(report)
     run.report_dir.mkdir(parents=True, exist_ok=True)
+    rendered = {name: render_notebook_html(run.report_dir / name).name for name in NOTEBOOKS.values()}
+    html = build_summary_html(report, notebook_plots(executed_01), {Path(n).stem: href for n, href in rendered.items()})
     (run.report_dir / "summary.html").write_text(html)
     (run.report_dir / "summary.json").write_text(json.dumps(report, indent=2, default=str))
-    for name in ("summary.html", *NOTEBOOKS.values()):
+    for name in ("summary.html", *NOTEBOOKS.values(), *rendered.values()):
         alice.buckets.put_object(f"{TEAM}-data", f"demo-report/{name}", run.report_dir / name)
     run.step(f"report saved to {run.report_dir} and sr://{TEAM}-data/demo-report/", 0.0)
     return report
@@ -325,7 +391,7 @@ def _print_summary(run: DemoRun, summary: dict[str, Any]) -> None:
     table.add_row(
         "model lineage (upstream)", f"{len(summary['lineage'])} entities, down to the raw data and the commit"
     )
-    table.add_row("guardrail", summary["guardrail"].split(": ", 1)[-1][:100])
+    table.add_row("guardrail", summary["guardrail"])
     table.add_row("detective control", f"{detective.get('status')} after {detective.get('seconds') or 0:.1f} s")
     audit = summary["audit"]
     table.add_row(
