@@ -10,6 +10,7 @@ import typer
 from typer.core import TyperGroup
 
 from strongroom.cli.output import err_console
+from strongroom.core.config import Config
 from strongroom.core.errors import StrongroomError
 from strongroom.sdk.session import Session
 
@@ -17,6 +18,14 @@ JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")
 HomeOpt = Annotated[
     Path | None, typer.Option("--home", help="Platform home (default $STRONGROOM_HOME or ~/.strongroom).")
 ]
+
+
+def config_for(home: Path | None = None, **overrides: Any) -> Config:
+    """The platform's ``Config``, with ``--home`` and the options the user gave (``None`` = not given)."""
+    values = {k: v for k, v in overrides.items() if v is not None}
+    if home is not None:
+        values["home"] = home.expanduser()
+    return Config(**values)
 
 
 def session() -> Session:

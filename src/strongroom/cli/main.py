@@ -10,8 +10,8 @@ from typing import Annotated, Any
 
 import typer
 
-from strongroom.cli import audit, catalog, experiments, git, identity, jobs, lineage, policy, storage
-from strongroom.cli.common import HomeOpt, JsonOpt, StrongroomGroup
+from strongroom.cli import audit, catalog, experiments, git, host, identity, jobs, lineage, policy, storage
+from strongroom.cli.common import HomeOpt, JsonOpt, StrongroomGroup, config_for
 from strongroom.cli.output import console, err_console, print_json, show
 from strongroom.core.config import Config
 from strongroom.core.errors import StrongroomError
@@ -43,17 +43,11 @@ for sub_app, group in (
     (lineage.lineage_app, "lineage"),
     (catalog.catalog_app, "catalog"),
     (catalog.notebooks_app, "notebooks"),
+    (host.admin_app, "admin"),
 ):
     app.add_typer(sub_app, name=group)
 for command in (storage.cp, storage.ls, storage.rm):
     app.command()(command)
-
-
-def _config(home: Path | None = None, **overrides: Any) -> Config:
-    values = {k: v for k, v in overrides.items() if v is not None}
-    if home is not None:
-        values["home"] = home.expanduser()
-    return Config(**values)
 
 
 # -- platform lifecycle -----------------------------------------------------------------------
@@ -70,7 +64,7 @@ def init(
     """Create a platform home: config, root key, CA, database, and the first admin's token."""
     from strongroom.core.platform import initialize
 
-    result = initialize(_config(home, database_url=database_url, port=port), admin=admin)
+    result = initialize(config_for(home, database_url=database_url, port=port), admin=admin)
     if as_json:
         print_json({"home": str(result.home), "admin": result.admin, "token": result.token.secret})
         return
@@ -93,7 +87,7 @@ def up(
     from strongroom.api.server import serve
     from strongroom.core.platform import Platform
 
-    config = _config(home, port=port, host=host)
+    config = config_for(home, port=port, host=host)
     logging.basicConfig(level=config.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     serve(Platform(config))
 
@@ -103,7 +97,7 @@ def status(home: HomeOpt = None, as_json: JsonOpt = False) -> None:
     """Say what runs where: the HTTPS address, the sandbox socket, workers, the audit head."""
     from strongroom.core.platform import read_server_info
 
-    config = _config(home)
+    config = config_for(home)
     info = read_server_info(config)
     if info is None:
         err_console.print(f"not running: no server in {config.home}; start it with `strongroom up`")
