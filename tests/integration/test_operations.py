@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+import ssl
 import time
 
+import httpx
 from typer.testing import CliRunner
 
 from strongroom.cli.main import app
@@ -38,3 +40,15 @@ def test_admin_recover_on_the_host_locks_out_the_old_token_of_a_running_server(s
     assert refused_after is not None and refused_after < 6
     events = new.audit.query(action="RecoverPlatformAdmin")
     assert [(e.principal, e.params["revoked"]) for e in events] == [("system", recovered["revoked"])]
+
+
+def test_probes_answer_over_https_without_a_token_and_metrics_need_one(server: RunningServer) -> None:
+    with httpx.Client(base_url=server.url, verify=ssl.create_default_context(cafile=str(server.ca))) as client:
+        assert client.get("/healthz").json() == {"status": "alive"}
+        ready = client.get("/readyz")
+        assert ready.status_code == 200
+        assert ready.json() == {"status": "ready", "checks": {"database": "ok", "audit": "ok", "workers": "ok"}}
+        assert client.get("/metrics").status_code == 401
+        scraped = client.get("/metrics", headers={"Authorization": f"Bearer {server.admin_token}"})
+    assert scraped.status_code == 200
+    assert 'strongroom_http_requests_total{method="GET",route="/metrics",status="401"} 1.0' in scraped.text

@@ -24,7 +24,6 @@ import strongroom
 from strongroom.api.app import create_app
 from strongroom.core import pki
 from strongroom.core.platform import Platform
-from strongroom.core.workers import WorkerRunner
 
 log = logging.getLogger("strongroom.server")
 
@@ -124,7 +123,7 @@ def serve(platform: Platform, *, ready_file: Path | None = None) -> None:
     https = _Server(uvicorn.Config(app, ssl_context_factory=lambda _config, _default: context, **common))
     local = _Server(uvicorn.Config(app, **common))
     platform.git.release_stale_mounts()  # one `up` per home: mounts from a killed process are stale
-    runner = WorkerRunner(platform.workers())
+    runner = platform.worker_runner()
     runner.start()
 
     host_for_url = "localhost" if config.host in ("127.0.0.1", "0.0.0.0", "::1", "::") else config.host
