@@ -10,8 +10,9 @@ import httpx
 from typer.testing import CliRunner
 
 from strongroom.cli.main import app
+from strongroom.core.config import Config
 from strongroom.core.errors import Unauthenticated
-from tests.support import RunningServer
+from tests.support import RunningServer, start_server
 
 runner = CliRunner()
 
@@ -42,13 +43,31 @@ def test_admin_recover_on_the_host_locks_out_the_old_token_of_a_running_server(s
     assert [(e.principal, e.params["revoked"]) for e in events] == [("system", recovered["revoked"])]
 
 
-def test_probes_answer_over_https_without_a_token_and_metrics_need_one(server: RunningServer) -> None:
-    with httpx.Client(base_url=server.url, verify=ssl.create_default_context(cafile=str(server.ca))) as client:
-        assert client.get("/healthz").json() == {"status": "alive"}
-        ready = client.get("/readyz")
-        assert ready.status_code == 200
-        assert ready.json() == {"status": "ready", "checks": {"database": "ok", "audit": "ok", "workers": "ok"}}
-        assert client.get("/metrics").status_code == 401
-        scraped = client.get("/metrics", headers={"Authorization": f"Bearer {server.admin_token}"})
-    assert scraped.status_code == 200
-    assert 'strongroom_http_requests_total{method="GET",route="/metrics",status="401"} 1.0' in scraped.text
+def test_probes_metrics_and_json_logs_of_a_server_run_by_systemd(initialized: tuple[Config, str]) -> None:
+    config, token = initialized
+    server = start_server(config, token, env={"INVOCATION_ID": "0123456789abcdef"})  # as systemd sets it
+    try:
+        with httpx.Client(base_url=server.url, verify=ssl.create_default_context(cafile=str(server.ca))) as client:
+            assert client.get("/healthz").json() == {"status": "alive"}
+            ready = client.get("/readyz")
+            assert ready.status_code == 200
+            assert ready.json() == {"status": "ready", "checks": {"database": "ok", "audit": "ok", "workers": "ok"}}
+            assert client.get("/metrics").status_code == 401
+            scraped = client.get("/metrics", headers={"Authorization": f"Bearer {token}"})
+            status = client.get("/api/v1/status", headers={"Authorization": f"Bearer {token}", "X-Request-Id": "r-42"})
+        assert scraped.status_code == 200 and status.status_code == 200
+        assert 'strongroom_http_requests_total{method="GET",route="/metrics",status="401"} 1.0' in scraped.text
+    finally:
+        server.stop()
+
+    access = [json.loads(line) for line in (config.home / "logs" / "access.log").read_text().splitlines()]
+    (mine,) = [r for r in access if r["request_id"] == "r-42"]
+    assert mine["principal"] == "admin" and mine["action"] == "GET /api/v1/status" and mine["status"] == 200
+    assert mine["duration_ms"] > 0 and mine["level"] == "info" and mine["time"].endswith("+00:00")
+    assert [r["status"] for r in access if r["path"] == "/metrics"] == [401, 200]
+    assert not [r for r in access if r["path"] in ("/healthz", "/readyz")]  # probes: metrics-free, log-free
+    server_log = (config.home / "logs" / "strongroom.log").read_text().splitlines()
+    assert any("strongroom API on" in json.loads(line)["message"] for line in server_log)
+    # under a service manager stderr carries the same JSON lines (the journal keeps them)
+    stderr = [json.loads(line) for line in server.log_path.read_text().splitlines() if line.startswith("{")]
+    assert any(r.get("request_id") == "r-42" for r in stderr)

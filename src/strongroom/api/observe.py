@@ -8,6 +8,7 @@ data (see docs/security.md). Every other HTTP request is timed and counted by ro
 from __future__ import annotations
 
 import json
+import logging
 import time
 from typing import TYPE_CHECKING
 
@@ -15,11 +16,13 @@ import anyio
 
 from strongroom.api.middleware import SECURITY_HEADERS, ASGIApp, Message, Receive, Scope, Send
 from strongroom.observability.health import readiness
+from strongroom.observability.logs import ACCESS_LOGGER
 
 if TYPE_CHECKING:
     from strongroom.core.platform import Platform
 
 PROBES = ("/healthz", "/readyz")
+access_log = logging.getLogger(ACCESS_LOGGER)
 
 
 async def _json(send: Send, status: int, body: dict[str, object]) -> None:
@@ -54,9 +57,28 @@ class ObservabilityMiddleware:
         try:
             await self.app(scope, receive, timed_send)
         finally:
+            method, status = str(scope.get("method", "")), int(first_byte["status"])
             route = getattr(scope.get("route"), "path", None) or "unmatched"
-            seconds = first_byte["seconds"] or time.perf_counter() - started
-            self.platform.metrics.request(str(scope.get("method", "")), route, int(first_byte["status"]), seconds)
+            self.platform.metrics.request(method, route, status, first_byte["seconds"] or time.perf_counter() - started)
+            self._access(scope, method, route, status, time.perf_counter() - started)
+
+    @staticmethod
+    def _access(scope: Scope, method: str, route: str, status: int, seconds: float) -> None:
+        """One access-log record per request; the path without its query (presigned URLs carry signatures)."""
+        state = scope.get("state", {})
+        principal = state.get("principal")
+        client = scope.get("client")
+        fields = {
+            "request_id": state.get("request_id", ""),
+            "principal": principal.user if principal is not None else "anonymous",
+            "action": f"{method} {route}",
+            "status": status,
+            "duration_ms": round(seconds * 1000, 3),
+            "source": client[0] if client else "unix-socket",
+            "method": method,
+            "path": scope.get("path", ""),
+        }
+        access_log.info("%s %s %s", method, fields["path"], status, extra=fields)
 
     async def _probe(self, path: str, send: Send) -> None:
         if path == "/healthz":

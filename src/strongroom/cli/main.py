@@ -82,13 +82,12 @@ def up(
     host: Annotated[str | None, typer.Option(help="Address to listen on.")] = None,
 ) -> None:
     """Serve the API over HTTPS and on the sandbox socket until SIGTERM."""
-    import logging
-
     from strongroom.api.server import serve
     from strongroom.core.platform import Platform
+    from strongroom.observability import logs
 
     config = config_for(home, port=port, host=host)
-    logging.basicConfig(level=config.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logs.configure(config)
     serve(Platform(config))
 
 

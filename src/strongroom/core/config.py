@@ -63,6 +63,8 @@ class Config(BaseSettings):
     audit_witness_syslog: str = ""
     sqlite_synchronous: str = "NORMAL"
     log_level: str = "info"
+    log_max_bytes: int = Field(default=10 * 1024 * 1024, ge=1024)
+    log_backup_count: int = Field(default=5, ge=0, le=1000)
     # Keys (KMS) and encrypted storage; see docs/encryption.md.
     keyring: str = "local"
     pkcs11_module: str = "/usr/lib/softhsm/libsofthsm2.so"
@@ -240,7 +242,12 @@ audit_witness_syslog = ""
 # SQLite durability: NORMAL survives process crashes (kill -9); FULL also survives power loss.
 sqlite_synchronous = "NORMAL"
 
+# Logs: JSON lines in $STRONGROOM_HOME/logs/strongroom.log (everything) and access.log (one
+# line per request), each rotated at log_max_bytes with log_backup_count old files kept
+# (access.log.1 is the newest). Under systemd they also go to stderr (the journal).
 log_level = "info"
+log_max_bytes = 10485760
+log_backup_count = 5
 
 # Keys. "local": team keys are generated here and stored wrapped by the root key.
 # "pkcs11": new team keys are generated inside an HSM (non-extractable) and data keys are
