@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import asdict
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -40,3 +42,50 @@ def admin_recover(
         return
     console.print(f"PlatformAdmin [bold]{user}[/bold]: revoked {len(revoked)} old token(s); new token (shown once):")
     print(f"\n    export STRONGROOM_TOKEN={issued.secret}\n")
+
+
+def backup(
+    file: Annotated[Path, typer.Argument(help="Where to write the encrypted backup.")],
+    home: HomeOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Write an encrypted, consistent snapshot of the platform (safe while it serves)."""
+    from strongroom.backup.snapshot import create_backup
+
+    manifest = create_backup(config_for(home), file)
+    if as_json:
+        print_json({"file": str(file), **asdict(manifest)})
+        return
+    console.print(
+        f"[green]Backed up[/green] to {file}: audit head {manifest.audit_head_seq}, "
+        f"{manifest.checkpoints} checkpoints, {manifest.blobs} objects ({manifest.blob_bytes} bytes), "
+        f"{manifest.files} files. Keep the root key apart from it."
+    )
+
+
+def restore(
+    file: Annotated[Path, typer.Argument(help="A file written by `strongroom backup`.", exists=True, dir_okay=False)],
+    home: Annotated[Path, typer.Option("--home", help="The new, empty platform home.")],
+    root_key: Annotated[
+        Path | None,
+        typer.Option(help="The root key file (else STRONGROOM_ROOT_KEY or STRONGROOM_ROOT_PASSPHRASE).", exists=True),
+    ] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Bring a platform back from a backup into a new home, then verify its audit log."""
+    from strongroom.backup.snapshot import restore_backup
+    from strongroom.core.platform import Platform
+
+    manifest = restore_backup(file, home, root_key_file=root_key)
+    platform = Platform(config_for(home))
+    try:
+        report = platform.audit_log.verify()
+    finally:
+        platform.close()
+    if as_json:
+        print_json({"home": str(home), **asdict(manifest), "audit_verify": report})
+    else:
+        verdict = "[green]OK[/green]" if report.ok else f"[red]FAILED[/red] {report.problem}"
+        console.print(f"Restored {home} from a backup of {manifest.created_at}; audit verify: {verdict}")
+    if not report.ok:
+        raise typer.Exit(1)

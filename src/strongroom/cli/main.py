@@ -46,7 +46,7 @@ for sub_app, group in (
     (host.admin_app, "admin"),
 ):
     app.add_typer(sub_app, name=group)
-for command in (storage.cp, storage.ls, storage.rm):
+for command in (storage.cp, storage.ls, storage.rm, host.backup, host.restore):
     app.command()(command)
 
 
