@@ -89,3 +89,26 @@ def restore(
         console.print(f"Restored {home} from a backup of {manifest.created_at}; audit verify: {verdict}")
     if not report.ok:
         raise typer.Exit(1)
+
+
+def install_service(
+    home: HomeOpt = None,
+    user: Annotated[str, typer.Option(help="The dedicated user the service runs as.")] = "strongroom",
+    unit_dir: Annotated[Path, typer.Option(help="Where the unit goes.")] = Path("/etc/systemd/system"),
+    env_file: Annotated[Path, typer.Option(help="The environment file (0600).")] = Path(
+        "/etc/strongroom/strongroom.env"
+    ),
+    after: Annotated[str, typer.Option(help="Units to start after, e.g. postgresql.service.")] = "",
+) -> None:
+    """Write a systemd unit and environment file that run `strongroom up` for this home."""
+    from strongroom.core.systemd import install
+
+    config = config_for(home)
+    files = install(config.home, user=user, unit_dir=unit_dir, env_file=env_file, after=after)
+    console.print(f"Wrote {files.unit} and {files.env}. Then, as root:")
+    print(
+        f"\n    id {user} || useradd --system --home-dir {config.home} --shell /usr/sbin/nologin {user}"
+        f"\n    chown -R {user}:{user} {config.home}"
+        "\n    systemctl daemon-reload && systemctl enable --now strongroom"
+        "\n    systemctl reload strongroom   # SIGHUP: policies and certificates, no restart\n"
+    )

@@ -48,6 +48,7 @@ for sub_app, group in (
     app.add_typer(sub_app, name=group)
 for command in (storage.cp, storage.ls, storage.rm, host.backup, host.restore):
     app.command()(command)
+app.command("install-service")(host.install_service)
 
 
 # -- platform lifecycle -----------------------------------------------------------------------
@@ -124,7 +125,7 @@ def _pid_alive(pid: int) -> bool:
 
 
 def _tls_reachable(config: Config, host: str, port: int) -> str:
-    context = ssl.create_default_context(cafile=str(config.tls_dir / "ca.pem"))
+    context = ssl.create_default_context(cafile=os.environ.get("STRONGROOM_CA") or str(config.tls_dir / "ca.pem"))
     try:
         with (
             socket.create_connection((host if host not in ("0.0.0.0", "::") else "127.0.0.1", port), 3) as raw,

@@ -51,6 +51,9 @@ class Config(BaseSettings):
     public_hostname: str = ""
     socket_path: str = ""
     tls_min_version: str = "1.2"
+    tls_cert_file: str = ""
+    tls_key_file: str = ""
+    tls_chain_file: str = ""
     session_ttl_seconds: int = Field(default=3600, ge=60, le=86400)
     execution_ttl_seconds: int = Field(default=900, ge=60, le=86400)
     default_token_ttl_days: int = Field(default=90, ge=1, le=3650)
@@ -217,6 +220,13 @@ port = {port}
 public_hostname = ""
 # Minimum TLS version: "1.2" or "1.3".
 tls_min_version = "1.2"
+# Your own certificate (PEM) for the HTTPS API and the notebook proxy, issued by your CA, instead of
+# the platform CA's: the certificate, its unencrypted key (mode 0600) and the intermediate chain.
+# Re-read on SIGHUP (`systemctl reload strongroom`). Clients then verify with your CA
+# (STRONGROOM_CA=/path/to/your-ca.pem).
+tls_cert_file = ""
+tls_key_file = ""
+tls_chain_file = ""
 
 # Unix domain socket for sandboxes (empty = $STRONGROOM_HOME/run/api.sock).
 socket_path = ""

@@ -251,6 +251,14 @@ class Platform:
             ]
         return self._workers
 
+    def reload(self) -> None:
+        """Re-read what other processes may have changed: policy facts, and no cached authentication (SIGHUP)."""
+        self.identity.load_policy_facts()
+        self.policies.load_policy_facts()
+        self.kms.load_policy_facts()
+        self.storage.load_policy_facts()
+        self.identity.forget_authentications()
+
     def worker_runner(self) -> WorkerRunner:
         """The one runner of ``workers()`` (``strongroom up`` starts it; readiness asks it)."""
         if self._runner is None:
