@@ -55,6 +55,14 @@ class StrongroomGroup(TyperGroup):
             where = f" (field: {exc.field})" if exc.field else ""
             err_console.print(f"[red]error:[/red] {exc.detail}{where}", soft_wrap=True)
             raise typer.Exit(1) from None
+        except ModuleNotFoundError as exc:
+            # `pip install strongroom` is the client only; running the platform needs the rest.
+            err_console.print(
+                f"[red]error:[/red] this command runs the platform and needs {exc.name!r}, which the client-only "
+                "install does not have; install the server parts with: pip install 'strongroom\\[server]'",
+                soft_wrap=True,
+            )
+            raise typer.Exit(1) from None
         finally:
             _open_sessions.reset(token)
             for session in opened:
