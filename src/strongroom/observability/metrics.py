@@ -27,16 +27,26 @@ class _StoredState(Collector):
     def __init__(self, db: Database) -> None:
         self.db = db
 
+    def describe(self) -> Iterator[Metric]:
+        """The families without samples: registering must not query the database."""
+        yield from self._families()
+
+    @staticmethod
+    def _families() -> tuple[GaugeMetricFamily, GaugeMetricFamily, GaugeMetricFamily]:
+        return (
+            GaugeMetricFamily("strongroom_jobs", "Jobs by kind and status", labels=["kind", "status"]),
+            GaugeMetricFamily("strongroom_notebooks", "Notebook instances by status", labels=["status"]),
+            GaugeMetricFamily(
+                "strongroom_storage_bytes", "Plaintext bytes of stored object versions, by team", labels=["team"]
+            ),
+        )
+
     def collect(self) -> Iterator[Metric]:
         from strongroom.jobs.db import JobRow
         from strongroom.notebooks.db import NotebookRow
         from strongroom.storage.db import BucketRow, ObjectVersionRow
 
-        jobs = GaugeMetricFamily("strongroom_jobs", "Jobs by kind and status", labels=["kind", "status"])
-        notebooks = GaugeMetricFamily("strongroom_notebooks", "Notebook instances by status", labels=["status"])
-        stored = GaugeMetricFamily(
-            "strongroom_storage_bytes", "Plaintext bytes of stored object versions, by team", labels=["team"]
-        )
+        jobs, notebooks, stored = self._families()
         with self.db.read() as session:
             for kind, status, count in session.execute(
                 select(JobRow.kind, JobRow.status, func.count()).group_by(JobRow.kind, JobRow.status)
