@@ -5,7 +5,8 @@ ciphertext is a tar archive sealed with the streaming AEAD under a key derived f
 The archive holds:
 
 * ``database.sqlite`` (SQLite online backup API: one consistent point in time) or ``database.dump``
-  (``pg_dump --format=custom``, one transaction snapshot);
+  (``pg_dump --format=custom`` of the platform's schema, reading a snapshot that our own transaction
+  exported and reads too, so the blobs and the witness cut match the dump);
 * ``blobs/``: the stored ciphertext of every object version the database snapshot refers to;
 * ``home/``: ``config.toml``, ``root.check``, the platform CA and server certificate (keys wrapped or
   encrypted by the root key), the audit signing key (wrapped), and the encrypted volumes of team git
@@ -28,6 +29,7 @@ import json
 import os
 import shutil
 import sqlite3
+import subprocess
 import tarfile
 import tempfile
 from collections.abc import Iterator
@@ -69,20 +71,75 @@ def _pg_url(url: str) -> str:
     return "postgresql://" + url.split("://", 1)[1]
 
 
-def _snapshot_database(config: Config, staging: Path) -> tuple[str, sqlite3.Connection]:
-    """Copy the database to ``staging`` at one point in time; return its kind and a reader of the copy."""
+@dataclass(frozen=True)
+class _Snapshot:
+    """What the database copy holds, read from the copy's own point in time."""
+
+    kind: str
+    head: int
+    last_checkpoint: int
+    checkpoints: int
+    blobs: list[str]
+
+
+_HEAD = "SELECT coalesce(max(seq), 0) FROM audit_events"
+_CHECKPOINTS = "SELECT coalesce(max(seq), 0), count(*) FROM audit_checkpoints"
+_BLOBS = "SELECT DISTINCT blob FROM object_versions WHERE blob != ''"
+
+
+def _snapshot_database(config: Config, staging: Path) -> _Snapshot:
+    """Copy the database into ``staging`` at one point in time, and say what that copy holds."""
     url = config.effective_database_url
     if url.startswith("sqlite"):
         source = sqlite3.connect(url.split("///", 1)[1])
         target = sqlite3.connect(staging / "database.sqlite")
         try:
             source.backup(target)
+            last, count = target.execute(_CHECKPOINTS).fetchone()
+            blobs = sorted(row[0] for row in target.execute(_BLOBS))
+            return _Snapshot("sqlite", target.execute(_HEAD).fetchone()[0], last, count, blobs)
         finally:
             source.close()
-        return "sqlite", target
-    raise ConfigurationError(
-        "`strongroom backup` covers the embedded SQLite database; for PostgreSQL see docs/operations.md#backups"
-    )
+            target.close()
+    return _dump_postgres(_pg_url(url), staging / "database.dump")
+
+
+def _dump_postgres(url: str, dump: Path) -> _Snapshot:
+    """``pg_dump`` the platform's schema from a snapshot this transaction exported and reads too."""
+    import psycopg
+
+    if shutil.which("pg_dump") is None:
+        raise ConfigurationError("backing up PostgreSQL needs pg_dump (Debian: postgresql-client)")
+    with psycopg.connect(url, autocommit=False) as conn:
+        conn.isolation_level = psycopg.IsolationLevel.REPEATABLE_READ
+        conn.read_only = True
+        with conn.cursor() as cur:
+            cur.execute("SELECT pg_export_snapshot(), current_schema()")
+            snapshot_id, schema = cur.fetchone() or ("", "")
+            head = (cur.execute(_HEAD).fetchone() or (0,))[0]
+            last, count = cur.execute(_CHECKPOINTS).fetchone() or (0, 0)
+            blobs = sorted(row[0] for row in cur.execute(_BLOBS))
+            # pg_dump reads the same snapshot while this transaction holds it open.
+            only = [f"--schema={schema}"] if schema != "public" else []
+            done = subprocess.run(
+                [
+                    "pg_dump",
+                    "--format=custom",
+                    "--no-owner",
+                    "--no-privileges",
+                    f"--snapshot={snapshot_id}",
+                    *only,
+                    "--file",
+                    str(dump),
+                    url,
+                ],
+                capture_output=True,
+                text=True,
+            )
+        conn.rollback()
+    if done.returncode != 0:
+        raise ConfigurationError(f"pg_dump failed: {done.stderr.strip()[-500:]}")
+    return _Snapshot("postgresql", head, last, count, blobs)
 
 
 def _witness_lines(path: Path, last_seq: int) -> bytes:
@@ -131,26 +188,19 @@ def create_backup(config: Config, destination: Path) -> Manifest:
     try:
         tree = staging / "tree"
         tree.mkdir()
-        kind, snapshot = _snapshot_database(config, tree)
-        with snapshot:
-            head = snapshot.execute("SELECT coalesce(max(seq), 0) FROM audit_events").fetchone()[0]
-            last_checkpoint, checkpoints = snapshot.execute(
-                "SELECT coalesce(max(seq), 0), count(*) FROM audit_checkpoints"
-            ).fetchone()
-            blobs = sorted({row[0] for row in snapshot.execute("SELECT blob FROM object_versions WHERE blob != ''")})
-        snapshot.close()
-        witness = _witness_lines(config.audit_witness_path, last_checkpoint)
+        snap = _snapshot_database(config, tree)
+        witness = _witness_lines(config.audit_witness_path, snap.last_checkpoint)
         (tree / "audit").mkdir()
         (tree / "audit" / "checkpoints.log").write_bytes(witness)
-        blob_bytes = _copy_blobs(config, blobs, tree / "blobs")
+        blob_bytes = _copy_blobs(config, snap.blobs, tree / "blobs")
         files = _copy_home(config, tree / "home")
         manifest = Manifest(
             strongroom_version=strongroom.__version__,
             created_at=dt.datetime.now(dt.UTC).isoformat(),
-            database=kind,
-            audit_head_seq=head,
-            checkpoints=checkpoints,
-            blobs=len(blobs),
+            database=snap.kind,
+            audit_head_seq=snap.head,
+            checkpoints=snap.checkpoints,
+            blobs=len(snap.blobs),
             blob_bytes=blob_bytes,
             files=files,
         )
@@ -231,11 +281,14 @@ def _seal(root: RootKey, home: Path, plain: Path, destination: Path) -> None:
     os.replace(partial, destination)
 
 
-def restore_backup(source: Path, home: Path, *, root_key_file: Path | None = None) -> Manifest:
+def restore_backup(
+    source: Path, home: Path, *, root_key_file: Path | None = None, database_url: str | None = None
+) -> Manifest:
     """Bring a platform back from ``source`` into the new, empty home ``home``.
 
     The root key comes from ``root_key_file`` (copied to ``home/root.key``), or from
-    ``STRONGROOM_ROOT_KEY`` / ``STRONGROOM_ROOT_PASSPHRASE``.
+    ``STRONGROOM_ROOT_KEY`` / ``STRONGROOM_ROOT_PASSPHRASE``. A PostgreSQL backup is restored into
+    ``database_url``, a new database without a Strongroom schema, which the new home then uses.
 
     Raises:
         ConfigurationError: ``home`` is not empty, or no root key was given.
@@ -253,7 +306,7 @@ def restore_backup(source: Path, home: Path, *, root_key_file: Path | None = Non
     home.mkdir(mode=0o700, parents=True, exist_ok=True)
     os.chmod(home, 0o700)
     try:
-        return _restore_into(source, offset, header, home, root_key_file)
+        return _restore_into(source, offset, header, home, root_key_file, database_url)
     except BaseException:
         if created:  # a failed restore leaves nothing behind to be mistaken for a platform
             shutil.rmtree(home, ignore_errors=True)
@@ -261,7 +314,12 @@ def restore_backup(source: Path, home: Path, *, root_key_file: Path | None = Non
 
 
 def _restore_into(
-    source: Path, offset: int, header: dict[str, str | None], home: Path, root_key_file: Path | None
+    source: Path,
+    offset: int,
+    header: dict[str, str | None],
+    home: Path,
+    root_key_file: Path | None,
+    database_url: str | None,
 ) -> Manifest:
     if header.get("salt"):
         (home / "root.salt").write_bytes(base64.b64decode(str(header["salt"])))
@@ -287,19 +345,28 @@ def _restore_into(
         extract_archive(plain, tree, _LIMITS)
         plain.unlink()
         manifest = Manifest(**json.loads((tree / "manifest.json").read_text()))
-        _place(tree, home, manifest)
+        _place(tree, home, manifest, database_url)
         return manifest
     finally:
         shutil.rmtree(staging, ignore_errors=True)
 
 
-def _place(tree: Path, home: Path, manifest: Manifest) -> None:
+def _place(tree: Path, home: Path, manifest: Manifest, database_url: str | None) -> None:
+    if manifest.database == "sqlite" and database_url:
+        raise ConfigurationError("this backup holds a SQLite database; restore it without --database-url")
+    if manifest.database == "postgresql" and not database_url:
+        raise ConfigurationError(
+            "this backup holds a PostgreSQL database: give --database-url of a new, empty database",
+            field="database_url",
+        )
     saved = tree / "home"
     for entry in sorted(saved.iterdir()):
         if entry.name != "notebooks":
             shutil.move(str(entry), home / entry.name)
     if (home / "root.check").exists():
         load_root_key(home)  # the restored check value must match the key we decrypted with
+    if database_url:
+        _set_database_url(home / "config.toml", database_url)
     config = Config(home=home)
     if (saved / "notebooks").is_dir():
         volumes = config.effective_notebook_volumes_path
@@ -307,9 +374,12 @@ def _place(tree: Path, home: Path, manifest: Manifest) -> None:
         shutil.copytree(saved / "notebooks", volumes, dirs_exist_ok=True)
     for sub in ("run", "logs", "git", "tls"):
         (home / sub).mkdir(mode=0o700, exist_ok=True)
-    if manifest.database != "sqlite" or config.database_url:
-        raise ConfigurationError("this backup holds a SQLite database; restore it into a home without database_url")
-    shutil.move(str(tree / "database.sqlite"), config.effective_database_url.split("///", 1)[1])
+    if manifest.database == "sqlite":
+        if config.database_url:
+            raise ConfigurationError("the restored config.toml names a database_url, but this backup holds SQLite")
+        shutil.move(str(tree / "database.sqlite"), config.effective_database_url.split("///", 1)[1])
+    else:
+        _restore_postgres(tree / "database.dump", config.effective_database_url)
     witness = config.audit_witness_path
     witness.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     shutil.move(str(tree / "audit" / "checkpoints.log"), witness)
@@ -324,3 +394,32 @@ def _chunks(path: Path) -> Iterator[bytes]:
     with path.open("rb") as handle:
         while chunk := handle.read(_CHUNK):
             yield chunk
+
+
+def _set_database_url(config_file: Path, url: str) -> None:
+    """Point the restored ``config.toml`` at the new database."""
+    line = f"database_url = {json.dumps(url)}"
+    text = config_file.read_text() if config_file.exists() else ""
+    lines = text.splitlines()
+    found = [i for i, existing in enumerate(lines) if existing.split("=", 1)[0].strip() == "database_url"]
+    if found:
+        lines[found[0]] = line
+    else:
+        lines.insert(0, line)
+    config_file.write_text("\n".join(lines) + "\n")
+
+
+def _restore_postgres(dump: Path, url: str) -> None:
+    from strongroom.db import migrate
+
+    if migrate.current_revision(url):
+        raise ConfigurationError("the database already holds a Strongroom schema; use a new one", field="database_url")
+    if shutil.which("pg_restore") is None:
+        raise ConfigurationError("restoring PostgreSQL needs pg_restore (Debian: postgresql-client)")
+    done = subprocess.run(
+        ["pg_restore", "--no-owner", "--no-privileges", "--exit-on-error", "--dbname", _pg_url(url), str(dump)],
+        capture_output=True,
+        text=True,
+    )
+    if done.returncode != 0:
+        raise ConfigurationError(f"pg_restore failed: {done.stderr.strip()[-500:]}")

@@ -70,13 +70,16 @@ def restore(
         Path | None,
         typer.Option(help="The root key file (else STRONGROOM_ROOT_KEY or STRONGROOM_ROOT_PASSPHRASE).", exists=True),
     ] = None,
+    database_url: Annotated[
+        str | None, typer.Option(help="For a PostgreSQL backup: a new, empty database to restore into.")
+    ] = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Bring a platform back from a backup into a new home, then verify its audit log."""
     from strongroom.backup.snapshot import restore_backup
     from strongroom.core.platform import Platform
 
-    manifest = restore_backup(file, home, root_key_file=root_key)
+    manifest = restore_backup(file, home, root_key_file=root_key, database_url=database_url)
     platform = Platform(config_for(home))
     try:
         report = platform.audit_log.verify()

@@ -38,10 +38,11 @@ def _objects(platform: Platform) -> dict[str, str]:
     }
 
 
-def test_backup_under_write_load_restores_into_a_new_home(
-    initialized: tuple[Config, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    config, _ = initialized
+def _back_up_under_load(config: Config, backup: Path) -> tuple[dict[str, object], dict[str, str], int]:
+    """Objects before, then a writer putting objects (and signing checkpoints) while the backup runs.
+
+    Returns the backup's manifest, the objects the platform held afterwards and how many were written.
+    """
     platform = Platform(config)
     platform.identity.create_team(ADMIN, "risk")
     platform.kms.create_key(ADMIN, "risk", "default", "risk data key")
@@ -62,7 +63,6 @@ def test_backup_under_write_load_restores_into_a_new_home(
 
     writer = threading.Thread(target=write_load)
     writer.start()
-    backup = tmp_path / "nightly.srbak"
     try:
         while len(written) < 3:
             stop.wait(0.05)
@@ -72,9 +72,19 @@ def test_backup_under_write_load_restores_into_a_new_home(
         stop.set()
         writer.join()
     assert result.exit_code == 0, result.output
-    made = json.loads(result.output)
     original = _objects(platform)
     platform.close()
+    return json.loads(result.output), original, after_backup
+
+
+def test_backup_under_write_load_restores_into_a_new_home(
+    initialized: tuple[Config, str], backend: str, tmp_path: Path
+) -> None:
+    if backend != "sqlite":
+        pytest.skip("SQLite homes; the PostgreSQL variant is test_a_postgresql_platform_restores_into_a_new_database")
+    config, _ = initialized
+    backup = tmp_path / "nightly.srbak"
+    made, original, after_backup = _back_up_under_load(config, backup)
     assert after_backup > 3, "the backup ran while objects were being written"
     raw = backup.read_bytes()
     assert raw.startswith(b"STRONGROOM-BACKUP-1\n") and b"20000" not in raw and b"risk-data" not in raw
@@ -118,3 +128,58 @@ def test_restore_refuses_a_wrong_root_key_and_a_home_in_use(initialized: tuple[C
     assert not (tmp_path / "n1").exists()
     in_use = runner.invoke(app, ["restore", str(backup), "--home", str(config.home)])
     assert in_use.exit_code == 1 and "not empty" in in_use.output
+
+
+@pytest.mark.postgres
+def test_a_postgresql_platform_restores_into_a_new_database(
+    initialized: tuple[Config, str], backend: str, tmp_path: Path
+) -> None:
+    if backend != "postgresql":
+        pytest.skip("the PostgreSQL variant runs when STRONGROOM_TEST_POSTGRES_URL names a database")
+    import psycopg
+
+    from tests.conftest import POSTGRES_URL
+
+    config, _ = initialized
+    schema = config.database_url.rsplit("%3D", 1)[1]
+    backup = tmp_path / "pg.srbak"
+    made, original, after_backup = _back_up_under_load(config, backup)
+    assert after_backup > 3 and 5 < int(str(made["blobs"])) < len(original)
+
+    server = "postgresql://" + POSTGRES_URL.split("://", 1)[1].rsplit("/", 1)[0]
+    database = f"sr_restore_{tmp_path.name[-8:].replace('-', '_').lower()}"
+    with psycopg.connect(f"{server}/postgres", autocommit=True) as admin:
+        admin.execute(f'CREATE DATABASE "{database}"')
+    try:
+        target = f"{POSTGRES_URL.rsplit('/', 1)[0]}/{database}?options=-csearch_path%3D{schema}"
+        key = ["--root-key", str(config.home / "root.key")]
+        no_url = runner.invoke(app, ["restore", str(backup), "--home", str(tmp_path / "n0"), *key])
+        assert no_url.exit_code == 1 and "--database-url" in no_url.output
+        restored_home = tmp_path / "restored"
+        result = runner.invoke(
+            app,
+            [
+                "restore",
+                str(backup),
+                "--home",
+                str(restored_home),
+                "--root-key",
+                str(config.home / "root.key"),
+                "--database-url",
+                target,
+                "--json",
+            ],
+        )
+        assert result.exit_code == 0, result.output
+        assert json.loads(result.output)["audit_verify"]["ok"] is True
+        restored = Platform(Config(home=restored_home))
+        try:
+            assert restored.config.database_url == target
+            copy = _objects(restored)
+            assert {k: original[k] for k in copy} == copy and len(copy) == made["blobs"]
+            assert restored.audit_log.verify().ok
+        finally:
+            restored.close()
+    finally:
+        with psycopg.connect(f"{server}/postgres", autocommit=True) as admin:
+            admin.execute(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
