@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import ipaddress
+import json
 import shutil
 import signal
 import socket
@@ -119,6 +120,12 @@ def test_the_banks_certificate_serves_https_and_sighup_swaps_it_without_a_restar
         with httpx.Client(verify=ssl.create_default_context(cafile=str(tmp_path / "bank-root.pem"))) as client:
             answer = client.get(f"https://localhost:{port}/api/v1/status", headers={"Authorization": f"Bearer {token}"})
         assert answer.status_code == 200
+        status = runner.invoke(
+            app,
+            ["status", "--json"],
+            env={"STRONGROOM_HOME": str(config.home), "STRONGROOM_CA": str(tmp_path / "bank-root.pem")},
+        )
+        assert status.exit_code == 0 and json.loads(status.output)["https"] == "ok"
 
         second = bank.issue()
         server.process.send_signal(signal.SIGHUP)
