@@ -42,7 +42,7 @@ class ObservabilityMiddleware:
             await self.app(scope, receive, send)
             return
         path = scope.get("path", "")
-        if path in PROBES and scope.get("method") in ("GET", "HEAD"):
+        if path in PROBES and scope.get("method") == "GET":
             await self._probe(path, send)
             return
         started = time.perf_counter()
