@@ -24,7 +24,7 @@ from strongroom.core import pki
 from strongroom.core.config import DEFAULT_CONFIG_TOML, Config
 from strongroom.core.errors import ConfigurationError
 from strongroom.core.rootkey import RootKey, load_root_key
-from strongroom.core.workers import Worker
+from strongroom.core.workers import Worker, WorkerRunner
 from strongroom.db import migrate
 from strongroom.db.engine import Database
 from strongroom.experiments.service import ExperimentsService
@@ -48,6 +48,7 @@ from strongroom.notebooks.service import NotebookService
 from strongroom.notebooks.spawner import SandboxSpawner
 from strongroom.notebooks.team_constants import team_constants
 from strongroom.notebooks.worker import NotebookWorker
+from strongroom.observability.metrics import Metrics
 from strongroom.policy.engine import PolicyEngine
 from strongroom.policy.service import PolicyService
 from strongroom.sandbox.cgroups import Cgroups
@@ -76,10 +77,14 @@ class Platform:
         self.db = Database(url, sqlite_synchronous=config.sqlite_synchronous)
         self.policy_engine = PolicyEngine.shipped()
         self.bus = EventBus()
+        self.metrics = Metrics(self.db)
         self.audit_log = AuditLog(
             self.db,
             CheckpointSigner.load(home, self.root),
             CheckpointWitness(config.audit_witness_path, config.audit_witness_syslog),
+            observer=lambda record, seconds: self.metrics.audited(
+                record.action, record.decision, record.outcome, seconds
+            ),
         )
         self.guard = Guard(self.db, self.policy_engine, self.audit_log, self.bus, enforce=enforce)
         self.identity = IdentityService(
@@ -169,6 +174,7 @@ class Platform:
         self.alerts = AlertService(self.guard, webhook_url=config.alert_webhook_url, webhook_ca=config.alert_webhook_ca)
         self.bus.add_rule(NetworkIsolationEnforcer(self.jobs, self.alerts))
         self._workers: list[Worker] | None = None
+        self._runner: WorkerRunner | None = None
 
     def _cluster_credentials(self, job: str) -> tuple[bytes, bytes, bytes]:
         """A one-day certificate and key for a job's Dask cluster, and the CA that verifies it."""
@@ -224,6 +230,22 @@ class Platform:
                 self.notebook_worker,
             ]
         return self._workers
+
+    def reload(self) -> None:
+        """Re-read what other processes may have changed: policy facts, and no cached authentication (SIGHUP)."""
+        self.policy_engine.invalidate_all()
+        self.identity.forget_authentications()
+
+    def worker_runner(self) -> WorkerRunner:
+        """The one runner of ``workers()`` (``strongroom up`` starts it; readiness asks it)."""
+        if self._runner is None:
+            self._runner = WorkerRunner(self.workers())
+        return self._runner
+
+    def audit_checkpoint_problem(self) -> str:
+        """Why the checkpoint worker refuses to sign (a broken chain), or "" when it signs."""
+        found = [w for w in self.workers() if isinstance(w, AuditCheckpointWorker)]
+        return found[0].problem if found else ""
 
     def _audit_chain_broken(self, broken: AuditChainBroken) -> None:
         self.alerts.raise_alert(

@@ -9,6 +9,7 @@ from starlette.exceptions import HTTPException
 import strongroom
 from strongroom.api import problems
 from strongroom.api.middleware import PlatformMiddleware
+from strongroom.api.observe import ObservabilityMiddleware
 from strongroom.api.routers import (
     audit,
     catalog,
@@ -18,6 +19,7 @@ from strongroom.api.routers import (
     jobs,
     kms,
     lineage,
+    metrics,
     notebooks,
     policy,
     storage,
@@ -45,6 +47,7 @@ ROUTERS = (
     lineage.router,
     catalog.router,
     notebooks.router,
+    metrics.router,
 )
 
 
@@ -78,4 +81,5 @@ def create_app(platform: Platform) -> FastAPI:
         audit_unhandled=platform.guard.enforcing,
         unlimited_prefixes=UNLIMITED_BODY_PREFIXES,
     )
+    app.add_middleware(ObservabilityMiddleware, platform=platform)  # outermost: probes skip the audit layer
     return app

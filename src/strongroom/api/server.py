@@ -23,7 +23,6 @@ from strongroom.api.app import create_app
 from strongroom.api.http_limits import LimitedServer, server_config
 from strongroom.core import pki
 from strongroom.core.errors import ConfigurationError
-from strongroom.core.workers import WorkerRunner
 from strongroom.platform import Platform
 
 log = logging.getLogger("strongroom.server")
@@ -39,7 +38,7 @@ class _Server(LimitedServer):
 
 def tls_context(platform: Platform) -> ssl.SSLContext:
     files = platform.tls
-    if pki.server_cert_needs_renewal(files):
+    if not platform.config.tls_cert_file and pki.server_cert_needs_renewal(files):
         pki.issue_server_cert(files, platform.root, platform.config.public_hostname)
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     context.minimum_version = (
@@ -53,12 +52,22 @@ def tls_context(platform: Platform) -> ssl.SSLContext:
     # of one TLS connection sometimes lost the WebSocket upgrade request. Our clients never
     # resume sessions, so the tickets bought nothing.
     context.num_tickets = 0
-    context.load_cert_chain(
-        str(files.server_cert),
-        str(files.server_key),
-        password=pki.key_password(platform.root, files.server_key.name),
-    )
+    log.info("TLS: %s", pki.load_server_certificate(context, platform.config, files, platform.root))
     return context
+
+
+def _reload(platform: Platform, context: ssl.SSLContext) -> None:
+    """SIGHUP: re-read the certificate (next handshakes use it) and the policies; nothing restarts."""
+    try:
+        # Tried on a scratch context first: a failed load can leave a context half-replaced.
+        pki.load_server_certificate(
+            ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER), platform.config, platform.tls, platform.root
+        )
+        log.info("reload: TLS %s", pki.load_server_certificate(context, platform.config, platform.tls, platform.root))
+    except (OSError, ValueError, ConfigurationError) as exc:
+        log.error("reload: keeping the current certificate: %s", exc)
+    platform.reload()
+    log.info("reload: policies and authentication caches re-read from the database")
 
 
 def _tcp_socket(host: str, port: int) -> socket.socket:
@@ -140,7 +149,7 @@ def serve(platform: Platform, *, ready_file: Path | None = None) -> None:
     )
     local = _Server(server_config(app, config, **common), deadline)
     platform.git.release_stale_mounts()  # one `up` per home: mounts from a killed process are stale
-    runner = WorkerRunner(platform.workers())
+    runner = platform.worker_runner()
     runner.start()
 
     info = {
@@ -169,6 +178,7 @@ def serve(platform: Platform, *, ready_file: Path | None = None) -> None:
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, shutdown)
         loop.add_signal_handler(signal.SIGUSR1, _dump_state)
+        loop.add_signal_handler(signal.SIGHUP, lambda: loop.run_in_executor(None, _reload, platform, context))
         tasks = [asyncio.create_task(https.serve(sockets=[tcp])), asyncio.create_task(local.serve(sockets=[uds]))]
         while not (https.started and local.started):
             if any(t.done() for t in tasks):

@@ -17,8 +17,9 @@ from __future__ import annotations
 
 import datetime as dt
 import threading
+import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, cast
 
@@ -123,10 +124,17 @@ def _row_dict(row: AuditEventRow) -> dict[str, Any]:
 
 
 class AuditLog:
-    def __init__(self, db: Database, signer: CheckpointSigner, witness: CheckpointWitness | None = None) -> None:
+    def __init__(
+        self,
+        db: Database,
+        signer: CheckpointSigner,
+        witness: CheckpointWitness | None = None,
+        observer: Callable[[AuditRecord, float], None] | None = None,
+    ) -> None:
         self.db = db
         self.signer = signer
         self.witness = witness
+        self.observer = observer  # told of every append and how long it took (metrics)
         self._checkpointing = threading.Lock()
 
     # -- writing ----------------------------------------------------------------------------
@@ -141,6 +149,7 @@ class AuditLog:
         """Append ``record`` inside the caller's write transaction; returns the sealed event."""
         # Core statements on the bare connection: the audit append is on every call's path,
         # and the ORM's statement handling costs more than the SQL itself.
+        started = time.perf_counter()
         connection = session.connection() if isinstance(session, Session) else session
         seq, prev_hash = self._lock_head(connection)
         now = utcnow()
@@ -167,6 +176,8 @@ class AuditLog:
         digest = event_hash(fields)
         sealed = {**fields, "time": now, "hash": digest}
         connection.execute(_INSERT, sealed)
+        if self.observer is not None:
+            self.observer(record, time.perf_counter() - started)
         return AuditEvent.model_construct(**sealed)
 
     def append_standalone(self, record: AuditRecord) -> AuditEvent:

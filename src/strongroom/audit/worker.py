@@ -24,6 +24,11 @@ class AuditCheckpointWorker(Worker):
         self.alert = alert
         self._alerted = ""  # one alert per distinct problem, not one a second
 
+    @property
+    def problem(self) -> str:
+        """Why the last checkpoint was refused (the chain is broken), or "" when signing works."""
+        return self._alerted
+
     def run_once(self) -> None:
         if self.log.checkpoint_due(self.every, self.seconds):
             self._checkpoint()

@@ -10,6 +10,7 @@ import typer
 from typer.core import TyperGroup
 
 from strongroom.cli.output import print_json, say
+from strongroom.core.config import Config
 from strongroom.core.errors import InvalidInput, StrongroomError
 from strongroom.sdk.session import Session
 
@@ -17,6 +18,14 @@ JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")
 HomeOpt = Annotated[
     Path | None, typer.Option("--home", help="Platform home (default $STRONGROOM_HOME or ~/.strongroom).")
 ]
+
+
+def config_for(home: Path | None = None, **overrides: Any) -> Config:
+    """The platform's ``Config``, with ``--home`` and the options the user gave (``None`` = not given)."""
+    values = {k: v for k, v in overrides.items() if v is not None}
+    if home is not None:
+        values["home"] = home.expanduser()
+    return Config(**values)
 
 
 def session() -> Session:
@@ -57,6 +66,15 @@ class StrongroomGroup(TyperGroup):
             else:
                 where = f" (field: {error.field})" if error.field else ""
                 say(("error:", "red"), f" {error.detail}{where}", err=True)
+            raise typer.Exit(1) from None
+        except ModuleNotFoundError as exc:
+            # `pip install strongroom` is the client only; running the platform needs the rest.
+            say(
+                ("error:", "red"),
+                f" this command runs the platform and needs {exc.name!r}, which the client-only install does not "
+                "have; install the server parts with: pip install 'strongroom[server]'",
+                err=True,
+            )
             raise typer.Exit(1) from None
         finally:
             _open_sessions.reset(token)

@@ -13,8 +13,8 @@ from typing import Annotated, Any
 import typer
 
 import strongroom
-from strongroom.cli import audit, catalog, experiments, git, identity, jobs, lineage, policy, storage
-from strongroom.cli.common import HomeOpt, JsonOpt, StrongroomGroup
+from strongroom.cli import audit, catalog, experiments, git, host, identity, jobs, lineage, policy, storage
+from strongroom.cli.common import HomeOpt, JsonOpt, StrongroomGroup, config_for
 from strongroom.cli.output import print_json, say, show
 from strongroom.core.config import Config
 from strongroom.core.errors import StrongroomError
@@ -62,17 +62,12 @@ for sub_app, group in (
     (lineage.lineage_app, "lineage"),
     (catalog.catalog_app, "catalog"),
     (catalog.notebooks_app, "notebooks"),
+    (host.admin_app, "admin"),
 ):
     app.add_typer(sub_app, name=group)
-for command in (storage.cp, storage.ls, storage.rm):
+for command in (storage.cp, storage.ls, storage.rm, host.backup, host.restore):
     app.command()(command)
-
-
-def _config(home: Path | None = None, **overrides: Any) -> Config:
-    values = {k: v for k, v in overrides.items() if v is not None}
-    if home is not None:
-        values["home"] = home.expanduser()
-    return Config(**values)
+app.command("install-service")(host.install_service)
 
 
 # -- platform lifecycle -----------------------------------------------------------------------
@@ -92,7 +87,7 @@ def init(
     """Create a platform home: config, root key, CA, database, and the first admin's token."""
     from strongroom.platform import initialize
 
-    result = initialize(_config(home, database_url=database_url, port=port), admin=admin)
+    result = initialize(config_for(home, database_url=database_url, port=port), admin=admin)
     if as_json:
         print_json({"home": str(result.home), "admin": result.admin, "token": result.token.secret})
         return
@@ -113,13 +108,12 @@ def up(
     host: Annotated[str | None, typer.Option(help="Address to listen on.")] = None,
 ) -> None:
     """Serve the API over HTTPS and on the sandbox socket until SIGTERM."""
-    import logging
-
     from strongroom.api.server import serve
+    from strongroom.observability import logs
     from strongroom.platform import Platform
 
-    config = _config(home, port=port, host=host)
-    logging.basicConfig(level=config.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    config = config_for(home, port=port, host=host)
+    logs.configure(config)
     serve(Platform(config))
 
 
@@ -134,7 +128,7 @@ def status(
     """Say what runs where: the HTTPS address, the sandbox socket, workers, the audit head."""
     from strongroom.platform import read_server_info
 
-    config = _config(home)
+    config = config_for(home)
     if not (config.home / "root.check").exists():
         say(f"no Strongroom home at {config.home}; create one with `strongroom init`", err=True)
         raise typer.Exit(1)
@@ -169,7 +163,7 @@ def _pid_alive(pid: int) -> bool:
 
 
 def _tls_reachable(config: Config, host: str, port: int) -> str:
-    context = ssl.create_default_context(cafile=str(config.tls_dir / "ca.pem"))
+    context = ssl.create_default_context(cafile=os.environ.get("STRONGROOM_CA") or str(config.tls_dir / "ca.pem"))
     try:
         with (
             socket.create_connection((host if host not in ("0.0.0.0", "::") else "127.0.0.1", port), 3) as raw,

@@ -54,6 +54,9 @@ class Config(BaseSettings):
     public_url: str = ""
     socket_path: str = ""
     tls_min_version: str = "1.2"
+    tls_cert_file: str = ""
+    tls_key_file: str = ""
+    tls_chain_file: str = ""
     session_ttl_seconds: int = Field(default=3600, ge=60, le=86400)
     execution_ttl_seconds: int = Field(default=900, ge=60, le=86400)
     default_token_ttl_days: int = Field(default=90, ge=1, le=3650)
@@ -74,6 +77,8 @@ class Config(BaseSettings):
     audit_witness_syslog: str = ""
     sqlite_synchronous: str = "NORMAL"
     log_level: str = "info"
+    log_max_bytes: int = Field(default=10 * 1024 * 1024, ge=1024)
+    log_backup_count: int = Field(default=5, ge=0, le=1000)
     # Keys (KMS) and encrypted storage; see docs/encryption.md.
     keyring: str = "local"
     pkcs11_module: str = "/usr/lib/softhsm/libsofthsm2.so"
@@ -240,6 +245,13 @@ public_hostname = ""
 public_url = ""
 # Minimum TLS version: "1.2" or "1.3".
 tls_min_version = "1.2"
+# Your own certificate (PEM) for the HTTPS API and the notebook proxy, issued by your CA, instead of
+# the platform CA's: the certificate, its unencrypted key (mode 0600) and the intermediate chain.
+# Re-read on SIGHUP (`systemctl reload strongroom`). Clients then verify with your CA
+# (STRONGROOM_CA=/path/to/your-ca.pem).
+tls_cert_file = ""
+tls_key_file = ""
+tls_chain_file = ""
 
 # Unix domain socket for sandboxes (empty = $STRONGROOM_HOME/run/api.sock).
 socket_path = ""
@@ -274,7 +286,12 @@ audit_witness_syslog = ""
 # SQLite durability: NORMAL survives process crashes (kill -9); FULL also survives power loss.
 sqlite_synchronous = "NORMAL"
 
+# Logs: JSON lines in $STRONGROOM_HOME/logs/strongroom.log (everything) and access.log (one
+# line per request), each rotated at log_max_bytes with log_backup_count old files kept
+# (access.log.1 is the newest). Under systemd they also go to stderr (the journal).
 log_level = "info"
+log_max_bytes = 10485760
+log_backup_count = 5
 
 # Keys. "local": team keys are generated here and stored wrapped by the root key.
 # "pkcs11": new team keys are generated inside an HSM (non-extractable) and data keys are

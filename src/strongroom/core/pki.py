@@ -11,6 +11,7 @@ import base64
 import datetime as dt
 import ipaddress
 import socket
+import ssl
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,6 +20,9 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
+from strongroom.core.config import Config
+from strongroom.core.errors import ConfigurationError
+from strongroom.core.fileio import atomic_write
 from strongroom.core.rootkey import RootKey
 
 _CA_LABEL = "strongroom/ca-key"
@@ -196,3 +200,37 @@ def server_cert_needs_renewal(files: TlsFiles, days: int = 30) -> bool:
         return True
     cert = x509.load_pem_x509_certificate(files.server_cert.read_bytes())
     return cert.not_valid_after_utc < dt.datetime.now(dt.UTC) + dt.timedelta(days=days)
+
+
+def load_server_certificate(context: ssl.SSLContext, config: Config, files: TlsFiles, root: RootKey) -> str:
+    """Load the HTTPS certificate into ``context``: the operator's (``tls_cert_file``) or the platform CA's.
+
+    Calling it again on a serving context replaces the certificate for the next handshakes
+    (SIGHUP). Returns a description of what was loaded, for the log.
+
+    Raises:
+        ConfigurationError: the files are incomplete, the key is readable by others, or the
+            certificate and key do not match; the context keeps what it had.
+    """
+    if not (config.tls_cert_file or config.tls_key_file):
+        context.load_cert_chain(
+            str(files.server_cert), str(files.server_key), password=key_password(root, files.server_key.name)
+        )
+        return f"platform CA certificate {files.server_cert}"
+    if not (config.tls_cert_file and config.tls_key_file):
+        raise ConfigurationError("set both tls_cert_file and tls_key_file (and tls_chain_file for intermediates)")
+    cert, key = Path(config.tls_cert_file).expanduser(), Path(config.tls_key_file).expanduser()
+    if key.stat().st_mode & 0o077:
+        raise ConfigurationError(f"{key} is readable by others; run: chmod 600 {key}", field="tls_key_file")
+    pem = cert.read_bytes()
+    if config.tls_chain_file:
+        pem = pem.rstrip(b"\n") + b"\n" + Path(config.tls_chain_file).expanduser().read_bytes()
+    leaf = x509.load_pem_x509_certificate(pem)
+    full_chain = files.server_cert.parent / "own-fullchain.pem"
+    atomic_write(full_chain, pem)
+    try:
+        context.load_cert_chain(str(full_chain), str(key))
+    except ssl.SSLError as exc:
+        raise ConfigurationError(f"{cert} and {key} cannot be used together: {exc}", field="tls_key_file") from exc
+    until = f"{leaf.not_valid_after_utc:%Y-%m-%d}"
+    return f"{cert} ({leaf.subject.rfc4514_string()}, serial {leaf.serial_number:x}, until {until})"

@@ -76,5 +76,13 @@ class WorkerRunner:
                 log.exception("worker %s failed to stop cleanly", worker.name)
 
     @property
+    def started(self) -> bool:
+        return bool(self._threads)
+
+    def dead(self) -> list[str]:
+        """Names of the workers whose thread has ended (a worker that raises is retried, never ends)."""
+        return [w.name for w, t in zip(self.workers, self._threads, strict=True) if not t.is_alive()]
+
+    @property
     def names(self) -> list[str]:
         return [w.name for w in self.workers]

@@ -553,3 +553,50 @@ class IdentityService:
             call.session.flush()
             call.session.add(MembershipRow(user=name, team="", role="PlatformAdmin", created_at=utcnow()))
             return self._issue(call.session, name, "bootstrap", self.default_token_ttl)
+
+    def recover_admin(self, name: str = "admin", ttl: dt.timedelta | None = None) -> tuple[IssuedToken, list[str]]:
+        """Give ``name`` a new PlatformAdmin token and revoke its old ones (``strongroom admin recover``).
+
+        Run on the host by whoever holds the root key, without a token: the user is created or
+        enabled again and holds PlatformAdmin afterwards. Audited as the platform itself, like
+        ``bootstrap_admin``. Returns the new token and the ids of the tokens it revoked.
+        """
+        check_name(name, "name")
+        with self.db.read() as session:
+            old = list(
+                session.scalars(
+                    select(ApiTokenRow.id).where(ApiTokenRow.user == name, ApiTokenRow.revoked_at.is_(None))
+                )
+            )
+        params = {"admin": name, "revoked": old}
+        with (
+            self.guard.begin(RequestContext.system(), "RecoverPlatformAdmin", user_target(name), params=params) as call,
+            call.transaction(),
+        ):
+            user = call.session.get(UserRow, name)
+            if user is None:
+                call.session.add(
+                    UserRow(
+                        name=name,
+                        display_name="Platform administrator",
+                        email="",
+                        disabled=False,
+                        created_at=utcnow(),
+                        created_by="system",
+                    )
+                )
+                call.session.flush()
+            else:
+                user.disabled = False
+            held = select(MembershipRow).where(
+                MembershipRow.user == name, MembershipRow.team == "", MembershipRow.role == "PlatformAdmin"
+            )
+            if call.session.scalars(held).first() is None:
+                call.session.add(MembershipRow(user=name, team="", role="PlatformAdmin", created_at=utcnow()))
+            now = utcnow()
+            for row in call.session.scalars(select(ApiTokenRow).where(ApiTokenRow.id.in_(old))):
+                row.revoked_at = now
+                call.emit("ApiTokenRevoked", user=name, token_id=row.id)
+            issued = self._issue(call.session, name, "recovered", ttl or self.default_token_ttl)
+        self.forget_authentications()
+        return issued, old

@@ -149,6 +149,12 @@ class PolicyEngine:
             self._teams.pop(team, None)
             self._team_sets = {k: v for k, v in self._team_sets.items() if k[0] != team}
 
+    def invalidate_all(self) -> None:
+        """Forget what the sources said about every team (another process may have changed them)."""
+        with self._lock:
+            self._teams.clear()
+            self._team_sets.clear()
+
     def team_facts(self, team: str) -> TeamFacts:
         """``team``'s facts, merged from every registered source (cached until ``invalidate``)."""
         cached = self._teams.get(team)

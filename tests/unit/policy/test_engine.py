@@ -31,6 +31,7 @@ EXPECTED: dict[str, set[str]] = {
     "SimulatePolicy": {PA, AU},
     "ReadAuditLog": {PA, AU},
     "VerifyAuditLog": {PA, AU},
+    "ReadMetrics": {PA, AU},
     "CreateProcessingJob": {DS},
     "CreateTrainingJob": {DS},
     "CreateTransformJob": {DS},
@@ -168,6 +169,7 @@ def test_every_concrete_action_is_in_the_table(engine: PolicyEngine) -> None:
         "GetPlatformStatus",
         "CreateExecutionToken",
         "BootstrapPlatform",
+        "RecoverPlatformAdmin",  # `strongroom admin recover`, on the host with the root key
         "DestroyKey",  # the platform's lifecycle worker only
         # the platform's job scheduler and detective controls only
         "StartJob",

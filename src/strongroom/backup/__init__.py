@@ -1,0 +1,1 @@
+"""Encrypted, consistent snapshots of a platform, and bringing a platform back from one."""

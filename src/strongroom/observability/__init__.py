@@ -1,0 +1,1 @@
+"""Health, metrics and logs: what an operator watches while the platform runs."""

@@ -1,0 +1,79 @@
+"""Structured logs: JSON lines in ``$STRONGROOM_HOME/logs/``, rotated by size, and on stderr.
+
+``strongroom.log`` has every record of the server; ``access.log`` has one record per HTTP request
+(request id, principal, action, status, duration). On stderr the records are JSON lines when a
+service manager runs the process (systemd sets ``INVOCATION_ID``; the journal keeps them) and
+readable lines on a terminal.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+import logging.handlers
+import os
+import sys
+from typing import Any
+
+from strongroom.core.config import Config
+
+ACCESS_LOGGER = "strongroom.access"
+# The fields a record can carry (``logger.info(msg, extra={...})``), written when present.
+FIELDS = ("request_id", "principal", "action", "status", "duration_ms", "source", "method", "path")
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object per line: time (UTC, ISO 8601), level, logger, message, and the known fields."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        body: dict[str, Any] = {
+            "time": dt.datetime.fromtimestamp(record.created, dt.UTC).isoformat(timespec="milliseconds"),
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        for name in FIELDS:
+            if name in record.__dict__:
+                body[name] = record.__dict__[name]
+        if record.exc_info:
+            body["exception"] = self.formatException(record.exc_info)
+        return json.dumps(body, default=str)
+
+
+def under_service_manager() -> bool:
+    """True when systemd (or another manager that sets these) started the process."""
+    return bool(os.environ.get("INVOCATION_ID") or os.environ.get("JOURNAL_STREAM"))
+
+
+def _rotating(path: os.PathLike[str], config: Config) -> logging.Handler:
+    handler = logging.handlers.RotatingFileHandler(
+        path, maxBytes=config.log_max_bytes, backupCount=config.log_backup_count, encoding="utf-8"
+    )
+    handler.setFormatter(JsonFormatter())
+    return handler
+
+
+def configure(config: Config) -> None:
+    """Route the server's logs to the home's ``logs/`` and to stderr (``strongroom up``)."""
+    logs = config.home / "logs"
+    logs.mkdir(mode=0o700, parents=True, exist_ok=True)
+    stderr = logging.StreamHandler(sys.stderr)
+    if under_service_manager():
+        stderr.setFormatter(JsonFormatter())
+    else:
+        stderr.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    root = logging.getLogger()
+    for handler in list(root.handlers):
+        root.removeHandler(handler)
+    root.setLevel(config.log_level.upper())
+    root.addHandler(_rotating(logs / "strongroom.log", config))
+    root.addHandler(stderr)
+    access = logging.getLogger(ACCESS_LOGGER)
+    access.propagate = False
+    access.setLevel(logging.INFO)
+    for handler in list(access.handlers):
+        access.removeHandler(handler)
+    access.addHandler(_rotating(logs / "access.log", config))
+    if under_service_manager():
+        access.addHandler(stderr)

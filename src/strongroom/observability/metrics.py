@@ -1,0 +1,113 @@
+"""Prometheus metrics of the control plane, one registry per ``Platform`` (no module-level state).
+
+Counters and histograms are updated where things happen (the HTTP middleware, the audit append);
+gauges of stored state (jobs, notebooks, storage bytes) are read from the database at scrape time,
+so every process reports the same truth.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+from sqlalchemy import func, select
+
+from strongroom.db.engine import Database
+
+CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+_LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
+_AUDIT_BUCKETS = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5)
+
+
+class _StoredState(Collector):
+    """Jobs and notebooks by status, stored bytes by team: counted in the database on each scrape."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    def describe(self) -> Iterator[Metric]:
+        """The families without samples: registering must not query the database."""
+        yield from self._families()
+
+    @staticmethod
+    def _families() -> tuple[GaugeMetricFamily, GaugeMetricFamily, GaugeMetricFamily]:
+        return (
+            GaugeMetricFamily("strongroom_jobs", "Jobs by kind and status", labels=["kind", "status"]),
+            GaugeMetricFamily("strongroom_notebooks", "Notebook instances by status", labels=["status"]),
+            GaugeMetricFamily(
+                "strongroom_storage_bytes", "Plaintext bytes of stored object versions, by team", labels=["team"]
+            ),
+        )
+
+    def collect(self) -> Iterator[Metric]:
+        from strongroom.jobs.db import JobRow
+        from strongroom.notebooks.db import NotebookRow
+        from strongroom.storage.db import BucketRow, ObjectVersionRow
+
+        jobs, notebooks, stored = self._families()
+        with self.db.read() as session:
+            for kind, status, count in session.execute(
+                select(JobRow.kind, JobRow.status, func.count()).group_by(JobRow.kind, JobRow.status)
+            ):
+                jobs.add_metric([kind, status], count)
+            for status, count in session.execute(select(NotebookRow.status, func.count()).group_by(NotebookRow.status)):
+                notebooks.add_metric([status], count)
+            for team, size in session.execute(
+                select(BucketRow.team, func.coalesce(func.sum(ObjectVersionRow.size), 0))
+                .join(ObjectVersionRow, ObjectVersionRow.bucket_id == BucketRow.id)
+                .group_by(BucketRow.team)
+            ):
+                stored.add_metric([team], int(size))
+        yield jobs
+        yield notebooks
+        yield stored
+
+
+class Metrics:
+    """The platform's metrics: record with the methods, expose with ``render``."""
+
+    def __init__(self, db: Database) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        self.requests = Counter(
+            "strongroom_http_requests",
+            "HTTP requests by method, route template and status",
+            ["method", "route", "status"],
+            registry=self.registry,
+        )
+        self.latency = Histogram(
+            "strongroom_http_request_duration_seconds",
+            "Time from request to the response's start, by method and route template",
+            ["method", "route"],
+            buckets=_LATENCY_BUCKETS,
+            registry=self.registry,
+        )
+        self.decisions = Counter(
+            "strongroom_policy_decisions",
+            "Audited calls by action, decision (Allow, Deny, Invalid) and outcome",
+            ["action", "decision", "outcome"],
+            registry=self.registry,
+        )
+        self.audit_append = Histogram(
+            "strongroom_audit_append_duration_seconds",
+            "Time to append one event to the audit hash chain (inside the caller's transaction)",
+            buckets=_AUDIT_BUCKETS,
+            registry=self.registry,
+        )
+        self.registry.register(_StoredState(db))
+
+    def request(self, method: str, route: str, status: int, seconds: float) -> None:
+        """Count one HTTP request (``route`` is the template, never the concrete path)."""
+        self.requests.labels(method, route, str(status)).inc()
+        self.latency.labels(method, route).observe(seconds)
+
+    def audited(self, action: str, decision: str, outcome: str, seconds: float) -> None:
+        """Count one audit append: the policy decision it records and how long the append took."""
+        # Calls the API could not route are recorded as "HTTP <method> <path>": one label for all.
+        self.decisions.labels(action if not action.startswith("HTTP ") else "HTTP", decision, outcome).inc()
+        self.audit_append.observe(seconds)
+
+    def render(self) -> bytes:
+        """The Prometheus text exposition of every metric."""
+        return generate_latest(self.registry)
