@@ -540,18 +540,7 @@ class IdentityService:
             self.guard.begin(ctx, "BootstrapPlatform", user_target(name), params={"admin": name}) as call,
             call.transaction(),
         ):
-            call.session.add(
-                UserRow(
-                    name=name,
-                    display_name="Platform administrator",
-                    email="",
-                    disabled=False,
-                    created_at=utcnow(),
-                    created_by="system",
-                )
-            )
-            call.session.flush()
-            call.session.add(MembershipRow(user=name, team="", role="PlatformAdmin", created_at=utcnow()))
+            _enable_platform_admin(call.session, name)
             return self._issue(call.session, name, "bootstrap", self.default_token_ttl)
 
     def recover_admin(self, name: str = "admin", ttl: dt.timedelta | None = None) -> tuple[IssuedToken, list[str]]:
@@ -573,26 +562,7 @@ class IdentityService:
             self.guard.begin(RequestContext.system(), "RecoverPlatformAdmin", user_target(name), params=params) as call,
             call.transaction(),
         ):
-            user = call.session.get(UserRow, name)
-            if user is None:
-                call.session.add(
-                    UserRow(
-                        name=name,
-                        display_name="Platform administrator",
-                        email="",
-                        disabled=False,
-                        created_at=utcnow(),
-                        created_by="system",
-                    )
-                )
-                call.session.flush()
-            else:
-                user.disabled = False
-            held = select(MembershipRow).where(
-                MembershipRow.user == name, MembershipRow.team == "", MembershipRow.role == "PlatformAdmin"
-            )
-            if call.session.scalars(held).first() is None:
-                call.session.add(MembershipRow(user=name, team="", role="PlatformAdmin", created_at=utcnow()))
+            _enable_platform_admin(call.session, name)
             now = utcnow()
             for row in call.session.scalars(select(ApiTokenRow).where(ApiTokenRow.id.in_(old))):
                 row.revoked_at = now
@@ -600,3 +570,27 @@ class IdentityService:
             issued = self._issue(call.session, name, "recovered", ttl or self.default_token_ttl)
         self.forget_authentications()
         return issued, old
+
+
+def _enable_platform_admin(session: Session, name: str) -> None:
+    """``name`` exists, is enabled and holds PlatformAdmin (created by the system if missing)."""
+    user = session.get(UserRow, name)
+    if user is None:
+        session.add(
+            UserRow(
+                name=name,
+                display_name="Platform administrator",
+                email="",
+                disabled=False,
+                created_at=utcnow(),
+                created_by="system",
+            )
+        )
+        session.flush()
+    else:
+        user.disabled = False
+    held = select(MembershipRow).where(
+        MembershipRow.user == name, MembershipRow.team == "", MembershipRow.role == "PlatformAdmin"
+    )
+    if session.scalars(held).first() is None:
+        session.add(MembershipRow(user=name, team="", role="PlatformAdmin", created_at=utcnow()))
