@@ -20,6 +20,7 @@ from strongroom.api.routers import (
     lineage,
     notebooks,
     policy,
+    serving,
     storage,
     system,
 )
@@ -45,6 +46,8 @@ ROUTERS = (
     lineage.router,
     catalog.router,
     notebooks.router,
+    serving.router,
+    serving.invocations,
 )
 
 

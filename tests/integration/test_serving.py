@@ -1,0 +1,209 @@
+"""Notebook 02 for real: deploy a model trained by the built-in XGBoost with data capture, invoke it
+row by row over HTTPS, read the capture back; plus the bad-input matrix and who may do what."""
+
+from __future__ import annotations
+
+import base64
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import numpy as np
+import pytest
+import xgboost as xgb
+
+from strongroom.algorithms.xgboost.serve import load_booster
+from strongroom.core.config import Config
+from strongroom.core.errors import (
+    Forbidden,
+    InvalidInput,
+    PayloadTooLarge,
+    StrongroomError,
+    Unauthenticated,
+    UnsupportedMediaType,
+)
+from strongroom.core.platform import initialize
+from strongroom.sdk.serving import CSV, DataCaptureConfig, Model, Predictor
+from strongroom.sdk.session import Session
+from tests.integration.jobs.conftest import TeamEnv, build_team, credit_like, csv_bytes, job_spec
+from tests.support import start_server
+
+HYPER = {
+    "max_depth": 5,
+    "eta": 0.2,
+    "gamma": 4,
+    "min_child_weight": 6,
+    "subsample": 0.8,
+    "verbosity": 0,
+    "objective": "binary:logistic",
+    "num_round": 20,
+}
+
+
+@dataclass
+class Deployed:
+    env: TeamEnv
+    mlops: Session
+    mlops_token: str
+    job: str
+    endpoint: str
+    booster: xgb.Booster
+    test_rows: np.ndarray
+    capture_prefix: str
+
+
+@pytest.fixture(scope="module")
+def deployed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployed]:
+    home = tmp_path_factory.mktemp("serving") / "home"
+    config = Config(home=home, port=0)
+    server = start_server(config, initialize(config).token.secret)
+    try:
+        env = build_team(server)
+        env.admin.users.create("mo")
+        env.admin.teams.add_member(env.team, "mo", "MLOpsEngineer")
+        mlops_token = env.admin.tokens.create("deploy", user="mo").secret
+        mlops = server.session(mlops_token)
+        frame = credit_like(600, seed=3)
+        label = frame.pop("default payment next month")
+        frame.insert(0, "label", label)
+        env.alice.buckets.put_object(env.data, "train/train.csv", csv_bytes(frame.iloc[:500], header=False))
+        job = "xgb-train-1"
+        env.alice.jobs.create(
+            job_spec(
+                env,
+                job,
+                kind="training",
+                code={"algorithm": "xgboost"},
+                hyperparameters=HYPER,
+                inputs=[{"name": "train", "source": f"sr://{env.data}/train", "content_type": "text/csv"}],
+                outputs=[{"name": "model", "destination": f"sr://{env.models}/training"}],
+            )
+        )
+        trained = env.alice.jobs.wait(env.team, job, logs=False, timeout=300)
+        archive = env.alice.buckets.get_object(env.models, trained.outputs_produced[0].uri.split("/", 3)[3])
+        booster = load_booster(archive)
+        prefix = f"sr://{env.data}/secure-sagemaker-demo/monitoring/datacapture"
+        endpoint = f"{job}-endpoint"
+        predictor = Model(name=f"{job}-model", training_job=job, session=mlops, team=env.team, kms_key=env.key).deploy(
+            initial_instance_count=2,
+            endpoint_name=endpoint,
+            data_capture_config=DataCaptureConfig(prefix),
+        )
+        assert predictor.endpoint_name == endpoint
+        yield Deployed(env, mlops, mlops_token, job, endpoint, booster, frame.iloc[500:, 1:].to_numpy(), prefix)
+    finally:
+        server.stop()
+
+
+def test_row_by_row_predictions_equal_the_booster_and_are_captured(deployed: Deployed) -> None:
+    env, mlops = deployed.env, deployed.mlops
+    described = mlops.endpoints.describe(env.team, deployed.endpoint)
+    assert described.status == "InService"
+    assert described.url.endswith(f"/endpoints/{env.team}/{deployed.endpoint}/invocations")
+    predictor = Predictor(deployed.endpoint, serializer=CSV, session=mlops, team=env.team)
+    rows = deployed.test_rows[:10]
+    sent = [",".join(str(int(v)) if float(v).is_integer() else repr(float(v)) for v in row) for row in rows]
+    scores = [float(predictor.predict(line)) for line in sent]
+    expected = deployed.booster.predict(xgb.DMatrix(rows.astype(np.float32)))
+    assert np.array_equal(np.asarray(scores, dtype=np.float32), expected)
+    many = predictor.predict("\n".join(sent))
+    assert np.array_equal(np.asarray([float(s) for s in many.splitlines()], dtype=np.float32), expected)
+    as_json = json.loads(
+        mlops.endpoints.invoke(
+            env.team, deployed.endpoint, json.dumps({"instances": rows.tolist()}), "application/json"
+        )
+    )
+    assert np.array_equal(np.asarray([p["score"] for p in as_json["predictions"]], dtype=np.float32), expected)
+
+    records = _captured(deployed, expect=12)
+    csv_records = [r for r in records if r["captureData"]["endpointInput"]["encoding"] == "CSV"]
+    assert [r["captureData"]["endpointInput"]["data"] for r in csv_records] == [*sent, "\n".join(sent)]
+    first = csv_records[0]
+    assert first["captureData"]["endpointInput"]["observedContentType"] == "text/csv"
+    assert first["captureData"]["endpointInput"]["mode"] == "INPUT"
+    assert first["captureData"]["endpointOutput"] == {
+        "observedContentType": "text/csv; charset=utf-8",
+        "mode": "OUTPUT",
+        "data": repr(scores[0]),
+        "encoding": "CSV",
+    }
+    assert first["eventVersion"] == "0"
+    assert first["eventMetadata"]["inferenceTime"].endswith("Z")
+    assert records[-1]["captureData"]["endpointInput"]["encoding"] == "JSON"
+
+
+def _captured(deployed: Deployed, expect: int, timeout: float = 60.0) -> list[dict[str, object]]:
+    """Every capture record under the endpoint's prefix, in time order (waits for the upload)."""
+    import time
+
+    env = deployed.env
+    bucket, _, prefix = deployed.capture_prefix.removeprefix("sr://").partition("/")
+    deadline = time.monotonic() + timeout
+    while True:
+        keys = env.alice.list_objects(bucket, f"{prefix}/{deployed.endpoint}/AllTraffic/")
+        records = []
+        for key in keys:
+            assert key.endswith(".jsonl") and len(key.split("/")[-5:-1]) == 4  # yyyy/mm/dd/hh
+            records += [json.loads(line) for line in env.alice.buckets.get_object(bucket, key).splitlines()]
+        if len(records) >= expect or time.monotonic() > deadline:
+            return sorted(records, key=lambda r: r["eventMetadata"]["inferenceTime"])  # type: ignore[index]
+        time.sleep(0.5)
+
+
+BAD = [
+    ("1,2,3", "text/csv", InvalidInput, "row 1 has 3 columns"),
+    ("1,2,x,4", "text/csv", InvalidInput, "row 1, column 3"),
+    ("1,2,3,4\n5,6,nan,8", "text/csv", InvalidInput, "row 2, column 3"),
+    ("1,2,3,inf", "text/csv", InvalidInput, "row 1, column 4"),
+    ('1,"2,3,4', "text/csv", InvalidInput, "row 1"),
+    ("", "text/csv", InvalidInput, "empty"),
+    ("1,2,3,4", "text/plain", UnsupportedMediaType, "Content-Type"),
+    ('{"instances": [[1, 2, "a", 4]]}', "application/json", InvalidInput, "row 1, column 3"),
+]
+
+
+@pytest.mark.parametrize(("body", "content_type", "error", "says"), BAD)
+def test_bad_input_is_refused_by_row_and_column_and_the_endpoint_keeps_serving(
+    deployed: Deployed, body: str, content_type: str, error: type[Exception], says: str
+) -> None:
+    env = deployed.env
+    with pytest.raises(error) as raised:
+        deployed.mlops.endpoints.invoke(env.team, deployed.endpoint, body, content_type)
+    assert says in str(raised.value)
+    good = ",".join(str(v) for v in deployed.test_rows[0])
+    assert float(deployed.mlops.endpoints.invoke(env.team, deployed.endpoint, good)) > 0
+
+
+def test_oversized_body_is_413(deployed: Deployed) -> None:
+    with pytest.raises(PayloadTooLarge):
+        deployed.mlops.endpoints.invoke(deployed.env.team, deployed.endpoint, b"1,2,3,4\n" * 1_000_000)
+
+
+def test_who_may_deploy_and_invoke(deployed: Deployed) -> None:
+    env = deployed.env
+    with pytest.raises(Forbidden, match="data scientists cannot create or delete endpoints"):
+        env.alice.endpoints.create(env.team, "by-alice", f"{deployed.endpoint}-config")
+    with pytest.raises(StrongroomError) as exists:
+        deployed.mlops.models.create(env.team, f"{deployed.job}-model", training_job=deployed.job, kms_key=env.key)
+    assert exists.value.status == 409  # type: ignore[attr-defined]
+    other = build_team(env.server, team="fraud", user="eve")
+    with pytest.raises(Forbidden):
+        other.alice.endpoints.invoke(env.team, deployed.endpoint, "1,2,3,4")
+    token = env.admin.tokens.create("short", user="mo")
+    short = env.server.session(token.secret)
+    good = ",".join(str(v) for v in deployed.test_rows[0])
+    assert float(short.endpoints.invoke(env.team, deployed.endpoint, good)) > 0
+    env.admin.tokens.revoke(token.token.id)
+    with pytest.raises(Unauthenticated):
+        short.endpoints.invoke(env.team, deployed.endpoint, good)
+
+
+def test_capture_is_encrypted_in_the_spool_and_bucket(deployed: Deployed) -> None:
+    home = deployed.env.server.config.home
+    row = ",".join(str(v) for v in deployed.test_rows[1])
+    deployed.mlops.endpoints.invoke(deployed.env.team, deployed.endpoint, row)
+    needle = row.encode()
+    for path in home.rglob("*"):
+        if path.is_file():
+            data = path.read_bytes()
+            assert needle not in data and base64.b64encode(needle) not in data, path
