@@ -117,9 +117,10 @@ class ServingService:
             head = self.storage.head_object(ctx, bucket, key)
         except StrongroomError as exc:
             raise type(exc)(f"model_data: {exc.detail}", field="model_data") from None
-        if self.storage.describe_bucket(ctx, bucket).team != team:
+        owner = self.storage.describe_bucket(ctx, bucket).team
+        if owner != team:
             raise InvalidInput(
-                f"{uri} belongs to team {head.team}; a model reads its own team's archive", field="model_data"
+                f"{uri} belongs to team {owner}; a model reads its own team's archive", field="model_data"
             )
         with self.guard.call(ctx, "CreateModel", target, params=params, context=context) as call:
             if (replayed := call.replay(Model)) is not None:
@@ -194,7 +195,8 @@ class ServingService:
                 ) from None
             if found.team != team:
                 raise InvalidInput(
-                    f"{capture_config.destination_s3_uri} belongs to team {found.team}; capture goes to your team's bucket",
+                    f"{capture_config.destination_s3_uri} belongs to team {found.team}; "
+                    "capture goes to your team's bucket",
                     field="DataCaptureConfig.DestinationS3Uri",
                 )
         self.kms.describe_key(ctx, team, spec.kms_key)
@@ -409,13 +411,19 @@ class ServingService:
         spool = self._spools.get(live.endpoint_id)
         config = self._configs.get(live.endpoint_id)
         capture_config = config.data_capture_config if config else None
-        if spool is not None and capture_config is not None and capture_config.enable_capture:
-            if random.uniform(0, 100) < capture_config.initial_sampling_percentage:
-                record = capture.capture_record(
-                    capture_config, content_type, body, out_type, answer.content, dt.datetime.now(dt.UTC)
-                )
-                if not spool.append(variant.name, record):
-                    raise Unavailable("the request could not be captured; it was not answered (retry it)")
+        sampled = (
+            spool is not None
+            and capture_config is not None
+            and capture_config.enable_capture
+            and random.uniform(0, 100) < capture_config.initial_sampling_percentage
+        )
+        if sampled:
+            assert spool is not None and capture_config is not None
+            record = capture.capture_record(
+                capture_config, content_type, body, out_type, answer.content, dt.datetime.now(dt.UTC)
+            )
+            if not spool.append(variant.name, record):
+                raise Unavailable("the request could not be captured; it was not answered (retry it)")
         return answer.content, out_type
 
     def _forget_decisions(self) -> None:
