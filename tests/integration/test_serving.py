@@ -5,8 +5,14 @@ from __future__ import annotations
 
 import base64
 import json
+import os
+import signal
+import threading
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -134,8 +140,6 @@ def test_row_by_row_predictions_equal_the_booster_and_are_captured(deployed: Dep
 
 def _captured(deployed: Deployed, expect: int, timeout: float = 60.0) -> list[dict[str, object]]:
     """Every capture record under the endpoint's prefix, in time order (waits for the upload)."""
-    import time
-
     env = deployed.env
     bucket, _, prefix = deployed.capture_prefix.removeprefix("sr://").partition("/")
     deadline = time.monotonic() + timeout
@@ -207,3 +211,112 @@ def test_capture_is_encrypted_in_the_spool_and_bucket(deployed: Deployed) -> Non
         if path.is_file():
             data = path.read_bytes()
             assert needle not in data and base64.b64encode(needle) not in data, path
+
+
+def _workers_of(server_pid: int) -> list[int]:
+    """Host pids of this server's endpoint worker processes (checked by ancestry, not by name alone)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            cmdline = (entry / "cmdline").read_bytes()
+        except OSError:
+            continue
+        if b"strongroom.serving.inside.worker" not in cmdline or b"bwrap" in cmdline.split(b"\0")[0]:
+            continue
+        pid = int(entry.name)
+        while pid > 1:
+            try:
+                status = Path(f"/proc/{pid}/status").read_text()
+            except OSError:
+                break
+            pid = int(next(line.split()[1] for line in status.splitlines() if line.startswith("PPid:")))
+            if pid == server_pid:
+                found.append(int(entry.name))
+                break
+    return found
+
+
+def _load(
+    deployed: Deployed, session: Session, seconds: float, start: int, during: object = None
+) -> tuple[set[str], int]:
+    """Send unique rows from 4 threads for ``seconds``; the rows that got a 2xx, and the refusals."""
+    acknowledged: set[str] = set()
+    refused = 0
+    lock = threading.Lock()
+    stop = time.monotonic() + seconds
+    base = [str(v) for v in deployed.test_rows[2][1:]]
+
+    def client(offset: int) -> None:
+        nonlocal refused
+        i = offset
+        while time.monotonic() < stop:
+            row = ",".join([str(start + i), *base])
+            i += 4
+            try:
+                session.endpoints.invoke(deployed.env.team, deployed.endpoint, row)
+            except StrongroomError:
+                with lock:
+                    refused += 1
+                continue
+            with lock:
+                acknowledged.add(row)
+
+    threads = [threading.Thread(target=client, args=(n,)) for n in range(4)]
+    for thread in threads:
+        thread.start()
+    if callable(during):
+        time.sleep(seconds / 3)
+        during()
+    for thread in threads:
+        thread.join()
+    return acknowledged, refused
+
+
+def _inputs(records: list[dict[str, Any]]) -> set[str]:
+    return {r["captureData"]["endpointInput"]["data"] for r in records}
+
+
+def test_kill_9_of_a_worker_under_load_loses_no_acknowledged_request(deployed: Deployed) -> None:
+    server_pid = deployed.env.server.process.pid
+    before = _workers_of(server_pid)
+    assert len(before) == 2  # InitialInstanceCount=2: two worker processes, apart from the API's
+
+    def kill_one() -> None:
+        os.kill(before[0], signal.SIGKILL)
+
+    acknowledged, refused = _load(deployed, deployed.mlops, 4.0, 1_000_000, during=kill_one)
+    assert len(acknowledged) > 20
+    assert refused <= 5  # a request in flight on the killed worker is retried on the other one
+    captured = _inputs(_captured(deployed, expect=len(acknowledged)))
+    assert acknowledged <= captured
+    deadline = time.monotonic() + 60
+    while len(after := _workers_of(server_pid)) < 2 and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert len(after) == 2 and before[0] not in after  # the supervisor restarted it
+
+
+def test_kill_9_of_the_platform_loses_no_acknowledged_request_and_the_endpoint_comes_back(deployed: Deployed) -> None:
+    """Last in the module: it kills the module's server and finishes on a restarted one."""
+    env = deployed.env
+    acknowledged, _ = _load(deployed, deployed.mlops, 1.5, 2_000_000)
+    env.server.stop(signal.SIGKILL)  # before the periodic upload: the records are only in the spool
+    restarted = start_server(env.server.config, env.server.admin_token)
+    try:
+        env.server = restarted
+        deployed.mlops = restarted.session(deployed.mlops_token)
+        env.alice = restarted.session(env.alice_token)
+        endpoint = deployed.mlops.endpoints.wait(env.team, deployed.endpoint, timeout=120)
+        assert endpoint.status == "InService"
+        row = ",".join(str(v) for v in deployed.test_rows[3])
+        assert float(deployed.mlops.endpoints.invoke(env.team, deployed.endpoint, row)) > 0
+        assert acknowledged <= _inputs(_captured(deployed, expect=10_000, timeout=15))
+        deployed.mlops.endpoints.delete(env.team, deployed.endpoint)
+        deadline = time.monotonic() + 60
+        while any(e.name == deployed.endpoint for e in deployed.mlops.endpoints.list(env.team)):
+            assert time.monotonic() < deadline
+            time.sleep(0.25)
+        assert _workers_of(restarted.process.pid) == []
+    finally:
+        restarted.stop()

@@ -519,6 +519,9 @@ class ServingService:
                 busy = True
             elif row.status in ("Creating", "InService") and not self.pool.is_live(row.id):
                 busy = True
+                if row.status == "InService":  # the platform restarted: it serves again once its workers are up
+                    self._set_status(row.id, "Creating", "restarting the workers after a platform restart")
+                    row.status = "Creating"
                 try:
                     self._start(row)
                 except StrongroomError as exc:
