@@ -213,6 +213,28 @@ def test_capture_is_encrypted_in_the_spool_and_bucket(deployed: Deployed) -> Non
             assert needle not in data and base64.b64encode(needle) not in data, path
 
 
+def test_cli_invoke_and_describe(deployed: Deployed) -> None:
+    from typer.testing import CliRunner
+
+    from strongroom.cli.main import app
+
+    env = {
+        "STRONGROOM_HOME": str(deployed.env.server.config.home),
+        "STRONGROOM_TOKEN": deployed.mlops_token,
+        "STRONGROOM_TEAM": deployed.env.team,
+    }
+    rows = deployed.test_rows[:2]
+    body = "\n".join(",".join(str(v) for v in row) for row in rows)
+    result = CliRunner().invoke(app, ["invoke", deployed.endpoint, "--body", body], env=env)
+    assert result.exit_code == 0, result.output
+    expected = deployed.booster.predict(xgb.DMatrix(rows.astype(np.float32)))
+    assert np.array_equal(np.asarray(result.output.split(), dtype=np.float32), expected)
+    described = CliRunner().invoke(app, ["endpoints", "describe", deployed.endpoint, "--json"], env=env)
+    assert described.exit_code == 0, described.output
+    shown = json.loads(described.output)
+    assert shown["status"] == "InService" and shown["capture"]["dropped"] == 0 and shown["capture"]["captured"] > 0
+
+
 def _workers_of(server_pid: int) -> list[int]:
     """Host pids of this server's endpoint worker processes (checked by ancestry, not by name alone)."""
     found = []

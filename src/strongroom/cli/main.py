@@ -13,7 +13,7 @@ from typing import Annotated, Any
 import typer
 
 import strongroom
-from strongroom.cli import audit, catalog, experiments, git, identity, jobs, lineage, policy, storage
+from strongroom.cli import audit, catalog, experiments, git, identity, jobs, lineage, policy, serving, storage
 from strongroom.cli.common import HomeOpt, JsonOpt, StrongroomGroup
 from strongroom.cli.output import print_json, say, show
 from strongroom.core.config import Config
@@ -45,6 +45,7 @@ def _root(
 
 app.command("explain")(jobs.explain)
 app.command("reproduce")(jobs.reproduce)
+app.command("invoke")(serving.invoke)
 
 for sub_app, group in (
     (identity.users_app, "users"),
@@ -62,6 +63,8 @@ for sub_app, group in (
     (lineage.lineage_app, "lineage"),
     (catalog.catalog_app, "catalog"),
     (catalog.notebooks_app, "notebooks"),
+    (serving.models_app, "models"),
+    (serving.endpoints_app, "endpoints"),
 ):
     app.add_typer(sub_app, name=group)
 for command in (storage.cp, storage.ls, storage.rm):
