@@ -213,6 +213,34 @@ def test_capture_is_encrypted_in_the_spool_and_bucket(deployed: Deployed) -> Non
             assert needle not in data and base64.b64encode(needle) not in data, path
 
 
+def test_models_keep_the_guardrails_and_a_pickled_model_fails_with_its_reason(deployed: Deployed) -> None:
+    import io
+    import pickle
+    import tarfile
+
+    env, mlops = deployed.env, deployed.mlops
+    with pytest.raises(Forbidden, match="network isolation"):
+        mlops.models.create(env.team, "open-model", training_job=deployed.job, kms_key=env.key, network_isolation=False)
+    raw = io.BytesIO()
+    with tarfile.open(fileobj=raw, mode="w:gz") as tar:
+        payload = pickle.dumps({"not": "a booster"})
+        info = tarfile.TarInfo("xgboost-model")
+        info.size = len(payload)
+        tar.addfile(info, io.BytesIO(payload))
+    env.alice.buckets.put_object(env.models, "pickled/model.tar.gz", raw.getvalue())
+    mlops.models.create(
+        env.team, "pickled-model", model_data=f"sr://{env.models}/pickled/model.tar.gz", kms_key=env.key
+    )
+    variant = {"VariantName": "AllTraffic", "ModelName": "pickled-model"}
+    mlops.endpoint_configs.create(env.team, "pickled-config", [variant], kms_key=env.key)
+    mlops.endpoints.create(env.team, "pickled", "pickled-config")
+    with pytest.raises(StrongroomError, match="pickled models are refused"):
+        mlops.endpoints.wait(env.team, "pickled", timeout=120)
+    failed = mlops.endpoints.describe(env.team, "pickled")
+    assert failed.status == "Failed" and "pickled models are refused" in failed.failure_reason
+    assert mlops.endpoints.delete(env.team, "pickled").status == "Deleting"
+
+
 def test_cli_invoke_and_describe(deployed: Deployed) -> None:
     from typer.testing import CliRunner
 
