@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import itertools
+import json
 import os
 import random
 import shutil
@@ -19,7 +20,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import httpx
+import httpcore
 
 from strongroom.core.errors import Unavailable
 from strongroom.sandbox import (
@@ -35,6 +36,8 @@ from strongroom.sandbox import (
 from strongroom.sandbox.models import GiB, MiB
 
 INSIDE_SOCK = "/run/strongroom/ep-sock"
+TIMEOUT = {"timeout": {"connect": 5.0, "read": 30.0, "write": 30.0, "pool": 30.0}}
+WORKER_ERRORS = (httpcore.NetworkError, httpcore.ProtocolError, httpcore.TimeoutException)
 
 
 @dataclass
@@ -42,7 +45,7 @@ class WorkerProcess:
     runtime_dir: Path
     process: SandboxProcess
     socket_fd: int | None = None
-    client: httpx.Client | None = None
+    client: httpcore.ConnectionPool | None = None
     tail: list[str] = field(default_factory=list)
 
     def close(self) -> None:
@@ -162,18 +165,19 @@ class WorkerPool:
             worker.socket_fd = _open_socket(runtime / "w.sock")
             if worker.socket_fd is None:
                 time.sleep(0.05)
-        transport = httpx.HTTPTransport(uds=f"/proc/self/fd/{worker.socket_fd}", retries=0)
-        client = httpx.Client(transport=transport, base_url="http://worker", timeout=30)
+        # httpcore, not httpx: the hot path needs neither httpx's per-request INFO log nor its overhead.
+        client = httpcore.ConnectionPool(uds=f"/proc/self/fd/{worker.socket_fd}", max_connections=256)
         try:
-            answer = client.put("/model", content=variant.model)
-        except httpx.HTTPError as exc:
+            answer = client.request("PUT", "http://worker/model", content=variant.model, extensions=TIMEOUT)
+        except WORKER_ERRORS as exc:
             client.close()
             worker.process.stop("model load failed")
             raise Unavailable(f"variant {variant.name}: the worker could not take the model: {exc}") from exc
-        if answer.status_code != 200:
+        if answer.status != 200:
             client.close()
             worker.process.stop("model load failed")
-            raise Unavailable(f"variant {variant.name}: {answer.json().get('detail', answer.text)[:500]}")
+            detail = json.loads(answer.content).get("detail", "") if answer.content.startswith(b"{") else ""
+            raise Unavailable(f"variant {variant.name}: {detail or answer.content[:500]!r}")
         worker.client = client
         return worker
 

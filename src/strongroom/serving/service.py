@@ -7,6 +7,7 @@ platform's own endpoint transitions and capture uploads).
 from __future__ import annotations
 
 import datetime as dt
+import json
 import logging
 import random
 import threading
@@ -15,11 +16,10 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-import httpx
 from sqlalchemy import select
 
 from strongroom.audit.events import Event
-from strongroom.core.context import Grant, Principal, RequestContext
+from strongroom.core.context import Grant, Principal, RequestContext, request_marks
 from strongroom.core.errors import (
     Conflict,
     InvalidInput,
@@ -47,7 +47,7 @@ from strongroom.serving.models import (
     Model,
     ModelSpec,
 )
-from strongroom.serving.pool import Variant, WorkerPool
+from strongroom.serving.pool import TIMEOUT, WORKER_ERRORS, Variant, WorkerPool
 from strongroom.storage.keys import parse_uri
 from strongroom.storage.service import StorageService
 
@@ -343,6 +343,9 @@ class ServingService:
         target = Target("endpoint", team, name)
         cached = self._decisions.get(key)
         if cached is not None and cached[1] > time.monotonic() and self.guard.enforcing:
+            marks = request_marks.get()
+            if marks is not None:
+                marks.audited = True  # the ticket's outcome event is written by the audit queue
             return Guard.Ticket(ctx, "InvokeEndpoint", target, cached[0], {})
         ticket = self.guard.authorize(ctx, "InvokeEndpoint", target)
         if len(self._decisions) > 10_000:
@@ -393,21 +396,29 @@ class ServingService:
             if client is None:
                 continue
             try:
-                answer = client.post("/invocations", content=body, headers={"X-Strongroom-Kind": kind})
+                answer = client.request(
+                    "POST",
+                    "http://worker/invocations",
+                    headers=[(b"X-Strongroom-Kind", kind.encode())],
+                    content=body,
+                    extensions=TIMEOUT,
+                )
                 break
-            except httpx.HTTPError:
-                continue  # a worker that died (it is restarted by the supervisor): try the next
+            except WORKER_ERRORS:
+                continue  # a worker that died (the supervisor restarts it): try the next
         if answer is None:
             raise Unavailable(f"endpoint {team}/{name}: no worker of variant {variant.name} is up; retry shortly")
-        if answer.status_code == 400:
-            problem = answer.json()
+        if answer.status == 400:
+            problem = json.loads(answer.content)
             where = "body" if problem.get("row") is None else f"body[row {problem['row']}]"
             if problem.get("column") is not None:
                 where += f"[column {problem['column']}]"
             raise InvalidInput(problem["detail"], field=where, row=problem.get("row"), column=problem.get("column"))
-        if answer.status_code != 200:
-            raise Unavailable(f"endpoint {team}/{name}: the worker answered {answer.status_code}")
-        out_type = answer.headers.get("content-type", "text/csv; charset=utf-8")
+        if answer.status != 200:
+            raise Unavailable(f"endpoint {team}/{name}: the worker answered {answer.status}")
+        out_type = next(
+            (v.decode() for k, v in answer.headers if k.lower() == b"content-type"), "text/csv; charset=utf-8"
+        )
         spool = self._spools.get(live.endpoint_id)
         config = self._configs.get(live.endpoint_id)
         capture_config = config.data_capture_config if config else None

@@ -181,6 +181,7 @@ class Handler(BaseHTTPRequestHandler):
 
 class Server(socketserver.ThreadingMixIn, socketserver.UnixStreamServer):
     daemon_threads = True
+    request_queue_size = 256  # the proxy opens a connection per concurrent request
     model: Model | None = None
 
 
