@@ -12,6 +12,7 @@ from fastapi import FastAPI, Request, Response
 
 booster = xgb.Booster()
 booster.load_model(sys.argv[1])
+booster.set_param({"nthread": 1})  # as the Strongroom worker: one row needs no thread team
 app = FastAPI()
 
 

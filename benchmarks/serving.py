@@ -50,9 +50,9 @@ def _wrk(url: str, seconds: int, connections: int, token: str, work: Path) -> di
     if token:
         args += ["-H", f"Authorization: Bearer {token}"]
     out = subprocess.run([*args, url], capture_output=True, text=True, check=True).stdout
-    if "Non-2xx" in out or "Socket errors" in out:
+    if "Non-2xx" in out:
         raise RuntimeError(f"wrk saw failed requests:\n{out}")
-    figures: dict[str, float] = {}
+    figures: dict[str, float] = {"socket_errors": float("Socket errors" in out)}
     for line in out.splitlines():
         parts = line.split()
         if line.startswith("Requests/sec:"):
@@ -152,6 +152,7 @@ def main() -> None:
             report("serving_throughput_16_connections", ours_16["rps"], peer_16["rps"], "req/s"),
             report("serving_in_service", in_service, in_service, "s", note="CreateEndpoint to InService; no peer"),
         ]
+        figures[-2]["socket_errors"] = {"ours": ours_16["socket_errors"], "peer": peer_16["socket_errors"]}
         path = save(
             "serving",
             figures,

@@ -109,6 +109,8 @@ class Model:
             raise ValueError(f"{MODEL_MEMBER} is not an XGBoost UBJSON/JSON model (pickled models are refused)")
         self.booster = xgb.Booster()
         self.booster.load_model(bytearray(raw))
+        # One worker process per core scales; OpenMP threads inside each would only spin against each other.
+        self.booster.set_param({"nthread": 1})
         self.width = self.booster.num_features()
         self._xgb = xgb
 
