@@ -241,6 +241,26 @@ def test_models_keep_the_guardrails_and_a_pickled_model_fails_with_its_reason(de
     assert mlops.endpoints.delete(env.team, "pickled").status == "Deleting"
 
 
+def test_capture_at_half_sampling_keeps_about_half(deployed: Deployed) -> None:
+    env, mlops = deployed.env, deployed.mlops
+    variant = {"VariantName": "AllTraffic", "ModelName": f"{deployed.job}-model"}
+    capture = DataCaptureConfig(deployed.capture_prefix, sampling_percentage=50)
+    mlops.endpoint_configs.create(env.team, "half-config", [variant], capture, kms_key=env.key)
+    mlops.endpoints.create(env.team, "half", "half-config")
+    assert mlops.endpoints.wait(env.team, "half").status == "InService"
+    row = ",".join(str(v) for v in deployed.test_rows[0])
+    for _ in range(200):
+        mlops.endpoints.invoke(env.team, "half", row)
+    mlops.endpoints.delete(env.team, "half")  # uploads what is spooled
+    half = Deployed(**{**deployed.__dict__, "endpoint": "half"})
+    deadline = time.monotonic() + 60
+    while any(e.name == "half" for e in mlops.endpoints.list(env.team)):
+        assert time.monotonic() < deadline
+        time.sleep(0.25)
+    records = _captured(half, expect=10_000, timeout=0)
+    assert 60 <= len(records) <= 140  # binomial(200, 0.5): outside this, 1 run in 10^8
+
+
 def test_cli_invoke_and_describe(deployed: Deployed) -> None:
     from typer.testing import CliRunner
 

@@ -6,6 +6,7 @@ platform's own endpoint transitions and capture uploads).
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
 import logging
@@ -570,6 +571,8 @@ class ServingService:
         if spool is not None:
             spool.close()
             self._upload(row, spool, EndpointConfigSpec.model_validate(row.config), seal=False)
+            with contextlib.suppress(OSError):
+                spool.directory.rmdir()  # only when every segment was uploaded
         with self.guard.call(
             self.system, "UpdateEndpointStatus", Target("endpoint", row.team, row.name), params={"status": "Deleted"}
         ) as call:
