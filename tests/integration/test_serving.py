@@ -138,13 +138,15 @@ def test_row_by_row_predictions_equal_the_booster_and_are_captured(deployed: Dep
     assert records[-1]["captureData"]["endpointInput"]["encoding"] == "JSON"
 
 
-def _captured(deployed: Deployed, expect: int, timeout: float = 60.0) -> list[dict[str, object]]:
+def _captured(
+    deployed: Deployed, expect: int, timeout: float = 60.0, variant: str = "AllTraffic"
+) -> list[dict[str, Any]]:
     """Every capture record under the endpoint's prefix, in time order (waits for the upload)."""
     env = deployed.env
     bucket, _, prefix = deployed.capture_prefix.removeprefix("sr://").partition("/")
     deadline = time.monotonic() + timeout
     while True:
-        keys = env.alice.list_objects(bucket, f"{prefix}/{deployed.endpoint}/AllTraffic/")
+        keys = env.alice.list_objects(bucket, f"{prefix}/{deployed.endpoint}/{variant}/")
         records = []
         for key in keys:
             assert key.endswith(".jsonl") and len(key.split("/")[-5:-1]) == 4  # yyyy/mm/dd/hh
@@ -259,6 +261,36 @@ def test_capture_at_half_sampling_keeps_about_half(deployed: Deployed) -> None:
         time.sleep(0.25)
     records = _captured(half, expect=10_000, timeout=0)
     assert 60 <= len(records) <= 140  # binomial(200, 0.5): outside this, 1 run in 10^8
+
+
+def test_two_variants_weighted_routing_and_the_target_variant_header(deployed: Deployed) -> None:
+    env, mlops = deployed.env, deployed.mlops
+    model = f"{deployed.job}-model"
+    variants = [
+        {"VariantName": "Blue", "ModelName": model, "InitialVariantWeight": 1.0},
+        {"VariantName": "Green", "ModelName": model, "InitialVariantWeight": 0.0},
+    ]
+    mlops.endpoint_configs.create(
+        env.team, "two-config", variants, DataCaptureConfig(deployed.capture_prefix), kms_key=env.key
+    )
+    mlops.endpoints.create(env.team, "two", "two-config")
+    assert mlops.endpoints.wait(env.team, "two").status == "InService"
+    row = ",".join(str(v) for v in deployed.test_rows[0])
+    blue = [mlops.endpoints.invoke(env.team, "two", row) for _ in range(5)]
+    green = mlops.endpoints.invoke(env.team, "two", row, target_variant="Green")
+    assert len(set(blue)) == 1 and green == blue[0]
+    with pytest.raises(InvalidInput, match="no variant 'Purple'"):
+        mlops.endpoints.invoke(env.team, "two", row, target_variant="Purple")
+    mlops.endpoints.delete(env.team, "two")
+    deadline = time.monotonic() + 60
+    while any(e.name == "two" for e in mlops.endpoints.list(env.team)):
+        assert time.monotonic() < deadline
+        time.sleep(0.25)
+    records = {
+        variant: _captured(Deployed(**{**deployed.__dict__, "endpoint": "two"}), 10_000, 0, variant=variant)
+        for variant in ("Blue", "Green")
+    }
+    assert (len(records["Blue"]), len(records["Green"])) == (5, 1)  # weight 0: only when targeted
 
 
 def test_cli_invoke_and_describe(deployed: Deployed) -> None:

@@ -108,7 +108,7 @@ class ProductionVariant(Strict):
 
 class EndpointConfigSpec(Strict):
     name: str
-    production_variants: list[ProductionVariant] = Field(alias="ProductionVariants", min_length=1, max_length=1)
+    production_variants: list[ProductionVariant] = Field(alias="ProductionVariants", min_length=1, max_length=10)
     data_capture_config: DataCaptureConfig | None = Field(default=None, alias="DataCaptureConfig")
     kms_key: str = "default"
 
@@ -117,6 +117,9 @@ class EndpointConfigSpec(Strict):
         check_name(self.name, "name")
         for variant in self.production_variants:
             check_name(variant.model_name, "ProductionVariants.ModelName")
+        names = [v.variant_name for v in self.production_variants]
+        if len(set(names)) != len(names):
+            raise ValueError(f"ProductionVariants: variant names must be unique, got {names}")
         return self
 
 

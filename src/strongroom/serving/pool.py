@@ -177,7 +177,7 @@ class WorkerPool:
             client.close()
             worker.process.stop("model load failed")
             detail = json.loads(answer.content).get("detail", "") if answer.content.startswith(b"{") else ""
-            raise Unavailable(f"variant {variant.name}: {detail or answer.content[:500]!r}")
+            raise Unavailable(f"variant {variant.name}: {detail or repr(answer.content[:500])}")
         worker.client = client
         return worker
 
