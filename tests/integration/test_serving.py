@@ -293,6 +293,16 @@ def test_two_variants_weighted_routing_and_the_target_variant_header(deployed: D
     assert (len(records["Blue"]), len(records["Green"])) == (5, 1)  # weight 0: only when targeted
 
 
+def test_lineage_reaches_from_the_capture_to_the_training_job(deployed: Deployed) -> None:
+    lineage = deployed.mlops.lineage
+    [capture] = lineage.list_entities(kind="artifact", uri=deployed.capture_prefix)
+    graph = lineage.query(capture.srn, direction="upstream", depth=10)
+    names = {n.name for n in graph.nodes}
+    srns = {n.srn for n in graph.nodes}
+    assert deployed.endpoint in names
+    assert any(s.endswith(f":job/{deployed.job}") for s in srns), srns
+
+
 def test_cli_invoke_and_describe(deployed: Deployed) -> None:
     from typer.testing import CliRunner
 

@@ -181,6 +181,7 @@ class Platform:
             WorkerPool(self.sandboxes, runtime.with_name(runtime.name + "-endpoints")),
             spool_root=home / "capture-spool",
             public_url=f"https://{config.public_hostname or 'localhost'}:{config.port}",
+            lineage=self.lineage,
         )
         self.serving_worker = ServingWorker(self.serving)
         self.serving.wake = self.serving_worker.wake

@@ -34,6 +34,7 @@ from strongroom.db.base import utcnow
 from strongroom.db.engine import Database
 from strongroom.jobs.service import JobService
 from strongroom.kms.service import KmsService
+from strongroom.lineage.service import LineageService
 from strongroom.notebooks.audit_queue import AuditQueue
 from strongroom.policy.engine import Decision, Target
 from strongroom.policy.guard import Guard
@@ -75,6 +76,7 @@ class ServingService:
         *,
         spool_root: Path,
         public_url: str,
+        lineage: LineageService | None = None,
     ) -> None:
         self.db = db
         self.guard = guard
@@ -84,6 +86,7 @@ class ServingService:
         self.pool = pool
         self.spool_root = spool_root
         self.public_url = public_url.rstrip("/")
+        self.lineage = lineage
         self.audit = AuditQueue(guard)
         self.system = RequestContext.system()
         self._decisions: dict[tuple[str, str, str, str], tuple[Decision, float]] = {}
@@ -310,7 +313,40 @@ class ServingService:
             call.emit("EndpointCreating", endpoint=spec.name)
             created = call.result(self._entity(row))
         self.wake()
+        self._record_lineage(ctx, team, spec.name, config_spec, models)
         return created
+
+    def _record_lineage(
+        self, ctx: RequestContext, team: str, name: str, config: EndpointConfigSpec, models: dict[str, Any]
+    ) -> None:
+        """model.tar.gz --ContributedTo--> endpoint --ContributedTo--> capture destination (the model
+        artifact is the one its training job produced, so the chain reaches the job and its data)."""
+        if self.lineage is None:
+            return
+        try:
+            endpoint = self.lineage.record_context(ctx, team, name, "Endpoint", {"config": config.name})
+            for model_name, model in sorted(models.items()):
+                artifact = self.lineage.record_artifact(
+                    ctx,
+                    team,
+                    model["model_data"],
+                    "Model",
+                    sha256=model["sha256"],
+                    version_id=model["version_id"],
+                    properties={"model": model_name},
+                )
+                self.lineage.associate(ctx, team, artifact.srn, endpoint.srn, "ContributedTo")
+            if config.data_capture_config is not None:
+                captured = self.lineage.record_artifact(
+                    ctx,
+                    team,
+                    config.data_capture_config.destination_s3_uri,
+                    "DataSet",
+                    properties={"purpose": "data capture"},
+                )
+                self.lineage.associate(ctx, team, endpoint.srn, captured.srn, "ContributedTo")
+        except StrongroomError as exc:  # the endpoint exists; a missing lineage edge is logged, not fatal
+            log.warning("endpoint %s/%s: lineage not recorded: %s", team, name, exc.detail)
 
     def describe_endpoint(self, ctx: RequestContext, team: str, name: str) -> Endpoint:
         with self.guard.call(ctx, "DescribeEndpoint", Target("endpoint", team, name), write=False) as call:
