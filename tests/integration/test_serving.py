@@ -319,10 +319,15 @@ def test_cli_invoke_and_describe(deployed: Deployed) -> None:
     assert result.exit_code == 0, result.output
     expected = deployed.booster.predict(xgb.DMatrix(rows.astype(np.float32)))
     assert np.array_equal(np.asarray(result.output.split(), dtype=np.float32), expected)
+    bad = CliRunner().invoke(app, ["invoke", deployed.endpoint, "--body", "1,2"], env=env)
+    assert bad.exit_code != 0 and "row 1 has 2 columns" in bad.output
     described = CliRunner().invoke(app, ["endpoints", "describe", deployed.endpoint, "--json"], env=env)
     assert described.exit_code == 0, described.output
     shown = json.loads(described.output)
     assert shown["status"] == "InService" and shown["capture"]["dropped"] == 0 and shown["capture"]["captured"] > 0
+    counted = shown["invocations"]
+    assert counted["invocations"] >= 14 and counted["client_errors"] >= 1 and counted["server_errors"] == 0
+    assert counted["mean_latency_ms"] > 0
 
 
 def _workers_of(server_pid: int) -> list[int]:

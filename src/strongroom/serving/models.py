@@ -150,6 +150,15 @@ class CaptureStats(BaseModel):
     uploaded_objects: int = 0
 
 
+class InvocationStats(BaseModel):
+    """Counted by this platform process since it started (not persisted)."""
+
+    invocations: int = 0
+    client_errors: int = 0
+    server_errors: int = 0
+    mean_latency_ms: float = 0.0
+
+
 class Endpoint(BaseModel):
     srn: str
     team: str
@@ -162,3 +171,4 @@ class Endpoint(BaseModel):
     created_at: dt.datetime
     updated_at: dt.datetime
     capture: CaptureStats = Field(default_factory=CaptureStats)
+    invocations: InvocationStats = Field(default_factory=InvocationStats)

@@ -46,6 +46,7 @@ from strongroom.serving.models import (
     EndpointConfig,
     EndpointConfigSpec,
     EndpointSpec,
+    InvocationStats,
     Model,
     ModelSpec,
 )
@@ -92,6 +93,8 @@ class ServingService:
         self._decisions: dict[tuple[str, str, str, str], tuple[Decision, float]] = {}
         self._spools: dict[str, capture.CaptureSpool] = {}
         self._configs: dict[str, EndpointConfigSpec] = {}
+        # (team, endpoint) -> [answered, 4xx, 5xx, seconds spent on answered], under self._lock.
+        self._stats: dict[tuple[str, str], list[Any]] = {}
         self._lock = threading.Lock()
         self.wake: Any = lambda: None
 
@@ -250,6 +253,15 @@ class ServingService:
 
     def _entity(self, row: EndpointRow) -> Endpoint:
         endpoint = row.to_entity(self._url(row.team, row.name))
+        counted = self._stats.get((row.team, row.name))
+        if counted is not None:
+            ok, client, server, seconds = counted
+            endpoint.invocations = InvocationStats(
+                invocations=int(ok) + int(client) + int(server),
+                client_errors=int(client),
+                server_errors=int(server),
+                mean_latency_ms=round(seconds / ok * 1000, 3) if ok else 0.0,
+            )
         spool = self._spools.get(row.id)
         if spool is not None:
             endpoint.capture = CaptureStats(
@@ -399,11 +411,19 @@ class ServingService:
         """
         ticket = self._ticket(ctx, team, name)
         self.audit.ensure_healthy()
+        started = time.perf_counter()
+        stats = self._stats.setdefault((team, name), [0, 0, 0, 0.0])
         try:
             answer = self._invoke(team, name, body, content_type, target_variant)
         except BaseException as exc:
+            status = exc.status if isinstance(exc, StrongroomError) else 500
+            with self._lock:
+                stats[1 if status < 500 else 2] += 1
             self.audit.complete(ticket, exc)
             raise
+        with self._lock:
+            stats[0] += 1
+            stats[3] += time.perf_counter() - started
         self.audit.complete(ticket)
         return answer
 
