@@ -137,7 +137,8 @@ class WorkerPool:
     def _start_worker(self, endpoint_id: str, variant: Variant, index: int) -> WorkerProcess:
         runtime = self.runtime_root / endpoint_id / f"{variant.name}-{index}"
         shutil.rmtree(runtime, ignore_errors=True)
-        runtime.mkdir(parents=True, mode=0o700)
+        for directory in (self.runtime_root, runtime.parent, runtime):  # sockets: the platform's eyes only
+            directory.mkdir(mode=0o700, exist_ok=True)
         python = self.python
         spec = SandboxSpec(
             command=(python.executable, "-m", "strongroom.serving.inside.worker", "--socket", f"{INSIDE_SOCK}/w.sock"),
