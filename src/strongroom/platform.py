@@ -53,6 +53,9 @@ from strongroom.policy.engine import PolicyEngine
 from strongroom.policy.service import PolicyService
 from strongroom.sandbox.cgroups import Cgroups
 from strongroom.sandbox.runner import SandboxRunner
+from strongroom.serving.pool import WorkerPool
+from strongroom.serving.service import ServingService
+from strongroom.serving.worker import ServingWorker
 from strongroom.storage.backends import build_blob_store
 from strongroom.storage.service import StorageService
 from strongroom.storage.worker import OrphanBlobWorker
@@ -173,6 +176,21 @@ class Platform:
         self.reproducer = Reproducer(self.jobs, self.storage, self.runtimes)
         self.alerts = AlertService(self.guard, webhook_url=config.alert_webhook_url, webhook_ca=config.alert_webhook_ca)
         self.bus.add_rule(NetworkIsolationEnforcer(self.jobs, self.alerts))
+        runtime = config.effective_notebook_runtime_dir
+        self.serving = ServingService(
+            self.db,
+            self.guard,
+            self.kms,
+            self.storage,
+            self.jobs,
+            WorkerPool(self.sandboxes, runtime.with_name(runtime.name + "-endpoints")),
+            spool_root=home / "capture-spool",
+            public_url=f"https://{config.public_hostname or 'localhost'}:{config.port}",
+            lineage=self.lineage,
+        )
+        self.serving_worker = ServingWorker(self.serving)
+        self.serving.wake = self.serving_worker.wake
+        self.bus.subscribe(self.serving.on_identity_event, kinds={"state"})
         self._workers: list[Worker] | None = None
         self._runner: WorkerRunner | None = None
 
@@ -228,6 +246,7 @@ class Platform:
                 scheduler,
                 self.catalog_worker,
                 self.notebook_worker,
+                self.serving_worker,
             ]
         return self._workers
 

@@ -22,6 +22,7 @@ from strongroom.api.routers import (
     metrics,
     notebooks,
     policy,
+    serving,
     storage,
     system,
 )
@@ -48,6 +49,8 @@ ROUTERS = (
     catalog.router,
     notebooks.router,
     metrics.router,
+    serving.router,
+    serving.invocations,
 )
 
 

@@ -13,7 +13,7 @@ from typing import Annotated, Any
 import typer
 
 import strongroom
-from strongroom.cli import audit, catalog, experiments, git, host, identity, jobs, lineage, policy, storage
+from strongroom.cli import audit, catalog, experiments, git, host, identity, jobs, lineage, policy, serving, storage
 from strongroom.cli.common import HomeOpt, JsonOpt, StrongroomGroup, config_for
 from strongroom.cli.output import print_json, say, show
 from strongroom.core.config import Config
@@ -45,6 +45,7 @@ def _root(
 
 app.command("explain")(jobs.explain)
 app.command("reproduce")(jobs.reproduce)
+app.command("invoke")(serving.invoke)
 
 for sub_app, group in (
     (identity.users_app, "users"),
@@ -63,6 +64,8 @@ for sub_app, group in (
     (catalog.catalog_app, "catalog"),
     (catalog.notebooks_app, "notebooks"),
     (host.admin_app, "admin"),
+    (serving.models_app, "models"),
+    (serving.endpoints_app, "endpoints"),
 ):
     app.add_typer(sub_app, name=group)
 for command in (storage.cp, storage.ls, storage.rm, host.backup, host.restore):

@@ -92,6 +92,12 @@ class PayloadTooLarge(StrongroomError):
     title = "Payload too large"
 
 
+class UnsupportedMediaType(StrongroomError):
+    slug = "unsupported-media-type"
+    status = 415
+    title = "Unsupported media type"
+
+
 class PreconditionFailed(StrongroomError):
     slug = "precondition-failed"
     status = 412
@@ -123,6 +129,7 @@ ERRORS_BY_SLUG: dict[str, type[StrongroomError]] = {
     for cls in (
         StrongroomError,
         InvalidInput,
+        UnsupportedMediaType,
         Unauthenticated,
         Forbidden,
         NotFound,

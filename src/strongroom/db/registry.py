@@ -14,6 +14,7 @@ import strongroom.kms.db
 import strongroom.lineage.db
 import strongroom.notebooks.db
 import strongroom.policy.db
+import strongroom.serving.db
 import strongroom.storage.db  # noqa: F401
 from strongroom.db.base import Base
 

@@ -140,6 +140,11 @@ class Session:
 
         self.catalog = catalog.Catalog(self)
         self.notebooks = catalog.Notebooks(self)
+        from strongroom.sdk import serving
+
+        self.models = serving.Models(self)
+        self.endpoint_configs = serving.EndpointConfigs(self)
+        self.endpoints = serving.Endpoints(self)
 
     def current_token(self) -> str:
         """The token requests carry now (inside a notebook: the freshest execution token)."""

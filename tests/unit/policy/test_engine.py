@@ -38,6 +38,20 @@ EXPECTED: dict[str, set[str]] = {
     "CreateModel": {ML},
     "CreateEndpoint": {ML},
     "DeleteEndpoint": {ML},
+    "DescribeModel": {DSA, DS, ML},
+    "ListModels": {DSA, DS, ML},
+    "DeleteModel": {ML},
+    "CreateEndpointConfig": {ML},
+    "DeleteEndpointConfig": {ML},
+    "DescribeEndpointConfig": {DSA, DS, ML},
+    "ListEndpointConfigs": {DSA, DS, ML},
+    "DescribeEndpoint": {DSA, DS, ML},
+    "ListEndpoints": {DSA, DS, ML},
+    # data scientists call their team's endpoints; they cannot create or delete them
+    "InvokeEndpoint": {DS, ML},
+    # no user token writes capture data: only an endpoint's own execution role (tested in
+    # tests/unit/serving) may
+    "PutCaptureData": set(),
     "CreateRepository": {DSA, DS},
     "DeleteRepository": {DSA, DS},
     "ListRepositories": {DSA, DS, ML, AU},
@@ -176,6 +190,7 @@ def test_every_concrete_action_is_in_the_table(engine: PolicyEngine) -> None:
         "RecordJobProgress",
         "FinishJob",
         "RaiseAlert",
+        "UpdateEndpointStatus",  # the platform's serving worker only
         "ListRuntimes",  # every role holder, to see what they may run on (test_role_holders_only)
         "GetApiDocument",
     }

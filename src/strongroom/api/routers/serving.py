@@ -1,0 +1,98 @@
+"""Models, endpoint configs, endpoints, and the invocation route (the data plane's front door)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import anyio
+from fastapi import APIRouter, Depends, Request, Response
+
+from strongroom.api.deps import context, platform
+from strongroom.api.pagination import Page
+from strongroom.core.context import RequestContext
+from strongroom.core.errors import PayloadTooLarge
+from strongroom.platform import Platform
+from strongroom.serving.models import Endpoint, EndpointConfig, EndpointConfigSpec, EndpointSpec, Model, ModelSpec
+from strongroom.serving.service import MAX_INVOCATION_BYTES
+
+router = APIRouter(prefix="/api/v1", tags=["serving"])
+invocations = APIRouter(tags=["serving"])
+Ctx = Annotated[RequestContext, Depends(context)]
+P = Annotated[Platform, Depends(platform)]
+
+
+@router.post("/teams/{team}/models", status_code=201)
+def create_model(team: str, spec: ModelSpec, ctx: Ctx, p: P) -> Model:
+    return p.serving.create_model(ctx, team, spec)
+
+
+@router.get("/teams/{team}/models")
+def list_models(team: str, ctx: Ctx, p: P) -> Page[Model]:
+    return Page[Model](items=p.serving.list_models(ctx, team))
+
+
+@router.get("/teams/{team}/models/{name}")
+def describe_model(team: str, name: str, ctx: Ctx, p: P) -> Model:
+    return p.serving.describe_model(ctx, team, name)
+
+
+@router.delete("/teams/{team}/models/{name}", status_code=204)
+def delete_model(team: str, name: str, ctx: Ctx, p: P) -> Response:
+    p.serving.delete_model(ctx, team, name)
+    return Response(status_code=204)
+
+
+@router.post("/teams/{team}/endpoint-configs", status_code=201)
+def create_endpoint_config(team: str, spec: EndpointConfigSpec, ctx: Ctx, p: P) -> EndpointConfig:
+    return p.serving.create_endpoint_config(ctx, team, spec)
+
+
+@router.get("/teams/{team}/endpoint-configs")
+def list_endpoint_configs(team: str, ctx: Ctx, p: P) -> Page[EndpointConfig]:
+    return Page[EndpointConfig](items=p.serving.list_endpoint_configs(ctx, team))
+
+
+@router.get("/teams/{team}/endpoint-configs/{name}")
+def describe_endpoint_config(team: str, name: str, ctx: Ctx, p: P) -> EndpointConfig:
+    return p.serving.describe_endpoint_config(ctx, team, name)
+
+
+@router.delete("/teams/{team}/endpoint-configs/{name}", status_code=204)
+def delete_endpoint_config(team: str, name: str, ctx: Ctx, p: P) -> Response:
+    p.serving.delete_endpoint_config(ctx, team, name)
+    return Response(status_code=204)
+
+
+@router.post("/teams/{team}/endpoints", status_code=201)
+def create_endpoint(team: str, spec: EndpointSpec, ctx: Ctx, p: P) -> Endpoint:
+    return p.serving.create_endpoint(ctx, team, spec)
+
+
+@router.get("/teams/{team}/endpoints")
+def list_endpoints(team: str, ctx: Ctx, p: P) -> Page[Endpoint]:
+    return Page[Endpoint](items=p.serving.list_endpoints(ctx, team))
+
+
+@router.get("/teams/{team}/endpoints/{name}")
+def describe_endpoint(team: str, name: str, ctx: Ctx, p: P) -> Endpoint:
+    return p.serving.describe_endpoint(ctx, team, name)
+
+
+@router.delete("/teams/{team}/endpoints/{name}", status_code=202)
+def delete_endpoint(team: str, name: str, ctx: Ctx, p: P) -> Endpoint:
+    return p.serving.delete_endpoint(ctx, team, name)
+
+
+@invocations.post("/endpoints/{team}/{name}/invocations")
+async def invoke(team: str, name: str, request: Request, ctx: Ctx, p: P) -> Response:
+    """``InvokeEndpoint``: text/csv or application/json rows in, one score per row out."""
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > MAX_INVOCATION_BYTES:
+        raise PayloadTooLarge(f"the body is {declared} bytes; an invocation takes at most {MAX_INVOCATION_BYTES}")
+    body = await request.body()
+    content_type = request.headers.get("content-type", "")
+    variant = request.headers.get("x-target-variant", "")
+    answer, out_type = await anyio.to_thread.run_sync(
+        lambda: p.serving.invoke(ctx, team, name, body, content_type, variant)
+    )
+    return Response(content=answer, media_type=None, headers={"Content-Type": out_type})

@@ -1,0 +1,1 @@
+"""Models, endpoint configs, endpoints, the sandboxed inference workers and data capture."""

@@ -1,0 +1,206 @@
+"""Data capture: the record shape, and a write-ahead spool that loses no acknowledged request.
+
+An invocation is answered 2xx only after its capture record is in the spool and the spool is
+fsync'd (group commit: one writer thread syncs the records of many concurrent requests at once).
+Spool records are AES-256-GCM encrypted under the endpoint's data key (wrapped by the team key),
+so nothing captured is plaintext on disk. A spool segment is sealed, uploaded as hourly
+``.jsonl`` objects through the storage service (encrypted under the team key again), and only then
+removed; segments left by a crash (``kill -9`` of the platform) are uploaded when it starts again.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import json
+import logging
+import os
+import queue
+import struct
+import threading
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+from strongroom.serving.models import DataCaptureConfig
+
+log = logging.getLogger(__name__)
+_FRAME = struct.Struct(">I")
+_MAX_RECORD = 16 * 1024 * 1024
+
+
+def _encoding(content_type: str, config: DataCaptureConfig) -> str:
+    base = content_type.split(";", 1)[0].strip().lower()
+    header = config.capture_content_type_header
+    if base in (t.lower() for t in header.csv_content_types):
+        return "CSV"
+    if base in (t.lower() for t in header.json_content_types):
+        return "JSON"
+    return "BASE64"
+
+
+def _part(mode: str, content_type: str, data: bytes, config: DataCaptureConfig) -> dict[str, str]:
+    encoding = _encoding(content_type, config)
+    text = base64.b64encode(data).decode() if encoding == "BASE64" else data.decode("utf-8", "replace")
+    return {"observedContentType": content_type, "mode": mode, "data": text, "encoding": encoding}
+
+
+def capture_record(
+    config: DataCaptureConfig, request_type: str, request: bytes, response_type: str, response: bytes, when: dt.datetime
+) -> dict[str, object]:
+    """One capture line, in the managed model monitor's shape."""
+    data: dict[str, object] = {}
+    if "Input" in config.modes:
+        data["endpointInput"] = _part("INPUT", request_type, request, config)
+    if "Output" in config.modes:
+        data["endpointOutput"] = _part("OUTPUT", response_type, response, config)
+    return {
+        "captureData": data,
+        "eventMetadata": {
+            "eventId": str(uuid.uuid4()),
+            "inferenceTime": when.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z",
+        },
+        "eventVersion": "0",
+    }
+
+
+@dataclass
+class _Pending:
+    variant: str
+    line: bytes
+    done: threading.Event = field(default_factory=threading.Event)
+    ok: bool = False
+
+
+class CaptureSpool:
+    """An encrypted, group-committed write-ahead log of capture records for one endpoint.
+
+    Frame: 4-byte length, 12-byte nonce, AES-GCM(variant NUL jsonline) with the endpoint id as AAD.
+    """
+
+    def __init__(self, directory: Path, key: bytes, endpoint_id: str, *, commit_timeout: float = 5.0) -> None:
+        self.directory = directory
+        self.directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+        self._aead = AESGCM(key)
+        self._aad = endpoint_id.encode()
+        self.commit_timeout = commit_timeout
+        self._queue: queue.SimpleQueue[_Pending | None] = queue.SimpleQueue()
+        self._lock = threading.Lock()  # guards the current segment against sealing mid-write
+        for leftover in self.directory.glob("*.open"):  # a crash (kill -9) left it: recover it
+            leftover.rename(leftover.with_suffix(".sealed"))
+        self._segment = self._open_segment()
+        self.captured = 0
+        self.dropped = 0
+        self.uploaded_objects = 0
+        self._thread = threading.Thread(target=self._run, name=f"capture-{endpoint_id[:8]}", daemon=True)
+        self._thread.start()
+
+    def _open_segment(self) -> tuple[Path, int]:
+        path = self.directory / f"{dt.datetime.now(dt.UTC).strftime('%Y%m%d%H%M%S%f')}-{uuid.uuid4().hex[:8]}.open"
+        return path, os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+
+    def append(self, variant: str, record: dict[str, object]) -> bool:
+        """Write ``record`` durably; True once it is fsync'd (then the request may be acknowledged)."""
+        pending = _Pending(variant, json.dumps(record, separators=(",", ":")).encode())
+        self._queue.put(pending)
+        if not pending.done.wait(self.commit_timeout) or not pending.ok:
+            with self._lock:
+                self.dropped += 1
+            return False
+        return True
+
+    def _run(self) -> None:
+        while True:
+            first = self._queue.get()
+            if first is None:
+                return
+            batch = [first]
+            while len(batch) < 1000:
+                try:
+                    item = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                if item is None:
+                    self._queue.put(None)
+                    break
+                batch.append(item)
+            frames = []
+            for item in batch:
+                nonce = os.urandom(12)
+                sealed = self._aead.encrypt(nonce, item.variant.encode() + b"\0" + item.line, self._aad)
+                frames.append(_FRAME.pack(len(sealed) + 12) + nonce + sealed)
+            ok = True
+            try:
+                with self._lock:
+                    os.write(self._segment[1], b"".join(frames))
+                    os.fsync(self._segment[1])
+                    self.captured += len(batch)
+            except OSError:
+                log.exception("capture spool: a write failed; %d records are refused", len(batch))
+                ok = False
+            for item in batch:
+                item.ok = ok
+                item.done.set()
+
+    def seal(self) -> list[Path]:
+        """Close the current segment and start a new one; every sealed segment, oldest first."""
+        with self._lock:
+            path, fd = self._segment
+            os.close(fd)
+            if path.stat().st_size:
+                path.rename(path.with_suffix(".sealed"))
+            else:
+                path.unlink()
+            self._segment = self._open_segment()
+        return sealed_segments(self.directory)
+
+    def read(self, segment: Path) -> list[tuple[str, bytes]]:
+        """The (variant, json line) records of a segment; a torn last frame (a crash mid-write) ends it."""
+        data = segment.read_bytes()
+        out: list[tuple[str, bytes]] = []
+        offset = 0
+        while offset + _FRAME.size <= len(data):
+            (size,) = _FRAME.unpack_from(data, offset)
+            end = offset + _FRAME.size + size
+            if size > _MAX_RECORD or end > len(data):
+                break
+            frame = data[offset + _FRAME.size : end]
+            plain = self._aead.decrypt(frame[:12], frame[12:], self._aad)
+            variant, _, line = plain.partition(b"\0")
+            out.append((variant.decode(), line))
+            offset = end
+        return out
+
+    def close(self) -> None:
+        self._queue.put(None)
+        self._thread.join(10)
+        with self._lock:
+            os.close(self._segment[1])
+            path = self._segment[0]
+            if path.stat().st_size:
+                path.rename(path.with_suffix(".sealed"))
+            else:
+                path.unlink()
+
+
+def sealed_segments(directory: Path) -> list[Path]:
+    """Sealed segments, oldest first (the ``.open`` one is still being written)."""
+    return sorted(directory.glob("*.sealed"))
+
+
+def hourly_objects(records: list[tuple[str, bytes]], prefix: str, endpoint: str) -> dict[str, list[bytes]]:
+    """Group records into ``<prefix>/<endpoint>/<variant>/yyyy/mm/dd/hh/<name>.jsonl`` keys."""
+    objects: dict[str, list[bytes]] = {}
+    name = f"{dt.datetime.now(dt.UTC).strftime('%M-%S-%f')[:-3]}-{uuid.uuid4().hex}.jsonl"
+    for variant, line in records:
+        when = json.loads(line)["eventMetadata"]["inferenceTime"]
+        hour = dt.datetime.strptime(when[:13], "%Y-%m-%dT%H").strftime("%Y/%m/%d/%H")
+        key = "/".join(p for p in (prefix.strip("/"), endpoint, variant, hour, name) if p)
+        objects.setdefault(key, []).append(line)
+    return objects
+
+
+Uploader = Callable[[str, bytes], None]

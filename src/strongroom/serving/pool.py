@@ -1,0 +1,235 @@
+"""Host side of the data plane: each variant's worker processes, each in its own sandbox.
+
+Workers are separate processes (so invocations scale with cores); each listens on a Unix socket
+in a runtime directory only it and the platform see. The platform reaches a socket only through
+an ``O_PATH|O_NOFOLLOW`` descriptor it checked is a socket, so a worker that swaps the file for a
+symlink cannot point the proxy elsewhere.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+import json
+import os
+import random
+import shutil
+import stat
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpcore
+
+from strongroom.core.errors import Unavailable
+from strongroom.sandbox import (
+    Limits,
+    Mount,
+    OutputLine,
+    PythonEnvironment,
+    SandboxProcess,
+    SandboxRunner,
+    SandboxSpec,
+    discover,
+)
+from strongroom.sandbox.models import GiB, MiB
+
+INSIDE_SOCK = "/run/strongroom/ep-sock"
+TIMEOUT = {"timeout": {"connect": 5.0, "read": 30.0, "write": 30.0, "pool": 30.0}}
+WORKER_ERRORS = (httpcore.NetworkError, httpcore.ProtocolError, httpcore.TimeoutException)
+
+
+@dataclass
+class WorkerProcess:
+    runtime_dir: Path
+    process: SandboxProcess
+    socket_fd: int | None = None
+    client: httpcore.ConnectionPool | None = None
+    tail: list[str] = field(default_factory=list)
+
+    def close(self) -> None:
+        if self.client is not None:
+            self.client.close()
+        if self.socket_fd is not None:
+            with contextlib.suppress(OSError):
+                os.close(self.socket_fd)
+
+
+@dataclass
+class Variant:
+    name: str
+    weight: float
+    model: bytes
+    count: int
+    workers: list[WorkerProcess] = field(default_factory=list)
+    _next: itertools.count[int] = field(default_factory=itertools.count)
+
+    def pick(self) -> list[WorkerProcess]:
+        """The workers, starting with the next in round-robin order (the rest are fallbacks)."""
+        ready = [w for w in self.workers if w.client is not None]
+        if not ready:
+            return []
+        start = next(self._next) % len(ready)
+        return ready[start:] + ready[:start]
+
+
+@dataclass
+class LiveEndpoint:
+    endpoint_id: str
+    team: str
+    name: str
+    variants: list[Variant]
+
+    def choose(self) -> Variant:
+        weights = [max(v.weight, 0.0) for v in self.variants]
+        if sum(weights) <= 0:
+            return self.variants[0]
+        return random.choices(self.variants, weights)[0]
+
+
+class WorkerPool:
+    """Starts, watches and stops endpoint workers. Only the serving worker thread starts sandboxes."""
+
+    def __init__(
+        self,
+        runner: SandboxRunner,
+        runtime_root: Path,
+        *,
+        python: PythonEnvironment | None = None,
+        ready_timeout: float = 60.0,
+    ) -> None:
+        self.runner = runner
+        self.runtime_root = runtime_root
+        self._python = python
+        self.ready_timeout = ready_timeout
+        self._live: dict[str, LiveEndpoint] = {}
+        self._by_name: dict[tuple[str, str], str] = {}
+        self._lock = threading.Lock()
+
+    @property
+    def python(self) -> PythonEnvironment:
+        if self._python is None:
+            self._python = discover()
+        return self._python
+
+    def route(self, team: str, name: str) -> LiveEndpoint | None:
+        endpoint_id = self._by_name.get((team, name))
+        return self._live.get(endpoint_id) if endpoint_id else None
+
+    def is_live(self, endpoint_id: str) -> bool:
+        return endpoint_id in self._live
+
+    def start(self, endpoint_id: str, team: str, name: str, variants: list[Variant]) -> None:
+        """Start every worker of every variant and load its model; raise ``Unavailable`` with the reason."""
+        live = LiveEndpoint(endpoint_id, team, name, variants)
+        try:
+            for variant in variants:
+                for index in range(variant.count):
+                    variant.workers.append(self._start_worker(endpoint_id, variant, index))
+        except BaseException:
+            self._stop_live(live)
+            raise
+        with self._lock:
+            self._live[endpoint_id] = live
+            self._by_name[(team, name)] = endpoint_id
+
+    def _start_worker(self, endpoint_id: str, variant: Variant, index: int) -> WorkerProcess:
+        runtime = self.runtime_root / endpoint_id / f"{variant.name}-{index}"
+        shutil.rmtree(runtime, ignore_errors=True)
+        for directory in (self.runtime_root, runtime.parent, runtime):  # sockets: the platform's eyes only
+            directory.mkdir(mode=0o700, exist_ok=True)
+        python = self.python
+        spec = SandboxSpec(
+            command=(python.executable, "-m", "strongroom.serving.inside.worker", "--socket", f"{INSIDE_SOCK}/w.sock"),
+            python=python,
+            hostname="endpoint",
+            mounts=(Mount(str(runtime), INSIDE_SOCK, writable=True),),
+            scratch_size_bytes=max(64 * MiB, 3 * len(variant.model)),
+            tmp_size_bytes=64 * MiB,
+            limits=Limits(memory_bytes=4 * GiB, max_runtime_seconds=None, stop_grace_seconds=5.0),
+        )
+        tail: list[str] = []
+
+        def keep(line: OutputLine) -> None:
+            if len(tail) < 50:
+                tail.append(line.text)
+
+        worker = WorkerProcess(runtime, self.runner.start(spec, on_output=keep), tail=tail)
+        deadline = time.monotonic() + self.ready_timeout
+        while worker.socket_fd is None:
+            if not worker.process.running():
+                raise Unavailable(f"variant {variant.name}: the worker exited at start: {' | '.join(worker.tail[-5:])}")
+            if time.monotonic() > deadline:
+                worker.process.stop("not ready in time")
+                raise Unavailable(f"variant {variant.name}: the worker did not start within {self.ready_timeout:.0f}s")
+            worker.socket_fd = _open_socket(runtime / "w.sock")
+            if worker.socket_fd is None:
+                time.sleep(0.05)
+        # httpcore, not httpx: the hot path needs neither httpx's per-request INFO log nor its overhead.
+        client = httpcore.ConnectionPool(uds=f"/proc/self/fd/{worker.socket_fd}", max_connections=256)
+        try:
+            answer = client.request("PUT", "http://worker/model", content=variant.model, extensions=TIMEOUT)
+        except WORKER_ERRORS as exc:
+            client.close()
+            worker.process.stop("model load failed")
+            raise Unavailable(f"variant {variant.name}: the worker could not take the model: {exc}") from exc
+        if answer.status != 200:
+            client.close()
+            worker.process.stop("model load failed")
+            detail = json.loads(answer.content).get("detail", "") if answer.content.startswith(b"{") else ""
+            raise Unavailable(f"variant {variant.name}: {detail or repr(answer.content[:500])}")
+        worker.client = client
+        return worker
+
+    def supervise(self) -> list[str]:
+        """Restart dead workers (a crash or ``kill -9``); what happened, for the log."""
+        events: list[str] = []
+        for live in list(self._live.values()):
+            for variant in live.variants:
+                for index, worker in enumerate(list(variant.workers)):
+                    if worker.process.running():
+                        continue
+                    client, worker.client = worker.client, None
+                    if client is not None:
+                        client.close()
+                    worker.close()
+                    try:
+                        variant.workers[index] = self._start_worker(live.endpoint_id, variant, index)
+                        events.append(f"{live.team}/{live.name}/{variant.name}: worker {index} restarted")
+                    except Unavailable as exc:
+                        events.append(f"{live.team}/{live.name}/{variant.name}: worker {index} down: {exc.detail}")
+        return events
+
+    def stop(self, endpoint_id: str) -> None:
+        with self._lock:
+            live = self._live.pop(endpoint_id, None)
+            if live is not None:
+                self._by_name.pop((live.team, live.name), None)
+        if live is not None:
+            self._stop_live(live)
+
+    def _stop_live(self, live: LiveEndpoint) -> None:
+        for variant in live.variants:
+            for worker in variant.workers:
+                worker.process.stop("endpoint stopped")
+            for worker in variant.workers:
+                with contextlib.suppress(Exception):
+                    worker.process.wait(10)
+                worker.close()
+        shutil.rmtree(self.runtime_root / live.endpoint_id, ignore_errors=True)
+
+    def stop_all(self) -> None:
+        for endpoint_id in list(self._live):
+            self.stop(endpoint_id)
+
+
+def _open_socket(path: Path) -> int | None:
+    try:
+        fd = os.open(path, os.O_PATH | os.O_NOFOLLOW)
+    except OSError:
+        return None
+    if not stat.S_ISSOCK(os.fstat(fd).st_mode):
+        os.close(fd)
+        return None
+    return fd

@@ -1,0 +1,664 @@
+"""The serving service: models, endpoint configs, endpoints, invocations and data capture.
+
+Every guard use of the serving domain is in this module (control-plane calls, invocations, the
+platform's own endpoint transitions and capture uploads).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import json
+import logging
+import random
+import threading
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import select
+
+from strongroom.audit.events import Event
+from strongroom.core.context import Grant, Principal, RequestContext
+from strongroom.core.errors import (
+    Conflict,
+    InvalidInput,
+    NotFound,
+    PayloadTooLarge,
+    StrongroomError,
+    Unavailable,
+    UnsupportedMediaType,
+)
+from strongroom.db.base import utcnow
+from strongroom.db.engine import Database
+from strongroom.guard import Guard, Ticket
+from strongroom.jobs.service import JobService
+from strongroom.kms.service import KmsService
+from strongroom.lineage.service import LineageService
+from strongroom.policy.engine import Target
+from strongroom.serving import capture
+from strongroom.serving.db import EndpointConfigRow, EndpointRow, ModelRow
+from strongroom.serving.models import (
+    CaptureStats,
+    Endpoint,
+    EndpointConfig,
+    EndpointConfigSpec,
+    EndpointSpec,
+    InvocationStats,
+    Model,
+    ModelSpec,
+)
+from strongroom.serving.pool import TIMEOUT, WORKER_ERRORS, Variant, WorkerPool
+from strongroom.storage.keys import parse_uri
+from strongroom.storage.service import StorageService
+
+log = logging.getLogger(__name__)
+CONTENT_TYPES = {"text/csv": "csv", "application/json": "json"}
+MAX_INVOCATION_BYTES = 6 * 1024 * 1024  # the managed service's payload limit
+DECISION_CACHE_SECONDS = 60.0
+REVOKING_EVENTS = frozenset({"ApiTokenRevoked", "UserDisabled", "TeamMemberRemoved"})
+
+
+def _spool_context(team: str, endpoint_id: str) -> dict[str, str]:
+    return {"purpose": "endpoint-capture-spool", "team": team, "endpoint": endpoint_id}
+
+
+class ServingService:
+    def __init__(
+        self,
+        db: Database,
+        guard: Guard,
+        kms: KmsService,
+        storage: StorageService,
+        jobs: JobService,
+        pool: WorkerPool,
+        *,
+        spool_root: Path,
+        public_url: str,
+        lineage: LineageService | None = None,
+    ) -> None:
+        self.db = db
+        self.guard = guard
+        self.kms = kms
+        self.storage = storage
+        self.jobs = jobs
+        self.pool = pool
+        self.spool_root = spool_root
+        self.public_url = public_url.rstrip("/")
+        self.lineage = lineage
+        self.system = RequestContext.system()
+        self._spools: dict[str, capture.CaptureSpool] = {}
+        self._configs: dict[str, EndpointConfigSpec] = {}
+        # (team, endpoint) -> [answered, 4xx, 5xx, seconds spent on answered], under self._lock.
+        self._stats: dict[tuple[str, str], list[Any]] = {}
+        self._lock = threading.Lock()
+        self.wake: Any = lambda: None
+
+    # -- models ------------------------------------------------------------------------------
+
+    def create_model(self, ctx: RequestContext, team: str, spec: ModelSpec) -> Model:
+        """``CreateModel``: pin the archive (or the training job's output) and the runtime."""
+        context = {"network_isolation": spec.network_isolation, "volume_kms_key": spec.kms_key}
+        target = Target("model", team, spec.name, owner=ctx.principal.user, tags=spec.tags)
+        params = spec.model_dump(mode="json")
+        with self.guard.begin(ctx, "CreateModel", target, params=params, context=context) as call:
+            self._no_model(team, spec.name)
+            self.kms.describe_key(ctx, team, spec.kms_key)
+            source_job, uri = "", spec.model_data
+            if spec.training_job:
+                job = self.jobs.describe(ctx, team, spec.training_job)
+                if job.status != "Completed":
+                    raise Conflict(
+                        f"training job {spec.training_job} is {job.status}; it has no model yet", field="training_job"
+                    )
+                found = [o for o in job.outputs_produced if o.uri.endswith("model.tar.gz")]
+                if not found:
+                    raise InvalidInput(
+                        f"training job {spec.training_job} produced no model.tar.gz", field="training_job"
+                    )
+                source_job, uri = job.srn, found[0].uri
+            bucket, key = parse_uri(uri)
+            try:
+                head = self.storage.head_object(ctx, bucket, key)
+            except StrongroomError as exc:
+                raise type(exc)(f"model_data: {exc.detail}", field="model_data") from None
+            owner = self.storage.describe_bucket(ctx, bucket).team
+            if owner != team:
+                raise InvalidInput(
+                    f"{uri} belongs to team {owner}; a model reads its own team's archive", field="model_data"
+                )
+            with call.transaction():
+                if (replayed := call.replay(Model)) is not None:
+                    return replayed
+                if call.session.scalars(
+                    select(ModelRow.id).where(ModelRow.team == team, ModelRow.name == spec.name)
+                ).first():
+                    raise self._model_exists(team, spec.name)
+                row = ModelRow(
+                    id=uuid.uuid4().hex,
+                    team=team,
+                    name=spec.name,
+                    created_by=ctx.principal.user,
+                    created_at=utcnow(),
+                    spec={
+                        "model_data": head.uri,
+                        "version_id": head.version_id,
+                        "sha256": head.sha256,
+                        "runtime": spec.runtime,
+                        "network_isolation": spec.network_isolation,
+                        "kms_key": spec.kms_key,
+                        "source_job": source_job,
+                        "tags": spec.tags,
+                    },
+                )
+                call.session.add(row)
+                call.emit("ModelCreated", model=spec.name, source_job=source_job)
+                return call.result(row.to_entity())
+
+    @staticmethod
+    def _model_exists(team: str, name: str) -> Conflict:
+        return Conflict(
+            f"team {team} already has a model named {name!r}; delete it first or choose another name", field="name"
+        )
+
+    def _no_model(self, team: str, name: str) -> None:
+        with self.db.read() as session:
+            if session.scalars(select(ModelRow.id).where(ModelRow.team == team, ModelRow.name == name)).first():
+                raise self._model_exists(team, name)
+
+    def describe_model(self, ctx: RequestContext, team: str, name: str) -> Model:
+        with self.guard.begin(ctx, "DescribeModel", Target("model", team, name)) as call, call.transaction(write=False):
+            return _find(call.session, ModelRow, team, name, "model").to_entity()
+
+    def list_models(self, ctx: RequestContext, team: str) -> list[Model]:
+        with self.guard.begin(ctx, "ListModels", Target("model", team, "*")) as call, call.transaction(write=False):
+            rows = call.session.scalars(
+                select(ModelRow).where(ModelRow.team == team).order_by(ModelRow.created_at.desc())
+            )
+            return [r.to_entity() for r in rows]
+
+    def delete_model(self, ctx: RequestContext, team: str, name: str) -> None:
+        """Delete a model (running endpoints keep serving the copy they pinned)."""
+        with self.guard.begin(ctx, "DeleteModel", Target("model", team, name)) as call, call.transaction():
+            call.session.delete(_find(call.session, ModelRow, team, name, "model"))
+            call.emit("ModelDeleted", model=name)
+
+    # -- endpoint configs ---------------------------------------------------------------------
+
+    def create_endpoint_config(self, ctx: RequestContext, team: str, spec: EndpointConfigSpec) -> EndpointConfig:
+        target = Target("endpoint-config", team, spec.name, owner=ctx.principal.user)
+        params = spec.model_dump(mode="json", by_alias=True)
+        with self.guard.begin(ctx, "CreateEndpointConfig", target, params=params) as call:
+            capture_config = spec.data_capture_config
+            if capture_config is not None:
+                bucket, _ = parse_uri(capture_config.destination_s3_uri)
+                try:
+                    found = self.storage.describe_bucket(ctx, bucket)
+                except StrongroomError as exc:
+                    raise type(exc)(
+                        f"DataCaptureConfig.DestinationS3Uri: {exc.detail}", field="DataCaptureConfig.DestinationS3Uri"
+                    ) from None
+                if found.team != team:
+                    raise InvalidInput(
+                        f"{capture_config.destination_s3_uri} belongs to team {found.team}; "
+                        "capture goes to your team's bucket",
+                        field="DataCaptureConfig.DestinationS3Uri",
+                    )
+            self.kms.describe_key(ctx, team, spec.kms_key)
+            with call.transaction():
+                if (replayed := call.replay(EndpointConfig)) is not None:
+                    return replayed
+                for index, variant in enumerate(spec.production_variants):
+                    if not call.session.scalars(
+                        select(ModelRow.id).where(ModelRow.team == team, ModelRow.name == variant.model_name)
+                    ).first():
+                        raise NotFound(
+                            f"team {team} has no model named {variant.model_name!r}",
+                            field=f"ProductionVariants[{index}].ModelName",
+                        )
+                if call.session.scalars(
+                    select(EndpointConfigRow.id).where(
+                        EndpointConfigRow.team == team, EndpointConfigRow.name == spec.name
+                    )
+                ).first():
+                    raise Conflict(f"team {team} already has an endpoint config named {spec.name!r}", field="name")
+                row = EndpointConfigRow(
+                    id=uuid.uuid4().hex,
+                    team=team,
+                    name=spec.name,
+                    created_by=ctx.principal.user,
+                    created_at=utcnow(),
+                    spec=spec.model_dump(mode="json", by_alias=True),
+                )
+                call.session.add(row)
+                return call.result(row.to_entity())
+
+    def describe_endpoint_config(self, ctx: RequestContext, team: str, name: str) -> EndpointConfig:
+        with (
+            self.guard.begin(ctx, "DescribeEndpointConfig", Target("endpoint-config", team, name)) as call,
+            call.transaction(write=False),
+        ):
+            return _find(call.session, EndpointConfigRow, team, name, "endpoint config").to_entity()
+
+    def list_endpoint_configs(self, ctx: RequestContext, team: str) -> list[EndpointConfig]:
+        with (
+            self.guard.begin(ctx, "ListEndpointConfigs", Target("endpoint-config", team, "*")) as call,
+            call.transaction(write=False),
+        ):
+            rows = call.session.scalars(select(EndpointConfigRow).where(EndpointConfigRow.team == team))
+            return [r.to_entity() for r in rows]
+
+    def delete_endpoint_config(self, ctx: RequestContext, team: str, name: str) -> None:
+        with (
+            self.guard.begin(ctx, "DeleteEndpointConfig", Target("endpoint-config", team, name)) as call,
+            call.transaction(),
+        ):
+            call.session.delete(_find(call.session, EndpointConfigRow, team, name, "endpoint config"))
+
+    # -- endpoints ----------------------------------------------------------------------------
+
+    def _url(self, team: str, name: str) -> str:
+        return f"{self.public_url}/endpoints/{team}/{name}/invocations"
+
+    def _entity(self, row: EndpointRow) -> Endpoint:
+        endpoint = row.to_entity(self._url(row.team, row.name))
+        counted = self._stats.get((row.team, row.name))
+        if counted is not None:
+            ok, client, server, seconds = counted
+            endpoint.invocations = InvocationStats(
+                invocations=int(ok) + int(client) + int(server),
+                client_errors=int(client),
+                server_errors=int(server),
+                mean_latency_ms=round(seconds / ok * 1000, 3) if ok else 0.0,
+            )
+        spool = self._spools.get(row.id)
+        if spool is not None:
+            endpoint.capture = CaptureStats(
+                captured=spool.captured,
+                dropped=spool.dropped,
+                pending=len(capture.sealed_segments(spool.directory)),
+                uploaded_objects=spool.uploaded_objects,
+            )
+        return endpoint
+
+    def create_endpoint(self, ctx: RequestContext, team: str, spec: EndpointSpec) -> Endpoint:
+        """``CreateEndpoint``: recorded ``Creating``; the serving worker starts its workers."""
+        target = Target("endpoint", team, spec.name, owner=ctx.principal.user)
+        params = spec.model_dump(mode="json", by_alias=True)
+        with self.guard.begin(ctx, "CreateEndpoint", target, params=params) as call:
+            with self.db.read() as session:
+                config = _find(
+                    session, EndpointConfigRow, team, spec.endpoint_config_name, "endpoint config", "EndpointConfigName"
+                )
+                config_spec = EndpointConfigSpec.model_validate(config.spec)
+            endpoint_id = uuid.uuid4().hex
+            spool_key = self.kms.generate_data_key(
+                self.system, team, config_spec.kms_key, _spool_context(team, endpoint_id)
+            )
+            with call.transaction():
+                if (replayed := call.replay(Endpoint)) is not None:
+                    return replayed
+                if call.session.scalars(
+                    select(EndpointRow.id).where(EndpointRow.team == team, EndpointRow.name == spec.name)
+                ).first():
+                    raise Conflict(f"team {team} already has an endpoint named {spec.name!r}", field="name")
+                models: dict[str, Any] = {}
+                for variant in config_spec.production_variants:
+                    model = call.session.scalars(
+                        select(ModelRow).where(ModelRow.team == team, ModelRow.name == variant.model_name)
+                    ).first()
+                    if model is None:
+                        raise NotFound(
+                            f"model {variant.model_name!r} (in config {config.name}) no longer exists",
+                            field="EndpointConfigName",
+                        )
+                    models[variant.model_name] = model.spec
+                now = utcnow()
+                grant = call.decision.grant
+                row = EndpointRow(
+                    id=endpoint_id,
+                    team=team,
+                    name=spec.name,
+                    config_name=config.name,
+                    config=config.spec,
+                    models=models,
+                    created_by=ctx.principal.user,
+                    role=grant.role if grant else "MLOpsEngineer",
+                    status="Creating",
+                    failure_reason="",
+                    spool_key=spool_key.wrapped,
+                    created_at=now,
+                    updated_at=now,
+                )
+                call.session.add(row)
+                call.emit("EndpointCreating", endpoint=spec.name)
+                created = call.result(self._entity(row))
+        self.wake()
+        self._record_lineage(ctx, team, spec.name, config_spec, models)
+        return created
+
+    def _record_lineage(
+        self, ctx: RequestContext, team: str, name: str, config: EndpointConfigSpec, models: dict[str, Any]
+    ) -> None:
+        """model.tar.gz --ContributedTo--> endpoint --ContributedTo--> capture destination (the model
+        artifact is the one its training job produced, so the chain reaches the job and its data)."""
+        if self.lineage is None:
+            return
+        try:
+            endpoint = self.lineage.record_context(ctx, team, name, "Endpoint", {"config": config.name})
+            for model_name, model in sorted(models.items()):
+                artifact = self.lineage.record_artifact(
+                    ctx,
+                    team,
+                    model["model_data"],
+                    "Model",
+                    sha256=model["sha256"],
+                    version_id=model["version_id"],
+                    properties={"model": model_name},
+                )
+                self.lineage.associate(ctx, team, artifact.srn, endpoint.srn, "ContributedTo")
+            if config.data_capture_config is not None:
+                captured = self.lineage.record_artifact(
+                    ctx,
+                    team,
+                    config.data_capture_config.destination_s3_uri,
+                    "DataSet",
+                    properties={"purpose": "data capture"},
+                )
+                self.lineage.associate(ctx, team, endpoint.srn, captured.srn, "ContributedTo")
+        except StrongroomError as exc:  # the endpoint exists; a missing lineage edge is logged, not fatal
+            log.warning("endpoint %s/%s: lineage not recorded: %s", team, name, exc.detail)
+
+    def describe_endpoint(self, ctx: RequestContext, team: str, name: str) -> Endpoint:
+        with (
+            self.guard.begin(ctx, "DescribeEndpoint", Target("endpoint", team, name)) as call,
+            call.transaction(write=False),
+        ):
+            return self._entity(_find(call.session, EndpointRow, team, name, "endpoint"))
+
+    def list_endpoints(self, ctx: RequestContext, team: str) -> list[Endpoint]:
+        with (
+            self.guard.begin(ctx, "ListEndpoints", Target("endpoint", team, "*")) as call,
+            call.transaction(write=False),
+        ):
+            rows = call.session.scalars(
+                select(EndpointRow).where(EndpointRow.team == team).order_by(EndpointRow.created_at)
+            )
+            return [self._entity(r) for r in rows]
+
+    def delete_endpoint(self, ctx: RequestContext, team: str, name: str) -> Endpoint:
+        """``DeleteEndpoint``: ``Deleting`` now; workers stop and the capture is uploaded, then it is gone."""
+        with self.guard.begin(ctx, "DeleteEndpoint", Target("endpoint", team, name)) as call, call.transaction():
+            row = _find(call.session, EndpointRow, team, name, "endpoint")
+            row.status, row.updated_at = "Deleting", utcnow()
+            call.emit("EndpointDeleting", endpoint=name)
+            entity = self._entity(row)
+        self.guard.forget_decisions()
+        self.wake()
+        return entity
+
+    # -- invocations --------------------------------------------------------------------------
+
+    def _ticket(self, ctx: RequestContext, team: str, name: str) -> Ticket:
+        """An InvokeEndpoint ticket. The first invocation by a credential decides and is audited; the
+        guard keeps that allowed decision for ``DECISION_CACHE_SECONDS`` and the invocations it
+        covers write no event of their own (they are counted per endpoint). Denials are never kept."""
+        target = Target("endpoint", team, name)
+        covered = self.guard.resume(ctx, "InvokeEndpoint", target)
+        if covered is not None:
+            return covered
+        return self.guard.begin(ctx, "InvokeEndpoint", target, cache_seconds=DECISION_CACHE_SECONDS)
+
+    def invoke(
+        self, ctx: RequestContext, team: str, name: str, body: bytes, content_type: str, target_variant: str = ""
+    ) -> tuple[bytes, str]:
+        """Score ``body`` on the endpoint; the answer and its content type.
+
+        With capture on, the answer is returned only once its capture record is durable.
+        """
+        ticket = self._ticket(ctx, team, name)
+        started = time.perf_counter()
+        stats = self._stats.setdefault((team, name), [0, 0, 0, 0.0])
+        try:
+            answer = self._invoke(team, name, body, content_type, target_variant)
+        except BaseException as exc:
+            status = exc.status if isinstance(exc, StrongroomError) else 500
+            with self._lock:
+                stats[1 if status < 500 else 2] += 1
+            ticket.finish(exc)
+            raise
+        with self._lock:
+            stats[0] += 1
+            stats[3] += time.perf_counter() - started
+        ticket.finish()
+        return answer
+
+    def _invoke(self, team: str, name: str, body: bytes, content_type: str, target_variant: str) -> tuple[bytes, str]:
+        base = content_type.split(";", 1)[0].strip().lower()
+        kind = CONTENT_TYPES.get(base)
+        if kind is None:
+            raise UnsupportedMediaType(
+                f"Content-Type {content_type[:80]!r} is not served; send text/csv or application/json",
+                field="Content-Type",
+            )
+        if len(body) > MAX_INVOCATION_BYTES:
+            raise PayloadTooLarge(f"the body is {len(body)} bytes; an invocation takes at most {MAX_INVOCATION_BYTES}")
+        if not body.strip():
+            raise InvalidInput("the body is empty; send one or more rows", field="body")
+        live = self.pool.route(team, name)
+        if live is None:
+            raise Unavailable(f"endpoint {team}/{name} is not InService (describe it for its status)")
+        variant = live.choose()
+        if target_variant:
+            variant = next((v for v in live.variants if v.name == target_variant), None)  # type: ignore[assignment]
+            if variant is None:
+                raise InvalidInput(f"endpoint {name} has no variant {target_variant!r}", field="X-Target-Variant")
+        answer = None
+        for worker in variant.pick():
+            client = worker.client
+            if client is None:
+                continue
+            try:
+                answer = client.request(
+                    "POST",
+                    "http://worker/invocations",
+                    headers=[(b"X-Strongroom-Kind", kind.encode())],
+                    content=body,
+                    extensions=TIMEOUT,
+                )
+                break
+            except WORKER_ERRORS:
+                continue  # a worker that died (the supervisor restarts it): try the next
+        if answer is None:
+            raise Unavailable(f"endpoint {team}/{name}: no worker of variant {variant.name} is up; retry shortly")
+        if answer.status == 400:
+            problem = json.loads(answer.content)
+            where = "body" if problem.get("row") is None else f"body[row {problem['row']}]"
+            if problem.get("column") is not None:
+                where += f"[column {problem['column']}]"
+            raise InvalidInput(problem["detail"], field=where, row=problem.get("row"), column=problem.get("column"))
+        if answer.status != 200:
+            raise Unavailable(f"endpoint {team}/{name}: the worker answered {answer.status}")
+        out_type = next(
+            (v.decode() for k, v in answer.headers if k.lower() == b"content-type"), "text/csv; charset=utf-8"
+        )
+        spool = self._spools.get(live.endpoint_id)
+        config = self._configs.get(live.endpoint_id)
+        capture_config = config.data_capture_config if config else None
+        sampled = (
+            spool is not None
+            and capture_config is not None
+            and capture_config.enable_capture
+            and random.uniform(0, 100) < capture_config.initial_sampling_percentage
+        )
+        if sampled:
+            assert spool is not None and capture_config is not None
+            record = capture.capture_record(
+                capture_config, content_type, body, out_type, answer.content, dt.datetime.now(dt.UTC)
+            )
+            if not spool.append(variant.name, record):
+                raise Unavailable("the request could not be captured; it was not answered (retry it)")
+        return answer.content, out_type
+
+    def on_identity_event(self, event: Event) -> None:
+        """A revoked token, a disabled user or a removed membership drops every cached decision."""
+        if event.kind == "state" and event.name in REVOKING_EVENTS:
+            self.guard.forget_decisions()
+
+    # -- the platform's side (the serving worker thread) ---------------------------------------
+
+    def _set_status(self, row_id: str, status: str, reason: str = "") -> None:
+        with self.db.read() as session:
+            found = session.get(EndpointRow, row_id)
+            if found is None:
+                return
+            target = Target("endpoint", found.team, found.name)
+        with (
+            self.guard.begin(
+                self.system, "UpdateEndpointStatus", target, params={"status": status, "reason": reason[:500]}
+            ) as call,
+            call.transaction(),
+        ):
+            row = call.session.get(EndpointRow, row_id)
+            if row is None:
+                return
+            row.status, row.failure_reason, row.updated_at = status, reason[:2000], utcnow()
+            call.emit(f"Endpoint{status}", endpoint=row.name, reason=reason[:500])
+
+    def _execution_ctx(self, row: EndpointRow) -> RequestContext:
+        principal = Principal(
+            user=row.created_by,
+            token_kind="execution",
+            grants=(Grant(row.role, row.team),),
+            scope=f"srn:strongroom:{row.team}:endpoint/{row.name}",
+        )
+        return RequestContext(principal=principal, source="platform", user_agent="strongroom-endpoint")
+
+    def _start(self, row: EndpointRow) -> None:
+        ctx = self._execution_ctx(row)
+        config = EndpointConfigSpec.model_validate(row.config)
+        key = self.kms.decrypt(self.system, row.team, row.spool_key, _spool_context(row.team, row.id)).plaintext
+        spool = capture.CaptureSpool(self.spool_root / row.id, key, row.id)
+        self._upload(row, spool, config)  # what a crash left behind first
+        variants = []
+        for v in config.production_variants:
+            model = row.models[v.model_name]
+            bucket, object_key = parse_uri(model["model_data"])
+            archive = self.storage.get_object_bytes(ctx, bucket, object_key, model["version_id"])
+            variants.append(Variant(v.variant_name, v.initial_variant_weight, archive, v.initial_instance_count))
+        self._spools[row.id], self._configs[row.id] = spool, config
+        try:
+            self.pool.start(row.id, row.team, row.name, variants)
+        except BaseException:
+            self._spools.pop(row.id, None)
+            spool.close()
+            raise
+
+    def _upload(
+        self, row: EndpointRow, spool: capture.CaptureSpool, config: EndpointConfigSpec, *, seal: bool = True
+    ) -> None:
+        capture_config = config.data_capture_config
+        segments = spool.seal() if seal else capture.sealed_segments(spool.directory)
+        if not segments or capture_config is None:
+            return
+        bucket, prefix = parse_uri(capture_config.destination_s3_uri)
+        ctx = self._execution_ctx(row)
+        for segment in segments:
+            objects = capture.hourly_objects(spool.read(segment), prefix, row.name)
+            for key, lines in objects.items():
+                self.storage.put_object(
+                    ctx,
+                    bucket,
+                    key,
+                    [b"\n".join(lines) + b"\n"],
+                    content_type="application/jsonlines",
+                    kms_key=config.kms_key,
+                    action="PutCaptureData",
+                    extra_params={"endpoint": row.name, "records": len(lines)},
+                )
+                spool.uploaded_objects += 1
+            segment.unlink()
+
+    def reconcile(self) -> bool:
+        """Bring live workers in line with the database: start Creating (and, after a restart,
+        InService) endpoints, remove Deleting ones, restart dead workers, upload capture."""
+        with self.db.read() as session:
+            rows = list(session.scalars(select(EndpointRow)))
+            for row in rows:
+                session.expunge(row)
+        busy = False
+        for row in rows:
+            if row.status == "Deleting":
+                self._remove(row)
+                busy = True
+            elif row.status in ("Creating", "InService") and not self.pool.is_live(row.id):
+                busy = True
+                if row.status == "InService":  # the platform restarted: it serves again once its workers are up
+                    self._set_status(row.id, "Creating", "restarting the workers after a platform restart")
+                    row.status = "Creating"
+                try:
+                    self._start(row)
+                except StrongroomError as exc:
+                    log.warning("endpoint %s/%s failed: %s", row.team, row.name, exc.detail)
+                    self._set_status(row.id, "Failed", exc.detail)
+                    continue
+                except Exception as exc:
+                    log.exception("endpoint %s/%s failed", row.team, row.name)
+                    self._set_status(row.id, "Failed", f"the endpoint could not start: {type(exc).__name__}: {exc}")
+                    continue
+                if row.status != "InService":
+                    self._set_status(row.id, "InService")
+        for line in self.pool.supervise():
+            log.warning("endpoints: %s", line)
+        return busy
+
+    def flush_capture(self) -> None:
+        """Upload sealed capture segments of every live endpoint."""
+        with self.db.read() as session:
+            rows = [r for r in session.scalars(select(EndpointRow)) if r.id in self._spools]
+            for row in rows:
+                session.expunge(row)
+        for row in rows:
+            spool = self._spools.get(row.id)
+            if spool is not None:
+                try:
+                    self._upload(row, spool, EndpointConfigSpec.model_validate(row.config))
+                except StrongroomError:
+                    log.exception("endpoint %s/%s: capture upload failed; kept in the spool", row.team, row.name)
+
+    def _remove(self, row: EndpointRow) -> None:
+        self.pool.stop(row.id)
+        spool = self._spools.pop(row.id, None)
+        self._configs.pop(row.id, None)
+        if spool is not None:
+            spool.close()
+            self._upload(row, spool, EndpointConfigSpec.model_validate(row.config), seal=False)
+            with contextlib.suppress(OSError):
+                spool.directory.rmdir()  # only when every segment was uploaded
+        with (
+            self.guard.begin(
+                self.system,
+                "UpdateEndpointStatus",
+                Target("endpoint", row.team, row.name),
+                params={"status": "Deleted"},
+            ) as call,
+            call.transaction(),
+        ):
+            found = call.session.get(EndpointRow, row.id)
+            if found is not None:
+                call.session.delete(found)
+            call.emit("EndpointDeleted", endpoint=row.name)
+
+    def shutdown(self) -> None:
+        self.pool.stop_all()
+        for endpoint_id, spool in list(self._spools.items()):
+            spool.close()
+            self._spools.pop(endpoint_id, None)
+
+
+def _find(session: Any, table: Any, team: str, name: str, what: str, field: str = "name") -> Any:
+    row = session.scalars(select(table).where(table.team == team, table.name == name)).first()
+    if row is None:
+        raise NotFound(f"team {team} has no {what} named {name!r}", field=field)
+    return row

@@ -1,0 +1,92 @@
+"""Capture records in the model monitor's shape, and the spool that keeps them through a crash."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+from pathlib import Path
+
+import pytest
+from cryptography.exceptions import InvalidTag
+
+from strongroom.serving import capture
+from strongroom.serving.models import DataCaptureConfig
+
+CONFIG = DataCaptureConfig.model_validate(
+    {
+        "EnableCapture": True,
+        "InitialSamplingPercentage": 100,
+        "DestinationS3Uri": "sr://risk-data/secure-sagemaker-demo/monitoring/datacapture",
+        "CaptureOptions": [{"CaptureMode": "Input"}, {"CaptureMode": "Output"}],
+        "CaptureContentTypeHeader": {"CsvContentTypes": ["text/csv"], "JsonContentTypes": ["application/json"]},
+    }
+)
+WHEN = dt.datetime(2026, 12, 6, 5, 7, 9, 123456, tzinfo=dt.UTC)
+
+
+def test_a_csv_record_has_exactly_the_workshop_shape() -> None:
+    record = capture.capture_record(CONFIG, "text/csv", b"20000,2,2,1,24", "text/csv; charset=utf-8", b"0.123", WHEN)
+    event_id = record["eventMetadata"]["eventId"]  # type: ignore[index]
+    assert record == {
+        "captureData": {
+            "endpointInput": {
+                "observedContentType": "text/csv",
+                "mode": "INPUT",
+                "data": "20000,2,2,1,24",
+                "encoding": "CSV",
+            },
+            "endpointOutput": {
+                "observedContentType": "text/csv; charset=utf-8",
+                "mode": "OUTPUT",
+                "data": "0.123",
+                "encoding": "CSV",
+            },
+        },
+        "eventMetadata": {"eventId": event_id, "inferenceTime": "2026-12-06T05:07:09.123Z"},
+        "eventVersion": "0",
+    }
+    assert len(str(event_id)) == 36
+
+
+def test_content_types_not_in_the_config_are_base64() -> None:
+    record = capture.capture_record(CONFIG, "application/x-npy", b"\x93NUMPY", "application/json", b"[1]", WHEN)
+    data = record["captureData"]
+    assert data["endpointInput"]["encoding"] == "BASE64"  # type: ignore[index]
+    assert data["endpointInput"]["data"] == "k05VTVBZ"  # type: ignore[index]
+    assert data["endpointOutput"]["encoding"] == "JSON"  # type: ignore[index]
+
+
+def test_the_spool_survives_a_crash_and_a_torn_last_frame(tmp_path: Path) -> None:
+    key = os.urandom(32)
+    spool = capture.CaptureSpool(tmp_path, key, "ep1")
+    records = [
+        capture.capture_record(CONFIG, "text/csv", f"{i},1".encode(), "text/csv", b"0.5", WHEN) for i in range(50)
+    ]
+    assert all(spool.append("AllTraffic", r) for r in records)
+    assert spool.captured == 50 and spool.dropped == 0
+    # kill -9: no seal, no close; and a frame torn in half at the end
+    [open_segment] = list(tmp_path.glob("*.open"))
+    with open(open_segment, "ab") as handle:
+        handle.write(b"\x00\x00\x01\x00garbage")
+    assert b"1,1" not in open_segment.read_bytes()  # encrypted on disk
+    recovered = capture.CaptureSpool(tmp_path, key, "ep1")
+    [segment] = capture.sealed_segments(tmp_path)
+    lines = recovered.read(segment)
+    assert [json.loads(line) for _, line in lines] == records
+    objects = capture.hourly_objects(lines, "secure-sagemaker-demo/monitoring/datacapture", "ep")
+    [(name, body)] = objects.items()
+    assert name.startswith("secure-sagemaker-demo/monitoring/datacapture/ep/AllTraffic/2026/12/06/05/")
+    assert name.endswith(".jsonl") and len(body) == 50
+    recovered.close()
+
+
+def test_a_spool_opened_with_another_key_cannot_read_it(tmp_path: Path) -> None:
+    spool = capture.CaptureSpool(tmp_path, os.urandom(32), "ep1")
+    spool.append("AllTraffic", capture.capture_record(CONFIG, "text/csv", b"1", "text/csv", b"0.5", WHEN))
+    [segment] = spool.seal()
+    spool.close()
+    other = capture.CaptureSpool(tmp_path / "other", os.urandom(32), "ep1")
+    with pytest.raises(InvalidTag):
+        other.read(segment)
+    other.close()

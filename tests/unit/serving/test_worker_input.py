@@ -1,0 +1,37 @@
+"""The worker's input checks: every refusal names the row and the column."""
+
+from __future__ import annotations
+
+import pytest
+
+from strongroom.serving.inside.worker import BadInput, parse_csv, parse_json
+
+
+@pytest.mark.parametrize(
+    ("body", "row", "column", "says"),
+    [
+        (b"1,2,3", 1, 4, "row 1 has 3 columns"),
+        (b"1,2,3,4\n1,2,3,4,5", 2, 5, "row 2 has 5 columns"),
+        (b"1,2,abc,4", 1, 3, "row 1, column 3"),
+        (b"1,2,3,4\n1,NaN,3,4", 2, 2, "not a finite number"),
+        (b"1,2,3,-inf", 1, 4, "not a finite number"),
+        (b"", None, None, "no rows"),
+        (b"\xff\xfe", None, None, "not UTF-8"),
+    ],
+)
+def test_bad_csv_names_row_and_column(body: bytes, row: int | None, column: int | None, says: str) -> None:
+    with pytest.raises(BadInput) as raised:
+        parse_csv(body, 4)
+    assert (raised.value.row, raised.value.column) == (row, column)
+    assert says in raised.value.detail
+
+
+def test_csv_rows_parse_in_feature_order() -> None:
+    assert parse_csv(b"1,2,3,4\r\n5.5, 6 ,7,8\n", 4) == [[1, 2, 3, 4], [5.5, 6, 7, 8]]
+
+
+def test_json_rows() -> None:
+    assert parse_json(b'{"instances": [[1, 2], [3, 4]]}', 2) == [[1, 2], [3, 4]]
+    assert parse_json(b"[1, 2]", 2) == [[1, 2]]
+    with pytest.raises(BadInput, match="row 1, column 2"):
+        parse_json(b"[[1, true]]", 2)
