@@ -53,8 +53,9 @@ def _package_graph(skip: frozenset[str] = frozenset()) -> dict[str, dict[str, li
         source = _node(path.relative_to(SRC).parts)
         for module in _imports(path):
             target = _node((*module.split(".")[1:], ""))
-            if target != source:
-                graph.setdefault(source, {}).setdefault(target, []).append(relative)
+            importers = graph.setdefault(source, {}).setdefault(target, []) if target != source else [relative]
+            if relative not in importers:
+                importers.append(relative)
     return graph
 
 
@@ -113,9 +114,11 @@ def test_the_cycle_check_sees_a_cycle() -> None:
     assert any({"db", "identity"} <= set(cycle) for cycle in _cycles(_package_graph()))
 
 
-def test_the_exceptions_are_still_needed() -> None:
+def test_each_exception_is_still_needed() -> None:
+    """An exception that no longer closes a cycle is removed, so the list only ever shrinks."""
     for module in CYCLE_EXCEPTIONS:
-        assert (SRC / module).exists(), f"{module} is gone: remove its exception"
+        others = frozenset(CYCLE_EXCEPTIONS) - {module}
+        assert _cycles(_package_graph(skip=others)), f"{module} closes no cycle: remove its exception"
 
 
 def test_the_guard_sits_above_the_policy_engine_and_the_audit_log() -> None:
