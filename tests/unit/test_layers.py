@@ -53,7 +53,9 @@ def _package_graph(skip: frozenset[str] = frozenset()) -> dict[str, dict[str, li
         source = _node(path.relative_to(SRC).parts)
         for module in _imports(path):
             target = _node((*module.split(".")[1:], ""))
-            importers = graph.setdefault(source, {}).setdefault(target, []) if target != source else [relative]
+            if target == source:
+                continue
+            importers = graph.setdefault(source, {}).setdefault(target, [])
             if relative not in importers:
                 importers.append(relative)
     return graph
