@@ -10,13 +10,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from strongroom.audit.alerts import AlertService
+from strongroom.alerts.service import AlertService
 from strongroom.audit.events import EventBus
 from strongroom.audit.log import AuditChainBroken, AuditLog
-from strongroom.audit.service import AuditService
 from strongroom.audit.signing import CheckpointSigner
 from strongroom.audit.witness import CheckpointWitness
 from strongroom.audit.worker import AuditCheckpointWorker
+from strongroom.audit_review.service import AuditService
 from strongroom.catalog.engine import CatalogWorker, ProvisioningEngine
 from strongroom.catalog.service import CatalogService
 from strongroom.catalog.team_environment import TeamEnvironmentProvisioner
@@ -50,7 +50,6 @@ from strongroom.notebooks.team_constants import team_constants
 from strongroom.notebooks.worker import NotebookWorker
 from strongroom.observability.metrics import Metrics
 from strongroom.policy.engine import PolicyEngine
-from strongroom.policy.service import PolicyService
 from strongroom.sandbox.cgroups import Cgroups
 from strongroom.sandbox.runner import SandboxRunner
 from strongroom.serving.pool import WorkerPool
@@ -59,6 +58,7 @@ from strongroom.serving.worker import ServingWorker
 from strongroom.storage.backends import build_blob_store
 from strongroom.storage.service import StorageService
 from strongroom.storage.worker import OrphanBlobWorker
+from strongroom.team_policies.service import PolicyService
 
 if TYPE_CHECKING:
     from strongroom.lineage.openlineage import OpenLineageEmitter

@@ -223,7 +223,7 @@ print(json.dumps(tries), flush=True)
 
 SUPERVISOR = f"""
 import subprocess, sys
-from strongroom.jobs import agent
+from strongroom.jobs.inside import agent
 control = agent.open_control_channel()
 control.write('@@strongroom:status:{{"status":"Training"}}\\n')
 subprocess.run([sys.executable, '-c', {HOSTILE_CHILD!r}, str(control.fileno())], check=False)

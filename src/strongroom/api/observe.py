@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 import anyio
 
 from strongroom.api.middleware import SECURITY_HEADERS, ASGIApp, Message, Receive, Scope, Send
-from strongroom.observability.health import readiness
+from strongroom.health import readiness
 from strongroom.observability.logs import ACCESS_LOGGER
 
 if TYPE_CHECKING:

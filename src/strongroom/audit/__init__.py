@@ -1,1 +1,1 @@
-"""The hash-chained audit log, its verification and export, and the event bus."""
+"""The hash-chained audit log, its verification, signing and witness, and the event bus (below the guard)."""

@@ -32,8 +32,8 @@ from strongroom.guard import Guard
 from strongroom.identity.db import TeamRow
 from strongroom.identity.service import IdentityService, team_target
 from strongroom.kms.service import KmsService
-from strongroom.policy.service import PolicyService
 from strongroom.storage.service import StorageService
+from strongroom.team_policies.service import PolicyService
 
 TEAM_PATTERN = r"[a-z0-9]([a-z0-9-]{0,48}[a-z0-9])?"
 TEAM_ENVIRONMENT = Product(

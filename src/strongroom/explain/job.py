@@ -51,7 +51,7 @@ def run(hyperparameters: dict[str, Any], output: Path = OUTPUT) -> dict[str, Any
     started = time.monotonic()
     scheduler = os.environ.get("STRONGROOM_DASK_SCHEDULER")
     if scheduler:
-        from strongroom.jobs.cluster import dask_client
+        from strongroom.sandbox.inside.cluster import dask_client
 
         with dask_client() as client:
             print(

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import logging
 
-from strongroom.audit.alerts import AlertService
+from strongroom.alerts.service import AlertService
 from strongroom.audit.events import Event, Rule
 from strongroom.core.context import RequestContext
 from strongroom.core.errors import Conflict, NotFound

@@ -209,7 +209,7 @@ class SandboxExecutor:
         environment = discover(runtime.python)
         cpus = max(1, min(os.cpu_count() or 1, math.ceil(spec.resources.cpus)))
         return SandboxSpec(
-            command=(environment.executable, "-m", "strongroom.jobs.agent"),
+            command=(environment.executable, "-m", "strongroom.jobs.inside.agent"),
             env={
                 "STRONGROOM_SOCKET": contract.SOCKET,
                 "STRONGROOM_TOKEN_FILE": f"{contract.RUN_DIR}/token",

@@ -1,1 +1,1 @@
-"""Cedar policies, the decision engine, the guard every service goes through, the simulator."""
+"""Cedar policies and the decision engine (below the guard; only the guard calls it)."""

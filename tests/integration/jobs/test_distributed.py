@@ -55,7 +55,7 @@ def test_two_worker_dask_training_matches_single_node(env: TeamEnv) -> None:
 
 def test_processing_scripts_get_a_dask_client(env: TeamEnv) -> None:
     script = """
-from strongroom.jobs.cluster import dask_client
+from strongroom.sandbox.inside.cluster import dask_client
 with dask_client() as client:
     workers = client.scheduler_info()["workers"]
     print("workers", len(workers), "protocol", client.scheduler.address.split(":")[0])

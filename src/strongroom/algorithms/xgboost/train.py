@@ -327,7 +327,7 @@ def main(argv: list[str] | None = None) -> int:
         paths = Paths.from_env()
         if os.environ.get("STRONGROOM_DASK_SCHEDULER"):
             from strongroom.algorithms.xgboost.distributed import train_distributed
-            from strongroom.jobs.cluster import dask_client
+            from strongroom.sandbox.inside.cluster import dask_client
 
             with dask_client() as client:
                 train_distributed(paths, read_hyperparameters(paths.config), client, log=lambda s: print(s, flush=True))

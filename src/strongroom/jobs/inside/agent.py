@@ -222,7 +222,7 @@ class Agent:
 
     def start_cluster(self, env: dict[str, str]) -> Any:
         """The job's Dask cluster: one worker process per instance, TLS between them."""
-        from strongroom.jobs.cluster import SCHEDULER_ENV, TLS_DIR_ENV, start_cluster
+        from strongroom.sandbox.inside.cluster import SCHEDULER_ENV, TLS_DIR_ENV, start_cluster
 
         tls_dir = f"{contract.RUN_DIR}/tls" if Path(f"{contract.RUN_DIR}/tls/node.pem").is_file() else None
         threads = max(1, (os.cpu_count() or 1) // self.instance_count)
