@@ -20,10 +20,11 @@ def test_reload_sees_guardrail_exemptions_and_revocations_made_by_another_proces
         admin = context_for("admin", Grant("PlatformAdmin"))
         other.identity.create_team(admin, "risk")
         serving.identity.authenticate(token)  # cached by the server
+        assert serving.policy_engine.team_facts("risk").exemptions == frozenset()  # read once, then kept
         other.identity.set_guardrail_exemptions(admin, "risk", ["network-isolation"])
         other.identity.recover_admin("admin")  # revokes the token in the database
 
-        assert serving.policy_engine.team_facts("risk").exemptions == frozenset()
+        assert serving.policy_engine.team_facts("risk").exemptions == frozenset()  # still the kept facts
         assert serving.identity.authenticate(token).user == "admin"  # still the cached answer
 
         serving.reload()
