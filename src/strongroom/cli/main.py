@@ -116,8 +116,8 @@ def up(
     from strongroom.platform import Platform
 
     config = config_for(home, port=port, host=host)
-    logs.configure(config)
-    serve(Platform(config))
+    with logs.configured(config):
+        serve(Platform(config))
 
 
 @app.command()

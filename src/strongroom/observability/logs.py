@@ -14,6 +14,8 @@ import logging
 import logging.handlers
 import os
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from strongroom.core.config import Config
@@ -77,3 +79,27 @@ def configure(config: Config) -> None:
     access.addHandler(_rotating(logs / "access.log", config))
     if under_service_manager():
         access.addHandler(stderr)
+
+
+@contextmanager
+def configured(config: Config) -> Iterator[None]:
+    """:func:`configure` for the duration of the block, then the logging set-up as it was.
+
+    ``strongroom up`` runs in its own process, where restoring changes nothing; run in-process
+    (a test's ``CliRunner``), it must not leave handlers bound to a stream that is closed later.
+    """
+    root, access = logging.getLogger(), logging.getLogger(ACCESS_LOGGER)
+    saved = [(logger, list(logger.handlers), logger.level, logger.propagate) for logger in (root, access)]
+    configure(config)
+    try:
+        yield
+    finally:
+        for logger, handlers, level, propagate in saved:
+            for handler in list(logger.handlers):
+                logger.removeHandler(handler)
+                if handler not in handlers:
+                    handler.close()  # our files; closing a stream handler leaves its stream open
+            for handler in handlers:
+                logger.addHandler(handler)
+            logger.setLevel(level)
+            logger.propagate = propagate
