@@ -25,7 +25,10 @@ from __future__ import annotations
 
 import os
 import shutil
+import socket
 import sqlite3
+import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -113,9 +116,9 @@ class Ours:
 
 
 class Peer:
-    """MLflow on a SQLite file store, in process."""
+    """MLflow on a SQLite file store: in process, or behind ``mlflow server`` (``tracking_uri``)."""
 
-    def __init__(self, folder: Path) -> None:
+    def __init__(self, folder: Path, tracking_uri: str = "") -> None:
         os.environ["MLFLOW_DISABLE_TELEMETRY"] = "true"
         os.environ["DO_NOT_TRACK"] = "true"
         import mlflow
@@ -124,12 +127,18 @@ class Peer:
         self.mlflow = mlflow
         self.folder = folder
         self.db = folder / "mlflow.db"
-        mlflow.set_tracking_uri(f"sqlite:///{self.db}")
-        self.client = MlflowClient()
-        self.experiment = mlflow.create_experiment("bench", artifact_location=(folder / "artifacts").as_uri())
+        self.uri = tracking_uri or f"sqlite:///{self.db}"
+        mlflow.set_tracking_uri(self.uri)
+        self.client = MlflowClient(self.uri)
+        self.experiment = self.client.create_experiment("bench", artifact_location=(folder / "artifacts").as_uri())
         self.runs = 0
 
+    def activate(self) -> None:
+        """Point MLflow's fluent API (process-wide) at this peer's store before using it."""
+        self.mlflow.set_tracking_uri(self.uri)
+
     def log_metric(self, durability: str, n: int, threads: int = 1) -> float:
+        self.activate()
         synchronous = durability == "durable"
         run = self.client.create_run(self.experiment)
         run_id = run.info.run_id
@@ -151,6 +160,7 @@ class Peer:
         return per_thread * threads / (time.perf_counter() - started)
 
     def log_batch(self, n: int) -> float:
+        self.activate()
         from mlflow.entities import Metric
 
         run_id = self.client.create_run(self.experiment).info.run_id
@@ -162,6 +172,7 @@ class Peer:
         return n / (time.perf_counter() - started)
 
     def create_components(self, experiment: str, n: int) -> float:
+        self.activate()
         started = time.perf_counter()
         for _ in range(n):
             i = self.runs
@@ -172,6 +183,7 @@ class Peer:
         return n / (time.perf_counter() - started)
 
     def new_experiment(self, name: str) -> str:
+        self.activate()
         return str(self.mlflow.create_experiment(name, artifact_location=(self.folder / name).as_uri()))
 
     def copy_runs(self, source: str, target: str, total: int) -> None:
@@ -202,11 +214,117 @@ class Peer:
                     )
 
     def dataframe(self, experiment: str, expected: int) -> float:
+        self.activate()
         started = time.perf_counter()
         frame = self.mlflow.search_runs(experiment_ids=[experiment], max_results=100_000)
         seconds = time.perf_counter() - started
         assert len(frame) == expected, (len(frame), expected)
         return len(frame) / seconds
+
+
+class TrackingServer:
+    """``mlflow server`` as a team would run it: TLS, the basic-auth app, SQLite, its defaults.
+
+    The like-for-like peer of Strongroom's server: both are shared services reached over HTTPS
+    with a credential on every call. MLflow's credential cache is switched on (one PBKDF2 check
+    per user and minute, as Strongroom keeps decisions), so the peer is not slowed by hashing.
+    """
+
+    USER, PASSWORD = "admin", "bench-password-1"
+
+    def __init__(self, folder: Path) -> None:
+        folder.mkdir(parents=True)
+        key, cert = folder / "key.pem", folder / "cert.pem"
+        _self_signed(key, cert)
+        (folder / "auth.ini").write_text(
+            "[mlflow]\ndefault_permission = EDIT\n"
+            f"database_uri = sqlite:///{folder / 'auth.db'}\n"
+            f"admin_username = {self.USER}\nadmin_password = {self.PASSWORD}\n"
+            "authorization_function = mlflow.server.auth:authenticate_request_basic_auth\n"
+            "auth_cache_ttl_seconds = 60\n"
+        )
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            port = probe.getsockname()[1]
+        env = {
+            **os.environ,
+            "MLFLOW_AUTH_CONFIG_PATH": str(folder / "auth.ini"),
+            "MLFLOW_FLASK_SERVER_SECRET_KEY": uuid.uuid4().hex,
+            "MLFLOW_DISABLE_TELEMETRY": "true",
+            "DO_NOT_TRACK": "true",
+        }
+        command = [
+            str(Path(sys.executable).with_name("mlflow")), "server",
+            "--backend-store-uri", f"sqlite:///{folder / 'mlflow.db'}",
+            "--default-artifact-root", str(folder / "artifacts"),
+            "--host", "127.0.0.1", "--port", str(port), "--app-name", "basic-auth",
+            "--uvicorn-opts", f"--ssl-keyfile {key} --ssl-certfile {cert}",
+        ]  # fmt: skip
+        self.log = (folder / "server.log").open("wb")
+        self.process = subprocess.Popen(command, env=env, stdout=self.log, stderr=subprocess.STDOUT)
+        self.uri = f"https://localhost:{port}"
+        os.environ.update(
+            MLFLOW_TRACKING_USERNAME=self.USER,
+            MLFLOW_TRACKING_PASSWORD=self.PASSWORD,
+            MLFLOW_TRACKING_SERVER_CERT_PATH=str(cert),
+        )
+        self._wait(cert)
+
+    def _wait(self, cert: Path, timeout: float = 120.0) -> None:
+        import requests
+
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"mlflow server exited with {self.process.returncode}; see {self.log.name}")
+            try:
+                if requests.get(f"{self.uri}/health", verify=str(cert), timeout=2).ok:
+                    return
+            except requests.RequestException:
+                pass
+            time.sleep(0.5)
+        raise RuntimeError(f"mlflow server did not answer within {timeout:g}s; see {self.log.name}")
+
+    def stop(self) -> None:
+        self.process.terminate()
+        try:
+            self.process.wait(10)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+        self.log.close()
+
+
+def _self_signed(key_path: Path, cert_path: Path) -> None:
+    import datetime
+    import ipaddress
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")])
+    now = datetime.datetime.now(datetime.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .add_extension(
+            x509.SubjectAlternativeName([x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
+            critical=False,
+        )
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )
+    key_path.write_bytes(
+        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    )
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
 
 
 def _start(folder: Path) -> tuple[launcher.ServerProcess, str]:
@@ -246,11 +364,14 @@ def main() -> None:
     server, token = _start(folder)
     figures: list[dict[str, Any]] = []
     try:
+        tracking_server: TrackingServer | None = None
         try:
             peer: Peer | None = Peer(folder / "mlflow")
+            tracking_server = TrackingServer(folder / "mlflow-server")
+            served: Peer | None = Peer(folder / "mlflow-client", tracking_server.uri)
         except ImportError:
             print("peer: mlflow is not installed (pip install -e '.[bench]'); peer figures are nan")
-            peer = None
+            peer = served = None
         with Session(url=server.url, token=token, ca=server.ca) as session:
             ours = Ours(session)
 
@@ -259,6 +380,11 @@ def main() -> None:
             ) -> None:
                 measured = alternate(mine, theirs if peer else None, runs)
                 figures.append(figure(name, unit, measured, peer_name="MLflow, SQLite file store", **extra))
+
+            def pair_server(name: str, mine: Callable[[], float], theirs: Callable[[], float], **extra: Any) -> None:
+                measured = alternate(mine, theirs if served else None, runs)
+                peer_name = "mlflow server (HTTPS, basic-auth, SQLite)"
+                figures.append(figure(name, "metrics/s", measured, peer_name=peer_name, **extra))
 
             n = sizes["durable"]
             pair(
@@ -307,6 +433,34 @@ def main() -> None:
                 ours_mode='Tracker(durability="buffered") + flush()',
                 durability="both: queued and sent in the background; all committed when the clock stops",
                 peer_mode="mlflow.log_metric(synchronous=False) + flush_async_logging()",
+                points=n,
+            )
+            # the same calls against MLflow's tracking server: a shared service over TLS with a
+            # credential on every call, as Strongroom is (the in-process peer above has neither)
+            for durability, threads, what in (
+                ("durable", 1, "log_metric, durable when it returns, one caller"),
+                ("durable", THREADS, f"log_metric, durable when it returns, {THREADS} threads of one process"),
+                ("buffered", 1, "log_metric, buffered, until the final flush has committed"),
+            ):
+                n = sizes["threads" if threads > 1 else durability]
+                suffix = f"_{threads}_threads" if threads > 1 else ""
+                pair_server(
+                    f"tracking_server_log_metric_{durability}{suffix}",
+                    lambda d=durability, n=n, t=threads: ours.log_metric(d, n, t),  # type: ignore[misc]
+                    lambda d=durability, n=n, t=threads: served.log_metric(d, n, t),  # type: ignore[misc,union-attr]
+                    what=f"{what}, against mlflow server",
+                    ours_mode=f'Tracker(durability="{durability}") over HTTPS',
+                    peer_mode=f"MLflow client (synchronous={durability == 'durable'}) to mlflow server over HTTPS",
+                    points=n,
+                )
+            n = sizes["batch"]
+            pair_server(
+                "tracking_server_log_batch",
+                lambda: ours.log_batch(n),
+                lambda: served.log_batch(n),  # type: ignore[union-attr]
+                what=f"log_batch of {n:,} metric points, durable when it returns, against mlflow server",
+                ours_mode="experiments.log_batch (one call) over HTTPS",
+                peer_mode="MlflowClient.log_batch (calls of 1,000) to mlflow server over HTTPS",
                 points=n,
             )
             n = sizes["batch"]
@@ -360,6 +514,8 @@ def main() -> None:
                 )
     finally:
         server.stop()
+        if tracking_server:
+            tracking_server.stop()
         shutil.rmtree(folder, ignore_errors=True)
     path = save(
         "tracking",
@@ -375,6 +531,13 @@ def main() -> None:
                 "mlflow": version("mlflow"),
                 "database": "SQLite file store (MLflow defaults)",
                 "transport": "in process",
+            },
+            "server_peer": {
+                "mlflow": version("mlflow"),
+                "server": "mlflow server --app-name basic-auth, uvicorn with TLS, 4 workers (its default)",
+                "database": "SQLite file store (MLflow defaults)",
+                "credential cache": "auth_cache_ttl_seconds = 60",
+                "transport": "HTTPS",
             },
             "sizes": sizes,
             "threads": THREADS,
