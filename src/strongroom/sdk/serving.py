@@ -21,6 +21,7 @@ from strongroom.serving.models import Endpoint, EndpointConfig
 from strongroom.serving.models import Model as ModelInfo
 
 if TYPE_CHECKING:
+    from strongroom.sdk.model_registry import ModelPackage
     from strongroom.sdk.session import Session
 
 
@@ -244,3 +245,32 @@ class Model:
         if wait:
             s.endpoints.wait(self.team, endpoint_name)
         return Predictor(endpoint_name, session=s, team=self.team, serializer=serializer)
+
+    def register(
+        self,
+        *,
+        model_package_group_name: str,
+        approval_status: str = "PendingManualApproval",
+        description: str = "",
+    ) -> ModelPackage:
+        """Register this model as the group's next version (the training job's model when the
+        model was given one and does not exist yet; a data scientist may register)."""
+        from strongroom.sdk.model_registry import ModelPackage
+
+        s = self.session
+        by_job = bool(self.training_job)
+        if by_job:
+            try:
+                s.models.describe(self.team, self.name)
+                by_job = False
+            except StrongroomError:
+                pass
+        info = s.model_registry.register(
+            self.team,
+            model_package_group_name,
+            model_name="" if by_job else self.name,
+            training_job=self.training_job if by_job else "",
+            approval_status=approval_status,  # type: ignore[arg-type]
+            description=description,
+        )
+        return ModelPackage(info, session=s)

@@ -60,9 +60,7 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("id", name=op.f("pk_serving_model_package_approvals")),
     )
     with op.batch_alter_table("serving_model_package_approvals", schema=None) as batch_op:
-        batch_op.create_index(
-            batch_op.f("ix_serving_model_package_approvals_package_id"), ["package_id"], unique=False
-        )
+        batch_op.create_index(batch_op.f("ix_serving_model_package_approvals_package_id"), ["package_id"], unique=False)
 
 
 def downgrade() -> None:
