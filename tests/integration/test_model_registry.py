@@ -120,7 +120,7 @@ def test_policy_requiring_approved_blocks_a_pending_version_and_allows_an_approv
     package.info = mlops.model_registry.approve(env.team, "hand", package.version, reason="shadow test passed")
     mlops.endpoint_configs.create(env.team, "hand-config", variant, kms_key=env.key)
     mlops.model_registry.reject(env.team, "hand", package.version, reason="drift found in shadow traffic")
-    with pytest.raises(Forbidden, match="hand-model.*Rejected"):
+    with pytest.raises(Forbidden, match=r"hand-model.*Rejected"):
         mlops.endpoints.create(env.team, "hand-endpoint", "hand-config")
     mlops.model_registry.update_approval(env.team, "hand", package.version, "Approved", reason="retrained, fixed")
     mlops.endpoints.create(env.team, "hand-endpoint", "hand-config")
