@@ -166,3 +166,66 @@ def test_another_team_and_hostile_names_are_refused(registry: Registry) -> None:
     with pytest.raises(StrongroomError) as model_exists:
         registry.mlops.models.create(env.team, "hand-model", training_job=registry.job, kms_key=env.key)
     assert model_exists.value.status == 409  # type: ignore[attr-defined]
+
+
+INFERENCE_PY = """
+import json, math, os, socket
+
+num_features = 3
+
+
+def model_fn(model_dir):
+    # the sandbox: not root, and no network (a connection attempt must fail)
+    assert os.getuid() != 0, "running as root"
+    try:
+        socket.create_connection(("1.1.1.1", 53), timeout=1).close()
+    except OSError:
+        pass
+    else:
+        raise RuntimeError("the network is reachable")
+    with open(os.path.join(model_dir, "weights.json")) as handle:
+        return json.load(handle)
+
+
+def predict_fn(rows, model):
+    return [1 / (1 + math.exp(-(model["bias"] + sum(w * x for w, x in zip(model["weights"], row))))) for row in rows]
+"""
+
+
+def _tar_gz(files: dict[str, bytes]) -> bytes:
+    import io
+    import tarfile
+
+    raw = io.BytesIO()
+    with tarfile.open(fileobj=raw, mode="w:gz") as tar:
+        for name, data in files.items():
+            info = tarfile.TarInfo(name)
+            info.size, info.mode = len(data), 0o644
+            tar.addfile(info, io.BytesIO(data))
+    return raw.getvalue()
+
+
+def test_own_inference_script_serves_in_the_sandbox(registry: Registry) -> None:
+    env, mlops = registry.env, registry.mlops
+    weights = b'{"weights": [0.5, -1.0, 2.0], "bias": 0.1}'
+    archive = _tar_gz({"code/inference.py": INFERENCE_PY.encode(), "weights.json": weights})
+    env.alice.buckets.put_object(env.models, "scripted/model.tar.gz", archive)
+    uri = f"sr://{env.models}/scripted/model.tar.gz"
+    predictor = Model(
+        uri, name="scripted-model", runtime="script", session=mlops, team=env.team, kms_key=env.key
+    ).deploy(endpoint_name="scripted-endpoint")
+    answer = predictor.predict("1,2,3\n0,0,0")
+    expected = [1 / (1 + np.exp(-(0.1 + 0.5 - 2.0 + 6.0))), 1 / (1 + np.exp(-0.1))]
+    assert [float(v) for v in answer.splitlines()] == pytest.approx(expected, rel=1e-12)
+    with pytest.raises(InvalidInput, match="row 1 has 2 columns"):
+        predictor.predict("1,2")
+    assert mlops.models.describe(env.team, "scripted-model").runtime == "script"
+    # an archive without predict_fn: the endpoint fails with the reason, nothing is served
+    env.alice.buckets.put_object(env.models, "broken/model.tar.gz", _tar_gz({"inference.py": b"x = 1\n"}))
+    mlops.models.create(
+        env.team, "broken-model", model_data=f"sr://{env.models}/broken/model.tar.gz", kms_key=env.key, runtime="script"
+    )
+    mlops.endpoint_configs.create(env.team, "broken-config", [{"ModelName": "broken-model"}], kms_key=env.key)
+    mlops.endpoints.create(env.team, "broken-endpoint", "broken-config")
+    with pytest.raises(StrongroomError, match="predict_fn"):
+        mlops.endpoints.wait(env.team, "broken-endpoint")

@@ -60,14 +60,17 @@ class Models(_Client):
         training_job: str = "",
         kms_key: str = "default",
         network_isolation: bool = True,
+        runtime: str = "xgboost",
         idempotency_key: str | None = None,
     ) -> ModelInfo:
+        """``runtime``: ``xgboost`` (built in) or ``script`` (the archive's own ``inference.py``)."""
         body = {
             "name": name,
             "model_data": model_data,
             "training_job": training_job,
             "kms_key": kms_key,
             "network_isolation": network_isolation,
+            "runtime": runtime,
         }
         return self._s.call(
             "POST", f"/api/v1/teams/{q(team)}/models", ModelInfo, json_body=body, idempotency_key=idempotency_key
@@ -199,7 +202,8 @@ class Predictor:
 
 
 class Model:
-    """A model archive plus the built-in XGBoost runtime; ``deploy`` makes config and endpoint."""
+    """A model archive plus its runtime (the built-in XGBoost, or ``runtime="script"``: the archive's own
+    ``inference.py``); ``deploy`` makes config and endpoint; ``register`` makes a package version."""
 
     def __init__(
         self,
@@ -210,9 +214,10 @@ class Model:
         team: str,
         training_job: str = "",
         kms_key: str = "default",
+        runtime: str = "xgboost",
     ) -> None:
         self.model_data, self.name, self.session, self.team = model_data, name, session, team
-        self.training_job, self.kms_key = training_job, kms_key
+        self.training_job, self.kms_key, self.runtime = training_job, kms_key, runtime
 
     def deploy(
         self,
@@ -229,7 +234,12 @@ class Model:
             s.models.describe(self.team, self.name)
         except StrongroomError:
             s.models.create(
-                self.team, self.name, model_data=self.model_data, training_job=self.training_job, kms_key=self.kms_key
+                self.team,
+                self.name,
+                model_data=self.model_data,
+                training_job=self.training_job,
+                kms_key=self.kms_key,
+                runtime=self.runtime,
             )
         variant = {
             "VariantName": "AllTraffic",

@@ -11,7 +11,7 @@ from strongroom.core.names import check_name
 from strongroom.storage.keys import parse_uri
 
 EndpointStatus = Literal["Creating", "InService", "Failed", "Deleting"]
-RUNTIMES = ("xgboost",)
+RUNTIMES = ("xgboost", "script")  # script: the inference.py in the model archive (docs/serving.md)
 MAX_INSTANCE_COUNT = 8
 
 

@@ -558,7 +558,15 @@ class ServingService:
             model = row.models[v.model_name]
             bucket, object_key = parse_uri(model["model_data"])
             archive = self.storage.get_object_bytes(ctx, bucket, object_key, model["version_id"])
-            variants.append(Variant(v.variant_name, v.initial_variant_weight, archive, v.initial_instance_count))
+            variants.append(
+                Variant(
+                    v.variant_name,
+                    v.initial_variant_weight,
+                    archive,
+                    v.initial_instance_count,
+                    runtime=model.get("runtime", "xgboost"),
+                )
+            )
         self._spools[row.id], self._configs[row.id] = spool, config
         try:
             self.pool.start(row.id, row.team, row.name, variants)
