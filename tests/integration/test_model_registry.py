@@ -116,7 +116,7 @@ def test_policy_requiring_approved_blocks_a_pending_version_and_allows_an_approv
         mlops.endpoint_configs.create(env.team, "hand-config", variant, kms_key=env.key)
     detail = str(refused.value)
     assert "hand-model" in detail and "PendingManualApproval" in detail and "Approved model package" in detail
-    assert refused.value.field == "ProductionVariants"  # type: ignore[attr-defined]
+    assert refused.value.field == "ProductionVariants[0].ModelName"  # type: ignore[attr-defined]
     package.info = mlops.model_registry.approve(env.team, "hand", package.version, reason="shadow test passed")
     mlops.endpoint_configs.create(env.team, "hand-config", variant, kms_key=env.key)
     mlops.model_registry.reject(env.team, "hand", package.version, reason="drift found in shadow traffic")
@@ -163,9 +163,11 @@ def test_another_team_and_hostile_names_are_refused(registry: Registry) -> None:
     with pytest.raises(Conflict) as duplicate:
         env.alice.model_registry.create_group(env.team, "credit-default")
     assert duplicate.value.status == 409 and duplicate.value.field == "name"
-    with pytest.raises(StrongroomError) as model_exists:
-        registry.mlops.models.create(env.team, "hand-model", training_job=registry.job, kms_key=env.key)
-    assert model_exists.value.status == 409  # type: ignore[attr-defined]
+    named = registry.mlops.models.create(env.team, training_job=registry.job, kms_key=env.key)
+    assert named.name == f"{registry.job}-model"  # the workshop's naming, by default
+    with pytest.raises(Conflict, match=f"already has a model named '{registry.job}-model'") as model_exists:
+        registry.mlops.models.create(env.team, training_job=registry.job, kms_key=env.key)
+    assert model_exists.value.status == 409 and model_exists.value.field == "name"
 
 
 INFERENCE_PY = """

@@ -27,7 +27,7 @@ def _team(s: Session, team: str | None) -> str:
 
 @models_app.command("create")
 def models_create(
-    name: str,
+    name: Annotated[str, typer.Argument(help="Default with --training-job: <training-job>-model.")] = "",
     model_data: Annotated[str, typer.Option(help="An sr:// model.tar.gz.")] = "",
     training_job: Annotated[str, typer.Option(help="Use this training job's model.tar.gz.")] = "",
     kms_key: Annotated[str, typer.Option(help="The team key (alias or id).")] = "default",

@@ -54,7 +54,7 @@ class Models(_Client):
     def create(
         self,
         team: str,
-        name: str,
+        name: str = "",
         *,
         model_data: str = "",
         training_job: str = "",
@@ -63,7 +63,8 @@ class Models(_Client):
         runtime: str = "xgboost",
         idempotency_key: str | None = None,
     ) -> ModelInfo:
-        """``runtime``: ``xgboost`` (built in) or ``script`` (the archive's own ``inference.py``)."""
+        """``CreateModel``. Without ``name``, a training job's model is named ``<training-job>-model``;
+        ``runtime``: ``xgboost`` (built in) or ``script`` (the archive's own ``inference.py``)."""
         body = {
             "name": name,
             "model_data": model_data,

@@ -63,8 +63,15 @@ def status_of(session: Session, team: str, model: Mapping[str, Any]) -> tuple[st
     return UNREGISTERED, None
 
 
-def require_approval(call: Ticket, team: str, models: Mapping[str, Mapping[str, Any]], field: str) -> None:
-    """Re-authorize ``call`` with ``context.model_approval`` of ``models`` (name -> spec).
+def require_approval(
+    call: Ticket,
+    team: str,
+    models: Mapping[str, Mapping[str, Any]],
+    field: str,
+    fields: Mapping[str, str] | None = None,
+) -> None:
+    """Re-authorize ``call`` with ``context.model_approval`` of ``models`` (name -> spec); a refusal
+    names ``fields[model]`` (the variant's ``ModelName``) if given, else ``field``.
 
     Raises:
         Forbidden: a policy refuses the deployment; the detail names the model and its status.
@@ -85,7 +92,7 @@ def require_approval(call: Ticket, team: str, models: Mapping[str, Mapping[str, 
         )
         raise Forbidden(
             f"{exc.detail} (model {culprit!r} is {weakest}: {where}; {hint})",
-            field=field,
+            field=(fields or {}).get(culprit, field),
             model=culprit,
             model_approval=weakest,
             **exc.extra,

@@ -226,7 +226,10 @@ class ServingService:
                         )
                 names = [v.model_name for v in spec.production_variants]
                 deployed = call.session.scalars(select(ModelRow).where(ModelRow.team == team, ModelRow.name.in_(names)))
-                approval.require_approval(call, team, {r.name: r.spec for r in deployed}, "ProductionVariants")
+                fields = {
+                    v.model_name: f"ProductionVariants[{i}].ModelName" for i, v in enumerate(spec.production_variants)
+                }
+                approval.require_approval(call, team, {r.name: r.spec for r in deployed}, "ProductionVariants", fields)
                 if call.session.scalars(
                     select(EndpointConfigRow.id).where(
                         EndpointConfigRow.team == team, EndpointConfigRow.name == spec.name
