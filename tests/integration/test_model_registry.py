@@ -132,7 +132,7 @@ def test_policy_requiring_approved_blocks_a_pending_version_and_allows_an_approv
     [context] = [e for e in env.alice.lineage.list_entities(type="Endpoint") if e.name == "hand-endpoint"]
     upstream = env.alice.lineage.upstream(context.srn)
     types = {n.type for n in upstream.nodes}
-    assert {"Model", "ModelPackage", "Approval"} <= types
+    assert {"Model", "ModelPackage", "Approval", "ModelDeployment"} <= types
     env.admin.policies.detach(env.team, "require-approved")
 
 

@@ -15,18 +15,21 @@ when every pin matches (archive, object version, content hash, runtime).
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from collections.abc import Mapping
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from strongroom.core.context import RequestContext
 from strongroom.core.errors import Forbidden, StrongroomError
+from strongroom.db.base import utcnow
 from strongroom.db.engine import Database
 from strongroom.guard import Ticket
 from strongroom.lineage.service import LineageService
+from strongroom.lineage.store import artifact_srn
 from strongroom.serving.registry_db import ModelPackageApprovalRow, ModelPackageRow
 from strongroom.serving.registry_models import UNREGISTERED
 
@@ -102,30 +105,32 @@ def require_approval(
 def record_deployment(
     lineage: LineageService, db: Database, ctx: RequestContext, team: str, endpoint_srn: str, models: Mapping[str, Any]
 ) -> None:
-    """package version --ContributedTo--> endpoint for every deployed model a package version holds,
-    and, when that version is Approved, its latest approval action --ContributedTo--> endpoint."""
+    """The deployment as a ``ModelDeployment`` action that ``ContributedTo`` the endpoint, with every
+    deployed ``model.tar.gz``, the package version holding it (if any) and, when that version is
+    Approved, its latest approval action ``ContributedTo`` the deployment."""
     links: list[tuple[str, int, str, int]] = []
     with db.read() as session:
         for _, spec in sorted(models.items()):
             status, row = status_of(session, team, spec)
             if row is not None:
-                changes = len(
-                    list(
-                        session.scalars(
-                            select(ModelPackageApprovalRow.id).where(ModelPackageApprovalRow.package_id == row.id)
-                        )
-                    )
-                )
-                links.append((row.group_name, row.version, row.id, changes if status == "Approved" else 0))
-    for group, version, row_id, changes in links:
-        try:
+                changes = session.scalar(select(func.count()).where(ModelPackageApprovalRow.package_id == row.id))
+                links.append((row.group_name, row.version, row.id, int(changes or 0) if status == "Approved" else 0))
+    name = "deployment-" + hashlib.sha256(f"{endpoint_srn}\0{utcnow().isoformat()}".encode()).hexdigest()[:24]
+    properties = {"endpoint": endpoint_srn, "by": ctx.principal.user, "models": sorted(models)}
+    try:
+        deployment = lineage.record_action(ctx, team, name, "ModelDeployment", properties)
+        lineage.associate(ctx, team, deployment.srn, endpoint_srn, "ContributedTo")
+        for _, spec in sorted(models.items()):
+            artifact = artifact_srn(team, spec["model_data"], spec.get("version_id", ""), spec.get("sha256", ""))
+            lineage.associate(ctx, team, artifact, deployment.srn, "ContributedTo")
+        for group, version, row_id, changes in links:
             package = lineage.record_artifact(ctx, team, package_srn(team, group, version), "ModelPackage")
-            lineage.associate(ctx, team, package.srn, endpoint_srn, "ContributedTo")
+            lineage.associate(ctx, team, package.srn, deployment.srn, "ContributedTo")
             if changes:
                 approval = lineage.record_action(ctx, team, approval_action_name(row_id, changes), "Approval")
-                lineage.associate(ctx, team, approval.srn, endpoint_srn, "ContributedTo")
-        except StrongroomError as exc:  # the endpoint exists; a missing lineage edge is logged, not fatal
-            log.warning("endpoint %s: package lineage not recorded: %s", endpoint_srn, exc.detail)
+                lineage.associate(ctx, team, approval.srn, deployment.srn, "ContributedTo")
+    except StrongroomError as exc:  # the endpoint exists; a missing lineage edge is logged, not fatal
+        log.warning("endpoint %s: deployment lineage not recorded: %s", endpoint_srn, exc.detail)
 
 
 def package_srn(team: str, group: str, version: int) -> str:
