@@ -116,7 +116,10 @@ def test_policy_requiring_approved_blocks_a_pending_version_and_allows_an_approv
         mlops.endpoint_configs.create(env.team, "hand-config", variant, kms_key=env.key)
     detail = str(refused.value)
     assert "hand-model" in detail and "PendingManualApproval" in detail and "Approved model package" in detail
-    assert refused.value.field == "ProductionVariants[0].ModelName"  # type: ignore[attr-defined]
+    assert refused.value.field == "ProductionVariants[0].ModelName"
+    problem = refused.value.extra
+    assert problem["model"] == "hand-model" and problem["model_approval"] == "PendingManualApproval"
+    assert problem["policies"] == ["team:risk:require-approved:require-approved-models"]
     package.info = mlops.model_registry.approve(env.team, "hand", package.version, reason="shadow test passed")
     mlops.endpoint_configs.create(env.team, "hand-config", variant, kms_key=env.key)
     mlops.model_registry.reject(env.team, "hand", package.version, reason="drift found in shadow traffic")

@@ -24,7 +24,7 @@ def test_a_training_jobs_model_is_named_as_the_workshop_names_it() -> None:
 )
 def test_names_are_checked(spec: dict[str, str]) -> None:
     with pytest.raises((InvalidInput, ValidationError)) as refused:
-        ModelSpec(**spec)
+        ModelSpec.model_validate(spec)
     assert "name" in str(refused.value)
 
 
