@@ -122,7 +122,8 @@ class ModelRegistry:
         params = {"model_package_group_name": group, **spec.model_dump(mode="json")}
         with self.guard.begin(ctx, "CreateModelPackage", _package_target(team, group, "new"), params=params) as call:
             if spec.approval_status != "PendingManualApproval":
-                with self.guard.begin(ctx, "UpdateModelPackageApproval", _package_target(team, group, "new")):
+                registrant = Target("model-package", team, f"{group}/new", owner=ctx.principal.user)
+                with self.guard.begin(ctx, "UpdateModelPackageApproval", registrant):
                     pass
             model = self._model(ctx, team, spec)
             with call.transaction():
@@ -233,6 +234,9 @@ class ModelRegistry:
             call.transaction(),
         ):
             row = self._must_package(call.session, team, group, version)
+            # Decided again with the version's registrant as the resource's owner, so a team policy
+            # can ask for four eyes: forbid ... when { resource.owner == principal.name }.
+            call.check(Target("model-package", team, f"{group}/{version}", owner=row.created_by))
             if row.approval_status == spec.approval_status:
                 raise Conflict(f"{group} version {version} is already {spec.approval_status}", field="approval_status")
             now = utcnow()

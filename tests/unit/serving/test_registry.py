@@ -147,3 +147,28 @@ def test_register_approve_and_history(teams: Platform, alice: RequestContext) ->
         assert status_of(session, "risk", MODEL)[0] == "Approved"
         assert status_of(session, "risk", dict(MODEL, version_id="v2"))[0] == "PendingManualApproval"
         assert status_of(session, "risk", dict(MODEL, version_id="v3"))[0] == "Unregistered"
+
+
+FOUR_EYES = """
+@id("four-eyes")
+@message("a model version is approved by someone other than who registered it")
+forbid (principal, action == Action::"UpdateModelPackageApproval", resource)
+when { resource.owner == principal.name };
+"""
+
+
+def test_a_team_policy_can_ask_for_four_eyes(teams: Platform, admin: RequestContext, alice: RequestContext) -> None:
+    registry = teams.model_registry
+    mo = context_for("mo", Grant("MLOpsEngineer", "risk"))
+    _model(teams, "credit-model")
+    teams.policies.attach(admin, "risk", "four-eyes", FOUR_EYES)
+    own = registry.register(mo, "risk", "credit-default", RegisterSpec(model_name="credit-model"))
+    approve = ApprovalSpec(approval_status="Approved", reason="fine")
+    with pytest.raises(Forbidden, match="someone other than who registered it"):
+        registry.update_approval(mo, "risk", "credit-default", own.version, approve)
+    with pytest.raises(Forbidden):
+        registry.register(
+            mo, "risk", "credit-default", RegisterSpec(model_name="credit-model", approval_status="Approved")
+        )
+    theirs = registry.register(alice, "risk", "credit-default", RegisterSpec(model_name="credit-model"))
+    assert registry.update_approval(mo, "risk", "credit-default", theirs.version, approve).approval_status == "Approved"
