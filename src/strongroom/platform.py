@@ -53,6 +53,7 @@ from strongroom.policy.engine import PolicyEngine
 from strongroom.sandbox.cgroups import Cgroups
 from strongroom.sandbox.runner import SandboxRunner
 from strongroom.serving.pool import WorkerPool
+from strongroom.serving.registry import ModelRegistry
 from strongroom.serving.service import ServingService
 from strongroom.serving.worker import ServingWorker
 from strongroom.storage.backends import build_blob_store
@@ -188,6 +189,7 @@ class Platform:
             public_url=f"https://{config.public_hostname or 'localhost'}:{config.port}",
             lineage=self.lineage,
         )
+        self.model_registry = ModelRegistry(self.db, self.guard, self.serving, self.lineage)
         self.serving_worker = ServingWorker(self.serving)
         self.serving.wake = self.serving_worker.wake
         self.bus.subscribe(self.serving.on_identity_event, kinds={"state"})

@@ -14,6 +14,10 @@ from strongroom.gitrepo.models import Repository
 from strongroom.identity.models import ApiToken, IssuedToken, SessionToken, Team, User
 from strongroom.jobs.models import Job
 from strongroom.kms.models import Key
+from strongroom.sdk.model_registry import ModelPackage
+from strongroom.sdk.serving import Model
+from strongroom.serving.registry_models import ModelPackage as ModelPackageInfo
+from strongroom.serving.registry_models import ModelPackageGroup
 from strongroom.storage.models import Bucket
 
 
@@ -32,3 +36,8 @@ def public_types(s: strongroom.Session) -> None:
     assert_type(s.buckets.list("risk"), list[Bucket])
     assert_type(s.call("POST", "/api/v1/sessions", SessionToken), SessionToken)
     assert_type(s.assume_role("DataScientist", "risk"), strongroom.Session)
+    assert_type(s.model_registry.list_groups("risk"), list[ModelPackageGroup])
+    assert_type(s.model_registry.versions("risk", "credit-default"), list[ModelPackageInfo])
+    assert_type(s.model_registry.approve("risk", "credit-default", 1, "AUC 0.78"), ModelPackageInfo)
+    model = Model(name="xgb-train-1-model", training_job="xgb-train-1", session=s, team="risk")
+    assert_type(model.register(model_package_group_name="credit-default"), ModelPackage)

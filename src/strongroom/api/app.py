@@ -20,6 +20,7 @@ from strongroom.api.routers import (
     kms,
     lineage,
     metrics,
+    model_registry,
     notebooks,
     policy,
     serving,
@@ -51,6 +52,7 @@ ROUTERS = (
     metrics.router,
     serving.router,
     serving.invocations,
+    model_registry.router,
 )
 
 

@@ -14,6 +14,7 @@ import typer
 
 import strongroom
 from strongroom.cli import audit, catalog, experiments, git, host, identity, jobs, lineage, policy, serving, storage
+from strongroom.cli import model_registry as _model_registry  # noqa: F401  (adds `models register|packages|approve|reject`)
 from strongroom.cli.common import HomeOpt, JsonOpt, StrongroomGroup, config_for
 from strongroom.cli.output import print_json, say, show
 from strongroom.core.config import Config

@@ -27,16 +27,21 @@ def _team(s: Session, team: str | None) -> str:
 
 @models_app.command("create")
 def models_create(
-    name: str,
+    name: Annotated[str, typer.Argument(help="Default with --training-job: <training-job>-model.")] = "",
     model_data: Annotated[str, typer.Option(help="An sr:// model.tar.gz.")] = "",
     training_job: Annotated[str, typer.Option(help="Use this training job's model.tar.gz.")] = "",
     kms_key: Annotated[str, typer.Option(help="The team key (alias or id).")] = "default",
+    runtime: Annotated[
+        str, typer.Option(help="xgboost (built in) or script (the archive's inference.py).")
+    ] = "xgboost",
     team: TeamOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Create a model (name it as the workshop does: <training-job>-model)."""
     s = session()
-    model = s.models.create(_team(s, team), name, model_data=model_data, training_job=training_job, kms_key=kms_key)
+    model = s.models.create(
+        _team(s, team), name, model_data=model_data, training_job=training_job, kms_key=kms_key, runtime=runtime
+    )
     show(model, as_json, MODEL_COLUMNS)
 
 

@@ -15,6 +15,7 @@ import strongroom.lineage.db
 import strongroom.notebooks.db
 import strongroom.policy.db
 import strongroom.serving.db
+import strongroom.serving.registry_db
 import strongroom.storage.db  # noqa: F401
 from strongroom.db.base import Base
 

@@ -16,7 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 KINDS = ("artifact", "action", "context", "trial-component")
 Kind = Literal["artifact", "action", "context", "trial-component"]
-ARTIFACT_TYPES = ("DataSet", "Model", "Code", "Commit", "Image", "Runtime", "Report", "Baseline")
+ARTIFACT_TYPES = ("DataSet", "Model", "ModelPackage", "Code", "Commit", "Image", "Runtime", "Report", "Baseline")
 ACTION_TYPES = ("ModelDeployment", "Approval", "Monitoring", "Other")
 CONTEXT_TYPES = ("Endpoint", "Experiment", "Project", "Trial")
 TRIAL_COMPONENT_TYPES = ("ProcessingJob", "TrainingJob", "TransformJob", "MonitoringJob", "Tracker")

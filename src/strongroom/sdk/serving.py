@@ -21,6 +21,7 @@ from strongroom.serving.models import Endpoint, EndpointConfig
 from strongroom.serving.models import Model as ModelInfo
 
 if TYPE_CHECKING:
+    from strongroom.sdk.model_registry import ModelPackage
     from strongroom.sdk.session import Session
 
 
@@ -53,20 +54,24 @@ class Models(_Client):
     def create(
         self,
         team: str,
-        name: str,
+        name: str = "",
         *,
         model_data: str = "",
         training_job: str = "",
         kms_key: str = "default",
         network_isolation: bool = True,
+        runtime: str = "xgboost",
         idempotency_key: str | None = None,
     ) -> ModelInfo:
+        """``CreateModel``. Without ``name``, a training job's model is named ``<training-job>-model``;
+        ``runtime``: ``xgboost`` (built in) or ``script`` (the archive's own ``inference.py``)."""
         body = {
             "name": name,
             "model_data": model_data,
             "training_job": training_job,
             "kms_key": kms_key,
             "network_isolation": network_isolation,
+            "runtime": runtime,
         }
         return self._s.call(
             "POST", f"/api/v1/teams/{q(team)}/models", ModelInfo, json_body=body, idempotency_key=idempotency_key
@@ -198,7 +203,8 @@ class Predictor:
 
 
 class Model:
-    """A model archive plus the built-in XGBoost runtime; ``deploy`` makes config and endpoint."""
+    """A model archive plus its runtime (the built-in XGBoost, or ``runtime="script"``: the archive's own
+    ``inference.py``); ``deploy`` makes config and endpoint; ``register`` makes a package version."""
 
     def __init__(
         self,
@@ -209,9 +215,10 @@ class Model:
         team: str,
         training_job: str = "",
         kms_key: str = "default",
+        runtime: str = "xgboost",
     ) -> None:
         self.model_data, self.name, self.session, self.team = model_data, name, session, team
-        self.training_job, self.kms_key = training_job, kms_key
+        self.training_job, self.kms_key, self.runtime = training_job, kms_key, runtime
 
     def deploy(
         self,
@@ -228,7 +235,12 @@ class Model:
             s.models.describe(self.team, self.name)
         except StrongroomError:
             s.models.create(
-                self.team, self.name, model_data=self.model_data, training_job=self.training_job, kms_key=self.kms_key
+                self.team,
+                self.name,
+                model_data=self.model_data,
+                training_job=self.training_job,
+                kms_key=self.kms_key,
+                runtime=self.runtime,
             )
         variant = {
             "VariantName": "AllTraffic",
@@ -244,3 +256,32 @@ class Model:
         if wait:
             s.endpoints.wait(self.team, endpoint_name)
         return Predictor(endpoint_name, session=s, team=self.team, serializer=serializer)
+
+    def register(
+        self,
+        *,
+        model_package_group_name: str,
+        approval_status: str = "PendingManualApproval",
+        description: str = "",
+    ) -> ModelPackage:
+        """Register this model as the group's next version (the training job's model when the
+        model was given one and does not exist yet; a data scientist may register)."""
+        from strongroom.sdk.model_registry import ModelPackage
+
+        s = self.session
+        by_job = bool(self.training_job)
+        if by_job:
+            try:
+                s.models.describe(self.team, self.name)
+                by_job = False
+            except StrongroomError:
+                pass
+        info = s.model_registry.register(
+            self.team,
+            model_package_group_name,
+            model_name="" if by_job else self.name,
+            training_job=self.training_job if by_job else "",
+            approval_status=approval_status,  # type: ignore[arg-type]
+            description=description,
+        )
+        return ModelPackage(info, session=s)

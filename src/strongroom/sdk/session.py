@@ -145,6 +145,9 @@ class Session:
         self.models = serving.Models(self)
         self.endpoint_configs = serving.EndpointConfigs(self)
         self.endpoints = serving.Endpoints(self)
+        from strongroom.sdk import model_registry
+
+        self.model_registry = model_registry.ModelRegistry(self)
 
     def current_token(self) -> str:
         """The token requests carry now (inside a notebook: the freshest execution token)."""

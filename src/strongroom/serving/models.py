@@ -11,7 +11,7 @@ from strongroom.core.names import check_name
 from strongroom.storage.keys import parse_uri
 
 EndpointStatus = Literal["Creating", "InService", "Failed", "Deleting"]
-RUNTIMES = ("xgboost",)
+RUNTIMES = ("xgboost", "script")  # script: the inference.py in the model archive (docs/serving.md)
 MAX_INSTANCE_COUNT = 8
 
 
@@ -23,9 +23,10 @@ class ModelSpec(Strict):
     """``CreateModel``: a model archive (or a training job's output) plus a runtime.
 
     Give either ``model_data`` (an ``sr://`` ``model.tar.gz``) or ``training_job`` (its output is used).
+    Without a ``name``, a training job's model is named as the workshop names it: ``<training-job>-model``.
     """
 
-    name: str
+    name: str = ""
     model_data: str = ""
     training_job: str = ""
     runtime: str = "xgboost"
@@ -35,6 +36,8 @@ class ModelSpec(Strict):
 
     @model_validator(mode="after")
     def _check(self) -> ModelSpec:
+        if not self.name and self.training_job:
+            self.name = f"{self.training_job}-model"
         check_name(self.name, "name")
         if bool(self.model_data) == bool(self.training_job):
             raise ValueError("give exactly one of model_data (an sr:// model.tar.gz) or training_job")

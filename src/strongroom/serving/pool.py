@@ -62,6 +62,7 @@ class Variant:
     weight: float
     model: bytes
     count: int
+    runtime: str = "xgboost"  # or "script": the user's inference.py in the archive
     workers: list[WorkerProcess] = field(default_factory=list)
     _next: itertools.count[int] = field(default_factory=itertools.count)
 
@@ -169,7 +170,13 @@ class WorkerPool:
         # httpcore, not httpx: the hot path needs neither httpx's per-request INFO log nor its overhead.
         client = httpcore.ConnectionPool(uds=f"/proc/self/fd/{worker.socket_fd}", max_connections=256)
         try:
-            answer = client.request("PUT", "http://worker/model", content=variant.model, extensions=TIMEOUT)
+            answer = client.request(
+                "PUT",
+                "http://worker/model",
+                headers=[(b"X-Strongroom-Runtime", variant.runtime.encode())],
+                content=variant.model,
+                extensions=TIMEOUT,
+            )
         except WORKER_ERRORS as exc:
             client.close()
             worker.process.stop("model load failed")

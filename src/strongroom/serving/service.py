@@ -37,7 +37,7 @@ from strongroom.jobs.service import JobService
 from strongroom.kms.service import KmsService
 from strongroom.lineage.service import LineageService
 from strongroom.policy.engine import Target
-from strongroom.serving import capture
+from strongroom.serving import approval, capture
 from strongroom.serving.db import EndpointConfigRow, EndpointRow, ModelRow
 from strongroom.serving.models import (
     CaptureStats,
@@ -51,6 +51,7 @@ from strongroom.serving.models import (
 )
 from strongroom.serving.pool import TIMEOUT, WORKER_ERRORS, Variant, WorkerPool
 from strongroom.storage.keys import parse_uri
+from strongroom.storage.models import ObjectVersion
 from strongroom.storage.service import StorageService
 
 log = logging.getLogger(__name__)
@@ -105,29 +106,7 @@ class ServingService:
         with self.guard.begin(ctx, "CreateModel", target, params=params, context=context) as call:
             self._no_model(team, spec.name)
             self.kms.describe_key(ctx, team, spec.kms_key)
-            source_job, uri = "", spec.model_data
-            if spec.training_job:
-                job = self.jobs.describe(ctx, team, spec.training_job)
-                if job.status != "Completed":
-                    raise Conflict(
-                        f"training job {spec.training_job} is {job.status}; it has no model yet", field="training_job"
-                    )
-                found = [o for o in job.outputs_produced if o.uri.endswith("model.tar.gz")]
-                if not found:
-                    raise InvalidInput(
-                        f"training job {spec.training_job} produced no model.tar.gz", field="training_job"
-                    )
-                source_job, uri = job.srn, found[0].uri
-            bucket, key = parse_uri(uri)
-            try:
-                head = self.storage.head_object(ctx, bucket, key)
-            except StrongroomError as exc:
-                raise type(exc)(f"model_data: {exc.detail}", field="model_data") from None
-            owner = self.storage.describe_bucket(ctx, bucket).team
-            if owner != team:
-                raise InvalidInput(
-                    f"{uri} belongs to team {owner}; a model reads its own team's archive", field="model_data"
-                )
+            source_job, head = self.model_archive(ctx, team, spec.model_data, spec.training_job)
             with call.transaction():
                 if (replayed := call.replay(Model)) is not None:
                     return replayed
@@ -155,6 +134,34 @@ class ServingService:
                 call.session.add(row)
                 call.emit("ModelCreated", model=spec.name, source_job=source_job)
                 return call.result(row.to_entity())
+
+    def model_archive(
+        self, ctx: RequestContext, team: str, model_data: str, training_job: str
+    ) -> tuple[str, ObjectVersion]:
+        """The archive a model serves: ``model_data``, or the ``model.tar.gz`` that ``training_job``
+        produced; its source job's resource name ("" for an archive) and its ``head_object``."""
+        source_job, uri = "", model_data
+        if training_job:
+            job = self.jobs.describe(ctx, team, training_job)
+            if job.status != "Completed":
+                raise Conflict(
+                    f"training job {training_job} is {job.status}; it has no model yet", field="training_job"
+                )
+            found = [o for o in job.outputs_produced if o.uri.endswith("model.tar.gz")]
+            if not found:
+                raise InvalidInput(f"training job {training_job} produced no model.tar.gz", field="training_job")
+            source_job, uri = job.srn, found[0].uri
+        bucket, key = parse_uri(uri)
+        try:
+            head = self.storage.head_object(ctx, bucket, key)
+        except StrongroomError as exc:
+            raise type(exc)(f"model_data: {exc.detail}", field="model_data") from None
+        owner = self.storage.describe_bucket(ctx, bucket).team
+        if owner != team:
+            raise InvalidInput(
+                f"{uri} belongs to team {owner}; a model reads its own team's archive", field="model_data"
+            )
+        return source_job, head
 
     @staticmethod
     def _model_exists(team: str, name: str) -> Conflict:
@@ -217,6 +224,12 @@ class ServingService:
                             f"team {team} has no model named {variant.model_name!r}",
                             field=f"ProductionVariants[{index}].ModelName",
                         )
+                names = [v.model_name for v in spec.production_variants]
+                deployed = call.session.scalars(select(ModelRow).where(ModelRow.team == team, ModelRow.name.in_(names)))
+                fields = {
+                    v.model_name: f"ProductionVariants[{i}].ModelName" for i, v in enumerate(spec.production_variants)
+                }
+                approval.require_approval(call, team, {r.name: r.spec for r in deployed}, "ProductionVariants", fields)
                 if call.session.scalars(
                     select(EndpointConfigRow.id).where(
                         EndpointConfigRow.team == team, EndpointConfigRow.name == spec.name
@@ -314,6 +327,7 @@ class ServingService:
                             field="EndpointConfigName",
                         )
                     models[variant.model_name] = model.spec
+                approval.require_approval(call, team, models, "EndpointConfigName")
                 now = utcnow()
                 grant = call.decision.grant
                 row = EndpointRow(
@@ -358,6 +372,7 @@ class ServingService:
                     properties={"model": model_name},
                 )
                 self.lineage.associate(ctx, team, artifact.srn, endpoint.srn, "ContributedTo")
+            approval.record_deployment(self.lineage, self.db, ctx, team, endpoint.srn, models)
             if config.data_capture_config is not None:
                 captured = self.lineage.record_artifact(
                     ctx,
@@ -546,7 +561,15 @@ class ServingService:
             model = row.models[v.model_name]
             bucket, object_key = parse_uri(model["model_data"])
             archive = self.storage.get_object_bytes(ctx, bucket, object_key, model["version_id"])
-            variants.append(Variant(v.variant_name, v.initial_variant_weight, archive, v.initial_instance_count))
+            variants.append(
+                Variant(
+                    v.variant_name,
+                    v.initial_variant_weight,
+                    archive,
+                    v.initial_instance_count,
+                    runtime=model.get("runtime", "xgboost"),
+                )
+            )
         self._spools[row.id], self._configs[row.id] = spool, config
         try:
             self.pool.start(row.id, row.team, row.name, variants)

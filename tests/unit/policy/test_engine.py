@@ -52,6 +52,14 @@ EXPECTED: dict[str, set[str]] = {
     # no user token writes capture data: only an endpoint's own execution role (tested in
     # tests/unit/serving) may
     "PutCaptureData": set(),
+    # the model registry: who trains registers, who deploys approves (tests/unit/serving/test_registry.py)
+    "CreateModelPackageGroup": {DSA, DS, ML},
+    "CreateModelPackage": {DSA, DS, ML},
+    "DescribeModelPackageGroup": {DSA, DS, ML, AU},
+    "ListModelPackageGroups": {DSA, DS, ML, AU},
+    "DescribeModelPackage": {DSA, DS, ML, AU},
+    "ListModelPackages": {DSA, DS, ML, AU},
+    "UpdateModelPackageApproval": {DSA, ML},
     "CreateRepository": {DSA, DS},
     "DeleteRepository": {DSA, DS},
     "ListRepositories": {DSA, DS, ML, AU},

@@ -4,7 +4,9 @@ It listens on a Unix socket in a directory the platform bind-mounts, receives th
 over that socket (the platform decrypted it; it is written only to this sandbox's tmpfs scratch),
 loads it from XGBoost's own UBJSON/JSON format (never pickle) through the safe archive reader, and
 answers ``POST /invocations`` with one prediction per row. Bad input is answered 400 with a JSON
-problem naming the row and the column; the worker keeps serving.
+problem naming the row and the column; the worker keeps serving. A model whose runtime is
+``script`` is the user's own ``inference.py`` from the archive instead (``ScriptModel``), run in
+this same sandbox.
 """
 
 from __future__ import annotations
@@ -50,8 +52,8 @@ def _check_width(values: list[Any], row: int, width: int) -> None:
         )
 
 
-def parse_csv(body: bytes, width: int) -> list[list[float]]:
-    """Headerless CSV rows in the model's feature order."""
+def parse_csv(body: bytes, width: int | None) -> list[list[float]]:
+    """Headerless CSV rows in the model's feature order (``width`` None: as wide as the first row)."""
     try:
         text = body.decode("utf-8")
     except UnicodeDecodeError as exc:
@@ -62,6 +64,7 @@ def parse_csv(body: bytes, width: int) -> list[list[float]]:
         for number, record in enumerate(reader, start=1):
             if not record or (len(record) == 1 and not record[0].strip()):
                 continue
+            width = len(record) if width is None else width
             _check_width(record, number, width)
             rows.append([_cell(cell.strip(), number, col) for col, cell in enumerate(record, start=1)])
     except csv.Error as exc:
@@ -72,7 +75,7 @@ def parse_csv(body: bytes, width: int) -> list[list[float]]:
     return rows
 
 
-def parse_json(body: bytes, width: int) -> list[list[float]]:
+def parse_json(body: bytes, width: int | None) -> list[list[float]]:
     """``{"instances": [[...], ...]}``, ``[[...], ...]`` or one row ``[...]``."""
     try:
         data = json.loads(body)
@@ -88,6 +91,7 @@ def parse_json(body: bytes, width: int) -> list[list[float]]:
     for number, record in enumerate(data, start=1):
         if not isinstance(record, list):
             raise BadInput(f"row {number} is not a list of numbers", number)
+        width = len(record) if width is None else width
         _check_width(record, number, width)
         row = []
         for col, cell in enumerate(record, start=1):
@@ -119,6 +123,54 @@ class Model:
 
         matrix = np.asarray(rows, dtype=np.float32)
         return [float(p) for p in self.booster.predict(self._xgb.DMatrix(matrix)).reshape(len(rows), -1)[:, 0]]
+
+
+class ScriptModel:
+    """A user's own inference script, run here, in the same sandbox as the built-in runtime.
+
+    The archive holds ``inference.py`` (at its top or under ``code/``) beside the model's files. It
+    is extracted (with the safe archive reader) into this sandbox's tmpfs and imported; its contract:
+
+    - ``model_fn(model_dir: str) -> object`` (optional): load the model from the extracted files;
+    - ``predict_fn(rows: list[list[float]], model) -> sequence of numbers``: one score per row;
+    - ``num_features: int`` (optional): the width every row must have (else the first row's).
+
+    The platform itself never loads anything of it; the script runs with no network, as uid 1000.
+    """
+
+    def __init__(self, archive: Path) -> None:
+        import importlib.util
+
+        from strongroom.core.archive import ArchiveLimits, extract_archive
+
+        model_dir = SCRATCH / "model"
+        extract_archive(archive, model_dir, ArchiveLimits(max_members=1000, max_total_bytes=1024**3))
+        script = next(
+            (p for p in (model_dir / "inference.py", model_dir / "code" / "inference.py") if p.is_file()), None
+        )
+        if script is None:
+            raise ValueError("the archive has no inference.py (at its top or under code/)")
+        sys.path.insert(0, str(script.parent))
+        spec = importlib.util.spec_from_file_location("inference", script)
+        if spec is None or spec.loader is None:
+            raise ValueError(f"{script.name} cannot be imported")
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        predict_fn = getattr(module, "predict_fn", None)
+        if not callable(predict_fn):
+            raise ValueError("inference.py defines no predict_fn(rows, model)")
+        model_fn = getattr(module, "model_fn", None)
+        self.model = model_fn(str(model_dir)) if callable(model_fn) else None
+        self.predict_fn = predict_fn
+        width = getattr(module, "num_features", None)
+        self.width: int | None = width if isinstance(width, int) and width > 0 else None
+
+    def predict(self, rows: list[list[float]]) -> list[float]:
+        scores = self.predict_fn(rows, self.model)
+        values = [float(s) for s in (scores.tolist() if hasattr(scores, "tolist") else scores)]
+        if len(values) != len(rows):
+            raise ValueError(f"predict_fn returned {len(values)} scores for {len(rows)} rows")
+        return values
 
 
 class Handler(BaseHTTPRequestHandler):
@@ -154,7 +206,8 @@ class Handler(BaseHTTPRequestHandler):
         with os.fdopen(fd, "wb") as handle:
             handle.write(body)
         try:
-            self.server.model = Model(path)
+            runtime = self.headers.get("X-Strongroom-Runtime", "xgboost")
+            self.server.model = ScriptModel(path) if runtime == "script" else Model(path)
         except Exception as exc:
             self._problem(422, f"the model could not be loaded: {exc}")
             return
@@ -175,6 +228,9 @@ class Handler(BaseHTTPRequestHandler):
         except BadInput as bad:
             self._problem(400, bad.detail, bad.row, bad.column)
             return
+        except Exception as exc:  # the user's predict_fn failed: the worker keeps serving
+            self._problem(500, f"the model failed on this request: {type(exc).__name__}: {str(exc)[:300]}")
+            return
         if kind == "json":
             self._send(200, json.dumps({"predictions": [{"score": s} for s in scores]}).encode(), "application/json")
         else:
@@ -184,7 +240,7 @@ class Handler(BaseHTTPRequestHandler):
 class Server(socketserver.ThreadingMixIn, socketserver.UnixStreamServer):
     daemon_threads = True
     request_queue_size = 256  # the proxy opens a connection per concurrent request
-    model: Model | None = None
+    model: Model | ScriptModel | None = None
 
 
 def main(argv: list[str] | None = None) -> int:
