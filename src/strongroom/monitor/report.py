@@ -272,6 +272,8 @@ def _count(feature: FeatureStatistics | None) -> str:
 
 
 def _number(value: float) -> str:
+    if 1000 <= abs(value) < 1e12:
+        return f"{value:,.0f}"  # amounts: 100,000 rather than 1e+05
     return f"{value:.4g}"
 
 
