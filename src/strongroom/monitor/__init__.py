@@ -3,7 +3,7 @@
 The compute core of the managed model monitor's workflow, as plain functions over files and
 DataFrames: :func:`read_csv_statistics` / :func:`compute_statistics` (``statistics.json``),
 :func:`suggest_constraints` (``constraints.json``) and :func:`check_window`
-(``constraint_violations.json``). See ``docs/monitoring.md``.
+(``constraint_violations.json``) and :func:`render_report` (the HTML report). See ``docs/monitoring.md``.
 """
 
 from strongroom.monitor.constraints import (
@@ -16,6 +16,7 @@ from strongroom.monitor.constraints import (
     suggest_constraints,
 )
 from strongroom.monitor.distance import bucket_distance, categorical_distance, ks_distance
+from strongroom.monitor.report import render_report
 from strongroom.monitor.sources import ColumnRule, read_csv_statistics
 from strongroom.monitor.statistics import (
     DatasetStatistics,
@@ -45,6 +46,7 @@ __all__ = [
     "constraints_frame",
     "ks_distance",
     "read_csv_statistics",
+    "render_report",
     "statistics_frame",
     "suggest_constraints",
 ]
