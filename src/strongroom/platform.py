@@ -188,6 +188,7 @@ class Platform:
             public_url=f"https://{config.public_hostname or 'localhost'}:{config.port}",
             lineage=self.lineage,
         )
+        self.metrics.registry.register(self.serving.collector())
         self.serving_worker = ServingWorker(self.serving)
         self.serving.wake = self.serving_worker.wake
         self.bus.subscribe(self.serving.on_identity_event, kinds={"state"})

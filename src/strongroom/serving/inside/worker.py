@@ -120,6 +120,25 @@ class Model:
         matrix = np.asarray(rows, dtype=np.float32)
         return [float(p) for p in self.booster.predict(self._xgb.DMatrix(matrix)).reshape(len(rows), -1)[:, 0]]
 
+    def explain(self, rows: list[list[float]]) -> dict[str, Any]:
+        """Exact per-feature SHAP contributions (XGBoost's TreeSHAP, ``pred_contribs=True``), in the
+        margin (log-odds for ``binary:logistic``): ``sum(contributions) + bias`` is the margin."""
+        import numpy as np
+
+        matrix = self._xgb.DMatrix(np.asarray(rows, dtype=np.float32))
+        scores = self.booster.predict(matrix).reshape(len(rows), -1)[:, 0]
+        contribs = self.booster.predict(matrix, pred_contribs=True)
+        if contribs.ndim == 3:  # one set per class: the first, as the score
+            contribs = contribs[:, 0, :]
+        names = self.booster.feature_names or [f"f{i}" for i in range(self.width)]
+        return {
+            "feature_names": list(names),
+            "predictions": [
+                {"score": float(s), "contributions": [float(c) for c in row[:-1]], "bias": float(row[-1])}
+                for s, row in zip(scores, contribs, strict=True)
+            ],
+        }
+
 
 class Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
@@ -171,6 +190,9 @@ class Handler(BaseHTTPRequestHandler):
         kind = self.headers.get("X-Strongroom-Kind", "csv")
         try:
             rows = parse_json(body, model.width) if kind == "json" else parse_csv(body, model.width)
+            if self.headers.get("X-Strongroom-Explain") == "1":
+                self._send(200, json.dumps(model.explain(rows)).encode(), "application/json")
+                return
             scores = model.predict(rows)
         except BadInput as bad:
             self._problem(400, bad.detail, bad.row, bad.column)
