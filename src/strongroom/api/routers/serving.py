@@ -132,11 +132,9 @@ async def invoke(team: str, name: str, request: Request, ctx: Ctx, p: P, explain
         answer, out_type = await anyio.to_thread.run_sync(
             lambda: p.serving.invoke(ctx, team, name, body, content_type, variant, explain=explain, refusal=refusal)
         )
-    except StrongroomError as exc:
-        if refusal is None:
-            raise
-        # The body was not read (all of it): close the connection after the problem.
-        answer_problem = problem(request, exc)
-        answer_problem.headers["Connection"] = "close"
-        return answer_problem
+    except RequestTimeout as exc:
+        # The rest of the body may still be on its way: close the connection after the problem.
+        timed_out = problem(request, exc)
+        timed_out.headers["Connection"] = "close"
+        return timed_out
     return Response(content=answer, media_type=None, headers={"Content-Type": out_type})
