@@ -767,9 +767,12 @@ class ServingService:
                 busy = True
                 try:
                     self._update(row)
-                except StrongroomError as exc:
+                except StrongroomError as exc:  # only when the old config could not be restarted either
                     log.warning("endpoint %s/%s failed: %s", row.team, row.name, exc.detail)
                     self._set_status(row.id, "Failed", exc.detail)
+                except Exception as exc:
+                    log.exception("endpoint %s/%s failed", row.team, row.name)
+                    self._set_status(row.id, "Failed", f"the endpoint could not start: {type(exc).__name__}: {exc}")
             elif row.status in ("Creating", "InService") and not self.pool.is_live(row.id):
                 busy = True
                 if row.status == "InService":  # the platform restarted: it serves again once its workers are up
