@@ -231,6 +231,12 @@ def test_sixteen_connections_for_30s_with_full_capture(served: Served) -> None:
     assert done == len(load.acknowledged) and variant.server_errors == 0
     assert variant.model_latency.count >= len(load.acknowledged)
     assert 0 < variant.model_latency.p50_ms < 1000 and variant.overhead_latency.p50_ms > 0
+    print(  # the figures, for `pytest -s` (docs/serving.md quotes a run)
+        f"\n16 connections x {LOAD_SECONDS:g} s, 100% capture: {len(load.acknowledged)} acknowledged "
+        f"({len(load.acknowledged) / LOAD_SECONDS:.0f}/s), 0 failed, captured == acknowledged; "
+        f"model p50 {variant.model_latency.p50_ms} ms p99 {variant.model_latency.p99_ms} ms, "
+        f"overhead p50 {variant.overhead_latency.p50_ms} ms p99 {variant.overhead_latency.p99_ms} ms"
+    )
     assert after.capture.dropped == 0 and after.capture.captured >= len(load.acknowledged)
     scraped = served.env.admin.request_raw("GET", "/metrics").text  # PlatformAdmin may scrape
     ok = re.search(
@@ -249,12 +255,15 @@ def test_update_under_load_fails_no_request_and_serves_the_new_model(served: Ser
     updated: list[Any] = []
 
     def update() -> None:
+        started = time.monotonic()
         updated.append(mlops.endpoints.update(team, served.endpoint, "credit-b-config", wait=True, timeout=120))
+        updated.append(time.monotonic() - started)
 
     seconds = max(LOAD_SECONDS / 2, 12.0)
     load = _load(served, seconds, 8, 40_000_000, during=update)
     assert load.failures == []
     assert updated and updated[0].status == "InService" and updated[0].endpoint_config_name == "credit-b-config"
+    print(f"\nupdate under load (8 connections): {updated[1]:.1f} s to InService on the new config, 0 failed")
     described = mlops.endpoints.describe(team, served.endpoint)
     assert described.endpoint_config_name == "credit-b-config" and described.failure_reason == ""
     rows = served.rows[:10]
@@ -404,6 +413,31 @@ def test_a_slow_client_gets_408_and_does_not_hold_up_others(served: Served) -> N
     assert b"application/problem+json" in answer and b"did not arrive within" in answer
     assert BODY_TIMEOUT - 0.5 <= waited < BODY_TIMEOUT + 5
     assert len(fast) >= 5 and sorted(fast)[len(fast) // 2] < 0.5  # others were served meanwhile
+
+
+def test_cli_update_metrics_and_explain(served: Served) -> None:
+    from typer.testing import CliRunner
+
+    from strongroom.cli.main import app
+
+    env = {
+        "STRONGROOM_HOME": str(served.env.server.config.home),
+        "STRONGROOM_TOKEN": served.mlops_token,
+        "STRONGROOM_TEAM": served.env.team,
+    }
+    row = ",".join(repr(float(v)) for v in served.rows[0])
+    explained = CliRunner().invoke(app, ["invoke", served.endpoint, "--body", row, "--explain"], env=env)
+    assert explained.exit_code == 0, explained.output
+    assert len(json.loads(explained.output)["predictions"][0]["contributions"]) == 4
+    moved = CliRunner().invoke(app, ["endpoints", "update", served.endpoint, "--model", "credit-a", "--json"], env=env)
+    assert moved.exit_code == 0, moved.output
+    shown = json.loads(moved.output)
+    assert shown["status"] == "InService" and shown["endpoint_config_name"].startswith("credit-config-")
+    scored = served.mlops.endpoints.invoke(served.env.team, served.endpoint, row)
+    assert float(scored) == float(served.boosters["credit-a"].predict(xgb.DMatrix(served.rows[:1]))[0])
+    metrics = CliRunner().invoke(app, ["endpoints", "metrics", served.endpoint], env=env)
+    assert metrics.exit_code == 0, metrics.output
+    assert "AllTraffic" in metrics.output and "0 dropped" in metrics.output
 
 
 def test_who_may_update_and_invoke(served: Served) -> None:
