@@ -130,16 +130,18 @@ def _load(
     served: Served, seconds: float, connections: int, first: int, during: Callable[[], None] | None = None
 ) -> Load:
     """``connections`` threads, each on its own keep-alive connection, each row unique (its first
-    cell counts from ``first``): the rows answered 2xx and every failure (status, detail)."""
+    cell counts from ``first``): the rows answered 2xx and every failure (status, detail). With
+    ``during``, it is called once the load runs, and the load goes on until 2 s after it returned."""
     load = Load()
     lock = threading.Lock()
-    stop = time.monotonic() + seconds
+    began = time.monotonic()
+    stop = [began + seconds if during is None else float("inf")]
     rest = ",".join(repr(float(v)) for v in served.rows[0][1:])
 
     def client(n: int) -> None:
         conn = _connection(served)
         i = 0
-        while time.monotonic() < stop:
+        while time.monotonic() < stop[0]:
             row = f"{first + n * 1_000_000 + i},{rest}"
             i += 1
             try:
@@ -163,6 +165,7 @@ def _load(
     if during is not None:
         time.sleep(min(2.0, seconds / 4))
         during()
+        stop[0] = max(began + seconds, time.monotonic() + 2.0)
     for thread in threads:
         thread.join()
     return load
@@ -259,8 +262,7 @@ def test_update_under_load_fails_no_request_and_serves_the_new_model(served: Ser
         updated.append(mlops.endpoints.update(team, served.endpoint, "credit-b-config", wait=True, timeout=120))
         updated.append(time.monotonic() - started)
 
-    seconds = max(LOAD_SECONDS / 2, 12.0)
-    load = _load(served, seconds, 8, 40_000_000, during=update)
+    load = _load(served, 5.0, 8, 40_000_000, during=update)
     assert load.failures == []
     assert updated and updated[0].status == "InService" and updated[0].endpoint_config_name == "credit-b-config"
     print(f"\nupdate under load (8 connections): {updated[1]:.1f} s to InService on the new config, 0 failed")
@@ -273,6 +275,19 @@ def test_update_under_load_fails_no_request_and_serves_the_new_model(served: Ser
     assert not np.array_equal(scores, served.boosters["credit-a"].predict(xgb.DMatrix(rows)))
     captured = _captured_inputs(served, load.acknowledged, 40_000_000, 50_000_000)
     assert captured == load.acknowledged
+    # Each answer came from one model or the other, and both answered during the load: the switch
+    # happened while clients were sending.
+    answers = {
+        r["captureData"]["endpointInput"]["data"]: float(r["captureData"]["endpointOutput"]["data"])
+        for r in _records(served)
+        if not capture.is_error(r) and r["captureData"]["endpointInput"]["data"] in load.acknowledged
+    }
+    inputs = sorted(answers)
+    matrix = xgb.DMatrix(np.asarray([[float(v) for v in row.split(",")] for row in inputs], dtype=np.float32))
+    old, new = (served.boosters[name].predict(matrix) for name in ("credit-a", "credit-b"))
+    pairs = zip(inputs, old, new, strict=True)
+    by = ["a" if answers[row] == o else "b" if answers[row] == n else "?" for row, o, n in pairs]
+    assert "?" not in by and by.count("a") > 0 and by.count("b") > 0, (by.count("a"), by.count("b"))
 
 
 def test_update_to_a_config_that_cannot_start_keeps_serving_the_old_one(served: Served) -> None:
@@ -429,7 +444,8 @@ def test_cli_update_metrics_and_explain(served: Served) -> None:
     explained = CliRunner().invoke(app, ["invoke", served.endpoint, "--body", row, "--explain"], env=env)
     assert explained.exit_code == 0, explained.output
     assert len(json.loads(explained.output)["predictions"][0]["contributions"]) == 4
-    moved = CliRunner().invoke(app, ["endpoints", "update", served.endpoint, "--model", "credit-a", "--json"], env=env)
+    update = ["endpoints", "update", served.endpoint, "--model", "credit-a", "--kms-key", served.env.key, "--json"]
+    moved = CliRunner().invoke(app, update, env=env)
     assert moved.exit_code == 0, moved.output
     shown = json.loads(moved.output)
     assert shown["status"] == "InService" and shown["endpoint_config_name"].startswith("credit-config-")
