@@ -516,7 +516,10 @@ class ServingService:
             status = exc.status if isinstance(exc, StrongroomError) else 500
             self.stats.record(team, name, call.variant, status, call.model_seconds, time.perf_counter() - started)
             if not call.captured:
-                self._capture_refusal(team, name, call, body, content_type, exc)
+                try:
+                    self._capture_refusal(team, name, call, body, content_type, exc)
+                except Exception:  # the client gets its error whatever happens to the error's record
+                    log.exception("endpoint %s/%s: the refused request could not be captured", team, name)
             ticket.finish(exc)
             raise
         finally:
