@@ -480,3 +480,23 @@ def test_who_may_update_and_invoke(served: Served) -> None:
     with pytest.raises(Unauthenticated):
         short.endpoints.update(team, served.endpoint, "credit-a-config")
     assert served.mlops.endpoints.describe(team, served.endpoint).status == "InService"
+
+
+def test_a_platform_killed_mid_update_comes_back_on_the_old_config(served: Served) -> None:
+    """Last in the module: it kills the module's server and finishes on a restarted one."""
+    env, team = served.env, served.env.team
+    before = served.mlops.endpoints.describe(team, served.endpoint).endpoint_config_name
+    assert served.mlops.endpoints.update(team, served.endpoint, "credit-b-config").status == "Updating"
+    env.server.stop(signal.SIGKILL)  # while the new workers start: the update is only in its memory
+    restarted = start_server(env.server.config, env.server.admin_token)
+    try:
+        env.server = restarted
+        served.mlops = restarted.session(served.mlops_token)
+        endpoint = served.mlops.endpoints.wait(team, served.endpoint, timeout=120)
+        assert endpoint.status == "InService" and endpoint.endpoint_config_name == before
+        assert "interrupted by a platform restart" in endpoint.failure_reason
+        row = ",".join(repr(float(v)) for v in served.rows[0])
+        score = float(served.mlops.endpoints.invoke(team, served.endpoint, row))
+        assert score == float(served.boosters["credit-a"].predict(xgb.DMatrix(served.rows[:1]))[0])
+    finally:
+        restarted.stop()
