@@ -217,6 +217,11 @@ def test_explain_returns_exact_shap_contributions(served: Served) -> None:
     np.testing.assert_allclose(
         [[*p["contributions"], p["bias"]] for p in json.loads(as_json)["predictions"]], expected, atol=1e-5
     )
+    body = "\n".join(",".join(repr(float(v)) for v in row) for row in rows)
+    as_csv = served.mlops.endpoints.invoke(served.env.team, served.endpoint, body, explain=True, accept="text/csv")
+    table = np.asarray([[float(v) for v in line.split(",")] for line in as_csv.decode().splitlines()])
+    assert np.array_equal(table[:, 0].astype(np.float32), booster.predict(matrix))  # score first
+    np.testing.assert_allclose(table[:, 1:], expected, atol=1e-5)  # then the contributions, bias last
 
 
 def test_sixteen_connections_for_30s_with_full_capture(served: Served) -> None:

@@ -163,9 +163,13 @@ class Endpoints(_Client):
         target_variant: str = "",
         *,
         explain: bool = False,
+        accept: str = "",
     ) -> bytes:
-        """``InvokeEndpoint``: the raw answer body (``explain``: JSON with SHAP contributions)."""
+        """``InvokeEndpoint``: the raw answer body (``explain``: with SHAP contributions, as JSON,
+        or with ``accept="text/csv"`` as CSV rows ``score,contribution...,bias``)."""
         headers = {"Content-Type": content_type}
+        if accept:
+            headers["Accept"] = accept
         if target_variant:
             headers["X-Target-Variant"] = target_variant
         payload = body.encode() if isinstance(body, str) else body

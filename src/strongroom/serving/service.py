@@ -495,7 +495,7 @@ class ServingService:
         content_type: str,
         target_variant: str = "",
         *,
-        explain: bool = False,
+        explain: str = "",
         refusal: StrongroomError | None = None,
     ) -> tuple[bytes, str]:
         """Score ``body`` on the endpoint; the answer and its content type.
@@ -503,7 +503,8 @@ class ServingService:
         With capture on, the answer is returned only once its capture record is durable. A refused
         request (bad input, or ``refusal``: what the front door found before the body, such as 413
         or 408) is counted, captured as an error outcome when sampled, and raised.
-        ``explain`` answers exact per-feature SHAP contributions with each score (JSON).
+        ``explain`` (``"json"`` or ``"csv"``) answers each score with its exact per-feature SHAP
+        contributions in that format.
         """
         ticket = self._ticket(ctx, team, name)
         started = time.perf_counter()
@@ -561,7 +562,7 @@ class ServingService:
         spool.append(call.variant or UNROUTED, record)  # a failure is counted as dropped; the answer is an error anyway
 
     def _invoke(
-        self, team: str, name: str, body: bytes, content_type: str, target_variant: str, explain: bool, call: _Call
+        self, team: str, name: str, body: bytes, content_type: str, target_variant: str, explain: str, call: _Call
     ) -> tuple[bytes, str]:
         base = content_type.split(";", 1)[0].strip().lower()
         kind = CONTENT_TYPES.get(base)
@@ -585,7 +586,7 @@ class ServingService:
         call.variant = variant.name
         headers = [(b"X-Strongroom-Kind", kind.encode())]
         if explain:
-            headers.append((b"X-Strongroom-Explain", b"1"))
+            headers.append((b"X-Strongroom-Explain", b"csv" if explain == "csv" else b"json"))
         answer = None
         sent = time.perf_counter()
         for worker in variant.pick():

@@ -108,11 +108,16 @@ def delete_endpoint(team: str, name: str, ctx: Ctx, p: P) -> Endpoint:
 @invocations.post("/endpoints/{team}/{name}/invocations")
 async def invoke(team: str, name: str, request: Request, ctx: Ctx, p: P, explain: bool = False) -> Response:
     """``InvokeEndpoint``: text/csv or application/json rows in, one score per row out
-    (``?explain=true``: each score with its exact per-feature SHAP contributions, as JSON)."""
+    (``?explain=true``: each score with its exact per-feature SHAP contributions, as JSON, or as
+    CSV rows ``score,contribution...,bias`` with ``Accept: text/csv``)."""
     content_type = request.headers.get("content-type", "")
     variant = request.headers.get("x-target-variant", "")
     declared = request.headers.get("content-length", "")
     refusal: StrongroomError | None = None
+    explain_as = ""
+    if explain:
+        accept = request.headers.get("accept", "")
+        explain_as = "csv" if "text/csv" in accept and "application/json" not in accept else "json"
     body = b""
     if declared.isdigit() and int(declared) > MAX_INVOCATION_BYTES:
         refusal = PayloadTooLarge(
@@ -130,7 +135,7 @@ async def invoke(team: str, name: str, request: Request, ctx: Ctx, p: P, explain
             )
     try:
         answer, out_type = await anyio.to_thread.run_sync(
-            lambda: p.serving.invoke(ctx, team, name, body, content_type, variant, explain=explain, refusal=refusal)
+            lambda: p.serving.invoke(ctx, team, name, body, content_type, variant, explain=explain_as, refusal=refusal)
         )
     except RequestTimeout as exc:
         # The rest of the body may still be on its way: close the connection after the problem.

@@ -190,8 +190,16 @@ class Handler(BaseHTTPRequestHandler):
         kind = self.headers.get("X-Strongroom-Kind", "csv")
         try:
             rows = parse_json(body, model.width) if kind == "json" else parse_csv(body, model.width)
-            if self.headers.get("X-Strongroom-Explain") == "1":
+            explain = self.headers.get("X-Strongroom-Explain")
+            if explain == "json":
                 self._send(200, json.dumps(model.explain(rows)).encode(), "application/json")
+                return
+            if explain == "csv":  # one line per row: score, the contributions in feature order, bias
+                lines = [
+                    ",".join(repr(v) for v in (p["score"], *p["contributions"], p["bias"]))
+                    for p in model.explain(rows)["predictions"]
+                ]
+                self._send(200, "\n".join(lines).encode(), "text/csv; charset=utf-8")
                 return
             scores = model.predict(rows)
         except BadInput as bad:
