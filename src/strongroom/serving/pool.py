@@ -214,7 +214,10 @@ class WorkerPool:
         # httpcore, not httpx: the hot path needs neither httpx's per-request INFO log nor its overhead.
         client = httpcore.ConnectionPool(uds=f"/proc/self/fd/{worker.socket_fd}", max_connections=256)
         try:
-            answer = client.request("PUT", "http://worker/model", content=variant.model, extensions=TIMEOUT)
+            # Loading imports XGBoost and parses the model: on a busy machine that takes longer than
+            # an invocation may, so it has the start's deadline rather than the request timeout.
+            load = {"timeout": {**TIMEOUT["timeout"], "read": self.ready_timeout}}
+            answer = client.request("PUT", "http://worker/model", content=variant.model, extensions=load)
         except WORKER_ERRORS as exc:
             client.close()
             worker.process.stop("model load failed")
