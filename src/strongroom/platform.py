@@ -190,6 +190,7 @@ class Platform:
             lineage=self.lineage,
         )
         self.model_registry = ModelRegistry(self.db, self.guard, self.serving, self.lineage)
+        self.metrics.registry.register(self.serving.collector())
         self.serving_worker = ServingWorker(self.serving)
         self.serving.wake = self.serving_worker.wake
         self.bus.subscribe(self.serving.on_identity_event, kinds={"state"})

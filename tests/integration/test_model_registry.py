@@ -224,6 +224,8 @@ def test_own_inference_script_serves_in_the_sandbox(registry: Registry) -> None:
     assert [float(v) for v in answer.splitlines()] == pytest.approx(expected, rel=1e-12)
     with pytest.raises(InvalidInput, match="row 1 has 2 columns"):
         predictor.predict("1,2")
+    with pytest.raises(InvalidInput, match="built-in xgboost runtime"):  # SHAP needs the XGBoost model
+        predictor.explain("1,2,3")
     assert mlops.models.describe(env.team, "scripted-model").runtime == "script"
     # an archive without predict_fn: the endpoint fails with the reason, nothing is served
     env.alice.buckets.put_object(env.models, "broken/model.tar.gz", _tar_gz({"inference.py": b"x = 1\n"}))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+import time
 from pathlib import Path
 from typing import Annotated
 
@@ -105,6 +106,58 @@ def endpoints_describe(name: str, team: TeamOpt = None, as_json: JsonOpt = False
     show(s.endpoints.describe(_team(s, team), name), as_json)
 
 
+@endpoints_app.command("update")
+def endpoints_update(
+    name: str,
+    config: Annotated[str, typer.Option(help="An existing endpoint config to serve instead.")] = "",
+    model: Annotated[str, typer.Option(help="Or: a model (makes <name>-config-<UTC time>).")] = "",
+    instance_count: Annotated[int, typer.Option(help="Worker processes (with --model).")] = 1,
+    capture_uri: Annotated[str, typer.Option(help="sr:// destination of data capture (with --model).")] = "",
+    sampling: Annotated[int, typer.Option(help="Percent of requests captured (with --model).")] = 100,
+    kms_key: Annotated[str, typer.Option(help="The team key (with --model).")] = "default",
+    wait: Annotated[bool, typer.Option(help="Wait until it serves the new config.")] = True,
+    team: TeamOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Move an endpoint to another config, blue-green: the new workers serve before the old stop."""
+    if bool(config) == bool(model):
+        raise typer.BadParameter("give exactly one of --config or --model")
+    s = session()
+    team = _team(s, team)
+    if model:
+        config = f"{name}-config-{time.strftime('%Y%m%d%H%M%S', time.gmtime())}"
+        variant = {"VariantName": "AllTraffic", "ModelName": model, "InitialInstanceCount": instance_count}
+        capture = DataCaptureConfig(capture_uri, sampling_percentage=sampling) if capture_uri else None
+        s.endpoint_configs.create(team, config, [variant], capture, kms_key=kms_key)
+    endpoint = s.endpoints.update(team, name, config, wait=wait)
+    show(endpoint, as_json, ENDPOINT_COLUMNS)
+
+
+@endpoints_app.command("metrics")
+def endpoints_metrics(name: str, team: TeamOpt = None, as_json: JsonOpt = False) -> None:
+    """Per-variant invocations, 4xx/5xx and latency (p50/p99), and the capture's lag and drops."""
+    s = session()
+    found = s.endpoints.metrics(_team(s, team), name)
+    if as_json:
+        show(found, True)
+        return
+    rows = [
+        {
+            "variant": v.variant or "(none)",
+            "invocations": v.invocations,
+            "4xx": v.client_errors,
+            "5xx": v.server_errors,
+            "model_p50_ms": v.model_latency.p50_ms,
+            "model_p99_ms": v.model_latency.p99_ms,
+            "overhead_p50_ms": v.overhead_latency.p50_ms,
+        }
+        for v in found.variants
+    ]
+    show(rows, False)
+    c = found.capture
+    say(f"capture: {c.captured} captured, {c.dropped} dropped, {c.pending} segments pending, lag {c.lag_seconds:g} s")
+
+
 @endpoints_app.command("delete")
 def endpoints_delete(name: str, team: TeamOpt = None) -> None:
     """Delete an endpoint (its workers stop; its capture is uploaded first)."""
@@ -117,6 +170,7 @@ def invoke(
     endpoint: str,
     body: Annotated[str, typer.Option(help="The rows; '-' reads stdin, '@file' reads a file.")] = "-",
     content_type: Annotated[str, typer.Option(help="text/csv or application/json.")] = "text/csv",
+    explain: Annotated[bool, typer.Option(help="Also return each feature's SHAP contribution (JSON).")] = False,
     team: TeamOpt = None,
 ) -> None:
     """Send rows to an endpoint and print its answer (one score per row)."""
@@ -127,5 +181,5 @@ def invoke(
         payload = Path(body[1:]).read_bytes()
     else:
         payload = body.encode()
-    answer = s.endpoints.invoke(_team(s, team), endpoint, payload, content_type)
+    answer = s.endpoints.invoke(_team(s, team), endpoint, payload, content_type, explain=explain)
     print(visible(answer.decode("utf-8", "replace"), newlines=True))

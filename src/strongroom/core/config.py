@@ -67,6 +67,8 @@ class Config(BaseSettings):
     http_max_header_count: int = Field(default=100, ge=16, le=10_000)
     http_header_timeout_seconds: float = Field(default=10.0, gt=0, le=600)
     http_body_idle_timeout_seconds: float = Field(default=30.0, gt=0, le=3600)
+    # An endpoint invocation's whole body must arrive within this, else 408 (docs/serving.md).
+    invocation_body_timeout_seconds: float = Field(default=10.0, gt=0, le=600)
     # Where sandboxes' cgroups are made (docs/sandbox.md); a path with no cgroup hierarchy means
     # rlimits only, which the platform reports at start and in `strongroom status`.
     sandbox_cgroup_root: str = "/sys/fs/cgroup"
@@ -269,6 +271,7 @@ http_max_header_bytes = 65536        # request line + headers; larger heads get 
 http_max_header_count = 100          # more header lines get 431
 http_header_timeout_seconds = 10     # TLS handshake and request head must arrive within this (408)
 http_body_idle_timeout_seconds = 30  # a request body that pauses longer is cut off
+invocation_body_timeout_seconds = 10  # an endpoint invocation's body must be in within this (408)
 
 # Sandboxes: each gets its own cgroup (memory incl. tmpfs, processes, CPU) under this hierarchy.
 # Without usable cgroups they get rlimits only, and `strongroom status` says so (docs/sandbox.md).

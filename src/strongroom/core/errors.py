@@ -112,6 +112,14 @@ class IntegrityError(StrongroomError):
     title = "Integrity check failed"
 
 
+class RequestTimeout(StrongroomError):
+    """The client did not send its request (its body) in time."""
+
+    slug = "request-timeout"
+    status = 408
+    title = "Request timeout"
+
+
 class Unavailable(StrongroomError):
     slug = "unavailable"
     status = 503
@@ -135,6 +143,7 @@ ERRORS_BY_SLUG: dict[str, type[StrongroomError]] = {
         NotFound,
         Conflict,
         PayloadTooLarge,
+        RequestTimeout,
         PreconditionFailed,
         IntegrityError,
         Unavailable,

@@ -17,7 +17,7 @@ from strongroom.core.errors import StrongroomError, Unavailable
 from strongroom.sdk.paths import q
 from strongroom.sdk.resources import _Client
 from strongroom.serving.models import DataCaptureConfig as _CaptureConfig
-from strongroom.serving.models import Endpoint, EndpointConfig
+from strongroom.serving.models import Endpoint, EndpointConfig, EndpointMetrics
 from strongroom.serving.models import Model as ModelInfo
 
 if TYPE_CHECKING:
@@ -125,30 +125,62 @@ class Endpoints(_Client):
     def delete(self, team: str, name: str) -> Endpoint:
         return self._s.call("DELETE", f"/api/v1/teams/{q(team)}/endpoints/{q(name)}", Endpoint)
 
+    def update(
+        self, team: str, name: str, endpoint_config_name: str, *, wait: bool = False, timeout: float = 300.0
+    ) -> Endpoint:
+        """``UpdateEndpoint``: serve ``endpoint_config_name`` instead (blue-green, no failed request).
+
+        With ``wait``, return once it is ``InService`` again, and raise ``Unavailable`` with the
+        reason if the new config did not start (the endpoint then still serves the old one).
+        """
+        body = {"EndpointConfigName": endpoint_config_name}
+        endpoint = self._s.call("PUT", f"/api/v1/teams/{q(team)}/endpoints/{q(name)}", Endpoint, json_body=body)
+        if not wait:
+            return endpoint
+        endpoint = self.wait(team, name, timeout)
+        if endpoint.endpoint_config_name != endpoint_config_name:
+            raise Unavailable(f"endpoint {team}/{name} was not updated: {endpoint.failure_reason}")
+        return endpoint
+
+    def metrics(self, team: str, name: str) -> EndpointMetrics:
+        """Per-variant invocations, 4xx/5xx, latency histograms, and the capture's counters."""
+        return self._s.call("GET", f"/api/v1/teams/{q(team)}/endpoints/{q(name)}/metrics", EndpointMetrics)
+
     def wait(self, team: str, name: str, timeout: float = 120.0) -> Endpoint:
-        """Poll until the endpoint leaves ``Creating``; raise if it ends ``Failed``."""
+        """Poll until the endpoint leaves ``Creating`` or ``Updating``; raise if it ends ``Failed``."""
         deadline = time.monotonic() + timeout
         while True:
             endpoint = self.describe(team, name)
             if endpoint.status == "Failed":
                 raise Unavailable(f"endpoint {team}/{name} failed: {endpoint.failure_reason}")
-            if endpoint.status != "Creating":
+            if endpoint.status not in ("Creating", "Updating"):
                 return endpoint
             if time.monotonic() > deadline:
-                raise Unavailable(f"endpoint {team}/{name} is still Creating after {timeout:.0f}s")
+                raise Unavailable(f"endpoint {team}/{name} is still {endpoint.status} after {timeout:.0f}s")
             time.sleep(0.25)
 
     def invoke(
-        self, team: str, name: str, body: bytes | str, content_type: str = "text/csv", target_variant: str = ""
+        self,
+        team: str,
+        name: str,
+        body: bytes | str,
+        content_type: str = "text/csv",
+        target_variant: str = "",
+        *,
+        explain: bool = False,
+        accept: str = "",
     ) -> bytes:
-        """``InvokeEndpoint``: the raw answer body."""
+        """``InvokeEndpoint``: the raw answer body (``explain``: with SHAP contributions, as JSON,
+        or with ``accept="text/csv"`` as CSV rows ``score,contribution...,bias``)."""
         headers = {"Content-Type": content_type}
+        if accept:
+            headers["Accept"] = accept
         if target_variant:
             headers["X-Target-Variant"] = target_variant
         payload = body.encode() if isinstance(body, str) else body
-        return self._s.request_raw(
-            "POST", f"/endpoints/{q(team)}/{q(name)}/invocations", content=payload, headers=headers
-        ).content
+        path = f"/endpoints/{q(team)}/{q(name)}/invocations"
+        params = {"explain": "true"} if explain else None
+        return self._s.request_raw("POST", path, content=payload, headers=headers, params=params).content
 
 
 class CSVSerializer:
@@ -197,6 +229,19 @@ class Predictor:
             self.team, self.endpoint_name, body, self.serializer.content_type, target_variant
         )
         return answer.decode()
+
+    def explain(self, data: Any, target_variant: str = "") -> dict[str, Any]:
+        """Scores with their exact per-feature SHAP contributions (``?explain=true``, docs/serving.md)."""
+        body = self.serializer.serialize(data)
+        answer = self.session.endpoints.invoke(
+            self.team, self.endpoint_name, body, self.serializer.content_type, target_variant, explain=True
+        )
+        result: dict[str, Any] = json.loads(answer)
+        return result
+
+    def update_endpoint(self, endpoint_config_name: str, *, wait: bool = True) -> Endpoint:
+        """``UpdateEndpoint`` to another endpoint config (blue-green; see ``Endpoints.update``)."""
+        return self.session.endpoints.update(self.team, self.endpoint_name, endpoint_config_name, wait=wait)
 
     def delete_endpoint(self) -> None:
         self.session.endpoints.delete(self.team, self.endpoint_name)

@@ -67,6 +67,56 @@ def capture_record(
     }
 
 
+def error_record(
+    config: DataCaptureConfig, request_type: str, request: bytes, problem: dict[str, object], when: dt.datetime
+) -> dict[str, object]:
+    """The capture line of a refused request: the input as received (when Input is captured), no
+    ``endpointOutput`` (nothing was predicted), and ``eventMetadata.outcome == "error"`` with the
+    problem the client got. A reader of the capture skips these with :func:`is_error`."""
+    data: dict[str, object] = {}
+    if "Input" in config.modes:
+        data["endpointInput"] = _part("INPUT", request_type or "application/octet-stream", request, config)
+    error = {k: problem[k] for k in ("status", "title", "detail", "field", "row", "column") if k in problem}
+    return {
+        "captureData": data,
+        "eventMetadata": {
+            "eventId": str(uuid.uuid4()),
+            "inferenceTime": when.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z",
+            "outcome": "error",
+            "error": error,
+        },
+        "eventVersion": "0",
+    }
+
+
+def is_error(record: dict[str, object]) -> bool:
+    """True for the record of a refused request (it holds no prediction)."""
+    metadata = record.get("eventMetadata")
+    return isinstance(metadata, dict) and metadata.get("outcome") == "error"
+
+
+def served_csv(records: list[dict[str, object]]) -> bytes:
+    """The CSV inputs of the served requests, as a headerless window for the model monitor
+    (``strongroom.monitor.sources``): refused requests and non-CSV inputs are skipped."""
+    rows = []
+    for record in records:
+        data = record.get("captureData")
+        part = data.get("endpointInput") if isinstance(data, dict) else None
+        if is_error(record) or not isinstance(part, dict) or part.get("encoding") != "CSV":
+            continue
+        rows.append(str(part["data"]).strip("\n"))
+    return ("\n".join(rows) + "\n").encode() if rows else b""
+
+
+def oldest_pending(directory: Path) -> float | None:
+    """When the oldest segment that holds records not yet uploaded was opened (epoch seconds)."""
+    segments = [p for p in directory.glob("*.open") if p.stat().st_size] + sealed_segments(directory)
+    if not segments:
+        return None
+    stamp = min(p.name.split("-", 1)[0] for p in segments)
+    return dt.datetime.strptime(stamp, "%Y%m%d%H%M%S%f").replace(tzinfo=dt.UTC).timestamp()
+
+
 @dataclass
 class _Pending:
     variant: str

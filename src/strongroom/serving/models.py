@@ -10,7 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from strongroom.core.names import check_name
 from strongroom.storage.keys import parse_uri
 
-EndpointStatus = Literal["Creating", "InService", "Failed", "Deleting"]
+EndpointStatus = Literal["Creating", "InService", "Updating", "Failed", "Deleting"]
 RUNTIMES = ("xgboost", "script")  # script: the inference.py in the model archive (docs/serving.md)
 MAX_INSTANCE_COUNT = 8
 
@@ -146,11 +146,24 @@ class EndpointSpec(Strict):
         return self
 
 
+class UpdateEndpointSpec(Strict):
+    """``UpdateEndpoint``: move an InService endpoint to another endpoint config (blue-green)."""
+
+    endpoint_config_name: str = Field(alias="EndpointConfigName")
+
+    @model_validator(mode="after")
+    def _check(self) -> UpdateEndpointSpec:
+        check_name(self.endpoint_config_name, "EndpointConfigName")
+        return self
+
+
 class CaptureStats(BaseModel):
     captured: int = 0
     dropped: int = 0
     pending: int = 0
     uploaded_objects: int = 0
+    # Seconds since the oldest captured record not yet uploaded to the bucket was spooled (0: none).
+    lag_seconds: float = 0.0
 
 
 class InvocationStats(BaseModel):
@@ -160,6 +173,36 @@ class InvocationStats(BaseModel):
     client_errors: int = 0
     server_errors: int = 0
     mean_latency_ms: float = 0.0
+
+
+class LatencySummary(BaseModel):
+    """A latency histogram: cumulative counts per upper bound (seconds), as Prometheus keeps it."""
+
+    count: int = 0
+    sum_seconds: float = 0.0
+    p50_ms: float = 0.0
+    p99_ms: float = 0.0
+    buckets: dict[str, int] = Field(default_factory=dict)
+
+
+class VariantMetrics(BaseModel):
+    """One variant's counters since this platform process started (not persisted)."""
+
+    variant: str
+    invocations: int = 0
+    client_errors: int = 0
+    server_errors: int = 0
+    model_latency: LatencySummary = Field(default_factory=LatencySummary)
+    overhead_latency: LatencySummary = Field(default_factory=LatencySummary)
+
+
+class EndpointMetrics(BaseModel):
+    """``GET .../endpoints/<name>/metrics``: per-variant counters and histograms, and capture."""
+
+    team: str
+    endpoint: str
+    variants: list[VariantMetrics] = Field(default_factory=list)
+    capture: CaptureStats = Field(default_factory=CaptureStats)
 
 
 class Endpoint(BaseModel):

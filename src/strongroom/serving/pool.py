@@ -17,6 +17,7 @@ import shutil
 import stat
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -81,6 +82,8 @@ class LiveEndpoint:
     team: str
     name: str
     variants: list[Variant]
+    generation: int = 0  # 0 at start, one more per UpdateEndpoint (its workers' runtime directories)
+    inflight: int = 0  # requests routed here and not yet answered (under the pool's lock)
 
     def choose(self) -> Variant:
         weights = [max(v.weight, 0.0) for v in self.variants]
@@ -118,25 +121,67 @@ class WorkerPool:
         endpoint_id = self._by_name.get((team, name))
         return self._live.get(endpoint_id) if endpoint_id else None
 
+    def acquire(self, team: str, name: str) -> LiveEndpoint | None:
+        """Route a request and count it in flight until :meth:`release` (an update drains on it)."""
+        with self._lock:
+            live = self.route(team, name)
+            if live is not None:
+                live.inflight += 1
+            return live
+
+    def release(self, live: LiveEndpoint) -> None:
+        with self._lock:
+            live.inflight -= 1
+
+    def live_endpoints(self) -> dict[str, LiveEndpoint]:
+        return dict(self._live)
+
     def is_live(self, endpoint_id: str) -> bool:
         return endpoint_id in self._live
 
     def start(self, endpoint_id: str, team: str, name: str, variants: list[Variant]) -> None:
         """Start every worker of every variant and load its model; raise ``Unavailable`` with the reason."""
         live = LiveEndpoint(endpoint_id, team, name, variants)
-        try:
-            for variant in variants:
-                for index in range(variant.count):
-                    variant.workers.append(self._start_worker(endpoint_id, variant, index))
-        except BaseException:
-            self._stop_live(live)
-            raise
+        self._start_variants(live)
         with self._lock:
             self._live[endpoint_id] = live
             self._by_name[(team, name)] = endpoint_id
 
-    def _start_worker(self, endpoint_id: str, variant: Variant, index: int) -> WorkerProcess:
-        runtime = self.runtime_root / endpoint_id / f"{variant.name}-{index}"
+    def _start_variants(self, live: LiveEndpoint) -> None:
+        try:
+            for variant in live.variants:
+                for index in range(variant.count):
+                    variant.workers.append(self._start_worker(live, variant, index))
+        except BaseException:
+            self._stop_live(live)
+            raise
+
+    def replace(
+        self,
+        endpoint_id: str,
+        variants: list[Variant],
+        *,
+        on_switch: Callable[[], None] = lambda: None,
+        drain_seconds: float = 60.0,
+    ) -> None:
+        """Blue-green: start ``variants``' workers and load their models while the old ones serve;
+        only when every new worker is ready, route new requests to them, let the old workers finish
+        the requests they hold (up to ``drain_seconds``) and stop them. If a new worker fails, the
+        new ones are stopped and ``Unavailable`` is raised: the old ones never stopped serving."""
+        old = self._live[endpoint_id]
+        live = LiveEndpoint(endpoint_id, old.team, old.name, variants, generation=old.generation + 1)
+        self._start_variants(live)
+        with self._lock:
+            self._live[endpoint_id] = live
+            on_switch()
+        deadline = time.monotonic() + drain_seconds
+        while old.inflight > 0 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        self._stop_live(old)
+
+    def _start_worker(self, live: LiveEndpoint, variant: Variant, index: int) -> WorkerProcess:
+        generation = f"g{live.generation}-" if live.generation else ""
+        runtime = self.runtime_root / live.endpoint_id / f"{generation}{variant.name}-{index}"
         shutil.rmtree(runtime, ignore_errors=True)
         for directory in (self.runtime_root, runtime.parent, runtime):  # sockets: the platform's eyes only
             directory.mkdir(mode=0o700, exist_ok=True)
@@ -170,12 +215,15 @@ class WorkerPool:
         # httpcore, not httpx: the hot path needs neither httpx's per-request INFO log nor its overhead.
         client = httpcore.ConnectionPool(uds=f"/proc/self/fd/{worker.socket_fd}", max_connections=256)
         try:
+            # Loading imports XGBoost and parses the model: on a busy machine that takes longer than
+            # an invocation may, so it has the start's deadline rather than the request timeout.
+            load = {"timeout": {**TIMEOUT["timeout"], "read": self.ready_timeout}}
             answer = client.request(
                 "PUT",
                 "http://worker/model",
                 headers=[(b"X-Strongroom-Runtime", variant.runtime.encode())],
                 content=variant.model,
-                extensions=TIMEOUT,
+                extensions=load,
             )
         except WORKER_ERRORS as exc:
             client.close()
@@ -202,7 +250,7 @@ class WorkerPool:
                         client.close()
                     worker.close()
                     try:
-                        variant.workers[index] = self._start_worker(live.endpoint_id, variant, index)
+                        variant.workers[index] = self._start_worker(live, variant, index)
                         events.append(f"{live.team}/{live.name}/{variant.name}: worker {index} restarted")
                     except Unavailable as exc:
                         events.append(f"{live.team}/{live.name}/{variant.name}: worker {index} down: {exc.detail}")
@@ -215,6 +263,7 @@ class WorkerPool:
                 self._by_name.pop((live.team, live.name), None)
         if live is not None:
             self._stop_live(live)
+            shutil.rmtree(self.runtime_root / live.endpoint_id, ignore_errors=True)
 
     def _stop_live(self, live: LiveEndpoint) -> None:
         for variant in live.variants:
@@ -224,7 +273,7 @@ class WorkerPool:
                 with contextlib.suppress(Exception):
                     worker.process.wait(10)
                 worker.close()
-        shutil.rmtree(self.runtime_root / live.endpoint_id, ignore_errors=True)
+                shutil.rmtree(worker.runtime_dir, ignore_errors=True)
 
     def stop_all(self) -> None:
         for endpoint_id in list(self._live):

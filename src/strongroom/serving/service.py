@@ -14,6 +14,7 @@ import random
 import threading
 import time
 import uuid
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -41,15 +42,18 @@ from strongroom.serving import approval, capture
 from strongroom.serving.db import EndpointConfigRow, EndpointRow, ModelRow
 from strongroom.serving.models import (
     CaptureStats,
+    DataCaptureConfig,
     Endpoint,
     EndpointConfig,
     EndpointConfigSpec,
+    EndpointMetrics,
     EndpointSpec,
-    InvocationStats,
     Model,
     ModelSpec,
+    UpdateEndpointSpec,
 )
-from strongroom.serving.pool import TIMEOUT, WORKER_ERRORS, Variant, WorkerPool
+from strongroom.serving.pool import TIMEOUT, WORKER_ERRORS, LiveEndpoint, Variant, WorkerPool
+from strongroom.serving.stats import EndpointStats, ServingCollector, capture_stats
 from strongroom.storage.keys import parse_uri
 from strongroom.storage.models import ObjectVersion
 from strongroom.storage.service import StorageService
@@ -58,11 +62,22 @@ log = logging.getLogger(__name__)
 CONTENT_TYPES = {"text/csv": "csv", "application/json": "json"}
 MAX_INVOCATION_BYTES = 6 * 1024 * 1024  # the managed service's payload limit
 DECISION_CACHE_SECONDS = 60.0
+UNROUTED = "_refused"  # the capture folder of requests refused before a variant was chosen
 REVOKING_EVENTS = frozenset({"ApiTokenRevoked", "UserDisabled", "TeamMemberRemoved"})
 
 
 def _spool_context(team: str, endpoint_id: str) -> dict[str, str]:
     return {"purpose": "endpoint-capture-spool", "team": team, "endpoint": endpoint_id}
+
+
+@dataclass
+class _Call:
+    """What one invocation got to before it was answered (for its counters and its capture)."""
+
+    live: LiveEndpoint | None = None
+    variant: str = ""
+    model_seconds: float = 0.0
+    captured: bool = False
 
 
 class ServingService:
@@ -91,8 +106,9 @@ class ServingService:
         self.system = RequestContext.system()
         self._spools: dict[str, capture.CaptureSpool] = {}
         self._configs: dict[str, EndpointConfigSpec] = {}
-        # (team, endpoint) -> [answered, 4xx, 5xx, seconds spent on answered], under self._lock.
-        self._stats: dict[tuple[str, str], list[Any]] = {}
+        self.stats = EndpointStats()
+        # endpoint id -> (config name, config spec, pinned models) of an accepted UpdateEndpoint.
+        self._pending: dict[str, tuple[str, dict[str, Any], dict[str, Any]]] = {}
         self._lock = threading.Lock()
         self.wake: Any = lambda: None
 
@@ -276,24 +292,47 @@ class ServingService:
 
     def _entity(self, row: EndpointRow) -> Endpoint:
         endpoint = row.to_entity(self._url(row.team, row.name))
-        counted = self._stats.get((row.team, row.name))
+        counted = self.stats.totals(row.team, row.name)
         if counted is not None:
-            ok, client, server, seconds = counted
-            endpoint.invocations = InvocationStats(
-                invocations=int(ok) + int(client) + int(server),
-                client_errors=int(client),
-                server_errors=int(server),
-                mean_latency_ms=round(seconds / ok * 1000, 3) if ok else 0.0,
-            )
-        spool = self._spools.get(row.id)
-        if spool is not None:
-            endpoint.capture = CaptureStats(
-                captured=spool.captured,
-                dropped=spool.dropped,
-                pending=len(capture.sealed_segments(spool.directory)),
-                uploaded_objects=spool.uploaded_objects,
-            )
+            endpoint.invocations = counted
+        endpoint.capture = self._capture_stats(row.id)
         return endpoint
+
+    def _capture_stats(self, endpoint_id: str) -> CaptureStats:
+        spool = self._spools.get(endpoint_id)
+        if spool is None:
+            return CaptureStats()
+        pending, oldest = 0, None
+        with contextlib.suppress(OSError):  # a segment sealed or uploaded while we look
+            pending = len(capture.sealed_segments(spool.directory))
+            oldest = capture.oldest_pending(spool.directory)
+        return capture_stats(spool.captured, spool.dropped, pending, spool.uploaded_objects, oldest)
+
+    def collector(self) -> ServingCollector:
+        """The data plane's Prometheus families (the platform registers it on ``/metrics``)."""
+
+        def captures() -> list[tuple[str, str, CaptureStats]]:
+            return [
+                (live.team, live.name, self._capture_stats(endpoint_id))
+                for endpoint_id, live in list(self.pool.live_endpoints().items())
+                if endpoint_id in self._spools
+            ]
+
+        return ServingCollector(self.stats, captures)
+
+    def endpoint_metrics(self, ctx: RequestContext, team: str, name: str) -> EndpointMetrics:
+        """Per-variant invocation counters and latency histograms, and the capture's counters."""
+        with (
+            self.guard.begin(ctx, "DescribeEndpoint", Target("endpoint", team, name)) as call,
+            call.transaction(write=False),
+        ):
+            row = _find(call.session, EndpointRow, team, name, "endpoint")
+            return EndpointMetrics(
+                team=team,
+                endpoint=name,
+                variants=self.stats.variants(team, name),
+                capture=self._capture_stats(row.id),
+            )
 
     def create_endpoint(self, ctx: RequestContext, team: str, spec: EndpointSpec) -> Endpoint:
         """``CreateEndpoint``: recorded ``Creating``; the serving worker starts its workers."""
@@ -316,17 +355,7 @@ class ServingService:
                     select(EndpointRow.id).where(EndpointRow.team == team, EndpointRow.name == spec.name)
                 ).first():
                     raise Conflict(f"team {team} already has an endpoint named {spec.name!r}", field="name")
-                models: dict[str, Any] = {}
-                for variant in config_spec.production_variants:
-                    model = call.session.scalars(
-                        select(ModelRow).where(ModelRow.team == team, ModelRow.name == variant.model_name)
-                    ).first()
-                    if model is None:
-                        raise NotFound(
-                            f"model {variant.model_name!r} (in config {config.name}) no longer exists",
-                            field="EndpointConfigName",
-                        )
-                    models[variant.model_name] = model.spec
+                models = self._pin_models(call.session, team, config_spec, config.name)
                 approval.require_approval(call, team, models, "EndpointConfigName")
                 now = utcnow()
                 grant = call.decision.grant
@@ -413,6 +442,54 @@ class ServingService:
         self.wake()
         return entity
 
+    def update_endpoint(self, ctx: RequestContext, team: str, name: str, spec: UpdateEndpointSpec) -> Endpoint:
+        """``UpdateEndpoint``: ``Updating`` now; the serving worker starts the new config's workers
+        and switches traffic to them only once they all serve (blue-green), then stops the old ones.
+        If the new config cannot start, the endpoint is ``InService`` on its old config again and
+        ``failure_reason`` says why."""
+        target = Target("endpoint", team, name)
+        params = spec.model_dump(mode="json", by_alias=True)
+        with self.guard.begin(ctx, "UpdateEndpoint", target, params=params) as call:
+            with self.db.read() as session:
+                config = _find(
+                    session, EndpointConfigRow, team, spec.endpoint_config_name, "endpoint config", "EndpointConfigName"
+                )
+                config_spec = EndpointConfigSpec.model_validate(config.spec)
+            with call.transaction():
+                if (replayed := call.replay(Endpoint)) is not None:
+                    return replayed
+                row = _find(call.session, EndpointRow, team, name, "endpoint")
+                if row.status != "InService":
+                    raise Conflict(
+                        f"endpoint {name} is {row.status}; only an InService endpoint can be updated "
+                        "(wait for it, or describe it for its failure reason)",
+                        field="name",
+                    )
+                models = self._pin_models(call.session, team, config_spec, config.name)
+                approval.require_approval(call, team, models, "EndpointConfigName")
+                row.status, row.failure_reason, row.updated_at = "Updating", "", utcnow()
+                self._pending[row.id] = (config.name, config.spec, models)
+                call.emit("EndpointUpdating", endpoint=name, config=config.name, previous=row.config_name)
+                updated = call.result(self._entity(row))
+        self.wake()
+        self._record_lineage(ctx, team, name, config_spec, models)
+        return updated
+
+    @staticmethod
+    def _pin_models(session: Any, team: str, config: EndpointConfigSpec, config_name: str) -> dict[str, Any]:
+        models: dict[str, Any] = {}
+        for variant in config.production_variants:
+            model = session.scalars(
+                select(ModelRow).where(ModelRow.team == team, ModelRow.name == variant.model_name)
+            ).first()
+            if model is None:
+                raise NotFound(
+                    f"model {variant.model_name!r} (in config {config_name}) no longer exists",
+                    field="EndpointConfigName",
+                )
+            models[variant.model_name] = model.spec
+        return models
+
     # -- invocations --------------------------------------------------------------------------
 
     def _ticket(self, ctx: RequestContext, team: str, name: str) -> Ticket:
@@ -426,30 +503,83 @@ class ServingService:
         return self.guard.begin(ctx, "InvokeEndpoint", target, cache_seconds=DECISION_CACHE_SECONDS)
 
     def invoke(
-        self, ctx: RequestContext, team: str, name: str, body: bytes, content_type: str, target_variant: str = ""
+        self,
+        ctx: RequestContext,
+        team: str,
+        name: str,
+        body: bytes,
+        content_type: str,
+        target_variant: str = "",
+        *,
+        explain: str = "",
+        refusal: StrongroomError | None = None,
     ) -> tuple[bytes, str]:
         """Score ``body`` on the endpoint; the answer and its content type.
 
-        With capture on, the answer is returned only once its capture record is durable.
+        With capture on, the answer is returned only once its capture record is durable. A refused
+        request (bad input, or ``refusal``: what the front door found before the body, such as 413
+        or 408) is counted, captured as an error outcome when sampled, and raised.
+        ``explain`` (``"json"`` or ``"csv"``) answers each score with its exact per-feature SHAP
+        contributions in that format.
         """
         ticket = self._ticket(ctx, team, name)
         started = time.perf_counter()
-        stats = self._stats.setdefault((team, name), [0, 0, 0, 0.0])
+        call = _Call()
         try:
-            answer = self._invoke(team, name, body, content_type, target_variant)
+            if refusal is not None:
+                raise refusal
+            answer = self._invoke(team, name, body, content_type, target_variant, explain, call)
         except BaseException as exc:
             status = exc.status if isinstance(exc, StrongroomError) else 500
-            with self._lock:
-                stats[1 if status < 500 else 2] += 1
+            self.stats.record(team, name, call.variant, status, call.model_seconds, time.perf_counter() - started)
+            if not call.captured:
+                try:
+                    self._capture_refusal(team, name, call, body, content_type, exc)
+                except Exception:  # the client gets its error whatever happens to the error's record
+                    log.exception("endpoint %s/%s: the refused request could not be captured", team, name)
             ticket.finish(exc)
             raise
-        with self._lock:
-            stats[0] += 1
-            stats[3] += time.perf_counter() - started
+        finally:
+            if call.live is not None:
+                self.pool.release(call.live)
+        self.stats.record(team, name, call.variant, 200, call.model_seconds, time.perf_counter() - started)
         ticket.finish()
         return answer
 
-    def _invoke(self, team: str, name: str, body: bytes, content_type: str, target_variant: str) -> tuple[bytes, str]:
+    def _capture_config(self, endpoint_id: str) -> tuple[capture.CaptureSpool, DataCaptureConfig] | None:
+        """The spool and capture config when this request is sampled, else None."""
+        spool = self._spools.get(endpoint_id)
+        config = self._configs.get(endpoint_id)
+        capture_config = config.data_capture_config if config else None
+        if (
+            spool is None
+            or capture_config is None
+            or not capture_config.enable_capture
+            or random.uniform(0, 100) >= capture_config.initial_sampling_percentage
+        ):
+            return None
+        return spool, capture_config
+
+    def _capture_refusal(
+        self, team: str, name: str, call: _Call, body: bytes, content_type: str, exc: BaseException
+    ) -> None:
+        """Capture a refused request as an error outcome (never as if it had been answered)."""
+        live = call.live or self.pool.route(team, name)
+        if live is None:
+            return
+        sampled = self._capture_config(live.endpoint_id)
+        if sampled is None:
+            return
+        spool, capture_config = sampled
+        problem = exc.to_problem() if isinstance(exc, StrongroomError) else {"status": 500, "title": "Internal error"}
+        if isinstance(exc, PayloadTooLarge):
+            body = b""  # not read: only its size is known
+        record = capture.error_record(capture_config, content_type, body, problem, dt.datetime.now(dt.UTC))
+        spool.append(call.variant or UNROUTED, record)  # a failure is counted as dropped; the answer is an error anyway
+
+    def _invoke(
+        self, team: str, name: str, body: bytes, content_type: str, target_variant: str, explain: str, call: _Call
+    ) -> tuple[bytes, str]:
         base = content_type.split(";", 1)[0].strip().lower()
         kind = CONTENT_TYPES.get(base)
         if kind is None:
@@ -461,7 +591,7 @@ class ServingService:
             raise PayloadTooLarge(f"the body is {len(body)} bytes; an invocation takes at most {MAX_INVOCATION_BYTES}")
         if not body.strip():
             raise InvalidInput("the body is empty; send one or more rows", field="body")
-        live = self.pool.route(team, name)
+        live = call.live = self.pool.acquire(team, name)
         if live is None:
             raise Unavailable(f"endpoint {team}/{name} is not InService (describe it for its status)")
         variant = live.choose()
@@ -469,22 +599,24 @@ class ServingService:
             variant = next((v for v in live.variants if v.name == target_variant), None)  # type: ignore[assignment]
             if variant is None:
                 raise InvalidInput(f"endpoint {name} has no variant {target_variant!r}", field="X-Target-Variant")
+        call.variant = variant.name
+        headers = [(b"X-Strongroom-Kind", kind.encode())]
+        if explain:
+            headers.append((b"X-Strongroom-Explain", b"csv" if explain == "csv" else b"json"))
         answer = None
+        sent = time.perf_counter()
         for worker in variant.pick():
             client = worker.client
             if client is None:
                 continue
             try:
                 answer = client.request(
-                    "POST",
-                    "http://worker/invocations",
-                    headers=[(b"X-Strongroom-Kind", kind.encode())],
-                    content=body,
-                    extensions=TIMEOUT,
+                    "POST", "http://worker/invocations", headers=headers, content=body, extensions=TIMEOUT
                 )
                 break
             except WORKER_ERRORS:
                 continue  # a worker that died (the supervisor restarts it): try the next
+        call.model_seconds = time.perf_counter() - sent
         if answer is None:
             raise Unavailable(f"endpoint {team}/{name}: no worker of variant {variant.name} is up; retry shortly")
         if answer.status == 400:
@@ -498,20 +630,13 @@ class ServingService:
         out_type = next(
             (v.decode() for k, v in answer.headers if k.lower() == b"content-type"), "text/csv; charset=utf-8"
         )
-        spool = self._spools.get(live.endpoint_id)
-        config = self._configs.get(live.endpoint_id)
-        capture_config = config.data_capture_config if config else None
-        sampled = (
-            spool is not None
-            and capture_config is not None
-            and capture_config.enable_capture
-            and random.uniform(0, 100) < capture_config.initial_sampling_percentage
-        )
-        if sampled:
-            assert spool is not None and capture_config is not None
+        sampled = self._capture_config(live.endpoint_id)
+        if sampled is not None:
+            spool, capture_config = sampled
             record = capture.capture_record(
                 capture_config, content_type, body, out_type, answer.content, dt.datetime.now(dt.UTC)
             )
+            call.captured = True
             if not spool.append(variant.name, record):
                 raise Unavailable("the request could not be captured; it was not answered (retry it)")
         return answer.content, out_type
@@ -556,9 +681,19 @@ class ServingService:
         key = self.kms.decrypt(self.system, row.team, row.spool_key, _spool_context(row.team, row.id)).plaintext
         spool = capture.CaptureSpool(self.spool_root / row.id, key, row.id)
         self._upload(row, spool, config)  # what a crash left behind first
+        variants = self._variants(ctx, config, row.models)
+        self._spools[row.id], self._configs[row.id] = spool, config
+        try:
+            self.pool.start(row.id, row.team, row.name, variants)
+        except BaseException:
+            self._spools.pop(row.id, None)
+            spool.close()
+            raise
+
+    def _variants(self, ctx: RequestContext, config: EndpointConfigSpec, models: dict[str, Any]) -> list[Variant]:
         variants = []
         for v in config.production_variants:
-            model = row.models[v.model_name]
+            model = models[v.model_name]
             bucket, object_key = parse_uri(model["model_data"])
             archive = self.storage.get_object_bytes(ctx, bucket, object_key, model["version_id"])
             variants.append(
@@ -570,13 +705,54 @@ class ServingService:
                     runtime=model.get("runtime", "xgboost"),
                 )
             )
-        self._spools[row.id], self._configs[row.id] = spool, config
+        return variants
+
+    def _update(self, row: EndpointRow) -> None:
+        """Carry out an accepted UpdateEndpoint (blue-green, see :meth:`WorkerPool.replace`)."""
+        pending = self._pending.pop(row.id, None)
+        if pending is None or not self.pool.is_live(row.id):
+            # The platform restarted mid-update (the request was in its memory): serve the old config.
+            if not self.pool.is_live(row.id):
+                self._start(row)
+            reason = f"the update was interrupted by a platform restart; still serving {row.config_name}"
+            self._set_status(row.id, "InService", reason)
+            return
+        config_name, config_dict, models = pending
+        config = EndpointConfigSpec.model_validate(config_dict)
+        old_config = EndpointConfigSpec.model_validate(row.config)
         try:
-            self.pool.start(row.id, row.team, row.name, variants)
-        except BaseException:
-            self._spools.pop(row.id, None)
-            spool.close()
-            raise
+            variants = self._variants(self._execution_ctx(row), config, models)
+            self.pool.replace(row.id, variants, on_switch=lambda: self._configs.__setitem__(row.id, config))
+        except StrongroomError as exc:
+            log.warning("endpoint %s/%s: update to %s failed: %s", row.team, row.name, config_name, exc.detail)
+            reason = f"the update to {config_name} failed; still serving {row.config_name}: {exc.detail}"
+            self._set_status(row.id, "InService", reason)
+            return
+        except Exception as exc:
+            log.exception("endpoint %s/%s: update to %s failed", row.team, row.name, config_name)
+            reason = f"the update to {config_name} failed; still serving {row.config_name}: {type(exc).__name__}: {exc}"
+            self._set_status(row.id, "InService", reason)
+            return
+        with (
+            self.guard.begin(
+                self.system,
+                "UpdateEndpointStatus",
+                Target("endpoint", row.team, row.name),
+                params={"status": "InService", "config": config_name},
+            ) as call,
+            call.transaction(),
+        ):
+            found = call.session.get(EndpointRow, row.id)
+            if found is not None:
+                found.config_name, found.config, found.models = config_name, config_dict, models
+                found.status, found.failure_reason, found.updated_at = "InService", "", utcnow()
+                call.emit("EndpointInService", endpoint=row.name, config=config_name, previous=row.config_name)
+        spool = self._spools.get(row.id)
+        if spool is not None:  # what the old config captured goes to its destination
+            try:
+                self._upload(row, spool, old_config)
+            except StrongroomError:
+                log.exception("endpoint %s/%s: capture upload failed; kept in the spool", row.team, row.name)
 
     def _upload(
         self, row: EndpointRow, spool: capture.CaptureSpool, config: EndpointConfigSpec, *, seal: bool = True
@@ -615,6 +791,16 @@ class ServingService:
             if row.status == "Deleting":
                 self._remove(row)
                 busy = True
+            elif row.status == "Updating":
+                busy = True
+                try:
+                    self._update(row)
+                except StrongroomError as exc:  # only when the old config could not be restarted either
+                    log.warning("endpoint %s/%s failed: %s", row.team, row.name, exc.detail)
+                    self._set_status(row.id, "Failed", exc.detail)
+                except Exception as exc:
+                    log.exception("endpoint %s/%s failed", row.team, row.name)
+                    self._set_status(row.id, "Failed", f"the endpoint could not start: {type(exc).__name__}: {exc}")
             elif row.status in ("Creating", "InService") and not self.pool.is_live(row.id):
                 busy = True
                 if row.status == "InService":  # the platform restarted: it serves again once its workers are up
@@ -654,6 +840,8 @@ class ServingService:
         self.pool.stop(row.id)
         spool = self._spools.pop(row.id, None)
         self._configs.pop(row.id, None)
+        self._pending.pop(row.id, None)
+        self.stats.forget(row.team, row.name)
         if spool is not None:
             spool.close()
             self._upload(row, spool, EndpointConfigSpec.model_validate(row.config), seal=False)

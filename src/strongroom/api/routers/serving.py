@@ -9,10 +9,20 @@ from fastapi import APIRouter, Depends, Request, Response
 
 from strongroom.api.deps import context, platform
 from strongroom.api.pagination import Page
+from strongroom.api.problems import problem
 from strongroom.core.context import RequestContext
-from strongroom.core.errors import PayloadTooLarge
+from strongroom.core.errors import PayloadTooLarge, RequestTimeout, StrongroomError
 from strongroom.platform import Platform
-from strongroom.serving.models import Endpoint, EndpointConfig, EndpointConfigSpec, EndpointSpec, Model, ModelSpec
+from strongroom.serving.models import (
+    Endpoint,
+    EndpointConfig,
+    EndpointConfigSpec,
+    EndpointMetrics,
+    EndpointSpec,
+    Model,
+    ModelSpec,
+    UpdateEndpointSpec,
+)
 from strongroom.serving.service import MAX_INVOCATION_BYTES
 
 router = APIRouter(prefix="/api/v1", tags=["serving"])
@@ -78,21 +88,58 @@ def describe_endpoint(team: str, name: str, ctx: Ctx, p: P) -> Endpoint:
     return p.serving.describe_endpoint(ctx, team, name)
 
 
+@router.put("/teams/{team}/endpoints/{name}", status_code=202)
+def update_endpoint(team: str, name: str, spec: UpdateEndpointSpec, ctx: Ctx, p: P) -> Endpoint:
+    """``UpdateEndpoint``: blue-green move to another endpoint config (``Updating`` until it serves)."""
+    return p.serving.update_endpoint(ctx, team, name, spec)
+
+
+@router.get("/teams/{team}/endpoints/{name}/metrics")
+def endpoint_metrics(team: str, name: str, ctx: Ctx, p: P) -> EndpointMetrics:
+    """Per-variant invocations, 4xx/5xx, model latency and overhead histograms, capture lag and drops."""
+    return p.serving.endpoint_metrics(ctx, team, name)
+
+
 @router.delete("/teams/{team}/endpoints/{name}", status_code=202)
 def delete_endpoint(team: str, name: str, ctx: Ctx, p: P) -> Endpoint:
     return p.serving.delete_endpoint(ctx, team, name)
 
 
 @invocations.post("/endpoints/{team}/{name}/invocations")
-async def invoke(team: str, name: str, request: Request, ctx: Ctx, p: P) -> Response:
-    """``InvokeEndpoint``: text/csv or application/json rows in, one score per row out."""
-    declared = request.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > MAX_INVOCATION_BYTES:
-        raise PayloadTooLarge(f"the body is {declared} bytes; an invocation takes at most {MAX_INVOCATION_BYTES}")
-    body = await request.body()
+async def invoke(team: str, name: str, request: Request, ctx: Ctx, p: P, explain: bool = False) -> Response:
+    """``InvokeEndpoint``: text/csv or application/json rows in, one score per row out
+    (``?explain=true``: each score with its exact per-feature SHAP contributions, as JSON, or as
+    CSV rows ``score,contribution...,bias`` with ``Accept: text/csv``)."""
     content_type = request.headers.get("content-type", "")
     variant = request.headers.get("x-target-variant", "")
-    answer, out_type = await anyio.to_thread.run_sync(
-        lambda: p.serving.invoke(ctx, team, name, body, content_type, variant)
-    )
+    declared = request.headers.get("content-length", "")
+    refusal: StrongroomError | None = None
+    explain_as = ""
+    if explain:
+        accept = request.headers.get("accept", "")
+        explain_as = "csv" if "text/csv" in accept and "application/json" not in accept else "json"
+    body = b""
+    if declared.isdigit() and int(declared) > MAX_INVOCATION_BYTES:
+        refusal = PayloadTooLarge(
+            f"the body is {declared} bytes; an invocation takes at most {MAX_INVOCATION_BYTES}", field="body"
+        )
+    else:
+        # A client that sends its body too slowly gets 408; the event loop serves others meanwhile.
+        seconds = p.config.invocation_body_timeout_seconds
+        try:
+            with anyio.fail_after(seconds):
+                body = await request.body()
+        except TimeoutError:
+            refusal = RequestTimeout(
+                f"the request body did not arrive within {seconds:g} s; send it at once", field="body"
+            )
+    try:
+        answer, out_type = await anyio.to_thread.run_sync(
+            lambda: p.serving.invoke(ctx, team, name, body, content_type, variant, explain=explain_as, refusal=refusal)
+        )
+    except RequestTimeout as exc:
+        # The rest of the body may still be on its way: close the connection after the problem.
+        timed_out = problem(request, exc)
+        timed_out.headers["Connection"] = "close"
+        return timed_out
     return Response(content=answer, media_type=None, headers={"Content-Type": out_type})

@@ -124,6 +124,25 @@ class Model:
         matrix = np.asarray(rows, dtype=np.float32)
         return [float(p) for p in self.booster.predict(self._xgb.DMatrix(matrix)).reshape(len(rows), -1)[:, 0]]
 
+    def explain(self, rows: list[list[float]]) -> dict[str, Any]:
+        """Exact per-feature SHAP contributions (XGBoost's TreeSHAP, ``pred_contribs=True``), in the
+        margin (log-odds for ``binary:logistic``): ``sum(contributions) + bias`` is the margin."""
+        import numpy as np
+
+        matrix = self._xgb.DMatrix(np.asarray(rows, dtype=np.float32))
+        scores = self.booster.predict(matrix).reshape(len(rows), -1)[:, 0]
+        contribs = self.booster.predict(matrix, pred_contribs=True)
+        if contribs.ndim == 3:  # one set per class: the first, as the score
+            contribs = contribs[:, 0, :]
+        names = self.booster.feature_names or [f"f{i}" for i in range(self.width)]
+        return {
+            "feature_names": list(names),
+            "predictions": [
+                {"score": float(s), "contributions": [float(c) for c in row[:-1]], "bias": float(row[-1])}
+                for s, row in zip(scores, contribs, strict=True)
+            ],
+        }
+
 
 class ScriptModel:
     """A user's own inference script, run here, in the same sandbox as the built-in runtime.
@@ -171,6 +190,9 @@ class ScriptModel:
         if len(values) != len(rows):
             raise ValueError(f"predict_fn returned {len(values)} scores for {len(rows)} rows")
         return values
+
+    def explain(self, rows: list[list[float]]) -> dict[str, Any]:
+        raise BadInput("explain=true is answered by the built-in xgboost runtime; this model runs its own inference.py")
 
 
 class Handler(BaseHTTPRequestHandler):
@@ -224,6 +246,17 @@ class Handler(BaseHTTPRequestHandler):
         kind = self.headers.get("X-Strongroom-Kind", "csv")
         try:
             rows = parse_json(body, model.width) if kind == "json" else parse_csv(body, model.width)
+            explain = self.headers.get("X-Strongroom-Explain")
+            if explain == "json":
+                self._send(200, json.dumps(model.explain(rows)).encode(), "application/json")
+                return
+            if explain == "csv":  # one line per row: score, the contributions in feature order, bias
+                lines = [
+                    ",".join(repr(v) for v in (p["score"], *p["contributions"], p["bias"]))
+                    for p in model.explain(rows)["predictions"]
+                ]
+                self._send(200, "\n".join(lines).encode(), "text/csv; charset=utf-8")
+                return
             scores = model.predict(rows)
         except BadInput as bad:
             self._problem(400, bad.detail, bad.row, bad.column)
