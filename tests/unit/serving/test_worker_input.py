@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from strongroom.serving.inside.worker import BadInput, parse_csv, parse_json
@@ -35,3 +37,30 @@ def test_json_rows() -> None:
     assert parse_json(b"[1, 2]", 2) == [[1, 2]]
     with pytest.raises(BadInput, match="row 1, column 2"):
         parse_json(b"[[1, true]]", 2)
+
+
+def test_a_model_trained_on_named_columns_scores_headerless_rows(tmp_path: Path) -> None:
+    """A booster trained on a DataFrame (or a CSV with a header) carries feature names; the rows an
+    endpoint receives have none. They are scored in the model's feature order, as the bare booster
+    scores the same frame, and explained under the model's names."""
+    import numpy as np
+    import pandas as pd
+    import xgboost as xgb
+
+    from strongroom.algorithms.xgboost.archive import archive_bytes
+    from strongroom.serving.inside.worker import Model
+
+    rng = np.random.default_rng(0)
+    frame = pd.DataFrame(rng.normal(size=(300, 3)), columns=["LIMIT_BAL", "AGE", "PAY_0"])
+    booster = xgb.train(
+        {"objective": "binary:logistic", "subsample": 0.8, "max_depth": 3},
+        xgb.DMatrix(frame, label=frame["PAY_0"] > 0),
+        10,
+    )
+    archive = tmp_path / "model.tar.gz"
+    archive.write_bytes(archive_bytes(bytes(booster.save_raw("ubj"))))
+    model = Model(archive)
+    rows = frame.head(5).to_numpy(dtype=np.float32).tolist()
+    expected = booster.predict(xgb.DMatrix(frame.head(5).astype(np.float32)))
+    assert np.allclose(model.predict(rows), expected, rtol=0, atol=1e-7)
+    assert model.explain(rows)["feature_names"] == ["LIMIT_BAL", "AGE", "PAY_0"]

@@ -118,18 +118,24 @@ class Model:
         self.width = self.booster.num_features()
         self._xgb = xgb
 
-    def predict(self, rows: list[list[float]]) -> list[float]:
+    def _matrix(self, rows: list[list[float]]) -> Any:
         import numpy as np
 
-        matrix = np.asarray(rows, dtype=np.float32)
-        return [float(p) for p in self.booster.predict(self._xgb.DMatrix(matrix)).reshape(len(rows), -1)[:, 0]]
+        # A booster trained on named columns (a DataFrame, a CSV header) checks the names of what it
+        # scores: the rows come in the model's feature order, so they carry the model's own names.
+        return self._xgb.DMatrix(
+            np.asarray(rows, dtype=np.float32),
+            feature_names=self.booster.feature_names,
+            feature_types=self.booster.feature_types,
+        )
+
+    def predict(self, rows: list[list[float]]) -> list[float]:
+        return [float(p) for p in self.booster.predict(self._matrix(rows)).reshape(len(rows), -1)[:, 0]]
 
     def explain(self, rows: list[list[float]]) -> dict[str, Any]:
         """Exact per-feature SHAP contributions (XGBoost's TreeSHAP, ``pred_contribs=True``), in the
         margin (log-odds for ``binary:logistic``): ``sum(contributions) + bias`` is the margin."""
-        import numpy as np
-
-        matrix = self._xgb.DMatrix(np.asarray(rows, dtype=np.float32))
+        matrix = self._matrix(rows)
         scores = self.booster.predict(matrix).reshape(len(rows), -1)[:, 0]
         contribs = self.booster.predict(matrix, pred_contribs=True)
         if contribs.ndim == 3:  # one set per class: the first, as the score
