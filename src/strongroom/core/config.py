@@ -58,6 +58,8 @@ class Config(BaseSettings):
     tls_key_file: str = ""
     tls_chain_file: str = ""
     session_ttl_seconds: int = Field(default=3600, ge=60, le=86400)
+    # The web console: a session ends after session_ttl_seconds, or sooner after this long unused.
+    console_idle_seconds: int = Field(default=900, ge=60, le=86400)
     execution_ttl_seconds: int = Field(default=900, ge=60, le=86400)
     default_token_ttl_days: int = Field(default=90, ge=1, le=3650)
     max_request_bytes: int = Field(default=16 * 1024 * 1024, ge=1024)
@@ -257,7 +259,8 @@ tls_chain_file = ""
 socket_path = ""
 
 # Lifetimes.
-session_ttl_seconds = 3600       # assume-role session tokens
+session_ttl_seconds = 3600       # assume-role session tokens and web console sessions
+console_idle_seconds = 900       # a web console session unused this long ends sooner
 execution_ttl_seconds = 900      # execution-role tokens of notebooks and jobs (auto-refreshed)
 default_token_ttl_days = 90      # API tokens
 

@@ -180,6 +180,11 @@ def test_every_concrete_action_is_in_the_table(engine: PolicyEngine) -> None:
         "RevokeApiToken",
         "AssumeRole",
         "WhoAmI",
+        # the web console: a user's own session, and viewing its pages (each page's reads are checked)
+        "OpenConsoleSession",
+        "CloseConsoleSession",
+        "SwitchConsoleRole",
+        "ViewConsolePage",
         "GetPlatformStatus",
         "CreateExecutionToken",
         "BootstrapPlatform",

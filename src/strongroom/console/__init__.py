@@ -1,0 +1,29 @@
+"""The web console: server-rendered pages (Jinja2 + htmx) over the services the API uses.
+
+``routes()`` is mounted by ``strongroom.api.app``; every page and action is authenticated by
+``strongroom.guard.connection.console_session`` and decided and audited by the guard.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from starlette.routing import BaseRoute, Mount, Route
+from starlette.staticfiles import StaticFiles
+
+from strongroom.console import signin
+
+STATIC = Path(__file__).parent / "static"
+
+
+def routes() -> list[BaseRoute]:
+    """The console's routes: ``/`` and everything under ``/console/``."""
+    return [
+        Route("/", signin.root, methods=["GET"]),
+        Route("/console/", signin.home, methods=["GET"]),
+        Route("/console/signin", signin.signin_page, methods=["GET"]),
+        Route("/console/signin", signin.signin, methods=["POST"]),
+        Route("/console/signout", signin.signout, methods=["POST"]),
+        Route("/console/role", signin.switch_role, methods=["POST"]),
+        Mount("/console/static", StaticFiles(directory=STATIC), name="console-static"),
+    ]
