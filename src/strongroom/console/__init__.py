@@ -11,7 +11,7 @@ from pathlib import Path
 from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 
-from strongroom.console import signin
+from strongroom.console import catalog, signin
 
 STATIC = Path(__file__).parent / "static"
 
@@ -25,5 +25,15 @@ def routes() -> list[BaseRoute]:
         Route("/console/signin", signin.signin, methods=["POST"]),
         Route("/console/signout", signin.signout, methods=["POST"]),
         Route("/console/role", signin.switch_role, methods=["POST"]),
+        Route("/console/catalog", catalog.catalog, methods=["GET"]),
+        Route("/console/catalog/launch/{product}", catalog.launch_page, methods=["GET"]),
+        Route("/console/catalog/launch/{product}", catalog.launch, methods=["POST"]),
+        Route("/console/catalog/{team}/{name}", catalog.provisioned, methods=["GET"]),
+        Route("/console/catalog/{team}/{name}/status", catalog.provisioned_status, methods=["GET"]),
+        Route("/console/catalog/{team}/{name}/terminate", catalog.terminate, methods=["POST"]),
+        Route("/console/notebooks", catalog.notebooks, methods=["GET"]),
+        Route("/console/notebooks/{team}/{name}/open", catalog.open_notebook, methods=["POST"]),
+        Route("/console/notebooks/{team}/{name}/start", catalog.notebook_running, methods=["POST"]),
+        Route("/console/notebooks/{team}/{name}/stop", catalog.notebook_running, methods=["POST"]),
         Mount("/console/static", StaticFiles(directory=STATIC), name="console-static"),
     ]

@@ -9,8 +9,10 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from strongroom.console import web
+from strongroom.core.context import Principal
 from strongroom.core.errors import Forbidden, StrongroomError, Unauthenticated
 from strongroom.guard.connection import CONSOLE_COOKIE, request_context
+from strongroom.policy.engine import Target
 
 
 def _signin_form(request: Request, status: int = 200, error: str = "") -> Response:
@@ -40,6 +42,15 @@ def signed_in(request: Request, cookie: str) -> Response:
 
 
 async def signin_page(request: Request) -> Response:
+    """The sign-in page: anyone may see it (decided and audited as ``ViewConsoleSignIn``)."""
+    guard = web.platform_of(request).guard
+    ctx = request_context(request, Principal.anonymous())
+
+    def view() -> None:
+        with guard.begin(ctx, "ViewConsoleSignIn", Target("console-page", "", "signin")):
+            pass
+
+    await web.run(view)
     return _signin_form(request)
 
 

@@ -56,6 +56,7 @@ def console_platform(platform: Platform) -> Platform:
     platform.identity.create_team(ADMIN, "risk")
     platform.identity.create_user(ADMIN, "alice")
     platform.identity.add_member(ADMIN, "risk", "alice", "DataScientist")
+    platform.catalog.create_portfolio(ADMIN, "risk", "workshop", "", ["notebook"], ["DataScientist"])
     platform.identity.create_user(ADMIN, "ava")
     platform.identity.grant_platform_role(ADMIN, "ava", "Auditor")
     return platform

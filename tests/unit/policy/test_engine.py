@@ -185,6 +185,7 @@ def test_every_concrete_action_is_in_the_table(engine: PolicyEngine) -> None:
         "CloseConsoleSession",
         "SwitchConsoleRole",
         "ViewConsolePage",
+        "ViewConsoleSignIn",  # anyone, signed in or not (test_only_the_sign_in_page_is_open_to_anyone)
         "GetPlatformStatus",
         "CreateExecutionToken",
         "BootstrapPlatform",
@@ -387,3 +388,10 @@ def test_catalog_launch_role_is_only_for_the_platform(engine: PolicyEngine) -> N
         assert not engine.decide(system, action, Target("x", "risk", "y")).allowed, action
     borrowed = Principal("mallory", "api", (launch_role,))  # a user token can never act as the launch role
     assert not engine.decide(borrowed, "CreateBucket", Target("bucket", "risk", "b")).allowed
+
+
+def test_only_the_sign_in_page_is_open_to_anyone(engine: PolicyEngine) -> None:
+    anonymous = Principal.anonymous()
+    assert engine.decide(anonymous, "ViewConsoleSignIn", Target("console-page", "", "signin")).allowed
+    assert not engine.decide(anonymous, "ViewConsoleSignIn", Target("console-page", "", "audit")).allowed
+    assert not engine.decide(anonymous, "ViewConsolePage", Target("console-page", "", "home", owner="u")).allowed
