@@ -11,7 +11,7 @@ from pathlib import Path
 from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 
-from strongroom.console import catalog, signin
+from strongroom.console import catalog, signin, workbench
 
 STATIC = Path(__file__).parent / "static"
 
@@ -35,5 +35,17 @@ def routes() -> list[BaseRoute]:
         Route("/console/notebooks/{team}/{name}/open", catalog.open_notebook, methods=["POST"]),
         Route("/console/notebooks/{team}/{name}/start", catalog.notebook_running, methods=["POST"]),
         Route("/console/notebooks/{team}/{name}/stop", catalog.notebook_running, methods=["POST"]),
+        Route("/console/access", workbench.access, methods=["GET"]),
+        Route("/console/data", workbench.data, methods=["GET"]),
+        Route("/console/data/{bucket}", workbench.bucket, methods=["GET"]),
+        Route("/console/data/{bucket}/versions", workbench.versions, methods=["GET"]),
+        Route("/console/data/{bucket}/download", workbench.download, methods=["GET"]),
+        Route("/console/jobs", workbench.jobs, methods=["GET"]),
+        Route("/console/jobs/{team}/{name}", workbench.job, methods=["GET"]),
+        Route("/console/jobs/{team}/{name}/log", workbench.job_log, methods=["GET"]),
+        Route("/console/endpoints", workbench.endpoints, methods=["GET"]),
+        Route("/console/endpoints", workbench.create_endpoint, methods=["POST"]),
+        Route("/console/audit", workbench.audit, methods=["GET"]),
+        Route("/console/audit/verify", workbench.audit_verify, methods=["POST"]),
         Mount("/console/static", StaticFiles(directory=STATIC), name="console-static"),
     ]

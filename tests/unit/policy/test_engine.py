@@ -185,6 +185,7 @@ def test_every_concrete_action_is_in_the_table(engine: PolicyEngine) -> None:
         "CloseConsoleSession",
         "SwitchConsoleRole",
         "ViewConsolePage",
+        "DescribeRolePermissions",
         "ViewConsoleSignIn",  # anyone, signed in or not (test_only_the_sign_in_page_is_open_to_anyone)
         "GetPlatformStatus",
         "CreateExecutionToken",
