@@ -163,7 +163,9 @@ def same_origin(request: Request) -> None:
     SameSite=Strict and the CSRF token)."""
     public = urllib.parse.urlsplit(request.app.state.public_url)
     origin = request.headers.get("origin")
-    if origin is not None and origin != f"{public.scheme}://{public.netloc}":
+    # Under Referrer-Policy: no-referrer a browser sends "Origin: null" even for its own forms;
+    # Sec-Fetch-Site (below) and the CSRF token still stand then.
+    if origin not in (None, "null") and origin != f"{public.scheme}://{public.netloc}":
         raise Forbidden("this request came from another site; the console accepts forms from its own pages only")
     if request.headers.get("sec-fetch-site", "same-origin") not in ("same-origin", "none"):
         raise Forbidden("this request came from another site; the console accepts forms from its own pages only")
