@@ -157,8 +157,17 @@ def test_the_workshop_flow_from_sign_in_to_jupyterlab(browser: Any, env: Env) ->
     page.get_by_role("button", name="Open JupyterLab").click()
     page.wait_for_url("**/notebooks/risk/credit-eda/lab**", timeout=60_000)
     page.locator(".jp-LabShell").wait_for(timeout=120_000)
-    page.screenshot(path=str(env.shots / "alice-jupyterlab.png"))
     assert "token=" not in page.url
+    page.locator(".jp-FileBrowser .jp-ToolbarButtonComponent").first.click()  # "+": a new launcher
+    page.locator(".jp-Launcher-section", has_text="Notebook").locator(".jp-LauncherCard").first.click()
+    cell = page.locator(".jp-Notebook .jp-Cell .cm-content").first
+    cell.click()
+    page.keyboard.type("print(6 * 7)")
+    page.keyboard.press("Shift+Enter")
+    try:
+        page.locator(".jp-OutputArea-output", has_text="42").wait_for(timeout=180_000)
+    finally:
+        page.screenshot(path=str(env.shots / "alice-jupyterlab.png"))
 
 
 def test_keyboard_reaches_the_content_and_the_auditor_sees_the_audit_log(browser: Any, env: Env) -> None:
@@ -174,4 +183,8 @@ def test_keyboard_reaches_the_content_and_the_auditor_sees_the_audit_log(browser
     page.get_by_role("button", name="Verify the chain").click()
     page.get_by_text("The chain is intact").wait_for()
     ava.check("ava-audit-verified")
+    # the harness sees what the policy refuses: an image from another origin is blocked and reported
+    page.evaluate("document.body.insertAdjacentHTML('beforeend', '<img alt=\"\" src=\"https://evil.example/x.png\">')")
+    page.wait_for_function("(window.__cspViolations || []).length > 0")
+    assert "img-src" in page.evaluate("window.__cspViolations[0]")
     (env.shots / "README.txt").write_text(json.dumps(sorted(p.name for p in env.shots.glob("*.png"))))
