@@ -32,6 +32,7 @@ from strongroom.gitrepo.service import GitService
 from strongroom.guard import Guard
 from strongroom.identity.console_sessions import ConsoleSessions
 from strongroom.identity.models import IssuedToken
+from strongroom.identity.oidc import OidcClient
 from strongroom.identity.service import IdentityService
 from strongroom.jobs.detective import NetworkIsolationEnforcer
 from strongroom.jobs.executor import SandboxExecutor
@@ -108,6 +109,7 @@ class Platform:
             ttl=dt.timedelta(seconds=config.session_ttl_seconds),
             idle=dt.timedelta(seconds=config.console_idle_seconds),
         )
+        self.oidc = OidcClient(config, key=self.root.derive("strongroom/oidc-flow")) if config.oidc_issuer else None
         self.policies = PolicyService(self.db, self.guard, self.policy_engine, self.identity)
         self.audit = AuditService(self.audit_log, self.guard)
         self.keyrings = build_keyrings(config, self.root)

@@ -177,7 +177,7 @@ def test_keyboard_reaches_the_content_and_the_auditor_sees_the_audit_log(browser
     assert page.evaluate("document.activeElement.textContent") == "Skip to content"
     page.keyboard.press("Tab")
     assert page.evaluate("document.activeElement.textContent") == "Home"
-    ava.go("/console/audit?principal=alice")
+    ava.go("/console/audit?principal=ava")
     assert "OpenConsoleSession" in page.inner_text("main")
     ava.check("ava-audit")
     page.get_by_role("button", name="Verify the chain").click()

@@ -11,7 +11,7 @@ from pathlib import Path
 from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 
-from strongroom.console import catalog, signin, workbench
+from strongroom.console import catalog, signin, sso, workbench
 
 STATIC = Path(__file__).parent / "static"
 
@@ -23,6 +23,8 @@ def routes() -> list[BaseRoute]:
         Route("/console/", signin.home, methods=["GET"]),
         Route("/console/signin", signin.signin_page, methods=["GET"]),
         Route("/console/signin", signin.signin, methods=["POST"]),
+        Route("/console/oidc/start", sso.start, methods=["GET"]),
+        Route(sso.CALLBACK, sso.callback, methods=["GET"]),
         Route("/console/signout", signin.signout, methods=["POST"]),
         Route("/console/role", signin.switch_role, methods=["POST"]),
         Route("/console/catalog", catalog.catalog, methods=["GET"]),

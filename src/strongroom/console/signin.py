@@ -15,10 +15,12 @@ from strongroom.guard.connection import CONSOLE_COOKIE, request_context
 from strongroom.policy.engine import Target
 
 
-def _signin_form(request: Request, status: int = 200, error: str = "") -> Response:
+def signin_form(request: Request, status: int = 200, error: str = "") -> Response:
     """The sign-in page, with a fresh sign-in CSRF token (a cookie and the same value in the form)."""
     token = secrets.token_urlsafe(24)
-    response = web.render(request, "signin.html", status, who=None, error=error, signin_token=token, oidc="")
+    oidc = web.platform_of(request).oidc
+    name = oidc.display_name if oidc is not None else ""
+    response = web.render(request, "signin.html", status, who=None, error=error, signin_token=token, oidc=name)
     response.headers["set-cookie"] = web.cookie_header(web.LOGIN_COOKIE, token, 600)
     return response
 
@@ -51,7 +53,7 @@ async def signin_page(request: Request) -> Response:
             pass
 
     await web.run(view)
-    return _signin_form(request)
+    return signin_form(request)
 
 
 async def signin(request: Request) -> Response:
@@ -68,7 +70,7 @@ async def signin(request: Request) -> Response:
         ctx = request_context(request, principal)
         cookie = await web.run(lambda: platform.console_sessions.open(ctx, via="token"))
     except StrongroomError as error:
-        return _signin_form(request, error.status, error.detail)
+        return signin_form(request, error.status, error.detail)
     return signed_in(request, cookie)
 
 

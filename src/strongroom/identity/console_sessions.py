@@ -70,21 +70,43 @@ class ConsoleSessions:
         mac = hmac.new(self._key, b"csrf:" + session_id.encode(), hashlib.sha256).digest()
         return base64.urlsafe_b64encode(mac).rstrip(b"=").decode()
 
-    def open(self, ctx: RequestContext, *, via: str = "token") -> str:
+    def open(
+        self,
+        ctx: RequestContext,
+        *,
+        via: str = "token",
+        allowed: tuple[Grant, ...] | None = None,
+        params: dict[str, str] | None = None,
+    ) -> str:
         """Open a session for the caller; return the cookie value (shown to nobody but the browser).
 
         ``via="token"``: the caller signed in with an API token, whose revocation ends the session.
-        ``via="oidc"``: the caller was mapped from an identity provider's ID token.
+        ``via="oidc"``: the caller was mapped from an identity provider's ID token; ``allowed``
+        (from its groups) limits the roles the session may use.
+
+        Raises ``Unauthenticated`` when the user does not exist, is disabled or would hold no role.
         """
         p = ctx.principal
         if via == "token" and p.token_kind != "api":
             raise Forbidden("sign in to the console with an API token (sr_...), not a session or execution token")
         if via not in ("token", "oidc"):
             raise InvalidInput("via must be token or oidc", field="via")
+        with self.db.read() as session:
+            user = session.get(UserRow, p.user)
+            if user is None or user.disabled:
+                raise Unauthenticated(f"{p.user} is not a Strongroom user, or is disabled; ask your administrator")
+            if allowed is not None:
+                held = session.execute(
+                    select(MembershipRow.role, MembershipRow.team).where(MembershipRow.user == p.user)
+                ).all()
+                if not {Grant(role, team) for role, team in held} & set(allowed):
+                    raise Unauthenticated(
+                        f"{p.user} holds none of the roles their groups map to; ask your administrator"
+                    )
         session_id = "cs_" + secrets.token_hex(8)
         secret = COOKIE_PREFIX + secrets.token_urlsafe(32)
         now = utcnow()
-        params = {"via": via}
+        params = {"via": via, **(params or {})}
         with (
             self.guard.begin(ctx, "OpenConsoleSession", _session_target(p.user, session_id), params=params) as call,
             call.transaction(),
@@ -101,6 +123,7 @@ class ConsoleSessions:
                     parent_token=p.token_id if via == "token" else "",
                     role="",
                     team="",
+                    allowed=[str(g) for g in allowed] if allowed is not None else None,
                     created_at=now,
                     expires_at=now + self.ttl,
                     last_seen_at=now,
@@ -140,6 +163,8 @@ class ConsoleSessions:
                     ).all()
                 )
             )
+            if row.allowed is not None:
+                held = tuple(g for g in held if str(g) in row.allowed)
             grants = held
             if row.role:
                 chosen = Grant(row.role, row.team)

@@ -107,6 +107,8 @@ class ConsoleSessionRow(Base):
     parent_token: Mapped[str] = mapped_column(String(32), default="")
     role: Mapped[str] = mapped_column(String(32), default="")
     team: Mapped[str] = mapped_column(String(64), default="")
+    # single sign-on with a groups claim: the only roles ("Role@team") the session may use
+    allowed: Mapped[list[str] | None] = mapped_column(JSON, nullable=True)
     created_at: Mapped[dt.datetime] = mapped_column(UtcDateTime())
     expires_at: Mapped[dt.datetime] = mapped_column(UtcDateTime())
     last_seen_at: Mapped[dt.datetime] = mapped_column(UtcDateTime())

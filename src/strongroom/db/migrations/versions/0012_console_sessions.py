@@ -31,6 +31,7 @@ def upgrade() -> None:
         sa.Column("parent_token", sa.String(length=32), nullable=False),
         sa.Column("role", sa.String(length=32), nullable=False),
         sa.Column("team", sa.String(length=64), nullable=False),
+        sa.Column("allowed", sa.JSON(), nullable=True),
         sa.Column("created_at", strongroom.db.base.UtcDateTime(timezone=True), nullable=False),
         sa.Column("expires_at", strongroom.db.base.UtcDateTime(timezone=True), nullable=False),
         sa.Column("last_seen_at", strongroom.db.base.UtcDateTime(timezone=True), nullable=False),
