@@ -172,8 +172,12 @@ async def job_log(request: Request) -> Response:
     who = await web.caller(request)
     platform = web.platform_of(request)
     team, name = check_name(request.path_params["team"], "team"), check_name(request.path_params["name"], "name")
-    described = await web.run(lambda: platform.jobs.describe(who.ctx, team, name))
-    lines = await web.run(lambda: platform.jobs.logs(who.ctx, team, name, limit=10_000))
+
+    def view() -> tuple[Any, list[Any]]:
+        with web.viewing(request, who, "job-log", team=team, name=name):
+            return platform.jobs.describe(who.ctx, team, name), platform.jobs.logs(who.ctx, team, name, limit=10_000)
+
+    described, lines = await web.run(view)
     return web.render(request, "_job_log.html", job=described, lines=lines[-LOG_TAIL:])
 
 
