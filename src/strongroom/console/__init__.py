@@ -45,9 +45,11 @@ def routes() -> list[BaseRoute]:
         Route("/console/jobs", workbench.jobs, methods=["GET"]),
         Route("/console/jobs/{team}/{name}", workbench.job, methods=["GET"]),
         Route("/console/jobs/{team}/{name}/log", workbench.job_log, methods=["GET"]),
+        Route("/console/jobs/{team}/{name}/stop", workbench.stop_job, methods=["POST"]),
         Route("/console/endpoints", workbench.endpoints, methods=["GET"]),
         Route("/console/endpoints", workbench.create_endpoint, methods=["POST"]),
         Route("/console/audit", workbench.audit, methods=["GET"]),
         Route("/console/audit/verify", workbench.audit_verify, methods=["POST"]),
+        Route("/console/audit/export", workbench.audit_export, methods=["GET"]),
         Mount("/console/static", StaticFiles(directory=STATIC), name="console-static"),
     ]

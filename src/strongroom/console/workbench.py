@@ -181,6 +181,15 @@ async def job_log(request: Request) -> Response:
     return web.render(request, "_job_log.html", job=described, lines=lines[-LOG_TAIL:])
 
 
+@web.page
+async def stop_job(request: Request) -> Response:
+    who, _ = await web.action(request)
+    platform = web.platform_of(request)
+    team, name = check_name(request.path_params["team"], "team"), check_name(request.path_params["name"], "name")
+    await web.run(lambda: platform.jobs.stop(who.ctx, team, name))
+    return web.redirect(request, f"/console/jobs/{team}/{name}")
+
+
 def _may(request: Request, who: web.Caller, action: str, target: Target) -> bool:
     """Whether to show a control: the guard's answer without acting (the action itself is decided
     and audited again when it is sent)."""
@@ -253,6 +262,19 @@ async def audit(request: Request) -> Response:
     return web.render(
         request, "audit.html", who=who, events=events, q=q, filters=filters, following=following, report=None
     )
+
+
+@web.page
+async def audit_export(request: Request) -> Response:
+    """The filtered events as JSON lines, downloaded (authorized once, then streamed)."""
+    who = await web.caller(request)
+    platform = web.platform_of(request)
+    q = {k: request.query_params.get(k, "") or None for k in ("principal", "action", "team", "decision")}
+    flt = AuditFilter(**q)  # type: ignore[arg-type]
+    events = await web.run(lambda: platform.audit.export(who.ctx, flt))
+    lines = (e.model_dump_json().encode() + b"\n" for e in events)
+    headers = {"content-disposition": 'attachment; filename="strongroom-audit.jsonl"'}
+    return web.secured(StreamingResponse(lines, media_type="application/x-ndjson", headers=headers))
 
 
 @web.page

@@ -123,3 +123,52 @@ def test_jobs_page_lists_nothing_for_a_new_team_with_pagination(
     assert page.status_code == 200 and "No job." in page.text and "page 1 of 1 (0 in all)" in page.text
     missing = alice.get("/console/jobs/risk/train-xgb")
     assert missing.status_code == 404
+
+
+def test_a_job_is_listed_described_with_its_log_and_stopped(
+    console_platform: Platform, new_browser: Callable[[], Browser]
+) -> None:
+    from strongroom.jobs.models import JobSpec
+
+    dsa = context_for("dora", Grant("DataScienceAdmin", "risk"))
+    writer = context_for("alice", Grant("DataScientist", "risk"))
+    console_platform.kms.create_key(dsa, "risk", "risk-key", "risk jobs key")
+    console_platform.storage.create_bucket(dsa, "risk", "risk-data", key="risk-key")
+    script = console_platform.storage.put_object(writer, "risk-data", "code/prep.py", [b"print('prepared')\n"])
+    spec = JobSpec.model_validate(
+        {
+            "name": "prep-credit",
+            "team": "risk",
+            "kind": "processing",
+            "code": {"source": script.uri},
+            "security": {"network_isolation": True, "volume_kms_key": "risk-key"},
+            "resources": {"scratch_mb": 256, "max_runtime_seconds": 300},
+        }
+    )
+    console_platform.jobs.create_job(writer, spec)
+    alice = _signed_in(console_platform, new_browser, "alice")
+
+    listing = alice.get("/console/jobs")
+    assert "prep-credit" in listing.text and "<td>processing</td><td>Pending</td>" in listing.text
+    detail = alice.get("/console/jobs/risk/prep-credit")
+    assert detail.status_code == 200 and "Stop prep-credit" in detail.text
+    log = alice.client.get("/console/jobs/risk/prep-credit/log", headers={"HX-Request": "true"})
+    assert log.status_code == 200 and 'hx-trigger="every 3s"' in log.text and "(no output yet)" in log.text
+    assert _actions(console_platform, log.headers["x-request-id"]) == [("ViewConsolePage", "Allow")]
+
+    stopped = alice.post("/console/jobs/risk/prep-credit/stop")
+    assert stopped.status_code == 303
+    assert console_platform.jobs.describe(writer, "risk", "prep-credit").status == "Stopped"
+    assert "Stop prep-credit" not in alice.get("/console/jobs/risk/prep-credit").text
+
+
+def test_the_audit_export_downloads_json_lines_for_auditors_only(
+    console_platform: Platform, new_browser: Callable[[], Browser]
+) -> None:
+    ava = _signed_in(console_platform, new_browser, "ava")
+    exported = ava.client.get("/console/audit/export?action=OpenConsoleSession")
+    assert exported.status_code == 200 and exported.headers["content-type"].startswith("application/x-ndjson")
+    lines = [line for line in exported.text.splitlines() if line]
+    assert lines and all('"action":"OpenConsoleSession"' in line for line in lines)
+    alice = _signed_in(console_platform, new_browser, "alice")
+    assert alice.client.get("/console/audit/export").status_code == 403
