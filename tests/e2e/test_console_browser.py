@@ -166,7 +166,7 @@ def test_the_workshop_flow_from_sign_in_to_jupyterlab(browser: Any, env: Env) ->
     page.get_by_role("link", name="My access").click()
     assert "CreateTrainingJob" in page.inner_text("main")
     alice.check("alice-access")
-    for name in ("notebooks", "data", "jobs", "endpoints"):
+    for name in ("notebooks", "data", "jobs", "endpoints", "tokens"):
         alice.go(f"/console/{name}")
         alice.check(f"alice-{name}")
     assert page.get_by_role("button", name="Create endpoint").count() == 0

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import re
 import urllib.parse
 from typing import Any
 
@@ -284,3 +285,30 @@ async def audit_verify(request: Request) -> Response:
     report = await web.run(lambda: platform.audit.verify(who.ctx))
     q = dict.fromkeys(("principal", "action", "team", "decision"), "")
     return web.render(request, "audit.html", who=who, events=[], q=q, filters="", following=None, report=report)
+
+
+@web.page
+async def tokens(request: Request) -> Response:
+    """My API tokens (never their secrets), with revoke; the one this session stands on is marked."""
+    who = await web.caller(request)
+    platform = web.platform_of(request)
+    number = web.page_number(request)
+
+    def view() -> web.Pager:
+        with web.viewing(request, who, "tokens"):
+            return web.paginate(platform.identity.list_tokens(who.ctx), number)
+
+    listed = await web.run(view)
+    return web.render(request, "tokens.html", who=who, tokens=listed, current=who.session.principal.parent_token)
+
+
+@web.page
+async def revoke_token(request: Request) -> Response:
+    """Revoke one of my tokens; revoking the one this session was opened with signs this browser out."""
+    who, _ = await web.action(request)
+    platform = web.platform_of(request)
+    token_id = request.path_params["token"]
+    if not re.fullmatch(r"tok_[0-9a-f]{16}", token_id):
+        raise InvalidInput("not a token id", field="token_id")
+    await web.run(lambda: platform.identity.revoke_token(who.ctx, token_id))
+    return web.redirect(request, "/console/tokens")

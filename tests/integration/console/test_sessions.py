@@ -138,3 +138,20 @@ def test_a_form_without_its_csrf_token_is_refused_and_audited(
     assert forged.status_code == 403 and "CSRF" in forged.text
     assert [d for _, d, _ in _events(console_platform, forged.headers["x-request-id"])] == ["Deny"]
     assert browser.get("/console/").status_code == 200  # still signed in
+
+
+def test_revoking_my_token_from_the_tokens_page_signs_this_browser_out(
+    console_platform: Platform, new_browser: Callable[[], Browser]
+) -> None:
+    laptop = console_platform.identity.create_token(ADMIN, "laptop", user="alice")
+    spare = console_platform.identity.create_token(ADMIN, "spare", user="alice")
+    browser = new_browser()
+    browser.sign_in(laptop.secret)
+    page = browser.get("/console/tokens")
+    assert f"<code>{laptop.token.id}</code> (this session)" in page.text and "Revoke spare" in page.text
+    assert laptop.secret not in page.text and spare.secret not in page.text
+
+    assert browser.post(f"/console/tokens/{spare.token.id}/revoke").status_code == 303
+    assert "Revoke spare" not in browser.get("/console/tokens").text
+    assert browser.post(f"/console/tokens/{laptop.token.id}/revoke").status_code == 303
+    assert browser.get("/console/tokens").headers["location"] == "/console/signin"
