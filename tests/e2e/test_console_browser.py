@@ -171,6 +171,18 @@ def test_the_workshop_flow_from_sign_in_to_jupyterlab(browser: Any, env: Env) ->
         alice.check(f"alice-{name}")
     assert page.get_by_role("button", name="Create endpoint").count() == 0
 
+    alice.go("/console/data/risk-data")
+    rows = b"LIMIT_BAL,SEX,EDUCATION,MARRIAGE,AGE\n20000,2,2,1,24\n120000,2,2,2,26\n" * 2000
+    page.get_by_label("File").set_input_files({"name": "credit.csv", "mimeType": "text/csv", "buffer": rows})
+    page.get_by_label("Key").fill("raw/credit.csv")
+    page.get_by_label("Tags").fill("stage=raw")
+    page.get_by_role("button", name="Upload").click()
+    page.get_by_text("Uploaded raw/credit.csv").wait_for()
+    assert page.evaluate("document.getElementById('upload-progress').value") == len(rows)
+    alice.check("alice-upload")
+    alice.go("/console/data/risk-data?prefix=raw/")
+    assert "raw/credit.csv" in page.inner_text("main") and "stage=raw" in page.inner_text("main")
+
     alice.go("/console/catalog/risk/credit-eda")
     page.get_by_role("button", name="Open JupyterLab").click()
     page.wait_for_url("**/notebooks/risk/credit-eda/lab**", timeout=60_000)

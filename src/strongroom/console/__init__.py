@@ -42,6 +42,7 @@ def routes() -> list[BaseRoute]:
         Route("/console/data/{bucket}", workbench.bucket, methods=["GET"]),
         Route("/console/data/{bucket}/versions", workbench.versions, methods=["GET"]),
         Route("/console/data/{bucket}/download", workbench.download, methods=["GET"]),
+        Route("/console/data/{bucket}/upload", workbench.upload, methods=["POST"]),
         Route("/console/jobs", workbench.jobs, methods=["GET"]),
         Route("/console/jobs/{team}/{name}", workbench.job, methods=["GET"]),
         Route("/console/jobs/{team}/{name}/log", workbench.job_log, methods=["GET"]),

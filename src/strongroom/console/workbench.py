@@ -112,6 +112,25 @@ async def versions(request: Request) -> Response:
     return web.render(request, "versions.html", who=who, bucket=name, key=key, versions=found)
 
 
+async def upload(request: Request) -> Response:
+    """Store the request body as a new version of ``?key=`` (tags from ``X-Sr-Tags``, urlencoded);
+    answers the version id as text. The console's script sends it with a progress bar."""
+    try:
+        web.same_origin(request)
+        who = await web.caller(request)
+        web.check_csrf(request, web.Form({}), who.session.csrf)
+        platform = web.platform_of(request)
+        name = check_name(request.path_params["bucket"], "bucket")
+        key = request.query_params.get("key", "")
+        raw_tags = request.headers.get("x-sr-tags", "")
+        tags = dict(urllib.parse.parse_qsl(raw_tags, keep_blank_values=True, max_num_fields=50))
+        body = await request.body()  # at most max_request_bytes: larger files go through the CLI or SDK
+        version = await web.run(lambda: platform.storage.put_object(who.ctx, name, key, [body], tags=tags or None))
+    except StrongroomError as error:
+        return web.secured(Response(error.detail, status_code=error.status, media_type="text/plain"))
+    return web.secured(Response(version.version_id, media_type="text/plain"))
+
+
 @web.page
 async def download(request: Request) -> Response:
     """Download a version (decrypted on the fly by the storage service), as an attachment."""

@@ -172,3 +172,33 @@ def test_the_audit_export_downloads_json_lines_for_auditors_only(
     assert lines and all('"action":"OpenConsoleSession"' in line for line in lines)
     alice = _signed_in(console_platform, new_browser, "alice")
     assert alice.client.get("/console/audit/export").status_code == 403
+
+
+def test_an_upload_stores_a_tagged_version_and_needs_the_csrf_token(
+    console_platform: Platform, new_browser: Callable[[], Browser]
+) -> None:
+    dsa = context_for("dora", Grant("DataScienceAdmin", "risk"))
+    console_platform.kms.create_key(ADMIN, "risk", "default", "risk data key")
+    console_platform.storage.create_bucket(dsa, "risk", "risk-data")
+    alice = _signed_in(console_platform, new_browser, "alice")
+    page = alice.get("/console/data/risk-data")
+    assert "data-upload" in page.text and '<label for="upload-file">File</label>' in page.text
+    rows = b"LIMIT_BAL,SEX,EDUCATION\n20000,2,2\n120000,2,2\n"
+    url = "/console/data/risk-data/upload?key=raw/credit.csv"
+
+    forged = alice.client.post(url, content=rows, headers={"content-type": "application/octet-stream"})
+    assert forged.status_code == 403
+    assert _actions(console_platform, forged.headers["x-request-id"]) == [
+        ("HTTP POST /console/data/risk-data/upload", "Deny")
+    ]
+
+    stored = alice.client.post(
+        url,
+        content=rows,
+        headers={"content-type": "application/octet-stream", "x-csrf-token": alice.csrf, "x-sr-tags": "stage=raw"},
+    )
+    assert stored.status_code == 200
+    writer = context_for("alice", Grant("DataScientist", "risk"))
+    head = console_platform.storage.head_object(writer, "risk-data", "raw/credit.csv")
+    assert head.version_id == stored.text and head.tags == {"stage": "raw"} and head.size == len(rows)
+    assert "stage=raw" in alice.get("/console/data/risk-data?prefix=raw/").text
