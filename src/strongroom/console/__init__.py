@@ -48,6 +48,7 @@ def routes() -> list[BaseRoute]:
         Route("/console/jobs/{team}/{name}/log", workbench.job_log, methods=["GET"]),
         Route("/console/jobs/{team}/{name}/stop", workbench.stop_job, methods=["POST"]),
         Route("/console/tokens", workbench.tokens, methods=["GET"]),
+        Route("/console/people", workbench.people, methods=["GET"]),
         Route("/console/tokens/{token}/revoke", workbench.revoke_token, methods=["POST"]),
         Route("/console/endpoints", workbench.endpoints, methods=["GET"]),
         Route("/console/endpoints", workbench.create_endpoint, methods=["POST"]),

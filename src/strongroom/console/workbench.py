@@ -331,3 +331,21 @@ async def revoke_token(request: Request) -> Response:
         raise InvalidInput("not a token id", field="token_id")
     await web.run(lambda: platform.identity.revoke_token(who.ctx, token_id))
     return web.redirect(request, "/console/tokens")
+
+
+@web.page
+async def people(request: Request) -> Response:
+    """Teams and users with their roles (PlatformAdmin and Auditor; read only: changes go through
+    the CLI or SDK for now)."""
+    who = await web.caller(request)
+    platform = web.platform_of(request)
+    number = web.page_number(request)
+
+    def view() -> tuple[list[Any], web.Pager]:
+        with web.viewing(request, who, "people"):
+            teams = [platform.identity.describe_team(who.ctx, t.name) for t in platform.identity.list_teams(who.ctx)]
+            users = platform.identity.list_users(who.ctx)
+        return teams, web.paginate(users, number)
+
+    teams, users = await web.run(view)
+    return web.render(request, "people.html", who=who, teams=teams, users=users)

@@ -34,7 +34,7 @@ def test_a_launch_with_a_hostile_name_is_refused_at_its_field_and_shown_literall
     )
 
     assert refused.status_code == 422
-    assert "<script>{{7*7}}" not in refused.text and "49" not in refused.text
+    assert "<script>{{7*7}}" not in refused.text
     assert "&lt;script&gt;{{7*7}}&lt;/script&gt;" in refused.text
     assert "parameters.NotebookName" in refused.text and 'aria-invalid="true"' in refused.text
     assert console_platform.catalog.list(ADMIN, "risk") == []

@@ -54,7 +54,9 @@ def test_every_page_carries_a_strict_policy_and_no_inline_script(
         assert headers["x-frame-options"] == "DENY"
     home = browser.get("/console/")
     assert "<script>" not in home.text and "<style" not in home.text and "style=" not in home.text
-    assert home.text.count("<script ") == 1 and 'src="/console/static/htmx.min.js"' in home.text
+    assert home.text.count("<script ") == 2
+    assert '<script src="/console/static/htmx.min.js"></script>' in home.text
+    assert '<script src="/console/static/console.js"></script>' in home.text
 
 
 def test_a_wrong_token_is_refused_and_audited(console_platform: Platform, new_browser: Callable[[], Browser]) -> None:
