@@ -5,18 +5,13 @@ VENV := .venv
 BIN := $(VENV)/bin
 # Debian packages the platform runs on: sandboxes (bubblewrap; prlimit and taskset from util-linux),
 # notebook volumes encrypted at rest (gocryptfs over FUSE), team git, the HSM for tests, the
-# browser for console/report tests (and npm, which fetches axe-core for their accessibility checks), a one-connection load tool for benchmarks.
-APT_PACKAGES := bubblewrap util-linux git gocryptfs fuse3 softhsm2 chromium chromium-driver wrk npm
+# browser for console/report tests, a one-connection load tool for benchmarks.
+APT_PACKAGES := bubblewrap util-linux git gocryptfs fuse3 softhsm2 chromium chromium-driver wrk
 PYTEST_ARGS ?=
-AXE := .cache/npm/node_modules/axe-core/axe.min.js
 
 .PHONY: setup system-packages demo test lint bench clean
 
-setup: system-packages $(VENV)/.installed $(AXE)
-
-# axe-core (MPL-2.0) for the console's browser tests, from the npm registry; tests skip the check without it.
-$(AXE):
-	command -v npm >/dev/null && npm install --silent --no-save --no-audit --no-fund --prefix .cache/npm axe-core@4 || echo "npm is missing: the console's axe-core checks will be skipped"
+setup: system-packages $(VENV)/.installed
 
 system-packages:
 	@missing=""; for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \

@@ -4,11 +4,13 @@
 The workshop's data scientist signs in, switches role, launches the notebook product from the
 catalog, watches it become AVAILABLE without reloading, reads her role's permissions and opens
 JupyterLab; each role sees only what it may. A Content-Security-Policy violation reported by the
-browser on any console page fails the test; axe-core checks each page when `make setup` fetched
-it. Screenshots of every page are kept in the test's ``console-screenshots`` directory.
+browser on any console page fails the test; axe-core (the copy PyPI's `axe-playwright-python`
+carries, in the dev extra) checks each page. Screenshots of every page are kept in the test's ``console-screenshots`` directory.
 """
 
 from __future__ import annotations
+
+import importlib.resources
 
 import json
 from collections.abc import Iterator
@@ -26,7 +28,7 @@ from tests.support import RunningServer, start_server
 
 playwright = pytest.importorskip("playwright.sync_api")
 pytestmark = [needs_chromium, pytest.mark.slow, pytest.mark.timeout(420)]
-AXE = Path(__file__).resolve().parents[2] / ".cache" / "npm" / "node_modules" / "axe-core" / "axe.min.js"
+AXE = Path(str(importlib.resources.files("axe_playwright_python") / "axe.min.js"))
 
 
 @dataclass
@@ -96,13 +98,12 @@ class Watched:
                  .filter(e => e.labels.length === 0 && !e.getAttribute('aria-label')).map(e => e.name)"""
         )
         assert unlabeled == [], f"{name}: inputs without a label: {unlabeled}"
-        if AXE.exists():
-            self.page.evaluate(AXE.read_text())  # evaluated over CDP: not an inline script the CSP would refuse
-            result = self.page.evaluate(
-                "axe.run(document, {runOnly: {type: 'tag', values: ['wcag2a', 'wcag2aa']}})"
-                ".then(r => r.violations.map(v => v.id + ': ' + v.nodes.length))"
-            )
-            assert result == [], f"{name}: axe-core found {result}"
+        self.page.evaluate(AXE.read_text())  # evaluated over CDP: not an inline script the CSP would refuse
+        result = self.page.evaluate(
+            "axe.run(document, {runOnly: {type: 'tag', values: ['wcag2a', 'wcag2aa']}})"
+            ".then(r => r.violations.map(v => v.id + ': ' + v.nodes.length))"
+        )
+        assert result == [], f"{name}: axe-core found {result}"
 
 
 LISTEN = """document.addEventListener('securitypolicyviolation', e => {
