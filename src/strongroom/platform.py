@@ -30,7 +30,9 @@ from strongroom.db.engine import Database
 from strongroom.experiments.service import ExperimentsService
 from strongroom.gitrepo.service import GitService
 from strongroom.guard import Guard
+from strongroom.identity.console_sessions import ConsoleSessions
 from strongroom.identity.models import IssuedToken
+from strongroom.identity.oidc import OidcClient
 from strongroom.identity.service import IdentityService
 from strongroom.jobs.detective import NetworkIsolationEnforcer
 from strongroom.jobs.executor import SandboxExecutor
@@ -101,6 +103,14 @@ class Platform:
             execution_ttl=dt.timedelta(seconds=config.execution_ttl_seconds),
             default_token_ttl=dt.timedelta(days=config.default_token_ttl_days),
         )
+        self.console_sessions = ConsoleSessions(
+            self.db,
+            self.guard,
+            key=self.root.derive("strongroom/console-session"),
+            ttl=dt.timedelta(seconds=config.session_ttl_seconds),
+            idle=dt.timedelta(seconds=config.console_idle_seconds),
+        )
+        self.oidc = OidcClient(config, key=self.root.derive("strongroom/oidc-flow")) if config.oidc_issuer else None
         self.policies = PolicyService(self.db, self.guard, self.policy_engine, self.identity)
         self.audit = AuditService(self.audit_log, self.guard)
         self.keyrings = build_keyrings(config, self.root)

@@ -7,6 +7,7 @@ from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException
 
 import strongroom
+from strongroom import console
 from strongroom.api import problems
 from strongroom.api.middleware import PlatformMiddleware
 from strongroom.api.observe import ObservabilityMiddleware
@@ -74,6 +75,7 @@ def create_app(platform: Platform) -> FastAPI:
     # The notebook proxy is the hot path: matched first (no API path starts with /notebooks/).
     app.router.routes[:0] = notebook_proxy.routes()
     app.router.routes.extend(notebook_packages.routes())
+    app.router.routes.extend(console.routes())
     app.add_exception_handler(StrongroomError, problems.strongroom_error)
     app.add_exception_handler(RequestValidationError, problems.validation_error)
     app.add_exception_handler(HTTPException, problems.http_error)

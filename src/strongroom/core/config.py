@@ -58,6 +58,17 @@ class Config(BaseSettings):
     tls_key_file: str = ""
     tls_chain_file: str = ""
     session_ttl_seconds: int = Field(default=3600, ge=60, le=86400)
+    # The web console: a session ends after session_ttl_seconds, or sooner after this long unused.
+    console_idle_seconds: int = Field(default=900, ge=60, le=86400)
+    # Single sign-on to the web console (OpenID Connect, authorization code + PKCE); docs/console.md.
+    oidc_issuer: str = ""
+    oidc_client_id: str = ""
+    oidc_client_secret: SecretStr = SecretStr("")
+    oidc_ca_file: str = ""
+    oidc_display_name: str = "single sign-on"
+    oidc_user_claim: str = "preferred_username"
+    oidc_groups_claim: str = ""
+    oidc_group_roles: dict[str, list[str]] = Field(default_factory=dict)
     execution_ttl_seconds: int = Field(default=900, ge=60, le=86400)
     default_token_ttl_days: int = Field(default=90, ge=1, le=3650)
     max_request_bytes: int = Field(default=16 * 1024 * 1024, ge=1024)
@@ -259,7 +270,21 @@ tls_chain_file = ""
 socket_path = ""
 
 # Lifetimes.
-session_ttl_seconds = 3600       # assume-role session tokens
+session_ttl_seconds = 3600       # assume-role session tokens and web console sessions
+console_idle_seconds = 900       # a web console session unused this long ends sooner
+
+# Single sign-on to the web console with OpenID Connect (see docs/console.md). Users are matched
+# by oidc_user_claim to existing Strongroom users; with oidc_groups_claim, only the roles that
+# oidc_group_roles maps from the user's groups (and that the user holds) are used. Anyone else
+# gets no access. Keep the secret out of this file: STRONGROOM_OIDC_CLIENT_SECRET.
+oidc_issuer = ""                 # e.g. "https://idp.example.com/realms/bank"
+oidc_client_id = ""
+oidc_ca_file = ""                # CA bundle for the identity provider (empty: the system's)
+oidc_display_name = "single sign-on"
+oidc_user_claim = "preferred_username"
+oidc_groups_claim = ""           # e.g. "groups"
+# [oidc_group_roles]             # group -> roles ("Role@team" or a platform role)
+# "risk-data-scientists" = ["DataScientist@risk"]
 execution_ttl_seconds = 900      # execution-role tokens of notebooks and jobs (auto-refreshed)
 default_token_ttl_days = 90      # API tokens
 

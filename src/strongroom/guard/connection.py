@@ -7,7 +7,7 @@ import base64
 import binascii
 import re
 from collections.abc import Awaitable, Callable
-from typing import Protocol
+from typing import Protocol, TypeVar
 
 import anyio
 from starlette.requests import HTTPConnection
@@ -81,3 +81,29 @@ def request_context(connection: HTTPConnection, principal: Principal, *, idempot
     if _REQUEST_ID.fullmatch(request_id or ""):
         return RequestContext(principal, request_id, source, agent, key)
     return RequestContext(principal, source=source, user_agent=agent, idempotency_key=key)
+
+
+CONSOLE_COOKIE = "__Host-strongroom-console"
+
+
+class _HoldsPrincipal(Protocol):
+    @property
+    def principal(self) -> Principal: ...
+
+
+S = TypeVar("S", bound=_HoldsPrincipal)
+
+
+async def console_session(connection: HTTPConnection, resolve: Callable[[str], S]) -> S:
+    """The web console's caller: its session cookie, resolved by ``resolve`` (in a thread).
+
+    Only the cookie counts: a bearer token is not a console credential (the console's forms are
+    protected by the session's CSRF token, which a bearer caller has none of). Raises
+    ``Unauthenticated`` when there is no cookie or it no longer stands.
+    """
+    secret = connection.cookies.get(CONSOLE_COOKIE, "")
+    if not secret:
+        raise Unauthenticated("sign in to the console")
+    found = await anyio.to_thread.run_sync(resolve, secret)
+    connection.scope.setdefault("state", {})["principal"] = found.principal
+    return found

@@ -88,3 +88,28 @@ class ApiTokenRow(Base):
             revoked_at=self.revoked_at,
             last_used_at=self.last_used_at,
         )
+
+
+class ConsoleSessionRow(Base):
+    """A browser's console session. The cookie holds a random secret; only its keyed hash is stored.
+
+    ``parent_token`` is the API token the session was opened with ("" for single sign-on): revoking
+    it, disabling the user or ``revoked_at`` ends the session. ``role``/``team`` is the role the
+    browser switched to ("" acts with every role the user holds).
+    """
+
+    __tablename__ = "console_sessions"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    secret_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    user: Mapped[str] = mapped_column(ForeignKey("users.name"), index=True)
+    via: Mapped[str] = mapped_column(String(16))
+    parent_token: Mapped[str] = mapped_column(String(32), default="")
+    role: Mapped[str] = mapped_column(String(32), default="")
+    team: Mapped[str] = mapped_column(String(64), default="")
+    # single sign-on with a groups claim: the only roles ("Role@team") the session may use
+    allowed: Mapped[list[str] | None] = mapped_column(JSON, nullable=True)
+    created_at: Mapped[dt.datetime] = mapped_column(UtcDateTime())
+    expires_at: Mapped[dt.datetime] = mapped_column(UtcDateTime())
+    last_seen_at: Mapped[dt.datetime] = mapped_column(UtcDateTime())
+    revoked_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime(), nullable=True)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import builtins
 from collections.abc import Mapping
 from typing import Any, Protocol
 
@@ -107,6 +108,42 @@ class PolicyService:
                 select(PolicyAttachmentRow).where(PolicyAttachmentRow.team == team).order_by(PolicyAttachmentRow.name)
             )
             return [_entity(r) for r in rows]
+
+    def role_permissions(self, ctx: RequestContext, acting_as: str) -> builtins.list[SimulationResult]:
+        """What a role the caller holds (``Role@team``) may do on its team's resources that the
+        caller owns, action by action, for a workload that meets the guardrails: the effective
+        permissions of the execution role a notebook or job of the caller's acts with, and the
+        policies that decide each one.
+
+        Raises:
+            InvalidInput: ``acting_as`` is not a team role the caller holds.
+        """
+        role, _, team = acting_as.partition("@")
+        user = ctx.principal.user
+        target = Target("role", team, role or "x", owner=user)
+        with self.guard.begin(ctx, "DescribeRolePermissions", target, params={"acting_as": acting_as}):
+            held = self.directory.grants_of(user) or ()
+            if not team or Grant(role, team) not in held:
+                raise InvalidInput(f"you do not hold the team role {acting_as!r}", field="acting_as")
+            execution = Principal(user=user, token_kind="execution", grants=(Grant(role, team),))
+            workload = {"network_isolation": True, "volume_kms_key": f"{team}-key"}
+            results = []
+            for action in sorted(a for a in self.engine.actions if not a.endswith("Actions")):
+                decision = self.guard.simulate(execution, action, Target("resource", team, "*", owner=user), workload)
+                results.append(
+                    SimulationResult(
+                        decision="Allow" if decision.allowed else "Deny",
+                        principal=user,
+                        action=action,
+                        resource=f"srn:strongroom:{team}:*",
+                        acting_as=acting_as,
+                        determining_policies=list(decision.policies),
+                        messages=list(decision.messages),
+                        explanation=decision.explain(),
+                        context=workload,
+                    )
+                )
+            return results
 
     def simulate(
         self,

@@ -189,6 +189,13 @@ def test_every_concrete_action_is_in_the_table(engine: PolicyEngine) -> None:
         "RevokeApiToken",
         "AssumeRole",
         "WhoAmI",
+        # the web console: a user's own session, and viewing its pages (each page's reads are checked)
+        "OpenConsoleSession",
+        "CloseConsoleSession",
+        "SwitchConsoleRole",
+        "ViewConsolePage",
+        "DescribeRolePermissions",
+        "ViewConsoleSignIn",  # anyone, signed in or not (test_only_the_sign_in_page_is_open_to_anyone)
         "GetPlatformStatus",
         "CreateExecutionToken",
         "BootstrapPlatform",
@@ -391,3 +398,10 @@ def test_catalog_launch_role_is_only_for_the_platform(engine: PolicyEngine) -> N
         assert not engine.decide(system, action, Target("x", "risk", "y")).allowed, action
     borrowed = Principal("mallory", "api", (launch_role,))  # a user token can never act as the launch role
     assert not engine.decide(borrowed, "CreateBucket", Target("bucket", "risk", "b")).allowed
+
+
+def test_only_the_sign_in_page_is_open_to_anyone(engine: PolicyEngine) -> None:
+    anonymous = Principal.anonymous()
+    assert engine.decide(anonymous, "ViewConsoleSignIn", Target("console-page", "", "signin")).allowed
+    assert not engine.decide(anonymous, "ViewConsoleSignIn", Target("console-page", "", "audit")).allowed
+    assert not engine.decide(anonymous, "ViewConsolePage", Target("console-page", "", "home", owner="u")).allowed
