@@ -413,3 +413,13 @@ def test_a_monitoring_job_writes_its_outputs_but_no_user_token_does(engine: Poli
     )
     assert not engine.decide(elsewhere, "PutObject", Target("object", "fraud", "f/k")).allowed
     assert not engine.decide(principal(ML), "PutObject", target).allowed
+
+
+def test_mlops_engineer_puts_edited_constraints_and_nothing_else(engine: PolicyEngine) -> None:
+    edited = Target("object", "risk", "risk-models/credit/edited/constraints.json")
+    assert engine.decide(principal(ML), "PutObject", edited).allowed
+    assert not engine.decide(
+        principal(ML), "PutObject", Target("object", "risk", "risk-data/constraints.json.csv")
+    ).allowed
+    assert not engine.decide(principal(ML), "PutObject", Target("object", "fraud", "f/constraints.json")).allowed
+    assert not engine.decide(principal(ML), "DeleteObject", edited).allowed
