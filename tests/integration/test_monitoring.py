@@ -20,7 +20,7 @@ import xgboost as xgb
 
 from strongroom.algorithms.xgboost.archive import archive_bytes
 from strongroom.core.config import Config
-from strongroom.core.errors import Forbidden, InvalidInput
+from strongroom.core.errors import Forbidden, InvalidInput, StrongroomError
 from strongroom.demo.data import FEATURES, LABEL, credit_default
 from strongroom.platform import initialize
 from strongroom.sdk.monitor import CronExpressionGenerator, DatasetFormat, DefaultModelMonitor
@@ -200,14 +200,37 @@ def test_drifted_traffic_flags_exactly_limit_bal_and_education(monitored: Monito
     assert 'strongroom_monitor_violations{check="non_negative_check"' in metrics
 
 
-def test_unshifted_traffic_flags_nothing(monitored: Monitored) -> None:
-    _send(monitored, monitored.test[FEATURES])
+def test_unshifted_traffic_flags_nothing_hourly_or_every_n_records(monitored: Monitored) -> None:
+    env = monitored.env
+    near_real_time = {
+        "name": "every-20-requests",
+        "endpoint": ENDPOINT,
+        "output_uri": f"sr://{env.models}/credit-model/near-real-time",
+        "statistics_uri": monitored.monitor.baseline_statistics().file_s3_uri,
+        "constraints_uri": monitored.monitor.suggested_constraints().file_s3_uri,
+        "every_records": 20,
+        "resources": {"volume_kms_key": env.key},
+    }
+    assert monitored.mlops.monitoring.create_schedule(env.team, near_real_time).schedule_expression == (
+        "every 20 records"
+    )
+    _send(monitored, monitored.test[FEATURES])  # 30 requests of 200 rows
     execution = monitored.monitor.run_now(wait=True, timeout=120)
     described = execution.describe()
     assert described["MonitoringExecutionStatus"] == "Completed", described
     assert described["rows"] == len(monitored.test)
     assert execution.constraint_violations().body_dict == {"violations": []}
     assert max(described["distances"].values()) < 0.05
+
+    deadline = time.monotonic() + 60
+    while not (found := monitored.mlops.monitoring.list_executions(env.team, "every-20-requests")):
+        assert time.monotonic() < deadline, "no window opened after 20 captured requests"
+        time.sleep(0.5)
+    by_records = monitored.mlops.monitoring.wait_execution(env.team, "every-20-requests", found[-1].id, timeout=120)
+    assert by_records.trigger == "records"
+    assert by_records.status == "Completed", by_records
+    assert by_records.rows is not None and by_records.rows >= 20 * 200
+    monitored.mlops.monitoring.delete_schedule(env.team, "every-20-requests")
 
 
 def test_an_empty_window_completes_with_a_clear_message(monitored: Monitored) -> None:
@@ -292,7 +315,10 @@ def test_who_may_create_and_read_schedules(monitored: Monitored) -> None:
     with pytest.raises(InvalidInput) as bad:
         monitored.mlops.monitoring.create_schedule(env.team, {**spec, "schedule_cron_expression": "every hour"})
     assert bad.value.field == "schedule_cron_expression"
-    assert [s.name for s in monitored.mlops.monitoring.list_schedules(env.team)] == [SCHEDULE]
+    with pytest.raises(StrongroomError) as no_key:  # refused now, not at the first window
+        monitored.mlops.monitoring.create_schedule(env.team, {**spec, "name": "no-key"})
+    assert no_key.value.field == "resources.volume_kms_key" and "default" in no_key.value.detail
+    assert [s.name for s in monitored.mlops.monitoring.list_schedules(env.team)] == [SCHEDULE]  # the other deleted
 
 
 def test_stop_start_and_the_cli(monitored: Monitored) -> None:
