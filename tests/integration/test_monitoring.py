@@ -73,10 +73,6 @@ def monitored(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Monitored]:
             num_boost_round=10,
         )
         archive = env.alice.buckets.put_object(env.models, "model/model.tar.gz", archive_bytes(booster.save_raw("ubj")))
-        capture = f"sr://{env.data}/secure-sagemaker-demo/monitoring/datacapture"
-        Model(archive.uri, name="credit-model", session=mlops, team=env.team, kms_key=env.key).deploy(
-            initial_instance_count=1, endpoint_name=ENDPOINT, data_capture_config=DataCaptureConfig(capture)
-        )
         monitor = DefaultModelMonitor(
             role="MLOpsEngineer",
             instance_count=1,
@@ -90,9 +86,13 @@ def monitored(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Monitored]:
             dataset_format=DatasetFormat.csv(header=True),
             output_s3_uri=f"sr://{env.models}/credit-model/baselining/results",
             excluded_columns=["Label"],
-            wait=True,
+            wait=False,  # the baseline job runs while the endpoint starts
         )
-        assert job.job().status == "Completed"
+        capture = f"sr://{env.data}/secure-sagemaker-demo/monitoring/datacapture"
+        Model(archive.uri, name="credit-model", session=mlops, team=env.team, kms_key=env.key).deploy(
+            initial_instance_count=1, endpoint_name=ENDPOINT, data_capture_config=DataCaptureConfig(capture)
+        )
+        assert job.wait(logs=False).status == "Completed"
         monitor.create_monitoring_schedule(
             monitor_schedule_name=SCHEDULE,
             endpoint_input=ENDPOINT,
