@@ -10,6 +10,7 @@ hour the window touches (see :mod:`strongroom.monitor.timing`).
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
 import logging
@@ -95,9 +96,12 @@ class ExecutionRunner:
             busy = True
             try:
                 self._advance(execution_id, now)
+            except NotFound:
+                continue  # its schedule was deleted meanwhile
             except Exception as exc:  # one bad execution must not stop the others
                 log.exception("monitoring execution %s", execution_id)
-                self._finish(execution_id, "Failed", f"the platform could not run the execution: {exc}")
+                with contextlib.suppress(StrongroomError):
+                    self._finish(execution_id, "Failed", f"the platform could not run the execution: {exc}")
         return busy
 
     def _open_due_windows(self, now: dt.datetime) -> None:
