@@ -235,6 +235,11 @@ def test_unshifted_traffic_flags_nothing_hourly_or_every_n_records(monitored: Mo
     assert by_records.rows is not None and by_records.rows >= 20 * 200
     monitored.mlops.monitoring.delete_schedule(env.team, "every-20-requests")
 
+    # captured rows, statistics (sketches hold values) and reports are encrypted at rest: no row on disk
+    row = _rows(monitored.test[FEATURES].iloc[[7]]).encode()
+    leaked = [p for p in env.server.config.home.rglob("*") if p.is_file() and row in p.read_bytes()]
+    assert leaked == []
+
 
 def test_an_empty_window_completes_with_a_clear_message(monitored: Monitored) -> None:
     described = monitored.past["empty"].wait(180).model_dump(mode="json")
