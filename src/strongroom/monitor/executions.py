@@ -152,13 +152,15 @@ class ExecutionRunner:
             if found is None or found.status != "Scheduled":
                 return
             trigger = "cron" if found.cron else ("records" if found.every_records else "interval")
-            execution = new_execution(found, trigger, start, end, now, self.capture_lag)
-            call.session.add(execution)
-            found.last_window_end = max(found.last_window_end, end)
             if found.cron:
                 found.next_run = timing.next_fire(found.cron, now)
             elif found.every_minutes:
                 found.next_run = end + dt.timedelta(minutes=found.every_minutes)
+            if start >= end:  # a run_now already read past this window's end: nothing new to read
+                return
+            execution = new_execution(found, trigger, start, end, now, self.capture_lag)
+            call.session.add(execution)
+            found.last_window_end = max(found.last_window_end, end)
             call.emit("MonitoringExecutionScheduled", schedule=found.name, execution=execution.id)
 
     def _advance(self, execution_id: str, now: dt.datetime) -> None:
