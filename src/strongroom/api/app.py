@@ -21,6 +21,7 @@ from strongroom.api.routers import (
     lineage,
     metrics,
     model_registry,
+    monitoring,
     notebooks,
     policy,
     serving,
@@ -53,6 +54,7 @@ ROUTERS = (
     serving.router,
     serving.invocations,
     model_registry.router,
+    monitoring.router,
 )
 
 
