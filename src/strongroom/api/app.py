@@ -20,6 +20,7 @@ from strongroom.api.routers import (
     kms,
     lineage,
     metrics,
+    monitoring,
     notebooks,
     policy,
     serving,
@@ -51,6 +52,7 @@ ROUTERS = (
     metrics.router,
     serving.router,
     serving.invocations,
+    monitoring.router,
 )
 
 

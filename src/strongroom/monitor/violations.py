@@ -70,13 +70,19 @@ class CheckResult:
 
     ``status`` is ``"NoData"`` for a window without rows (``message`` says so; no violation),
     ``"CompletedWithViolations"`` when any check failed, else ``"Completed"``. ``distances``
-    holds every compared feature's distance from the baseline, flagged or not.
+    holds every compared feature's distance from the baseline, flagged or not; the bound it was
+    held to is ``max(threshold, noise_floors[name])``.
     """
 
     status: Status
     message: str
     violations: tuple[Violation, ...]
     distances: Mapping[str, float] = field(default_factory=dict)
+    threshold: float | None = None
+    """``comparison_threshold`` of the drift check (``None``: the comparison did not run)."""
+    noise_floors: Mapping[str, float] = field(default_factory=dict)
+    """Per compared feature, :func:`noise_floor` of its sample sizes: a distance is drift only
+    above both the threshold and this."""
 
     @property
     def flagged_features(self) -> set[str]:
@@ -119,6 +125,7 @@ def check_window(
     skip = set(excluded)
     violations = _column_violations(window, baseline, constraints, skip)
     distances: dict[str, float] = {}
+    floors: dict[str, float] = {}
     config = constraints.monitoring_config
     for wanted in constraints.features:
         observed = window.feature(wanted.name)
@@ -134,7 +141,7 @@ def check_window(
             distances[wanted.name] = distance
             threshold = config.distribution_constraints.comparison_threshold
             method = config.distribution_constraints.comparison_method
-            floor = noise_floor(_values(reference), _values(observed))
+            floor = floors[wanted.name] = noise_floor(_values(reference), _values(observed))
             if distance > max(threshold, floor):
                 limit = f"threshold: {threshold:g}"
                 if floor > threshold:
@@ -154,7 +161,15 @@ def check_window(
         message = f"{len(violations)} violation(s) in {window_name} ({window.item_count} rows)"
     else:
         message = f"no violation in {window_name} ({window.item_count} rows)"
-    return CheckResult("CompletedWithViolations" if violations else "Completed", message, tuple(violations), distances)
+    comparing = config.distribution_constraints.perform_comparison == "Enabled"
+    return CheckResult(
+        "CompletedWithViolations" if violations else "Completed",
+        message,
+        tuple(violations),
+        distances,
+        threshold=config.distribution_constraints.comparison_threshold if comparing else None,
+        noise_floors=floors,
+    )
 
 
 def noise_floor(baseline_values: int, window_values: int) -> float:

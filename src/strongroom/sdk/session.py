@@ -145,6 +145,9 @@ class Session:
         self.models = serving.Models(self)
         self.endpoint_configs = serving.EndpointConfigs(self)
         self.endpoints = serving.Endpoints(self)
+        from strongroom.sdk.monitor import MonitoringClient
+
+        self.monitoring = MonitoringClient(self)
 
     def current_token(self) -> str:
         """The token requests carry now (inside a notebook: the freshest execution token)."""

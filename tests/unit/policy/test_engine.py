@@ -153,6 +153,16 @@ EXPECTED: dict[str, set[str]] = {
     "OpenNotebook": {DSA},
     "CreatePresignedNotebookUrl": {DSA},
     "UsePackageIndex": {DSA, DS, ML},
+    # model monitoring: the MLOpsEngineer creates and runs monitors; the team reads them
+    "CreateMonitoringJob": {ML},
+    "CreateMonitoringSchedule": {ML},
+    "DeleteMonitoringSchedule": {ML},
+    "StopMonitoringSchedule": {ML},
+    "StartMonitoringSchedule": {ML},
+    "StartMonitoringExecution": {ML},
+    "DescribeMonitoringSchedule": {DSA, DS, ML},
+    "ListMonitoringSchedules": {DSA, DS, ML},
+    "ListMonitoringExecutions": {DSA, DS, ML},
 }
 SAFE_WORKLOAD = {
     "network_isolation": True,
@@ -191,6 +201,7 @@ def test_every_concrete_action_is_in_the_table(engine: PolicyEngine) -> None:
         "FinishJob",
         "RaiseAlert",
         "UpdateEndpointStatus",  # the platform's serving worker only
+        "UpdateMonitoringExecution",  # the platform's monitoring scheduler only
         "ListRuntimes",  # every role holder, to see what they may run on (test_role_holders_only)
         "GetApiDocument",
     }
