@@ -1,6 +1,8 @@
 """Drift benchmark: our statistics + drift check against Evidently's DataDriftPreset on the same data.
 
-Figures (one line each, `<name>: ours=<x> <unit> peer=<y> <unit> ratio=<x/y>`):
+Figures (one line each, `<name>: ours=<x> <unit> peer=<y> <unit> ratio=<x/y>`), through the shared
+harness (`_common.alternate`: ours and the peer alternate, at least 3 runs each, each in a fresh
+subprocess; medians, min-max and the load average are recorded):
 
 - drift_1m_time / drift_1m_cpu: wall-clock and CPU seconds to read a 1,000,000 x 23 baseline
   (CSV with a header) and a 1,000,000 x 23 window (headerless capture rows), compute both sides'
@@ -8,9 +10,8 @@ Figures (one line each, `<name>: ours=<x> <unit> peer=<y> <unit> ratio=<x/y>`):
   `suggest_constraints`, `check_window`); peer: `pandas.read_csv` + Evidently 0.7
   `Report([DataDriftPreset()])`. The window is notebook 02's drifted traffic (LIMIT_BAL / 1000 on a
   random half of the rows, EDUCATION negated on three quarters); both sides must flag exactly
-  LIMIT_BAL and EDUCATION, or the benchmark fails. Runs alternate (ours, peer, ours, ...); the
-  figure is each side's median, with min and max beside it.
-- drift_1m_peak_rss: each side's peak resident set size (VmHWM of its own subprocess), worst run.
+  LIMIT_BAL and EDUCATION in every run, or the benchmark fails. Times exclude each side's imports.
+- drift_1m_peak_rss: each side's peak resident set size (VmHWM of its own subprocess).
 - stream_10m_peak_rss / stream_10m_time: ours on a 10,000,000-row window (ten copies of the 1M
   window's rows) against the 1 GiB goal (the "peer" column holds the goal, not a program).
 
@@ -18,8 +19,9 @@ Evidently 0.7 needs pandas < 3, so it lives in its own virtualenv, `benchmarks/.
 (gitignored), created on first use (`pip install "evidently>=0.7,<0.8" "pandas<3"`), never in the
 product's environment. Telemetry is off (`DO_NOT_TRACK=1`).
 
-Run: `.venv/bin/python benchmarks/drift.py` (full size: about 10 minutes, most of it Evidently) or
-`--smoke` (20,000 rows; runs the peer only if its virtualenv already exists, or with `--setup-peer`).
+Run: `nice .venv/bin/python benchmarks/drift.py` (full size: about 15 minutes on an idle machine,
+most of it Evidently) or `--smoke` (20,000 rows; runs the peer only if its virtualenv already
+exists, or with `--setup-peer`). Then `.venv/bin/python tools/perf_table.py`.
 """
 
 from __future__ import annotations
@@ -27,7 +29,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import resource
 import shutil
 import statistics
@@ -38,11 +39,12 @@ import time
 from pathlib import Path
 from typing import Any
 
+from _common import alternate, figure, repeats, save
+from _common import parser as harness_parser
+
 HERE = Path(__file__).resolve().parent
 PEER_VENV = HERE / ".peer-venv"
 PEER_REQUIREMENTS = ["evidently>=0.7,<0.8", "pandas<3"]
-RESULTS = HERE / "results" / "drift.json"
-SMOKE_RESULTS = HERE / "results" / "drift.smoke.json"
 EXPECTED = ["EDUCATION", "LIMIT_BAL"]
 QUIET = {"DO_NOT_TRACK": "1", "EVIDENTLY_DISABLE_TELEMETRY": "1"}
 
@@ -169,23 +171,10 @@ def write_data(folder: Path, rows: int) -> tuple[Path, Path, list[str]]:
     return baseline, window, list(FEATURES)
 
 
-def summary(runs: list[dict[str, Any]], key: str) -> dict[str, float]:
-    values = [r[key] for r in runs]
-    return {"median": statistics.median(values), "min": min(values), "max": max(values)}
-
-
-def line(name: str, ours_value: float, peer_value: float, unit: str, **extra: Any) -> dict[str, Any]:
-    ratio = ours_value / peer_value if peer_value else float("nan")
-    print(f"{name}: ours={ours_value:.4g} {unit} peer={peer_value:.4g} {unit} ratio={ratio:.4g}", flush=True)
-    return {"ours": ours_value, "peer": peer_value, "unit": unit, "ratio": ratio, **extra}
-
-
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--smoke", action="store_true", help="20,000 rows, one run (CI)")
+    parser = harness_parser(__doc__ or "")
     parser.add_argument("--setup-peer", action="store_true", help="create benchmarks/.peer-venv if missing")
     parser.add_argument("--rows", type=int, help="rows per side (default 1,000,000; smoke 20,000)")
-    parser.add_argument("--repeats", type=int, help="alternating runs per side (default 3; smoke 1)")
     parser.add_argument("--stream-copies", type=int, help="copies of the window for the streaming figure (default 10)")
     parser.add_argument("--child", nargs=4, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -193,88 +182,87 @@ def main() -> None:
         child(*args.child)
         return
     rows = args.rows or (20_000 if args.smoke else 1_000_000)
-    repeats = args.repeats or (1 if args.smoke else 3)
+    runs = repeats(args)
     copies = args.stream_copies or (2 if args.smoke else 10)
     with_peer = ensure_peer(create=args.setup_peer or not args.smoke)
     if not with_peer:
         print(f"peer skipped: {PEER_VENV} does not exist (add --setup-peer to create it)", flush=True)
-    figures: dict[str, Any] = {}
+    peer_name = "Evidently " + _peer_version().split()[0] + " DataDriftPreset" if with_peer else "Evidently"
+    label = _label(rows)
+    verdicts: dict[str, list[list[str]]] = {"ours": [], "peer": []}
+    raw: dict[str, list[dict[str, Any]]] = {"ours": [], "peer": [], "stream": []}
     with tempfile.TemporaryDirectory(prefix="sr-bench-drift-") as tmp:
         folder = Path(tmp)
         baseline, window, features = write_data(folder, rows)
-        runs: dict[str, list[dict[str, Any]]] = {"ours": [], "peer": []}
-        loads = []
-        for _ in range(repeats):
-            for side in ("ours", "peer") if with_peer else ("ours",):
-                loads.append(os.getloadavg()[0])
-                runs[side].append(run_side(side, baseline, window, features))
-                print(
-                    f"  {side}: {runs[side][-1]['seconds']:.2f} s, {runs[side][-1]['peak_rss_mib']:.0f} MiB", flush=True
-                )
-        for side, side_runs in runs.items():
-            for run in side_runs:
-                if run["drifted"] != EXPECTED:
-                    raise SystemExit(f"{side} flagged {run['drifted']} on the workshop scenario, not {EXPECTED}")
-        label = f"{rows // 1_000_000}m" if rows >= 1_000_000 else f"{rows // 1000}k"
-        context = {"rows": rows, "features": len(features), "repeats": repeats, "load_average": summary(
-            [{"l": x} for x in loads], "l")}  # fmt: skip
-        if with_peer:
-            wall_ours, wall_peer = summary(runs["ours"], "seconds"), summary(runs["peer"], "seconds")
-            cpu_ours, cpu_peer = summary(runs["ours"], "cpu_seconds"), summary(runs["peer"], "cpu_seconds")
-            figures["time"] = line(
-                f"drift_{label}_time", wall_ours["median"], wall_peer["median"], "s",
-                ours_spread=wall_ours, peer_spread=wall_peer, speedup=wall_peer["median"] / wall_ours["median"],
-                peer_import_seconds=statistics.median(r["import_seconds"] for r in runs["peer"]), **context,
-            )  # fmt: skip
-            figures["cpu"] = line(
-                f"drift_{label}_cpu", cpu_ours["median"], cpu_peer["median"], "s",
-                ours_spread=cpu_ours, peer_spread=cpu_peer, speedup=cpu_peer["median"] / cpu_ours["median"], **context,
-            )  # fmt: skip
-            figures["peak_rss"] = line(
-                f"drift_{label}_peak_rss",
-                max(r["peak_rss_mib"] for r in runs["ours"]),
-                max(r["peak_rss_mib"] for r in runs["peer"]),
-                "MiB",
-                **context,
-            )
-            figures["verdicts"] = {"ours": runs["ours"][0]["drifted"], "peer": runs["peer"][0]["drifted"]}
-        else:
-            figures["time"] = {"ours": summary(runs["ours"], "seconds"), "unit": "s", **context}
+
+        def measure(side: str, target: Path) -> dict[str, float]:
+            result = run_side(side, baseline, target, features)
+            raw["stream" if target != window else side].append(result)
+            if target == window:
+                verdicts[side].append(result["drifted"])
+            elif result["rows"] != rows * copies or result["drifted"] != EXPECTED:
+                raise SystemExit(f"streaming run read {result['rows']} rows and flagged {result['drifted']}")
+            return {k: float(result[k]) for k in ("seconds", "cpu_seconds", "peak_rss_mib")}
+
+        measured = alternate(
+            lambda: measure("ours", window), (lambda: measure("peer", window)) if with_peer else None, runs
+        )
+        for side, seen in verdicts.items():
+            for drifted in seen:
+                if drifted != EXPECTED:
+                    raise SystemExit(f"{side} flagged {drifted} on the workshop scenario, not {EXPECTED}")
+        what = f"statistics + drift check, {rows:,} x {len(features)} baseline vs {rows:,} x {len(features)} window"
+        figures = [
+            figure(f"drift_{label}_time", "s", measured, "seconds", better="lower", what=f"{what}, wall time",
+                   peer_name=peer_name),
+            figure(f"drift_{label}_cpu", "s", measured, "cpu_seconds", better="lower", what=f"{what}, CPU time",
+                   peer_name=peer_name),
+            figure(f"drift_{label}_peak_rss", "MiB", measured, "peak_rss_mib", better="lower",
+                   what=f"{what}, peak RSS", peer_name=peer_name),
+        ]  # fmt: skip
+        for item in figures:
+            if item["ratio"] == item["ratio"] and item["ratio"]:  # not NaN, not 0
+                item["peer_over_ours"] = 1 / item["ratio"]
 
         big = folder / "window-big.csv"
         with big.open("wb") as out:
             for _ in range(copies):
                 with window.open("rb") as part:
                     shutil.copyfileobj(part, out)
-        window.unlink()
-        streamed = run_side("ours", baseline, big, features)
-        big_label = f"{rows * copies // 1_000_000}m" if rows * copies >= 1_000_000 else f"{rows * copies // 1000}k"
-        if streamed["rows"] != rows * copies or streamed["drifted"] != EXPECTED:
-            raise SystemExit(f"streaming run read {streamed['rows']} rows and flagged {streamed['drifted']}")
-        figures["stream_peak_rss"] = line(
-            f"stream_{big_label}_peak_rss", streamed["peak_rss_mib"], 1024.0, "MiB",
-            peer_is="the 1 GiB goal", rows=rows * copies, csv_mib=big.stat().st_size / 2**20,
-        )  # fmt: skip
-        figures["stream_time"] = {
-            "ours": streamed["seconds"],
-            "unit": "s",
-            "rows_per_second": rows * copies / streamed["seconds"],
-        }
-        speed = rows * copies / streamed["seconds"]
-        print(f"stream_{big_label}_time: ours={streamed['seconds']:.4g} s ({speed:.3g} rows/s)", flush=True)
-    out = SMOKE_RESULTS if args.smoke else RESULTS
-    out.parent.mkdir(parents=True, exist_ok=True)
-    document = {
-        "benchmark": "drift",
-        "smoke": args.smoke,
-        "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        "machine": {"cpus": len(os.sched_getaffinity(0)), "python": platform.python_version()},
-        "peer": "evidently " + _peer_version() if with_peer else None,
-        "figures": figures,
-        "runs": runs,
-    }
-    out.write_text(json.dumps(document, indent=2) + "\n")
-    print(f"results: {out}")
+        csv_mib = big.stat().st_size / 2**20
+        streamed = alternate(lambda: measure("ours", big), None, runs)
+        big_label = _label(rows * copies)
+        stream_seconds = statistics.median(streamed.values("ours", "seconds"))
+        stream_what = f"statistics + drift check of a {rows * copies:,}-row window ({csv_mib:,.0f} MiB of CSV)"
+        figures += [
+            figure(f"stream_{big_label}_peak_rss", "MiB", streamed, "peak_rss_mib", better="lower", goal=1024.0,
+                   what=f"{stream_what}, peak RSS against the 1 GiB goal", peer_name="goal", csv_mib=csv_mib),
+            figure(f"stream_{big_label}_time", "s", streamed, "seconds", better="lower",
+                   what=f"{stream_what}, wall time", rows_per_second=rows * copies / stream_seconds),
+        ]  # fmt: skip
+    path = save(
+        "drift",
+        figures,
+        args.smoke,
+        compared={
+            "ours": "strongroom.monitor: read_csv_statistics (baseline with header, headerless window), "
+            "suggest_constraints, check_window",
+            "peer": f"pandas.read_csv + {peer_name}" + (f" ({_peer_version()})" if with_peer else " (not run)"),
+            "scenario": "notebook 02's drift: LIMIT_BAL / 1000 on half the rows, EDUCATION negated on three quarters",
+            "verdicts": {side: seen[0] if seen else None for side, seen in verdicts.items()},
+            "expected": EXPECTED,
+            "rows": rows,
+            "features": len(features),
+            "stream_rows": rows * copies,
+            "each side": "its own subprocess; times exclude imports",
+        },
+        runs=raw,
+    )
+    print(f"results: {path}")
+
+
+def _label(rows: int) -> str:
+    return f"{rows // 1_000_000}m" if rows >= 1_000_000 else f"{rows // 1000}k"
 
 
 _VERSIONS = "import evidently, pandas; print(evidently.__version__, 'pandas', pandas.__version__)"

@@ -28,8 +28,7 @@ class MonitoringScheduleRow(Base):
     output_uri: Mapped[str] = mapped_column(Text)
     statistics_uri: Mapped[str] = mapped_column(Text)
     constraints_uri: Mapped[str] = mapped_column(Text)
-    # The baseline files as pinned at creation (uri -> version id), and the columns they name.
-    pinned: Mapped[dict[str, Any]] = mapped_column(JSON)
+    # The monitored columns, in the order captured fields map onto them (the baseline's, less excluded).
     feature_names: Mapped[list[str]] = mapped_column(JSON)
     excluded_columns: Mapped[list[str]] = mapped_column(JSON)
     enable_metrics: Mapped[bool] = mapped_column(Boolean)

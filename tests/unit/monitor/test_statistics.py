@@ -233,3 +233,37 @@ def test_a_csv_file_on_disk_reads_like_its_bytes(split, tmp_path):
         assert a.mean == pytest.approx(b.mean, rel=1e-12) and a.std_dev == pytest.approx(b.std_dev, rel=1e-9)
     with pytest.raises(InvalidInput, match="no CSV file"):
         read_csv_statistics(tmp_path / "missing.csv")
+
+
+def test_large_batches_are_compacted_into_the_sketch_in_the_librarys_own_form():
+    from datasketches import kll_doubles_sketch
+
+    from strongroom.monitor.statistics import KLL_K, _compacted, _sketch_levels
+
+    values = np.random.default_rng(3).lognormal(10, 1, 46_000)
+    level = 5  # 46,000 values in at most 2,048 items: every 32nd
+    kept = (len(values) >> level) << level
+    sketch = _compacted(values[:kept], level, KLL_K, np.random.default_rng(0))
+    assert sketch.n == kept and sketch.k == KLL_K
+    assert sketch.get_min_value() == values[:kept].min() and sketch.get_max_value() == values[:kept].max()
+    # The installed DataSketches reads it back as a valid sketch: sorted items at one level.
+    levels = _sketch_levels(kll_doubles_sketch.deserialize(sketch.serialize()), KLL_K).levels
+    assert [len(items) for items in levels] == [0] * level + [kept >> level]
+    assert list(levels[level]) == sorted(levels[level])
+    merged = kll_doubles_sketch(KLL_K)
+    merged.update(values[kept:].copy())
+    merged.merge(sketch)
+    assert merged.n == len(values)
+
+
+def test_sketched_quantiles_stay_within_the_rank_error_on_a_million_values():
+    values = np.random.default_rng(4).lognormal(10, 1, 1_000_000)
+    accumulator = StatisticsAccumulator()
+    for start in range(0, len(values), 46_000):  # CSV blocks of about this many rows
+        accumulator.update(pd.DataFrame({"amount": values[start : start + 46_000]}))
+    feature = accumulator.result().feature("amount")
+    assert feature is not None and feature.sketch is not None
+    points = np.quantile(values, np.linspace(0.01, 0.99, 99))
+    true = np.searchsorted(np.sort(values), points, side="right") / len(values)
+    assert np.max(np.abs(feature.sketch.cdf(points) - true)) < 0.003  # KLL at k=2048: about 0.0014
+    assert feature.min == values.min() and feature.max == values.max()

@@ -396,3 +396,33 @@ def test_catalog_launch_role_is_only_for_the_platform(engine: PolicyEngine) -> N
         assert not engine.decide(system, action, Target("x", "risk", "y")).allowed, action
     borrowed = Principal("mallory", "api", (launch_role,))  # a user token can never act as the launch role
     assert not engine.decide(borrowed, "CreateBucket", Target("bucket", "risk", "b")).allowed
+
+
+def test_mlops_engineer_makes_data_keys_of_its_team_keys_only(engine: PolicyEngine) -> None:
+    """Its monitoring jobs' logs are encrypted under a data key the job service makes as the caller."""
+    own = engine.decide(principal(ML), "GenerateDataKey", Target("key", "risk", "k1"))
+    other = engine.decide(principal(ML), "GenerateDataKey", Target("key", "fraud", "k2"))
+    assert own.allowed and "monitoring-engineer-job-log-keys" in own.policies
+    assert not other.allowed
+    assert not engine.decide(principal(ML), "PutObject", Target("object", "risk", "b/k")).allowed
+
+
+def test_a_monitoring_job_writes_its_outputs_but_no_user_token_does(engine: PolicyEngine) -> None:
+    target = Target("object", "risk", "risk-models/reports/statistics.json")
+    job = Principal(user="u", token_kind="execution", grants=(Grant(ML, "risk"),), scope="srn:strongroom:risk:job/m-1")
+    assert engine.decide(job, "PutObject", target).allowed
+    elsewhere = Principal(
+        user="u", token_kind="execution", grants=(Grant(ML, "risk"),), scope="srn:strongroom:fraud:job/m"
+    )
+    assert not engine.decide(elsewhere, "PutObject", Target("object", "fraud", "f/k")).allowed
+    assert not engine.decide(principal(ML), "PutObject", target).allowed
+
+
+def test_mlops_engineer_puts_edited_constraints_and_nothing_else(engine: PolicyEngine) -> None:
+    edited = Target("object", "risk", "risk-models/credit/edited/constraints.json")
+    assert engine.decide(principal(ML), "PutObject", edited).allowed
+    assert not engine.decide(
+        principal(ML), "PutObject", Target("object", "risk", "risk-data/constraints.json.csv")
+    ).allowed
+    assert not engine.decide(principal(ML), "PutObject", Target("object", "fraud", "f/constraints.json")).allowed
+    assert not engine.decide(principal(ML), "DeleteObject", edited).allowed

@@ -34,7 +34,6 @@ def upgrade() -> None:
         sa.Column("output_uri", sa.Text(), nullable=False),
         sa.Column("statistics_uri", sa.Text(), nullable=False),
         sa.Column("constraints_uri", sa.Text(), nullable=False),
-        sa.Column("pinned", sa.JSON(), nullable=False),
         sa.Column("feature_names", sa.JSON(), nullable=False),
         sa.Column("excluded_columns", sa.JSON(), nullable=False),
         sa.Column("enable_metrics", sa.Boolean(), nullable=False),
