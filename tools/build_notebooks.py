@@ -629,6 +629,158 @@ print(f"{len(records)} records captured for the {len(sent)} requests sent")
 """),
 ]
 
+MLOPS_MONITORING = [
+    md("""
+## 8. Baseline: statistics and suggested constraints of the training set (`train_headers`)
+
+A sandboxed model-monitor job with the team key reads the training set with its header row (the label
+is excluded: requests carry only the 23 features) and writes `statistics.json` and `constraints.json`.
+"""),
+    code("""
+from strongroom.sdk.monitor import CronExpressionGenerator, DatasetFormat, DefaultModelMonitor
+
+baseline_data_uri = handoff["train_headers"]
+baseline_results_uri = f"sr://{env.MODEL_BUCKET}/{prefix}/{model_name}/baselining/results"
+my_default_monitor = DefaultModelMonitor(
+    role="MLOpsEngineer",
+    instance_count=1,
+    volume_kms_key=env.KMS_KEY_ID,
+    max_runtime_in_seconds=3600,
+    session=session, team=env.TEAM,
+)
+baseline_job = my_default_monitor.suggest_baseline(
+    baseline_dataset=baseline_data_uri,
+    dataset_format=DatasetFormat.csv(header=True),
+    output_s3_uri=baseline_results_uri,
+    excluded_columns=["Label"],
+    wait=True,
+)
+baseline_statistics = my_default_monitor.baseline_statistics()
+suggested_constraints = my_default_monitor.suggested_constraints()
+print("baseline job:", baseline_job.describe()["name"], baseline_job.describe()["status"])
+print(f"baseline: {baseline_statistics.body_dict['dataset']['item_count']} rows x "
+      f"{len(baseline_statistics.body_dict['features'])} features | "
+      f"{len(suggested_constraints.body_dict['features'])} constraints | {baseline_results_uri}")
+"""),
+    code("""
+schema_df = baseline_statistics.frame()
+schema_df.head(10)
+"""),
+    code("""
+constraints_df = suggested_constraints.frame()
+constraints_df.head(10)
+"""),
+    md("""
+## 9. An hourly monitoring schedule on the endpoint
+
+The schedule checks each hour's captured requests against the baseline. The first hourly execution
+would start at the top of the next hour (the workshop waits for it); so that the demo does not wait an
+hour, the cells below also **run one execution now** over the capture since the last window
+(`run_now`), the same job an hourly execution runs.
+"""),
+    code("""
+mon_schedule_name = "xgb-credit-score-model-monitor-schedule-" + time.strftime("%Y-%m-%d-%H%M%S", time.gmtime())
+s3_report_path = f"sr://{env.MODEL_BUCKET}/{prefix}/reports"
+my_default_monitor.create_monitoring_schedule(
+    monitor_schedule_name=mon_schedule_name,
+    endpoint_input=endpoint_name,
+    output_s3_uri=s3_report_path,
+    statistics=my_default_monitor.baseline_statistics(),
+    constraints=my_default_monitor.suggested_constraints(),
+    schedule_cron_expression=CronExpressionGenerator.hourly(),
+    enable_cloudwatch_metrics=True,
+)
+desc_schedule_result = my_default_monitor.describe_schedule()
+print("Schedule status:", desc_schedule_result["MonitoringScheduleStatus"], "|", mon_schedule_name,
+      "|", desc_schedule_result["schedule_expression"], "| next hourly run:", desc_schedule_result["next_run"])
+"""),
+    md("""
+## 10. Traffic: clean rows, then the workshop's drifted rows
+
+First 500 unchanged rows of the test set, checked at once (nothing should be flagged). Then the
+workshop's drift on the test set read with the feature names: LIMIT_BAL divided by 1000 on a random
+half of the rows, EDUCATION negated on a random three quarters; 500 of those rows are sent (the
+workshop sends all 6,000, 0.1 s apart, from a background thread: ten minutes). Each row is one request,
+four at a time.
+"""),
+    code("""
+from concurrent.futures import ThreadPoolExecutor
+
+def send_all(rows, workers=4):
+    with ThreadPoolExecutor(workers) as pool:
+        list(pool.map(invoke, rows))
+
+clean_rows = [line.split(",", 1)[1] for line in test_lines[10:510]]
+send_all(clean_rows)
+clean_execution = my_default_monitor.run_now(wait=False)     # the capture since the schedule was created
+print(f"sent {len(clean_rows)} clean rows; execution {clean_execution.id} over "
+      f"{clean_execution.execution.window_start:%H:%M:%S}-{clean_execution.execution.window_end:%H:%M:%S}")
+"""),
+    code("""
+columns = list(pd.read_csv(handoff["train_headers"], nrows=0).columns)   # Label, then the 23 features
+test_df = pd.read_csv(handoff["test_data"], header=None, names=columns)
+drift_df = test_df.drop(columns="Label")
+drift_df["LIMIT_BAL"] = drift_df["LIMIT_BAL"].astype(float)
+half = drift_df.sample(frac=0.5, random_state=0).index
+drift_df.loc[half, "LIMIT_BAL"] = drift_df.loc[half, "LIMIT_BAL"] / 1000
+three_quarters = drift_df.sample(frac=0.75, random_state=1).index
+drift_df.loc[three_quarters, "EDUCATION"] = -drift_df.loc[three_quarters, "EDUCATION"]
+drift_rows = drift_df.iloc[510:1010].to_csv(header=False, index=False).splitlines()
+send_all(drift_rows)
+drift_execution = my_default_monitor.run_now(wait=False)     # the capture since the clean window
+print(f"sent {len(drift_rows)} drifted rows; execution {drift_execution.id} over "
+      f"{drift_execution.execution.window_start:%H:%M:%S}-{drift_execution.execution.window_end:%H:%M:%S}")
+"""),
+    md("## 11. The schedule's executions; the latest one described; its report files"),
+    code("""
+for execution in (clean_execution, drift_execution):
+    execution.wait(timeout=600)
+executions = my_default_monitor.list_executions()
+print("executions:", len(executions))
+latest_execution = executions[-1]
+desc = latest_execution.describe()
+print("Latest execution status:", desc["MonitoringExecutionStatus"])
+print("Latest execution result:", desc["ExitMessage"])
+report_files = session.list_objects(env.MODEL_BUCKET, desc["output_uri"].split("/", 3)[3] + "/")
+print("Report Uri:", desc["output_uri"])
+print("Found Report Files:")
+print("\\n".join(f"sr://{env.MODEL_BUCKET}/{key}" for key in report_files))
+print("clean traffic report:", clean_execution.refresh().report_uri)
+print("drift report:", desc["report_uri"])
+"""),
+    md("## 12. The violations, as a DataFrame"),
+    code("""
+violations = my_default_monitor.latest_monitoring_constraint_violations()
+pd.set_option("display.max_colwidth", None)
+violations_df = violations.frame()
+print("violations on the drifted traffic:", ", ".join(sorted(set(violations_df["feature_name"]))))
+clean_violations = clean_execution.constraint_violations().body_dict["violations"]
+print("violations on the clean traffic:", ", ".join(sorted({v["feature_name"] for v in clean_violations})) or "none")
+violations_df
+"""),
+    code("""
+import matplotlib
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt
+from IPython.display import Image, display
+import io
+
+threshold = suggested_constraints.body_dict["monitoring_config"]["distribution_constraints"]["comparison_threshold"]
+fig, axes = plt.subplots(1, 2, figsize=(11, 4), sharey=True)
+for ax, (title, execution) in zip(axes, (("clean traffic", clean_execution), ("drifted traffic", drift_execution))):
+    distances = pd.Series(execution.refresh().distances).reindex(columns[1:]).fillna(0)
+    ax.bar(distances.index, distances.values, color=["#c44e52" if d > threshold else "#4c72b0" for d in distances])
+    ax.axhline(threshold, color="black", linestyle="--", linewidth=1, label=f"threshold {threshold}")
+    ax.set_title(f"{title}: distance to the baseline per feature")
+    ax.tick_params(axis="x", rotation=90, labelsize=7)
+    ax.legend()
+buffer = io.BytesIO()
+fig.savefig(buffer, format="png", dpi=80, bbox_inches="tight")
+plt.close(fig)
+display(Image(buffer.getvalue()))
+""", tags=["plot:drift"]),
+]
+
 MLOPS_REPRODUCIBILITY = [
     md("""
 ## 13. Reproducibility: both notebooks in the team repository, both commits in the lineage
@@ -658,7 +810,10 @@ nbformat.write(notebook, f"{repo}/notebooks/02_MLOps-Workflow.ipynb")
 git("add", "-A", cwd=repo)
 git("-c", f"user.name={me.user}", "-c", f"user.email={me.user}@{env.TEAM}.example", "commit", "-m",
     "Workshop: deploy the credit-default model with data capture and drift monitoring", cwd=repo)
-git("push", "origin", "HEAD:main", cwd=repo)
+try:
+    git("push", "origin", "HEAD:main", cwd=repo)
+except subprocess.CalledProcessError:                          # a transient server error: push once more
+    git("push", "origin", "HEAD:main", cwd=repo)
 deployment_sha = git("rev-parse", "HEAD", cwd=repo)
 """),
     code("""
@@ -715,6 +870,8 @@ print("reaches both commits:", all(any(sha in entry for entry in endpoint_lineag
 Deleting the endpoint uploads what its capture still holds; the captured files stay in the team bucket.
 """),
     code("""
+my_default_monitor.delete_monitoring_schedule()
+print("monitoring schedule", mon_schedule_name, "deleted")
 deleted = session.endpoints.delete(env.TEAM, endpoint_name)
 print("endpoint", endpoint_name, deleted.status)
 
@@ -802,7 +959,7 @@ def main() -> None:
     OUT.mkdir(parents=True, exist_ok=True)
     for name, cells in (("00_PlatformAdmin-Workflow.ipynb", PLATFORM_ADMIN),
                         ("01_DataScientist-Workflow.ipynb", DATA_SCIENTIST),
-                        ("02_MLOps-Workflow.ipynb", MLOPS + MLOPS_REPRODUCIBILITY)):
+                        ("02_MLOps-Workflow.ipynb", MLOPS + MLOPS_MONITORING + MLOPS_REPRODUCIBILITY)):
         (OUT / name).write_text(json.dumps(notebook(cells), indent=1) + "\n")
         print("wrote", OUT / name)
 

@@ -433,6 +433,39 @@ def _endpoint_report(run: DemoRun, text: str) -> dict[str, Any]:
     }
 
 
+def _monitoring_report(run: DemoRun, text: str) -> dict[str, Any]:
+    """Notebook 02's baseline and its two checks (clean and drifted traffic), read back from the model
+    bucket as the team (omar); the drift report is copied next to the summary."""
+    omar = run.sessions["omar"]
+    baseline = re.match(r"(\d+) rows x (\d+) features \| (\d+) constraints \| (\S+)", _value(text, "baseline:"))
+    checks: dict[str, Any] = {}
+    for name, prefix in (("clean", "clean traffic report:"), ("drifted", "drift report:")):
+        report_uri = _value(text, prefix)
+        if not report_uri:
+            continue
+        bucket, key = report_uri[len("sr://") :].split("/", 1)
+        folder = key.rsplit("/", 1)[0]
+        violations = json.loads(omar.buckets.get_object(bucket, f"{folder}/constraint_violations.json"))["violations"]
+        checks[name] = {"report": report_uri, "violations": violations}
+        if name == "drifted":
+            run.report_dir.mkdir(parents=True, exist_ok=True)
+            (run.report_dir / "drift-report.html").write_bytes(omar.buckets.get_object(bucket, key))
+            checks[name]["report_file"] = "drift-report.html"
+    return {
+        "baseline": {
+            "rows": int(baseline[1]),
+            "features": int(baseline[2]),
+            "constraints": int(baseline[3]),
+            "uri": baseline[4],
+        }
+        if baseline
+        else {},
+        "schedule": _value(text, "Schedule status:"),
+        "clean": checks.get("clean", {}),
+        "drifted": checks.get("drifted", {}),
+    }
+
+
 def _summarise(run: DemoRun, executed_01: dict[str, Any], executed_02: dict[str, Any]) -> dict[str, Any]:
     alice, ava = run.sessions["alice"], run.sessions["ava"]
     text = _outputs_text(executed_01)
@@ -443,7 +476,9 @@ def _summarise(run: DemoRun, executed_01: dict[str, Any], executed_02: dict[str,
     model = next(e for e in alice.lineage.list_entities(uri=model_uri))
     lineage, commits = _lineage(alice, model.srn, str(run.facts.get("url", "")))
     top = _value(text, "top SHAP features:").split(", ")
-    endpoint = _endpoint_report(run, _outputs_text(executed_02))
+    text_02 = _outputs_text(executed_02)
+    endpoint = _endpoint_report(run, text_02)
+    monitoring = _monitoring_report(run, text_02)
     verify = ava.audit.verify()
     report = {
         "test_auc": auc,
@@ -456,6 +491,7 @@ def _summarise(run: DemoRun, executed_01: dict[str, Any], executed_02: dict[str,
         "lineage": lineage,
         "endpoint": endpoint,
         "capture": run.facts.get("capture", {}),
+        "monitoring": monitoring,
         "guardrail": run.facts.get("guardrail", ""),
         "detective": run.facts.get("detective", {}),
         "audit": {
@@ -469,10 +505,12 @@ def _summarise(run: DemoRun, executed_01: dict[str, Any], executed_02: dict[str,
     }
     run.report_dir.mkdir(parents=True, exist_ok=True)
     rendered = {name: render_notebook_html(run.report_dir / name).name for name in NOTEBOOKS.values()}
-    html = build_summary_html(report, notebook_plots(executed_01), {Path(n).stem: href for n, href in rendered.items()})
+    plots = {**notebook_plots(executed_01), **notebook_plots(executed_02)}
+    html = build_summary_html(report, plots, {Path(n).stem: href for n, href in rendered.items()})
     (run.report_dir / "summary.html").write_text(html)
     (run.report_dir / "summary.json").write_text(json.dumps(report, indent=2, default=str))
-    for name in ("summary.html", *NOTEBOOKS.values(), *rendered.values()):
+    extra = ["drift-report.html"] if (run.report_dir / "drift-report.html").exists() else []
+    for name in ("summary.html", *NOTEBOOKS.values(), *rendered.values(), *extra):
         alice.buckets.put_object(f"{TEAM}-data", f"demo-report/{name}", run.report_dir / name)
     run.step(f"report saved to {run.report_dir} and sr://{TEAM}-data/demo-report/", 0.0)
     return report
@@ -505,6 +543,23 @@ def _print_summary(run: DemoRun, summary: dict[str, Any]) -> None:
         "endpoint lineage (upstream)",
         f"{len(endpoint['lineage'])} entities, down to the raw data and commits {commits}",
     )
+    monitoring = summary["monitoring"]
+    baseline = monitoring.get("baseline") or {}
+    table.add_row(
+        "baseline (train_headers)",
+        f"{baseline.get('rows')} rows x {baseline.get('features')} features, {baseline.get('constraints')} constraints",
+    )
+    for name in ("clean", "drifted"):
+        found = monitoring.get(name) or {}
+        flagged = sorted({v["feature_name"] for v in found.get("violations", [])})
+        table.add_row(f"violations ({name} traffic)", ", ".join(flagged) or "none")
+    drifted = monitoring.get("drifted") or {}
+    for violation in drifted.get("violations", []):
+        table.add_row(
+            f"  {violation['feature_name']}", f"{violation['constraint_check_type']}: {violation['description']}"
+        )
+    if drifted.get("report_file"):
+        table.add_row("drift report", str(run.report_dir / drifted["report_file"]))
     table.add_row("guardrail", summary["guardrail"])
     table.add_row("guardrail (endpoints)", endpoint["guardrail"])
     table.add_row("detective control", f"{detective.get('status')} after {detective.get('seconds') or 0:.1f} s")
