@@ -410,7 +410,7 @@ def _endpoint_report(run: DemoRun, text: str) -> dict[str, Any]:
     latency = re.match(r"([0-9.]+) ms over ([0-9]+) requests", _value(text, "endpoint latency p50:"))
     context = next((e for e in omar.lineage.list_entities(kind="context", type="Endpoint") if e.name == name), None)
     lineage, commits = _lineage(omar, context.srn, str(run.facts.get("url", ""))) if context else ([], [])
-    sent = re.match(r"([0-9]+) requests \| sha256 of the sorted rows: ([0-9a-f]{64})", _value(text, "sent"))
+    sent = re.search(r"^sent ([0-9]+) requests \| sha256 of the sorted rows: ([0-9a-f]{64})$", text, re.MULTILINE)
     denied = [
         e
         for e in ava.audit.query(action="CreateEndpoint", decision="Deny", principal="alice", limit=10)
