@@ -43,6 +43,7 @@ from strongroom.kms.backends import build_keyrings
 from strongroom.kms.service import KmsService
 from strongroom.kms.worker import KeyLifecycleWorker
 from strongroom.lineage.service import LineageService
+from strongroom.monitor.executions import ExecutionRunner
 from strongroom.monitor.service import MonitoringService
 from strongroom.monitor.worker import MonitoringScheduler
 from strongroom.notebooks.product import NotebookProvisioner
@@ -198,11 +199,19 @@ class Platform:
             self.guard,
             self.jobs,
             self.storage,
+            self.kms,
+            capture_lag_seconds=config.monitor_capture_lag_seconds,
+        )
+        self.monitoring_runner = ExecutionRunner(
+            self.db,
+            self.guard,
+            self.jobs,
+            self.storage,
             self.alerts,
             capture_lag_seconds=config.monitor_capture_lag_seconds,
             captured=self.serving.captured_records,
         )
-        self.monitoring_scheduler = MonitoringScheduler(self.monitoring)
+        self.monitoring_scheduler = MonitoringScheduler(self.monitoring_runner)
         self.monitoring.wake = self.monitoring_scheduler.wake
         self.bus.subscribe(self.monitoring_scheduler.on_event, kinds={"state"})
         self._workers: list[Worker] | None = None

@@ -11,7 +11,7 @@ import json
 import signal
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
@@ -20,10 +20,10 @@ import xgboost as xgb
 
 from strongroom.algorithms.xgboost.archive import archive_bytes
 from strongroom.core.config import Config
-from strongroom.core.errors import Forbidden, InvalidInput
+from strongroom.core.errors import Forbidden, InvalidInput, StrongroomError
 from strongroom.demo.data import FEATURES, LABEL, credit_default
 from strongroom.platform import initialize
-from strongroom.sdk.monitor import CronExpressionGenerator, DatasetFormat, DefaultModelMonitor
+from strongroom.sdk.monitor import CronExpressionGenerator, DatasetFormat, DefaultModelMonitor, MonitoringExecution
 from strongroom.sdk.serving import DataCaptureConfig, Model
 from strongroom.sdk.session import Session
 from tests.integration.jobs.conftest import TeamEnv, build_team
@@ -42,6 +42,7 @@ class Monitored:
     monitor: DefaultModelMonitor
     test: pd.DataFrame
     capture: str
+    past: dict[str, MonitoringExecution] = field(default_factory=dict)
 
 
 def _csv(frame: pd.DataFrame, header: bool) -> bytes:
@@ -73,10 +74,6 @@ def monitored(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Monitored]:
             num_boost_round=10,
         )
         archive = env.alice.buckets.put_object(env.models, "model/model.tar.gz", archive_bytes(booster.save_raw("ubj")))
-        capture = f"sr://{env.data}/secure-sagemaker-demo/monitoring/datacapture"
-        Model(archive.uri, name="credit-model", session=mlops, team=env.team, kms_key=env.key).deploy(
-            initial_instance_count=1, endpoint_name=ENDPOINT, data_capture_config=DataCaptureConfig(capture)
-        )
         monitor = DefaultModelMonitor(
             role="MLOpsEngineer",
             instance_count=1,
@@ -90,9 +87,13 @@ def monitored(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Monitored]:
             dataset_format=DatasetFormat.csv(header=True),
             output_s3_uri=f"sr://{env.models}/credit-model/baselining/results",
             excluded_columns=["Label"],
-            wait=True,
+            wait=False,  # the baseline job runs while the endpoint starts
         )
-        assert job.job().status == "Completed"
+        capture = f"sr://{env.data}/secure-sagemaker-demo/monitoring/datacapture"
+        Model(archive.uri, name="credit-model", session=mlops, team=env.team, kms_key=env.key).deploy(
+            initial_instance_count=1, endpoint_name=ENDPOINT, data_capture_config=DataCaptureConfig(capture)
+        )
+        assert job.wait(logs=False).status == "Completed"
         monitor.create_monitoring_schedule(
             monitor_schedule_name=SCHEDULE,
             endpoint_input=ENDPOINT,
@@ -102,7 +103,9 @@ def monitored(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Monitored]:
             schedule_cron_expression=CronExpressionGenerator.hourly(),
             enable_cloudwatch_metrics=True,
         )
-        yield Monitored(env, mlops, mlops_token, monitor, test, capture)
+        monitored = Monitored(env, mlops, mlops_token, monitor, test, capture)
+        _start_past_windows(monitored)  # their jobs run while the live tests wait for capture uploads
+        yield monitored
     finally:
         server.stop()
 
@@ -200,8 +203,21 @@ def test_drifted_traffic_flags_exactly_limit_bal_and_education(monitored: Monito
     assert 'strongroom_monitor_violations{check="non_negative_check"' in metrics
 
 
-def test_unshifted_traffic_flags_nothing(monitored: Monitored) -> None:
-    _send(monitored, monitored.test[FEATURES])
+def test_unshifted_traffic_flags_nothing_hourly_or_every_n_records(monitored: Monitored) -> None:
+    env = monitored.env
+    near_real_time = {
+        "name": "every-20-requests",
+        "endpoint": ENDPOINT,
+        "output_uri": f"sr://{env.models}/credit-model/near-real-time",
+        "statistics_uri": monitored.monitor.baseline_statistics().file_s3_uri,
+        "constraints_uri": monitored.monitor.suggested_constraints().file_s3_uri,
+        "every_records": 20,
+        "resources": {"volume_kms_key": env.key},
+    }
+    assert monitored.mlops.monitoring.create_schedule(env.team, near_real_time).schedule_expression == (
+        "every 20 records"
+    )
+    _send(monitored, monitored.test[FEATURES])  # 30 requests of 200 rows
     execution = monitored.monitor.run_now(wait=True, timeout=120)
     described = execution.describe()
     assert described["MonitoringExecutionStatus"] == "Completed", described
@@ -209,34 +225,26 @@ def test_unshifted_traffic_flags_nothing(monitored: Monitored) -> None:
     assert execution.constraint_violations().body_dict == {"violations": []}
     assert max(described["distances"].values()) < 0.05
 
+    deadline = time.monotonic() + 60
+    while not (found := monitored.mlops.monitoring.list_executions(env.team, "every-20-requests")):
+        assert time.monotonic() < deadline, "no window opened after 20 captured requests"
+        time.sleep(0.5)
+    by_records = monitored.mlops.monitoring.wait_execution(env.team, "every-20-requests", found[-1].id, timeout=120)
+    assert by_records.trigger == "records"
+    assert by_records.status == "Completed", by_records
+    assert by_records.rows is not None and by_records.rows >= 20 * 200
+    monitored.mlops.monitoring.delete_schedule(env.team, "every-20-requests")
+
 
 def test_an_empty_window_completes_with_a_clear_message(monitored: Monitored) -> None:
-    start = dt.datetime(2019, 3, 1, 10, tzinfo=dt.UTC)
-    execution = monitored.monitor.run_now(start, start + dt.timedelta(hours=1), wait=True, timeout=120)
-    described = execution.describe()
-    assert described["MonitoringExecutionStatus"] == "Completed"
+    described = monitored.past["empty"].wait(180).model_dump(mode="json")
+    assert described["status"] == "Completed"
     assert described["exit_message"] == "no captured data between 2019-03-01T10:00:00Z and 2019-03-01T11:00:00Z"
 
 
 def test_missing_extra_and_mistyped_columns_are_named(monitored: Monitored) -> None:
-    hour = dt.datetime(2020, 1, 1, 9, tzinfo=dt.UTC)
-    rows = monitored.test[FEATURES].iloc[:300]
-    short = _rows(rows.iloc[:100, :-1])  # 22 fields: PAY_AMT6 missing
-    long = _rows(rows.iloc[100:200].assign(extra=1))  # 24 fields
-    typed = rows.iloc[200:].astype(object)
-    typed["EDUCATION"] = "university"
-    _put_capture(
-        monitored,
-        hour,
-        [
-            (hour + dt.timedelta(minutes=1), short),
-            (hour + dt.timedelta(minutes=2), long),
-            (hour + dt.timedelta(minutes=3), _rows(typed)),
-        ],
-        "columns",
-    )
-    execution = monitored.monitor.run_now(hour, hour + dt.timedelta(hours=1), wait=True, timeout=120)
-    assert execution.describe()["MonitoringExecutionStatus"] == "CompletedWithViolations"
+    execution = monitored.past["columns"]
+    assert execution.wait(180).status == "CompletedWithViolations"
     found = {
         (v["feature_name"], v["constraint_check_type"])
         for v in execution.constraint_violations().body_dict["violations"]
@@ -248,10 +256,31 @@ def test_missing_extra_and_mistyped_columns_are_named(monitored: Monitored) -> N
 
 
 def test_a_window_straddling_an_hour_boundary_reads_both_hours(monitored: Monitored) -> None:
-    ten, eleven = dt.datetime(2020, 1, 2, 10, tzinfo=dt.UTC), dt.datetime(2020, 1, 2, 11, tzinfo=dt.UTC)
-    rows = monitored.test[FEATURES]
+    ended = monitored.past["straddle"].wait(180)
+    assert ended.status == "Completed", ended
+    assert ended.rows == 1000  # 400 before the hour, 600 after; the 10:20 records are outside
+
+
+def _start_past_windows(m: Monitored) -> None:
+    """Windows in the past over capture files laid out as the endpoint writes them: an empty one,
+    one with rows of the wrong width and type, one straddling an hour boundary."""
+    rows = m.test[FEATURES]
+    nine = dt.datetime(2020, 1, 1, 9, tzinfo=dt.UTC)
+    typed = rows.iloc[200:300].astype(object)
+    typed["EDUCATION"] = "university"
     _put_capture(
-        monitored,
+        m,
+        nine,
+        [
+            (nine + dt.timedelta(minutes=1), _rows(rows.iloc[:100, :-1])),  # 22 fields: PAY_AMT6 missing
+            (nine + dt.timedelta(minutes=2), _rows(rows.iloc[100:200].assign(extra=1))),  # 24 fields
+            (nine + dt.timedelta(minutes=3), _rows(typed)),
+        ],
+        "columns",
+    )
+    ten, eleven = dt.datetime(2020, 1, 2, 10, tzinfo=dt.UTC), dt.datetime(2020, 1, 2, 11, tzinfo=dt.UTC)
+    _put_capture(
+        m,
         ten,
         [
             (ten + dt.timedelta(minutes=20), _rows(rows.iloc[:500])),
@@ -259,11 +288,11 @@ def test_a_window_straddling_an_hour_boundary_reads_both_hours(monitored: Monito
         ],
         "ten",
     )
-    _put_capture(monitored, eleven, [(eleven + dt.timedelta(seconds=30), _rows(rows.iloc[900:1500]))], "eleven")
-    execution = monitored.monitor.run_now(ten + dt.timedelta(minutes=59), eleven + dt.timedelta(minutes=1), wait=True)
-    described = execution.describe()
-    assert described["MonitoringExecutionStatus"] == "Completed", described
-    assert described["rows"] == 1000  # 400 before the hour, 600 after; the 10:20 records are outside
+    _put_capture(m, eleven, [(eleven + dt.timedelta(seconds=30), _rows(rows.iloc[900:1500]))], "eleven")
+    empty = dt.datetime(2019, 3, 1, 10, tzinfo=dt.UTC)
+    m.past["empty"] = m.monitor.run_now(empty, empty + dt.timedelta(hours=1), wait=False)
+    m.past["columns"] = m.monitor.run_now(nine, nine + dt.timedelta(hours=1), wait=False)
+    m.past["straddle"] = m.monitor.run_now(ten + dt.timedelta(minutes=59), eleven + dt.timedelta(minutes=1), wait=False)
 
 
 def test_who_may_create_and_read_schedules(monitored: Monitored) -> None:
@@ -292,7 +321,10 @@ def test_who_may_create_and_read_schedules(monitored: Monitored) -> None:
     with pytest.raises(InvalidInput) as bad:
         monitored.mlops.monitoring.create_schedule(env.team, {**spec, "schedule_cron_expression": "every hour"})
     assert bad.value.field == "schedule_cron_expression"
-    assert [s.name for s in monitored.mlops.monitoring.list_schedules(env.team)] == [SCHEDULE]
+    with pytest.raises(StrongroomError) as no_key:  # refused now, not at the first window
+        monitored.mlops.monitoring.create_schedule(env.team, {**spec, "name": "no-key"})
+    assert no_key.value.field == "resources.volume_kms_key" and "default" in no_key.value.detail
+    assert [s.name for s in monitored.mlops.monitoring.list_schedules(env.team)] == [SCHEDULE]  # the other deleted
 
 
 def test_stop_start_and_the_cli(monitored: Monitored) -> None:

@@ -15,11 +15,15 @@ import itertools
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from strongroom.monitor.statistics import DISTRIBUTION_BUCKETS, DatasetStatistics, FeatureStatistics
 from strongroom.monitor.violations import CheckResult, Violation
+
+if TYPE_CHECKING:  # the attribution module imports the explain domain (SHAP, XGBoost): not at run time
+    from strongroom.monitor.attribution import AttributionResult
 
 CONTENT_SECURITY_POLICY = "default-src 'none'; style-src 'unsafe-inline'"
 MAX_INTEGER_BARS = 25
@@ -49,6 +53,7 @@ td.num{text-align:right;font-variant-numeric:tabular-nums;white-space:nowrap}
 .feature p{margin:.2rem 0;font-size:.88rem;color:#3a4350}
 .legend span{display:inline-block;width:.8rem;height:.8rem;margin:0 .3rem 0 .8rem;vertical-align:middle}
 svg{display:block;width:100%;height:auto}
+.bar{display:block;height:.45rem;margin:.1rem 0;min-width:1px}table.attribution td:last-child{width:35%}
 """
 
 
@@ -61,7 +66,14 @@ class Histogram:
     window: tuple[float, ...]
 
 
-def render_report(baseline: DatasetStatistics, window: DatasetStatistics, result: CheckResult, *, title: str) -> str:
+def render_report(
+    baseline: DatasetStatistics,
+    window: DatasetStatistics,
+    result: CheckResult,
+    *,
+    title: str,
+    attribution: AttributionResult | None = None,
+) -> str:
     """The HTML report of one checked window.
 
     Args:
@@ -69,6 +81,9 @@ def render_report(baseline: DatasetStatistics, window: DatasetStatistics, result
         window: the window's statistics (the ones ``result`` was computed from).
         result: :func:`~strongroom.monitor.violations.check_window`'s outcome.
         title: the page's heading (for example the schedule's name and the window's time range).
+        attribution: the same window's feature-attribution drift check
+            (:func:`~strongroom.monitor.attribution.check_attribution_drift`), shown in its own
+            section when given.
 
     Returns:
         The whole document as text (UTF-8 when written).
@@ -106,6 +121,7 @@ def render_report(baseline: DatasetStatistics, window: DatasetStatistics, result
             "</dl>",
             "<h2>Violations</h2>",
             _violations_table(result.violations),
+            _attribution_section(attribution) if attribution is not None else "",
             "<h2>Features</h2>",
             '<p class="legend">Share of values per bar:'
             f'<span style="background:{_BASELINE_COLOUR}"></span>baseline'
@@ -249,6 +265,45 @@ def _svg(name: str, chart: Histogram) -> str:
     return "".join(parts)
 
 
+def _attribution_section(attribution: AttributionResult) -> str:
+    parts = [
+        "<h2>Feature attribution</h2>",
+        f"<p>{_status_badge(attribution.status)} {_e(attribution.message)}</p>",
+        "<p>Mean |SHAP| per feature on the baseline and in the window, features in the baseline's "
+        "order of importance. The nDCG score compares the window's order with the baseline's "
+        f"(1 is the same order); below {attribution.threshold:g} is a feature attribution drift.</p>",
+    ]
+    parts += [f"<p>{_e(v['constraint_check_type'])}: {_e(v['description'])}</p>" for v in attribution.violations]
+    if not attribution.baseline:
+        return "".join(parts)
+    base = sorted(attribution.baseline, key=lambda n: -attribution.baseline[n])
+    now_order = sorted(attribution.window, key=lambda n: -attribution.window[n])
+    now_rank = {name: i + 1 for i, name in enumerate(now_order)}
+    names = base + [n for n in now_order if n not in attribution.baseline]
+    top = max([*attribution.baseline.values(), *attribution.window.values(), 1e-12])
+    rows = []
+    for i, name in enumerate(names):
+        was, now = attribution.baseline.get(name, 0.0), attribution.window.get(name, 0.0)
+        rows.append(
+            f"<tr><td>{_e(name)}</td>"
+            f'<td class="num">{i + 1 if name in attribution.baseline else "-"}</td>'
+            f'<td class="num">{now_rank.get(name, "-")}</td>'
+            f'<td class="num">{was:.4g}</td><td class="num">{now:.4g}</td>'
+            f"<td>{_bar(was / top, _BASELINE_COLOUR)}{_bar(now / top, _WINDOW_COLOUR)}</td></tr>"
+        )
+    head = (
+        "<thead><tr><th>Feature</th><th>Baseline rank</th><th>Window rank</th><th>Baseline</th>"
+        "<th>Window</th><th>Mean |SHAP|</th></tr></thead>"
+    )
+    parts.append(f'<table class="attribution">{head}<tbody>{"".join(rows)}</tbody></table>')
+    return "".join(parts)
+
+
+def _bar(share: float, colour: str) -> str:
+    width = max(0.0, min(1.0, share)) * 100
+    return f'<span class="bar" style="width:{width:.1f}%;background:{colour}"></span>'
+
+
 def _violations_table(violations: Sequence[Violation]) -> str:
     if not violations:
         return "<p>No violation.</p>"
@@ -272,6 +327,8 @@ def _count(feature: FeatureStatistics | None) -> str:
 
 
 def _number(value: float) -> str:
+    if 1000 <= abs(value) < 1e12:
+        return f"{value:,.0f}"  # amounts: 100,000 rather than 1e+05
     return f"{value:.4g}"
 
 

@@ -644,8 +644,8 @@ def _sketch_levels(sketch: kll_doubles_sketch, k: int) -> Sketch:
     """The sketch's retained items by level, read from its serialised form.
 
     Not from iterating the sketch: the binding's iterator reports weight 1 for every item of the
-    first non-empty level when level 0 is empty (which a compaction can leave), so the weights
-    would no longer add up to the count.
+    lowest non-empty level when level 0 is empty (as merging a batch from :func:`_compacted` into
+    an empty sketch leaves it), so the weights would no longer add up to the count.
     """
     if sketch.is_empty():
         return Sketch((), k)

@@ -8,7 +8,7 @@ import threading
 
 from strongroom.audit.events import Event
 from strongroom.core.workers import Worker
-from strongroom.monitor.service import MonitoringService
+from strongroom.monitor.executions import ExecutionRunner
 
 WAKE_ON = ("MonitoringExecutionScheduled", "JobFinished", "MonitoringScheduleCreated", "MonitoringScheduleStarted")
 
@@ -18,8 +18,8 @@ class MonitoringScheduler(Worker):
     interval_seconds = 5.0
     busy_interval_seconds = 1.0
 
-    def __init__(self, service: MonitoringService) -> None:
-        self.service = service
+    def __init__(self, runner: ExecutionRunner) -> None:
+        self.runner = runner
         self.wakeup = threading.Event()
 
     def on_event(self, event: Event) -> None:
@@ -27,4 +27,4 @@ class MonitoringScheduler(Worker):
             self.wake()
 
     def run_once(self) -> bool:
-        return self.service.tick()
+        return self.runner.tick()

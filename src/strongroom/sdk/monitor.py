@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 from strongroom.core.errors import InvalidInput, StrongroomError
 from strongroom.jobs.models import Job
 from strongroom.monitor.models import EXECUTION_DONE, Execution, Schedule
-from strongroom.sdk.jobs import RunningJob, default_team
+from strongroom.sdk.jobs import RunningJob, _environment, default_team
 from strongroom.sdk.paths import q
 from strongroom.sdk.resources import _Client
 from strongroom.storage.keys import parse_uri
@@ -244,7 +244,8 @@ class DefaultModelMonitor:
         self.team = team or default_team(self.session)
         self.instance_count = instance_count
         self.instance_type = instance_type
-        self.volume_kms_key = volume_kms_key or output_kms_key or "default"
+        # the notebook's team key when not given (as the jobs SDK does), else the team key's alias
+        self.volume_kms_key = volume_kms_key or output_kms_key or _environment("KMS_KEY", "") or "default"
         self.max_runtime_in_seconds = max_runtime_in_seconds
         self.base_job_name = base_job_name or "baseline"
         self.resources = {

@@ -7,6 +7,7 @@ import re
 import xml.etree.ElementTree as ET
 from html.parser import HTMLParser
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -17,6 +18,7 @@ from strongroom.monitor import (
     render_report,
     suggest_constraints,
 )
+from strongroom.monitor.attribution import check_attribution_drift
 from strongroom.monitor.report import histogram
 
 from .conftest import capture_csv, drift
@@ -153,3 +155,23 @@ def test_hostile_names_and_values_render_as_text_and_the_page_loads_nothing():
     assert "url(" not in document
     csp = next(a["content"] for t, a in tags if t == "meta" and a.get("http-equiv") == "Content-Security-Policy")
     assert csp is not None and csp.startswith("default-src 'none'")
+
+
+def test_an_attribution_check_gets_its_own_section_with_both_rankings(baseline, drifted):
+    window, result = drifted
+    reference = {"PAY_0": 0.5, "LIMIT_BAL": 0.33, "PAY_2": 0.29, HOSTILE: 0.14, "AGE": 0.05}
+    names = list(reference)
+    # The window's requests lean on AGE and barely on PAY_0: the order changed.
+    contributions = np.tile([0.01, 0.3, 0.25, 0.1, 0.6, 0.0], (100, 1))  # five features, then the bias
+    attribution = check_attribution_drift(reference, contributions, feature_names=names, window_name="08:00-09:00")
+    assert attribution.status == "CompletedWithViolations"
+
+    document = render_report(baseline, window, result, title="with attribution", attribution=attribution)
+    section = document[document.index("<h2>Feature attribution</h2>") : document.index("<h2>Features</h2>")]
+    assert "feature_attribution_drift_check" in section and f"{attribution.score:.6f}" in section
+    assert "below 0.9" in section
+    ranks = re.findall(r'<tr><td>(.*?)</td><td class="num">(\d+)</td><td class="num">(\d+)</td>', section)
+    assert ranks[0] == ("PAY_0", "1", "5") and ("AGE", "5", "1") in ranks
+    assert ("&lt;script&gt;alert(1)&lt;/script&gt;", "4", "4") in ranks
+    assert "<script" not in document.lower()
+    assert "Feature attribution" not in render_report(baseline, window, result, title="without")

@@ -231,11 +231,14 @@ def test_role_holders_only(engine: PolicyEngine, action: str) -> None:
     assert not engine.decide(roleless, action, target).allowed
 
 
-@pytest.mark.parametrize("action", ["CreateProcessingJob", "CreateTrainingJob", "CreateTransformJob"])
+@pytest.mark.parametrize(
+    "action", ["CreateProcessingJob", "CreateTrainingJob", "CreateTransformJob", "CreateMonitoringJob"]
+)
 def test_network_isolation_guardrail(engine: PolicyEngine, action: str) -> None:
     target = Target("job", "risk", "j")
+    role = ML if action == "CreateMonitoringJob" else DS
     for context in ({"volume_kms_key": "k"}, {"volume_kms_key": "k", "network_isolation": False}):
-        decision = engine.decide(principal(DS), action, target, context)
+        decision = engine.decide(principal(role), action, target, context)
         assert not decision.allowed
         assert decision.policies == ("guardrail-network-isolation",)
         assert "network isolation" in decision.explain()
