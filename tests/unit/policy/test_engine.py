@@ -68,7 +68,7 @@ EXPECTED: dict[str, set[str]] = {
     "GetCommit": {DSA, DS, ML, AU},
     "ListCommits": {DSA, DS, ML, AU},
     "GitPull": {DSA, DS, ML},
-    "GitPush": {DSA, DS},
+    "GitPush": {DSA, DS, ML},
     "DescribeJob": {DSA, DS, ML},
     "ListJobs": {DSA, DS, ML},
     "GetJobLogs": {DS, ML},
@@ -146,7 +146,7 @@ EXPECTED: dict[str, set[str]] = {
     "RevokePortfolioAccess": {PA, DSA},
     "ListPortfolios": {PA, AU, DSA, DS, ML},
     "DescribePortfolio": {PA, AU, DSA, DS, ML},
-    "LaunchProduct": {PA, DSA, DS},
+    "LaunchProduct": {PA, DSA, DS, ML},
     "UpdateProvisionedProduct": {PA, DSA},  # and a DataScientist's own (owner test below)
     "TerminateProvisionedProduct": {PA, DSA},
     "ListProvisionedProducts": {PA, AU, DSA, DS, ML},
@@ -379,12 +379,15 @@ OWNED = [
 ]
 
 
+@pytest.mark.parametrize("role", [DS, ML])
 @pytest.mark.parametrize("action", OWNED)
-def test_data_scientists_manage_only_their_own_notebooks_and_launches(engine: PolicyEngine, action: str) -> None:
-    alice = Principal("alice", "api", (Grant(DS, "risk"),))
+def test_team_members_manage_only_their_own_notebooks_and_launches(
+    engine: PolicyEngine, action: str, role: str
+) -> None:
+    alice = Principal("alice", "api", (Grant(role, "risk"),))
     assert engine.decide(alice, action, Target("notebook", "risk", "nb", owner="alice")).allowed
     assert not engine.decide(alice, action, Target("notebook", "risk", "nb", owner="bob")).allowed
-    other_team = Principal("alice", "api", (Grant(DS, "fraud"),))
+    other_team = Principal("alice", "api", (Grant(role, "fraud"),))
     assert not engine.decide(other_team, action, Target("notebook", "risk", "nb", owner="alice")).allowed
 
 
