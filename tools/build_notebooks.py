@@ -78,6 +78,7 @@ print("team key:", env.KMS_KEY_ID, "| git remote:", env.GIT_REMOTE)
 for attempt, call in (
     ("add a team member", lambda: session.teams.add_member(env.TEAM, "someone", "DataScientist")),
     ("list team fraud's buckets", lambda: session.buckets.list("fraud")),
+    ("create an endpoint", lambda: session.endpoints.create(env.TEAM, "alice-endpoint", "any-config")),
 ):
     try:
         call()
@@ -484,6 +485,408 @@ print(json.dumps(handoff, indent=1))
 """),
 ]
 
+MLOPS = [
+    md("""
+# 02 · MLOps workflow: deploy, capture, monitor, and trace back to the commits
+
+You are the MLOps engineer of team **risk**. This notebook runs in your own Strongroom notebook (a
+sandbox with no network) and its kernels act with your **MLOpsEngineer** role: you may create models,
+endpoints and monitoring schedules and read the team's data and captures, but not change the data
+bucket. It is the workshop's notebook 02, step by step; where Strongroom differs the cell says so, and
+`docs/workshop.md` lists every workshop cell next to this notebook's.
+"""),
+    md("## 1. Restore what notebook 01 handed over; load the trial"),
+    code("""
+import json, os, statistics, subprocess, time
+import pandas as pd
+import strongroom
+import strongroom_environment as env
+from strongroom.experiments import ExperimentAnalytics, Tracker, Trial
+
+session = strongroom.Session()
+me = session.whoami()
+print("user:", me.user, "| acting as:", me.grants, "| token kind:", me.token_kind)
+
+# The workshop %store-s these names; notebook 01 left them in the team bucket (encrypted, audited).
+prefix = "secure-strongroom-demo"
+handoff = json.loads(session.buckets.get_object(env.DATA_BUCKET, f"{prefix}/handoff/01_DataScientist-Workflow.json"))
+print(json.dumps(handoff, indent=1))
+trial = Trial.load(handoff["trial_name"])
+print("trial:", trial.trial_name, "| components:", ", ".join(c.display_name for c in trial.list_trial_components()))
+"""),
+    md("## 2. The latest training job of the trial: its model artifact and training image"),
+    code("""
+trained = [j for j in session.jobs.list(env.TEAM) if j.kind == "training" and j.status == "Completed"
+           and j.spec.experiment_config and j.spec.experiment_config.trial_name == trial.trial_name]
+training_job = max(trained, key=lambda j: j.created_at)
+model_data = next(o.uri for o in training_job.outputs_produced if o.uri.endswith("model.tar.gz"))
+image = f"{training_job.spec.code.algorithm} (runtime {training_job.spec.runtime})"
+print("training job:", training_job.name, "| the one notebook 01 handed over:", training_job.name == handoff["training_job_name"])
+print("model artifact:", model_data)
+print("training image:", image)
+"""),
+    md("""
+## 3. Create the model (delete and recreate it if it exists)
+
+The model pins the artifact's version and SHA-256; like jobs, it runs with network isolation and the
+team key (the guardrails refuse a model without them).
+"""),
+    code("""
+from strongroom.core.errors import NotFound
+
+model_name = f"{training_job.name}-model"
+try:
+    session.models.describe(env.TEAM, model_name)
+    session.models.delete(env.TEAM, model_name)
+    print("deleted the existing model", model_name)
+except NotFound:
+    pass
+model = session.models.create(env.TEAM, model_name, training_job=training_job.name, kms_key=env.KMS_KEY_ID)
+print(model.name, "|", model.model_data, "| sha256", model.sha256[:16], "| runtime", model.runtime,
+      "| network isolation", model.network_isolation, "| key", model.kms_key)
+"""),
+    md("## 4. Data capture: every request and response (100 %), CSV and JSON"),
+    code("""
+from strongroom.sdk.serving import DataCaptureConfig
+
+capture_uri = f"sr://{env.DATA_BUCKET}/{prefix}/monitoring/datacapture"
+data_capture_config = DataCaptureConfig(
+    capture_uri,
+    enable_capture=True,
+    sampling_percentage=100,
+    capture_options=["Input", "Output"],
+    csv_content_types=["text/csv"],
+    json_content_types=["application/json"],
+)
+print(json.dumps(data_capture_config, indent=1))
+"""),
+    md("## 5. The endpoint config (one variant `AllTraffic`) and the endpoint; wait for `InService`"),
+    code("""
+endpoint_name = f"{training_job.name}-endpoint"
+endpoint_config_name = f"{endpoint_name}-config"
+session.endpoint_configs.create(
+    env.TEAM, endpoint_config_name,
+    [{"VariantName": "AllTraffic", "ModelName": model_name, "InitialInstanceCount": 1, "InitialVariantWeight": 1.0}],
+    data_capture_config, kms_key=env.KMS_KEY_ID,
+)
+endpoint = session.endpoints.create(env.TEAM, endpoint_name, endpoint_config_name)
+print("Endpoint:", endpoint.srn)
+print("Status:", endpoint.status)
+while endpoint.status == "Creating":
+    time.sleep(0.5)
+    endpoint = session.endpoints.describe(env.TEAM, endpoint_name)
+print("Status:", endpoint.status, endpoint.failure_reason)
+assert endpoint.status == "InService", endpoint.failure_reason
+"""),
+    md("""
+## 6. Invoke the endpoint: the first 10 rows of the test set, label stripped, 0.5 s apart
+
+The predictor speaks CSV through the sandbox's socket to the platform, which authenticates the
+notebook's execution role, checks the policy, and forwards to the model's sandboxed worker.
+"""),
+    code("""
+from strongroom.sdk.serving import CSV, Predictor
+
+predictor = Predictor(endpoint_name, serializer=CSV, session=session, team=env.TEAM)
+test_bucket, test_key = handoff["test_data"][len("sr://"):].split("/", 1)
+test_lines = session.buckets.get_object(test_bucket, test_key).decode().splitlines()   # headerless, Label first
+sent, latencies = [], []
+
+def invoke(row):
+    started = time.perf_counter()
+    score = predictor.predict(row)
+    latencies.append(time.perf_counter() - started)
+    sent.append(row)
+    return score
+
+print("Sending test traffic to the endpoint {}. \\nPlease wait...".format(endpoint_name))
+for line in test_lines[:10]:
+    label, row = line.split(",", 1)        # strip the label (the first field)
+    print(f"label {label} -> score {invoke(row)}")
+    time.sleep(0.5)
+print("Done!")
+"""),
+    md("## 7. The captured requests: `<destination>/<endpoint>/AllTraffic/yyyy/mm/dd/hh/*.jsonl`"),
+    code("""
+capture_prefix = f"{prefix}/monitoring/datacapture/{endpoint_name}/AllTraffic/"
+
+def captured_records(expected, timeout=60):
+    \"\"\"Every captured record, once at least `expected` are uploaded (the endpoint uploads every few seconds).\"\"\"
+    deadline = time.monotonic() + timeout
+    while True:
+        files = session.list_objects(env.DATA_BUCKET, capture_prefix)
+        records = [json.loads(line) for key in files
+                   for line in session.buckets.get_object(env.DATA_BUCKET, key).decode().splitlines()]
+        if len(records) >= expected or time.monotonic() > deadline:
+            return files, records
+        time.sleep(0.5)
+
+capture_files, records = captured_records(len(sent))
+print("Found Capture Files:")
+print("\\n".join(f"sr://{env.DATA_BUCKET}/{key}" for key in capture_files))
+print(json.dumps(records[0], indent=2))
+print(f"{len(records)} records captured for the {len(sent)} requests sent")
+"""),
+]
+
+MLOPS_MONITORING = [
+    md("""
+## 8. Baseline: statistics and suggested constraints of the training set (`train_headers`)
+
+A sandboxed model-monitor job with the team key reads the training set with its header row (the label
+is excluded: requests carry only the 23 features) and writes `statistics.json` and `constraints.json`.
+"""),
+    code("""
+from strongroom.sdk.monitor import CronExpressionGenerator, DatasetFormat, DefaultModelMonitor
+
+baseline_data_uri = handoff["train_headers"]
+baseline_results_uri = f"sr://{env.MODEL_BUCKET}/{prefix}/{model_name}/baselining/results"
+my_default_monitor = DefaultModelMonitor(
+    role="MLOpsEngineer",
+    instance_count=1,
+    volume_kms_key=env.KMS_KEY_ID,
+    max_runtime_in_seconds=3600,
+    session=session, team=env.TEAM,
+)
+baseline_job = my_default_monitor.suggest_baseline(
+    baseline_dataset=baseline_data_uri,
+    dataset_format=DatasetFormat.csv(header=True),
+    output_s3_uri=baseline_results_uri,
+    excluded_columns=["Label"],
+    wait=True,
+)
+baseline_statistics = my_default_monitor.baseline_statistics()
+suggested_constraints = my_default_monitor.suggested_constraints()
+print("baseline job:", baseline_job.describe()["name"], baseline_job.describe()["status"])
+print(f"baseline: {baseline_statistics.body_dict['dataset']['item_count']} rows x "
+      f"{len(baseline_statistics.body_dict['features'])} features | "
+      f"{len(suggested_constraints.body_dict['features'])} constraints | {baseline_results_uri}")
+"""),
+    code("""
+schema_df = baseline_statistics.frame()
+schema_df.head(10)
+"""),
+    code("""
+constraints_df = suggested_constraints.frame()
+constraints_df.head(10)
+"""),
+    md("""
+## 9. An hourly monitoring schedule on the endpoint
+
+The schedule checks each hour's captured requests against the baseline. The first hourly execution
+would start at the top of the next hour (the workshop waits for it); so that the demo does not wait an
+hour, the cells below also **run one execution now** over the capture since the last window
+(`run_now`), the same job an hourly execution runs.
+"""),
+    code("""
+mon_schedule_name = "xgb-credit-score-model-monitor-schedule-" + time.strftime("%Y-%m-%d-%H%M%S", time.gmtime())
+s3_report_path = f"sr://{env.MODEL_BUCKET}/{prefix}/reports"
+my_default_monitor.create_monitoring_schedule(
+    monitor_schedule_name=mon_schedule_name,
+    endpoint_input=endpoint_name,
+    output_s3_uri=s3_report_path,
+    statistics=my_default_monitor.baseline_statistics(),
+    constraints=my_default_monitor.suggested_constraints(),
+    schedule_cron_expression=CronExpressionGenerator.hourly(),
+    enable_cloudwatch_metrics=True,
+)
+desc_schedule_result = my_default_monitor.describe_schedule()
+print("Schedule status:", desc_schedule_result["MonitoringScheduleStatus"], "|", mon_schedule_name,
+      "|", desc_schedule_result["schedule_expression"], "| next hourly run:", desc_schedule_result["next_run"])
+"""),
+    md("""
+## 10. Traffic: clean rows, then the workshop's drifted rows
+
+First 500 unchanged rows of the test set, checked at once (nothing should be flagged). Then the
+workshop's drift on the test set read with the feature names: LIMIT_BAL divided by 1000 on a random
+half of the rows, EDUCATION negated on a random three quarters; 500 of those rows are sent (the
+workshop sends all 6,000, 0.1 s apart, from a background thread: ten minutes). Each row is one request,
+four at a time.
+"""),
+    code("""
+from concurrent.futures import ThreadPoolExecutor
+
+def send_all(rows, workers=4):
+    with ThreadPoolExecutor(workers) as pool:
+        list(pool.map(invoke, rows))
+
+clean_rows = [line.split(",", 1)[1] for line in test_lines[10:510]]
+send_all(clean_rows)
+clean_execution = my_default_monitor.run_now(wait=False)     # the capture since the schedule was created
+print(f"sent {len(clean_rows)} clean rows; execution {clean_execution.id} over "
+      f"{clean_execution.execution.window_start:%H:%M:%S}-{clean_execution.execution.window_end:%H:%M:%S}")
+"""),
+    code("""
+columns = list(pd.read_csv(handoff["train_headers"], nrows=0).columns)   # Label, then the 23 features
+test_df = pd.read_csv(handoff["test_data"], header=None, names=columns)
+drift_df = test_df.drop(columns="Label")
+drift_df["LIMIT_BAL"] = drift_df["LIMIT_BAL"].astype(float)
+half = drift_df.sample(frac=0.5, random_state=0).index
+drift_df.loc[half, "LIMIT_BAL"] = drift_df.loc[half, "LIMIT_BAL"] / 1000
+three_quarters = drift_df.sample(frac=0.75, random_state=1).index
+drift_df.loc[three_quarters, "EDUCATION"] = -drift_df.loc[three_quarters, "EDUCATION"]
+drift_rows = drift_df.iloc[510:1010].to_csv(header=False, index=False).splitlines()
+send_all(drift_rows)
+drift_execution = my_default_monitor.run_now(wait=False)     # the capture since the clean window
+print(f"sent {len(drift_rows)} drifted rows; execution {drift_execution.id} over "
+      f"{drift_execution.execution.window_start:%H:%M:%S}-{drift_execution.execution.window_end:%H:%M:%S}")
+"""),
+    md("## 11. The schedule's executions; the latest one described; its report files"),
+    code("""
+for execution in (clean_execution, drift_execution):
+    execution.wait(timeout=600)
+executions = my_default_monitor.list_executions()
+print("executions:", len(executions))
+latest_execution = executions[-1]
+desc = latest_execution.describe()
+print("Latest execution status:", desc["MonitoringExecutionStatus"])
+print("Latest execution result:", desc["ExitMessage"])
+report_files = session.list_objects(env.MODEL_BUCKET, desc["output_uri"].split("/", 3)[3] + "/")
+print("Report Uri:", desc["output_uri"])
+print("Found Report Files:")
+print("\\n".join(f"sr://{env.MODEL_BUCKET}/{key}" for key in report_files))
+print("clean traffic report:", clean_execution.refresh().report_uri)
+print("drift report:", desc["report_uri"])
+"""),
+    md("## 12. The violations, as a DataFrame"),
+    code("""
+violations = my_default_monitor.latest_monitoring_constraint_violations()
+pd.set_option("display.max_colwidth", None)
+violations_df = violations.frame()
+print("violations on the drifted traffic:", ", ".join(sorted(set(violations_df["feature_name"]))))
+clean_violations = clean_execution.constraint_violations().body_dict["violations"]
+print("violations on the clean traffic:", ", ".join(sorted({v["feature_name"] for v in clean_violations})) or "none")
+violations_df
+"""),
+    code("""
+import matplotlib
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt
+from IPython.display import Image, display
+import io
+
+threshold = suggested_constraints.body_dict["monitoring_config"]["distribution_constraints"]["comparison_threshold"]
+fig, axes = plt.subplots(1, 2, figsize=(11, 4), sharey=True)
+for ax, (title, execution) in zip(axes, (("clean traffic", clean_execution), ("drifted traffic", drift_execution))):
+    distances = pd.Series(execution.refresh().distances).reindex(columns[1:]).fillna(0)
+    ax.bar(distances.index, distances.values, color=["#c44e52" if d > threshold else "#4c72b0" for d in distances])
+    ax.axhline(threshold, color="black", linestyle="--", linewidth=1, label=f"threshold {threshold}")
+    ax.set_title(f"{title}: distance to the baseline per feature")
+    ax.tick_params(axis="x", rotation=90, labelsize=7)
+    ax.legend()
+buffer = io.BytesIO()
+fig.savefig(buffer, format="png", dpi=80, bbox_inches="tight")
+plt.close(fig)
+display(Image(buffer.getvalue()))
+""", tags=["plot:drift"]),
+]
+
+MLOPS_REPRODUCIBILITY = [
+    md("""
+## 13. Reproducibility: both notebooks in the team repository, both commits in the lineage
+
+The data scientist committed notebook 01 from her notebook; here the MLOps engineer commits this one
+(the workshop does both from a terminal). The remote is the team repository, through the sandbox's
+socket, with this notebook's execution role as the credential.
+"""),
+    code("""
+def git(*args, cwd):
+    done = subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True)
+    print(done.stdout.strip() or done.stderr.strip())
+    done.check_returncode()
+    return done.stdout.strip()
+
+import nbformat
+repo = getattr(env, "GIT_REPOSITORY", "") or "repo"
+if not os.path.isdir(os.path.join(repo, ".git")):
+    git("clone", env.GIT_REMOTE, repo, cwd=".")
+git("pull", "--ff-only", "origin", "main", cwd=repo)          # the data scientist's commit of notebook 01
+os.makedirs(f"{repo}/notebooks", exist_ok=True)
+notebook = nbformat.read("02_MLOps-Workflow.ipynb", as_version=4)
+for cell in notebook.cells:                                     # the code, not the outputs (they hold data)
+    if cell.cell_type == "code":
+        cell.outputs, cell.execution_count = [], None
+nbformat.write(notebook, f"{repo}/notebooks/02_MLOps-Workflow.ipynb")
+git("add", "-A", cwd=repo)
+git("-c", f"user.name={me.user}", "-c", f"user.email={me.user}@{env.TEAM}.example", "commit", "-m",
+    "Workshop: deploy the credit-default model with data capture and drift monitoring", cwd=repo)
+try:
+    git("push", "origin", "HEAD:main", cwd=repo)
+except subprocess.CalledProcessError:                          # a transient server error: push once more
+    git("push", "origin", "HEAD:main", cwd=repo)
+deployment_sha = git("rev-parse", "HEAD", cwd=repo)
+"""),
+    code("""
+# Look both commits up in the team repository (the workshop's `codecommit get_commit`).
+source_commit = session.repositories.get_commit(env.TEAM, repo, handoff["commit"])
+deployment_commit = session.repositories.get_commit(env.TEAM, repo, deployment_sha)
+for title, c in (("training code (notebook 01)", source_commit), ("deployment code (notebook 02)", deployment_commit)):
+    print(f"{title}: {c.sha} | {c.author} <{c.email}> | {c.date.isoformat()} | {c.message.strip()}")
+"""),
+    code("""
+def commit_parameters(c):
+    return {"commit": c.sha, "author": f"{c.author} <{c.email}>", "date": c.date.isoformat(), "message": c.message.strip()}
+
+with Tracker.create(display_name="source-control-lineage") as source_tracker:
+    source_tracker.log_parameters(commit_parameters(source_commit))
+trial.add_trial_component(source_tracker.trial_component)
+
+with Tracker.create(display_name="prod-endpoint-lineage") as prod_tracker:
+    prod_tracker.log_parameters(commit_parameters(deployment_commit))
+    prod_tracker.log_input(name="endpoint-name", value=endpoint_name)
+trial.add_trial_component(prod_tracker.trial_component)
+
+# The lineage graph too: the deployment commit is associated with the endpoint it deployed (notebook 01
+# associated the training commit with the training job), so the endpoint's lineage reaches both.
+endpoint_context = next(e for e in session.lineage.list_entities(kind="context", type="Endpoint")
+                        if e.name == endpoint_name)
+deployment_artifact = session.lineage.log_commit(repo, deployment_sha, associate_with=[endpoint_context.srn])
+print("deployment commit recorded:", deployment_artifact.uri, "-> associated with", endpoint_context.srn)
+"""),
+    code("""
+lineage_table = ExperimentAnalytics(
+    search_expression={"Filters": [{"Name": "Parents.TrialName", "Operator": "Equals", "Value": trial.trial_name}]},
+    sort_by="CreationTime",
+    sort_order="Ascending",
+)
+lineagedf = lineage_table.dataframe()
+print("trial components:", ", ".join(lineagedf["DisplayName"]))
+columns = [c for c in ("DisplayName", "commit", "author", "date", "message", "endpoint-name - Value",
+                       "train_test_split_ratio", "max_depth") if c in lineagedf.columns]
+with pd.option_context("display.max_colwidth", 60):
+    display(lineagedf[columns])
+"""),
+    code("""
+upstream = session.lineage.upstream(endpoint_context.srn, depth=10)
+endpoint_lineage = sorted(f"{getattr(n, 'type', '')}: {getattr(n, 'uri', '') or n.srn}" for n in upstream.nodes)
+print("lineage of the endpoint", endpoint_name)
+print("\\n".join("  " + entry for entry in endpoint_lineage))
+commits = {source_commit.sha, deployment_commit.sha}
+print("reaches both commits:", all(any(sha in entry for entry in endpoint_lineage) for sha in commits))
+"""),
+    md("""
+## 14. Clean up: the monitoring schedule, then the endpoint
+
+Deleting the endpoint uploads what its capture still holds; the captured files stay in the team bucket.
+"""),
+    code("""
+my_default_monitor.delete_monitoring_schedule()
+print("monitoring schedule", mon_schedule_name, "deleted")
+deleted = session.endpoints.delete(env.TEAM, endpoint_name)
+print("endpoint", endpoint_name, deleted.status)
+
+# What the endpoint captured, once its last records are uploaded: exactly what this notebook sent.
+import hashlib
+capture_files, records = captured_records(len(sent))
+captured = sorted(r["captureData"]["endpointInput"]["data"] for r in records)
+digest = hashlib.sha256("\\n".join(sorted(sent)).encode()).hexdigest()
+print(f"sent {len(sent)} requests | sha256 of the sorted rows: {digest}")
+print(f"capture holds exactly the {len(sent)} requests sent: {captured == sorted(sent)}")
+print(f"endpoint latency p50: {statistics.median(latencies) * 1000:.1f} ms over {len(latencies)} requests"
+      " (from this notebook, through the sandbox's socket)")
+"""),
+]
+
 PLATFORM_ADMIN = [
     md("""
 # 00 · Platform admin workflow: guardrails and detective controls
@@ -555,7 +958,8 @@ assert report.ok
 def main() -> None:
     OUT.mkdir(parents=True, exist_ok=True)
     for name, cells in (("00_PlatformAdmin-Workflow.ipynb", PLATFORM_ADMIN),
-                        ("01_DataScientist-Workflow.ipynb", DATA_SCIENTIST)):
+                        ("01_DataScientist-Workflow.ipynb", DATA_SCIENTIST),
+                        ("02_MLOps-Workflow.ipynb", MLOPS + MLOPS_MONITORING + MLOPS_REPRODUCIBILITY)):
         (OUT / name).write_text(json.dumps(notebook(cells), indent=1) + "\n")
         print("wrote", OUT / name)
 

@@ -45,6 +45,9 @@ from strongroom.kms.backends import build_keyrings
 from strongroom.kms.service import KmsService
 from strongroom.kms.worker import KeyLifecycleWorker
 from strongroom.lineage.service import LineageService
+from strongroom.monitor.executions import ExecutionRunner
+from strongroom.monitor.service import MonitoringService
+from strongroom.monitor.worker import MonitoringScheduler
 from strongroom.notebooks.product import NotebookProvisioner
 from strongroom.notebooks.service import NotebookService
 from strongroom.notebooks.spawner import SandboxSpawner
@@ -204,6 +207,26 @@ class Platform:
         self.serving_worker = ServingWorker(self.serving)
         self.serving.wake = self.serving_worker.wake
         self.bus.subscribe(self.serving.on_identity_event, kinds={"state"})
+        self.monitoring = MonitoringService(
+            self.db,
+            self.guard,
+            self.jobs,
+            self.storage,
+            self.kms,
+            capture_lag_seconds=config.monitor_capture_lag_seconds,
+        )
+        self.monitoring_runner = ExecutionRunner(
+            self.db,
+            self.guard,
+            self.jobs,
+            self.storage,
+            self.alerts,
+            capture_lag_seconds=config.monitor_capture_lag_seconds,
+            captured=self.serving.captured_records,
+        )
+        self.monitoring_scheduler = MonitoringScheduler(self.monitoring_runner)
+        self.monitoring.wake = self.monitoring_scheduler.wake
+        self.bus.subscribe(self.monitoring_scheduler.on_event, kinds={"state"})
         self._workers: list[Worker] | None = None
         self._runner: WorkerRunner | None = None
 
@@ -260,6 +283,7 @@ class Platform:
                 self.catalog_worker,
                 self.notebook_worker,
                 self.serving_worker,
+                self.monitoring_scheduler,
             ]
         return self._workers
 

@@ -5,13 +5,13 @@ The workshop's data scientist signs in, switches role, launches the notebook pro
 catalog, watches it become AVAILABLE without reloading, reads her role's permissions and opens
 JupyterLab; each role sees only what it may. A Content-Security-Policy violation reported by the
 browser on any console page fails the test; axe-core (the copy PyPI's `axe-playwright-python`
-carries, in the dev extra) checks each page. Screenshots of every page are kept in the test's ``console-screenshots`` directory.
+carries, in the dev extra) checks each page. Screenshots of every page are kept in the test's
+``console-screenshots`` directory.
 """
 
 from __future__ import annotations
 
 import importlib.resources
-
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass, field

@@ -1,8 +1,9 @@
 """`strongroom demo` end to end: the workshop notebooks executed in sandboxed kernels, the faithful
-notebook 01, and the report a user keeps (checked in headless Chromium)."""
+notebooks 01 and 02, and the report a user keeps (checked in headless Chromium)."""
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 import os
@@ -21,6 +22,7 @@ from tests.e2e.browser import chromium, needs_chromium
 
 NOTEBOOK_01 = "01_DataScientist-Workflow.ipynb"
 NOTEBOOK_00 = "00_PlatformAdmin-Workflow.ipynb"
+NOTEBOOK_02 = "02_MLOps-Workflow.ipynb"
 # The workshop's training hyperparameters, exactly: nothing added, nothing changed.
 WORKSHOP_HYPERPARAMETERS = {
     "max_depth": 5,
@@ -34,6 +36,36 @@ WORKSHOP_HYPERPARAMETERS = {
 }
 # Label, the two scaled columns, then the other 21 features in their UCI order.
 WORKSHOP_ORDER = ["Label", "PAY_AMT1", "BILL_AMT1", *(f for f in FEATURES if f not in ("PAY_AMT1", "BILL_AMT1"))]
+
+
+def _workshop_test_rows() -> tuple[list[str], list[str]]:
+    """The requests notebook 02 sends, rebuilt from the synthetic data as notebook 01's processing job
+    and notebook 02 make them: the first 510 test rows as they are (label stripped), then 500 rows of
+    the workshop's drift (LIMIT_BAL / 1000 on a random half, EDUCATION negated on three quarters)."""
+    import pandas as pd
+    from sklearn.compose import make_column_transformer
+    from sklearn.model_selection import train_test_split
+    from sklearn.preprocessing import MinMaxScaler, StandardScaler
+
+    df = credit_default(n=30000, seed=0).reset_index(drop=True)
+    df = df.rename(columns={"default payment next month": "Label"})
+    df = df[["Label"] + [c for c in df.columns if c != "Label"]]
+    X, y = df.drop(columns="Label"), df["Label"]
+    X_train, X_test, _, y_test = train_test_split(X, y, test_size=0.2, random_state=0)
+    scale = make_column_transformer(
+        (StandardScaler(), ["PAY_AMT1"]), (MinMaxScaler(), ["BILL_AMT1"]), remainder="passthrough"
+    ).fit(X_train)
+    columns = ["PAY_AMT1", "BILL_AMT1"] + [c for c in X.columns if c not in ("PAY_AMT1", "BILL_AMT1")]
+    test = pd.concat([y_test.reset_index(drop=True), pd.DataFrame(scale.transform(X_test), columns=columns)], axis=1)
+    lines = test.to_csv(header=False, index=False).splitlines()
+    clean = [line.split(",", 1)[1] for line in lines[:510]]
+    drift = pd.read_csv(io.StringIO("\n".join(lines)), header=None, names=["Label", *columns]).drop(columns="Label")
+    drift["LIMIT_BAL"] = drift["LIMIT_BAL"].astype(float)
+    half = drift.sample(frac=0.5, random_state=0).index
+    drift.loc[half, "LIMIT_BAL"] = drift.loc[half, "LIMIT_BAL"] / 1000
+    three_quarters = drift.sample(frac=0.75, random_state=1).index
+    drift.loc[three_quarters, "EDUCATION"] = -drift.loc[three_quarters, "EDUCATION"]
+    return clean, drift.iloc[510:1010].to_csv(header=False, index=False).splitlines()
 
 
 def _cells(path: Path) -> list[dict[str, Any]]:
@@ -66,7 +98,7 @@ def test_demo_runs_the_workshop_in_sandboxed_notebooks(demo: tuple[Path, Path]) 
     assert (home / "strongroom.db").exists()  # STRONGROOM_HOME was honoured, not a temporary directory
     assert not (home / "run" / "server.json").exists()  # the platform was stopped
 
-    for name in (NOTEBOOK_00, NOTEBOOK_01):
+    for name in (NOTEBOOK_00, NOTEBOOK_01, NOTEBOOK_02):
         cells = _cells(report / name)
         assert cells and all(c["execution_count"] for c in cells), name
         assert not any(o.get("output_type") == "error" for c in cells for o in c.get("outputs", [])), name
@@ -140,6 +172,104 @@ def test_notebook_01_is_the_workshops(demo: tuple[Path, Path]) -> None:
 
 @pytest.mark.slow
 @pytest.mark.timeout(900)
+def test_notebook_02_is_the_workshops(demo: tuple[Path, Path]) -> None:
+    _, report = demo
+    cells = _cells(report / NOTEBOOK_02)
+    source = "\n".join("".join(c["source"]) for c in cells)
+    out = "\n".join(_text(c) for c in cells)
+    summary = json.loads((report / "summary.json").read_text())
+    job = summary["training_job"]
+
+    # Omar's own notebook, acting as his MLOpsEngineer role; 01's hand-off and trial.
+    assert "user: omar | acting as: ['MLOpsEngineer@risk'] | token kind: execution" in out
+    assert "trial: cc-xgboost-training-job-" in out and "| components: Preprocessing, Training" in out
+    assert f"training job: {job} | the one notebook 01 handed over: True" in out
+    # The model, the capture config (100 %, Input and Output, CSV and JSON) and the endpoint.
+    assert f"{job}-model | sr://risk-models/" in out
+    capture_config = json.loads(out[out.index('{\n "EnableCapture"') :].split("\n}\n", 1)[0] + "\n}")
+    assert capture_config["InitialSamplingPercentage"] == 100
+    assert capture_config["DestinationS3Uri"] == "sr://risk-data/secure-strongroom-demo/monitoring/datacapture"
+    assert [o["CaptureMode"] for o in capture_config["CaptureOptions"]] == ["Input", "Output"]
+    assert capture_config["CaptureContentTypeHeader"] == {
+        "CsvContentTypes": ["text/csv"],
+        "JsonContentTypes": ["application/json"],
+    }
+    assert f"Endpoint: srn:strongroom:risk:endpoint/{job}-endpoint" in out and "Status: InService" in out
+    assert (
+        '"InitialInstanceCount": 1, "InitialVariantWeight": 1.0' in source and '"VariantName": "AllTraffic"' in source
+    )
+    # The first 10 test rows, one request each, 0.5 s apart; the capture files and one record.
+    assert len(re.findall(r"^label [01] -> score 0\.\d+$", out, re.MULTILINE)) == 10
+    assert "time.sleep(0.5)" in source
+    assert re.search(
+        rf"sr://risk-data/secure-strongroom-demo/monitoring/datacapture/{job}-endpoint/AllTraffic/"
+        r"\d{4}/\d{2}/\d{2}/\d{2}/[^/\s]+\.jsonl",
+        out,
+    )
+    record = json.loads(out[out.index('{\n  "captureData"') :].split("\n}\n", 1)[0] + "\n}")
+    assert record["captureData"]["endpointInput"]["mode"] == "INPUT"
+    assert record["captureData"]["endpointInput"]["encoding"] == "CSV"
+    assert record["captureData"]["endpointOutput"]["observedContentType"] == "text/csv; charset=utf-8"
+    assert record["eventVersion"] == "0" and record["eventMetadata"]["inferenceTime"].endswith("Z")
+    # Baseline on train_headers (label excluded), an hourly schedule, one execution run now per window.
+    assert re.search(r"baseline: 24000 rows x 2[34] features \| \d+ constraints \| sr://risk-models/", out)
+    assert 'excluded_columns=["Label"]' in source and "DatasetFormat.csv(header=True)" in source
+    assert re.search(
+        r"Schedule status: Scheduled \| xgb-credit-score-model-monitor-schedule-\S+ \| cron\(0 \* \? \* \* \*\)", out
+    )
+    assert "CronExpressionGenerator.hourly()" in source and "run_now(" in source
+    assert "Latest execution status: CompletedWithViolations" in out
+    # Violations: exactly LIMIT_BAL and EDUCATION on the drifted traffic, nothing on the clean traffic.
+    assert "violations on the drifted traffic: EDUCATION, LIMIT_BAL" in out
+    assert "violations on the clean traffic: none" in out
+    monitoring = summary["monitoring"]
+    assert {v["feature_name"] for v in monitoring["drifted"]["violations"]} == {"LIMIT_BAL", "EDUCATION"}
+    assert monitoring["clean"]["violations"] == []
+    assert (report / monitoring["drifted"]["report_file"]).read_text().lstrip().lower().startswith("<!doctype html")
+    # The two commits, as trial components with the workshop's parameters, and the lineage DataFrame.
+    alice_sha = summary["commit"]["sha"]
+    assert re.search(
+        rf"training code \(notebook 01\): {alice_sha} \| alice <alice@risk.example> \| \S+ \| Workshop", out
+    )
+    omar_sha = re.search(r"deployment code \(notebook 02\): ([0-9a-f]{40}) \| omar <omar@risk.example> \|", out)
+    assert omar_sha and omar_sha[1] != alice_sha
+    assert "trial components: Preprocessing, Training, source-control-lineage, prod-endpoint-lineage" in out
+    assert 'log_input(name="endpoint-name", value=endpoint_name)' in source
+    assert f"{job}-endpoint" in out[out.index("trial components:") :]
+    # The endpoint's lineage reaches the raw data and both commits.
+    endpoint = summary["endpoint"]
+    lineage = "\n".join(endpoint["lineage"])
+    assert "DataSet: sr://risk-data/secure-strongroom-demo/raw/rawdata.csv" in lineage
+    assert {c["sha"] for c in endpoint["commits"]} == {alice_sha, omar_sha[1]}
+    assert "reaches both commits: True" in out
+    # The capture holds exactly the requests sent: the notebook's own count, and the rows this test
+    # rebuilds from the data against what the platform's capture holds (read back by the demo).
+    clean, drift = _workshop_test_rows()
+    sent = clean + drift
+    assert endpoint["sent"] == len(sent) == 1010 and endpoint["capture_equals_sent"] is True
+    assert summary["capture"]["records"] == len(sent)
+    assert summary["capture"]["inputs_sha256"] == hashlib.sha256("\n".join(sorted(sent)).encode()).hexdigest()
+    assert endpoint["p50_ms"] > 0 and endpoint["requests"] == len(sent)
+    # Capture: the team reads it, the platform admin is refused; a data scientist may not deploy.
+    assert summary["capture"]["team_reads"] is True
+    assert (
+        "platform administrators and auditors manage keys and buckets but never read"
+        in summary["capture"]["admin_denied"]
+    )
+    assert endpoint["guardrail"] == "alice CreateEndpoint: denied by guardrail-no-endpoint-by-data-scientist"
+    data_scientist = "\n".join(_text(c) for c in _cells(report / NOTEBOOK_01))
+    assert "refused (create an endpoint): " in data_scientist
+    assert "data scientists cannot create or delete endpoints" in data_scientist
+    # Clean-up: the schedule, then the endpoint.
+    assert (
+        "monitoring schedule xgb-credit-score-model-monitor-schedule-" in out
+        and f"endpoint {job}-endpoint Deleting" in out
+    )
+    assert summary["audit"]["ok"] is True
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(900)
 @needs_chromium
 def test_the_report_opens_in_a_browser(demo: tuple[Path, Path], tmp_path: Path) -> None:
     _, report = demo
@@ -152,11 +282,19 @@ def test_the_report_opens_in_a_browser(demo: tuple[Path, Path], tmp_path: Path) 
         "Feature importance",
         "SHAP",
         "SHAP",
+        "Drift",
     ]
-    for name in ("00_PlatformAdmin-Workflow.html", "01_DataScientist-Workflow.html"):
+    expected = {
+        "00_PlatformAdmin-Workflow.html": "audit chain: OK",
+        "01_DataScientist-Workflow.html": "SHAP values for 24000 training rows",
+        "02_MLOps-Workflow.html": "violations on the drifted traffic: EDUCATION, LIMIT_BAL",
+        "drift-report.html": "LIMIT_BAL",
+    }
+    for name, text in expected.items():
         assert f'href="{name}"' in dom
         rendered = chromium(tmp_path, "--dump-dom", (report / name).as_uri()).stdout.decode()
-        assert "SHAP values for 24000 training rows" in rendered or "audit chain: OK" in rendered
+        assert text in rendered, name
+    assert re.search(r'id="flagged">clean traffic: none; drifted traffic:\s+EDUCATION, LIMIT_BAL<', dom)
     commit = json.loads((report / "summary.json").read_text())["commit"]["url"]
     assert f'href="{commit}"' in dom
     detective = json.loads((report / "summary.json").read_text())["detective"]["reason"]
@@ -177,8 +315,9 @@ def test_the_report_opens_in_a_browser(demo: tuple[Path, Path], tmp_path: Path) 
 @pytest.mark.slow
 @pytest.mark.timeout(900)
 def test_no_input_row_is_on_disk_in_plaintext(demo: tuple[Path, Path]) -> None:
-    # DESIGN invariant 1: after the whole workflow no input row is on disk in plaintext anywhere
-    # in the platform home (buckets, job scratch, notebook volumes, git, logs, the database).
+    # DESIGN invariant 1: after the whole workflow no input row and no captured request is on disk in
+    # plaintext anywhere in the platform home (buckets, capture spools, job scratch, notebook volumes,
+    # git, logs, the database).
     home, _ = demo
     assert not any(os.path.ismount(p) for p in home.rglob("home"))  # everything was unmounted
     table = credit_default(n=30000, seed=0)
@@ -188,6 +327,8 @@ def test_no_input_row_is_on_disk_in_plaintext(demo: tuple[Path, Path]) -> None:
         for text in (table.to_csv(), label_first.to_csv(index=False))
         for line in text.splitlines()[1::1500]  # 20 rows spread over each file
     ]
+    clean, drift = _workshop_test_rows()  # what notebook 02 sent, so what the endpoint captured
+    rows += [row.encode() for row in clean[::25] + drift[::25]]
     for path in (p for p in home.rglob("*") if p.is_file()):
         data = path.read_bytes()
         assert not any(row in data for row in rows), f"an input row in plaintext in {path}"

@@ -22,6 +22,7 @@ from strongroom.api.routers import (
     lineage,
     metrics,
     model_registry,
+    monitoring,
     notebooks,
     policy,
     serving,
@@ -54,6 +55,7 @@ ROUTERS = (
     serving.router,
     serving.invocations,
     model_registry.router,
+    monitoring.router,
 )
 
 

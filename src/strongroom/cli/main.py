@@ -13,7 +13,20 @@ from typing import Annotated, Any
 import typer
 
 import strongroom
-from strongroom.cli import audit, catalog, experiments, git, host, identity, jobs, lineage, policy, serving, storage
+from strongroom.cli import (
+    audit,
+    catalog,
+    experiments,
+    git,
+    host,
+    identity,
+    jobs,
+    lineage,
+    monitor,
+    policy,
+    serving,
+    storage,
+)
 from strongroom.cli import model_registry as _model_registry  # noqa: F401  (adds `models register|packages|approve|reject`)
 from strongroom.cli.common import HomeOpt, JsonOpt, StrongroomGroup, config_for
 from strongroom.cli.output import print_json, say, show
@@ -67,6 +80,7 @@ for sub_app, group in (
     (host.admin_app, "admin"),
     (serving.models_app, "models"),
     (serving.endpoints_app, "endpoints"),
+    (monitor.app, "monitor"),
 ):
     app.add_typer(sub_app, name=group)
 for command in (storage.cp, storage.ls, storage.rm, host.backup, host.restore):

@@ -111,6 +111,8 @@ class Config(BaseSettings):
     job_max_instance_count: int = Field(default=4, ge=1, le=64)
     job_runtime_dir: str = ""
     spot_preemption_probability: float = Field(default=0.0, ge=0, le=1)
+    # Model monitoring; see docs/monitoring.md.
+    monitor_capture_lag_seconds: float = Field(default=10.0, ge=0, le=3600)
     # Detective controls' alerts: an https:// webhook and the CA bundle to verify it.
     alert_webhook_url: str = ""
     alert_webhook_ca: str = ""
@@ -351,6 +353,10 @@ job_max_scratch_mb = 8192
 job_max_instance_count = 4
 job_runtime_dir = ""
 spot_preemption_probability = 0.0
+
+# Model monitoring: an execution starts this many seconds after its window ends, so that the
+# requests answered just before the end (an endpoint uploads its capture every 5 seconds) are read.
+monitor_capture_lag_seconds = 10.0
 
 # Detective controls raise alerts into the audit log and, when set, POST them (JSON) here.
 alert_webhook_url = ""

@@ -12,6 +12,7 @@ import strongroom.identity.db
 import strongroom.jobs.db
 import strongroom.kms.db
 import strongroom.lineage.db
+import strongroom.monitor.db
 import strongroom.notebooks.db
 import strongroom.policy.db
 import strongroom.serving.db

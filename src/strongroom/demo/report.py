@@ -15,6 +15,7 @@ PLOTS = {
     "importance": "Feature importance (weight)",
     "shap-bar": "SHAP: mean |value| per feature (full training set)",
     "shap-beeswarm": "SHAP: every training row (beeswarm)",
+    "drift": "Drift: distance to the baseline per feature, clean vs drifted traffic",
 }
 _SANDBOX_COMMIT = re.compile(
     r"^Commit: git\+\S*/git/(?P<team>[^/]+)/(?P<repo>[^/@]+?)(?:\.git)?@(?P<sha>[0-9a-f]{7,64})$"
@@ -95,6 +96,23 @@ def build_summary_html(
         if name in (plots or {})
     )
     links = "".join(f"<li><a href='{_e(href)}'>{_e(title)}</a></li>" for title, href in (notebooks or {}).items())
+    endpoint, capture = report.get("endpoint") or {}, report.get("capture") or {}
+    monitoring = report.get("monitoring") or {}
+    baseline = monitoring.get("baseline") or {}
+    drifted, clean = monitoring.get("drifted") or {}, monitoring.get("clean") or {}
+    if drifted.get("report_file"):
+        links += f"<li><a href='{_e(drifted['report_file'])}'>Drift report (the drifted traffic's execution)</a></li>"
+    violations = "".join(
+        f"<tr><td>{_e(name)}</td><td>{_e(v.get('feature_name'))}</td><td>{_e(v.get('constraint_check_type'))}</td>"
+        f"<td>{_e(v.get('description'))}</td></tr>"
+        for name, check in (("clean", clean), ("drifted", drifted))
+        for v in check.get("violations", [])
+    )
+    flagged = {
+        name: ", ".join(sorted({v.get("feature_name", "") for v in check.get("violations", [])})) or "none"
+        for name, check in (("clean", clean), ("drifted", drifted))
+    }
+    endpoint_lineage = "".join(f"<li>{_e(item)}</li>" for item in endpoint.get("lineage", []))
     hyperparameters = _e(", ".join(f"{k}={v}" for k, v in sorted(report.get("hyperparameters", {}).items())))
     return f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8">
@@ -112,14 +130,27 @@ figure img{{max-width:38em;border:1px solid #ddd}}figcaption{{font-weight:600}}<
 <tr><th>Model</th><td id="model">{_e(report.get("model"))} (job {_e(report.get("training_job"))})</td></tr>
 <tr><th>Hyperparameters</th><td id="hyperparameters">{hyperparameters}</td></tr>
 {commit_row}
+<tr><th>Endpoint</th><td id="endpoint">{_e(endpoint.get("name"))}: p50 {_e(endpoint.get("p50_ms"))} ms over
+{_e(endpoint.get("requests"))} requests (from the MLOps engineer's notebook)</td></tr>
+<tr><th>Captured records</th><td id="capture">{_e(capture.get("records"))} records in {_e(capture.get("objects"))}
+encrypted objects under {_e(capture.get("destination"))}; exactly the {_e(endpoint.get("sent"))} requests sent:
+{_e(endpoint.get("capture_equals_sent"))}; refused to the platform admin: {_e(capture.get("admin_denied"))}</td></tr>
+<tr><th>Baseline</th><td id="baseline">{_e(baseline.get("rows"))} rows x {_e(baseline.get("features"))} features,
+{_e(baseline.get("constraints"))} constraints ({_e(baseline.get("uri"))})</td></tr>
+<tr><th>Violations</th><td id="flagged">clean traffic: {_e(flagged["clean"])}; drifted traffic:
+{_e(flagged["drifted"])}</td></tr>
 <tr><th>Guardrail</th><td id="guardrail">{_e(report.get("guardrail"))}</td></tr>
+<tr><th>Guardrail (endpoints)</th><td id="endpoint-guardrail">{_e(endpoint.get("guardrail"))}</td></tr>
 <tr><th>Detective control</th><td id="detective">{_e(detective.get("status"))}: {_e(detective.get("reason"))}</td></tr>
 <tr><th>Audit chain</th><td id="audit">{"OK" if audit.get("ok") else "FAILED " + _e(audit.get("problem"))}:
 {_e(audit.get("events"))} events, {_e(audit.get("checkpoints"))} signed checkpoints</td></tr>
 </table>
 <h2>The executed notebooks</h2><ul id="notebooks">{links}</ul>
 <h2>Plots</h2><div id="plots">{figures}</div>
+<h2>Violations</h2>
+<table id="violations"><tr><th>traffic</th><th>feature</th><th>check</th><th>description</th></tr>{violations}</table>
 <h2>Lineage of the model (upstream)</h2><ul id="lineage">{lineage}</ul>
+<h2>Lineage of the endpoint (upstream, down to both commits)</h2><ul id="endpoint-lineage">{endpoint_lineage}</ul>
 <h2>Steps</h2><table id="steps"><tr><th>step</th><th>outcome</th><th>time</th></tr>{steps}</table>
 </body></html>
 """

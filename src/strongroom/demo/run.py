@@ -13,8 +13,10 @@ commit URL, guardrail and detective events, audit verification) to the team buck
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
+import re
 import tempfile
 import time
 from dataclasses import dataclass, field
@@ -37,7 +39,11 @@ from strongroom.sdk.session import Session
 
 console = Console()
 TEAM, LAB = "risk", "sandbox-lab"
-NOTEBOOKS = {"admin": "00_PlatformAdmin-Workflow.ipynb", "alice": "01_DataScientist-Workflow.ipynb"}
+NOTEBOOKS = {
+    "admin": "00_PlatformAdmin-Workflow.ipynb",
+    "alice": "01_DataScientist-Workflow.ipynb",
+    "omar": "02_MLOps-Workflow.ipynb",
+}
 PEOPLE = [
     # name, role, team ("" = platform-wide)
     ("dana", "DataScienceAdmin", TEAM),
@@ -100,6 +106,9 @@ def _setup(run: DemoRun, server: launcher.ServerProcess, admin_token: str) -> No
         run.sessions[name] = Session(url=server.url, token=admin.tokens.create("demo", user=name).secret, ca=server.ca)
     admin.teams.set_guardrail_exemptions(LAB, ["network-isolation"])
     run.step("people: " + ", ".join(f"{n} ({r}{'@' + t if t else ''})" for n, r, t in PEOPLE), 0.0)
+    # The team's portfolio grants notebooks to data scientists; its admin grants them to the MLOps role too.
+    run.sessions["dana"].catalog.grant(TEAM, "notebooks", "MLOpsEngineer")
+    run.step(f"dana (DataScienceAdmin) grants team {TEAM}'s Notebook portfolio to MLOpsEngineer", 0.0)
 
 
 def _guardrail_and_detective(run: DemoRun) -> None:
@@ -173,12 +182,19 @@ def _guardrail_and_detective(run: DemoRun) -> None:
     )
 
 
-def _launch_notebooks(run: DemoRun) -> ProvisionedProduct:
-    """Launch both Notebook products; return the admin's launch, which settles while alice's notebook runs."""
-    alice, admin = run.sessions["alice"], run.sessions["admin"]
-    admin_launch = admin.catalog.launch(
-        "notebook", {"TeamName": "platform", "NotebookName": "ops", "ExecutionRole": "PlatformAdmin"}
-    )
+def _launch_notebooks(run: DemoRun) -> dict[str, ProvisionedProduct]:
+    """Launch the three Notebook products; return omar's and the admin's launches, which settle while
+    alice's notebook runs."""
+    alice, admin, omar = run.sessions["alice"], run.sessions["admin"], run.sessions["omar"]
+    launches = {
+        "omar": omar.catalog.launch(
+            "notebook",
+            {"TeamName": TEAM, "NotebookName": "omar-ops", "ExecutionRole": "MLOpsEngineer", "InstanceSize": "medium"},
+        ),
+        "admin": admin.catalog.launch(
+            "notebook", {"TeamName": "platform", "NotebookName": "ops", "ExecutionRole": "PlatformAdmin"}
+        ),
+    }
     _timed(
         run,
         "Notebook product for alice (JupyterLab in a network-less sandbox, her DataScientist role)",
@@ -186,7 +202,7 @@ def _launch_notebooks(run: DemoRun) -> ProvisionedProduct:
             "notebook", {"TeamName": TEAM, "NotebookName": "alice-lab", "InstanceSize": "large"}, wait=True
         ),
     )
-    return admin_launch
+    return launches
 
 
 def _execute(run: DemoRun, who: str, team: str, notebook: str) -> dict[str, Any]:
@@ -231,6 +247,42 @@ def _execute(run: DemoRun, who: str, team: str, notebook: str) -> dict[str, Any]
     )
     _save(run, name, executed)
     return dict(executed)
+
+
+CAPTURE_PREFIX = "secure-strongroom-demo/monitoring/datacapture/"
+
+
+def _capture_access(run: DemoRun) -> None:
+    """The endpoint's capture, read back as the team (alice) and refused to the platform admin."""
+    alice, admin = run.sessions["alice"], run.sessions["admin"]
+    started = time.monotonic()
+    keys = alice.list_objects(f"{TEAM}-data", CAPTURE_PREFIX)
+    inputs = [
+        json.loads(line)["captureData"]["endpointInput"]["data"]
+        for key in keys
+        for line in alice.buckets.get_object(f"{TEAM}-data", key).decode().splitlines()
+    ]
+    denial = ""
+    if keys:
+        try:
+            admin.buckets.get_object(f"{TEAM}-data", keys[0])
+        except Forbidden as exc:
+            denial = exc.detail
+    run.facts["capture"] = {
+        "destination": f"sr://{TEAM}-data/{CAPTURE_PREFIX}",
+        "objects": len(keys),
+        "records": len(inputs),
+        "inputs_sha256": hashlib.sha256("\n".join(sorted(inputs)).encode()).hexdigest(),
+        "team_reads": bool(inputs),
+        "admin_denied": denial,
+    }
+    outcome = "ok" if inputs and denial else "failed"
+    run.step(
+        f"capture: {len(inputs)} records in {len(keys)} objects, read by the team (alice); the platform admin "
+        f"is refused — {denial.split(': ', 1)[-1] or 'NOT refused'}",
+        time.monotonic() - started,
+        outcome,
+    )
 
 
 def _save(run: DemoRun, name: str, notebook: Any) -> None:
@@ -283,7 +335,7 @@ def run_demo(
     try:
         _setup(run, server, init.token.secret)
         _guardrail_and_detective(run)
-        admin_launch = _launch_notebooks(run)
+        launches = _launch_notebooks(run)
         if dataset is not None:
             # One canonical headed CSV (UCI schema), built in memory: the notebook reads any input the same way.
             run.sessions["alice"].buckets.put_object(
@@ -298,11 +350,18 @@ def run_demo(
         executed_01 = _execute(run, "alice", TEAM, "alice-lab")
         _timed(
             run,
-            "Notebook product for the platform admin (kernels act as PlatformAdmin), launched alongside alice's",
-            lambda: run.sessions["admin"].catalog.wait(admin_launch.team, admin_launch.name),
+            "Notebook product for omar (his MLOpsEngineer role), launched alongside alice's",
+            lambda: run.sessions["omar"].catalog.wait(launches["omar"].team, launches["omar"].name),
         )
-        executed_00 = _execute(run, "admin", "platform", "ops")
-        summary = _summarise(run, executed_01, executed_00)
+        executed_02 = _execute(run, "omar", TEAM, "omar-ops")
+        _capture_access(run)
+        _timed(
+            run,
+            "Notebook product for the platform admin (kernels act as PlatformAdmin), launched alongside alice's",
+            lambda: run.sessions["admin"].catalog.wait(launches["admin"].team, launches["admin"].name),
+        )
+        _execute(run, "admin", "platform", "ops")
+        summary = _summarise(run, executed_01, executed_02)
         _print_summary(run, summary)
         code = 0 if all(outcome == "ok" for _, outcome, _ in run.steps) else 1
     except StrongroomError as exc:
@@ -321,43 +380,118 @@ def run_demo(
     return code
 
 
-def _summarise(run: DemoRun, executed_01: dict[str, Any], executed_00: dict[str, Any]) -> dict[str, Any]:
+def _value(text: str, prefix: str) -> str:
+    """What follows ``prefix`` on the first output line starting with it ("" if none)."""
+    return next((line[len(prefix) :].strip() for line in text.splitlines() if line.startswith(prefix)), "")
+
+
+def _lineage(session: Session, srn: str, platform_url: str) -> tuple[list[str], list[dict[str, str]]]:
+    """The upstream lineage of ``srn`` as sorted ``type: uri`` entries (commits as platform links), and
+    the commits' links."""
+    upstream = session.lineage.upstream(srn, depth=10)
+    entries = sorted({f"{getattr(n, 'type', '')}: {getattr(n, 'uri', '') or n.srn}" for n in upstream.nodes})
+    lineage: list[str] = []
+    commits: list[dict[str, str]] = []
+    for entry in entries:
+        # The lineage names a commit by the sandbox's own remote; the report gives the platform's URL.
+        link = commit_link(entry, platform_url)
+        if link:
+            commits.append(link)
+            entry = f"Commit: {link['url']}"
+        lineage.append(entry)
+    return lineage, commits
+
+
+def _endpoint_report(run: DemoRun, text: str) -> dict[str, Any]:
+    """Notebook 02's endpoint, as the notebook measured it and the platform recorded it."""
+    omar, ava = run.sessions["omar"], run.sessions["ava"]
+    srn = _value(text, "Endpoint:")
+    name = srn.rsplit("/", 1)[-1]
+    latency = re.match(r"([0-9.]+) ms over ([0-9]+) requests", _value(text, "endpoint latency p50:"))
+    context = next((e for e in omar.lineage.list_entities(kind="context", type="Endpoint") if e.name == name), None)
+    lineage, commits = _lineage(omar, context.srn, str(run.facts.get("url", ""))) if context else ([], [])
+    sent = re.search(r"^sent ([0-9]+) requests \| sha256 of the sorted rows: ([0-9a-f]{64})$", text, re.MULTILINE)
+    denied = [
+        e
+        for e in ava.audit.query(action="CreateEndpoint", decision="Deny", principal="alice", limit=10)
+        if "guardrail-no-endpoint-by-data-scientist" in e.policies
+    ]
+    return {
+        "name": name,
+        "srn": srn,
+        "p50_ms": float(latency[1]) if latency else None,
+        "requests": int(latency[2]) if latency else 0,
+        "sent": int(sent[1]) if sent else 0,
+        "sent_sha256": sent[2] if sent else "",
+        "capture_equals_sent": _value(text, f"capture holds exactly the {sent[1] if sent else '?'} requests sent:")
+        == "True",
+        "lineage": lineage,
+        "commits": commits,
+        "guardrail": (
+            f"{denied[0].principal} {denied[0].action}: denied by {', '.join(denied[0].policies)}" if denied else ""
+        ),
+    }
+
+
+def _monitoring_report(run: DemoRun, text: str) -> dict[str, Any]:
+    """Notebook 02's baseline and its two checks (clean and drifted traffic), read back from the model
+    bucket as the team (omar); the drift report is copied next to the summary."""
+    omar = run.sessions["omar"]
+    baseline = re.match(r"(\d+) rows x (\d+) features \| (\d+) constraints \| (\S+)", _value(text, "baseline:"))
+    checks: dict[str, Any] = {}
+    for name, prefix in (("clean", "clean traffic report:"), ("drifted", "drift report:")):
+        report_uri = _value(text, prefix)
+        if not report_uri:
+            continue
+        bucket, key = report_uri[len("sr://") :].split("/", 1)
+        folder = key.rsplit("/", 1)[0]
+        violations = json.loads(omar.buckets.get_object(bucket, f"{folder}/constraint_violations.json"))["violations"]
+        checks[name] = {"report": report_uri, "violations": violations}
+        if name == "drifted":
+            run.report_dir.mkdir(parents=True, exist_ok=True)
+            (run.report_dir / "drift-report.html").write_bytes(omar.buckets.get_object(bucket, key))
+            checks[name]["report_file"] = "drift-report.html"
+    return {
+        "baseline": {
+            "rows": int(baseline[1]),
+            "features": int(baseline[2]),
+            "constraints": int(baseline[3]),
+            "uri": baseline[4],
+        }
+        if baseline
+        else {},
+        "schedule": _value(text, "Schedule status:"),
+        "clean": checks.get("clean", {}),
+        "drifted": checks.get("drifted", {}),
+    }
+
+
+def _summarise(run: DemoRun, executed_01: dict[str, Any], executed_02: dict[str, Any]) -> dict[str, Any]:
     alice, ava = run.sessions["alice"], run.sessions["ava"]
     text = _outputs_text(executed_01)
-    auc = next((line.split(":", 1)[1].strip() for line in text.splitlines() if line.startswith("test AUC:")), "?")
+    auc = _value(text, "test AUC:") or "?"
     jobs = alice.jobs.list(TEAM)
     training = next(j for j in jobs if j.kind == "training" and j.status == "Completed")
     model_uri = next(o.uri for o in training.outputs_produced if o.uri.endswith("model.tar.gz"))
     model = next(e for e in alice.lineage.list_entities(uri=model_uri))
-    upstream = alice.lineage.upstream(model.srn, depth=10)
-    entries = sorted({f"{getattr(n, 'type', '')}: {getattr(n, 'uri', '') or n.srn}" for n in upstream.nodes})
-    # The lineage names the commit by the sandbox's own remote; the report gives the platform's URL.
-    platform_url = str(run.facts.get("url", ""))
-    lineage: list[str] = []
-    commit: dict[str, str] = {}
-    for entry in entries:
-        link = commit_link(entry, platform_url)
-        if link:
-            commit, entry = link, f"Commit: {link['url']}"
-        lineage.append(entry)
-    top = next(
-        (
-            line.split(":", 1)[1].strip().split(", ")
-            for line in text.splitlines()
-            if line.startswith("top SHAP features:")
-        ),
-        [],
-    )
+    lineage, commits = _lineage(alice, model.srn, str(run.facts.get("url", "")))
+    top = _value(text, "top SHAP features:").split(", ")
+    text_02 = _outputs_text(executed_02)
+    endpoint = _endpoint_report(run, text_02)
+    monitoring = _monitoring_report(run, text_02)
     verify = ava.audit.verify()
     report = {
         "test_auc": auc,
-        "top_shap_features": top,
+        "top_shap_features": [t for t in top if t],
         "model": model_uri,
         "training_job": training.name,
         "hyperparameters": dict(training.spec.hyperparameters),
         "channels": [c.name for c in training.spec.inputs],
-        "commit": commit,
+        "commit": commits[0] if commits else {},
         "lineage": lineage,
+        "endpoint": endpoint,
+        "capture": run.facts.get("capture", {}),
+        "monitoring": monitoring,
         "guardrail": run.facts.get("guardrail", ""),
         "detective": run.facts.get("detective", {}),
         "audit": {
@@ -371,10 +505,12 @@ def _summarise(run: DemoRun, executed_01: dict[str, Any], executed_00: dict[str,
     }
     run.report_dir.mkdir(parents=True, exist_ok=True)
     rendered = {name: render_notebook_html(run.report_dir / name).name for name in NOTEBOOKS.values()}
-    html = build_summary_html(report, notebook_plots(executed_01), {Path(n).stem: href for n, href in rendered.items()})
+    plots = {**notebook_plots(executed_01), **notebook_plots(executed_02)}
+    html = build_summary_html(report, plots, {Path(n).stem: href for n, href in rendered.items()})
     (run.report_dir / "summary.html").write_text(html)
     (run.report_dir / "summary.json").write_text(json.dumps(report, indent=2, default=str))
-    for name in ("summary.html", *NOTEBOOKS.values(), *rendered.values()):
+    extra = ["drift-report.html"] if (run.report_dir / "drift-report.html").exists() else []
+    for name in ("summary.html", *NOTEBOOKS.values(), *rendered.values(), *extra):
         alice.buckets.put_object(f"{TEAM}-data", f"demo-report/{name}", run.report_dir / name)
     run.step(f"report saved to {run.report_dir} and sr://{TEAM}-data/demo-report/", 0.0)
     return report
@@ -391,7 +527,41 @@ def _print_summary(run: DemoRun, summary: dict[str, Any]) -> None:
     table.add_row(
         "model lineage (upstream)", f"{len(summary['lineage'])} entities, down to the raw data and the commit"
     )
+    endpoint, capture = summary["endpoint"], summary["capture"]
+    table.add_row(
+        "endpoint (omar, MLOpsEngineer)",
+        f"{endpoint['name']}: p50 {endpoint['p50_ms']} ms over {endpoint['requests']} requests from his notebook",
+    )
+    table.add_row(
+        "data capture",
+        f"{capture.get('records')} records ({'exactly' if endpoint['capture_equals_sent'] else 'NOT'} the "
+        f"{endpoint['sent']} requests sent) in {capture.get('objects')} encrypted objects; readable by the team, "
+        f"refused to the platform admin",
+    )
+    commits = ", ".join(c["sha"][:10] for c in endpoint["commits"])
+    table.add_row(
+        "endpoint lineage (upstream)",
+        f"{len(endpoint['lineage'])} entities, down to the raw data and commits {commits}",
+    )
+    monitoring = summary["monitoring"]
+    baseline = monitoring.get("baseline") or {}
+    table.add_row(
+        "baseline (train_headers)",
+        f"{baseline.get('rows')} rows x {baseline.get('features')} features, {baseline.get('constraints')} constraints",
+    )
+    for name in ("clean", "drifted"):
+        found = monitoring.get(name) or {}
+        flagged = sorted({v["feature_name"] for v in found.get("violations", [])})
+        table.add_row(f"violations ({name} traffic)", ", ".join(flagged) or "none")
+    drifted = monitoring.get("drifted") or {}
+    for violation in drifted.get("violations", []):
+        table.add_row(
+            f"  {violation['feature_name']}", f"{violation['constraint_check_type']}: {violation['description']}"
+        )
+    if drifted.get("report_file"):
+        table.add_row("drift report", str(run.report_dir / drifted["report_file"]))
     table.add_row("guardrail", summary["guardrail"])
+    table.add_row("guardrail (endpoints)", endpoint["guardrail"])
     table.add_row("detective control", f"{detective.get('status')} after {detective.get('seconds') or 0:.1f} s")
     audit = summary["audit"]
     table.add_row(

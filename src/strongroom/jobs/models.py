@@ -22,7 +22,11 @@ JobStatus = Literal["Pending", "InProgress", "Completed", "Failed", "Stopping", 
 TERMINAL = ("Completed", "Failed", "Stopped")
 CHANNEL = re.compile(r"[a-z0-9][a-z0-9_-]{0,31}")
 ML_ROOT = "/opt/ml"
-BUILTIN_ALGORITHMS = {"xgboost": "strongroom.algorithms.xgboost.train", "explain": "strongroom.explain.job"}
+BUILTIN_ALGORITHMS = {
+    "xgboost": "strongroom.algorithms.xgboost.train",
+    "explain": "strongroom.explain.job",
+    "model-monitor": "strongroom.monitor.inside.job",
+}
 
 
 class Strict(BaseModel):
@@ -52,7 +56,7 @@ class CodeSpec(Strict):
     """Either a built-in ``algorithm`` or user code: ``source`` is an ``sr://`` script or a
     ``.tar.gz`` of a source directory, ``entry_point`` the script inside it."""
 
-    algorithm: Literal["xgboost", "explain"] | None = None
+    algorithm: Literal["xgboost", "explain", "model-monitor"] | None = None
     source: str | None = None
     version_id: str | None = Field(default=None, max_length=64)
     entry_point: str | None = None

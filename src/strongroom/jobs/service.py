@@ -42,7 +42,7 @@ CREATE_ACTIONS = {
     "training": "CreateTrainingJob",
     "transform": "CreateTransformJob",
     "explainability": "CreateProcessingJob",
-    "monitoring": "CreateProcessingJob",
+    "monitoring": "CreateMonitoringJob",
 }
 MAX_INPUT_OBJECTS = 10_000
 
@@ -190,6 +190,14 @@ class JobService:
                 raise InvalidInput("an explainability job needs 'model' and 'dataset' input channels", field="inputs")
             if not any(o.name == "report" for o in spec.outputs):
                 raise InvalidInput("an explainability job needs a 'report' output", field="outputs")
+        if (spec.kind == "monitoring") != (spec.code.algorithm == "model-monitor"):
+            # The monitoring role's jobs write their outputs as the team (policy
+            # "monitoring-job-writes-its-outputs"): only the platform's own code runs in them.
+            raise InvalidInput(
+                "a monitoring job runs the built-in code.algorithm 'model-monitor', and that algorithm only "
+                "runs as kind 'monitoring'",
+                field="code.algorithm",
+            )
         if spec.code.algorithm == "xgboost":
             validate_xgboost({k: v for k, v in spec.hyperparameters.items()})
             if spec.kind == "training" and not any(c.name == "train" for c in spec.inputs):

@@ -1,4 +1,4 @@
-"""The catalog product "Notebook": JupyterLab in a sandbox for one DataScientist of a team."""
+"""The catalog product "Notebook": JupyterLab in a sandbox for one DataScientist (or MLOpsEngineer) of a team."""
 
 from __future__ import annotations
 
@@ -33,7 +33,7 @@ PARAMETERS = [
     ),
     ParameterSpec(
         name="Owner",
-        description="The DataScientist the notebook acts for (default: you)",
+        description="The team member the notebook acts for (default: you)",
         default="",
         allowed_pattern=f"|{NAME_PATTERN.pattern}",
         constraint_description="a user name",
@@ -68,10 +68,10 @@ PARAMETERS = [
     ),
     ParameterSpec(
         name="ExecutionRole",
-        description="The role the notebook's kernels act with: the owner's DataScientist role in the team, "
-        "or (an operator's own notebook) the owner's PlatformAdmin role",
+        description="The role the notebook's kernels act with: the owner's DataScientist or MLOpsEngineer "
+        "role in the team, or (an operator's own notebook) the owner's PlatformAdmin role",
         default="DataScientist",
-        allowed_values=["DataScientist", "PlatformAdmin"],
+        allowed_values=["DataScientist", "MLOpsEngineer", "PlatformAdmin"],
     ),
     ParameterSpec(
         name="Runtime",
@@ -185,15 +185,16 @@ class NotebookProvisioner(Provisioner):
             raise Forbidden(
                 "only the team's DataScienceAdmin launches notebooks for someone else", field="parameters.Owner"
             )
+        role = resolved.get("ExecutionRole") or "DataScientist"
         with self.db.read() as session:
             held = session.scalars(
                 select(MembershipRow.id).where(
-                    MembershipRow.user == owner, MembershipRow.team == team, MembershipRow.role == "DataScientist"
+                    MembershipRow.user == owner, MembershipRow.team == team, MembershipRow.role == role
                 )
             ).first()
         if held is None:
             raise InvalidInput(
-                f"{owner} is not a DataScientist of team {team}: a notebook acts with its owner's DataScientist role",
+                f"{owner} is not a {role} of team {team}: a notebook acts with its owner's {role} role",
                 field="parameters.Owner",
             )
         return resolved

@@ -65,6 +65,71 @@ class _StoredState(Collector):
         yield stored
 
 
+class _Monitoring(Collector):
+    """Per monitoring schedule, from its latest finished execution: each feature's distance from
+    the baseline, and the violations found (read from the database at scrape time)."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    def describe(self) -> Iterator[Metric]:
+        yield from self._families()
+
+    @staticmethod
+    def _families() -> tuple[GaugeMetricFamily, GaugeMetricFamily, GaugeMetricFamily]:
+        return (
+            GaugeMetricFamily(
+                "strongroom_monitor_feature_distance",
+                "Distance of each feature from its baseline in the latest finished execution of a monitoring schedule",
+                labels=["team", "schedule", "feature"],
+            ),
+            GaugeMetricFamily(
+                "strongroom_monitor_violations",
+                "Constraint violations in the latest finished execution of a monitoring schedule, by check",
+                labels=["team", "schedule", "check"],
+            ),
+            GaugeMetricFamily(
+                "strongroom_monitor_last_execution_timestamp_seconds",
+                "When the latest execution of a monitoring schedule finished, by its status",
+                labels=["team", "schedule", "status"],
+            ),
+        )
+
+    def collect(self) -> Iterator[Metric]:
+        from strongroom.monitor.db import MonitoringExecutionRow
+
+        distance, violations, finished = self._families()
+        done = ("Completed", "CompletedWithViolations", "Failed", "Stopped")
+        latest = (
+            select(MonitoringExecutionRow.schedule_id, func.max(MonitoringExecutionRow.ended_at).label("ended"))
+            .where(MonitoringExecutionRow.status.in_(done))
+            .group_by(MonitoringExecutionRow.schedule_id)
+            .subquery()
+        )
+        with self.db.read() as session:
+            rows = session.scalars(
+                select(MonitoringExecutionRow).join(
+                    latest,
+                    (MonitoringExecutionRow.schedule_id == latest.c.schedule_id)
+                    & (MonitoringExecutionRow.ended_at == latest.c.ended),
+                )
+            )
+            for row in rows:
+                for feature, value in sorted(row.distances.items()):
+                    distance.add_metric([row.team, row.schedule, feature], float(value))
+                counts: dict[str, int] = {}
+                for violation in row.violations:
+                    check = violation.get("constraint_check_type", "")
+                    counts[check] = counts.get(check, 0) + 1
+                for check, count in sorted(counts.items()):
+                    violations.add_metric([row.team, row.schedule, check], count)
+                if row.ended_at is not None:
+                    finished.add_metric([row.team, row.schedule, row.status], row.ended_at.timestamp())
+        yield distance
+        yield violations
+        yield finished
+
+
 class Metrics:
     """The platform's metrics: record with the methods, expose with ``render``."""
 
@@ -96,6 +161,7 @@ class Metrics:
             registry=self.registry,
         )
         self.registry.register(_StoredState(db))
+        self.registry.register(_Monitoring(db))
 
     def request(self, method: str, route: str, status: int, seconds: float) -> None:
         """Count one HTTP request (``route`` is the template, never the concrete path)."""

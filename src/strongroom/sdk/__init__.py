@@ -6,7 +6,19 @@ from typing import Any
 
 from strongroom.sdk.session import PlatformUnreachable, Session
 
-__all__ = ["Experiment", "ExperimentAnalytics", "PlatformUnreachable", "Session", "Tracker", "Trial", "TrialComponent"]
+__all__ = [
+    "CronExpressionGenerator",
+    "DatasetFormat",
+    "DefaultModelMonitor",
+    "Experiment",
+    "ExperimentAnalytics",
+    "PlatformUnreachable",
+    "Session",
+    "Tracker",
+    "Trial",
+    "TrialComponent",
+]
+_MONITOR = ("CronExpressionGenerator", "DatasetFormat", "DefaultModelMonitor")
 
 
 def __getattr__(name: str) -> Any:
@@ -15,4 +27,8 @@ def __getattr__(name: str) -> Any:
         from strongroom.sdk import experiments
 
         return getattr(experiments, name)
+    if name in _MONITOR:
+        from strongroom.sdk import monitor
+
+        return getattr(monitor, name)
     raise AttributeError(name)

@@ -148,6 +148,9 @@ class Session:
         from strongroom.sdk import model_registry
 
         self.model_registry = model_registry.ModelRegistry(self)
+        from strongroom.sdk.monitor import MonitoringClient
+
+        self.monitoring = MonitoringClient(self)
 
     def current_token(self) -> str:
         """The token requests carry now (inside a notebook: the freshest execution token)."""

@@ -822,6 +822,15 @@ class ServingService:
             log.warning("endpoints: %s", line)
         return busy
 
+    def captured_records(self, team: str, name: str) -> int | None:
+        """Records the endpoint captured since this platform process started (None: not live here)."""
+        with self.db.read() as session:
+            endpoint_id = session.scalars(
+                select(EndpointRow.id).where(EndpointRow.team == team, EndpointRow.name == name)
+            ).first()
+        spool = self._spools.get(endpoint_id) if endpoint_id else None
+        return spool.captured if spool is not None else None
+
     def flush_capture(self) -> None:
         """Upload sealed capture segments of every live endpoint."""
         with self.db.read() as session:

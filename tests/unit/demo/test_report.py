@@ -58,3 +58,41 @@ def test_the_summary_shows_every_plot_and_cuts_no_text() -> None:
     assert "x" * 600 + " END" in page and "y" * 400 + " END" in page
     assert "<script>" not in page and "&lt;script&gt;" in page
     assert "max_depth=5, subsample=0.8" in page
+
+
+def test_the_summary_shows_the_endpoint_its_capture_the_violations_and_the_endpoint_lineage() -> None:
+    other = "b" * 40
+    report = {
+        "endpoint": {
+            "name": "cc-xgboost-1-endpoint",
+            "p50_ms": 14.2,
+            "requests": 1010,
+            "sent": 1010,
+            "capture_equals_sent": True,
+            "guardrail": "alice CreateEndpoint: denied by guardrail-no-endpoint-by-data-scientist",
+            "lineage": [
+                "DataSet: sr://risk-data/secure-strongroom-demo/raw/rawdata.csv",
+                f"Commit: https://h:1/api/v1/teams/risk/repositories/risk/commits/{SHA}",
+                f"Commit: https://h:1/api/v1/teams/risk/repositories/risk/commits/{other}",
+            ],
+        },
+        "capture": {"records": 1010, "objects": 7, "destination": "sr://risk-data/capture/", "admin_denied": "no"},
+        "monitoring": {
+            "baseline": {"rows": 24000, "features": 23, "constraints": 23, "uri": "sr://risk-models/b"},
+            "clean": {"violations": []},
+            "drifted": {
+                "report_file": "drift-report.html",
+                "violations": [
+                    {"feature_name": "LIMIT_BAL", "constraint_check_type": "baseline_drift_check", "description": "d"},
+                    {"feature_name": "<EDUCATION>", "constraint_check_type": "non_negative_check", "description": "n"},
+                ],
+            },
+        },
+    }
+    page = build_summary_html(report)
+    assert "cc-xgboost-1-endpoint: p50 14.2 ms over\n1010 requests" in page
+    assert "clean traffic: none; drifted traffic:\n&lt;EDUCATION&gt;, LIMIT_BAL" in page  # escaped, sorted
+    assert "<td>drifted</td><td>LIMIT_BAL</td><td>baseline_drift_check</td>" in page
+    assert "href='drift-report.html'" in page
+    assert f"commits/{SHA}</li>" in page and f"commits/{other}</li>" in page
+    assert "24000 rows x 23 features" in page and "denied by guardrail-no-endpoint-by-data-scientist" in page

@@ -68,7 +68,7 @@ EXPECTED: dict[str, set[str]] = {
     "GetCommit": {DSA, DS, ML, AU},
     "ListCommits": {DSA, DS, ML, AU},
     "GitPull": {DSA, DS, ML},
-    "GitPush": {DSA, DS},
+    "GitPush": {DSA, DS, ML},
     "DescribeJob": {DSA, DS, ML},
     "ListJobs": {DSA, DS, ML},
     "GetJobLogs": {DS, ML},
@@ -146,7 +146,7 @@ EXPECTED: dict[str, set[str]] = {
     "RevokePortfolioAccess": {PA, DSA},
     "ListPortfolios": {PA, AU, DSA, DS, ML},
     "DescribePortfolio": {PA, AU, DSA, DS, ML},
-    "LaunchProduct": {PA, DSA, DS},
+    "LaunchProduct": {PA, DSA, DS, ML},
     "UpdateProvisionedProduct": {PA, DSA},  # and a DataScientist's own (owner test below)
     "TerminateProvisionedProduct": {PA, DSA},
     "ListProvisionedProducts": {PA, AU, DSA, DS, ML},
@@ -162,6 +162,16 @@ EXPECTED: dict[str, set[str]] = {
     "OpenNotebook": {DSA},
     "CreatePresignedNotebookUrl": {DSA},
     "UsePackageIndex": {DSA, DS, ML},
+    # model monitoring: the MLOpsEngineer creates and runs monitors; the team reads them
+    "CreateMonitoringJob": {ML},
+    "CreateMonitoringSchedule": {ML},
+    "DeleteMonitoringSchedule": {ML},
+    "StopMonitoringSchedule": {ML},
+    "StartMonitoringSchedule": {ML},
+    "StartMonitoringExecution": {ML},
+    "DescribeMonitoringSchedule": {DSA, DS, ML},
+    "ListMonitoringSchedules": {DSA, DS, ML},
+    "ListMonitoringExecutions": {DSA, DS, ML},
 }
 SAFE_WORKLOAD = {
     "network_isolation": True,
@@ -207,6 +217,7 @@ def test_every_concrete_action_is_in_the_table(engine: PolicyEngine) -> None:
         "FinishJob",
         "RaiseAlert",
         "UpdateEndpointStatus",  # the platform's serving worker only
+        "UpdateMonitoringExecution",  # the platform's monitoring scheduler only
         "ListRuntimes",  # every role holder, to see what they may run on (test_role_holders_only)
         "GetApiDocument",
     }
@@ -236,11 +247,14 @@ def test_role_holders_only(engine: PolicyEngine, action: str) -> None:
     assert not engine.decide(roleless, action, target).allowed
 
 
-@pytest.mark.parametrize("action", ["CreateProcessingJob", "CreateTrainingJob", "CreateTransformJob"])
+@pytest.mark.parametrize(
+    "action", ["CreateProcessingJob", "CreateTrainingJob", "CreateTransformJob", "CreateMonitoringJob"]
+)
 def test_network_isolation_guardrail(engine: PolicyEngine, action: str) -> None:
     target = Target("job", "risk", "j")
+    role = ML if action == "CreateMonitoringJob" else DS
     for context in ({"volume_kms_key": "k"}, {"volume_kms_key": "k", "network_isolation": False}):
-        decision = engine.decide(principal(DS), action, target, context)
+        decision = engine.decide(principal(role), action, target, context)
         assert not decision.allowed
         assert decision.policies == ("guardrail-network-isolation",)
         assert "network isolation" in decision.explain()
@@ -372,12 +386,15 @@ OWNED = [
 ]
 
 
+@pytest.mark.parametrize("role", [DS, ML])
 @pytest.mark.parametrize("action", OWNED)
-def test_data_scientists_manage_only_their_own_notebooks_and_launches(engine: PolicyEngine, action: str) -> None:
-    alice = Principal("alice", "api", (Grant(DS, "risk"),))
+def test_team_members_manage_only_their_own_notebooks_and_launches(
+    engine: PolicyEngine, action: str, role: str
+) -> None:
+    alice = Principal("alice", "api", (Grant(role, "risk"),))
     assert engine.decide(alice, action, Target("notebook", "risk", "nb", owner="alice")).allowed
     assert not engine.decide(alice, action, Target("notebook", "risk", "nb", owner="bob")).allowed
-    other_team = Principal("alice", "api", (Grant(DS, "fraud"),))
+    other_team = Principal("alice", "api", (Grant(role, "fraud"),))
     assert not engine.decide(other_team, action, Target("notebook", "risk", "nb", owner="alice")).allowed
 
 
@@ -405,3 +422,33 @@ def test_only_the_sign_in_page_is_open_to_anyone(engine: PolicyEngine) -> None:
     assert engine.decide(anonymous, "ViewConsoleSignIn", Target("console-page", "", "signin")).allowed
     assert not engine.decide(anonymous, "ViewConsoleSignIn", Target("console-page", "", "audit")).allowed
     assert not engine.decide(anonymous, "ViewConsolePage", Target("console-page", "", "home", owner="u")).allowed
+
+
+def test_mlops_engineer_makes_data_keys_of_its_team_keys_only(engine: PolicyEngine) -> None:
+    """Its monitoring jobs' logs are encrypted under a data key the job service makes as the caller."""
+    own = engine.decide(principal(ML), "GenerateDataKey", Target("key", "risk", "k1"))
+    other = engine.decide(principal(ML), "GenerateDataKey", Target("key", "fraud", "k2"))
+    assert own.allowed and "monitoring-engineer-job-log-keys" in own.policies
+    assert not other.allowed
+    assert not engine.decide(principal(ML), "PutObject", Target("object", "risk", "b/k")).allowed
+
+
+def test_a_monitoring_job_writes_its_outputs_but_no_user_token_does(engine: PolicyEngine) -> None:
+    target = Target("object", "risk", "risk-models/reports/statistics.json")
+    job = Principal(user="u", token_kind="execution", grants=(Grant(ML, "risk"),), scope="srn:strongroom:risk:job/m-1")
+    assert engine.decide(job, "PutObject", target).allowed
+    elsewhere = Principal(
+        user="u", token_kind="execution", grants=(Grant(ML, "risk"),), scope="srn:strongroom:fraud:job/m"
+    )
+    assert not engine.decide(elsewhere, "PutObject", Target("object", "fraud", "f/k")).allowed
+    assert not engine.decide(principal(ML), "PutObject", target).allowed
+
+
+def test_mlops_engineer_puts_edited_constraints_and_nothing_else(engine: PolicyEngine) -> None:
+    edited = Target("object", "risk", "risk-models/credit/edited/constraints.json")
+    assert engine.decide(principal(ML), "PutObject", edited).allowed
+    assert not engine.decide(
+        principal(ML), "PutObject", Target("object", "risk", "risk-data/constraints.json.csv")
+    ).allowed
+    assert not engine.decide(principal(ML), "PutObject", Target("object", "fraud", "f/constraints.json")).allowed
+    assert not engine.decide(principal(ML), "DeleteObject", edited).allowed

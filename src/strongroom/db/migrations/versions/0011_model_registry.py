@@ -13,7 +13,7 @@ from alembic import op
 import strongroom.db.base
 
 revision = "0011"
-down_revision = "0009"  # the lead re-chains at merge
+down_revision = "0010"
 branch_labels = None
 depends_on = None
 

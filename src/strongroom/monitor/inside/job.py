@@ -1,0 +1,156 @@
+"""The model monitor job (``code.algorithm = "model-monitor"``), run inside the job's sandbox.
+
+Two modes (hyperparameter ``mode``):
+
+- ``baseline`` (``suggest_baseline``): the ``baseline`` channel holds one CSV file (with a header
+  unless ``header`` is false, then ``feature_names`` names its columns); columns listed in
+  ``excluded_columns`` (the label) are left out; writes ``statistics.json`` and ``constraints.json``.
+- ``analysis`` (one execution of a monitoring schedule): the ``baseline-statistics`` and
+  ``baseline-constraints`` channels hold the baseline's files; the ``capture-*`` channels hold the
+  endpoint's capture files of every hour the window ``[window_start, window_end)`` touches. The
+  records inside the window are read as headerless rows whose field ``i`` is the ``i``-th feature of
+  the baseline (less ``excluded_columns``); writes ``statistics.json``,
+  ``constraint_violations.json`` and ``report.html``.
+
+Decrypted inputs live only on the sandbox's tmpfs; results are printed as
+``[strongroom] monitor <name>=<value>`` lines, which the platform's metric definitions pick up.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+from strongroom.core.errors import InvalidInput, StrongroomError
+
+INPUT = Path("/opt/ml/processing/input")
+OUTPUT = Path("/opt/ml/processing/output/results")
+METRIC = "[strongroom] monitor"
+
+
+def _channel(name: str) -> Path:
+    return Path(os.environ.get(f"SM_CHANNEL_{name.upper().replace('-', '_')}", INPUT / name))
+
+
+def _one_file(name: str) -> Path:
+    folder = _channel(name)
+    files = sorted(p for p in folder.rglob("*") if p.is_file()) if folder.is_dir() else []
+    if folder.is_file():
+        files = [folder]
+    if len(files) != 1:
+        raise InvalidInput(f"the {name!r} channel must hold exactly one file, found {len(files)}", field=name)
+    return files[0]
+
+
+def _names(value: Any) -> list[str]:
+    if not value:
+        return []
+    found = json.loads(value) if isinstance(value, str) else value
+    if not isinstance(found, list) or not all(isinstance(n, str) for n in found):
+        raise InvalidInput("expected a JSON list of column names", field="hyperparameters")
+    return found
+
+
+def baseline(hyper: dict[str, Any], output: Path) -> dict[str, Any]:
+    from strongroom.monitor.constraints import suggest_constraints
+    from strongroom.monitor.sources import read_csv_statistics
+    from strongroom.monitor.statistics import DatasetStatistics
+
+    dataset = _one_file("baseline")
+    header = str(hyper.get("header", "true")).lower() != "false"
+    names = None if header else _names(hyper.get("feature_names"))
+    if not header and not names:
+        raise InvalidInput("a headerless baseline needs feature_names", field="dataset_format")
+    excluded = set(_names(hyper.get("excluded_columns")))
+    statistics = read_csv_statistics(dataset, feature_names=names)
+    unknown = sorted(excluded - set(statistics.names))
+    if unknown:
+        raise InvalidInput(
+            f"excluded_columns {unknown} are not columns of the baseline (its columns: {', '.join(statistics.names)})",
+            field="excluded_columns",
+        )
+    kept = DatasetStatistics(statistics.item_count, tuple(f for f in statistics.features if f.name not in excluded))
+    constraints = suggest_constraints(kept)
+    output.mkdir(parents=True, exist_ok=True)
+    kept.write(output / "statistics.json")
+    constraints.write(output / "constraints.json")
+    print(f"{METRIC} rows={kept.item_count}", flush=True)
+    print(f"[strongroom] baseline of {len(kept.features)} features over {kept.item_count} rows", flush=True)
+    return {"rows": kept.item_count, "features": kept.names}
+
+
+def analysis(hyper: dict[str, Any], output: Path) -> dict[str, Any]:
+    import tempfile
+
+    from strongroom.monitor.capture import parse_time, window_rows
+    from strongroom.monitor.constraints import Constraints
+    from strongroom.monitor.sources import ColumnRule, read_csv_statistics
+    from strongroom.monitor.statistics import DatasetStatistics
+    from strongroom.monitor.violations import check_window
+
+    reference = DatasetStatistics.read(_one_file("baseline-statistics"))
+    constraints = Constraints.read(_one_file("baseline-constraints"))
+    excluded = [n for n in _names(hyper.get("excluded_columns")) if n in reference.names]
+    rule = ColumnRule(tuple(n for n in reference.names if n not in excluded), tuple(excluded))
+    start, end = parse_time(str(hyper["window_start"])), parse_time(str(hyper["window_end"]))
+    window_name = f"{hyper['window_start']} .. {hyper['window_end']}"
+    files = sorted(p for p in INPUT.glob("capture*/**/*.jsonl") if p.is_file())
+    with tempfile.NamedTemporaryFile(dir=str(INPUT.parent), suffix=".csv") as rows_file:
+        seen = window_rows(files, start, end, rows_file)
+        rows_file.flush()
+        print(
+            f"[strongroom] {len(files)} capture files: {seen.records} records ({seen.rows} rows) in the window, "
+            f"{seen.outside} outside it" + (f", skipped {seen.skipped}" if seen.skipped else ""),
+            flush=True,
+        )
+        window = read_csv_statistics(rows_file.name, feature_names=rule.feature_names)
+    result = check_window(window, reference, constraints, excluded=rule.excluded, window_name=window_name)
+    output.mkdir(parents=True, exist_ok=True)
+    window.write(output / "statistics.json")
+    result.write(output / "constraint_violations.json")
+    _report(reference, window, result, str(hyper.get("title", "Model monitor report")), output)
+    print(f"{METRIC} rows={window.item_count}", flush=True)
+    print(f"{METRIC} violations={len(result.violations)}", flush=True)
+    for index, name in enumerate(reference.names):
+        if name in result.distances:
+            print(f"{METRIC} distance[{index}]={result.distances[name]:.6g}", flush=True)
+    print(f"[strongroom] {result.status}: {result.message}", flush=True)
+    return {"status": result.status, "violations": len(result.violations)}
+
+
+def _report(reference: Any, window: Any, result: Any, title: str, output: Path) -> None:
+    """``report.html`` beside the violations: baseline vs window per feature, distances, violations."""
+    from strongroom.monitor.report import render_report
+
+    html = render_report(reference, window, result, title=title)
+    (output / "report.html").write_text(html, encoding="utf-8")
+
+
+def run(hyper: dict[str, Any], output: Path = OUTPUT) -> dict[str, Any]:
+    mode = str(hyper.get("mode", ""))
+    if mode == "baseline":
+        return baseline(hyper, output)
+    if mode == "analysis":
+        return analysis(hyper, output)
+    raise InvalidInput(f"mode must be 'baseline' or 'analysis', not {mode!r}", field="hyperparameters.mode")
+
+
+def main() -> int:
+    config = Path(os.environ.get("SM_INPUT_CONFIG_DIR", "/opt/ml/input/config")) / "hyperparameters.json"
+    hyper = json.loads(config.read_text()) if config.is_file() else {}
+    try:
+        run(hyper)
+    except StrongroomError as exc:
+        print(f"[strongroom] error: {exc.detail}", file=sys.stderr, flush=True)
+        failure = Path(os.environ.get("SM_OUTPUT_DIR", "/opt/ml/output"))
+        failure.mkdir(parents=True, exist_ok=True)
+        (failure / "failure").write_text(exc.detail + "\n")
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
