@@ -6,6 +6,7 @@ import datetime as dt
 import functools
 import json
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -26,6 +27,7 @@ from strongroom.core.errors import ConfigurationError
 from strongroom.core.rootkey import RootKey, load_root_key
 from strongroom.core.workers import Worker, WorkerRunner
 from strongroom.db import migrate
+from strongroom.db.changes import ChangeFeed
 from strongroom.db.engine import Database
 from strongroom.experiments.service import ExperimentsService
 from strongroom.gitrepo.service import GitService
@@ -89,7 +91,8 @@ class Platform:
                 record.action, record.decision, record.outcome, seconds
             ),
         )
-        self.guard = Guard(self.db, self.policy_engine, self.audit_log, self.bus, enforce=enforce)
+        self.changes = ChangeFeed(self.db)
+        self.guard = Guard(self.db, self.policy_engine, self.audit_log, self.bus, enforce=enforce, feed=self.changes)
         self.identity = IdentityService(
             self.db,
             self.guard,
@@ -193,6 +196,20 @@ class Platform:
         self.bus.subscribe(self.serving.on_identity_event, kinds={"state"})
         self._workers: list[Worker] | None = None
         self._runner: WorkerRunner | None = None
+        # Set in an API process of `up --workers N` that runs no background workers: the pid of the one that does.
+        self.background_owner: Callable[[], int] | None = None
+        self.changes.subscribe("policy", self._policy_changed_elsewhere)
+        self.changes.subscribe("identity", self._identity_changed_elsewhere)
+
+    def _policy_changed_elsewhere(self, team: str) -> None:
+        self.policy_engine.invalidate(team)
+        self.guard.forget_decisions()
+
+    def _identity_changed_elsewhere(self, user: str) -> None:
+        self.identity.forget_authentications()
+        self.guard.forget_decisions()
+        if user:
+            self.notebooks.sockets.close_invalid(user)
 
     def _cluster_credentials(self, job: str) -> tuple[bytes, bytes, bytes]:
         """A one-day certificate and key for a job's Dask cluster, and the CA that verifies it."""
@@ -276,6 +293,7 @@ class Platform:
         )
 
     def close(self) -> None:
+        self.changes.stop()
         self.git.close()
         if "openlineage" in self.__dict__:
             self.openlineage.close()

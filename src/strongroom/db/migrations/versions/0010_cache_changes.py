@@ -1,0 +1,34 @@
+"""cache changes: cross-process cache invalidation (strongroom up --workers N)
+
+Revision ID: 0010
+Revises: 0009
+Create Date: 2026-12-06 08:20:00.000000
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+from alembic import op
+
+revision = "0010"
+down_revision = "0009"
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    op.create_table(
+        "cache_changes",
+        sa.Column("seq", sa.Integer(), autoincrement=True, nullable=False),
+        sa.Column("origin", sa.String(length=32), nullable=False),
+        sa.Column("topic", sa.String(length=32), nullable=False),
+        sa.Column("key", sa.String(length=256), nullable=False),
+        sa.Column("created_at", sa.Float(), nullable=False),
+        sa.PrimaryKeyConstraint("seq", name=op.f("pk_cache_changes")),
+    )
+    op.create_index(op.f("ix_cache_changes_created_at"), "cache_changes", ["created_at"], unique=False)
+
+
+def downgrade() -> None:
+    op.drop_index(op.f("ix_cache_changes_created_at"), table_name="cache_changes")
+    op.drop_table("cache_changes")

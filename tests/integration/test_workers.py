@@ -1,0 +1,142 @@
+"""`strongroom up --workers 2`: two API processes on one port, as an operator runs them.
+
+A revoked token and a newly attached team policy are refused by *both* processes within a
+second, although each had authenticated the token and loaded the team's policies moments before
+(their caches would otherwise keep them for seconds). Which process answered is read from each
+process's own access log (``access-<slot>.log``, one JSON line per request with its pid). A
+process killed with SIGKILL is restarted by the master while the other keeps answering.
+On SQLite always; on PostgreSQL too when ``STRONGROOM_TEST_POSTGRES_URL`` is set.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import ssl
+import time
+import uuid
+from collections import Counter
+from collections.abc import Iterator
+
+import httpx
+import pytest
+
+from strongroom.core.config import Config
+from tests.support import RunningServer, start_server
+
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(240)]
+WITHIN = 1.0  # seconds from the changing call's answer to every process refusing
+
+
+def _ask(server: RunningServer, token: str, path: str, request_id: str) -> int:
+    """One request on a connection of its own (the kernel hands each new connection to either process)."""
+    context = ssl.create_default_context(cafile=str(server.ca))
+    headers = {"authorization": f"Bearer {token}", "x-request-id": request_id}
+    with httpx.Client(base_url=server.url, verify=context, headers=headers, timeout=30) as client:
+        return client.get(path).status_code
+
+
+def _answered(server: RunningServer, prefix: str) -> dict[int, Counter[int]]:
+    """pid -> statuses of the requests whose id starts with ``prefix``, from every process's access log."""
+    found: dict[int, Counter[int]] = {}
+    for path in (server.config.home / "logs").glob("access-*.log"):
+        for line in path.read_text().splitlines():
+            record = json.loads(line)
+            if str(record.get("request_id", "")).startswith(prefix):
+                found.setdefault(int(record["pid"]), Counter())[int(record["status"])] += 1
+    return found
+
+
+def _from_every_process(server: RunningServer, token: str, path: str, tag: str) -> dict[int, Counter[int]]:
+    """Ask until both API processes have answered (at least 10 requests); what each answered."""
+    prefix = f"{tag}-{uuid.uuid4().hex[:8]}-"
+    for i in range(80):
+        _ask(server, token, path, f"{prefix}{i}")
+        if i >= 9:
+            answered = _answered(server, prefix)
+            if len(answered) >= 2:
+                return answered
+    raise AssertionError(f"one process answered every request: {_answered(server, prefix)}")
+
+
+def _processes(server: RunningServer) -> list[dict[str, object]]:
+    info = json.loads((server.config.run_dir / "server.json").read_text())
+    return list(info["processes"])
+
+
+@pytest.fixture
+def two(initialized: tuple[Config, str]) -> Iterator[RunningServer]:
+    config, token = initialized
+    server = start_server(config, token, args=("--workers", "2"))
+    yield server
+    assert server.stop() == 0, server.log()
+
+
+def test_a_revoked_token_and_a_new_policy_are_refused_by_every_process_within_a_second(two: RunningServer) -> None:
+    admin = two.session()
+    assert [p["background"] for p in _processes(two)] == [True, False]
+    admin.teams.create("risk")
+    for user in ("alice", "bob"):
+        admin.users.create(user)
+        admin.teams.add_member("risk", user, "DataScientist")
+    alice = admin.tokens.create("laptop", user="alice")
+    bob = admin.tokens.create("laptop", user="bob").secret
+    experiments = "/api/v1/teams/risk/experiments"
+
+    # Both processes authenticate alice's token and load team risk's policies (and cache them).
+    warm = _from_every_process(two, alice.secret, experiments, "alice-before")
+    assert all(set(statuses) == {200} for statuses in warm.values()), warm
+    assert all(set(s) == {200} for s in _from_every_process(two, bob, experiments, "bob-before").values())
+
+    admin.tokens.revoke(alice.token.id)
+    time.sleep(WITHIN)
+    after = _from_every_process(two, alice.secret, experiments, "alice-after")
+    assert all(set(statuses) == {401} for statuses in after.values()), after
+
+    forbid = '@id("no-listing")\nforbid (principal, action == Action::"ListExperiments", resource);'
+    admin.policies.attach("risk", "no-listing", forbid)
+    time.sleep(WITHIN)
+    refused = _from_every_process(two, bob, experiments, "bob-after")
+    assert all(set(statuses) == {403} for statuses in refused.values()), refused
+
+    admin.policies.detach("risk", "no-listing")
+    time.sleep(WITHIN)
+    again = _from_every_process(two, bob, experiments, "bob-again")
+    assert all(set(statuses) == {200} for statuses in again.values()), again
+
+
+def test_a_killed_api_process_is_restarted_and_requests_keep_being_served(two: RunningServer) -> None:
+    token = two.admin_token
+    before = {int(str(p["slot"])): int(str(p["pid"])) for p in _processes(two)}
+    for slot in (1, 0):  # a plain API process, then the one that also runs the background workers
+        os.kill(before[slot], signal.SIGKILL)
+        statuses = Counter(_ask(two, token, "/api/v1/teams", f"kill{slot}-{i}") for i in range(30))
+        assert statuses == Counter({200: 30}), statuses
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            now = {int(str(p["slot"])): int(str(p["pid"])) for p in _processes_or_none(two)}
+            if now.get(slot, before[slot]) != before[slot]:
+                break
+            time.sleep(0.2)
+        else:
+            raise AssertionError(f"API process {slot} was not restarted:\n{two.log()[-3000:]}")
+        before = now
+    assert "died (signal SIGKILL); restarting it" in two.log()
+    context = ssl.create_default_context(cafile=str(two.ca))
+    deadline = time.monotonic() + 30
+    while True:  # the new slot 0 runs the background workers again; every process says so
+        answers = [httpx.get(f"{two.url}/readyz", verify=context).json() for _ in range(6)]
+        if all(a["status"] == "ready" for a in answers) or time.monotonic() > deadline:
+            break
+        time.sleep(0.5)
+    assert all(a["status"] == "ready" for a in answers), answers
+    served = _from_every_process(two, token, "/api/v1/teams", "restarted")
+    assert set(served) == set(before.values()), (served, before)
+
+
+def _processes_or_none(server: RunningServer) -> list[dict[str, object]]:
+    try:
+        return _processes(server)
+    except (OSError, ValueError, KeyError):
+        return []
