@@ -140,3 +140,54 @@ def _processes_or_none(server: RunningServer) -> list[dict[str, object]]:
         return _processes(server)
     except (OSError, ValueError, KeyError):
         return []
+
+
+def test_endpoint_invocations_from_every_process_reach_the_one_pool_of_workers(two: RunningServer) -> None:
+    import io
+    import tarfile
+
+    import numpy as np
+    import xgboost as xgb
+
+    from tests.integration.jobs.conftest import build_team, credit_like
+
+    env = build_team(two)
+    frame = credit_like(300, seed=5)
+    label = frame.pop("default payment next month")
+    params = {"max_depth": 3, "eta": 0.3, "objective": "binary:logistic"}
+    booster = xgb.train(params, xgb.DMatrix(frame.to_numpy(), label), 10)
+    raw = io.BytesIO()
+    with tarfile.open(fileobj=raw, mode="w:gz") as tar:
+        model = bytes(booster.save_raw("ubj"))
+        info = tarfile.TarInfo("xgboost-model")
+        info.size = len(model)
+        tar.addfile(info, io.BytesIO(model))
+    env.alice.buckets.put_object(env.models, "local/model.tar.gz", raw.getvalue())
+    env.admin.users.create("mo")
+    env.admin.teams.add_member(env.team, "mo", "MLOpsEngineer")
+    mlops = two.session(env.admin.tokens.create("deploy", user="mo").secret)
+    mlops.models.create(env.team, "scorer", model_data=f"sr://{env.models}/local/model.tar.gz", kms_key=env.key)
+    mlops.endpoint_configs.create(
+        env.team, "scorer-config", [{"VariantName": "AllTraffic", "ModelName": "scorer"}], kms_key=env.key
+    )
+    mlops.endpoints.create(env.team, "scorer", "scorer-config")
+    assert mlops.endpoints.wait(env.team, "scorer", timeout=120).status == "InService"
+
+    rows = frame.iloc[:24].to_numpy()
+    expected = booster.predict(xgb.DMatrix(rows.astype(np.float32)))
+    context = ssl.create_default_context(cafile=str(two.ca))
+    prefix = f"score-{uuid.uuid4().hex[:8]}-"
+    scores = []
+    for i, row in enumerate(rows):
+        headers = {
+            "authorization": f"Bearer {env.alice_token}",
+            "x-request-id": f"{prefix}{i}",
+            "content-type": "text/csv",
+        }
+        with httpx.Client(base_url=two.url, verify=context, headers=headers, timeout=60) as client:
+            answer = client.post(f"/endpoints/{env.team}/scorer/invocations", content=",".join(str(v) for v in row))
+        assert answer.status_code == 200, answer.text
+        scores.append(float(answer.text))
+    assert np.array_equal(np.asarray(scores, dtype=np.float32), expected)
+    answered = _answered(two, prefix)
+    assert len(answered) == 2 and all(set(s) == {200} for s in answered.values()), answered

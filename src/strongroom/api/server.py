@@ -167,12 +167,12 @@ def serve(
         server_config(app, config, ssl_context_factory=lambda _config, _default: context, **common), deadline
     )
     local = _Server(server_config(app, config, **common), deadline)
-    runner = platform.worker_runner()
-    if owner:
+    runner = platform.run_background_here(shared=slot is not None) if owner else None
+    if runner is not None:
         platform.git.release_stale_mounts()  # one owner per home: mounts from a killed process are stale
         runner.start()
     else:
-        platform.background_owner = _owner_pid(config)
+        platform.run_background_elsewhere(_owner_pid(config))
     platform.changes.start()
 
     info = {
@@ -182,7 +182,7 @@ def serve(
         "host": config.host,
         "socket": str(socket_path),
         "database": "sqlite" if platform.db.is_sqlite else "postgresql",
-        "workers": runner.names,
+        "workers": runner.names if runner is not None else [],
         "version": strongroom.__version__,
         "started_at": time.time(),
         "sandbox_limits": platform.sandboxes.cgroups.describe(),
@@ -218,7 +218,8 @@ def serve(
     try:
         asyncio.run(main())
     finally:
-        runner.stop()
+        if runner is not None:
+            runner.stop()
         platform.close()
         with contextlib.suppress(FileNotFoundError):
             info_path.unlink()
@@ -253,13 +254,14 @@ class _Child:
     crashes: int = 0
 
 
-def serve_workers(config: Config, workers: int) -> None:
+def serve_workers(config: Config, workers: int, *, build: Callable[[Config], Platform] = Platform) -> None:
     """``strongroom up --workers N``: a master binds the HTTPS port and the sandbox socket once,
     then forks N API processes that accept on them; slot 0 also runs the background workers.
 
     The master builds no platform of its own after the fork (no threads, no connections): it
     forwards SIGHUP, SIGTERM and SIGINT, restarts a process that dies, and writes ``server.json``
-    once every process serves.
+    once every process serves. ``build``: how each process builds its platform (the benchmark's
+    unguarded floor builds one without the guard).
     """
     if workers < 1:
         raise ConfigurationError("--workers must be at least 1", field="workers")
@@ -291,7 +293,7 @@ def serve_workers(config: Config, workers: int) -> None:
                 for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGUSR1):
                     signal.signal(sig, signal.SIG_DFL)
                 logs.configure(config, process=str(slot))
-                serve(Platform(config), listeners=(tcp, uds), slot=slot)
+                serve(build(config), listeners=(tcp, uds), slot=slot)
             except BaseException:
                 log.exception("API process %d failed", slot)
                 code = 1

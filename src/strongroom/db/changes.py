@@ -59,6 +59,8 @@ class ChangeFeed:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._polls = 0
+        self._soon: list[tuple[str, str]] = []
+        self._soon_lock = threading.Lock()
         self.applied = 0
 
     def subscribe(self, topic: str, handler: Handler) -> None:
@@ -72,6 +74,19 @@ class ChangeFeed:
         else:
             with self.db.write_connection() as connection:
                 connection.execute(insert(CacheChangeRow).values(**values))
+
+    def publish_soon(self, topic: str, key: str = "") -> None:
+        """Record a change from the polling thread, within a poll interval (safe to call anywhere,
+        even inside another write transaction of this thread: it writes nothing here)."""
+        with self._soon_lock:
+            if (topic, key) not in self._soon:
+                self._soon.append((topic, key))
+
+    def _flush_soon(self) -> None:
+        with self._soon_lock:
+            pending, self._soon = self._soon, []
+        for topic, key in pending:
+            self.publish(topic, key)
 
     # -- applying -------------------------------------------------------------------------------
 
@@ -101,6 +116,7 @@ class ChangeFeed:
     def _run(self) -> None:
         while not self._stop.wait(POLL_SECONDS):
             try:
+                self._flush_soon()
                 self.poll()
                 self._polls += 1
                 if self._polls % 3000 == 0:  # every ten minutes or so, drop what nobody reads again

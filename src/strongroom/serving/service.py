@@ -14,6 +14,7 @@ import random
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -94,6 +95,8 @@ class ServingService:
         self._stats: dict[tuple[str, str], list[Any]] = {}
         self._lock = threading.Lock()
         self.wake: Any = lambda: None
+        # In an API process of `up --workers N` that does not own the endpoint workers: hands scoring to the owner.
+        self.relay: Callable[[str, str, bytes, str, str], tuple[bytes, str]] | None = None
 
     # -- models ------------------------------------------------------------------------------
 
@@ -446,6 +449,15 @@ class ServingService:
             raise PayloadTooLarge(f"the body is {len(body)} bytes; an invocation takes at most {MAX_INVOCATION_BYTES}")
         if not body.strip():
             raise InvalidInput("the body is empty; send one or more rows", field="body")
+        if self.relay is not None:  # another API process owns the endpoint workers
+            return self.relay(team, name, body, content_type, target_variant)
+        return self.score(team, name, body, content_type, target_variant)
+
+    def score(self, team: str, name: str, body: bytes, content_type: str, target_variant: str) -> tuple[bytes, str]:
+        """Score a checked invocation on this process's workers (and capture it)."""
+        kind = CONTENT_TYPES.get(content_type.split(";", 1)[0].strip().lower())
+        if kind is None:
+            raise UnsupportedMediaType(f"Content-Type {content_type[:80]!r} is not served", field="Content-Type")
         live = self.pool.route(team, name)
         if live is None:
             raise Unavailable(f"endpoint {team}/{name} is not InService (describe it for its status)")
