@@ -149,9 +149,12 @@ class Ticket:
                     for user in sorted(self._changed_identities):
                         guard.feed.publish("identity", user, session)
                 if records:
+                    session.flush()  # the call's own writes first: the chain lock is held until the commit
                     self._event = guard._append(self._record(), session)
             finally:
                 self._session = None
+        if self._event is not None and records:
+            guard._durable()
         if write:
             self._committed = True
             for team in self._changed_policy_facts:
@@ -526,6 +529,14 @@ class Guard:
             raise _AuditWriteFailed("the audit log could not be written; the call was not performed") from exc
         self._failing = False
         return event
+
+    def _durable(self) -> None:
+        """Wait for the committed event to be on disk before the call answers (fail closed)."""
+        try:
+            self.audit.make_durable()
+        except Exception as exc:
+            self._failed()
+            raise _AuditWriteFailed("the audit log could not be made durable; the outcome is unknown") from exc
 
     def _failed(self) -> None:
         # Cached decisions cover calls with no event of their own: none until the log is writable.

@@ -1,4 +1,4 @@
-"""cache changes: cross-process cache invalidation (strongroom up --workers N)
+"""cache changes: cross-process cache invalidation (strongroom up --workers N); audit flushes
 
 Revision ID: 0010
 Revises: 0009
@@ -27,8 +27,15 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("seq", name=op.f("pk_cache_changes")),
     )
     op.create_index(op.f("ix_cache_changes_created_at"), "cache_changes", ["created_at"], unique=False)
+    op.create_table(
+        "audit_flushes",
+        sa.Column("backend", sa.BigInteger(), autoincrement=False, nullable=False),
+        sa.Column("n", sa.BigInteger(), nullable=False),
+        sa.PrimaryKeyConstraint("backend", name=op.f("pk_audit_flushes")),
+    )
 
 
 def downgrade() -> None:
+    op.drop_table("audit_flushes")
     op.drop_index(op.f("ix_cache_changes_created_at"), table_name="cache_changes")
     op.drop_table("cache_changes")
