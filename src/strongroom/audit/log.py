@@ -52,9 +52,10 @@ _CHAIN_LOCK_KEY = 0x5372_4175_6469_74  # "SrAudit"
 # taken after the first got the lock): this transaction commits without waiting for its flush,
 # takes the chain lock, and reads the head.
 _LOCK_AND_HEAD = (
-    f"SELECT set_config('synchronous_commit', 'off', true), pg_advisory_xact_lock({_CHAIN_LOCK_KEY}); "
+    "SELECT set_config('synchronous_commit', 'off', true), pg_advisory_xact_lock(23488048534940020); "
     "SELECT seq, hash FROM audit_events ORDER BY seq DESC LIMIT 1"
 )
+assert str(_CHAIN_LOCK_KEY) in _LOCK_AND_HEAD
 # A one-statement write commits synchronously: it waits for the WAL flush up to its commit record,
 # and so past every transaction committed before it. Its own row per backend: no waits on others.
 _FLUSH = text(
