@@ -18,6 +18,7 @@ import time
 import uuid
 from collections import Counter
 from collections.abc import Iterator
+from pathlib import Path
 
 import httpx
 import pytest
@@ -191,3 +192,39 @@ def test_endpoint_invocations_from_every_process_reach_the_one_pool_of_workers(t
     assert np.array_equal(np.asarray(scores, dtype=np.float32), expected)
     answered = _answered(two, prefix)
     assert len(answered) == 2 and all(set(s) == {200} for s in answered.values()), answered
+
+
+def test_team_git_is_served_by_every_process_from_one_shared_mount(two: RunningServer, tmp_path: Path) -> None:
+    from tests.integration.test_git import git
+
+    admin = two.session()
+    admin.teams.create("risk")
+    admin.keys.create("risk", "default")
+    admin.users.create("alice")
+    admin.teams.add_member("risk", "alice", "DataScientist")
+    token = admin.tokens.create("git", user="alice").secret
+    repo = two.session(token).repositories.create("risk", "credit-model", "workshop notebooks")
+    work = tmp_path / "work"
+    work.mkdir()
+    git(work, "clone", repo.clone_url, "repo", token=token, ca=two.ca)
+    shas = []
+    (work / "repo" / "step.py").write_text("print(0)\n")
+    git(work / "repo", "add", "step.py", token=None, ca=two.ca)
+    for i in range(6):  # each git command opens new connections: both processes answer some
+        (work / "repo" / "step.py").write_text(f"print({i})\n")
+        git(work / "repo", "commit", "-qam", f"step {i}", token=None, ca=two.ca)
+        git(work / "repo", "push", "-q", "origin", "HEAD:main", token=token, ca=two.ca)
+        shas.append(git(work / "repo", "rev-parse", "HEAD", token=None, ca=two.ca).stdout.strip())
+        listed = git(work / "repo", "ls-remote", "origin", "main", token=token, ca=two.ca, check=False)
+        assert listed.returncode == 0 and listed.stdout.split()[0] == shas[-1], listed.stderr
+    served: set[int] = set()
+    for path in (two.config.home / "logs").glob("access-*.log"):
+        for line in path.read_text().splitlines():
+            record = json.loads(line)
+            if "/git/risk/credit-model.git" in record.get("path", "") and record["status"] == 200:
+                served.add(int(record["pid"]))
+    assert len(served) == 2, served
+    mount = two.config.home / "git" / "risk" / "home"
+    assert os.path.ismount(mount)
+    assert two.stop() == 0
+    assert not os.path.ismount(mount)  # the master unmounts it once every process has ended

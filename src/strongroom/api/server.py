@@ -25,7 +25,8 @@ from strongroom.api.app import create_app
 from strongroom.api.http_limits import LimitedServer, server_config
 from strongroom.core import pki
 from strongroom.core.config import Config
-from strongroom.core.errors import ConfigurationError
+from strongroom.core.errors import ConfigurationError, StrongroomError
+from strongroom.gitrepo.service import release_mounts
 from strongroom.observability import logs
 from strongroom.platform import Platform
 
@@ -168,8 +169,11 @@ def serve(
     )
     local = _Server(server_config(app, config, **common), deadline)
     runner = platform.run_background_here(shared=slot is not None) if owner else None
+    if slot is not None:
+        platform.git.shared = True  # the master released stale mounts before the first fork
+    elif runner is not None:
+        platform.git.release_stale_mounts()  # one `up` per home: mounts from a killed process are stale
     if runner is not None:
-        platform.git.release_stale_mounts()  # one owner per home: mounts from a killed process are stale
         runner.start()
     else:
         platform.run_background_elsewhere(_owner_pid(config))
@@ -361,6 +365,10 @@ def serve_workers(config: Config, workers: int, *, build: Callable[[Config], Pla
         for pid in children:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
+        try:
+            release_mounts(config.home / "git")  # the processes shared them and left them mounted
+        except StrongroomError as exc:
+            log.error("git: %s", exc)
         for path in (info_path, socket_path, run / "owner.pid"):
             with contextlib.suppress(FileNotFoundError):
                 path.unlink()
