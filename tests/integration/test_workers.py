@@ -228,3 +228,14 @@ def test_team_git_is_served_by_every_process_from_one_shared_mount(two: RunningS
     assert os.path.ismount(mount)
     assert two.stop() == 0
     assert not os.path.ismount(mount)  # the master unmounts it once every process has ended
+
+
+def test_a_notebook_started_by_one_process_is_proxied_by_every_process(two: RunningServer) -> None:
+    admin = two.session()
+    admin.catalog.launch("team-environment", {"TeamName": "risk"}, wait=True, timeout=120)
+    admin.users.create("alice")
+    admin.teams.add_member("risk", "alice", "DataScientist")
+    token = admin.tokens.create("laptop", user="alice").secret
+    two.session(token).catalog.launch("notebook", {"TeamName": "risk", "NotebookName": "lab"}, wait=True, timeout=240)
+    answered = _from_every_process(two, token, "/notebooks/risk/lab/api/status", "lab")
+    assert all(set(statuses) == {200} for statuses in answered.values()), answered
