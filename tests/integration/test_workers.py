@@ -206,14 +206,16 @@ def test_team_git_is_served_by_every_process_from_one_shared_mount(two: RunningS
     repo = two.session(token).repositories.create("risk", "credit-model", "workshop notebooks")
     work = tmp_path / "work"
     work.mkdir()
-    git(work, "clone", repo.clone_url, "repo", token=token, ca=two.ca)
+    cloned = git(work, "clone", repo.clone_url, "repo", token=token, ca=two.ca, check=False)
+    assert cloned.returncode == 0, cloned.stderr
     shas = []
     (work / "repo" / "step.py").write_text("print(0)\n")
     git(work / "repo", "add", "step.py", token=None, ca=two.ca)
     for i in range(6):  # each git command opens new connections: both processes answer some
         (work / "repo" / "step.py").write_text(f"print({i})\n")
         git(work / "repo", "commit", "-qam", f"step {i}", token=None, ca=two.ca)
-        git(work / "repo", "push", "-q", "origin", "HEAD:main", token=token, ca=two.ca)
+        pushed = git(work / "repo", "push", "-q", "origin", "HEAD:main", token=token, ca=two.ca, check=False)
+        assert pushed.returncode == 0, pushed.stderr
         shas.append(git(work / "repo", "rev-parse", "HEAD", token=None, ca=two.ca).stdout.strip())
         listed = git(work / "repo", "ls-remote", "origin", "main", token=token, ca=two.ca, check=False)
         assert listed.returncode == 0 and listed.stdout.split()[0] == shas[-1], listed.stderr

@@ -352,6 +352,8 @@ def serve_workers(config: Config, workers: int, *, build: Callable[[Config], Pla
                 spawn(child.slot, crashes)
                 current = False
     finally:
+        if children and not stopping:  # the master itself failed: stop the processes too
+            forward(signal.SIGTERM, None)
         deadline = time.monotonic() + 40
         while children and time.monotonic() < deadline:
             try:
