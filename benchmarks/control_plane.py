@@ -8,6 +8,11 @@ Measured in the same run, over HTTPS on 127.0.0.1:
 - Cedar decision time per call, in process.
 
 Guarded and unguarded servers alternate (``_common.alternate``), at least 3 runs each.
+
+On PostgreSQL (``--postgres URL``, default ``STRONGROOM_BENCH_POSTGRES_URL`` or
+``STRONGROOM_TEST_POSTGRES_URL``; a schema of its own, dropped afterwards), in the same run: wrk
+creates with 8 connections against ``strongroom up --workers 1`` and ``--workers 2``, each
+against the unguarded floor with as many processes, and how creates grow from 1 to 2 processes.
 """
 
 from __future__ import annotations
@@ -19,10 +24,11 @@ import subprocess
 import sys
 import tempfile
 import time
+import uuid
 from pathlib import Path
 from typing import Any
 
-from _common import alternate, figure, parser, repeats, save, version
+from _common import Runs, alternate, figure, parser, repeats, save, version
 
 from strongroom.core import launcher
 from strongroom.core.config import Config
@@ -83,27 +89,34 @@ def _wrk(url: str, token: str, ca_dir: Path, seconds: int, script: str | None, c
     raise RuntimeError(out)
 
 
-def _measure(home: Path, token: str, n: int, seconds: int, tag: str, unguarded: bool) -> dict[str, float]:
+def _start(home: Path, unguarded: bool, workers: int = 1) -> launcher.ServerProcess:
     config = Config(home=home)
-    if unguarded:
-        env = {**os.environ, "STRONGROOM_HOME": str(home), "PYTHONPATH": str(HERE)}
-        log = (home / "logs" / "unguarded.log").open("wb")
-        process = subprocess.Popen(
-            [sys.executable, str(HERE / "_unguarded_server.py"), str(home)],
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            env=env,
-        )
-        info_path = config.run_dir / "server.json"
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            if info_path.exists() and json.loads(info_path.read_text() or "{}").get("pid") == process.pid:
-                break
-            time.sleep(0.05)
-        server = launcher.ServerProcess(config, process, json.loads(info_path.read_text()), home / "logs" / "u.log")
-    else:
+    if not unguarded:
         (config.run_dir / "server.json").unlink(missing_ok=True)
-        server = launcher.start(config)
+        return launcher.start(config, args=("--workers", str(workers)))
+    env = {**os.environ, "STRONGROOM_HOME": str(home), "PYTHONPATH": str(HERE)}
+    info_path = config.run_dir / "server.json"
+    info_path.unlink(missing_ok=True)
+    log = (home / "logs" / "unguarded.log").open("wb")
+    process = subprocess.Popen(
+        [sys.executable, str(HERE / "_unguarded_server.py"), str(home), str(workers)],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        env=env,
+    )
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            if json.loads(info_path.read_text() or "{}").get("pid") == process.pid:
+                break
+        except (OSError, ValueError):
+            pass
+        time.sleep(0.05)
+    return launcher.ServerProcess(config, process, json.loads(info_path.read_text()), home / "logs" / "u.log")
+
+
+def _measure(home: Path, token: str, n: int, seconds: int, tag: str, unguarded: bool) -> dict[str, float]:
+    server = _start(home, unguarded)
     try:
         with Session(url=server.url, token=token, ca=server.ca) as session:
             if not unguarded and not any(t.name == "bench" for t in session.teams.list()):
@@ -127,6 +140,73 @@ def _measure(home: Path, token: str, n: int, seconds: int, tag: str, unguarded: 
     return rates
 
 
+def _creates(home: Path, token: str, seconds: int, tag: str, unguarded: bool, workers: int) -> float:
+    """wrk creates/s with 8 connections (2 threads) against ``workers`` API processes."""
+    server = _start(home, unguarded, workers)
+    try:
+        script = WRK_CREATE.replace("w' ..", f"{tag}w' ..")
+        return _wrk(f"{server.url}/api/v1/users", token, home, seconds, script, connections=8)
+    finally:
+        server.stop()
+
+
+def _postgres_schema(url: str, name: str, create: bool) -> str:
+    """Create (or drop) schema ``name`` in ``url``'s database; the URL that points the platform at it."""
+    from sqlalchemy import create_engine, text
+    from sqlalchemy.pool import NullPool
+
+    engine = create_engine(url, poolclass=NullPool, isolation_level="AUTOCOMMIT")
+    try:
+        with engine.connect() as conn:
+            conn.execute(text(f'CREATE SCHEMA "{name}"' if create else f'DROP SCHEMA IF EXISTS "{name}" CASCADE'))
+    finally:
+        engine.dispose()
+    separator = "&" if "?" in url else "?"
+    return f"{url}{separator}options=-csearch_path%3D{name}"
+
+
+def _postgres_figures(url: str, smoke: bool, runs: int) -> list[dict[str, Any]]:
+    seconds = 1 if smoke else 10
+    schema = f"sr_bench_{uuid.uuid4().hex[:10]}"
+    database_url = _postgres_schema(url, schema, create=True)
+    home = Path(tempfile.mkdtemp(prefix="sr-bench-cp-pg-"))
+    try:
+        token = initialize(Config(home=home, port=0, database_url=database_url)).token.secret
+        count = iter(range(1_000_000))
+        by_workers: dict[int, Any] = {}
+        for workers in (1, 2):
+            by_workers[workers] = alternate(
+                lambda w=workers: _creates(home, token, seconds, f"pg{w}g{next(count)}", False, w),  # type: ignore[misc]
+                lambda w=workers: _creates(home, token, seconds, f"pg{w}u{next(count)}", True, w),  # type: ignore[misc]
+                runs,
+            )
+        figures = [
+            figure(
+                f"control_plane_pg_create_{w}w",
+                "req/s",
+                by_workers[w],
+                what=f"wrk create, 8 connections, PostgreSQL, {w} API process{'es' if w > 1 else ''}",
+                peer_name=f"the same app, guard off, {w} process{'es' if w > 1 else ''}",
+                goal_req_s=500,
+            )
+            for w in (1, 2)
+        ]
+        growth = Runs(ours=by_workers[2].ours, peer=by_workers[1].ours, load=by_workers[1].load + by_workers[2].load)
+        figures.append(
+            figure(
+                "control_plane_pg_create_growth",
+                "req/s",
+                growth,
+                what="authorized creates/s, 2 API processes against 1 (PostgreSQL)",
+                peer_name="strongroom up --workers 1",
+            )
+        )
+        return figures
+    finally:
+        shutil.rmtree(home, ignore_errors=True)
+        _postgres_schema(url, schema, create=False)
+
+
 def _cedar_decision_us(n: int) -> float:
     engine = PolicyEngine.shipped()
     principal = Principal("alice", "api", (Grant("DataScientist", "risk"),))
@@ -139,8 +219,27 @@ def _cedar_decision_us(n: int) -> float:
     return (time.perf_counter() - start) / n * 1e6
 
 
+def _server_version(url: str) -> str:
+    from sqlalchemy import create_engine, text
+    from sqlalchemy.pool import NullPool
+
+    engine = create_engine(url, poolclass=NullPool)
+    try:
+        with engine.connect() as conn:
+            return str(conn.execute(text("SHOW server_version")).scalar())
+    finally:
+        engine.dispose()
+
+
 def main() -> None:
-    args = parser(__doc__ or "").parse_args()
+    p = parser(__doc__ or "")
+    p.add_argument(
+        "--postgres",
+        default=os.environ.get("STRONGROOM_BENCH_POSTGRES_URL", ""),
+        help="a PostgreSQL database for the 1 vs 2 API processes figures (a schema of its own is created); "
+        "full runs fall back to STRONGROOM_TEST_POSTGRES_URL",
+    )
+    args = p.parse_args()
     n, seconds = (50, 1) if args.smoke else (2000, 10)
     home = Path(tempfile.mkdtemp(prefix="sr-bench-cp-"))
     try:
@@ -172,15 +271,21 @@ def main() -> None:
         figures.append(
             figure("cedar_decision", "us", decisions, better="lower", what="Cedar decision, in process (ours alone)")
         )
+        # Smoke runs (CI) measure PostgreSQL only when asked for by --postgres or STRONGROOM_BENCH_POSTGRES_URL.
+        postgres = args.postgres or ("" if args.smoke else os.environ.get("STRONGROOM_TEST_POSTGRES_URL", ""))
+        if postgres:
+            figures += _postgres_figures(postgres, args.smoke, repeats(args))
         path = save(
             "control_plane",
             figures,
             args.smoke,
             compared={
-                "ours": "strongroom up (Cedar authorization + hash-chained audit append per call), SQLite",
+                "ours": "strongroom up (Cedar authorization + hash-chained audit append per call), SQLite; "
+                "the control_plane_pg_* figures on PostgreSQL with --workers 1 and 2",
                 "peer": "the same app with the guard switched off (benchmarks/_unguarded_server.py)",
                 "cedarpy": version("cedarpy"),
                 "sizes": {"sdk_calls": n, "wrk_seconds": seconds},
+                "postgresql": _server_version(postgres) if postgres else "not run",
             },
         )
         print(f"summary: {path}")

@@ -63,10 +63,15 @@ class RunningServer(ServerProcess):
 
 
 def start_server(
-    config: Config, admin_token: str, timeout: float = 60.0, env: dict[str, str] | None = None
+    config: Config,
+    admin_token: str,
+    timeout: float = 60.0,
+    env: dict[str, str] | None = None,
+    args: tuple[str, ...] = (),
 ) -> RunningServer:
-    """Start `strongroom up` for ``config`` (``env``: extra STRONGROOM_* settings) and wait until it serves."""
-    started = launcher.start(config, timeout=timeout, env=env)
+    """Start `strongroom up` for ``config`` (``env``: extra STRONGROOM_* settings; ``args``: options
+    of `up`) and wait until it serves."""
+    started = launcher.start(config, timeout=timeout, env=env, args=args)
     server = RunningServer(started.config, started.process, started.info, started.log_path, admin_token)
     SERVERS.append(server)
     return server

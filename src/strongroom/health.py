@@ -39,6 +39,15 @@ def _audit(platform: Platform) -> str:
 
 
 def _workers(platform: Platform) -> str:
+    if platform.background_owner is not None:  # another API process of `up --workers N` runs them
+        owner = platform.background_owner()
+        try:
+            if owner > 0:
+                os.kill(owner, 0)
+                return ""
+        except ProcessLookupError:
+            pass
+        return "the API process that runs the background workers is down (its master restarts it)"
     runner = platform.worker_runner()
     if not runner.started:
         return "the background workers are not started"

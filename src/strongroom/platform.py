@@ -6,6 +6,7 @@ import datetime as dt
 import functools
 import json
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -26,6 +27,7 @@ from strongroom.core.errors import ConfigurationError
 from strongroom.core.rootkey import RootKey, load_root_key
 from strongroom.core.workers import Worker, WorkerRunner
 from strongroom.db import migrate
+from strongroom.db.changes import ChangeFeed
 from strongroom.db.engine import Database
 from strongroom.experiments.service import ExperimentsService
 from strongroom.gitrepo.service import GitService
@@ -38,6 +40,7 @@ from strongroom.jobs.detective import NetworkIsolationEnforcer
 from strongroom.jobs.executor import SandboxExecutor
 from strongroom.jobs.reproduce import Reproducer
 from strongroom.jobs.runtimes import RuntimeRegistry
+from strongroom.jobs.scheduler import WAKE_ON as SCHEDULER_WAKE_ON
 from strongroom.jobs.scheduler import JobScheduler
 from strongroom.jobs.service import JobService
 from strongroom.jobs.tracking import JobTracking
@@ -59,6 +62,7 @@ from strongroom.sandbox.cgroups import Cgroups
 from strongroom.sandbox.runner import SandboxRunner
 from strongroom.serving.pool import WorkerPool
 from strongroom.serving.registry import ModelRegistry
+from strongroom.serving.relay import RelayClient, RelayServer
 from strongroom.serving.service import ServingService
 from strongroom.serving.worker import ServingWorker
 from strongroom.storage.backends import build_blob_store
@@ -95,7 +99,8 @@ class Platform:
                 record.action, record.decision, record.outcome, seconds
             ),
         )
-        self.guard = Guard(self.db, self.policy_engine, self.audit_log, self.bus, enforce=enforce)
+        self.changes = ChangeFeed(self.db)
+        self.guard = Guard(self.db, self.policy_engine, self.audit_log, self.bus, enforce=enforce, feed=self.changes)
         self.identity = IdentityService(
             self.db,
             self.guard,
@@ -145,6 +150,7 @@ class Platform:
                 runtime_root=config.effective_notebook_runtime_dir,
                 volumes_root=config.effective_notebook_volumes_path,
                 stop_grace_seconds=config.notebook_stop_grace_seconds,
+                proxy_key=self.root.derive("strongroom/notebook-proxy"),
             ),
             cookie_key=self.root.derive("strongroom/notebook-session"),
             session_ttl=dt.timedelta(seconds=config.session_ttl_seconds),
@@ -229,6 +235,21 @@ class Platform:
         self.bus.subscribe(self.monitoring_scheduler.on_event, kinds={"state"})
         self._workers: list[Worker] | None = None
         self._runner: WorkerRunner | None = None
+        # Set in an API process of `up --workers N` that runs no background workers: the pid of the one that does.
+        self.background_owner: Callable[[], int] | None = None
+        self._closing: list[Callable[[], None]] = []
+        self.changes.subscribe("policy", self._policy_changed_elsewhere)
+        self.changes.subscribe("identity", self._identity_changed_elsewhere)
+
+    def _policy_changed_elsewhere(self, team: str) -> None:
+        self.policy_engine.invalidate(team)
+        self.guard.forget_decisions()
+
+    def _identity_changed_elsewhere(self, user: str) -> None:
+        self.identity.forget_authentications()
+        self.guard.forget_decisions()
+        if user:
+            self.notebooks.sockets.close_invalid(user)
 
     def _cluster_credentials(self, job: str) -> tuple[bytes, bytes, bytes]:
         """A one-day certificate and key for a job's Dask cluster, and the CA that verifies it."""
@@ -287,6 +308,35 @@ class Platform:
             ]
         return self._workers
 
+    def run_background_elsewhere(self, owner: Callable[[], int]) -> None:
+        """This is an API process of ``up --workers N`` that runs no background workers (``owner``:
+        the pid of the one that does): what would wake one of them here wakes it there, through
+        the change feed."""
+        self.background_owner = owner
+
+        def waker(name: str) -> Callable[[], None]:
+            return lambda: self.changes.publish_soon("wake", name)
+
+        self.catalog.set_wake(waker(self.catalog_worker.name))
+        self.notebooks.set_wake(waker(self.notebook_worker.name))
+        self.serving.wake = waker(self.serving_worker.name)
+        self.notebooks.proxy_only = True
+        relay = RelayClient(self.config.run_dir / "serving.sock")
+        self.serving.relay = relay
+        self._closing.append(relay.close)
+        wake_scheduler = waker(JobScheduler.name)
+        self.bus.subscribe(lambda event: wake_scheduler() if event.name in SCHEDULER_WAKE_ON else None, kinds={"state"})
+
+    def run_background_here(self, *, shared: bool = False) -> WorkerRunner:
+        """This process runs the background workers; ``shared``: other API processes of
+        ``up --workers N`` wake them and relay endpoint invocations here."""
+        runner = self.worker_runner()
+        if shared:
+            by_name = {worker.name: worker for worker in runner.workers}
+            self.changes.subscribe("wake", lambda name: by_name[name].wake() if name in by_name else None)
+            self._closing.append(RelayServer(self.config.run_dir / "serving.sock", self.serving.score).close)
+        return runner
+
     def reload(self) -> None:
         """Re-read what other processes may have changed: policy facts, and no cached authentication (SIGHUP)."""
         self.policy_engine.invalidate_all()
@@ -313,6 +363,9 @@ class Platform:
         )
 
     def close(self) -> None:
+        self.changes.stop()
+        for close in self._closing:
+            close()
         self.git.close()
         if "openlineage" in self.__dict__:
             self.openlineage.close()

@@ -13,8 +13,10 @@ import signal
 import socket
 import ssl
 import sys
+import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +24,10 @@ import strongroom
 from strongroom.api.app import create_app
 from strongroom.api.http_limits import LimitedServer, server_config
 from strongroom.core import pki
-from strongroom.core.errors import ConfigurationError
+from strongroom.core.config import Config
+from strongroom.core.errors import ConfigurationError, StrongroomError
+from strongroom.gitrepo.service import release_mounts
+from strongroom.observability import logs
 from strongroom.platform import Platform
 
 log = logging.getLogger("strongroom.server")
@@ -119,20 +124,35 @@ def _dump_state() -> None:
         log.warning("task %s waits in %s", task.get_name(), " -> ".join(chain) or repr(task))
 
 
-def serve(platform: Platform, *, ready_file: Path | None = None) -> None:
-    """Run until SIGTERM/SIGINT; then finish in-flight requests, stop workers, sign a checkpoint."""
+def serve(
+    platform: Platform,
+    *,
+    ready_file: Path | None = None,
+    listeners: tuple[socket.socket, socket.socket] | None = None,
+    slot: int | None = None,
+) -> None:
+    """Run until SIGTERM/SIGINT; then finish in-flight requests, stop workers, sign a checkpoint.
+
+    ``listeners`` and ``slot``: one API process of ``serve_workers`` (the sockets its master bound;
+    slot 0 runs the background workers). Otherwise the one process of the platform.
+    """
     config = platform.config
     app = create_app(platform)
     context = tls_context(platform)
-    try:
-        tcp = _tcp_socket(config.host, config.port)
-    except ConfigurationError:
-        platform.close()
-        raise
+    if listeners is None:
+        try:
+            tcp = _tcp_socket(config.host, config.port)
+        except ConfigurationError:
+            platform.close()
+            raise
+        socket_path = config.effective_socket_path
+        uds = _unix_socket(socket_path)
+    else:
+        tcp, uds = listeners
+        socket_path = Path(uds.getsockname())
     port = tcp.getsockname()[1]
     app.state.public_url = config.effective_public_url(port)
-    socket_path = config.effective_socket_path
-    uds = _unix_socket(socket_path)
+    owner = slot in (None, 0)
 
     common: dict[str, Any] = {
         "lifespan": "off",
@@ -148,9 +168,16 @@ def serve(platform: Platform, *, ready_file: Path | None = None) -> None:
         server_config(app, config, ssl_context_factory=lambda _config, _default: context, **common), deadline
     )
     local = _Server(server_config(app, config, **common), deadline)
-    platform.git.release_stale_mounts()  # one `up` per home: mounts from a killed process are stale
-    runner = platform.worker_runner()
-    runner.start()
+    runner = platform.run_background_here(shared=slot is not None) if owner else None
+    if slot is not None:
+        platform.git.shared = True  # the master released stale mounts before the first fork
+    elif runner is not None:
+        platform.git.release_stale_mounts()  # one `up` per home: mounts from a killed process are stale
+    if runner is not None:
+        runner.start()
+    else:
+        platform.run_background_elsewhere(_owner_pid(config))
+    platform.changes.start()
 
     info = {
         "pid": os.getpid(),
@@ -159,14 +186,16 @@ def serve(platform: Platform, *, ready_file: Path | None = None) -> None:
         "host": config.host,
         "socket": str(socket_path),
         "database": "sqlite" if platform.db.is_sqlite else "postgresql",
-        "workers": runner.names,
+        "workers": runner.names if runner is not None else [],
         "version": strongroom.__version__,
         "started_at": time.time(),
         "sandbox_limits": platform.sandboxes.cgroups.describe(),
     }
     if not platform.sandboxes.cgroups.available:
         log.warning("%s", info["sandbox_limits"])
-    info_path = config.run_dir / "server.json"
+    info_path = config.run_dir / ("server.json" if slot is None else f"api-{slot}.json")
+    if slot == 0:
+        (config.run_dir / "owner.pid").write_text(str(os.getpid()))
 
     async def main() -> None:
         loop = asyncio.get_running_loop()
@@ -193,9 +222,185 @@ def serve(platform: Platform, *, ready_file: Path | None = None) -> None:
     try:
         asyncio.run(main())
     finally:
-        runner.stop()
+        if runner is not None:
+            runner.stop()
         platform.close()
         with contextlib.suppress(FileNotFoundError):
             info_path.unlink()
-        with contextlib.suppress(FileNotFoundError):
-            socket_path.unlink()
+        if listeners is None:
+            with contextlib.suppress(FileNotFoundError):
+                socket_path.unlink()
+
+
+def _owner_pid(config: Config) -> Callable[[], int]:
+    """Where an API process that runs no background workers learns which process runs them."""
+    path = config.run_dir / "owner.pid"
+
+    def read() -> int:
+        try:
+            return int(path.read_text())
+        except (OSError, ValueError):
+            return 0
+
+    return read
+
+
+# -- several API processes --------------------------------------------------------------------
+
+_RESTART_BACKOFF = (0.2, 0.5, 1.0, 2.0, 5.0)
+
+
+@dataclass
+class _Child:
+    slot: int
+    pid: int
+    started: float
+    crashes: int = 0
+
+
+def serve_workers(config: Config, workers: int, *, build: Callable[[Config], Platform] = Platform) -> None:
+    """``strongroom up --workers N``: a master binds the HTTPS port and the sandbox socket once,
+    then forks N API processes that accept on them; slot 0 also runs the background workers.
+
+    The master builds no platform of its own after the fork (no threads, no connections): it
+    forwards SIGHUP, SIGTERM and SIGINT, restarts a process that dies, and writes ``server.json``
+    once every process serves. ``build``: how each process builds its platform (the benchmark's
+    unguarded floor builds one without the guard).
+    """
+    if workers < 1:
+        raise ConfigurationError("--workers must be at least 1", field="workers")
+    # Once, before any fork: migrations, a renewed certificate, a checked home.
+    first = Platform(config)
+    try:
+        tls_context(first)
+        first.git.release_stale_mounts()
+    finally:
+        first.close()
+    tcp = _tcp_socket(config.host, config.port)
+    socket_path = config.effective_socket_path
+    uds = _unix_socket(socket_path)
+    run = config.run_dir
+    info_path = run / "server.json"
+    for stale in [*run.glob("api-*.json"), run / "owner.pid"]:
+        stale.unlink(missing_ok=True)
+    if threading.active_count() > 1:
+        log.warning("forking with %d threads alive", threading.active_count())
+
+    children: dict[int, _Child] = {}
+    stopping: list[int] = []
+
+    def spawn(slot: int, crashes: int = 0) -> None:
+        pid = os.fork()
+        if pid == 0:  # the child: an API process
+            code = 0
+            try:
+                for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGUSR1):
+                    signal.signal(sig, signal.SIG_DFL)
+                logs.configure(config, process=str(slot))
+                serve(build(config), listeners=(tcp, uds), slot=slot)
+            except BaseException:
+                log.exception("API process %d failed", slot)
+                code = 1
+            finally:
+                logging.shutdown()
+                os._exit(code)
+        children[pid] = _Child(slot, pid, time.monotonic(), crashes)
+
+    def forward(sig: int, _frame: object) -> None:
+        if sig in (signal.SIGTERM, signal.SIGINT):
+            stopping.append(sig)
+        for pid in list(children):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, sig)
+
+    for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGUSR1):
+        signal.signal(sig, forward)
+    for slot in range(workers):
+        spawn(slot)
+    served = False  # every process has served once
+    current = False  # server.json names the processes that run now
+    try:
+        while children:
+            try:
+                pid, status = os.waitpid(-1, os.WNOHANG)
+            except ChildProcessError:
+                break
+            if pid == 0:
+                if not current and not stopping:
+                    current = _write_master_info(run, info_path, children)
+                    served = served or current
+                time.sleep(0.05)
+                continue
+            child = children.pop(pid, None)
+            if child is None or stopping:
+                continue
+            if not served:
+                log.error("API process %d exited (status %d) while starting; stopping", child.slot, status)
+                forward(signal.SIGTERM, None)
+                raise ConfigurationError(f"an API process could not start (status {status}); see the log")
+            crashes = child.crashes + 1 if time.monotonic() - child.started < 10 else 0
+            delay = _RESTART_BACKOFF[min(crashes, len(_RESTART_BACKOFF) - 1)]
+            log.warning(
+                "API process %d (pid %d) died (%s); restarting it in %.1fs",
+                child.slot,
+                pid,
+                _describe_status(status),
+                delay,
+            )
+            time.sleep(delay)
+            if not stopping:
+                spawn(child.slot, crashes)
+                current = False
+    finally:
+        if children and not stopping:  # the master itself failed: stop the processes too
+            forward(signal.SIGTERM, None)
+        deadline = time.monotonic() + 40
+        while children and time.monotonic() < deadline:
+            try:
+                pid, _status = os.waitpid(-1, os.WNOHANG)
+            except ChildProcessError:
+                break
+            if pid:
+                children.pop(pid, None)
+            else:
+                time.sleep(0.05)
+        for pid in children:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        try:
+            release_mounts(config.home / "git")  # the processes shared them and left them mounted
+        except StrongroomError as exc:
+            log.error("git: %s", exc)
+        for path in (info_path, socket_path, run / "owner.pid"):
+            with contextlib.suppress(FileNotFoundError):
+                path.unlink()
+        tcp.close()
+        uds.close()
+
+
+def _describe_status(status: int) -> str:
+    if os.WIFSIGNALED(status):
+        return f"signal {signal.Signals(os.WTERMSIG(status)).name}"
+    return f"exit code {os.waitstatus_to_exitcode(status)}"
+
+
+def _write_master_info(run: Path, info_path: Path, children: dict[int, _Child]) -> bool:
+    """``server.json`` for the master, once every API process has written its own file."""
+    infos: dict[int, dict[str, Any]] = {}
+    for child in children.values():
+        try:
+            info = json.loads((run / f"api-{child.slot}.json").read_text())
+        except (OSError, ValueError):
+            return False
+        if info.get("pid") != child.pid:
+            return False
+        infos[child.slot] = info
+    merged = dict(infos[min(infos)])
+    merged["pid"] = os.getpid()
+    merged["processes"] = sorted(
+        ({"slot": c.slot, "pid": c.pid, "background": c.slot == 0} for c in children.values()),
+        key=lambda p: int(str(p["slot"])),
+    )
+    info_path.write_text(json.dumps(merged, indent=2))
+    log.info("strongroom API on %s from %d processes", merged["url"], len(infos))
+    return True

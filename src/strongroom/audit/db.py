@@ -52,3 +52,13 @@ class AuditCheckpointRow(Base):
     signature: Mapped[bytes] = mapped_column(LargeBinary)
     # The digest of the previous checkpoint (``signing.checkpoint_digest``), signed with this one.
     prev: Mapped[str] = mapped_column(String(64), default="", server_default="")
+
+
+class AuditFlushRow(Base):
+    """One row per PostgreSQL backend, bumped by ``AuditLog.make_durable``: a write that commits
+    synchronously (and so waits for the WAL flush) without contending with any other."""
+
+    __tablename__ = "audit_flushes"
+
+    backend: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    n: Mapped[int] = mapped_column(BigInteger)

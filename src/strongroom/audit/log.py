@@ -11,6 +11,16 @@ broken one.
 
 Appends are serialized: SQLite by its single writer, PostgreSQL by a transaction-scoped
 advisory lock on the chain head. The unique ``seq`` makes a fork impossible either way.
+
+On PostgreSQL the lock is held until the transaction commits, so a commit that waited for its
+WAL flush (fsync) inside the lock would cap the whole platform at one flush per call. An
+audited transaction therefore commits without waiting for the flush (``synchronous_commit`` off
+for that transaction only, which releases the lock at once) and ``make_durable`` then waits for
+a flush that covers it, outside the lock, where the waits of concurrent calls share one fsync
+(group commit). The caller answers only after ``make_durable``: no answer ever reports a call
+whose event could still be lost. WAL is written in order, so a crash loses at most a suffix of
+the chain together with the changes of the same transactions (never a hole in the chain, never a
+change without its event); others may see such a change up to one flush before it is durable.
 """
 
 from __future__ import annotations
@@ -38,6 +48,20 @@ _TABLE = cast(Table, AuditEventRow.__table__)
 _INSERT = insert(_TABLE)
 _HEAD = select(_TABLE.c.seq, _TABLE.c.hash).order_by(_TABLE.c.seq.desc()).limit(1)
 _CHAIN_LOCK_KEY = 0x5372_4175_6469_74  # "SrAudit"
+# One round trip, two statements (a simple query, so the second reads the head with a snapshot
+# taken after the first got the lock): this transaction commits without waiting for its flush,
+# takes the chain lock, and reads the head.
+_LOCK_AND_HEAD = (
+    "SELECT set_config('synchronous_commit', 'off', true), pg_advisory_xact_lock(23488048534940020); "
+    "SELECT seq, hash FROM audit_events ORDER BY seq DESC LIMIT 1"
+)
+assert str(_CHAIN_LOCK_KEY) in _LOCK_AND_HEAD
+# A one-statement write commits synchronously: it waits for the WAL flush up to its commit record,
+# and so past every transaction committed before it. Its own row per backend: no waits on others.
+_FLUSH = text(
+    "INSERT INTO audit_flushes (backend, n) VALUES (pg_backend_pid(), 1) "
+    "ON CONFLICT (backend) DO UPDATE SET n = audit_flushes.n + 1"
+)
 _BATCH = 5000
 
 
@@ -140,8 +164,15 @@ class AuditLog:
     # -- writing ----------------------------------------------------------------------------
 
     def _lock_head(self, connection: Connection) -> tuple[int, str]:
-        if not self.db.is_sqlite:
-            connection.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _CHAIN_LOCK_KEY})
+        if not self.db.is_sqlite:  # see the module's docstring for the asynchronous commit
+            cursor = connection.connection.cursor()
+            try:
+                cursor.execute(_LOCK_AND_HEAD)
+                cursor.nextset()
+                found = cursor.fetchone()
+            finally:
+                cursor.close()
+            return (int(found[0]), str(found[1])) if found else (0, GENESIS_HASH)
         head = connection.execute(_HEAD).first()
         return (head[0], head[1]) if head else (0, GENESIS_HASH)
 
@@ -182,7 +213,17 @@ class AuditLog:
 
     def append_standalone(self, record: AuditRecord) -> AuditEvent:
         with self.db.write_connection() as connection:
-            return self.append(connection, record)
+            event = self.append(connection, record)
+        self.make_durable()
+        return event
+
+    def make_durable(self) -> None:
+        """Wait until every event appended by a committed transaction is on disk (PostgreSQL: a
+        one-statement transaction that commits synchronously flushes the WAL up to and past them)."""
+        if self.db.is_sqlite:
+            return
+        with self.db.autocommit() as connection:
+            connection.execute(_FLUSH)
 
     # -- checkpoints ------------------------------------------------------------------------
 

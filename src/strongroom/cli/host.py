@@ -60,7 +60,7 @@ def backup(
         ("Backed up", "green"),
         f" to {file}: audit head {manifest.audit_head_seq}, "
         f"{manifest.checkpoints} checkpoints, {manifest.blobs} objects ({manifest.blob_bytes} bytes), "
-        f"{manifest.files} files. Keep the root key apart from it."
+        f"{manifest.files} files. Keep the root key apart from it.",
     )
 
 

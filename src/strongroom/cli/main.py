@@ -124,15 +124,26 @@ def up(
     home: HomeOpt = None,
     port: Annotated[int | None, typer.Option(help="HTTPS port (0 = any free port).")] = None,
     host: Annotated[str | None, typer.Option(help="Address to listen on.")] = None,
+    workers: Annotated[
+        int,
+        typer.Option(
+            min=1,
+            max=64,
+            help="API processes sharing the port (more than 1: a master forks them and restarts any that dies).",
+        ),
+    ] = 1,
 ) -> None:
     """Serve the API over HTTPS and on the sandbox socket until SIGTERM."""
-    from strongroom.api.server import serve
+    from strongroom.api.server import serve, serve_workers
     from strongroom.observability import logs
     from strongroom.platform import Platform
 
     config = config_for(home, port=port, host=host)
     with logs.configured(config):
-        serve(Platform(config))
+        if workers > 1:
+            serve_workers(config, workers)
+        else:
+            serve(Platform(config))
 
 
 @app.command()

@@ -54,8 +54,11 @@ class ServerProcess:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
 
 
-def start(config: Config, *, timeout: float = 60.0, env: dict[str, str] | None = None) -> ServerProcess:
-    """Run `strongroom up` for ``config.home`` in a child process; return once it serves."""
+def start(
+    config: Config, *, timeout: float = 60.0, env: dict[str, str] | None = None, args: tuple[str, ...] = ()
+) -> ServerProcess:
+    """Run `strongroom up` for ``config.home`` in a child process (``args``: more options, e.g.
+    ``("--workers", "2")``); return once it serves."""
     info_path = config.run_dir / "server.json"
     info_path.unlink(missing_ok=True)
     (config.home / "logs").mkdir(parents=True, exist_ok=True)
@@ -63,7 +66,7 @@ def start(config: Config, *, timeout: float = 60.0, env: dict[str, str] | None =
     child_env = {**os.environ, **(env or {}), "STRONGROOM_HOME": str(config.home)}
     with log_path.open("wb") as log:
         process = subprocess.Popen(
-            [sys.executable, "-m", "strongroom.cli", "up"], stdout=log, stderr=subprocess.STDOUT, env=child_env
+            [sys.executable, "-m", "strongroom.cli", "up", *args], stdout=log, stderr=subprocess.STDOUT, env=child_env
         )
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:

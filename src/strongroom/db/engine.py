@@ -39,6 +39,7 @@ class Database:
             _configure_sqlite(self.engine, sqlite_synchronous)
         self._write_lock = threading.RLock() if self.is_sqlite else None
         self._writer = self.engine.execution_options(sqlite_begin="IMMEDIATE")
+        self._autocommit = self.engine.execution_options(isolation_level="AUTOCOMMIT")
         self._reads = sessionmaker(self.engine, expire_on_commit=False)
         self._writes = sessionmaker(self._writer, expire_on_commit=False)
 
@@ -67,6 +68,12 @@ class Database:
     def write_connection(self) -> Iterator[Connection]:
         """A write transaction on a bare connection, for hot paths that need no ORM session."""
         with self._serialized(), self._writer.begin() as connection:
+            yield connection
+
+    @contextmanager
+    def autocommit(self) -> Iterator[Connection]:
+        """A connection whose every statement commits on its own (PostgreSQL)."""
+        with self._autocommit.connect() as connection:
             yield connection
 
     def dispose(self) -> None:

@@ -6,6 +6,7 @@ from sqlalchemy import MetaData
 
 import strongroom.audit.db
 import strongroom.catalog.db
+import strongroom.db.changes
 import strongroom.experiments.db
 import strongroom.gitrepo.db
 import strongroom.identity.db

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import builtins
 import datetime as dt
+import fcntl
 import logging
 import re
 import shutil
@@ -49,6 +50,14 @@ class GitError(StrongroomError):
     title = "Git failed"
 
 
+def release_mounts(root: Path) -> None:
+    """Unmount every team's repositories under ``root`` (no platform needed: the master of ``up --workers``)."""
+    if root.is_dir():
+        for team_dir in root.iterdir():
+            if team_dir.is_dir():
+                EncryptedVolume(team_dir).unmount()
+
+
 class GitService:
     def __init__(self, db: Database, guard: Guard, kms: KmsService, root: Path) -> None:
         self.db = db
@@ -57,6 +66,10 @@ class GitService:
         self.root = root
         self._mounted: dict[str, EncryptedVolume] = {}
         self._lock = threading.Lock()
+        # `up --workers N`: the API processes share each team's mount (the first to need it mounts
+        # it, under a file lock; the others use it) and leave it mounted when they stop: the
+        # master unmounts them once every process has ended.
+        self.shared = False
 
     def team_root(self, team: str) -> Path:
         """The team's (mounted, decrypted) repository directory; mounts it on first use."""
@@ -65,9 +78,19 @@ class GitService:
             volume = self._mounted.get(team)
             if volume is None or not volume.is_mounted():
                 volume = EncryptedVolume(self.root / team)
-                mount_for_team(self.kms, team, volume, {"team": team, "purpose": "git-repositories"})
+                if self.shared:
+                    self._mount_shared(team, volume)
+                else:
+                    mount_for_team(self.kms, team, volume, {"team": team, "purpose": "git-repositories"})
                 self._mounted[team] = volume
         return volume.mountpoint
+
+    def _mount_shared(self, team: str, volume: EncryptedVolume) -> None:
+        self.root.mkdir(mode=0o700, parents=True, exist_ok=True)
+        with (self.root / f".{team}.mount-lock").open("a") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            if not volume.is_mounted():  # else another API process of this platform mounted it
+                mount_for_team(self.kms, team, volume, {"team": team, "purpose": "git-repositories"})
 
     def path(self, team: str, name: str) -> Path:
         """The bare repository directory (names are validated, so this cannot escape the root)."""
@@ -75,14 +98,14 @@ class GitService:
 
     def release_stale_mounts(self) -> None:
         """Unmount what a platform process killed without a shutdown left mounted (``up`` start)."""
-        if self.root.is_dir():
-            for team_dir in self.root.iterdir():
-                if team_dir.is_dir():
-                    EncryptedVolume(team_dir).unmount()
+        release_mounts(self.root)
 
     def close(self) -> None:
-        """Unmount every team's repositories (platform shutdown)."""
+        """Unmount every team's repositories (platform shutdown; shared mounts stay for the others)."""
         with self._lock:
+            if self.shared:
+                self._mounted.clear()
+                return
             for volume in self._mounted.values():
                 try:
                     volume.unmount()

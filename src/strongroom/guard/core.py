@@ -46,6 +46,7 @@ from strongroom.audit.models import AuditEvent
 from strongroom.core.context import Principal, RequestContext
 from strongroom.core.errors import Conflict, Forbidden, InvalidInput, StrongroomError, Unavailable
 from strongroom.db.base import utcnow
+from strongroom.db.changes import ChangeFeed
 from strongroom.db.engine import Database
 from strongroom.policy.db import IdempotencyRow
 from strongroom.policy.engine import Decision, PolicyEngine, Target
@@ -111,6 +112,7 @@ class Ticket:
         self.events: list[Event] = []
         self.checks: list[dict[str, Any]] = []
         self._changed_policy_facts: set[str] = set()
+        self._changed_identities: set[str] = set()
         self._session: Session | None = None
         self._write = False
         self._event: AuditEvent | None = None
@@ -141,17 +143,26 @@ class Ticket:
                 if records and self.ctx.idempotency_key:
                     self.replayed = guard._replayed(session, self.ctx, self.action, self.params)
                 yield self
+                if write and guard.feed is not None:  # the other processes learn it with the commit
+                    for team in sorted(self._changed_policy_facts):
+                        guard.feed.publish("policy", team, session)
+                    for user in sorted(self._changed_identities):
+                        guard.feed.publish("identity", user, session)
                 if records:
+                    session.flush()  # the call's own writes first: the chain lock is held until the commit
                     self._event = guard._append(self._record(), session)
             finally:
                 self._session = None
+        if self._event is not None and records:
+            guard._durable()
         if write:
             self._committed = True
             for team in self._changed_policy_facts:
                 guard.engine.invalidate(team)
-            if self._changed_policy_facts:
+            if self._changed_policy_facts or self._changed_identities:
                 guard.forget_decisions()
             self._changed_policy_facts.clear()
+            self._changed_identities.clear()
             if self.parent is not None:
                 self._publish_state()
 
@@ -170,6 +181,12 @@ class Ticket:
         once its transaction commits, the policy engine reloads them from their sources and
         cached decisions are dropped."""
         self._changed_policy_facts.add(team)
+
+    def changes_identity(self, user: str) -> None:
+        """This call changes what ``user``'s credentials stand for (disabled, a membership or a
+        token changed): once it commits, cached decisions are dropped here and, within a poll
+        interval, authentications and decisions cached by every other process."""
+        self._changed_identities.add(user)
 
     def replay(self, model: type[M]) -> M | None:
         """The stored result when this is a retry of an idempotent create, else ``None``."""
@@ -292,7 +309,14 @@ class Guard:
     """The one door: decide, act, record exactly one outcome."""
 
     def __init__(
-        self, db: Database, engine: PolicyEngine, audit: AuditLog, bus: EventBus, *, enforce: bool = True
+        self,
+        db: Database,
+        engine: PolicyEngine,
+        audit: AuditLog,
+        bus: EventBus,
+        *,
+        enforce: bool = True,
+        feed: ChangeFeed | None = None,
     ) -> None:
         self.db = db
         self.engine = engine
@@ -301,6 +325,7 @@ class Guard:
         # ``enforce=False`` exists only so the control-plane benchmark can measure the cost of
         # security against the same app without it; `Platform` never builds one from config.
         self._enforce = enforce
+        self.feed = feed
         self._cache: dict[tuple[object, ...], tuple[Decision, float]] = {}
         self._failing = False
 
@@ -504,6 +529,14 @@ class Guard:
             raise _AuditWriteFailed("the audit log could not be written; the call was not performed") from exc
         self._failing = False
         return event
+
+    def _durable(self) -> None:
+        """Wait for the committed event to be on disk before the call answers (fail closed)."""
+        try:
+            self.audit.make_durable()
+        except Exception as exc:
+            self._failed()
+            raise _AuditWriteFailed("the audit log could not be made durable; the outcome is unknown") from exc
 
     def _failed(self) -> None:
         # Cached decisions cover calls with no event of their own: none until the log is writable.

@@ -135,6 +135,7 @@ class IdentityService:
             if row is None:
                 raise NotFound(f"user {name!r} does not exist", field="name")
             row.disabled = disabled
+            call.changes_identity(name)
             if disabled:
                 call.emit("UserDisabled", user=name)
             entity = row.to_entity()
@@ -214,6 +215,7 @@ class IdentityService:
                 return replayed
             self._require_team_and_user(call.session, team, user)
             membership = call.result(self._add_membership(call.session, user, team, role))
+            call.changes_identity(user)
         self.forget_authentications()
         return membership
 
@@ -226,6 +228,7 @@ class IdentityService:
             if call.session.get(UserRow, user) is None:
                 raise NotFound(f"user {user!r} does not exist", field="user")
             membership = self._add_membership(call.session, user, "", role)
+            call.changes_identity(user)
         self.forget_authentications()
         return membership
 
@@ -266,6 +269,7 @@ class IdentityService:
                 raise NotFound(f"{user} does not hold {role}" + (f" in {team}" if team else ""), field="user")
             call.session.delete(row)
             call.emit("TeamMemberRemoved", user=user, team=team, role=role)
+            call.changes_identity(user)
         self.forget_authentications()
 
     # -- API tokens -------------------------------------------------------------------------
@@ -326,6 +330,7 @@ class IdentityService:
             if row.revoked_at is None:
                 row.revoked_at = utcnow()
                 call.emit("ApiTokenRevoked", user=row.user, token_id=token_id)
+                call.changes_identity(row.user)
             entity = row.to_entity()
         self.forget_authentications()
         return entity
@@ -568,6 +573,7 @@ class IdentityService:
                 row.revoked_at = now
                 call.emit("ApiTokenRevoked", user=name, token_id=row.id)
             issued = self._issue(call.session, name, "recovered", ttl or self.default_token_ttl)
+            call.changes_identity(name)
         self.forget_authentications()
         return issued, old
 

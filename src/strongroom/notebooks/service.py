@@ -96,6 +96,10 @@ class NotebookService:
         self.sockets = OpenSockets()
         self._sockets_checked = time.monotonic()
         self._wake: Callable[[], None] = lambda: None
+        # In an API process of `up --workers N` that runs no background workers: it proxies to
+        # notebooks another process runs (``route``), and starts none itself.
+        self.proxy_only = False
+        self._attached: dict[tuple[str, str], tuple[Live | None, float]] = {}
 
     def set_wake(self, wake: Callable[[], None]) -> None:
         self._wake = wake
@@ -418,7 +422,32 @@ class NotebookService:
         """The running, ready notebook at ``/notebooks/<team>/<name>/``, if any."""
         notebook_id = self._by_name.get((team, name))
         live = self._live.get(notebook_id) if notebook_id else None
-        return live if live is not None and live.ready else None
+        if live is not None and live.ready:
+            return live
+        return self._attached_route(team, name) if self.proxy_only else None
+
+    def _attached_route(self, team: str, name: str) -> Live | None:
+        """A notebook the process that runs the background workers started, found through the
+        database (re-read at most every second) and reached on the socket that process's sandbox
+        made: how every API process of ``up --workers N`` proxies to it."""
+        now = time.monotonic()
+        cached = self._attached.get((team, name))
+        if cached is not None and cached[1] > now:
+            return cached[0]
+        with self.db.read() as session:
+            row = session.scalars(
+                select(NotebookRow).where(NotebookRow.team == team, NotebookRow.live_name == name)
+            ).first()
+            found = (row.id, row.owner, row.generation) if row and row.status == NotebookStatus.IN_SERVICE else None
+        live = cached[0] if cached is not None else None
+        if live is not None and (found is None or (live.notebook_id, live.generation) != (found[0], found[2])):
+            live.close()
+            live = None
+        if live is None and found is not None:
+            live = self.spawner.attach(found[0], team, name, found[1], found[2])
+        with self._lock:
+            self._attached[(team, name)] = (live, now + 1.0)
+        return live
 
     def reuse_decision(self, ctx: RequestContext, team: str, name: str, params: dict[str, str]) -> Ticket | None:
         """The ticket of a fresh allowed decision for this principal and live notebook, if one is cached.

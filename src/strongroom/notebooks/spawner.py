@@ -15,8 +15,11 @@ another socket on the host.
 from __future__ import annotations
 
 import abc
+import base64
 import collections
 import contextlib
+import hashlib
+import hmac
 import json
 import logging
 import os
@@ -101,6 +104,10 @@ class Spawner(abc.ABC):
     @abc.abstractmethod
     def start(self, spec: LaunchSpec, generation: int, token: str) -> Live:
         """Start the notebook's server (returns at once; ``probe`` says when it answers)."""
+
+    def attach(self, notebook_id: str, team: str, name: str, owner: str, generation: int) -> Live | None:
+        """A notebook another API process started and runs, as this process proxies to it (or ``None``)."""
+        return None
 
     @abc.abstractmethod
     def probe(self, live: Live) -> bool:
@@ -192,8 +199,12 @@ class SandboxSpawner(Spawner):
         volumes_root: Path,
         stop_grace_seconds: float,
         python: PythonEnvironment | None = None,
+        proxy_key: bytes | None = None,
     ) -> None:
         self.runner = runner
+        # Jupyter's per-launch secret is derived from this key, the notebook and its generation, so
+        # every API process of `up --workers N` can proxy to a notebook another process started.
+        self._proxy_key = proxy_key or secrets.token_bytes(32)
         self.api_socket = api_socket
         self.runtime_root = runtime_root
         self.volumes_root = volumes_root
@@ -239,7 +250,7 @@ class SandboxSpawner(Spawner):
         if not volume.is_mounted():  # plaintext must never land on the disk below the mount point
             raise Unavailable(f"the encrypted volume of notebook {spec.team}/{spec.name} is not mounted")
         home = volume.mountpoint
-        secret = secrets.token_urlsafe(32)
+        secret = self.proxy_secret(spec.notebook_id, generation)
         size = SIZES[spec.size]
         forwarder = f"http://127.0.0.1:{FORWARDER_PORT}"
         constants = {
@@ -324,6 +335,27 @@ class SandboxSpawner(Spawner):
         )
         live = Live(spec.notebook_id, spec.team, spec.name, spec.owner, generation, None, secret, runtime)  # type: ignore[arg-type]
         live.process = self.runner.start(sandbox, on_output=lambda line: live.tail.append(line.text))
+        return live
+
+    def proxy_secret(self, notebook_id: str, generation: int) -> str:
+        """The secret the proxy shows Jupyter for this launch of the notebook."""
+        digest = hmac.new(self._proxy_key, f"{notebook_id}:{generation}".encode(), hashlib.sha256).digest()
+        return base64.urlsafe_b64encode(digest).decode().rstrip("=")
+
+    def attach(self, notebook_id: str, team: str, name: str, owner: str, generation: int) -> Live | None:
+        live = Live(
+            notebook_id,
+            team,
+            name,
+            owner,
+            generation,
+            None,  # type: ignore[arg-type]  # the sandbox is the other process's
+            self.proxy_secret(notebook_id, generation),
+            self._runtime(notebook_id),
+        )
+        if not self._open_socket(live):
+            return None
+        live.ready = True
         return live
 
     def _open_socket(self, live: Live) -> bool:

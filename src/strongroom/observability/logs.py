@@ -34,6 +34,7 @@ class JsonFormatter(logging.Formatter):
             "level": record.levelname.lower(),
             "logger": record.name,
             "message": record.getMessage(),
+            "pid": record.process,
         }
         for name in FIELDS:
             if name in record.__dict__:
@@ -56,8 +57,14 @@ def _rotating(path: os.PathLike[str], config: Config) -> logging.Handler:
     return handler
 
 
-def configure(config: Config) -> None:
-    """Route the server's logs to the home's ``logs/`` and to stderr (``strongroom up``)."""
+def configure(config: Config, process: str = "") -> None:
+    """Route the server's logs to the home's ``logs/`` and to stderr (``strongroom up``).
+
+    ``process``: an API process of ``up --workers N`` writes files of its own
+    (``strongroom-<process>.log``, ``access-<process>.log``): rotation renames files, which
+    processes sharing one file would race on.
+    """
+    suffix = f"-{process}" if process else ""
     logs = config.home / "logs"
     logs.mkdir(mode=0o700, parents=True, exist_ok=True)
     stderr = logging.StreamHandler(sys.stderr)
@@ -69,14 +76,14 @@ def configure(config: Config) -> None:
     for handler in list(root.handlers):
         root.removeHandler(handler)
     root.setLevel(config.log_level.upper())
-    root.addHandler(_rotating(logs / "strongroom.log", config))
+    root.addHandler(_rotating(logs / f"strongroom{suffix}.log", config))
     root.addHandler(stderr)
     access = logging.getLogger(ACCESS_LOGGER)
     access.propagate = False
     access.setLevel(logging.INFO)
     for handler in list(access.handlers):
         access.removeHandler(handler)
-    access.addHandler(_rotating(logs / "access.log", config))
+    access.addHandler(_rotating(logs / f"access{suffix}.log", config))
     if under_service_manager():
         access.addHandler(stderr)
 

@@ -14,6 +14,7 @@ import random
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -111,6 +112,8 @@ class ServingService:
         self._pending: dict[str, tuple[str, dict[str, Any], dict[str, Any]]] = {}
         self._lock = threading.Lock()
         self.wake: Any = lambda: None
+        # In an API process of `up --workers N` that does not own the endpoint workers: hands scoring to the owner.
+        self.relay: Callable[[str, str, bytes, str, str, str], tuple[bytes, str]] | None = None
 
     # -- models ------------------------------------------------------------------------------
 
@@ -591,6 +594,36 @@ class ServingService:
             raise PayloadTooLarge(f"the body is {len(body)} bytes; an invocation takes at most {MAX_INVOCATION_BYTES}")
         if not body.strip():
             raise InvalidInput("the body is empty; send one or more rows", field="body")
+        if self.relay is not None:  # another API process owns the endpoint workers
+            return self.relay(team, name, body, content_type, target_variant, explain)
+        return self._score(team, name, body, kind, content_type, target_variant, explain, call)
+
+    def score(
+        self, team: str, name: str, body: bytes, content_type: str, target_variant: str, explain: str = ""
+    ) -> tuple[bytes, str]:
+        """Score an invocation another API process checked, authorized and audited (``up --workers``)."""
+        kind = CONTENT_TYPES.get(content_type.split(";", 1)[0].strip().lower())
+        if kind is None:
+            raise UnsupportedMediaType(f"Content-Type {content_type[:80]!r} is not served", field="Content-Type")
+        call = _Call()
+        try:
+            return self._score(team, name, body, kind, content_type, target_variant, explain, call)
+        finally:
+            if call.live is not None:
+                self.pool.release(call.live)
+
+    def _score(
+        self,
+        team: str,
+        name: str,
+        body: bytes,
+        kind: str,
+        content_type: str,
+        target_variant: str,
+        explain: str,
+        call: _Call,
+    ) -> tuple[bytes, str]:
+        """Score on this process's workers and capture the answer."""
         live = call.live = self.pool.acquire(team, name)
         if live is None:
             raise Unavailable(f"endpoint {team}/{name} is not InService (describe it for its status)")
