@@ -320,6 +320,7 @@ class Platform:
         self.catalog.set_wake(waker(self.catalog_worker.name))
         self.notebooks.set_wake(waker(self.notebook_worker.name))
         self.serving.wake = waker(self.serving_worker.name)
+        self.monitoring.wake = waker(self.monitoring_scheduler.name)
         self.notebooks.proxy_only = True
         relay = RelayClient(self.config.run_dir / "serving.sock")
         self.serving.relay = relay

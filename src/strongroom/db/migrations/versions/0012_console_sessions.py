@@ -16,7 +16,7 @@ from alembic import op
 import strongroom.db.base
 
 revision = "0012"
-down_revision = "0011"  # the lead re-chains at merge
+down_revision = "0011"
 branch_labels = None
 depends_on = None
 
