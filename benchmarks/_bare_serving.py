@@ -1,5 +1,6 @@
 """The floor for benchmarks/serving.py: FastAPI + uvicorn + the same booster over TLS, no auth,
-no capture. Usage: _bare_serving.py MODEL.ubj CERT KEY PORT"""
+no capture, the same single-threaded predict call as the Strongroom worker.
+Usage: _bare_serving.py MODEL.ubj CERT KEY PORT"""
 
 from __future__ import annotations
 
@@ -20,7 +21,7 @@ app = FastAPI()
 async def invocations(request: Request) -> Response:
     body = (await request.body()).decode()
     rows = np.array([[float(v) for v in line.split(",")] for line in body.splitlines() if line], dtype=np.float32)
-    scores = booster.predict(xgb.DMatrix(rows))
+    scores = booster.inplace_predict(rows)  # the Strongroom worker's call (no DMatrix, no OpenMP team)
     return Response("\n".join(repr(float(s)) for s in scores), media_type="text/csv")
 
 
