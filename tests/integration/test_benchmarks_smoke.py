@@ -14,6 +14,7 @@ LINE = re.compile(r"^[a-z0-9_.-]+: ours=\S+ \S+ peer=\S+ \S+ ratio=\S+$", re.M)
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(600)  # a smoke run starts servers and peers: over the suite's 120 s on a busy machine
 @pytest.mark.parametrize("script", BENCHMARKS, ids=lambda p: p.stem)
 def test_benchmark_smoke(script: Path) -> None:
     done = subprocess.run([sys.executable, str(script), "--smoke"], capture_output=True, text=True, timeout=600)
