@@ -31,14 +31,26 @@ from _common import alternate, figure, parser, repeats, save, version
 
 from strongroom.sandbox import Limits, Mount, SandboxRunner, SandboxSpec, SandboxStatus, discover
 
+PEER_PHASES = "PHASES "
 PEER = """
-import json, sys, pandas as pd, xgboost as xgb
+import json, os, sys, time
+t0 = time.perf_counter()
+import pandas as pd, xgboost as xgb
 path, fmt, params, rounds, out = sys.argv[1], sys.argv[2], json.loads(sys.argv[3]), int(sys.argv[4]), sys.argv[5]
+t1 = time.perf_counter()
 frame = pd.read_csv(path, header=None, engine="pyarrow") if fmt == "csv" else pd.read_parquet(path)
 data = frame.to_numpy(dtype="float32")
 dtrain = xgb.DMatrix(data[:, 1:], label=data[:, 0])
+t2 = time.perf_counter()
 booster = xgb.train(params, dtrain, rounds, evals=[(dtrain, "train")], verbose_eval=True)
+t3 = time.perf_counter()
 booster.save_model(out)
+fd = os.open(out, os.O_RDONLY)
+os.fsync(fd)  # like ours: the model is durable when the run ends
+os.close(fd)
+t4 = time.perf_counter()
+phases = {"imports": t1 - t0, "parsing": t2 - t1, "training": t3 - t2, "saving (fsync)": t4 - t3}
+print("PHASES " + json.dumps(phases), file=sys.stderr)
 """
 
 
