@@ -130,8 +130,8 @@ def main() -> None:
         def bare_hello() -> dict[str, float]:
             return _bare([sys.executable, str(script)])
 
-        hello()
-        hello()  # warm: the first jobs pay for imports and caches
+        for _ in range(1 if args.smoke else 2):
+            hello()  # warm: the first jobs pay for imports and caches
         trivial = alternate(hello, bare_hello, runs)
         figures.append(
             figure(
