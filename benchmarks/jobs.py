@@ -24,7 +24,6 @@ import itertools
 import json
 import shutil
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -32,7 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from _common import alternate, figure, parser, repeats, save, version
-from jobs_algorithm import PEER, PEER_PHASES, make_data
+from jobs_algorithm import PEER, PEER_PHASES, make_data, run_in_own_cgroup
 
 from strongroom.core import launcher
 from strongroom.core.config import Config
@@ -78,7 +77,7 @@ def _job(session: Session, name: str, **spec: Any) -> dict[str, float]:
 def _bare(command: list[str]) -> dict[str, float]:
     """A bare run's wall time and, for the XGBoost peer, its phases (it prints them on stderr)."""
     start = time.monotonic()
-    done = subprocess.run(command, check=True, capture_output=True, text=True)
+    done = run_in_own_cgroup(command, capture_output=True, text=True)  # as the job's sandbox
     sample = {"value": time.monotonic() - start}
     for line in done.stderr.splitlines():
         if line.startswith(PEER_PHASES):
@@ -200,6 +199,8 @@ def main() -> None:
             "file format": "headerless CSV, label first, float32 features (both sides read the same bytes)",
             "durability": "ours: model blob fsync + rename in the encrypted store; peer: save_model, no fsync",
             "tls": "none on either side for (b) (the job talks to the platform over a Unix socket)",
+            "cgroups": "each side in a cgroup of its own (the job's sandbox; one made for the peer), so neither "
+            "gets a larger CPU share of the loaded machine",
             "threads": "2 on both sides (the job's cpus=2 on a 2-core machine; the peer uses all cores)",
             "timing": "ours: create call to the platform's ended_at; peer: process wall time",
             "xgboost": version("xgboost"),
