@@ -260,6 +260,11 @@ def main() -> None:
     compared = {
         "ours": "strongroom.explain (the booster's native TreeSHAP)",
         "peer": "shap's explainers on the same booster",
+        "modes": "exact: both in process on the same in-memory rows; stream: ours chunked from the CSV in a fresh "
+        "process vs the peer reading the whole CSV in a fresh process; dask: the same code on 2 workers vs 1",
+        "file format": "stream figures: the same CSV file with a header row on both sides",
+        "durability": "not applicable (nothing written but the SHAP values, in memory)",
+        "tls": "none (Dask's local cluster without TLS on both sides of the dask figure)",
         "xgboost": xgb.__version__,
         "shap": version("shap"),
         "model": {**PARAMS, "num_boost_round": sizes["rounds"], "trees": booster.num_boosted_rounds()},

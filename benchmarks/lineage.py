@@ -275,6 +275,10 @@ def main() -> None:
     compared: dict[str, Any] = {
         "ours": "strongroom.lineage.store.query_graph (recursive CTE + entity fetch)",
         "peer": "level-by-level walk, one IN (...) query per hop",
+        "modes": "both sides read the same migrated database through the same SQLAlchemy engine, one query "
+        "stream, warm caches (each run times every sample once)",
+        "durability": "not applicable: read-only queries on the same database",
+        "tls": "none on either side (SQLite file; PostgreSQL on the local socket/loopback)",
         "sizes": {"depth": args.depth, "associations": associations, "samples": samples},
         "goal_ms": GOAL_MS,
     }

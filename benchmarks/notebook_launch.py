@@ -2,12 +2,13 @@
 
 - launch: from the catalog launch request (Notebook product) to the first kernel result
   (``1 + 1``) through the HTTPS proxy (REST to start the kernel, WebSocket to execute), against
-  starting a bare ``jupyter server`` (same Python environment, TCP on 127.0.0.1, token auth) to
-  its first kernel result. Each run launches a fresh notebook; runs alternate ours/peer and the
-  medians are reported.
+  starting a bare ``jupyter server`` (same Python environment, HTTPS on 127.0.0.1 with a
+  throwaway certificate, token auth) to its first kernel result. Each run launches a fresh
+  notebook; runs alternate ours/peer and the medians are reported.
 - proxy overhead per HTTP request: the same request (``GET .../api/status``) through the proxy
   (HTTPS, token authentication, the OpenNotebook policy, an audit event, the Unix socket into
-  the sandbox) against the bare server directly, with wrk over one keep-alive connection.
+  the sandbox) against the bare server directly over HTTPS (so both sides pay for TLS), with wrk
+  over one keep-alive connection.
 """
 
 from __future__ import annotations
@@ -90,6 +91,26 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def _certificate(work: Path) -> tuple[Path, Path]:
+    """A throwaway certificate for 127.0.0.1, so the bare server speaks TLS as the proxy does."""
+    cert, key = work / "bare.pem", work / "bare.key"
+    if not cert.is_file():
+        subprocess.run(
+            [
+                *("openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes"),
+                *("-keyout", str(key), "-out", str(cert), "-days", "1", "-subj", "/CN=127.0.0.1"),
+                *("-addext", "subjectAltName=IP:127.0.0.1"),
+            ],
+            check=True,
+            capture_output=True,
+        )
+    return cert, key
+
+
+def _bare_context(work: Path) -> ssl.SSLContext:
+    return ssl.create_default_context(cafile=str(_certificate(work)[0]))
+
+
 def _bare_jupyter(work: Path) -> tuple[subprocess.Popen[bytes], int, str]:
     port, token = _free_port(), secrets.token_hex(16)
     root = work / f"bare-{uuid.uuid4().hex[:6]}"
@@ -112,6 +133,8 @@ def _bare_jupyter(work: Path) -> tuple[subprocess.Popen[bytes], int, str]:
             f"--port={port}",
             "--ip=127.0.0.1",
             f"--ServerApp.root_dir={root / 'home'}",
+            f"--ServerApp.certfile={_certificate(work)[0]}",
+            f"--ServerApp.keyfile={_certificate(work)[1]}",
         ],
         env=env,
         stdout=subprocess.DEVNULL,
@@ -124,7 +147,8 @@ def bare_launch(work: Path) -> tuple[float, subprocess.Popen[bytes], int, str]:
     started = time.perf_counter()
     process, port, token = _bare_jupyter(work)
     headers = {"Authorization": f"token {token}"}
-    with httpx.Client(base_url=f"http://127.0.0.1:{port}", headers=headers, timeout=30) as http:
+    context = _bare_context(work)
+    with httpx.Client(base_url=f"https://127.0.0.1:{port}", headers=headers, verify=context, timeout=30) as http:
         while True:
             try:
                 if http.get("/api/status").status_code == 200:
@@ -134,7 +158,7 @@ def bare_launch(work: Path) -> tuple[float, subprocess.Popen[bytes], int, str]:
             if process.poll() is not None:
                 raise RuntimeError("jupyter server exited")
             time.sleep(0.02)
-        _execute_first(http, "", f"ws://127.0.0.1:{port}", headers, None)
+        _execute_first(http, "", f"wss://127.0.0.1:{port}", headers, context)
     return time.perf_counter() - started, process, port, token
 
 
@@ -215,7 +239,7 @@ def main() -> None:
             )
         ]
         proxied = f"{server.url}/notebooks/bench/{state['notebook']}/api/status"
-        direct = f"http://127.0.0.1:{state['port']}/api/status"
+        direct = f"https://127.0.0.1:{state['port']}/api/status"
         if shutil.which("wrk"):
             tool = "wrk -t1 -c1"
             through = alternate(
@@ -229,7 +253,9 @@ def main() -> None:
             context = ssl.create_default_context(cafile=str(server.ca))
             through = alternate(
                 lambda: _python_latency_ms(proxied, {"Authorization": f"Bearer {token}"}, n, context),
-                lambda: _python_latency_ms(direct, {"Authorization": f"token {state['bare_token']}"}, n, True),
+                lambda: _python_latency_ms(
+                    direct, {"Authorization": f"token {state['bare_token']}"}, n, _bare_context(work)
+                ),
                 runs,
             )
         figures.append(
@@ -249,7 +275,12 @@ def main() -> None:
             args.smoke,
             compared={
                 "ours": "catalog launch -> sandboxed JupyterLab -> first kernel result via the HTTPS proxy",
-                "peer": "bare `jupyter server` on TCP -> first kernel result",
+                "peer": "bare `jupyter server` over HTTPS on 127.0.0.1 -> first kernel result",
+                "tls": "both sides: HTTPS and WSS (the peer with a throwaway self-signed certificate); "
+                "earlier runs measured the peer over plain HTTP",
+                "auth": "ours: bearer token, OpenNotebook policy, audit event; peer: Jupyter's token",
+                "durability": "not applicable (no data written)",
+                "tool": tool,
                 "jupyter_server": version("jupyter_server"),
                 "sizes": {"wrk_seconds": seconds},
             },

@@ -1,9 +1,19 @@
-"""Encrypted put/get throughput vs a durable plain copy of the same file, in the same run.
+"""Encrypted put/get throughput vs plain durable copies of the same file, in the same run.
 
 ours: Strongroom's envelope-encrypted put and get of one object (AES-256-GCM-HKDF stream,
 SHA-256 of the plaintext, blob written with fsync and rename), in-process and over HTTPS.
-peer: ``shutil.copyfile`` of the same file followed by fsync (what a plain durable copy costs).
-Also raw AES-256-GCM and SHA-256 throughput on this machine, for scale.
+peers, like for like:
+
+- in process: ``shutil.copyfile`` of the same file followed by fsync (a plain durable copy);
+  our in-process get is written to a file and fsynced too;
+- over HTTPS: the same file served and stored by the same server stack without Strongroom
+  (``_bare_files.py``: uvicorn + h11, TLS 1.3 with the same cipher list, no auth, no encryption at
+  rest); a put is fsynced and renamed on the server as ours is, a get is streamed into a file by
+  the same client (httpx) without fsync, as the SDK's ``download`` does (ours also checks the
+  SHA-256, the peer does not).
+
+Also raw AES-256-GCM and SHA-256 throughput on this machine, for scale. The goal for an HTTPS get
+is 300 MB/s (README's "How fast").
 
     .venv/bin/python benchmarks/storage.py            # 1 GiB
     .venv/bin/python benchmarks/storage.py --smoke    # 8 MiB, for CI
@@ -16,12 +26,15 @@ from __future__ import annotations
 import hashlib
 import os
 import shutil
+import socket
+import subprocess
 import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+import httpx
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 ROOT = Path(__file__).resolve().parent
@@ -36,6 +49,38 @@ from strongroom.platform import Platform, initialize  # noqa: E402
 from strongroom.sdk.session import Session  # noqa: E402
 
 MIB = 1 << 20
+HTTPS_GET_GOAL = 300.0  # MB/s
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def self_signed(work: Path) -> tuple[Path, Path]:
+    cert, key = work / "peer.pem", work / "peer.key"
+    subprocess.run(
+        [
+            *("openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes"),
+            *("-keyout", str(key), "-out", str(cert), "-days", "1", "-subj", "/CN=127.0.0.1"),
+            *("-addext", "subjectAltName=IP:127.0.0.1"),
+        ],
+        check=True,
+        capture_output=True,
+    )
+    return cert, key
+
+
+def wait_for(port: int, timeout: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+            return
+        except OSError:
+            time.sleep(0.1)
+    raise TimeoutError(f"the bare file server did not listen on {port}")
 
 
 def ctx(user: str, role: str, team: str = "") -> RequestContext:
@@ -136,21 +181,79 @@ def main() -> int:
         finally:
             platform.close()
 
+        served = tmp / "served"
+        served.mkdir()
+        cert, key = self_signed(tmp)
+        port = free_port()
+        bare = subprocess.Popen(
+            [sys.executable, str(ROOT / "_bare_files.py"), str(served), str(cert), str(key), str(port)]
+        )
         server = start(config)
         try:
-            with Session(url=server.url, token=alice_token, ca=server.ca, timeout=600) as session:
+            wait_for(port)
+            with (
+                Session(url=server.url, token=alice_token, ca=server.ca, timeout=600) as session,
+                httpx.Client(base_url=f"https://127.0.0.1:{port}", verify=str(cert), timeout=600) as client,
+            ):
+
+                def bare_put() -> None:
+                    with src.open("rb") as handle:
+                        client.put("/files/obj", content=iter(lambda: handle.read(MIB), b"")).raise_for_status()
+
+                def bare_get() -> None:
+                    with client.stream("GET", "/files/obj") as response, (tmp / "bare.bin").open("wb") as out:
+                        response.raise_for_status()
+                        for chunk in response.iter_bytes():
+                            out.write(chunk)
+
                 up = rate(lambda: session.buckets.put_object("bench-data", "https-obj", src), mb)
                 up()
+                bare_put()
                 down = rate(lambda: session.buckets.download("bench-data", "https-obj", tmp / "down.bin"), mb)
-                add("storage-put-https", f"encrypted put of {size // MIB} MiB over HTTPS", alternate(up, copy, runs))
-                add("storage-get-https", f"encrypted get of {size // MIB} MiB over HTTPS", alternate(down, copy, runs))
+                https_peer = "the same file over the same server stack without Strongroom (_bare_files.py)"
+                figures.append(
+                    figure(
+                        "storage-put-https",
+                        "MB/s",
+                        alternate(up, rate(bare_put, mb), runs),
+                        what=f"encrypted put of {size // MIB} MiB over HTTPS",
+                        peer_name=https_peer,
+                    )
+                )
+                figures.append(
+                    figure(
+                        "storage-get-https",
+                        "MB/s",
+                        alternate(down, rate(bare_get, mb), runs),
+                        what=f"encrypted get of {size // MIB} MiB over HTTPS",
+                        peer_name=https_peer,
+                        goal_mb_s=HTTPS_GET_GOAL,
+                    )
+                )
+                print(
+                    f"  storage-get-https against the {HTTPS_GET_GOAL:.0f} MB/s goal: "
+                    f"{figures[-1]['ours'] / HTTPS_GET_GOAL:.2f}x"
+                )
         finally:
             server.stop()
+            bare.terminate()
+            bare.wait(30)
 
     compared = {
         "ours": "envelope encryption (AES-256-GCM-HKDF stream), SHA-256 of the plaintext, blob fsync + rename",
-        "peer": peer_name,
+        "peer": {
+            "in process": peer_name,
+            "https": "uvicorn + h11 + Starlette serving/storing the plain file (benchmarks/_bare_files.py)",
+        },
+        "durability": "put: fsync + rename on both sides; in-process get: written and fsynced on both sides; "
+        "HTTPS get: streamed into a file, no fsync, on both sides",
+        "tls": "HTTPS figures: TLS 1.3, ECDHE+AESGCM, same Python ssl, httpx client on both sides; none in process",
+        "file format": "one object of random bytes (incompressible); the peer stores it as a plain file",
+        "integrity": "ours checks the SHA-256 of every get; the peer does not",
+        "goal": {"storage-get-https": f">= {HTTPS_GET_GOAL:.0f} MB/s"},
         "cryptography": version("cryptography"),
+        "uvicorn": version("uvicorn"),
+        "httpx": version("httpx"),
         "sizes": {"bytes": size},
     }
     print(f"summary: {save('storage', figures, args.smoke, compared=compared)}")

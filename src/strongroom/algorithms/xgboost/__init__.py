@@ -5,3 +5,9 @@ submission-time check, ``serve`` loads a model archive safely for batch transfor
 # The line the entry point prints once its channels are parsed; the job executor marks the end of
 # the job's "Parsing" phase there.
 DATA_LOADED = "[strongroom] data loaded in "
+
+# Set by the job agent when it starts the entry point early, so the interpreter and its imports
+# overlap the input download: the entry point then waits for a line "go" on stdin (the inputs are
+# in place) before it reads anything, and exits without training on anything else (end of file:
+# the agent gave up).
+WAIT_FOR_INPUTS = "STRONGROOM_WAIT_FOR_INPUTS"

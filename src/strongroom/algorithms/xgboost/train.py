@@ -45,7 +45,7 @@ from typing import Any
 import xgboost as xgb
 
 from strongroom.algorithms import checkpoint
-from strongroom.algorithms.xgboost import DATA_LOADED
+from strongroom.algorithms.xgboost import DATA_LOADED, WAIT_FOR_INPUTS
 from strongroom.algorithms.xgboost.archive import archive_bytes
 from strongroom.algorithms.xgboost.data import load_dmatrix
 from strongroom.algorithms.xgboost.hyperparameters import booster_params, resume_note, validate
@@ -320,6 +320,10 @@ def _write_failure(paths: Paths | None, message: str) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     """Run the algorithm with the environment's paths; returns the process exit code."""
+    # Started early by the job agent (its imports, above, overlapped the input download)? Then wait
+    # for its word; end of file means it gave up (stopped, or the download failed).
+    if os.environ.pop(WAIT_FOR_INPUTS, None) and sys.stdin.readline().strip() != "go":
+        return 1
     stop = StopFlag()
     signal.signal(signal.SIGTERM, stop)
     paths: Paths | None = None

@@ -59,6 +59,7 @@ class Agent:
         self.code_version = (config.get("code") or {}).get("version_id")
         self.instance_count = int(config.get("instance_count", 1))
         self.child: subprocess.Popen[bytes] | None = None
+        self.waiting = False  # the child was started early and waits for its inputs
         self.interrupted = False
         self._uploaded: dict[Path, tuple[int, int]] = {}
         self._checkpoint_lock = threading.Lock()
@@ -202,12 +203,41 @@ class Agent:
         found = checkpoint.latest(contract.CHECKPOINT_DIR, name=CHECKPOINT_NAME)
         return resume_note(self.spec.hyperparameters, found.step) if found else ""
 
+    def start_early(self) -> None:
+        """The built-in XGBoost on one instance (platform code, no user code) starts before the
+        inputs are downloaded: the interpreter and its imports (seconds) overlap the download,
+        then it waits on its stdin until :meth:`run` says the inputs are in place."""
+        if self.spec.code.algorithm != "xgboost" or self.instance_count > 1:
+            return
+        from strongroom.algorithms.xgboost import WAIT_FOR_INPUTS
+
+        command = self.fetch_code()
+        env = self.environment(command) | {WAIT_FOR_INPUTS: "1"}
+        self.child = subprocess.Popen(command, cwd=contract.ML, env=env, stdin=subprocess.PIPE)
+        self.waiting = True
+
+    def abandon_early(self) -> None:
+        """End a child started early that will not be given its inputs."""
+        if self.child is not None and self.waiting:
+            self.waiting = False
+            self.child.kill()
+            self.child.wait()
+            self.child = None
+
     def run(self, command: list[str], note: str = "") -> int:
         self.status(self.status_name(), " ".join(command[1:])[:200] + (f": {note}" if note else ""))
         for folder in (contract.MODEL_DIR, contract.OUTPUT_DIR):
             Path(folder).mkdir(parents=True, exist_ok=True)
         for output in self.spec.outputs:
             Path(self.spec.output_source(output)).mkdir(parents=True, exist_ok=True)
+        if self.child is not None and self.waiting and self.child.stdin is not None:
+            self.waiting = False
+            try:
+                self.child.stdin.write(b"go\n")
+                self.child.stdin.close()
+            except BrokenPipeError:
+                pass  # it ended while waiting; its exit code says how
+            return self.child.wait()
         workdir = contract.CODE_DIR if Path(contract.CODE_DIR).is_dir() else contract.ML
         env = self.environment(command)
         cluster = None
@@ -277,6 +307,8 @@ class Agent:
 
     def on_sigterm(self, signum: int, _frame: object) -> None:
         self.interrupted = True
+        if self.waiting:
+            raise _Terminated  # still downloading: the early child has read nothing yet
         if self.child is not None and self.child.poll() is None:
             self.child.send_signal(signal.SIGTERM)  # the program decides: checkpoint and exit
         elif self.child is None:
@@ -285,11 +317,13 @@ class Agent:
     def main(self) -> int:
         signal.signal(signal.SIGTERM, self.on_sigterm)
         try:
+            self.start_early()
             self.download_inputs()
             self.write_config()
             command = self.fetch_code()
             self.restore_checkpoints()
             if self.interrupted:
+                self.abandon_early()
                 return contract.EXIT_INTERRUPTED
             syncer = threading.Thread(target=self.sync_checkpoints_while_running, daemon=True)
             if self.spec.spot.checkpoint_uri:
@@ -305,8 +339,10 @@ class Agent:
                     self.say("failure", failure.read_text()[:2000].strip())
             return code
         except _Terminated:
+            self.abandon_early()
             return contract.EXIT_INTERRUPTED
         except Exception as exc:  # the agent's own failure: say what and where
+            self.abandon_early()
             self.say("failure", f"{type(exc).__name__}: {exc}"[:2000])
             return 1
 
