@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import signal
 from dataclasses import dataclass, field
+from pathlib import Path
 from urllib.parse import quote
 
 from sqlalchemy import create_engine, text
@@ -98,3 +99,28 @@ def server_log_tails(lines: int = 80) -> list[tuple[str, str]]:
 def context_for(user: str, *grants: Grant, token_kind: str = "api") -> RequestContext:
     """An in-process request context (unit tests that call services directly)."""
     return RequestContext(principal=Principal(user=user, token_kind=token_kind, grants=grants))  # type: ignore[arg-type]
+
+
+def endpoint_workers_of(server_pid: int) -> list[int]:
+    """Host pids of this server's endpoint worker processes (checked by ancestry, not by name alone)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            cmdline = (entry / "cmdline").read_bytes()
+        except OSError:
+            continue
+        if b"strongroom.serving.inside.worker" not in cmdline or b"bwrap" in cmdline.split(b"\0")[0]:
+            continue
+        pid = int(entry.name)
+        while pid > 1:
+            try:
+                status = Path(f"/proc/{pid}/status").read_text()
+            except OSError:
+                break
+            pid = int(next(line.split()[1] for line in status.splitlines() if line.startswith("PPid:")))
+            if pid == server_pid:
+                found.append(int(entry.name))
+                break
+    return found

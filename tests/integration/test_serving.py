@@ -11,7 +11,6 @@ import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -32,7 +31,7 @@ from strongroom.platform import initialize
 from strongroom.sdk.serving import CSV, DataCaptureConfig, Model, Predictor
 from strongroom.sdk.session import Session
 from tests.integration.jobs.conftest import TeamEnv, build_team, credit_like, csv_bytes, job_spec
-from tests.support import start_server
+from tests.support import endpoint_workers_of, start_server
 
 HYPER = {
     "max_depth": 5,
@@ -336,31 +335,6 @@ def test_cli_invoke_and_describe(deployed: Deployed) -> None:
     assert counted["mean_latency_ms"] > 0
 
 
-def _workers_of(server_pid: int) -> list[int]:
-    """Host pids of this server's endpoint worker processes (checked by ancestry, not by name alone)."""
-    found = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            cmdline = (entry / "cmdline").read_bytes()
-        except OSError:
-            continue
-        if b"strongroom.serving.inside.worker" not in cmdline or b"bwrap" in cmdline.split(b"\0")[0]:
-            continue
-        pid = int(entry.name)
-        while pid > 1:
-            try:
-                status = Path(f"/proc/{pid}/status").read_text()
-            except OSError:
-                break
-            pid = int(next(line.split()[1] for line in status.splitlines() if line.startswith("PPid:")))
-            if pid == server_pid:
-                found.append(int(entry.name))
-                break
-    return found
-
-
 def _load(
     deployed: Deployed, session: Session, seconds: float, start: int, during: object = None
 ) -> tuple[set[str], int]:
@@ -403,7 +377,7 @@ def _inputs(records: list[dict[str, Any]]) -> set[str]:
 
 def test_kill_9_of_a_worker_under_load_loses_no_acknowledged_request(deployed: Deployed) -> None:
     server_pid = deployed.env.server.process.pid
-    before = _workers_of(server_pid)
+    before = endpoint_workers_of(server_pid)
     assert len(before) == 2  # InitialInstanceCount=2: two worker processes, apart from the API's
 
     def kill_one() -> None:
@@ -415,7 +389,7 @@ def test_kill_9_of_a_worker_under_load_loses_no_acknowledged_request(deployed: D
     captured = _inputs(_captured(deployed, expect=len(acknowledged)))
     assert acknowledged <= captured
     deadline = time.monotonic() + 60
-    while len(after := _workers_of(server_pid)) < 2 and time.monotonic() < deadline:
+    while len(after := endpoint_workers_of(server_pid)) < 2 and time.monotonic() < deadline:
         time.sleep(0.2)
     assert len(after) == 2 and before[0] not in after  # the supervisor restarted it
 
@@ -440,6 +414,6 @@ def test_kill_9_of_the_platform_loses_no_acknowledged_request_and_the_endpoint_c
         while any(e.name == deployed.endpoint for e in deployed.mlops.endpoints.list(env.team)):
             assert time.monotonic() < deadline
             time.sleep(0.25)
-        assert _workers_of(restarted.process.pid) == []
+        assert endpoint_workers_of(restarted.process.pid) == []
     finally:
         restarted.stop()

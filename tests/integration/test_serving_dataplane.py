@@ -23,7 +23,6 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -38,7 +37,7 @@ from strongroom.sdk.serving import CSV, DataCaptureConfig, Predictor
 from strongroom.sdk.session import Session
 from strongroom.serving import capture
 from tests.integration.jobs.conftest import TeamEnv, build_team, credit_like
-from tests.support import start_server
+from tests.support import endpoint_workers_of, start_server
 
 LOAD_SECONDS = float(os.environ.get("STRONGROOM_TEST_LOAD_SECONDS", "30"))
 BODY_TIMEOUT = 2.0
@@ -317,34 +316,9 @@ def test_update_to_a_config_that_cannot_start_keeps_serving_the_old_one(served: 
     assert 0 < float(mlops.endpoints.invoke(team, served.endpoint, row)) < 1
 
 
-def _workers_of(server_pid: int) -> list[int]:
-    """Host pids of this server's endpoint worker processes (by ancestry)."""
-    found = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            cmdline = (entry / "cmdline").read_bytes()
-        except OSError:
-            continue
-        if b"strongroom.serving.inside.worker" not in cmdline or b"bwrap" in cmdline.split(b"\0")[0]:
-            continue
-        pid = int(entry.name)
-        while pid > 1:
-            try:
-                status = Path(f"/proc/{pid}/status").read_text()
-            except OSError:
-                break
-            pid = int(next(line.split()[1] for line in status.splitlines() if line.startswith("PPid:")))
-            if pid == server_pid:
-                found.append(int(entry.name))
-                break
-    return found
-
-
 def test_kill_9_of_a_worker_under_load_keeps_every_acknowledged_request(served: Served) -> None:
     server_pid = served.env.server.process.pid
-    before = _workers_of(server_pid)
+    before = endpoint_workers_of(server_pid)
     assert len(before) == 2
 
     load = _load(served, 6.0, 8, 50_000_000, during=lambda: os.kill(before[0], signal.SIGKILL))

@@ -24,7 +24,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from strongroom.core.errors import InvalidInput, StrongroomError
+from strongroom.core.errors import InvalidInput
+from strongroom.core.job_entry import job_main
 
 INPUT = Path("/opt/ml/processing/input")
 OUTPUT = Path("/opt/ml/processing/output/results")
@@ -139,17 +140,7 @@ def run(hyper: dict[str, Any], output: Path = OUTPUT) -> dict[str, Any]:
 
 
 def main() -> int:
-    config = Path(os.environ.get("SM_INPUT_CONFIG_DIR", "/opt/ml/input/config")) / "hyperparameters.json"
-    hyper = json.loads(config.read_text()) if config.is_file() else {}
-    try:
-        run(hyper)
-    except StrongroomError as exc:
-        print(f"[strongroom] error: {exc.detail}", file=sys.stderr, flush=True)
-        failure = Path(os.environ.get("SM_OUTPUT_DIR", "/opt/ml/output"))
-        failure.mkdir(parents=True, exist_ok=True)
-        (failure / "failure").write_text(exc.detail + "\n")
-        return 2
-    return 0
+    return job_main(run)
 
 
 if __name__ == "__main__":
