@@ -176,6 +176,9 @@ def test_another_team_and_hostile_names_are_refused(registry: Registry) -> None:
 INFERENCE_PY = """
 import json, math, os, socket
 
+# module fixtures start servers, train models and sandboxes: more than the suite's 120 s on a busy machine
+pytestmark = pytest.mark.timeout(600)
+
 num_features = 3
 
 

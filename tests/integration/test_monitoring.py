@@ -29,6 +29,9 @@ from strongroom.sdk.session import Session
 from tests.integration.jobs.conftest import TeamEnv, build_team
 from tests.support import start_server
 
+# module fixtures start servers, train models and sandboxes: more than the suite's 120 s on a busy machine
+pytestmark = pytest.mark.timeout(600)
+
 ENDPOINT = "xgb-credit-endpoint"
 SCHEDULE = "xgb-credit-score-model-monitor-schedule-1"
 LAG = 6.0  # the endpoint uploads its capture every 5 s

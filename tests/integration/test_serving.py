@@ -33,6 +33,9 @@ from strongroom.sdk.session import Session
 from tests.integration.jobs.conftest import TeamEnv, build_team, credit_like, csv_bytes, job_spec
 from tests.support import endpoint_workers_of, start_server
 
+# module fixtures start servers, train models and sandboxes: more than the suite's 120 s on a busy machine
+pytestmark = pytest.mark.timeout(600)
+
 HYPER = {
     "max_depth": 5,
     "eta": 0.2,

@@ -39,6 +39,9 @@ from strongroom.serving import capture
 from tests.integration.jobs.conftest import TeamEnv, build_team, credit_like
 from tests.support import endpoint_workers_of, start_server
 
+# module fixtures start servers, train models and sandboxes: more than the suite's 120 s on a busy machine
+pytestmark = pytest.mark.timeout(600)
+
 LOAD_SECONDS = float(os.environ.get("STRONGROOM_TEST_LOAD_SECONDS", "30"))
 BODY_TIMEOUT = 2.0
 # The workshop's hyperparameters (notebook 01), fewer rounds for the second model.

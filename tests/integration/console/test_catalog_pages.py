@@ -6,9 +6,14 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+import pytest
+
 from strongroom.audit.log import AuditFilter
 from strongroom.platform import Platform
 from tests.integration.console.conftest import ADMIN, Browser, token_of
+
+# module fixtures start servers, train models and sandboxes: more than the suite's 120 s on a busy machine
+pytestmark = pytest.mark.timeout(600)
 
 
 def _alice(platform: Platform, new_browser: Callable[[], Browser]) -> Browser:

@@ -22,6 +22,9 @@ from strongroom.platform import Platform
 from tests.integration.console.conftest import ADMIN, BASE
 from tests.oidc_provider import RunningProvider
 
+# module fixtures start servers, train models and sandboxes: more than the suite's 120 s on a busy machine
+pytestmark = pytest.mark.timeout(600)
+
 
 @pytest.fixture
 def idp(tmp_path: Path) -> Iterator[RunningProvider]:

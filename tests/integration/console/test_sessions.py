@@ -5,10 +5,15 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+import pytest
+
 from strongroom.audit.log import AuditFilter
 from strongroom.guard.connection import CONSOLE_COOKIE
 from strongroom.platform import Platform
 from tests.integration.console.conftest import ADMIN, Browser, token_of
+
+# module fixtures start servers, train models and sandboxes: more than the suite's 120 s on a busy machine
+pytestmark = pytest.mark.timeout(600)
 
 
 def _events(platform: Platform, request_id: str) -> list[tuple[str, str, str]]:

@@ -6,11 +6,16 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 
+import pytest
+
 from strongroom.audit.log import AuditFilter
 from strongroom.core.context import Grant
 from strongroom.platform import Platform
 from tests.integration.console.conftest import ADMIN, Browser, token_of
 from tests.support import context_for
+
+# module fixtures start servers, train models and sandboxes: more than the suite's 120 s on a busy machine
+pytestmark = pytest.mark.timeout(600)
 
 HOSTILE = "<script>alert(1)</script>/{{7*7}}.csv"
 

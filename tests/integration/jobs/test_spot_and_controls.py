@@ -197,6 +197,7 @@ open("/opt/ml/model/steps.txt", "w").write("done")
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(400)  # waits up to 120 s + 60 s + 120 s, plus two server starts
 def test_restart_fails_plain_jobs_and_resumes_checkpointed_spot_jobs(tmp_path: Path) -> None:
     import signal
 
