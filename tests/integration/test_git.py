@@ -62,16 +62,17 @@ def test_clone_commit_push_and_commit_lookup(server: RunningServer, team: dict[s
 
     omar = server.session(team["omar"])
     assert omar.repositories.get_commit("risk", "credit-model", sha[:12]).sha == sha
-    git(work, "clone", repo.clone_url, "omar-copy", token=team["omar"], ca=server.ca)  # MLOps may pull
-    (work / "omar-copy" / "x.txt").write_text("x")
-    git(work / "omar-copy", "add", "x.txt", token=None, ca=server.ca)
-    git(work / "omar-copy", "commit", "-m", "x", token=None, ca=server.ca)
-    pushed = git(work / "omar-copy", "push", "origin", "HEAD:main", token=team["omar"], ca=server.ca, check=False)
-    assert pushed.returncode != 0 and "403" in pushed.stderr  # ...but not push
+    # the MLOps engineer pulls, and pushes the deployment notebook (the workshop's notebook 02, step 13)
+    git(work, "clone", repo.clone_url, "omar-copy", token=team["omar"], ca=server.ca)
+    (work / "omar-copy" / "02_MLOps-Workflow.ipynb").write_text("{}")
+    git(work / "omar-copy", "add", "02_MLOps-Workflow.ipynb", token=None, ca=server.ca)
+    git(work / "omar-copy", "commit", "-m", "Deployment notebook", token=None, ca=server.ca)
+    git(work / "omar-copy", "push", "origin", "HEAD:main", token=team["omar"], ca=server.ca)
+    assert [c.message for c in omar.repositories.list_commits("risk", "credit-model")][0] == "Deployment notebook"
 
     events = server.session().audit.query(action="GitPush")
     # a push is two requests (ref advertisement, pack upload): each is audited
-    assert [(e.principal, e.decision) for e in events] == [("alice", "Allow"), ("alice", "Allow"), ("omar", "Deny")]
+    assert [(e.principal, e.decision) for e in events] == [("alice", "Allow")] * 2 + [("omar", "Allow")] * 2
 
     # At rest the repositories are ciphertext: no repository name, ref, commit id or git config
     # (all of which a bare repository keeps in plaintext) below the mount point.
