@@ -68,7 +68,7 @@ def test_clone_commit_push_and_commit_lookup(server: RunningServer, team: dict[s
     git(work / "omar-copy", "add", "02_MLOps-Workflow.ipynb", token=None, ca=server.ca)
     git(work / "omar-copy", "commit", "-m", "Deployment notebook", token=None, ca=server.ca)
     git(work / "omar-copy", "push", "origin", "HEAD:main", token=team["omar"], ca=server.ca)
-    assert [c.message for c in omar.repositories.list_commits("risk", "credit-model")][0] == "Deployment notebook"
+    assert omar.repositories.list_commits("risk", "credit-model")[0].message == "Deployment notebook"
 
     events = server.session().audit.query(action="GitPush")
     # a push is two requests (ref advertisement, pack upload): each is audited
