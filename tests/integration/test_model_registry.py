@@ -19,6 +19,9 @@ from strongroom.sdk.session import Session
 from tests.integration.jobs.conftest import TeamEnv, build_team, credit_like, csv_bytes, job_spec
 from tests.support import start_server
 
+# module fixtures start servers, train models and sandboxes: more than the suite's 120 s on a busy machine
+pytestmark = pytest.mark.timeout(600)
+
 HYPER = {"max_depth": 3, "eta": 0.3, "objective": "binary:logistic", "num_round": 5, "verbosity": 0}
 REQUIRE_APPROVED = """
 @id("require-approved-models")
@@ -175,9 +178,6 @@ def test_another_team_and_hostile_names_are_refused(registry: Registry) -> None:
 
 INFERENCE_PY = """
 import json, math, os, socket
-
-# module fixtures start servers, train models and sandboxes: more than the suite's 120 s on a busy machine
-pytestmark = pytest.mark.timeout(600)
 
 num_features = 3
 
