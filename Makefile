@@ -8,6 +8,9 @@ BIN := $(VENV)/bin
 # browser for console/report tests, a one-connection load tool for benchmarks.
 APT_PACKAGES := bubblewrap util-linux git gocryptfs fuse3 softhsm2 chromium chromium-driver wrk
 PYTEST_ARGS ?=
+# Two test processes: most integration tests wait on servers, sandboxes and jobs, so two keep both
+# cores busy; a module's fixtures stay in one process (loadfile). PYTEST_WORKERS=0 runs in one.
+PYTEST_WORKERS ?= 2
 
 .PHONY: setup system-packages demo test lint bench clean
 
@@ -37,7 +40,7 @@ test: setup
 	$(BIN)/ruff check src tests benchmarks
 	$(BIN)/mypy
 	$(BIN)/mypy tests/typing
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -n $(PYTEST_WORKERS) --dist loadfile $(PYTEST_ARGS)
 
 lint: setup
 	$(BIN)/ruff check src tests benchmarks

@@ -41,7 +41,13 @@ def parser(description: str) -> argparse.ArgumentParser:
 
 
 def repeats(args: argparse.Namespace) -> int:
-    """Runs per side: ``--repeats``, never fewer than ``MIN_REPEATS`` (also in smoke mode)."""
+    """Runs per side: ``--repeats``, never fewer than ``MIN_REPEATS`` for a figure.
+
+    A smoke run (CI) checks that the benchmark runs end to end and prints its line; it produces
+    no figure (its JSON is ``*.smoke.raw.json``, never committed or rendered), so one run per side.
+    """
+    if getattr(args, "smoke", False):
+        return 1
     return max(MIN_REPEATS, int(getattr(args, "repeats", MIN_REPEATS)))
 
 

@@ -16,7 +16,14 @@ from strongroom.core.errors import Conflict, Forbidden, InvalidInput, Strongroom
 from strongroom.platform import initialize
 from strongroom.sdk.serving import Model
 from strongroom.sdk.session import Session
-from tests.integration.jobs.conftest import TeamEnv, build_team, credit_like, csv_bytes, job_spec
+from tests.integration.jobs.conftest import (
+    TeamEnv,
+    add_mlops_engineer,
+    build_team,
+    credit_like,
+    csv_bytes,
+    train_builtin_xgboost,
+)
 from tests.support import start_server
 
 # module fixtures start servers, train models and sandboxes: more than the suite's 120 s on a busy machine
@@ -45,26 +52,12 @@ def registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Registry]:
     server = start_server(config, initialize(config).token.secret)
     try:
         env = build_team(server)
-        env.admin.users.create("mo")
-        env.admin.teams.add_member(env.team, "mo", "MLOpsEngineer")
-        mlops = server.session(env.admin.tokens.create("deploy", user="mo").secret)
+        _, mlops = add_mlops_engineer(env)
         frame = credit_like(200, seed=5)
         label = frame.pop("default payment next month")
         frame.insert(0, "label", label)
-        env.alice.buckets.put_object(env.data, "train/train.csv", csv_bytes(frame, header=False))
         job = "xgb-train-1"
-        env.alice.jobs.create(
-            job_spec(
-                env,
-                job,
-                kind="training",
-                code={"algorithm": "xgboost"},
-                hyperparameters=HYPER,
-                inputs=[{"name": "train", "source": f"sr://{env.data}/train", "content_type": "text/csv"}],
-                outputs=[{"name": "model", "destination": f"sr://{env.models}/training"}],
-            )
-        )
-        env.alice.jobs.wait(env.team, job, logs=False, timeout=300)
+        train_builtin_xgboost(env, job, csv_bytes(frame, header=False), HYPER)
         yield Registry(env, mlops, job)
     finally:
         server.stop()

@@ -26,7 +26,7 @@ from strongroom.platform import initialize
 from strongroom.sdk.monitor import CronExpressionGenerator, DatasetFormat, DefaultModelMonitor, MonitoringExecution
 from strongroom.sdk.serving import DataCaptureConfig, Model
 from strongroom.sdk.session import Session
-from tests.integration.jobs.conftest import TeamEnv, build_team
+from tests.integration.jobs.conftest import TeamEnv, add_mlops_engineer, build_team
 from tests.support import start_server
 
 # module fixtures start servers, train models and sandboxes: more than the suite's 120 s on a busy machine
@@ -63,10 +63,7 @@ def monitored(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Monitored]:
     )
     try:
         env = build_team(server)
-        env.admin.users.create("mo")
-        env.admin.teams.add_member(env.team, "mo", "MLOpsEngineer")
-        mlops_token = env.admin.tokens.create("monitor", user="mo").secret
-        mlops = server.session(mlops_token)
+        mlops_token, mlops = add_mlops_engineer(env)
         data = credit_default(30000, seed=0)
         train, test = data.iloc[:24000], data.iloc[24000:].reset_index(drop=True)
         headers = train.rename(columns={LABEL: "Label"})[["Label", *FEATURES]]

@@ -17,6 +17,7 @@ import numpy as np
 import pytest
 import xgboost as xgb
 
+from strongroom.algorithms.xgboost.archive import archive_bytes
 from strongroom.algorithms.xgboost.serve import load_booster
 from strongroom.core.config import Config
 from strongroom.core.errors import (
@@ -30,7 +31,14 @@ from strongroom.core.errors import (
 from strongroom.platform import initialize
 from strongroom.sdk.serving import CSV, DataCaptureConfig, Model, Predictor
 from strongroom.sdk.session import Session
-from tests.integration.jobs.conftest import TeamEnv, build_team, credit_like, csv_bytes, job_spec
+from tests.integration.jobs.conftest import (
+    TeamEnv,
+    add_mlops_engineer,
+    build_team,
+    credit_like,
+    csv_bytes,
+    train_builtin_xgboost,
+)
 from tests.support import endpoint_workers_of, start_server
 
 # module fixtures start servers, train models and sandboxes: more than the suite's 120 s on a busy machine
@@ -67,27 +75,12 @@ def deployed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployed]:
     server = start_server(config, initialize(config).token.secret)
     try:
         env = build_team(server)
-        env.admin.users.create("mo")
-        env.admin.teams.add_member(env.team, "mo", "MLOpsEngineer")
-        mlops_token = env.admin.tokens.create("deploy", user="mo").secret
-        mlops = server.session(mlops_token)
+        mlops_token, mlops = add_mlops_engineer(env)
         frame = credit_like(600, seed=3)
         label = frame.pop("default payment next month")
         frame.insert(0, "label", label)
-        env.alice.buckets.put_object(env.data, "train/train.csv", csv_bytes(frame.iloc[:500], header=False))
         job = "xgb-train-1"
-        env.alice.jobs.create(
-            job_spec(
-                env,
-                job,
-                kind="training",
-                code={"algorithm": "xgboost"},
-                hyperparameters=HYPER,
-                inputs=[{"name": "train", "source": f"sr://{env.data}/train", "content_type": "text/csv"}],
-                outputs=[{"name": "model", "destination": f"sr://{env.models}/training"}],
-            )
-        )
-        trained = env.alice.jobs.wait(env.team, job, logs=False, timeout=300)
+        trained = train_builtin_xgboost(env, job, csv_bytes(frame.iloc[:500], header=False), HYPER)
         archive = env.alice.buckets.get_object(env.models, trained.outputs_produced[0].uri.split("/", 3)[3])
         booster = load_booster(archive)
         prefix = f"sr://{env.data}/secure-sagemaker-demo/monitoring/datacapture"
@@ -218,20 +211,13 @@ def test_capture_is_encrypted_in_the_spool_and_bucket(deployed: Deployed) -> Non
 
 
 def test_models_keep_the_guardrails_and_a_pickled_model_fails_with_its_reason(deployed: Deployed) -> None:
-    import io
     import pickle
-    import tarfile
 
     env, mlops = deployed.env, deployed.mlops
     with pytest.raises(Forbidden, match="network isolation"):
         mlops.models.create(env.team, "open-model", training_job=deployed.job, kms_key=env.key, network_isolation=False)
-    raw = io.BytesIO()
-    with tarfile.open(fileobj=raw, mode="w:gz") as tar:
-        payload = pickle.dumps({"not": "a booster"})
-        info = tarfile.TarInfo("xgboost-model")
-        info.size = len(payload)
-        tar.addfile(info, io.BytesIO(payload))
-    env.alice.buckets.put_object(env.models, "pickled/model.tar.gz", raw.getvalue())
+    pickled = archive_bytes(pickle.dumps({"not": "a booster"}))
+    env.alice.buckets.put_object(env.models, "pickled/model.tar.gz", pickled)
     mlops.models.create(
         env.team, "pickled-model", model_data=f"sr://{env.models}/pickled/model.tar.gz", kms_key=env.key
     )

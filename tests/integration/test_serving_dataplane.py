@@ -11,14 +11,12 @@ from __future__ import annotations
 
 import contextlib
 import http.client
-import io
 import json
 import os
 import re
 import signal
 import socket
 import ssl
-import tarfile
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -30,13 +28,14 @@ import numpy as np
 import pytest
 import xgboost as xgb
 
+from strongroom.algorithms.xgboost.archive import archive_bytes
 from strongroom.core.config import Config
 from strongroom.core.errors import Forbidden, Unauthenticated, Unavailable
 from strongroom.platform import initialize
 from strongroom.sdk.serving import CSV, DataCaptureConfig, Predictor
 from strongroom.sdk.session import Session
 from strongroom.serving import capture
-from tests.integration.jobs.conftest import TeamEnv, build_team, credit_like
+from tests.integration.jobs.conftest import TeamEnv, add_mlops_engineer, build_team, credit_like
 from tests.support import endpoint_workers_of, start_server
 
 # module fixtures start servers, train models and sandboxes: more than the suite's 120 s on a busy machine
@@ -63,16 +62,6 @@ class Served:
     seen: dict[str, int] = field(default_factory=dict)
 
 
-def _archive(booster: xgb.Booster) -> bytes:
-    raw = io.BytesIO()
-    model = bytes(booster.save_raw("ubj"))
-    with tarfile.open(fileobj=raw, mode="w:gz") as tar:
-        info = tarfile.TarInfo("xgboost-model")
-        info.size = len(model)
-        tar.addfile(info, io.BytesIO(model))
-    return raw.getvalue()
-
-
 @pytest.fixture(scope="module")
 def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
     home = tmp_path_factory.mktemp("dataplane") / "home"
@@ -81,10 +70,7 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
     server = start_server(config, initialize(config).token.secret, env=env_vars)
     try:
         env = build_team(server)
-        env.admin.users.create("mo")
-        env.admin.teams.add_member(env.team, "mo", "MLOpsEngineer")
-        token = env.admin.tokens.create("deploy", user="mo").secret
-        mlops = server.session(token)
+        token, mlops = add_mlops_engineer(env)
         frame = credit_like(600, seed=5)
         label = frame.pop("default payment next month").to_numpy()
         features = frame.to_numpy(dtype=np.float32)
@@ -92,7 +78,9 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
         for name, rounds in (("credit-a", 20), ("credit-b", 7)):
             train = xgb.DMatrix(features[:500], label=label[:500])
             boosters[name] = xgb.train({**HYPER, "objective": "binary:logistic"}, train, num_boost_round=rounds)
-            env.alice.buckets.put_object(env.models, f"{name}/model.tar.gz", _archive(boosters[name]))
+            env.alice.buckets.put_object(
+                env.models, f"{name}/model.tar.gz", archive_bytes(boosters[name].save_raw("ubj"))
+            )
             mlops.models.create(env.team, name, model_data=f"sr://{env.models}/{name}/model.tar.gz", kms_key=env.key)
         prefix = f"sr://{env.data}/monitoring/datacapture"
         for name in ("credit-a", "credit-b"):
@@ -299,13 +287,8 @@ def test_update_under_load_fails_no_request_and_serves_the_new_model(served: Ser
 
 def test_update_to_a_config_that_cannot_start_keeps_serving_the_old_one(served: Served) -> None:
     team, mlops, env = served.env.team, served.mlops, served.env
-    raw = io.BytesIO()
-    with tarfile.open(fileobj=raw, mode="w:gz") as tar:
-        payload = b"\x80\x04not a booster"  # a pickle: refused, never loaded
-        info = tarfile.TarInfo("xgboost-model")
-        info.size = len(payload)
-        tar.addfile(info, io.BytesIO(payload))
-    env.alice.buckets.put_object(env.models, "broken/model.tar.gz", raw.getvalue())
+    pickled = archive_bytes(b"\x80\x04not a booster")  # a pickle: refused, never loaded
+    env.alice.buckets.put_object(env.models, "broken/model.tar.gz", pickled)
     mlops.models.create(team, "broken", model_data=f"sr://{env.models}/broken/model.tar.gz", kms_key=env.key)
     variant = {"VariantName": "AllTraffic", "ModelName": "broken"}
     mlops.endpoint_configs.create(team, "broken-config", [variant], kms_key=env.key)

@@ -153,29 +153,20 @@ def _processes_or_none(server: RunningServer) -> list[dict[str, object]]:
 
 
 def test_endpoint_invocations_from_every_process_reach_the_one_pool_of_workers(two_sqlite: RunningServer) -> None:
-    import io
-    import tarfile
 
     import numpy as np
     import xgboost as xgb
 
-    from tests.integration.jobs.conftest import build_team, credit_like
+    from strongroom.algorithms.xgboost.archive import archive_bytes
+    from tests.integration.jobs.conftest import add_mlops_engineer, build_team, credit_like
 
     env = build_team(two_sqlite)
     frame = credit_like(300, seed=5)
     label = frame.pop("default payment next month")
     params = {"max_depth": 3, "eta": 0.3, "objective": "binary:logistic"}
     booster = xgb.train(params, xgb.DMatrix(frame.to_numpy(), label), 10)
-    raw = io.BytesIO()
-    with tarfile.open(fileobj=raw, mode="w:gz") as tar:
-        model = bytes(booster.save_raw("ubj"))
-        info = tarfile.TarInfo("xgboost-model")
-        info.size = len(model)
-        tar.addfile(info, io.BytesIO(model))
-    env.alice.buckets.put_object(env.models, "local/model.tar.gz", raw.getvalue())
-    env.admin.users.create("mo")
-    env.admin.teams.add_member(env.team, "mo", "MLOpsEngineer")
-    mlops = two_sqlite.session(env.admin.tokens.create("deploy", user="mo").secret)
+    env.alice.buckets.put_object(env.models, "local/model.tar.gz", archive_bytes(booster.save_raw("ubj")))
+    _, mlops = add_mlops_engineer(env)
     mlops.models.create(env.team, "scorer", model_data=f"sr://{env.models}/local/model.tar.gz", kms_key=env.key)
     mlops.endpoint_configs.create(
         env.team, "scorer-config", [{"VariantName": "AllTraffic", "ModelName": "scorer"}], kms_key=env.key

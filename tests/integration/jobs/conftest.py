@@ -13,6 +13,7 @@ import pandas as pd
 import pytest
 
 from strongroom.core.config import Config
+from strongroom.jobs.models import Job as JobInfo
 from strongroom.platform import initialize
 from strongroom.sdk.session import Session
 from tests.support import RunningServer, start_server
@@ -56,6 +57,31 @@ def env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TeamEnv]:
         yield build_team(server)
     finally:
         server.stop()
+
+
+def add_mlops_engineer(env: TeamEnv, user: str = "mo") -> tuple[str, Session]:
+    """Add ``user`` to the team as MLOpsEngineer (the role that deploys): its token and session."""
+    env.admin.users.create(user)
+    env.admin.teams.add_member(env.team, user, "MLOpsEngineer")
+    token = env.admin.tokens.create("deploy", user=user).secret
+    return token, env.server.session(token)
+
+
+def train_builtin_xgboost(env: TeamEnv, job: str, train_csv: bytes, hyperparameters: dict[str, object]) -> JobInfo:
+    """Run the built-in XGBoost as alice's training job on a headerless CSV (label first), as the workshop does."""
+    env.alice.buckets.put_object(env.data, "train/train.csv", train_csv)
+    env.alice.jobs.create(
+        job_spec(
+            env,
+            job,
+            kind="training",
+            code={"algorithm": "xgboost"},
+            hyperparameters=hyperparameters,
+            inputs=[{"name": "train", "source": f"sr://{env.data}/train", "content_type": "text/csv"}],
+            outputs=[{"name": "model", "destination": f"sr://{env.models}/training"}],
+        )
+    )
+    return env.alice.jobs.wait(env.team, job, logs=False, timeout=300)
 
 
 def credit_like(rows: int, seed: int = 0) -> pd.DataFrame:

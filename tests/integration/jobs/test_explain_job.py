@@ -3,13 +3,12 @@ lineage and a trial component recorded with no user code."""
 
 from __future__ import annotations
 
-import io
 import json
-import tarfile
 
 import xgboost as xgb
 from typer.testing import CliRunner
 
+from strongroom.algorithms.xgboost.archive import archive_bytes
 from strongroom.cli.main import app
 from strongroom.demo.data import credit_default
 from tests.integration.jobs.conftest import TeamEnv, csv_bytes
@@ -21,13 +20,7 @@ def _model_tar(frame: object) -> bytes:
     features = frame.drop(columns=[LABEL])  # type: ignore[attr-defined]
     dtrain = xgb.DMatrix(features, label=frame[LABEL])  # type: ignore[index]
     booster = xgb.train({"max_depth": 4, "eta": 0.3, "objective": "binary:logistic", "seed": 0}, dtrain, 30)
-    raw = bytes(booster.save_raw("ubj"))
-    buffer = io.BytesIO()
-    with tarfile.open(fileobj=buffer, mode="w:gz") as tar:
-        info = tarfile.TarInfo("xgboost-model")
-        info.size = len(raw)
-        tar.addfile(info, io.BytesIO(raw))
-    return buffer.getvalue()
+    return archive_bytes(booster.save_raw("ubj"))
 
 
 def test_explainability_job_writes_analysis_and_report(env: TeamEnv) -> None:

@@ -81,6 +81,11 @@ def test_harness_runs_alternate_and_render_median_spread_and_load(
     )
 
 
-def test_fewer_than_three_runs_per_side_are_not_accepted() -> None:
-    args = harness.parser("demo").parse_args(["--smoke", "--repeats", "1"])
+def test_fewer_than_three_runs_per_side_are_not_accepted_for_a_figure() -> None:
+    args = harness.parser("demo").parse_args(["--repeats", "1"])
     assert harness.repeats(args) == 3
+
+
+def test_a_smoke_run_checks_the_benchmark_once_per_side() -> None:
+    args = harness.parser("demo").parse_args(["--smoke", "--repeats", "5"])
+    assert harness.repeats(args) == 1
