@@ -23,7 +23,14 @@ from strongroom.core.config import Config
 from strongroom.core.errors import Forbidden, InvalidInput, StrongroomError
 from strongroom.demo.data import FEATURES, LABEL, credit_default
 from strongroom.platform import initialize
-from strongroom.sdk.monitor import CronExpressionGenerator, DatasetFormat, DefaultModelMonitor, MonitoringExecution
+from strongroom.sdk.jobs import RunningJob
+from strongroom.sdk.monitor import (
+    CronExpressionGenerator,
+    DatasetFormat,
+    DefaultModelMonitor,
+    ModelExplainabilityMonitor,
+    MonitoringExecution,
+)
 from strongroom.sdk.serving import DataCaptureConfig, Model
 from strongroom.sdk.session import Session
 from tests.integration.jobs.conftest import TeamEnv, build_team
@@ -45,6 +52,9 @@ class Monitored:
     monitor: DefaultModelMonitor
     test: pd.DataFrame
     capture: str
+    model_uri: str
+    explainability: ModelExplainabilityMonitor
+    attribution_baseline: RunningJob
     past: dict[str, MonitoringExecution] = field(default_factory=dict)
 
 
@@ -92,6 +102,15 @@ def monitored(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Monitored]:
             excluded_columns=["Label"],
             wait=False,  # the baseline job runs while the endpoint starts
         )
+        explainability = ModelExplainabilityMonitor(volume_kms_key=env.key, session=mlops, team=env.team)
+        attribution_baseline = explainability.suggest_baseline(
+            baseline_dataset=f"sr://{env.data}/train_headers/train_data_with_headers.csv",
+            model_uri=archive.uri,
+            dataset_format=DatasetFormat.csv(header=True),
+            output_s3_uri=f"sr://{env.models}/credit-model/explainability-baselining/results",
+            excluded_columns=["Label"],
+            wait=False,
+        )
         capture = f"sr://{env.data}/secure-sagemaker-demo/monitoring/datacapture"
         Model(archive.uri, name="credit-model", session=mlops, team=env.team, kms_key=env.key).deploy(
             initial_instance_count=1, endpoint_name=ENDPOINT, data_capture_config=DataCaptureConfig(capture)
@@ -106,7 +125,9 @@ def monitored(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Monitored]:
             schedule_cron_expression=CronExpressionGenerator.hourly(),
             enable_cloudwatch_metrics=True,
         )
-        monitored = Monitored(env, mlops, mlops_token, monitor, test, capture)
+        monitored = Monitored(
+            env, mlops, mlops_token, monitor, test, capture, archive.uri, explainability, attribution_baseline
+        )
         _start_past_windows(monitored)  # their jobs run while the live tests wait for capture uploads
         yield monitored
     finally:
@@ -301,6 +322,67 @@ def _start_past_windows(m: Monitored) -> None:
     m.past["empty"] = m.monitor.run_now(empty, empty + dt.timedelta(hours=1), wait=False)
     m.past["columns"] = m.monitor.run_now(nine, nine + dt.timedelta(hours=1), wait=False)
     m.past["straddle"] = m.monitor.run_now(ten + dt.timedelta(minutes=59), eleven + dt.timedelta(minutes=1), wait=False)
+
+
+def test_feature_attribution_drift_flags_a_changed_ranking_not_clean_traffic(monitored: Monitored) -> None:
+    """An explainability schedule on the live endpoint: exact TreeSHAP of the window's captured rows
+    with the endpoint's model, ranked against the training data's. LIMIT_BAL sent in thousands on
+    every row (the workshop's unit slip, on all rows) lifts it from third to first place."""
+    env, explainability = monitored.env, monitored.explainability
+    assert monitored.attribution_baseline.wait(logs=False).status == "Completed"
+    ranking = explainability.baseline_analysis().frame()
+    assert list(ranking["name"][:3]) == ["PAY_0", "PAY_2", "LIMIT_BAL"]
+    spec = {
+        "name": "credit-attribution",
+        "endpoint": ENDPOINT,
+        "output_uri": f"sr://{env.models}/credit-model/attribution",
+        "monitoring_type": "ModelExplainability",
+        "analysis_uri": explainability.baseline_analysis().file_s3_uri,
+        "schedule_cron_expression": "cron(0 * ? * * *)",
+        "resources": {"volume_kms_key": env.key},
+    }
+    with pytest.raises(Forbidden):  # the same rule as data-quality schedules
+        env.alice.monitoring.create_schedule(env.team, spec)
+    created = explainability.create_monitoring_schedule(
+        monitor_schedule_name="credit-attribution",
+        endpoint_input=ENDPOINT,
+        output_s3_uri=f"sr://{env.models}/credit-model/attribution",
+        analysis_config=explainability.baseline_analysis(),
+        schedule_cron_expression=CronExpressionGenerator.hourly(),
+    )
+    assert created.monitoring_type == "ModelExplainability" and created.attribution_threshold == 0.9
+    assert created.feature_names == FEATURES
+
+    clean = monitored.test[FEATURES].iloc[:2000]
+    drifted = monitored.test[FEATURES].iloc[2000:4000].astype(float)
+    drifted["LIMIT_BAL"] = drifted["LIMIT_BAL"] / 1000
+    t0 = dt.datetime.now(dt.UTC)
+    _send(monitored, clean)
+    time.sleep(0.05)
+    t1 = dt.datetime.now(dt.UTC)
+    _send(monitored, drifted)
+    time.sleep(0.05)
+    t2 = dt.datetime.now(dt.UTC)
+    quiet = explainability.run_now(t0, t1, wait=False)
+    moved = explainability.run_now(t1, t2, wait=False)
+
+    assert quiet.wait(180).status == "Completed", quiet.execution
+    assert quiet.execution.rows == len(clean)
+    assert "nDCG" in quiet.execution.exit_message
+    assert quiet.constraint_violations().body_dict == {"version": "1.0", "violations": []}
+
+    ended = moved.wait(180)
+    assert ended.status == "CompletedWithViolations", ended
+    [violation] = moved.constraint_violations().body_dict["violations"]
+    assert violation["constraint_check_type"] == "feature_attribution_drift_check"
+    assert "LIMIT_BAL" in violation["description"]
+    window = moved.analysis().frame()
+    assert window["name"][0] == "LIMIT_BAL"
+    assert "Feature attribution" in moved.report()
+    assert explainability.latest_monitoring_analysis() is not None
+    alerts = env.admin.audit.query(action="RaiseAlert")
+    assert any("credit-attribution" in json.dumps(a.model_dump(mode="json")) for a in alerts)
+    explainability.delete_monitoring_schedule()
 
 
 def test_who_may_create_and_read_schedules(monitored: Monitored) -> None:
