@@ -14,9 +14,7 @@ PUBLIC = {"alerts.example.com": ["8.8.4.4"], "hooks.example.com": ["93.184.216.3
 
 
 def _resolve(host: str, port: int) -> list[str]:
-    return {**PUBLIC, "internal.example.com": ["10.0.0.5"], "rebind.example.com": ["93.184.216.34", "127.0.0.1"]}[
-        host
-    ]
+    return {**PUBLIC, "internal.example.com": ["10.0.0.5"], "rebind.example.com": ["93.184.216.34", "127.0.0.1"]}[host]
 
 
 @pytest.mark.parametrize(
