@@ -6,12 +6,16 @@ an execution whose job dies with the platform."""
 from __future__ import annotations
 
 import datetime as dt
+import http.server
 import io
 import json
 import signal
+import ssl
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -19,8 +23,10 @@ import pytest
 import xgboost as xgb
 
 from strongroom.algorithms.xgboost.archive import archive_bytes
+from strongroom.core import pki
 from strongroom.core.config import Config
 from strongroom.core.errors import Forbidden, InvalidInput, StrongroomError
+from strongroom.core.rootkey import load_root_key
 from strongroom.demo.data import FEATURES, LABEL, credit_default
 from strongroom.platform import initialize
 from strongroom.sdk.jobs import RunningJob
@@ -68,9 +74,14 @@ def _csv(frame: pd.DataFrame, header: bool) -> bytes:
 def monitored(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Monitored]:
     home = tmp_path_factory.mktemp("monitoring") / "home"
     config = Config(home=home, port=0)
-    server = start_server(
-        config, initialize(config).token.secret, env={"STRONGROOM_MONITOR_CAPTURE_LAG_SECONDS": str(LAG)}
-    )
+    token = initialize(config).token.secret
+    env = {
+        "STRONGROOM_MONITOR_CAPTURE_LAG_SECONDS": str(LAG),
+        # team webhooks: the test's receiver on this host, with a certificate of the platform CA
+        "STRONGROOM_ALERT_TEAM_WEBHOOK_ALLOWED_HOSTS": '["localhost"]',
+        "STRONGROOM_ALERT_WEBHOOK_CA": str(pki.TlsFiles.in_dir(config.tls_dir).ca_cert),
+    }
+    server = start_server(config, token, env=env)
     try:
         env = build_team(server)
         env.admin.users.create("mo")
@@ -385,6 +396,74 @@ def test_feature_attribution_drift_flags_a_changed_ranking_not_clean_traffic(mon
     explainability.delete_monitoring_schedule()
 
 
+class _Receiver(http.server.BaseHTTPRequestHandler):
+    received: list[dict[str, object]] = []
+
+    def do_POST(self) -> None:
+        _Receiver.received.append(json.loads(self.rfile.read(int(self.headers["content-length"]))))
+        self.send_response(204)
+        self.end_headers()
+
+    def log_message(self, *args: object) -> None:
+        return
+
+
+@pytest.fixture
+def receiver(monitored: Monitored, tmp_path: Path) -> Iterator[str]:
+    """An HTTPS receiver on localhost with a certificate of the platform CA; its URL."""
+    config = monitored.env.server.config
+    root = load_root_key(config.home)
+    cert, key = tmp_path / "hook.pem", tmp_path / "hook.key"
+    pki.issue_leaf(
+        pki.TlsFiles.in_dir(config.tls_dir),
+        root,
+        common_name="hook",
+        dns_names=["localhost"],
+        ip_addresses=["127.0.0.1"],
+        cert_path=cert,
+        key_path=key,
+    )
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert, key, password=pki.key_password(root, key.name))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Receiver)
+    server.socket = context.wrap_socket(server.socket, server_side=True)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    _Receiver.received = []
+    try:
+        yield f"https://localhost:{server.server_address[1]}/risk/alerts"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_a_teams_monitoring_alerts_go_to_its_own_webhook(monitored: Monitored, receiver: str) -> None:
+    env = monitored.env
+    team_admin = env.server.session(env.admin.tokens.create("hook", user=f"{env.team}-admin").secret)
+    with pytest.raises(Forbidden):  # the team's DataScienceAdmin sets it, not a data scientist
+        env.alice.monitoring.set_alert_webhook(env.team, receiver)
+    with pytest.raises(InvalidInput) as private:  # not the platform's own network
+        team_admin.monitoring.set_alert_webhook(env.team, receiver.replace("localhost", "127.0.0.1"))
+    assert "not a public address" in private.value.detail
+    with pytest.raises(InvalidInput):
+        team_admin.monitoring.set_alert_webhook(env.team, receiver.replace("https://", "https://ops:pw@"))
+    team_admin.monitoring.set_alert_webhook(env.team, receiver)
+    assert monitored.mlops.monitoring.describe_alert_webhook(env.team).url == receiver
+    assert len(env.admin.audit.query(action="PutTeamAlertWebhook")) == 4  # refusals included
+
+    nine = dt.datetime(2020, 1, 1, 9, tzinfo=dt.UTC)  # the window of bad columns: violations
+    execution = monitored.monitor.run_now(nine, nine + dt.timedelta(hours=1), wait=True, timeout=180)
+    assert execution.execution.status == "CompletedWithViolations"
+    deadline = time.monotonic() + 30
+    while not _Receiver.received:
+        assert time.monotonic() < deadline, "no alert reached the team's webhook"
+        time.sleep(0.2)
+    [alert] = _Receiver.received
+    assert alert["rule"] == "model-monitor-violations" and alert["team"] == env.team
+    details = alert["details"]
+    assert isinstance(details, dict) and details["execution"] == execution.id and details["schedule"] == SCHEDULE
+    team_admin.monitoring.delete_alert_webhook(env.team)
+
+
 def test_who_may_create_and_read_schedules(monitored: Monitored) -> None:
     env = monitored.env
     spec = {
@@ -439,6 +518,22 @@ def test_an_execution_whose_job_dies_with_the_platform_fails_with_the_reason(mon
             break
         assert time.monotonic() < deadline, execution.execution
         time.sleep(0.2)
+    # an every-3-records schedule has counted 2 records when the platform dies
+    counting = {
+        "name": "every-3-requests",
+        "endpoint": ENDPOINT,
+        "output_uri": f"sr://{env.models}/credit-model/counted",
+        "statistics_uri": monitored.monitor.baseline_statistics().file_s3_uri,
+        "constraints_uri": monitored.monitor.suggested_constraints().file_s3_uri,
+        "every_records": 3,
+        "resources": {"volume_kms_key": env.key},
+    }
+    monitored.mlops.monitoring.create_schedule(env.team, counting)
+    _send(monitored, monitored.test[FEATURES].iloc[:20], batch=10)
+    deadline = time.monotonic() + 30
+    while monitored.mlops.monitoring.describe_schedule(env.team, "every-3-requests").records_counted != 2:
+        assert time.monotonic() < deadline, "the 2 records were not counted"
+        time.sleep(0.2)
     env.server.stop(signal.SIGKILL)
     restarted = start_server(env.server.config, env.server.admin_token)
     try:
@@ -447,5 +542,21 @@ def test_an_execution_whose_job_dies_with_the_platform_fails_with_the_reason(mon
         assert ended.status == "Failed"
         assert "platform restarted while the job was running" in ended.exit_message
         assert mlops.monitoring.describe_schedule(env.team, SCHEDULE).status == "Scheduled"
+
+        # the count carries on: one more record after the restart is the third
+        assert mlops.monitoring.describe_schedule(env.team, "every-3-requests").records_counted == 2
+        deadline = time.monotonic() + 120
+        while True:  # once the endpoint's workers are back
+            try:
+                mlops.endpoints.invoke(env.team, ENDPOINT, _csv(monitored.test[FEATURES].iloc[:5], False), "text/csv")
+                break
+            except StrongroomError:
+                assert time.monotonic() < deadline, mlops.endpoints.describe(env.team, ENDPOINT)
+                time.sleep(0.5)
+        deadline = time.monotonic() + 60
+        while not (windows := mlops.monitoring.list_executions(env.team, "every-3-requests")):
+            assert time.monotonic() < deadline, "no window after the third record"
+            time.sleep(0.5)
+        assert windows[0].trigger == "records"
     finally:
         restarted.stop()

@@ -253,3 +253,30 @@ def delete(name: str, team: TeamOpt = None) -> None:
     s = session()
     s.monitoring.delete_schedule(_team(s, team), name)
     say("deleted monitoring schedule ", (name, "bold"))
+
+
+@app.command("set-webhook")
+def set_webhook(
+    url: Annotated[str, typer.Argument(help="https:// URL; the team's monitoring alerts are POSTed there (JSON).")],
+    team: TeamOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Send the team's monitoring alerts to its own HTTPS webhook too (a DataScienceAdmin command)."""
+    s = session()
+    show(s.monitoring.set_alert_webhook(_team(s, team), url), as_json, ["team", "url", "updated_by", "updated_at"])
+
+
+@app.command("webhook")
+def webhook(team: TeamOpt = None, as_json: JsonOpt = False) -> None:
+    """Show the team's alert webhook."""
+    s = session()
+    show(s.monitoring.describe_alert_webhook(_team(s, team)), as_json, ["team", "url", "updated_by", "updated_at"])
+
+
+@app.command("delete-webhook")
+def delete_webhook(team: TeamOpt = None) -> None:
+    """Stop sending the team's monitoring alerts to its webhook."""
+    s = session()
+    team = _team(s, team)
+    s.monitoring.delete_alert_webhook(team)
+    say("deleted the alert webhook of team ", (team, "bold"))
