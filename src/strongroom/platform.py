@@ -194,7 +194,12 @@ class Platform:
             tracking=JobTracking(self.experiments, self.lineage, lambda: self.openlineage),
         )
         self.reproducer = Reproducer(self.jobs, self.storage, self.runtimes)
-        self.alerts = AlertService(self.guard, webhook_url=config.alert_webhook_url, webhook_ca=config.alert_webhook_ca)
+        self.alerts = AlertService(
+            self.guard,
+            webhook_url=config.alert_webhook_url,
+            webhook_ca=config.alert_webhook_ca,
+            team_webhook_allowed_hosts=config.alert_team_webhook_allowed_hosts,
+        )
         self.bus.add_rule(NetworkIsolationEnforcer(self.jobs, self.alerts))
         runtime = config.effective_notebook_runtime_dir
         self.serving = ServingService(

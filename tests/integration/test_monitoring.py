@@ -6,12 +6,16 @@ an execution whose job dies with the platform."""
 from __future__ import annotations
 
 import datetime as dt
+import http.server
 import io
 import json
 import signal
+import ssl
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -19,11 +23,20 @@ import pytest
 import xgboost as xgb
 
 from strongroom.algorithms.xgboost.archive import archive_bytes
+from strongroom.core import pki
 from strongroom.core.config import Config
 from strongroom.core.errors import Forbidden, InvalidInput, StrongroomError
+from strongroom.core.rootkey import load_root_key
 from strongroom.demo.data import FEATURES, LABEL, credit_default
 from strongroom.platform import initialize
-from strongroom.sdk.monitor import CronExpressionGenerator, DatasetFormat, DefaultModelMonitor, MonitoringExecution
+from strongroom.sdk.jobs import RunningJob
+from strongroom.sdk.monitor import (
+    CronExpressionGenerator,
+    DatasetFormat,
+    DefaultModelMonitor,
+    ModelExplainabilityMonitor,
+    MonitoringExecution,
+)
 from strongroom.sdk.serving import DataCaptureConfig, Model
 from strongroom.sdk.session import Session
 from tests.integration.jobs.conftest import TeamEnv, add_mlops_engineer, build_team
@@ -45,6 +58,9 @@ class Monitored:
     monitor: DefaultModelMonitor
     test: pd.DataFrame
     capture: str
+    model_uri: str
+    explainability: ModelExplainabilityMonitor
+    attribution_baseline: RunningJob
     past: dict[str, MonitoringExecution] = field(default_factory=dict)
 
 
@@ -58,9 +74,14 @@ def _csv(frame: pd.DataFrame, header: bool) -> bytes:
 def monitored(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Monitored]:
     home = tmp_path_factory.mktemp("monitoring") / "home"
     config = Config(home=home, port=0)
-    server = start_server(
-        config, initialize(config).token.secret, env={"STRONGROOM_MONITOR_CAPTURE_LAG_SECONDS": str(LAG)}
-    )
+    token = initialize(config).token.secret
+    settings = {
+        "STRONGROOM_MONITOR_CAPTURE_LAG_SECONDS": str(LAG),
+        # team webhooks: the test's receiver on this host, with a certificate of the platform CA
+        "STRONGROOM_ALERT_TEAM_WEBHOOK_ALLOWED_HOSTS": '["localhost"]',
+        "STRONGROOM_ALERT_WEBHOOK_CA": str(pki.TlsFiles.in_dir(config.tls_dir).ca_cert),
+    }
+    server = start_server(config, token, env=settings)
     try:
         env = build_team(server)
         mlops_token, mlops = add_mlops_engineer(env)
@@ -89,6 +110,15 @@ def monitored(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Monitored]:
             excluded_columns=["Label"],
             wait=False,  # the baseline job runs while the endpoint starts
         )
+        explainability = ModelExplainabilityMonitor(volume_kms_key=env.key, session=mlops, team=env.team)
+        attribution_baseline = explainability.suggest_baseline(
+            baseline_dataset=f"sr://{env.data}/train_headers/train_data_with_headers.csv",
+            model_uri=archive.uri,
+            dataset_format=DatasetFormat.csv(header=True),
+            output_s3_uri=f"sr://{env.models}/credit-model/explainability-baselining/results",
+            excluded_columns=["Label"],
+            wait=False,
+        )
         capture = f"sr://{env.data}/secure-sagemaker-demo/monitoring/datacapture"
         Model(archive.uri, name="credit-model", session=mlops, team=env.team, kms_key=env.key).deploy(
             initial_instance_count=1, endpoint_name=ENDPOINT, data_capture_config=DataCaptureConfig(capture)
@@ -103,7 +133,9 @@ def monitored(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Monitored]:
             schedule_cron_expression=CronExpressionGenerator.hourly(),
             enable_cloudwatch_metrics=True,
         )
-        monitored = Monitored(env, mlops, mlops_token, monitor, test, capture)
+        monitored = Monitored(
+            env, mlops, mlops_token, monitor, test, capture, archive.uri, explainability, attribution_baseline
+        )
         _start_past_windows(monitored)  # their jobs run while the live tests wait for capture uploads
         yield monitored
     finally:
@@ -300,6 +332,138 @@ def _start_past_windows(m: Monitored) -> None:
     m.past["straddle"] = m.monitor.run_now(ten + dt.timedelta(minutes=59), eleven + dt.timedelta(minutes=1), wait=False)
 
 
+def test_feature_attribution_drift_flags_a_changed_ranking_not_clean_traffic(monitored: Monitored) -> None:
+    """An explainability schedule on the live endpoint: exact TreeSHAP of the window's captured rows
+    with the endpoint's model, ranked against the training data's. LIMIT_BAL sent in thousands on
+    every row (the workshop's unit slip, on all rows) lifts it from third to first place."""
+    env, explainability = monitored.env, monitored.explainability
+    assert monitored.attribution_baseline.wait(logs=False).status == "Completed"
+    ranking = explainability.baseline_analysis().frame()
+    assert list(ranking["name"][:3]) == ["PAY_0", "PAY_2", "LIMIT_BAL"]
+    spec = {
+        "name": "credit-attribution",
+        "endpoint": ENDPOINT,
+        "output_uri": f"sr://{env.models}/credit-model/attribution",
+        "monitoring_type": "ModelExplainability",
+        "analysis_uri": explainability.baseline_analysis().file_s3_uri,
+        "schedule_cron_expression": "cron(0 * ? * * *)",
+        "resources": {"volume_kms_key": env.key},
+    }
+    with pytest.raises(Forbidden):  # the same rule as data-quality schedules
+        env.alice.monitoring.create_schedule(env.team, spec)
+    created = explainability.create_monitoring_schedule(
+        monitor_schedule_name="credit-attribution",
+        endpoint_input=ENDPOINT,
+        output_s3_uri=f"sr://{env.models}/credit-model/attribution",
+        analysis_config=explainability.baseline_analysis(),
+        schedule_cron_expression=CronExpressionGenerator.hourly(),
+    )
+    assert created.monitoring_type == "ModelExplainability" and created.attribution_threshold == 0.9
+    assert created.feature_names == FEATURES
+
+    clean = monitored.test[FEATURES].iloc[:2000]
+    drifted = monitored.test[FEATURES].iloc[2000:4000].astype(float)
+    drifted["LIMIT_BAL"] = drifted["LIMIT_BAL"] / 1000
+    t0 = dt.datetime.now(dt.UTC)
+    _send(monitored, clean)
+    time.sleep(0.05)
+    t1 = dt.datetime.now(dt.UTC)
+    _send(monitored, drifted)
+    time.sleep(0.05)
+    t2 = dt.datetime.now(dt.UTC)
+    quiet = explainability.run_now(t0, t1, wait=False)
+    moved = explainability.run_now(t1, t2, wait=False)
+
+    assert quiet.wait(180).status == "Completed", quiet.execution
+    assert quiet.execution.rows == len(clean)
+    assert "nDCG" in quiet.execution.exit_message
+    assert quiet.constraint_violations().body_dict == {"version": "1.0", "violations": []}
+
+    ended = moved.wait(180)
+    assert ended.status == "CompletedWithViolations", ended
+    [violation] = moved.constraint_violations().body_dict["violations"]
+    assert violation["constraint_check_type"] == "feature_attribution_drift_check"
+    assert "LIMIT_BAL" in violation["description"]
+    window = moved.analysis().frame()
+    assert window["name"][0] == "LIMIT_BAL"
+    assert "Feature attribution" in moved.report()
+    assert explainability.latest_monitoring_analysis() is not None
+    alerts = env.admin.audit.query(action="RaiseAlert")
+    assert any("credit-attribution" in json.dumps(a.model_dump(mode="json")) for a in alerts)
+    explainability.delete_monitoring_schedule()
+
+
+class _Receiver(http.server.BaseHTTPRequestHandler):
+    received: list[dict[str, object]] = []
+
+    def do_POST(self) -> None:
+        _Receiver.received.append(json.loads(self.rfile.read(int(self.headers["content-length"]))))
+        self.send_response(204)
+        self.end_headers()
+
+    def log_message(self, *args: object) -> None:
+        return
+
+
+@pytest.fixture
+def receiver(monitored: Monitored, tmp_path: Path) -> Iterator[str]:
+    """An HTTPS receiver on localhost with a certificate of the platform CA; its URL."""
+    config = monitored.env.server.config
+    root = load_root_key(config.home)
+    cert, key = tmp_path / "hook.pem", tmp_path / "hook.key"
+    pki.issue_leaf(
+        pki.TlsFiles.in_dir(config.tls_dir),
+        root,
+        common_name="hook",
+        dns_names=["localhost"],
+        ip_addresses=["127.0.0.1"],
+        cert_path=cert,
+        key_path=key,
+    )
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert, key, password=pki.key_password(root, key.name))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Receiver)
+    server.socket = context.wrap_socket(server.socket, server_side=True)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    _Receiver.received = []
+    try:
+        yield f"https://localhost:{server.server_address[1]}/risk/alerts"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_a_teams_monitoring_alerts_go_to_its_own_webhook(monitored: Monitored, receiver: str) -> None:
+    env = monitored.env
+    team_admin = env.server.session(env.admin.tokens.create("hook", user=f"{env.team}-admin").secret)
+    with pytest.raises(Forbidden):  # the team's DataScienceAdmin sets it, not a data scientist
+        env.alice.monitoring.set_alert_webhook(env.team, receiver)
+    with pytest.raises(InvalidInput) as private:  # not the platform's own network
+        team_admin.monitoring.set_alert_webhook(env.team, receiver.replace("localhost", "127.0.0.1"))
+    assert "not a public address" in private.value.detail
+    with pytest.raises(InvalidInput):
+        team_admin.monitoring.set_alert_webhook(env.team, receiver.replace("https://", "https://ops:pw@"))
+    team_admin.monitoring.set_alert_webhook(env.team, receiver)
+    assert monitored.mlops.monitoring.describe_alert_webhook(env.team).url == receiver
+    assert len(env.admin.audit.query(action="PutTeamAlertWebhook")) == 4  # refusals included
+
+    nine = dt.datetime(2020, 1, 1, 9, tzinfo=dt.UTC)  # the window of bad columns: violations
+    execution = monitored.monitor.run_now(nine, nine + dt.timedelta(hours=1), wait=True, timeout=180)
+    assert execution.execution.status == "CompletedWithViolations"
+
+    def mine() -> list[dict[str, object]]:  # the module's other windows may raise alerts meanwhile
+        return [a for a in _Receiver.received if isinstance(d := a["details"], dict) and d["execution"] == execution.id]
+
+    deadline = time.monotonic() + 30
+    while not mine():
+        assert time.monotonic() < deadline, f"no alert of {execution.id} reached the team's webhook"
+        time.sleep(0.2)
+    [alert] = mine()
+    assert alert["rule"] == "model-monitor-violations" and alert["team"] == env.team
+    assert isinstance(details := alert["details"], dict) and details["schedule"] == SCHEDULE
+    team_admin.monitoring.delete_alert_webhook(env.team)
+
+
 def test_who_may_create_and_read_schedules(monitored: Monitored) -> None:
     env = monitored.env
     spec = {
@@ -354,6 +518,22 @@ def test_an_execution_whose_job_dies_with_the_platform_fails_with_the_reason(mon
             break
         assert time.monotonic() < deadline, execution.execution
         time.sleep(0.2)
+    # an every-3-records schedule has counted 2 records when the platform dies
+    counting = {
+        "name": "every-3-requests",
+        "endpoint": ENDPOINT,
+        "output_uri": f"sr://{env.models}/credit-model/counted",
+        "statistics_uri": monitored.monitor.baseline_statistics().file_s3_uri,
+        "constraints_uri": monitored.monitor.suggested_constraints().file_s3_uri,
+        "every_records": 3,
+        "resources": {"volume_kms_key": env.key},
+    }
+    monitored.mlops.monitoring.create_schedule(env.team, counting)
+    _send(monitored, monitored.test[FEATURES].iloc[:20], batch=10)
+    deadline = time.monotonic() + 30
+    while monitored.mlops.monitoring.describe_schedule(env.team, "every-3-requests").records_counted != 2:
+        assert time.monotonic() < deadline, "the 2 records were not counted"
+        time.sleep(0.2)
     env.server.stop(signal.SIGKILL)
     restarted = start_server(env.server.config, env.server.admin_token)
     try:
@@ -362,5 +542,21 @@ def test_an_execution_whose_job_dies_with_the_platform_fails_with_the_reason(mon
         assert ended.status == "Failed"
         assert "platform restarted while the job was running" in ended.exit_message
         assert mlops.monitoring.describe_schedule(env.team, SCHEDULE).status == "Scheduled"
+
+        # the count carries on: one more record after the restart is the third
+        assert mlops.monitoring.describe_schedule(env.team, "every-3-requests").records_counted == 2
+        deadline = time.monotonic() + 120
+        while True:  # once the endpoint's workers are back
+            try:
+                mlops.endpoints.invoke(env.team, ENDPOINT, _csv(monitored.test[FEATURES].iloc[:5], False), "text/csv")
+                break
+            except StrongroomError:
+                assert time.monotonic() < deadline, mlops.endpoints.describe(env.team, ENDPOINT)
+                time.sleep(0.5)
+        deadline = time.monotonic() + 60
+        while not (windows := mlops.monitoring.list_executions(env.team, "every-3-requests")):
+            assert time.monotonic() < deadline, "no window after the third record"
+            time.sleep(0.5)
+        assert windows[0].trigger == "records"
     finally:
         restarted.stop()

@@ -22,6 +22,20 @@ TeamOpt = Annotated[str | None, typer.Option("--team", help="The team (default: 
 KeyOpt = Annotated[str, typer.Option("--kms-key", help="The team key of the monitoring jobs (alias or id).")]
 SCHEDULE_COLUMNS = ["name", "endpoint", "status", "schedule_expression", "next_run", "last_execution_status"]
 EXECUTION_COLUMNS = ["id", "status", "window_start", "window_end", "rows", "exit_message"]
+TYPES = {"data-quality": "DataQuality", "explainability": "ModelExplainability"}
+TypeOpt = Annotated[
+    str,
+    typer.Option(
+        "--type",
+        help="data-quality (statistics and constraints) or explainability (feature-attribution drift, nDCG).",
+    ),
+]
+
+
+def _type(value: str) -> str:
+    if value not in TYPES:
+        raise InvalidInput(f"--type is one of {', '.join(TYPES)}, not {value!r}", field="monitoring_type")
+    return TYPES[value]
 
 
 def _team(s: Session, team: str | None) -> str:
@@ -45,8 +59,12 @@ def _when(value: str | None, field: str) -> dt.datetime | None:
 @app.command("baseline")
 def baseline(
     dataset: Annotated[str, typer.Argument(help="The sr:// CSV the model was trained on.")],
-    output: Annotated[str, typer.Option(help="sr:// prefix for statistics.json and constraints.json.")],
+    output: Annotated[
+        str, typer.Option(help="sr:// prefix for statistics.json and constraints.json (explainability: analysis.json).")
+    ],
     exclude: Annotated[str, typer.Option(help="Comma-separated columns to leave out (the label).")] = "",
+    kind: TypeOpt = "data-quality",
+    model: Annotated[str, typer.Option(help="explainability: the sr:// model.tar.gz the endpoint serves.")] = "",
     no_header: Annotated[bool, typer.Option("--no-header", help="The CSV has no header row.")] = False,
     feature_names: Annotated[str, typer.Option(help="Comma-separated column names of a headerless CSV.")] = "",
     job_name: Annotated[str, typer.Option(help="The baseline job's name.")] = "",
@@ -55,10 +73,11 @@ def baseline(
     team: TeamOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Suggest a baseline: statistics and constraints of the training data, in a sandboxed job."""
+    """Suggest a baseline in a sandboxed job: statistics and constraints of the training data, or
+    (--type explainability) the model's global SHAP values over it."""
     s = session()
     team = _team(s, team)
-    spec = {
+    spec: dict[str, object] = {
         "job_name": job_name or f"baseline-{dt.datetime.now(dt.UTC).strftime('%Y%m%d-%H%M%S')}",
         "baseline_dataset": dataset,
         "output_uri": output.rstrip("/"),
@@ -67,6 +86,8 @@ def baseline(
         "excluded_columns": _columns(exclude),
         "resources": {"volume_kms_key": kms_key},
     }
+    if _type(kind) == "ModelExplainability":
+        spec.update({"monitoring_type": "ModelExplainability", "model_uri": model})
     job = s.monitoring.suggest_baseline(team, spec)
     if wait:
         job = Jobs(s).wait(team, job.name, logs=False)
@@ -78,7 +99,14 @@ def create(
     name: str,
     endpoint: Annotated[str, typer.Option(help="The endpoint whose captured requests are checked.")],
     output: Annotated[str, typer.Option(help="sr:// prefix for the reports.")],
-    baseline: Annotated[str, typer.Option(help="sr:// prefix holding statistics.json and constraints.json.")] = "",
+    kind: TypeOpt = "data-quality",
+    baseline: Annotated[
+        str, typer.Option(help="sr:// prefix holding statistics.json and constraints.json (or analysis.json).")
+    ] = "",
+    analysis: Annotated[str, typer.Option(help="explainability: sr:// analysis.json (default: in --baseline).")] = "",
+    threshold: Annotated[
+        float | None, typer.Option(help="explainability: nDCG below this is a violation (default 0.9).")
+    ] = None,
     statistics: Annotated[str, typer.Option(help="sr:// statistics.json (default: in --baseline).")] = "",
     constraints: Annotated[str, typer.Option(help="sr:// constraints.json (default: in --baseline).")] = "",
     cron: Annotated[str, typer.Option(help="cron(0 * ? * * *) or five fields; 'hourly' or 'daily'.")] = "",
@@ -92,23 +120,39 @@ def create(
     """Create a monitoring schedule (hourly unless told otherwise)."""
     s = session()
     base = baseline.rstrip("/")
-    if not (statistics and constraints) and not base:
+    monitoring_type = _type(kind)
+    if monitoring_type == "ModelExplainability" and not (analysis or base):
+        raise InvalidInput("give --baseline or --analysis", field="baseline")
+    if monitoring_type == "DataQuality" and not (statistics and constraints) and not base:
         raise InvalidInput("give --baseline, or both --statistics and --constraints", field="baseline")
     expression = {"hourly": CronExpressionGenerator.hourly(), "daily": CronExpressionGenerator.daily()}.get(cron, cron)
     if not expression and every_minutes is None and every_records is None:
         expression = CronExpressionGenerator.hourly()
-    spec = {
+    spec: dict[str, object] = {
         "name": name,
         "endpoint": endpoint,
         "output_uri": output.rstrip("/"),
-        "statistics_uri": statistics or f"{base}/statistics.json",
-        "constraints_uri": constraints or f"{base}/constraints.json",
         "schedule_cron_expression": expression or None,
         "every_minutes": every_minutes,
         "every_records": every_records,
-        "excluded_columns": _columns(exclude),
         "resources": {"volume_kms_key": kms_key},
     }
+    if monitoring_type == "ModelExplainability":
+        spec.update(
+            {
+                "monitoring_type": monitoring_type,
+                "analysis_uri": analysis or f"{base}/analysis.json",
+                "attribution_threshold": threshold,
+            }
+        )
+    else:
+        spec.update(
+            {
+                "statistics_uri": statistics or f"{base}/statistics.json",
+                "constraints_uri": constraints or f"{base}/constraints.json",
+                "excluded_columns": _columns(exclude),
+            }
+        )
     show(s.monitoring.create_schedule(_team(s, team), spec), as_json, SCHEDULE_COLUMNS)
 
 
@@ -182,7 +226,9 @@ def violations(
     if as_json:
         print(json.dumps(document, indent=2))
         return
-    show(document["violations"], False, ["feature_name", "constraint_check_type", "description"])
+    # an attribution violation names the model output ("label"), not a feature
+    rows = [{"feature_name": v.get("feature_name", v.get("label", "")), **v} for v in document["violations"]]
+    show(rows, False, ["feature_name", "constraint_check_type", "description"])
 
 
 @app.command("stop")
@@ -207,3 +253,30 @@ def delete(name: str, team: TeamOpt = None) -> None:
     s = session()
     s.monitoring.delete_schedule(_team(s, team), name)
     say("deleted monitoring schedule ", (name, "bold"))
+
+
+@app.command("set-webhook")
+def set_webhook(
+    url: Annotated[str, typer.Argument(help="https:// URL; the team's monitoring alerts are POSTed there (JSON).")],
+    team: TeamOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Send the team's monitoring alerts to its own HTTPS webhook too (a DataScienceAdmin command)."""
+    s = session()
+    show(s.monitoring.set_alert_webhook(_team(s, team), url), as_json, ["team", "url", "updated_by", "updated_at"])
+
+
+@app.command("webhook")
+def webhook(team: TeamOpt = None, as_json: JsonOpt = False) -> None:
+    """Show the team's alert webhook."""
+    s = session()
+    show(s.monitoring.describe_alert_webhook(_team(s, team)), as_json, ["team", "url", "updated_by", "updated_at"])
+
+
+@app.command("delete-webhook")
+def delete_webhook(team: TeamOpt = None) -> None:
+    """Stop sending the team's monitoring alerts to its webhook."""
+    s = session()
+    team = _team(s, team)
+    s.monitoring.delete_alert_webhook(team)
+    say("deleted the alert webhook of team ", (team, "bold"))

@@ -116,6 +116,9 @@ class Config(BaseSettings):
     # Detective controls' alerts: an https:// webhook and the CA bundle to verify it.
     alert_webhook_url: str = ""
     alert_webhook_ca: str = ""
+    # Hosts a team's own alert webhook may name although they resolve to a loopback, private or
+    # link-local address (refused otherwise); see docs/monitoring.md.
+    alert_team_webhook_allowed_hosts: list[str] = Field(default_factory=list)
     openlineage_url: str = ""
     openlineage_file: str = ""
     openlineage_namespace: str = "strongroom"
@@ -361,6 +364,9 @@ monitor_capture_lag_seconds = 10.0
 # Detective controls raise alerts into the audit log and, when set, POST them (JSON) here.
 alert_webhook_url = ""
 alert_webhook_ca = ""                # CA bundle for the webhook's certificate (empty = system CAs)
+# A team's DataScienceAdmin may send its monitoring alerts to its own https:// webhook too; such a
+# webhook may not reach loopback, private or link-local addresses unless its host is listed here.
+alert_team_webhook_allowed_hosts = []
 
 # OpenLineage run events for jobs (START, COMPLETE, FAIL), for Marquez or DataHub: an HTTPS
 # endpoint (e.g. "https://marquez.example:5000/api/v1/lineage") or a JSON-lines file; empty = off.

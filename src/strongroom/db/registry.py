@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from sqlalchemy import MetaData
 
+import strongroom.alerts.db
 import strongroom.audit.db
 import strongroom.catalog.db
 import strongroom.db.changes

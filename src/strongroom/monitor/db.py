@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from sqlalchemy import JSON, Boolean, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy import JSON, BigInteger, Boolean, Float, Index, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from strongroom.db.base import Base, UtcDateTime
@@ -39,6 +39,14 @@ class MonitoringScheduleRow(Base):
     next_run: Mapped[dt.datetime | None] = mapped_column(UtcDateTime(), nullable=True)
     last_window_end: Mapped[dt.datetime] = mapped_column(UtcDateTime())
     failure_reason: Mapped[str] = mapped_column(Text)
+    # "DataQuality" (statistics + constraints) or "ModelExplainability" (feature-attribution drift
+    # against the baseline analysis at ``analysis_uri``, nDCG below ``attribution_threshold``).
+    monitoring_type: Mapped[str] = mapped_column(String(32), default="DataQuality", server_default="DataQuality")
+    analysis_uri: Mapped[str] = mapped_column(Text, default="", server_default="")
+    attribution_threshold: Mapped[float | None] = mapped_column(Float, nullable=True)
+    # every_records schedules: captured records counted towards the next window (kept here, not in
+    # the scheduler's memory, so a restarted platform carries on counting).
+    records_counted: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
 
     __table_args__ = (UniqueConstraint("team", "name"),)
 
@@ -63,6 +71,10 @@ class MonitoringScheduleRow(Base):
             last_window_end=self.last_window_end,
             last_execution_status=last_status,
             failure_reason=self.failure_reason,
+            monitoring_type=self.monitoring_type,  # type: ignore[arg-type]
+            analysis_uri=self.analysis_uri,
+            attribution_threshold=self.attribution_threshold,
+            records_counted=self.records_counted if self.every_records is not None else None,
         )
 
 
@@ -92,9 +104,10 @@ class MonitoringExecutionRow(Base):
 
     __table_args__ = (Index("ix_monitoring_executions_schedule_created", "schedule_id", "created_at"),)
 
-    def to_entity(self) -> Execution:
+    def to_entity(self, monitoring_type: str = "DataQuality") -> Execution:
         base = self.output_uri.rstrip("/")
         done = self.status in ("Completed", "CompletedWithViolations")
+        explains = monitoring_type == "ModelExplainability"
         return Execution(
             id=self.id,
             srn=f"srn:strongroom:{self.team}:monitoring-execution/{self.schedule}/{self.id}",
@@ -107,7 +120,8 @@ class MonitoringExecutionRow(Base):
             window_end=self.window_end,
             job_name=self.job_name,
             output_uri=base,
-            statistics_uri=f"{base}/statistics.json" if done else "",
+            statistics_uri=f"{base}/statistics.json" if done and not explains else "",
+            analysis_uri=f"{base}/analysis.json" if done and explains else "",
             violations_uri=f"{base}/constraint_violations.json" if done else "",
             report_uri=f"{base}/report.html" if done else "",
             violations=list(self.violations),

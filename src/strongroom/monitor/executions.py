@@ -33,7 +33,7 @@ from strongroom.jobs.models import TERMINAL, JobSpec
 from strongroom.jobs.service import JobService
 from strongroom.monitor import timing
 from strongroom.monitor.db import MonitoringExecutionRow, MonitoringScheduleRow
-from strongroom.monitor.models import EXECUTION_DONE, Resources
+from strongroom.monitor.models import DEFAULT_ATTRIBUTION_THRESHOLD, EXECUTION_DONE, Resources
 from strongroom.policy.engine import Target
 from strongroom.serving.db import EndpointRow
 from strongroom.serving.models import EndpointConfigSpec
@@ -74,9 +74,12 @@ class ExecutionRunner:
         self.capture_lag = dt.timedelta(seconds=capture_lag_seconds)
         self.captured = captured
         self.system = RequestContext.system()
-        # every_records schedules: the endpoint's capture counter when the last window closed
-        # (this process's counter; a restart starts counting again).
-        self._record_marks: dict[str, int] = {}
+        # every_records schedules: the endpoint's capture counter (this process's, restarting at 0
+        # with the platform) when its records were last added to the schedule's persisted
+        # ``records_counted``. A schedule seen for the first time counts from then if it was created
+        # by this process, from 0 if it is older (the endpoint's counter started with this process).
+        self._counter_seen: dict[str, int] = {}
+        self._process_started = utcnow()
 
     def tick(self, now: dt.datetime | None = None) -> bool:
         """One round: open due windows, start due executions, finish those whose job ended.
@@ -118,13 +121,8 @@ class ExecutionRunner:
                 session.expunge(row)
         for row in due:
             if row.every_records is not None:
-                count = self.captured(row.team, row.endpoint)
-                if count is None:
+                if not self._count_records(row):
                     continue
-                mark = self._record_marks.setdefault(row.id, 0 if count < row.every_records else count)
-                if count - mark < row.every_records:
-                    continue
-                self._record_marks[row.id] = count
                 start, end = row.last_window_end, now
             elif row.cron:
                 assert row.next_run is not None
@@ -137,6 +135,28 @@ class ExecutionRunner:
                 while end + step <= now:  # the platform was down: one window up to the latest boundary
                     end += step
             self._open_window(row, start, end, now)
+
+    def _count_records(self, row: MonitoringScheduleRow) -> bool:
+        """Add the records the endpoint captured since the last look to the schedule's persisted
+        count; True when it reaches ``every_records`` (opening the window sets it back to 0)."""
+        assert row.every_records is not None
+        count = self.captured(row.team, row.endpoint)
+        if count is None:
+            return False
+        default = count if row.created_at >= self._process_started else 0
+        seen = self._counter_seen.setdefault(row.id, default)
+        new = max(count - seen, 0)  # the endpoint's counter restarts when it is redeployed
+        self._counter_seen[row.id] = count
+        if new == 0 and row.records_counted < row.every_records:
+            return False
+        # Bookkeeping of the platform's scheduler (no request, no decision): the window it opens is
+        # the audited event; recording every captured batch would flood the audit log.
+        with self.db.write() as session:
+            stored = session.get(MonitoringScheduleRow, row.id)
+            if stored is None:
+                return False
+            stored.records_counted += new
+            return stored.records_counted >= row.every_records
 
     def _open_window(self, row: MonitoringScheduleRow, start: dt.datetime, end: dt.datetime, now: dt.datetime) -> None:
         with (
@@ -156,6 +176,8 @@ class ExecutionRunner:
                 found.next_run = timing.next_fire(found.cron, now)
             elif found.every_minutes:
                 found.next_run = end + dt.timedelta(minutes=found.every_minutes)
+            else:
+                found.records_counted = 0
             if start >= end:  # a run_now already read past this window's end: nothing new to read
                 return
             execution = new_execution(found, trigger, start, end, now, self.capture_lag)
@@ -192,10 +214,17 @@ class ExecutionRunner:
         ctx = execution_ctx(schedule)
         try:
             capture_uri, variants = endpoint_capture(self.db, schedule.team, schedule.endpoint)
-            inputs: list[dict[str, Any]] = [
-                {"name": "baseline-statistics", "source": schedule.statistics_uri},
-                {"name": "baseline-constraints", "source": schedule.constraints_uri},
-            ]
+            inputs: list[dict[str, Any]]
+            if schedule.monitoring_type == "ModelExplainability":
+                inputs = [
+                    {"name": "baseline-analysis", "source": schedule.analysis_uri},
+                    endpoint_model(self.db, schedule),
+                ]
+            else:
+                inputs = [
+                    {"name": "baseline-statistics", "source": schedule.statistics_uri},
+                    {"name": "baseline-constraints", "source": schedule.constraints_uri},
+                ]
             for item in inputs:
                 item["destination"] = f"{INPUT}/{item['name']}"
             inputs += self._capture_channels(ctx, capture_uri, schedule.endpoint, variants, execution)
@@ -245,8 +274,9 @@ class ExecutionRunner:
         self, execution: MonitoringExecutionRow, schedule: MonitoringScheduleRow, inputs: list[dict[str, Any]]
     ) -> JobSpec:
         start, end = timing.iso(execution.window_start), timing.iso(execution.window_end)
+        explains = schedule.monitoring_type == "ModelExplainability"
         hyper: dict[str, str | int | float | bool] = {
-            "mode": "analysis",
+            "mode": "attribution" if explains else "analysis",
             "window_start": start,
             "window_end": end,
             "excluded_columns": json.dumps(schedule.excluded_columns),
@@ -256,7 +286,12 @@ class ExecutionRunner:
             {"name": "rows", "regex": METRIC_LINE + r"rows=(\d+)"},
             {"name": "violations", "regex": METRIC_LINE + r"violations=(\d+)"},
         ]
-        if schedule.enable_metrics:
+        if explains:
+            hyper["feature_names"] = json.dumps(schedule.feature_names)
+            threshold = schedule.attribution_threshold
+            hyper["threshold"] = DEFAULT_ATTRIBUTION_THRESHOLD if threshold is None else threshold
+            metrics.append({"name": "ndcg", "regex": METRIC_LINE + r"ndcg=([-+0-9.eE]+)"})
+        elif schedule.enable_metrics:
             # one metric per feature (by its position in the baseline), as many as definitions allow
             for index, name in list(enumerate(schedule.feature_names))[:60]:
                 metrics.append(
@@ -303,14 +338,15 @@ class ExecutionRunner:
             self._finish(execution.id, "Completed", f"no captured data {window}", rows=0)
             return
         violations = self._read_violations(schedule, execution)
+        score = f" (feature attribution nDCG {points['ndcg']:.4f})" if "ndcg" in points else ""
         if violations:
             features = sorted({v["feature_name"] for v in violations})
-            message = f"{len(violations)} violation(s) in {rows} rows captured {window}: {', '.join(features)}"
+            message = f"{len(violations)} violation(s) in {rows} rows captured {window}: {', '.join(features)}{score}"
             self._finish(execution.id, "CompletedWithViolations", message, rows, violations, distances)
             self._alert(schedule, execution, message, violations)
         else:
             self._finish(
-                execution.id, "Completed", f"no violation in {rows} rows captured {window}", rows, [], distances
+                execution.id, "Completed", f"no violation in {rows} rows captured {window}{score}", rows, [], distances
             )
 
     def _read_violations(
@@ -322,8 +358,12 @@ class ExecutionRunner:
                 execution_ctx(schedule), bucket, f"{prefix.rstrip('/')}/constraint_violations.json"
             )
         )
+        # An attribution violation is about the model's output (its "label"), not one feature.
         return [
-            {"feature_name": str(v["feature_name"]), "constraint_check_type": str(v["constraint_check_type"])}
+            {
+                "feature_name": str(v.get("feature_name", v.get("label", ""))),
+                "constraint_check_type": str(v["constraint_check_type"]),
+            }
             for v in document.get("violations", [])
         ]
 
@@ -340,7 +380,9 @@ class ExecutionRunner:
                 schedule.team,
                 f"srn:strongroom:{schedule.team}:monitoring-schedule/{schedule.name}",
                 f"monitoring schedule {schedule.name} (endpoint {schedule.endpoint}): {message}",
+                to_team=True,
                 schedule=schedule.name,
+                monitoring_type=schedule.monitoring_type,
                 endpoint=schedule.endpoint,
                 execution=execution.id,
                 window_start=timing.iso(execution.window_start),
@@ -435,6 +477,23 @@ def endpoint_capture(db: Database, team: str, endpoint: str, field: str = "endpo
     capture = config.data_capture_config
     uri = capture.destination_s3_uri if capture is not None and capture.enable_capture else ""
     return uri, [v.variant_name for v in config.production_variants]
+
+
+def endpoint_model(db: Database, schedule: MonitoringScheduleRow) -> dict[str, Any]:
+    """The input channel of the model the endpoint serves (its first variant's, at the version the
+    endpoint pinned), for an explainability execution to compute SHAP values with."""
+    with db.read() as session:
+        row = session.scalars(
+            select(EndpointRow).where(EndpointRow.team == schedule.team, EndpointRow.name == schedule.endpoint)
+        ).first()
+        if row is None:
+            raise NotFound(f"team {schedule.team} has no endpoint named {schedule.endpoint!r}", field="endpoint")
+        config = EndpointConfigSpec.model_validate(row.config)
+        models = dict(row.models)
+    model = models.get(config.production_variants[0].model_name)
+    if not model or not model.get("model_data"):
+        raise InvalidInput(f"endpoint {schedule.endpoint} serves no model archive to explain", field="endpoint")
+    return {"name": "model", "source": model["model_data"], "version_id": model.get("version_id") or None}
 
 
 def _safe(variant: str) -> str:

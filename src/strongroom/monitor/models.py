@@ -12,6 +12,13 @@ from strongroom.core.names import check_name
 from strongroom.storage.keys import parse_uri
 
 ScheduleStatus = Literal["Scheduled", "Stopped"]
+MonitoringType = Literal["DataQuality", "ModelExplainability"]
+"""What a schedule checks: the captured data against baseline statistics and constraints
+(``DataQuality``, the default monitor), or the model's feature attributions on the captured data
+against a baseline of global SHAP values (``ModelExplainability``: feature-attribution drift)."""
+DEFAULT_ATTRIBUTION_THRESHOLD = 0.9
+"""nDCG below which attributions drifted (the managed service's default; same as
+``strongroom.explain.drift.DEFAULT_THRESHOLD``, repeated here so the SDK needs no SHAP)."""
 ExecutionStatus = Literal["Pending", "InProgress", "Completed", "CompletedWithViolations", "Failed", "Stopped"]
 EXECUTION_DONE = ("Completed", "CompletedWithViolations", "Failed", "Stopped")
 MAX_COLUMNS = 1000
@@ -48,11 +55,15 @@ class Resources(Strict):
 
 
 class BaselineSpec(Strict):
-    """``suggest_baseline``: statistics and suggested constraints of a CSV dataset."""
+    """``suggest_baseline``: statistics and suggested constraints of a CSV dataset
+    (``DataQuality``), or the global SHAP values of ``model_uri`` over it, ``analysis.json``
+    (``ModelExplainability``)."""
 
     job_name: str
     baseline_dataset: str
     output_uri: str
+    monitoring_type: MonitoringType = "DataQuality"
+    model_uri: str = ""
     header: bool = True
     feature_names: list[str] = Field(default_factory=list, max_length=MAX_COLUMNS)
     excluded_columns: list[str] = Field(default_factory=list, max_length=MAX_COLUMNS)
@@ -67,6 +78,14 @@ class BaselineSpec(Strict):
         _columns(self.excluded_columns, "excluded_columns")
         if not self.header and not self.feature_names:
             raise InvalidInput("a dataset without a header needs feature_names", field="feature_names")
+        if (self.monitoring_type == "ModelExplainability") != bool(self.model_uri):
+            raise InvalidInput(
+                "an explainability baseline needs model_uri (the model.tar.gz the endpoint serves); "
+                "a data-quality baseline takes none",
+                field="model_uri",
+            )
+        if self.model_uri:
+            _uri(self.model_uri, "model_uri")
         return self
 
 
@@ -75,13 +94,20 @@ class ScheduleSpec(Strict):
 
     Exactly one of ``schedule_cron_expression`` (``cron(0 * ? * * *)`` or five fields),
     ``every_minutes`` or ``every_records`` (near-real-time).
+
+    A ``DataQuality`` schedule needs ``statistics_uri`` and ``constraints_uri``; a
+    ``ModelExplainability`` schedule needs ``analysis_uri`` (the baseline's ``analysis.json``) and
+    flags an nDCG below ``attribution_threshold`` (default 0.9).
     """
 
     name: str
     endpoint: str
     output_uri: str
-    statistics_uri: str
-    constraints_uri: str
+    monitoring_type: MonitoringType = "DataQuality"
+    statistics_uri: str = ""
+    constraints_uri: str = ""
+    analysis_uri: str = ""
+    attribution_threshold: float | None = Field(default=None, ge=0.0, le=1.0)
     schedule_cron_expression: str | None = None
     every_minutes: int | None = Field(default=None, ge=1, le=7 * 24 * 60)
     every_records: int | None = Field(default=None, ge=1, le=100_000_000)
@@ -89,9 +115,11 @@ class ScheduleSpec(Strict):
     enable_metrics: bool = True
     resources: Resources = Field(default_factory=Resources)
 
-    @field_validator("output_uri", "statistics_uri", "constraints_uri")
+    @field_validator("output_uri", "statistics_uri", "constraints_uri", "analysis_uri")
     @classmethod
     def _uris(cls, value: str, info: Any) -> str:
+        if not value and info.field_name != "output_uri":
+            return value  # which ones a type needs is checked below
         return _uri(value, str(info.field_name))
 
     @model_validator(mode="after")
@@ -109,6 +137,26 @@ class ScheduleSpec(Strict):
             )
         if self.schedule_cron_expression is not None:
             cron_expression(self.schedule_cron_expression)
+        if self.monitoring_type == "DataQuality":
+            for field in ("statistics_uri", "constraints_uri"):
+                if not getattr(self, field):
+                    raise InvalidInput(f"a data-quality schedule needs {field}", field=field)
+            if self.analysis_uri or self.attribution_threshold is not None:
+                raise InvalidInput(
+                    "analysis_uri and attribution_threshold are for monitoring_type 'ModelExplainability'",
+                    field="monitoring_type",
+                )
+        else:
+            if not self.analysis_uri:
+                raise InvalidInput(
+                    "an explainability schedule needs analysis_uri (its baseline's analysis.json)", field="analysis_uri"
+                )
+            if self.statistics_uri or self.constraints_uri or self.excluded_columns:
+                raise InvalidInput(
+                    "statistics_uri, constraints_uri and excluded_columns are for data-quality schedules; an "
+                    "explainability schedule reads its features from analysis_uri",
+                    field="monitoring_type",
+                )
         return self
 
 
@@ -149,6 +197,11 @@ class Schedule(BaseModel):
     last_window_end: dt.datetime
     last_execution_status: str = ""
     failure_reason: str = ""
+    monitoring_type: MonitoringType = "DataQuality"
+    analysis_uri: str = ""
+    attribution_threshold: float | None = None
+    # every_records schedules: captured records counted towards the next window
+    records_counted: int | None = None
 
 
 class Execution(BaseModel):
@@ -168,6 +221,8 @@ class Execution(BaseModel):
     statistics_uri: str
     violations_uri: str
     report_uri: str
+    # ModelExplainability: the window's global attributions (analysis.json); "" otherwise
+    analysis_uri: str = ""
     violations: list[dict[str, str]] = Field(default_factory=list)
     distances: dict[str, float] = Field(default_factory=dict)
     rows: int | None = None

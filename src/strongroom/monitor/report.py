@@ -105,15 +105,9 @@ def render_report(
         ("Violations", f"{len(result.violations):,} on {len(flagged):,} feature(s)"),
         ("Drift threshold", "comparison not run" if result.threshold is None else f"{result.threshold:g}"),
     ]
-    head = (
-        '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
-        f'<meta http-equiv="Content-Security-Policy" content="{CONTENT_SECURITY_POLICY}">'
-        '<meta name="viewport" content="width=device-width, initial-scale=1">'
-        f"<title>{_e(title)}</title><style>{_STYLE}</style></head><body>"
-    )
     return "".join(
         [
-            head,
+            _head(title),
             f"<h1>{_e(title)}</h1>",
             '<p class="sub">Model monitor report: the window checked against the baseline.</p>',
             '<dl class="facts">',
@@ -263,6 +257,39 @@ def _svg(name: str, chart: Histogram) -> str:
         )
     parts.append("</svg>")
     return "".join(parts)
+
+
+def render_attribution_report(attribution: AttributionResult, *, title: str) -> str:
+    """The HTML report of one explainability execution: the window's feature attributions against
+    the baseline's, the nDCG score and the violation (the same section the data-quality report
+    shows when given an attribution check)."""
+    facts = [
+        ("Status", _status_badge(attribution.status)),
+        ("Window rows", f"{attribution.rows:,}"),
+        ("nDCG", "-" if attribution.score is None else f"{attribution.score:.4f}"),
+        ("Threshold", f"{attribution.threshold:g}"),
+    ]
+    return "".join(
+        [
+            _head(title),
+            f"<h1>{_e(title)}</h1>",
+            '<p class="sub">Model monitor report: feature attribution drift of the window against the baseline.</p>',
+            '<dl class="facts">',
+            *(f"<dt>{k}</dt><dd>{v}</dd>" for k, v in facts),
+            "</dl>",
+            _attribution_section(attribution),
+            "</body></html>\n",
+        ]
+    )
+
+
+def _head(title: str) -> str:
+    return (
+        '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
+        f'<meta http-equiv="Content-Security-Policy" content="{CONTENT_SECURITY_POLICY}">'
+        '<meta name="viewport" content="width=device-width, initial-scale=1">'
+        f"<title>{_e(title)}</title><style>{_STYLE}</style></head><body>"
+    )
 
 
 def _attribution_section(attribution: AttributionResult) -> str:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import json
+import math
 import uuid
 from collections.abc import Callable
 from typing import Any
@@ -38,7 +39,14 @@ from strongroom.monitor.executions import (
     new_execution,
     schedule_target,
 )
-from strongroom.monitor.models import BaselineSpec, Execution, RunNow, Schedule, ScheduleSpec
+from strongroom.monitor.models import (
+    DEFAULT_ATTRIBUTION_THRESHOLD,
+    BaselineSpec,
+    Execution,
+    RunNow,
+    Schedule,
+    ScheduleSpec,
+)
 from strongroom.monitor.statistics import DatasetStatistics
 from strongroom.policy.engine import Target
 from strongroom.storage.keys import parse_uri
@@ -68,18 +76,24 @@ class MonitoringService:
     # -- baselines ------------------------------------------------------------------------------
 
     def suggest_baseline(self, ctx: RequestContext, team: str, spec: BaselineSpec) -> Job:
-        """Start a sandboxed job writing ``statistics.json`` and ``constraints.json`` to ``output_uri``."""
+        """Start a sandboxed job writing ``statistics.json`` and ``constraints.json`` to ``output_uri``
+        (``DataQuality``), or the model's global SHAP values over the dataset, ``analysis.json``
+        (``ModelExplainability``)."""
+        explains = spec.monitoring_type == "ModelExplainability"
         hyper: dict[str, str | int | float | bool] = {
-            "mode": "baseline",
+            "mode": "attribution-baseline" if explains else "baseline",
             "header": spec.header,
             "feature_names": json.dumps(spec.feature_names),
             "excluded_columns": json.dumps(spec.excluded_columns),
         }
+        inputs = [{"name": "baseline", "source": spec.baseline_dataset, "destination": f"{INPUT}/baseline"}]
+        if explains:
+            inputs.append({"name": "model", "source": spec.model_uri, "destination": f"{INPUT}/model"})
         job = job_spec(
             team,
             spec.job_name,
             spec.resources,
-            inputs=[{"name": "baseline", "source": spec.baseline_dataset, "destination": f"{INPUT}/baseline"}],
+            inputs=inputs,
             output_uri=spec.output_uri,
             hyperparameters=hyper,
             metrics=[{"name": "rows", "regex": METRIC_LINE + r"rows=(\d+)"}],
@@ -100,19 +114,11 @@ class MonitoringService:
                     f"endpoint {spec.endpoint} has no data capture; monitoring reads its captured requests",
                     field="endpoint",
                 )
-            statistics = DatasetStatistics.from_json(self._read_json(ctx, spec.statistics_uri, "statistics_uri"))
-            constraints = Constraints.from_json(self._read_json(ctx, spec.constraints_uri, "constraints_uri"))
-            unknown = [n for n in spec.excluded_columns if n not in statistics.names]
-            if unknown:
-                raise InvalidInput(f"excluded_columns {unknown} are not in the baseline", field="excluded_columns")
-            features = [n for n in statistics.names if n not in spec.excluded_columns]
-            if not features:
-                raise InvalidInput("the baseline has no feature left to monitor", field="statistics_uri")
-            missing = [f.name for f in constraints.features if f.name not in statistics.names]
-            if missing:
-                raise InvalidInput(
-                    f"constraints name features the baseline statistics do not have: {missing}",
-                    field="constraints_uri",
+            features = self._features(ctx, spec)
+            threshold = None
+            if spec.monitoring_type == "ModelExplainability":
+                threshold = (
+                    DEFAULT_ATTRIBUTION_THRESHOLD if spec.attribution_threshold is None else spec.attribution_threshold
                 )
             self._own_bucket(ctx, team, spec.output_uri, "output_uri")
             try:  # the executions' jobs need it: say so now rather than at the first window
@@ -162,6 +168,10 @@ class MonitoringService:
                     next_run=next_run,
                     last_window_end=now,
                     failure_reason="",
+                    monitoring_type=spec.monitoring_type,
+                    analysis_uri=spec.analysis_uri,
+                    attribution_threshold=threshold,
+                    records_counted=0,
                 )
                 call.session.add(row)
                 call.emit("MonitoringScheduleCreated", schedule=spec.name, endpoint=spec.endpoint)
@@ -259,7 +269,7 @@ class MonitoringService:
             if request.end is None or end > row.last_window_end:
                 row.last_window_end = max(row.last_window_end, end)
             call.emit("MonitoringExecutionScheduled", schedule=name, execution=execution.id)
-            entity = execution.to_entity()
+            entity = execution.to_entity(row.monitoring_type)
         self.wake()
         return entity
 
@@ -278,7 +288,7 @@ class MonitoringService:
                 .order_by(MonitoringExecutionRow.created_at.desc())
                 .limit(limit)
             )
-            return [r.to_entity() for r in rows]
+            return [r.to_entity(row.monitoring_type) for r in rows]
 
     def describe_execution(self, ctx: RequestContext, team: str, name: str, execution_id: str) -> Execution:
         with (
@@ -291,7 +301,7 @@ class MonitoringService:
             found = call.session.get(MonitoringExecutionRow, execution_id)
             if found is None or found.schedule_id != row.id:
                 raise NotFound(f"schedule {name} has no execution {execution_id!r}", field="execution")
-            return found.to_entity()
+            return found.to_entity(row.monitoring_type)
 
     # -- helpers ------------------------------------------------------------------------------
 
@@ -311,6 +321,36 @@ class MonitoringService:
             field="name",
         )
 
+    def _features(self, ctx: RequestContext, spec: ScheduleSpec) -> list[str]:
+        """The monitored features, in the order captured fields map onto them, from the baseline files."""
+        if spec.monitoring_type == "ModelExplainability":
+            document = self._read_json(ctx, spec.analysis_uri, "analysis_uri")
+            names = analysis_features(document)
+            if names is None:
+                raise InvalidInput(
+                    f"{spec.analysis_uri} is not an explainability baseline: it has no "
+                    "explanations.<method>.<label>.global_shap_values of feature names to numbers",
+                    field="analysis_uri",
+                )
+            if not any(v > 0 for v in names.values()):
+                raise InvalidInput(f"{spec.analysis_uri}: the baseline attributions are all zero", field="analysis_uri")
+            return list(names)
+        statistics = DatasetStatistics.from_json(self._read_json(ctx, spec.statistics_uri, "statistics_uri"))
+        constraints = Constraints.from_json(self._read_json(ctx, spec.constraints_uri, "constraints_uri"))
+        unknown = [n for n in spec.excluded_columns if n not in statistics.names]
+        if unknown:
+            raise InvalidInput(f"excluded_columns {unknown} are not in the baseline", field="excluded_columns")
+        features = [n for n in statistics.names if n not in spec.excluded_columns]
+        if not features:
+            raise InvalidInput("the baseline has no feature left to monitor", field="statistics_uri")
+        missing = [f.name for f in constraints.features if f.name not in statistics.names]
+        if missing:
+            raise InvalidInput(
+                f"constraints name features the baseline statistics do not have: {missing}",
+                field="constraints_uri",
+            )
+        return features
+
     def _read_json(self, ctx: RequestContext, uri: str, field: str) -> dict[str, Any]:
         bucket, key = parse_uri(uri, field)
         try:
@@ -326,7 +366,7 @@ class MonitoringService:
         try:
             if field == "statistics_uri":
                 DatasetStatistics.from_json(document)
-            else:
+            elif field == "constraints_uri":
                 Constraints.from_json(document)
         except StrongroomError as exc:
             raise InvalidInput(f"{uri}: {exc.detail}", field=field) from None
@@ -342,3 +382,22 @@ class MonitoringService:
             raise InvalidInput(
                 f"{uri} belongs to team {found.team}; monitors write to their own team's buckets", field=field
             )
+
+
+def analysis_features(document: dict[str, Any]) -> dict[str, float] | None:
+    """``analysis.json``'s first ``global_shap_values`` (feature -> mean |SHAP|, in the model's
+    feature order), or None when it has none or they are not finite non-negative numbers."""
+    explanations = document.get("explanations")
+    if not isinstance(explanations, dict):
+        return None
+    for method in explanations.values():
+        for label in method.values() if isinstance(method, dict) else ():
+            values = label.get("global_shap_values") if isinstance(label, dict) else None
+            if isinstance(values, dict) and values:
+                found: dict[str, float] = {}
+                for name, value in values.items():
+                    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value < math.inf:
+                        return None
+                    found[str(name)] = float(value)
+                return found
+    return None

@@ -18,7 +18,7 @@ __all__ = [
     "Trial",
     "TrialComponent",
 ]
-_MONITOR = ("CronExpressionGenerator", "DatasetFormat", "DefaultModelMonitor")
+_MONITOR = ("CronExpressionGenerator", "DatasetFormat", "DefaultModelMonitor", "ModelExplainabilityMonitor")
 
 
 def __getattr__(name: str) -> Any:

@@ -9,6 +9,11 @@ monitor.create_monitoring_schedule(monitor_schedule_name="credit-monitor", endpo
                                    schedule_cron_expression=CronExpressionGenerator.hourly())
 monitor.run_now(wait=True)
 monitor.latest_monitoring_constraint_violations().frame()
+
+Feature-attribution drift (the model now relies on other features) is the same with
+:class:`ModelExplainabilityMonitor`: ``suggest_baseline(..., model_uri=...)`` writes the model's
+global SHAP values (``analysis.json``), ``create_monitoring_schedule(..., analysis_config=...)``
+checks each window's attributions against them (nDCG < 0.9 is a ``feature_attribution_drift_check``).
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ import uuid
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
+from strongroom.alerts.models import TeamWebhook
 from strongroom.core.errors import InvalidInput, StrongroomError
 from strongroom.jobs.models import Job
 from strongroom.monitor.models import EXECUTION_DONE, Execution, Schedule
@@ -86,6 +92,16 @@ class MonitoringClient(_Client):
         path = f"/api/v1/teams/{q(team)}/monitoring-schedules/{q(name)}/executions/{q(execution)}"
         return self._s.call("GET", path, Execution)
 
+    def set_alert_webhook(self, team: str, url: str) -> TeamWebhook:
+        """The team's own https:// webhook for its monitoring alerts (a DataScienceAdmin call)."""
+        return self._s.call("PUT", f"/api/v1/teams/{q(team)}/alert-webhook", TeamWebhook, json_body={"url": url})
+
+    def describe_alert_webhook(self, team: str) -> TeamWebhook:
+        return self._s.call("GET", f"/api/v1/teams/{q(team)}/alert-webhook", TeamWebhook)
+
+    def delete_alert_webhook(self, team: str) -> None:
+        self._s.request("DELETE", f"/api/v1/teams/{q(team)}/alert-webhook")
+
     def wait_execution(self, team: str, name: str, execution: str, timeout: float = 600.0) -> Execution:
         """Poll until the execution ends (any final status; read ``status`` and ``exit_message``)."""
         deadline = time.monotonic() + timeout
@@ -146,6 +162,11 @@ class MonitoringFile:
 
         if "violations" in self.body_dict:
             return pd.json_normalize(self.body_dict["violations"])
+        if "explanations" in self.body_dict:  # analysis.json: one row per feature, most important first
+            method = next(iter(self.body_dict["explanations"].values()))
+            values = next(iter(method.values()))["global_shap_values"]
+            frame = pd.DataFrame({"name": list(values), "mean_abs_shap": list(values.values())})
+            return frame.sort_values("mean_abs_shap", ascending=False, kind="stable").reset_index(drop=True)
         if "dataset" in self.body_dict:
             return statistics_frame(self.body_dict)
         return constraints_frame(self.body_dict)
@@ -206,6 +227,10 @@ class MonitoringExecution:
 
     def statistics(self) -> MonitoringFile:
         return self._file("statistics.json")
+
+    def analysis(self) -> MonitoringFile:
+        """An explainability execution's window attributions (``analysis.json``)."""
+        return self._file("analysis.json")
 
     def report(self) -> str:
         """The execution's self-contained HTML report."""
@@ -278,6 +303,22 @@ class DefaultModelMonitor:
         (less ``excluded_columns``, the label) in ``output_s3_uri``."""
         if not output_s3_uri:
             raise InvalidInput("output_s3_uri (an sr:// prefix for the baseline files) is needed", field="output_uri")
+        return self._suggest(
+            baseline_dataset, dataset_format, output_s3_uri, excluded_columns, feature_names, job_name, wait, logs, {}
+        )
+
+    def _suggest(
+        self,
+        baseline_dataset: str,
+        dataset_format: dict[str, Any] | None,
+        output_s3_uri: str,
+        excluded_columns: Sequence[str],
+        feature_names: Sequence[str],
+        job_name: str | None,
+        wait: bool,
+        logs: bool,
+        extra: dict[str, Any],
+    ) -> RunningJob:
         header = bool((dataset_format or DatasetFormat.csv()).get("csv", {}).get("header", True))
         name = job_name or f"{self.base_job_name}-{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:4]}"[:63]
         spec = {
@@ -288,6 +329,7 @@ class DefaultModelMonitor:
             "feature_names": list(feature_names),
             "excluded_columns": list(excluded_columns),
             "resources": self.resources,
+            **extra,
         }
         job = self.session.monitoring.suggest_baseline(self.team, spec, idempotency_key=uuid.uuid4().hex)
         running = RunningJob(self.session, self.team, job.name)
@@ -350,6 +392,9 @@ class DefaultModelMonitor:
             "enable_metrics": enable_cloudwatch_metrics,
             "resources": self.resources,
         }
+        return self._create(spec)
+
+    def _create(self, spec: dict[str, Any]) -> Schedule:
         created = self.session.monitoring.create_schedule(self.team, spec, idempotency_key=uuid.uuid4().hex)
         self.monitoring_schedule_name = created.name
         return created
@@ -415,6 +460,99 @@ class DefaultModelMonitor:
         return None
 
 
+class ModelExplainabilityMonitor(DefaultModelMonitor):
+    """Feature-attribution drift of one team's endpoint (the managed service's explainability monitor).
+
+    The baseline is the endpoint model's global SHAP values (mean |TreeSHAP| per feature, exact,
+    XGBoost ``pred_contribs``) over the training data; each execution explains the window's
+    captured requests with the same model and compares the two rankings with nDCG.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        if self.base_job_name == "baseline":
+            self.base_job_name = "explainability-baseline"
+
+    def suggest_baseline(  # type: ignore[override]
+        self,
+        baseline_dataset: str,
+        model_uri: str,
+        dataset_format: dict[str, Any] | None = None,
+        output_s3_uri: str | None = None,
+        *,
+        excluded_columns: Sequence[str] = (),
+        feature_names: Sequence[str] = (),
+        job_name: str | None = None,
+        wait: bool = True,
+        logs: bool = False,
+    ) -> RunningJob:
+        """Start the baseline job: ``analysis.json``, the global SHAP values of ``model_uri`` (the
+        ``model.tar.gz`` the endpoint serves) over the dataset less ``excluded_columns`` (the label),
+        in ``output_s3_uri``."""
+        if not output_s3_uri:
+            raise InvalidInput("output_s3_uri (an sr:// prefix for the baseline files) is needed", field="output_uri")
+        extra = {"monitoring_type": "ModelExplainability", "model_uri": model_uri}
+        return self._suggest(
+            baseline_dataset,
+            dataset_format,
+            output_s3_uri,
+            excluded_columns,
+            feature_names,
+            job_name,
+            wait,
+            logs,
+            extra,
+        )
+
+    def baseline_analysis(self) -> MonitoringFile:
+        """The latest baseline's ``analysis.json`` (``frame()``: features by mean |SHAP|)."""
+        return MonitoringFile.from_s3_uri(f"{self._baseline()}/analysis.json", self.session)
+
+    def create_monitoring_schedule(  # type: ignore[override]
+        self,
+        monitor_schedule_name: str | None = None,
+        endpoint_input: str | None = None,
+        output_s3_uri: str | None = None,
+        analysis_config: MonitoringFile | str | None = None,
+        schedule_cron_expression: str | None = None,
+        enable_cloudwatch_metrics: bool = True,
+        *,
+        every_minutes: int | None = None,
+        every_records: int | None = None,
+        attribution_threshold: float | None = None,
+    ) -> Schedule:
+        """A schedule checking the attributions of the endpoint's captured requests against the
+        baseline's (``analysis_config``: its ``analysis.json``, by default the latest baseline's);
+        an nDCG below ``attribution_threshold`` (default 0.9) is a violation. Hourly by default."""
+        if not monitor_schedule_name or not endpoint_input or not output_s3_uri:
+            raise InvalidInput(
+                "monitor_schedule_name, endpoint_input and output_s3_uri are needed", field="monitor_schedule_name"
+            )
+        if every_minutes is None and every_records is None and schedule_cron_expression is None:
+            schedule_cron_expression = CronExpressionGenerator.hourly()
+        spec = {
+            "name": monitor_schedule_name,
+            "endpoint": endpoint_input,
+            "output_uri": output_s3_uri.rstrip("/"),
+            "monitoring_type": "ModelExplainability",
+            "analysis_uri": _uri_of(analysis_config, self, "analysis.json"),
+            "attribution_threshold": attribution_threshold,
+            "schedule_cron_expression": schedule_cron_expression,
+            "every_minutes": every_minutes,
+            "every_records": every_records,
+            "enable_metrics": enable_cloudwatch_metrics,
+            "resources": self.resources,
+        }
+        return self._create(spec)
+
+    def latest_monitoring_analysis(self) -> MonitoringFile | None:
+        """The window attributions of the latest execution that read captured rows (None if none has)."""
+        for execution in reversed(self.list_executions()):
+            if execution.execution.status in ("Completed", "CompletedWithViolations") and execution.execution.rows:
+                return execution.analysis()
+        return None
+
+
 def _uri_of(given: MonitoringFile | str | None, monitor: DefaultModelMonitor, name: str) -> str:
     if isinstance(given, MonitoringFile):
         return given.file_s3_uri
@@ -430,6 +568,7 @@ __all__ = [
     "CronExpressionGenerator",
     "DatasetFormat",
     "DefaultModelMonitor",
+    "ModelExplainabilityMonitor",
     "MonitoringClient",
     "MonitoringExecution",
     "MonitoringFile",

@@ -121,3 +121,78 @@ def test_a_bad_schedule_is_refused_before_anything_exists(endpoint: Platform) ->
         p.monitoring.create_schedule(MO, "risk", _spec(every_minutes=5, excluded_columns=["Label"]))
     assert not_a_column.value.field == "excluded_columns"
     assert p.monitoring.list_schedules(MO, "risk") == []
+
+
+def test_the_every_n_records_count_survives_a_restart(endpoint: Platform) -> None:
+    """15 of 20 records counted, the platform restarts (its capture counter starts again at 0):
+    5 more records open the window."""
+    from strongroom.monitor.executions import ExecutionRunner
+
+    p = endpoint
+    p.monitoring.create_schedule(MO, "risk", _spec(every_records=20))
+    captured = {"e": 15}
+    p.monitoring_runner.captured = lambda team, endpoint: captured.get(endpoint)
+    p.monitoring_runner.tick()  # first look at a schedule created by this process: counts from here
+    captured["e"] = 30
+    p.monitoring_runner.tick()
+    assert _windows(p) == []
+    assert p.monitoring.describe_schedule(MO, "risk", "s").records_counted == 15
+
+    restarted = ExecutionRunner(
+        p.db, p.guard, p.jobs, p.storage, p.alerts, captured=lambda team, endpoint: captured.get(endpoint)
+    )
+    captured["e"] = 4  # the restarted endpoint's counter
+    restarted.tick()
+    assert _windows(p) == []
+    assert p.monitoring.describe_schedule(MO, "risk", "s").records_counted == 19
+    captured["e"] = 5
+    restarted.tick()
+    [window] = _windows(p)
+    assert window.trigger == "records"
+    assert p.monitoring.describe_schedule(MO, "risk", "s").records_counted == 0
+
+
+def test_an_explainability_schedule_explains_the_window_with_the_endpoints_model(endpoint: Platform) -> None:
+    p = endpoint
+    analysis = {"explanations": {"tree_shap": {"label0": {"global_shap_values": {"PAY_0": 0.5, "AGE": 0.1}}}}}
+    p.storage.put_object(DANA, "risk-models", "x/analysis.json", [json.dumps(analysis).encode()])
+    spec = {
+        "name": "s",
+        "endpoint": "e",
+        "output_uri": "sr://risk-models/attribution",
+        "monitoring_type": "ModelExplainability",
+        "analysis_uri": "sr://risk-models/x/analysis.json",
+        "every_minutes": 5,
+    }
+    with pytest.raises(InvalidInput) as mixed:  # statistics belong to data-quality schedules
+        ScheduleSpec.model_validate({**spec, "statistics_uri": "sr://risk-models/b/statistics.json"})
+    assert mixed.value.field == "monitoring_type"
+    with pytest.raises(InvalidInput) as without:
+        ScheduleSpec.model_validate({**spec, "analysis_uri": ""})
+    assert without.value.field == "analysis_uri"
+    with pytest.raises(StrongroomError) as refused:  # the same rule as data-quality schedules
+        p.monitoring.create_schedule(DANA, "risk", ScheduleSpec.model_validate(spec))
+    assert refused.value.status == 403
+    p.storage.put_object(DANA, "risk-models", "x/bad.json", [json.dumps({"explanations": {}}).encode()])
+    with pytest.raises(InvalidInput) as bad:
+        p.monitoring.create_schedule(
+            MO, "risk", ScheduleSpec.model_validate({**spec, "analysis_uri": "sr://risk-models/x/bad.json"})
+        )
+    assert bad.value.field == "analysis_uri"
+
+    created = p.monitoring.create_schedule(MO, "risk", ScheduleSpec.model_validate(spec))
+    assert (created.monitoring_type, created.feature_names, created.attribution_threshold) == (
+        "ModelExplainability",
+        ["PAY_0", "AGE"],
+        0.9,
+    )
+    p.monitoring_runner.tick(created.created_at + dt.timedelta(minutes=5, seconds=1))
+    p.monitoring_runner.tick(created.created_at + dt.timedelta(minutes=6))  # past the capture lag: it starts
+    [window] = _windows(p)
+    assert window.status == "InProgress", window.exit_message
+    job = p.jobs.describe(MO, "risk", window.job_name)
+    assert job.kind == "monitoring" and job.spec.hyperparameters["mode"] == "attribution"
+    model = next(c for c in job.spec.inputs if c.name == "model")
+    served = p.serving.describe_model(MO, "risk", "m")
+    assert (model.source, model.version_id) == (served.model_data, served.version_id)
+    assert {c.name for c in job.spec.inputs} == {"baseline-analysis", "model"}  # no capture yet

@@ -172,6 +172,10 @@ EXPECTED: dict[str, set[str]] = {
     "DescribeMonitoringSchedule": {DSA, DS, ML},
     "ListMonitoringSchedules": {DSA, DS, ML},
     "ListMonitoringExecutions": {DSA, DS, ML},
+    # a team's own alert webhook: its DataScienceAdmin sets it; its MLOpsEngineers read it
+    "PutTeamAlertWebhook": {DSA},
+    "DeleteTeamAlertWebhook": {DSA},
+    "DescribeTeamAlertWebhook": {DSA, ML},
 }
 SAFE_WORKLOAD = {
     "network_isolation": True,

@@ -5,7 +5,9 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Response
+from pydantic import BaseModel, ConfigDict
 
+from strongroom.alerts.models import TeamWebhook
 from strongroom.api.deps import context, platform
 from strongroom.api.pagination import Page
 from strongroom.core.context import RequestContext
@@ -71,3 +73,25 @@ def list_executions(
 @router.get("/teams/{team}/monitoring-schedules/{name}/executions/{execution}")
 def describe_execution(team: str, name: str, execution: str, ctx: Ctx, p: P) -> Execution:
     return p.monitoring.describe_execution(ctx, team, name, execution)
+
+
+class WebhookBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    url: str
+
+
+@router.put("/teams/{team}/alert-webhook")
+def set_alert_webhook(team: str, body: WebhookBody, ctx: Ctx, p: P) -> TeamWebhook:
+    """The team's own https:// webhook for its monitoring alerts (see docs/monitoring.md)."""
+    return p.alerts.set_team_webhook(ctx, team, body.url)
+
+
+@router.get("/teams/{team}/alert-webhook")
+def describe_alert_webhook(team: str, ctx: Ctx, p: P) -> TeamWebhook:
+    return p.alerts.describe_team_webhook(ctx, team)
+
+
+@router.delete("/teams/{team}/alert-webhook", status_code=204)
+def delete_alert_webhook(team: str, ctx: Ctx, p: P) -> Response:
+    p.alerts.delete_team_webhook(ctx, team)
+    return Response(status_code=204)
