@@ -15,6 +15,7 @@ WIDTH = 640
 ROW = 18  # height of one horizontal bar's row
 LABEL = 150  # room for the labels left of horizontal bars
 COLUMN_HEIGHT = 160
+TOP = 14  # room above the tallest column for its count
 
 
 @dataclass(frozen=True)
@@ -26,6 +27,7 @@ class Bar:
     label: str
     value: str
     kind: str = ""  # a CSS class: "", "flagged", "client", "server"
+    tick: str = ""  # a short axis label under a column (the full label is the bar's title)
 
 
 @dataclass(frozen=True)
@@ -41,6 +43,9 @@ class Chart:
     line: float | None = None
     line_label: str = ""
     columns: bool = False
+    # columns only: the y of the plot's top (the scale's maximum) and of its base line (0)
+    plot_top: float = 0.0
+    plot_bottom: float = 0.0
 
 
 def _scale(largest: float) -> float:
@@ -85,27 +90,40 @@ def rows(
 def histogram(chart_id: str, title: str, cumulative: Mapping[str, int]) -> Chart:
     """Columns of a latency histogram kept as Prometheus keeps it (cumulative counts per upper
     bound in seconds, the last ``+Inf``): one column per bucket, labelled in milliseconds."""
-    counts: list[tuple[str, int]] = []
+    counts: list[tuple[str, str, int]] = []
     below = 0
     previous = ""
     for bound, running in cumulative.items():
-        counts.append((_bucket_label(previous, bound), running - below))
+        label, tick = _bucket_label(previous, bound)
+        counts.append((label, tick, running - below))
         below, previous = running, bound
-    top = _scale(max([c for _, c in counts] + [0]))
+    top = _scale(max([c for _, _, c in counts] + [0]))
     step = (WIDTH - 40) / max(len(counts), 1)
     bars = [
         Bar(
             40 + index * step,
-            COLUMN_HEIGHT - COLUMN_HEIGHT * count / top,
+            TOP + COLUMN_HEIGHT - COLUMN_HEIGHT * count / top,
             step - 3,
             COLUMN_HEIGHT * count / top,
             label,
             str(count),
+            tick=tick,
         )
-        for index, (label, count) in enumerate(counts)
+        for index, (label, tick, count) in enumerate(counts)
     ]
     summary = "; ".join(f"{b.label}: {b.value}" for b in bars if b.value != "0") or "no invocation answered yet"
-    return Chart(chart_id, title, summary, WIDTH, COLUMN_HEIGHT + 40, bars, columns=True, line_label=str(top))
+    return Chart(
+        chart_id,
+        title,
+        summary,
+        WIDTH,
+        TOP + COLUMN_HEIGHT + 26,
+        bars,
+        line_label=str(top),
+        columns=True,
+        plot_top=TOP,
+        plot_bottom=TOP + COLUMN_HEIGHT,
+    )
 
 
 def _ms(bound: str) -> str:
@@ -113,7 +131,9 @@ def _ms(bound: str) -> str:
     return f"{seconds * 1000:g}ms" if seconds < 1 else f"{seconds:g}s"
 
 
-def _bucket_label(previous: str, bound: str) -> str:
+def _bucket_label(previous: str, bound: str) -> tuple[str, str]:
+    """The bucket's label (``≤5ms``) and its axis tick (``5ms``)."""
     if bound == "+Inf":
-        return f">{_ms(previous)}" if previous else "all"
-    return f"≤{_ms(bound)}"
+        label = f">{_ms(previous)}" if previous else "all"
+        return label, label
+    return f"≤{_ms(bound)}", _ms(bound)
