@@ -74,7 +74,7 @@ def rows(
         Bar(
             LABEL,
             8 + index * ROW,
-            span * min(max(value, 0.0), top) / top if math.isfinite(value) else span,
+            span * min(max(value, 0.0), top) / top if math.isfinite(value) else 0.0,  # nan: no bar, its value says
             ROW - 4,
             label,
             fmt.format(value),

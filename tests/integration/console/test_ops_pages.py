@@ -353,3 +353,20 @@ def test_a_data_scientist_has_no_admin_controls_and_forged_admin_actions_are_ref
         assert _actions(console_platform, forged.headers["x-request-id"]) == [(action, "Deny")], path
     assert alice.post("/console/admin/teams", {"name": "shadow"}, csrf=False).status_code == 403
     assert [t.name for t in console_platform.identity.list_teams(ADMIN)] == ["risk"]
+
+
+def test_a_group_of_many_versions_pages_and_keeps_its_filter(deployed: Deployed) -> None:
+    for _ in range(26):
+        deployed.platform.model_registry.register(
+            ALICE, "risk", "credit-default", RegisterSpec(model_name="credit-xgb")
+        )
+    alice = deployed.alice
+    first = alice.get("/console/registry/risk/credit-default?status=PendingManualApproval")
+    assert first.text.count(">version ") == 25 and "page 1 of 2 (27 in all)" in first.text
+    assert ">version 27<" in first.text and ">version 2<" not in first.text  # newest first
+    following = re.search(r'href="([^"]+)" rel="next"', first.text)
+    assert following is not None and following.group(1).endswith("?page=2&amp;status=PendingManualApproval")
+    second = alice.get(following.group(1).replace("&amp;", "&"))
+    assert second.text.count(">version ") == 2 and ">version 1<" in second.text
+    assert "No version Approved." in alice.get("/console/registry/risk/credit-default?status=Approved").text
+    assert alice.get("/console/registry/risk/credit-default?status=<script>").status_code == 422
