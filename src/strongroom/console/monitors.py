@@ -24,6 +24,7 @@ from strongroom.core.context import RequestContext
 from strongroom.core.errors import Forbidden, InvalidInput, NotFound, StrongroomError
 from strongroom.core.names import check_name
 from strongroom.monitor.constraints import Constraints
+from strongroom.monitor.executions import schedule_target
 from strongroom.monitor.models import Execution, Schedule
 from strongroom.monitor.report import CONTENT_SECURITY_POLICY
 from strongroom.platform import Platform
@@ -83,7 +84,20 @@ async def monitor(request: Request) -> Response:
         return schedule, web.paginate(executions, number)
 
     schedule, executions = await web.run(view)
-    return web.render(request, "monitor.html", who=who, schedule=schedule, executions=executions)
+    action = "StopMonitoringSchedule" if schedule.status == "Scheduled" else "StartMonitoringSchedule"
+    switches = web.may(request, who, action, schedule_target(team, name))
+    return web.render(request, "monitor.html", who=who, schedule=schedule, executions=executions, switches=switches)
+
+
+@web.page
+async def set_running(request: Request) -> Response:
+    """Stop or start a schedule (``/stop``, ``/start``): a stopped schedule starts no execution."""
+    who, _ = await web.action(request)
+    platform = web.platform_of(request)
+    team, name = _names(request)
+    running = request.url.path.endswith("/start")
+    await web.run(lambda: platform.monitoring.set_schedule_status(who.ctx, team, name, running=running))
+    return web.redirect(request, f"/console/monitors/{team}/{name}")
 
 
 @dataclass(frozen=True)
@@ -197,6 +211,8 @@ async def report(request: Request) -> Response:
 ROUTES: list[BaseRoute] = [
     Route("/console/monitors", monitors, methods=["GET"]),
     Route("/console/monitors/{team}/{name}", monitor, methods=["GET"]),
+    Route("/console/monitors/{team}/{name}/start", set_running, methods=["POST"]),
+    Route("/console/monitors/{team}/{name}/stop", set_running, methods=["POST"]),
     Route("/console/monitors/{team}/{name}/executions/{execution}", execution, methods=["GET"]),
     Route("/console/monitors/{team}/{name}/executions/{execution}/report", report, methods=["GET"]),
 ]

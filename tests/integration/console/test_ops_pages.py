@@ -267,6 +267,23 @@ def test_monitors_show_executions_violations_the_drift_plot_and_the_sandboxed_re
     assert omar.get("/console/monitors/risk/credit-drift/executions/not-an-id").status_code == 422
 
 
+def test_the_mlops_engineer_stops_and_starts_a_schedule_and_a_data_scientist_cannot(deployed: Deployed) -> None:
+    _monitored(deployed)
+    alice, omar = deployed.alice, deployed.omar
+    page = alice.get("/console/monitors/risk/credit-drift")
+    assert page.status_code == 200 and "Stop credit-drift" not in page.text
+    forged = alice.post("/console/monitors/risk/credit-drift/stop")
+    assert forged.status_code == 403
+    assert _actions(deployed.platform, forged.headers["x-request-id"]) == [("StopMonitoringSchedule", "Deny")]
+
+    assert "Stop credit-drift" in omar.get("/console/monitors/risk/credit-drift").text
+    assert omar.post("/console/monitors/risk/credit-drift/stop").status_code == 303
+    assert deployed.platform.monitoring.describe_schedule(OMAR, "risk", "credit-drift").status == "Stopped"
+    assert "Start credit-drift" in omar.get("/console/monitors/risk/credit-drift").text
+    assert omar.post("/console/monitors/risk/credit-drift/start").status_code == 303
+    assert deployed.platform.monitoring.describe_schedule(OMAR, "risk", "credit-drift").status == "Scheduled"
+
+
 def test_the_platform_admin_creates_a_team_adds_members_issues_and_revokes_a_token(
     console_platform: Platform, new_browser: Callable[[], Browser]
 ) -> None:
