@@ -25,8 +25,6 @@ from strongroom.identity.service import team_target
 from strongroom.kms.service import KEY_ID
 from strongroom.policy.engine import Target
 
-ROLE_CHOICES = TEAM_ROLES
-
 
 def _team(request: Request) -> str:
     return check_name(request.path_params["team"], "team")
@@ -34,6 +32,14 @@ def _team(request: Request) -> str:
 
 def _user(value: str, field: str = "user") -> str:
     return check_name(value, field)
+
+
+def _text(form: web.Form, name: str, limit: int) -> str:
+    """A free-text field held to the same length as the API's body for it."""
+    value = form.get(name)
+    if len(value) > limit:
+        raise InvalidInput(f"{name} is longer than {limit} characters", field=name)
+    return value
 
 
 def _ttl(raw: str) -> int | None:
@@ -46,7 +52,7 @@ def _ttl(raw: str) -> int | None:
 
 @web.page
 async def admin(request: Request) -> Response:
-    """The teams one administers (every team for a PlatformAdmin), and the create forms one may use."""
+    """The teams of one's roles (every team for a PlatformAdmin), and the create forms one may use."""
     who = await web.caller(request)
     platform = web.platform_of(request)
     number = web.page_number(request)
@@ -70,7 +76,7 @@ async def create_team(request: Request) -> Response:
     who, form = await web.action(request)
     platform = web.platform_of(request)
     name = form.get("name").strip()
-    description = form.get("description")
+    description = _text(form, "description", 1024)
     created = await web.run(lambda: platform.identity.create_team(who.ctx, name, description))
     return web.redirect(request, f"/console/admin/teams/{created.name}")
 
@@ -79,7 +85,7 @@ async def create_team(request: Request) -> Response:
 async def create_user(request: Request) -> Response:
     who, form = await web.action(request)
     platform = web.platform_of(request)
-    name, display, email = form.get("name").strip(), form.get("display_name"), form.get("email")
+    name, display, email = form.get("name").strip(), _text(form, "display_name", 256), _text(form, "email", 256)
     created = await web.run(lambda: platform.identity.create_user(who.ctx, name, display, email))
     return web.redirect(request, f"/console/admin/users/{created.name}")
 
@@ -158,7 +164,7 @@ async def team(request: Request) -> Response:
     found, members = await web.run(view)
     manages = web.may(request, who, "AddTeamMember", team_target(name))
     return web.render(
-        request, "admin_team.html", who=who, team=found, members=members, manages=manages, roles=ROLE_CHOICES
+        request, "admin_team.html", who=who, team=found, members=members, manages=manages, roles=TEAM_ROLES
     )
 
 
@@ -256,7 +262,7 @@ async def attach_policy(request: Request) -> Response:
     who, form = await web.action(request)
     platform = web.platform_of(request)
     name = _team(request)
-    values = {k: form.get(k) for k in ("name", "policy", "description")}
+    values = {k: form.get(k) for k in ("name", "policy")} | {"description": _text(form, "description", 1024)}
     try:
         await web.run(
             lambda: platform.policies.attach(

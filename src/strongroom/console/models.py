@@ -166,7 +166,7 @@ async def decide(request: Request) -> Response:
     except ValidationError as exc:
         field = str(exc.errors()[0]["loc"][0]) if exc.errors() and exc.errors()[0]["loc"] else "reason"
         detail = (
-            "give the reason for your decision; it is kept in the version's history"
+            "give the reason for your decision (up to 1024 characters); it is kept in the version's history"
             if field == "reason"
             else f"approval_status is one of {', '.join(APPROVAL_STATUSES)}"
         )

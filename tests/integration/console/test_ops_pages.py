@@ -292,6 +292,8 @@ def test_the_platform_admin_creates_a_team_adds_members_issues_and_revokes_a_tok
     page = admin.get("/console/admin")
     assert all(f'id="{form}"' in page.text for form in ("create-team", "create-user", "issue-token"))
 
+    too_long = admin.post("/console/admin/teams", {"name": "fraud", "description": "x" * 1025})
+    assert too_long.status_code == 422 and "longer than 1024" in too_long.text  # as the API's body limit
     made = admin.post("/console/admin/teams", {"name": "fraud", "description": HOSTILE})
     assert made.status_code == 303 and made.headers["location"] == "/console/admin/teams/fraud"
     assert admin.post("/console/admin/users", {"name": "nina", "display_name": HOSTILE}).status_code == 303
