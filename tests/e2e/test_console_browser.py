@@ -232,3 +232,105 @@ def test_keyboard_reaches_the_content_and_the_auditor_sees_the_audit_log(browser
     page.wait_for_function("(window.__cspViolations || []).length > 0")
     assert "img-src" in page.evaluate("window.__cspViolations[0]")
     (env.shots / "README.txt").write_text(json.dumps(sorted(p.name for p in env.shots.glob("*.png"))))
+
+
+def _model_archive() -> bytes:
+    """A small XGBoost model in the built-in runtime's archive layout (trained here in a second)."""
+    import io
+    import tarfile
+
+    import xgboost as xgb
+
+    from strongroom.demo.data import FEATURES, LABEL, credit_default
+
+    frame = credit_default(300, seed=5)
+    booster = xgb.train({"objective": "binary:logistic", "max_depth": 2, "nthread": 1},
+                        xgb.DMatrix(frame[FEATURES], label=frame[LABEL]), num_boost_round=3)  # fmt: skip
+    model, raw = bytes(booster.save_raw("ubj")), io.BytesIO()
+    with tarfile.open(fileobj=raw, mode="w:gz") as tar:
+        info = tarfile.TarInfo("xgboost-model")
+        info.size = len(model)
+        tar.addfile(info, io.BytesIO(model))
+    return raw.getvalue()
+
+
+def test_models_endpoint_charts_monitors_and_admin_pages_pass_csp_and_axe(browser: Any, env: Env) -> None:
+    """The MLOps engineer's pages (an endpoint with real invocations drawn as SVG, the registry's
+    approval form) and the admin's write pages, each checked for CSP violations, labels and axe-core.
+    The admin's pages are walked while the endpoint's workers start."""
+    from strongroom.demo.data import FEATURES, credit_default
+    from strongroom.monitor.constraints import suggest_constraints
+    from strongroom.monitor.statistics import compute_statistics
+
+    admin = env.server.session()
+    admin.users.create("omar")
+    admin.teams.add_member("risk", "omar", "MLOpsEngineer")
+    env.tokens["omar"], env.tokens["admin"] = admin.tokens.create("console", user="omar").secret, env.server.admin_token
+    alice = env.server.session(env.tokens["alice"])
+    omar = env.server.session(env.tokens["omar"])
+    alice.buckets.put_object("risk-models", "credit/model.tar.gz", _model_archive())
+    omar.models.create("risk", "credit-xgb", model_data="sr://risk-models/credit/model.tar.gz")
+    capture = {"DestinationS3Uri": "sr://risk-models/capture"}
+    omar.endpoint_configs.create("risk", "credit-cfg", [{"ModelName": "credit-xgb"}], data_capture_config=capture)
+    omar.endpoints.create("risk", "credit-ep", "credit-cfg")
+    alice.model_registry.register("risk", "credit-default", model_name="credit-xgb", description="<b>{{7*7}}</b>")
+    baseline = credit_default(300, seed=6)[FEATURES]
+    statistics = compute_statistics([baseline])
+    alice.buckets.put_object("risk-models", "baseline/statistics.json", json.dumps(statistics.to_json()).encode())
+    constraints = suggest_constraints(statistics).to_json()
+    alice.buckets.put_object("risk-models", "baseline/constraints.json", json.dumps(constraints).encode())
+    omar.monitoring.create_schedule(
+        "risk",
+        {
+            "name": "credit-drift",
+            "endpoint": "credit-ep",
+            "output_uri": "sr://risk-models/reports",
+            "statistics_uri": "sr://risk-models/baseline/statistics.json",
+            "constraints_uri": "sr://risk-models/baseline/constraints.json",
+            "schedule_cron_expression": "cron(0 * ? * * *)",
+        },
+    )
+
+    admin_page = _signed_in(browser, env, "admin")
+    for path, name in (
+        ("/console/admin", "admin"),
+        ("/console/admin/teams/risk", "admin-team"),
+        ("/console/admin/teams/risk/keys", "admin-keys"),
+        ("/console/admin/teams/risk/policies", "admin-policies"),
+        ("/console/admin/users/omar", "admin-user"),
+    ):
+        admin_page.go(path)
+        admin_page.check(name)
+    admin_page.go("/console/admin")
+    admin_page.page.get_by_label("For user").fill("omar")
+    admin_page.page.get_by_label("Token name").fill("ci")
+    admin_page.page.get_by_role("button", name="Issue token").click()
+    admin_page.page.locator("#issued-secret").wait_for()
+    assert admin_page.page.inner_text("#issued-secret").startswith("sr_") and "sr_" not in admin_page.page.url
+    admin_page.check("admin-token-issued")
+
+    mlops = _signed_in(browser, env, "omar")
+    page = mlops.page
+    for path, name in (
+        ("/console/models", "models"),
+        ("/console/registry/risk/credit-default", "package-group"),
+        ("/console/monitors/risk/credit-drift", "monitor"),
+    ):
+        mlops.go(path)
+        mlops.check(f"omar-{name}")
+    mlops.go("/console/registry/risk/credit-default/1")
+    assert "<b>{{7*7}}</b>" in page.inner_text("main")  # the description as written, not as markup
+    page.get_by_label("Reason (kept in the history)").fill("validated on the hold-out set")
+    page.get_by_role("button", name="Approve version 1").click()
+    page.locator("#approval-status", has_text="Approved").wait_for()
+    mlops.check("omar-package-approved")
+
+    omar.endpoints.wait("risk", "credit-ep")
+    rows = "\n".join(",".join(str(v) for v in row) for row in baseline.head(3).itertuples(index=False))
+    for _ in range(3):
+        omar.endpoints.invoke("risk", "credit-ep", rows)
+    with page.expect_response(lambda r: r.url.endswith("/console/endpoints/risk/credit-ep/metrics"), timeout=15_000):
+        mlops.go("/console/endpoints/risk/credit-ep")  # htmx redraws the charts every 5 s
+    assert page.locator("#endpoint-metrics svg").count() == 3
+    assert "2xx: 3; 4xx: 0; 5xx: 0" in page.inner_html("#endpoint-metrics")
+    mlops.check("omar-endpoint-charts")

@@ -11,7 +11,7 @@ from pathlib import Path
 from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 
-from strongroom.console import catalog, signin, sso, workbench
+from strongroom.console import admin, catalog, endpoint_pages, models, monitors, signin, sso, workbench
 
 STATIC = Path(__file__).parent / "static"
 
@@ -55,5 +55,9 @@ def routes() -> list[BaseRoute]:
         Route("/console/audit", workbench.audit, methods=["GET"]),
         Route("/console/audit/verify", workbench.audit_verify, methods=["POST"]),
         Route("/console/audit/export", workbench.audit_export, methods=["GET"]),
+        *models.ROUTES,
+        *endpoint_pages.ROUTES,
+        *monitors.ROUTES,
+        *admin.ROUTES,
         Mount("/console/static", StaticFiles(directory=STATIC), name="console-static"),
     ]

@@ -205,6 +205,12 @@ async def action(request: Request) -> tuple[Caller, Form]:
     return who, form
 
 
+def may(request: Request, who: Caller, action: str, target: Target) -> bool:
+    """Whether to show a control: the guard's answer without acting (the action itself is decided
+    and audited again when it is sent)."""
+    return platform_of(request).guard.simulate(who.session.principal, action, target).allowed
+
+
 @contextmanager
 def viewing(request: Request, who: Caller, page: str, **params: Any) -> Iterator[None]:
     """The page's one audit event (``ViewConsolePage``); service reads inside are its checks."""

@@ -210,12 +210,6 @@ async def stop_job(request: Request) -> Response:
     return web.redirect(request, f"/console/jobs/{team}/{name}")
 
 
-def _may(request: Request, who: web.Caller, action: str, target: Target) -> bool:
-    """Whether to show a control: the guard's answer without acting (the action itself is decided
-    and audited again when it is sent)."""
-    return web.platform_of(request).guard.simulate(who.session.principal, action, target).allowed
-
-
 @web.page
 async def endpoints(request: Request) -> Response:
     who = await web.caller(request)
@@ -233,7 +227,7 @@ async def endpoints(request: Request) -> Response:
                 except Forbidden:
                     refused.append(team)
         creatable = [
-            t for t in teams if _may(request, who, "CreateEndpoint", Target("endpoint", t, "*", owner=who.user))
+            t for t in teams if web.may(request, who, "CreateEndpoint", Target("endpoint", t, "*", owner=who.user))
         ]
         return web.paginate(found, number), refused, creatable
 
