@@ -13,8 +13,11 @@ from starlette.responses import Response, StreamingResponse
 from strongroom.audit.log import AuditFilter
 from strongroom.console import web
 from strongroom.console.catalog import teams_of
+from strongroom.console.graph_layout import graph_href
 from strongroom.core.errors import Forbidden, InvalidInput, StrongroomError
 from strongroom.core.names import check_name
+from strongroom.jobs.models import TERMINAL
+from strongroom.jobs.tracking import JobTracking
 from strongroom.policy.engine import Target
 from strongroom.serving.models import EndpointSpec
 
@@ -183,7 +186,9 @@ async def job(request: Request) -> Response:
             return platform.jobs.describe(who.ctx, team, name)
 
     found = await web.run(view)
-    return web.render(request, "job.html", who=who, job=found)
+    component = JobTracking.component_name(found) if found.spec.experiment_config else ""
+    lineage = graph_href(found.srn) if found.status in TERMINAL else ""  # recorded when the run ends
+    return web.render(request, "job.html", who=who, job=found, component=component, lineage=lineage)
 
 
 @web.page

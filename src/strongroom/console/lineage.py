@@ -1,0 +1,148 @@
+"""Lineage pages: a team's entities, and the graph around any one of them, drawn and clickable.
+
+Both read through ``platform.lineage`` (``ListLineageEntities``, ``QueryLineage``) inside the
+page's one ``ViewConsolePage`` event, so the policy that lets an Auditor read every team's graph
+and a DataScientist only her team's decides the page too.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import Response
+
+from strongroom.console import web
+from strongroom.console.catalog import teams_of
+from strongroom.console.graph_layout import graph_href, layout, node_name
+from strongroom.core.errors import InvalidInput
+from strongroom.core.names import Srn, check_name
+from strongroom.lineage.models import KINDS, LineageGraph
+from strongroom.lineage.store import MAX_DEPTH
+
+DEFAULT_DEPTH = 3
+MAX_PAGE_DEPTH = 10
+MAX_NODES = 60  # beyond this a drawing is unreadable: the nearest are drawn, the rest are counted
+MAX_LISTED = 1000
+DIRECTIONS = ("both", "upstream", "downstream")
+
+
+@web.page
+async def entities(request: Request) -> Response:
+    """The entities of one team (``?team=``, default the first the caller reads), by kind and type."""
+    who = await web.caller(request)
+    platform = web.platform_of(request)
+    number = web.page_number(request)
+    kind = request.query_params.get("kind", "")
+    if kind and kind not in KINDS:
+        raise InvalidInput(f"kind is one of {', '.join(KINDS)}", field="kind")
+    kind_type = request.query_params.get("type", "")[:64]
+
+    asked = request.query_params.get("team", "")
+
+    def view() -> tuple[list[str], str, web.Pager | None, bool]:
+        with web.viewing(request, who, "lineage", team=asked, kind=kind, type=kind_type):
+            teams = teams_of(platform, who)
+            team = check_name(asked, "team") if asked else (teams[0] if teams else "")
+            if not team:
+                return teams, team, None, False
+            found = platform.lineage.list_entities(
+                who.ctx, team, kind=kind or None, type=kind_type or None, limit=MAX_LISTED
+            )
+        return teams, team, web.paginate(found, number), len(found) == MAX_LISTED
+
+    teams, team, listed, capped = await web.run(view)
+    extra = "".join(f"&{k}={v}" for k, v in (("team", team), ("kind", kind), ("type", kind_type)) if v)
+    return web.render(
+        request,
+        "lineage/entities.html",
+        who=who,
+        teams=teams,
+        team=team,
+        kind=kind,
+        kind_type=kind_type,
+        kinds=KINDS,
+        entities=listed,
+        capped=capped,
+        max_listed=MAX_LISTED,
+        extra=extra,
+        graph_href=graph_href,
+    )
+
+
+def _depth(request: Request) -> int:
+    raw = request.query_params.get("depth", str(DEFAULT_DEPTH))
+    if not raw.isdigit() or not 1 <= int(raw) <= MAX_PAGE_DEPTH:
+        raise InvalidInput(f"depth is a number of steps from 1 to {MAX_PAGE_DEPTH}", field="depth")
+    return int(raw)
+
+
+@web.page
+async def graph(request: Request) -> Response:
+    """The graph around ``?srn=`` upstream, downstream or both, ``?depth=`` steps away.
+
+    One step more than asked is read, so the page can say whether anything lies beyond; at most
+    ``MAX_NODES`` entities are drawn (the nearest), and the page says how many were left out.
+    """
+    who = await web.caller(request)
+    platform = web.platform_of(request)
+    srn = request.query_params.get("srn", "")[:512]
+    parsed = Srn.parse(srn, "srn")
+    direction = request.query_params.get("direction", "both")
+    if direction not in DIRECTIONS:
+        raise InvalidInput("direction is both, upstream or downstream", field="direction")
+    depth = _depth(request)
+
+    def view() -> LineageGraph:
+        with web.viewing(request, who, "lineage-graph", srn=srn, direction=direction, depth=depth):
+            return platform.lineage.query(
+                who.ctx,
+                parsed.team,
+                srn,
+                direction=direction,  # type: ignore[arg-type]
+                depth=min(depth + 1, MAX_DEPTH),
+            )
+
+    found = await web.run(view)
+    within = [n for n in found.nodes if n.depth <= depth]  # nodes come nearest first
+    beyond = len(found.nodes) - len(within)
+    drawn = within[:MAX_NODES]
+    start = next(n for n in found.nodes if n.srn == found.start)
+    if start not in drawn:
+        drawn = [start, *drawn[: MAX_NODES - 1]]
+    drawing = layout(found, drawn, direction, depth)
+    names = {n.srn: node_name(n) for n in drawn}
+    return web.render(
+        request,
+        "lineage/graph.html",
+        who=who,
+        start=start,
+        start_name=node_name(start),
+        team=parsed.team,
+        direction=direction,
+        directions=DIRECTIONS,
+        depth=depth,
+        max_depth=MAX_PAGE_DEPTH,
+        drawing=drawing,
+        names=names,
+        beyond=beyond,
+        left_out=len(within) - len(drawn),
+        graph_href=graph_href,
+        properties=_flat(start.properties),
+    )
+
+
+def _flat(properties: dict[str, Any]) -> list[tuple[str, str]]:
+    """Properties as rows of text (nested values as compact JSON-like text, escaped by the template)."""
+    rows = []
+    for key, value in sorted(properties.items()):
+        if value in (None, "", {}, []):
+            continue
+        if isinstance(value, dict):
+            text = ", ".join(f"{k}={v}" for k, v in sorted(value.items()) if v not in (None, ""))
+        elif isinstance(value, list):
+            text = " ".join(str(v) for v in value)
+        else:
+            text = str(value)
+        rows.append((key, text))
+    return rows
