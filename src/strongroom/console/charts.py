@@ -67,12 +67,12 @@ def number(value: float) -> str:
 
 
 def nice_ticks(low: float, high: float, count: int = 5) -> list[float]:
-    """Round tick values (1, 2 or 5 times a power of ten) covering ``low..high``."""
+    """Round tick values (1, 2, 2.5 or 5 times a power of ten) covering ``low..high``."""
     if high <= low:
         high = low + 1
     raw = (high - low) / max(1, count - 1)
     power = 10 ** math.floor(math.log10(raw))
-    step = next(m * power for m in (1, 2, 5, 10) if m * power >= raw)
+    step = next(m * power for m in (1, 2, 2.5, 5, 10) if m * power >= raw)
     first = math.floor(low / step) * step
     ticks = []
     value = first
@@ -129,7 +129,8 @@ def line_chart(title: str, series: Sequence[Series], *, x_label: str = "step", y
             f"{s.label}: {len(s.values)} values from {number(s.values[0])} to {number(s.values[-1])}"
             f" (min {number(min(s.values))}, max {number(max(s.values))})"
         )
-    description = f"{title}, {y_label} over {x_label}. " + "; ".join(words) + "."
+    what = f"{y_label} over {x_label}" if y_label == title else f"{title}: {y_label} over {x_label}"
+    description = f"{what}. " + "; ".join(words) + "."
     return Chart(
         title,
         description,

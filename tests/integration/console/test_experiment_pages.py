@@ -99,7 +99,7 @@ def test_experiments_trials_and_a_component_with_charts_render_hostile_names_lit
     assert "<td>max_depth</td><td>5</td>" in page.text
     charts = re.findall(r'<svg role="img" aria-labelledby="([\w-]+)-title [\w-]+-desc"', page.text)
     assert len(charts) == 3  # one per metric, each named by its title and described in words
-    auc = re.search(r"<desc id=\"chart-\d+-desc\">(validation:auc, [^<]+)</desc>", page.text)
+    auc = re.search(r"<desc id=\"chart-\d+-desc\">(validation:auc over step[^<]+)</desc>", page.text)
     assert auc is not None and "20 values from 0.7 to 0.89" in auc.group(1)
     lines = re.findall(r'<polyline class="series series-0" points="([^"]+)"', page.text)
     assert sorted(len(points.split()) for points in lines) == [1, 1, 20]
