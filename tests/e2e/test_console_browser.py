@@ -247,8 +247,7 @@ def test_keyboard_reaches_the_content_and_the_auditor_sees_the_audit_log(browser
     assert "alice (DataScientist)" in page.inner_text("main")
     ava.check("ava-people")
     # experiments and lineage (an Auditor reads every team's): charts, the compare, the graph
-    ava.go("/console/experiments")
-    page.get_by_role("link", name="credit-default", exact=True).click()
+    ava.go("/console/experiments/risk/credit-default")
     page.get_by_role("link", name="xgb-depth-5", exact=True).click()
     page.wait_for_url("**/console/trials/risk/xgb-depth-5")
     ava.check("ava-trial")
@@ -259,6 +258,7 @@ def test_keyboard_reaches_the_content_and_the_auditor_sees_the_audit_log(browser
     assert "max_depth differs" in page.inner_text("table.compare")
     ava.check("ava-compare")
     ava.go("/console/lineage?team=risk&type=DataSet")
+    ava.check("ava-lineage")
     page.get_by_role("link", name="train", exact=True).click()
     page.get_by_role("link", name="Tracker xgb-depth-5-training").click()  # a node of the drawn graph
     page.get_by_role("heading", name="Lineage of Tracker xgb-depth-5-training").wait_for()
