@@ -15,10 +15,11 @@ from starlette.responses import Response
 from strongroom.console import web
 from strongroom.console.catalog import teams_of
 from strongroom.console.graph_layout import graph_href, layout, node_name
-from strongroom.core.errors import InvalidInput
+from strongroom.core.errors import Forbidden, InvalidInput
 from strongroom.core.names import Srn, check_name
 from strongroom.lineage.models import KINDS, LineageGraph
 from strongroom.lineage.store import MAX_DEPTH
+from strongroom.platform import Platform
 
 DEFAULT_DEPTH = 3
 MAX_PAGE_DEPTH = 10
@@ -68,6 +69,16 @@ async def entities(request: Request) -> Response:
         extra=extra,
         graph_href=graph_href,
     )
+
+
+def recorded_versions(platform: Platform, who: web.Caller, team: str, uri: str) -> dict[str, str]:
+    """Version id -> the console page of its graph, for the versions of ``uri`` the lineage graph
+    holds (read through the guard; a role that may not read the graph gets no links)."""
+    try:
+        found = platform.lineage.list_entities(who.ctx, team, kind="artifact", uri=uri, limit=MAX_LISTED)
+    except Forbidden:
+        return {}
+    return {e.version_id: graph_href(e.srn) for e in found if e.version_id}
 
 
 def _depth(request: Request) -> int:

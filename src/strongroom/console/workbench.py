@@ -14,6 +14,7 @@ from strongroom.audit.log import AuditFilter
 from strongroom.console import web
 from strongroom.console.catalog import teams_of
 from strongroom.console.graph_layout import graph_href
+from strongroom.console.lineage import recorded_versions
 from strongroom.core.errors import Forbidden, InvalidInput, StrongroomError
 from strongroom.core.names import check_name
 from strongroom.jobs.models import TERMINAL
@@ -106,13 +107,15 @@ async def versions(request: Request) -> Response:
     if not key:
         raise InvalidInput("give the object's key", field="key")
 
-    def view() -> Any:
+    def view() -> tuple[Any, dict[str, str]]:
         with web.viewing(request, who, "versions", bucket=name, key=key):
-            return platform.storage.list_versions(who.ctx, name, prefix=key, max_keys=web.PAGE_SIZE)
+            listing = platform.storage.list_versions(who.ctx, name, prefix=key, max_keys=web.PAGE_SIZE)
+            found = [v for v in listing.versions if v.key == key]
+            team = platform.storage.describe_bucket(who.ctx, name).team if found else ""
+            return found, recorded_versions(platform, who, team, found[0].uri) if found else {}
 
-    listing = await web.run(view)
-    found = [v for v in listing.versions if v.key == key]
-    return web.render(request, "versions.html", who=who, bucket=name, key=key, versions=found)
+    found, lineage = await web.run(view)
+    return web.render(request, "versions.html", who=who, bucket=name, key=key, versions=found, lineage=lineage)
 
 
 async def upload(request: Request) -> Response:

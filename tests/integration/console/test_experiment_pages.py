@@ -262,3 +262,25 @@ def test_a_job_page_links_its_trial_component_which_links_back(
     assert "/console/jobs/risk/train-credit" in _hrefs(component.text, "/console/jobs/")
     lineage = "/console/lineage/graph?srn=srn%3Astrongroom%3Arisk%3Ajob%2Ftrain-credit&direction=both"
     assert _hrefs(component.text, "/console/lineage/") == [lineage]  # the job's run, once it has ended
+
+
+def test_an_object_version_a_run_read_links_to_its_lineage(
+    console_platform: Platform, new_browser: Callable[[], Browser]
+) -> None:
+    dsa = context_for("dora", Grant("DataScienceAdmin", "risk"))
+    console_platform.kms.create_key(ADMIN, "risk", "default", "risk data key")
+    console_platform.storage.create_bucket(dsa, "risk", "risk-data")
+    rows = b"20000,2,2,1,24,2,2,-1,-1,-2,-2,3913,3102,689,0,0,0,0,689,0,0,0,0,1\n"
+    read = console_platform.storage.put_object(ALICE, "risk-data", "train/credit.csv", [rows])
+    unread = console_platform.storage.put_object(ALICE, "risk-data", "train/credit.csv", [rows * 2])
+    train = ArtifactValue(value=read.uri, version_id=read.version_id, sha256=read.sha256)
+    console_platform.experiments.create_trial_component(ALICE, "risk", "prep-credit", inputs={"train": train})
+    alice = _signed_in(console_platform, new_browser, "alice")
+
+    page = alice.get("/console/data/risk-data/versions", params={"key": "train/credit.csv"})
+    assert page.status_code == 200 and page.text.count("Download version") == 2
+    assert f"Lineage of version {read.version_id[:8]}" in page.text
+    assert f"Lineage of version {unread.version_id[:8]}" not in page.text
+    (link,) = _hrefs(page.text, "/console/lineage/graph")
+    graph = alice.get(link)
+    assert graph.status_code == 200 and 'aria-label="Tracker prep-credit"' in graph.text
