@@ -113,19 +113,25 @@ async def trial(request: Request) -> Response:
     team, name = _names(request)
     number_ = web.page_number(request)
 
-    def view() -> tuple[Any, web.Pager]:
+    def view() -> tuple[Any, list[TrialComponent]]:
         with web.viewing(request, who, "trial", team=team, name=name):
             found = platform.experiments.describe_trial(who.ctx, team, name)
-            components = platform.experiments.list_trial_components(who.ctx, team, trial=name)
-        return found, web.paginate(components, number_)
+            # one row more than a page says whether a next page exists; only this page is loaded
+            offset = (number_ - 1) * web.PAGE_SIZE
+            rows = platform.experiments.list_trial_components(
+                who.ctx, team, trial=name, offset=offset, limit=web.PAGE_SIZE + 1
+            )
+        return found, rows
 
-    found, components = await web.run(view)
+    found, rows = await web.run(view)
     return web.render(
         request,
         "experiments/trial.html",
         who=who,
         trial=found,
-        components=components,
+        components=rows[: web.PAGE_SIZE],
+        page=number_,
+        following=number_ + 1 if len(rows) > web.PAGE_SIZE else None,
         max_compare=MAX_COMPARE,
         job_href=job_href,
         number=number,

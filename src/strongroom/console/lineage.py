@@ -7,6 +7,7 @@ and a DataScientist only her team's decides the page too.
 
 from __future__ import annotations
 
+import urllib.parse
 from typing import Any
 
 from starlette.requests import Request
@@ -17,14 +18,14 @@ from strongroom.console.catalog import teams_of
 from strongroom.console.graph_layout import graph_href, layout, node_name
 from strongroom.core.errors import Forbidden, InvalidInput
 from strongroom.core.names import Srn, check_name
-from strongroom.lineage.models import KINDS, LineageGraph
+from strongroom.lineage.models import KINDS, LineageEntity, LineageGraph
+from strongroom.lineage.service import MAX_LIST
 from strongroom.lineage.store import MAX_DEPTH
 from strongroom.platform import Platform
 
 DEFAULT_DEPTH = 3
 MAX_PAGE_DEPTH = 10
 MAX_NODES = 60  # beyond this a drawing is unreadable: the nearest are drawn, the rest are counted
-MAX_LISTED = 1000
 DIRECTIONS = ("both", "upstream", "downstream")
 
 
@@ -38,22 +39,28 @@ async def entities(request: Request) -> Response:
     if kind and kind not in KINDS:
         raise InvalidInput(f"kind is one of {', '.join(KINDS)}", field="kind")
     kind_type = request.query_params.get("type", "")[:64]
-
     asked = request.query_params.get("team", "")
+    end = number * web.PAGE_SIZE
+    if end >= MAX_LIST:
+        raise InvalidInput(
+            f"page must be at most {MAX_LIST // web.PAGE_SIZE - 1}; filter by kind or type", field="page"
+        )
 
-    def view() -> tuple[list[str], str, web.Pager | None, bool]:
+    def view() -> tuple[list[str], str, list[LineageEntity]]:
         with web.viewing(request, who, "lineage", team=asked, kind=kind, type=kind_type):
             teams = teams_of(platform, who)
             team = check_name(asked, "team") if asked else (teams[0] if teams else "")
             if not team:
-                return teams, team, None, False
+                return teams, team, []
+            # the service lists from the oldest: read up to this page, and one more to know of a next
             found = platform.lineage.list_entities(
-                who.ctx, team, kind=kind or None, type=kind_type or None, limit=MAX_LISTED
+                who.ctx, team, kind=kind or None, type=kind_type or None, limit=end + 1
             )
-        return teams, team, web.paginate(found, number), len(found) == MAX_LISTED
+        return teams, team, found
 
-    teams, team, listed, capped = await web.run(view)
-    extra = "".join(f"&{k}={v}" for k, v in (("team", team), ("kind", kind), ("type", kind_type)) if v)
+    teams, team, found = await web.run(view)
+    filters = {k: v for k, v in (("team", team), ("kind", kind), ("type", kind_type)) if v}
+    extra = "&" + urllib.parse.urlencode(filters) if filters else ""
     return web.render(
         request,
         "lineage/entities.html",
@@ -63,9 +70,9 @@ async def entities(request: Request) -> Response:
         kind=kind,
         kind_type=kind_type,
         kinds=KINDS,
-        entities=listed,
-        capped=capped,
-        max_listed=MAX_LISTED,
+        entities=found[end - web.PAGE_SIZE : end],
+        page=number,
+        following=number + 1 if len(found) > end else None,
         extra=extra,
         graph_href=graph_href,
     )
@@ -75,7 +82,7 @@ def recorded_versions(platform: Platform, who: web.Caller, team: str, uri: str) 
     """Version id -> the console page of its graph, for the versions of ``uri`` the lineage graph
     holds (read through the guard; a role that may not read the graph gets no links)."""
     try:
-        found = platform.lineage.list_entities(who.ctx, team, kind="artifact", uri=uri, limit=MAX_LISTED)
+        found = platform.lineage.list_entities(who.ctx, team, kind="artifact", uri=uri, limit=MAX_LIST)
     except Forbidden:
         return {}
     return {e.version_id: graph_href(e.srn) for e in found if e.version_id}

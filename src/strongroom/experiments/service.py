@@ -385,9 +385,21 @@ class ExperimentsService:
             return views.load_one(c.session, self._component(c.session, team, name))
 
     def list_trial_components(
-        self, ctx: RequestContext, team: str, trial: str | None = None, source: str | None = None
+        self,
+        ctx: RequestContext,
+        team: str,
+        trial: str | None = None,
+        source: str | None = None,
+        *,
+        offset: int = 0,
+        limit: int = 10_000,
     ) -> list[TrialComponent]:
-        params = {"trial": trial, "source": source}
+        """Components in creation order; ``offset``/``limit`` read one page (only its rows are loaded)."""
+        if offset < 0 or not 1 <= limit <= 10_000:
+            raise InvalidInput("offset is at least 0 and limit from 1 to 10000", field="limit")
+        params = {"trial": trial, "source": source} | (
+            {"offset": offset, "limit": limit} if offset or limit < 10_000 else {}
+        )
         with (
             self.guard.begin(ctx, "ListTrialComponents", _target("trial-component", team), params=params) as call,
             call.transaction(write=False),
@@ -400,7 +412,7 @@ class ExperimentsService:
                 )
             if source:
                 query = query.where(TrialComponentRow.source == source)
-            rows = list(call.session.scalars(query.order_by(TrialComponentRow.id).limit(10_000)))
+            rows = list(call.session.scalars(query.order_by(TrialComponentRow.id).offset(offset).limit(limit)))
             return views.load_many(call.session, rows)
 
     def delete_trial_component(self, ctx: RequestContext, team: str, name: str) -> None:

@@ -14,7 +14,7 @@ import pytest
 
 from strongroom.audit.log import AuditFilter
 from strongroom.core.context import Grant
-from strongroom.experiments.models import ArtifactValue, ComponentUpdate
+from strongroom.experiments.models import ArtifactValue, ComponentCreate, ComponentUpdate
 from strongroom.lineage.models import GitCommit
 from strongroom.platform import Platform
 from tests.integration.console.conftest import ADMIN, Browser, token_of
@@ -126,6 +126,14 @@ def test_the_compare_marks_differing_values_and_charts_each_metric_for_both(
     assert page.text.count('<polyline class="series series-1"') == 3  # both components on each metric chart
     assert "<script>alert" not in page.text
 
+    console_platform.experiments.create_trial(ALICE, "risk", "sweep", "credit-default")
+    sweep = [ComponentCreate(name=f"sweep-{i:02d}", trial="sweep", parameters={"max_depth": i}) for i in range(30)]
+    console_platform.experiments.batch_update(ALICE, "risk", creates=sweep)
+    first = alice.get("/console/trials/risk/sweep")
+    assert first.text.count('type="checkbox"') == 25 and "sweep-24" in first.text and 'rel="next"' in first.text
+    second = alice.get("/console/trials/risk/sweep?page=2")
+    assert second.text.count('type="checkbox"') == 5 and "sweep-29" in second.text and 'rel="next"' not in second.text
+
     one = alice.get("/console/compare/risk?c=xgb-depth-3-training")
     assert one.status_code == 422 and "choose from 2 to 8" in one.text
 
@@ -185,6 +193,11 @@ def test_a_deep_or_wide_graph_is_cut_with_a_note(
     assert deep.text.count("<rect class=") == 3 and "Draw 3 steps" in deep.text
     whole = alice.get(f"/console/lineage/graph?srn={q}&direction=downstream&depth=4")
     assert whole.text.count("<rect class=") == 5 and "Limited to" not in whole.text
+
+    listed = alice.get("/console/lineage?kind=artifact")
+    assert listed.text.count("<tr><td>artifact</td>") == 25 and 'rel="next"' in listed.text
+    last = alice.get(_hrefs(listed.text, "/console/lineage\\?page=2")[0].replace("page=2", "page=3"))
+    assert last.text.count("<tr><td>artifact</td>") == 25 and 'rel="next"' not in last.text  # 75 in all
 
     q = urllib.parse.quote("srn:strongroom:risk:trial-component/merge-parts")
     star = alice.get(f"/console/lineage/graph?srn={q}&direction=upstream&depth=1")
