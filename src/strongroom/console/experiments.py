@@ -50,9 +50,10 @@ def artifact_href(team: str, artifact: ArtifactValue) -> str:
 
 
 def component_lineage(c: TrialComponent) -> str:
-    """Where the component's lineage starts: its job's run, else itself once it logged artifacts."""
+    """Where the component's lineage starts: its job's run (recorded when the job ends), else
+    itself once it logged artifacts."""
     if job_href(c.source):
-        return graph_href(c.source)
+        return graph_href(c.source) if c.status != "InProgress" else ""
     if any("://" in a.value for a in (*c.inputs.values(), *c.outputs.values())):
         return graph_href(c.srn)
     return ""

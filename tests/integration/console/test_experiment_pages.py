@@ -48,6 +48,7 @@ def _tuning(platform: Platform) -> None:
     xp.create_experiment(ALICE, "risk", "credit-default", display_name=HOSTILE, description="XGBoost {{7*7}}")
     commit = GitCommit(repository="https://git.bank.example/risk/credit.git", commit=COMMIT, message=HOSTILE)
     train = ArtifactValue(value="sr://risk-data/train/credit.csv", version_id="v3", sha256="ab" * 32)
+    hostile = ArtifactValue(value=f"sr://risk-data/{HOSTILE}.csv", version_id="v1")
     for depth, trial in ((3, "xgb-depth-3"), (5, "xgb-depth-5")):
         xp.create_trial(ALICE, "risk", trial, "credit-default")
         xp.create_trial_component(
@@ -55,7 +56,7 @@ def _tuning(platform: Platform) -> None:
             "risk",
             f"{trial}-training",
             parameters={"max_depth": depth, "eta": 0.2, "objective": "binary:logistic", HOSTILE: "{{7*7}}"},
-            inputs={"train": train},
+            inputs={"train": train, HOSTILE: hostile},
             trial=trial,
             commit=commit,
         )
@@ -145,10 +146,12 @@ def test_the_lineage_graph_is_drawn_from_a_dataset_down_to_the_commit_with_every
     alice = _signed_in(console_platform, new_browser, "alice")
     entities = alice.get("/console/lineage?kind=artifact&type=DataSet")
     assert entities.status_code == 200 and "sr://risk-data/train/credit.csv" in entities.text
+    assert "<script>alert" not in entities.text
+    assert "sr://risk-data/&lt;script&gt;alert(1)&lt;/script&gt;{{7*7}}.csv" in entities.text
     dataset = _hrefs(entities.text, "/console/lineage/graph")
-    assert len(dataset) == 1
+    assert len(dataset) == 2
 
-    graph = alice.get(dataset[0])
+    graph = alice.get(dataset[0])  # listed oldest first: the train set, the first input
     assert graph.status_code == 200
     boxes = re.findall(r'<a href="(/console/lineage/graph\?[^"]+)" aria-label="(\w+) ([^"]+)"', graph.text)
     assert sorted(kind for _, kind, _ in boxes) == ["DataSet", "Model", "Model", "Tracker", "Tracker"]
@@ -161,6 +164,8 @@ def test_the_lineage_graph_is_drawn_from_a_dataset_down_to_the_commit_with_every
     nodes = re.findall(r'<a href="(/console/lineage/graph\?[^"]+)" aria-label="(\w+) ([^"]+)"', around.text)
     by_type = {kind: html.unescape(href) for href, kind, _ in nodes}
     assert sorted(by_type) == ["Commit", "DataSet", "Model", "Tracker"]
+    assert "<script>alert" not in around.text
+    assert 'aria-label="DataSet &lt;script&gt;alert(1)&lt;/script&gt;{{7*7}}"' in around.text
     commit = alice.get(by_type["Commit"])
     assert commit.status_code == 200 and "Lineage of Commit 0f3c2b1a9e8d" in commit.text
     assert COMMIT in commit.text and "&lt;script&gt;alert(1)&lt;/script&gt;{{7*7}}" in commit.text
@@ -273,8 +278,10 @@ def test_a_job_page_links_its_trial_component_which_links_back(
     component = alice.get(links[0])
     assert component.status_code == 200 and "<td>max_depth</td><td>5</td>" in component.text
     assert "/console/jobs/risk/train-credit" in _hrefs(component.text, "/console/jobs/")
+    assert _hrefs(component.text, "/console/lineage/") == []  # the job's run is recorded when it ends
+    console_platform.experiments.finish_job_component(ALICE, "risk", "train-credit-trainingjob", status="Failed")
     lineage = "/console/lineage/graph?srn=srn%3Astrongroom%3Arisk%3Ajob%2Ftrain-credit&direction=both"
-    assert _hrefs(component.text, "/console/lineage/") == [lineage]  # the job's run, once it has ended
+    assert _hrefs(alice.get(links[0]).text, "/console/lineage/") == [lineage]
 
 
 def test_an_object_version_a_run_read_links_to_its_lineage(
