@@ -150,9 +150,8 @@ async def component(request: Request) -> Response:
     def view() -> tuple[TrialComponent, list[Chart]]:
         with web.viewing(request, who, "trial-component", team=team, name=name):
             found = platform.experiments.describe_trial_component(who.ctx, team, name)
-            series = [
-                platform.experiments.metric_series(who.ctx, team, name, m.name) for m in found.metrics[:MAX_CHARTS]
-            ]
+            charted = [m.name for m in found.metrics[:MAX_CHARTS]]
+            series = platform.experiments.metric_series_of(who.ctx, team, [name], charted) if charted else []
         charts = [line_chart(s.name, [Series(s.name, s.steps, s.values)], y_label=s.name) for s in series]
         return found, charts
 
@@ -202,17 +201,13 @@ async def compare(request: Request) -> Response:
 
     def view() -> tuple[list[TrialComponent], list[Chart]]:
         with web.viewing(request, who, "compare", team=team, components=chosen):
-            found = [platform.experiments.describe_trial_component(who.ctx, team, c) for c in chosen]
+            found = platform.experiments.describe_trial_components(who.ctx, team, chosen)
             metrics = sorted({m.name for c in found for m in c.metrics})[:MAX_COMPARE_CHARTS]
-            charts = []
-            for metric in metrics:
-                series = [
-                    platform.experiments.metric_series(who.ctx, team, c.name, metric)
-                    for c in found
-                    if any(m.name == metric for m in c.metrics)
-                ]
-                lines = [Series(s.component, s.steps, s.values) for s in series]
-                charts.append(line_chart(metric, lines, y_label=metric))
+            series = platform.experiments.metric_series_of(who.ctx, team, chosen, metrics) if metrics else []
+        charts = []
+        for metric in metrics:
+            lines = [Series(s.component, s.steps, s.values) for s in series if s.name == metric]
+            charts.append(line_chart(metric, lines, y_label=metric))
         return found, charts
 
     found, charts = await web.run(view)
