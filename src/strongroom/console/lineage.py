@@ -99,8 +99,8 @@ def _depth(request: Request) -> int:
 async def graph(request: Request) -> Response:
     """The graph around ``?srn=`` upstream, downstream or both, ``?depth=`` steps away.
 
-    One step more than asked is read, so the page can say whether anything lies beyond; at most
-    ``MAX_NODES`` entities are drawn (the nearest), and the page says how many were left out.
+    One step more than asked is walked, so the page can say whether anything lies beyond; at most
+    ``MAX_NODES`` entities are read and drawn (the nearest), and the page says how many were left out.
     """
     who = await web.caller(request)
     platform = web.platform_of(request)
@@ -119,15 +119,14 @@ async def graph(request: Request) -> Response:
                 srn,
                 direction=direction,  # type: ignore[arg-type]
                 depth=min(depth + 1, MAX_DEPTH),
+                max_nodes=MAX_NODES,
             )
 
     found = await web.run(view)
-    within = [n for n in found.nodes if n.depth <= depth]  # nodes come nearest first
-    beyond = len(found.nodes) - len(within)
-    drawn = within[:MAX_NODES]
-    start = next(n for n in found.nodes if n.srn == found.start)
-    if start not in drawn:
-        drawn = [start, *drawn[: MAX_NODES - 1]]
+    drawn = [n for n in found.nodes if n.depth <= depth]  # the nearest, the start first
+    within = sum(count for distance, count in found.reached.items() if distance <= depth)
+    beyond = found.reached.get(depth + 1, 0)
+    start = drawn[0]
     drawing = layout(found, drawn, direction, depth)
     names = {n.srn: node_name(n) for n in drawn}
     return web.render(
@@ -144,7 +143,7 @@ async def graph(request: Request) -> Response:
         drawing=drawing,
         names=names,
         beyond=beyond,
-        left_out=len(within) - len(drawn),
+        left_out=within - len(drawn),
         graph_href=graph_href,
         properties=_flat(start.properties),
     )
