@@ -65,10 +65,33 @@ def env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Env]:
             else:
                 admin.users.grant_role(user, role)
             setup.tokens[user] = admin.tokens.create("console", user=user).secret
+        _tuning(server.session(setup.tokens["alice"]))
         yield setup
     finally:
         server.stop()
         idp.stop()
+
+
+def _tuning(alice: Any) -> None:
+    """Two tracked XGBoost trials of the workshop, each with a metric curve, an input and a model."""
+    from strongroom.sdk.experiments import Experiment, Tracker
+
+    experiment = Experiment.create("credit-default", display_name="<script>{{7*7}}", session=alice, team="risk")
+    for depth in (3, 5):
+        trial = experiment.create_trial(f"xgb-depth-{depth}")
+        with Tracker.create(
+            trial_component_name=f"xgb-depth-{depth}-training",
+            trial=trial,
+            record_git=False,
+            session=alice,
+            team="risk",
+        ) as tracker:
+            tracker.log_parameters({"max_depth": depth, "eta": 0.2, "objective": "binary:logistic"})
+            tracker.log_input("train", "sr://risk-data/train/credit.csv", version_id="v1")
+            tracker.log_output("model", f"sr://risk-data/models/xgb-depth-{depth}/model.tar.gz", version_id="v1")
+            for step in range(30):
+                tracker.log_metric("validation:auc", 0.7 + 0.005 * step * depth / 5, step)
+        tracker.flush()
 
 
 class Watched:
@@ -223,6 +246,23 @@ def test_keyboard_reaches_the_content_and_the_auditor_sees_the_audit_log(browser
     ava.go("/console/people")
     assert "alice (DataScientist)" in page.inner_text("main")
     ava.check("ava-people")
+    # experiments and lineage (an Auditor reads every team's): charts, the compare, the graph
+    ava.go("/console/experiments/risk/credit-default")
+    page.get_by_role("link", name="xgb-depth-5", exact=True).click()
+    page.wait_for_url("**/console/trials/risk/xgb-depth-5")
+    ava.check("ava-trial")
+    page.get_by_role("link", name="xgb-depth-5-training", exact=True).click()
+    page.get_by_role("img", name="validation:auc").wait_for()  # the chart, named by its <title>
+    ava.check("ava-trial-component")
+    ava.go("/console/compare/risk?c=xgb-depth-3-training&c=xgb-depth-5-training")
+    assert "max_depth differs" in page.inner_text("table.compare")
+    ava.check("ava-compare")
+    ava.go("/console/lineage?team=risk&type=DataSet")
+    ava.check("ava-lineage")
+    page.get_by_role("link", name="train", exact=True).click()
+    page.get_by_role("link", name="Tracker xgb-depth-5-training").click()  # a node of the drawn graph
+    page.get_by_role("heading", name="Lineage of Tracker xgb-depth-5-training").wait_for()
+    ava.check("ava-lineage-graph")
     ava.go("/console/audit")
     page.get_by_role("button", name="Verify the chain").click()
     page.get_by_text("The chain is intact").wait_for()

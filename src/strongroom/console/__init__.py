@@ -11,9 +11,33 @@ from pathlib import Path
 from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 
-from strongroom.console import admin, catalog, endpoint_pages, models, monitors, signin, sso, workbench
+from strongroom.console import (
+    admin,
+    catalog,
+    endpoint_pages,
+    experiments,
+    lineage,
+    models,
+    monitors,
+    signin,
+    sso,
+    workbench,
+)
 
 STATIC = Path(__file__).parent / "static"
+
+
+def experiment_routes() -> list[BaseRoute]:
+    """Experiments, trials, trial components, their compare, and the lineage graph."""
+    return [
+        Route("/console/experiments", experiments.experiments, methods=["GET"]),
+        Route("/console/experiments/{team}/{name}", experiments.experiment, methods=["GET"]),
+        Route("/console/trials/{team}/{name}", experiments.trial, methods=["GET"]),
+        Route("/console/trial-components/{team}/{name}", experiments.component, methods=["GET"]),
+        Route("/console/compare/{team}", experiments.compare, methods=["GET"]),
+        Route("/console/lineage", lineage.entities, methods=["GET"]),
+        Route("/console/lineage/graph", lineage.graph, methods=["GET"]),
+    ]
 
 
 def routes() -> list[BaseRoute]:
@@ -47,6 +71,7 @@ def routes() -> list[BaseRoute]:
         Route("/console/jobs/{team}/{name}", workbench.job, methods=["GET"]),
         Route("/console/jobs/{team}/{name}/log", workbench.job_log, methods=["GET"]),
         Route("/console/jobs/{team}/{name}/stop", workbench.stop_job, methods=["POST"]),
+        *experiment_routes(),
         Route("/console/tokens", workbench.tokens, methods=["GET"]),
         Route("/console/people", workbench.people, methods=["GET"]),
         Route("/console/tokens/{token}/revoke", workbench.revoke_token, methods=["POST"]),

@@ -13,8 +13,12 @@ from starlette.responses import Response, StreamingResponse
 from strongroom.audit.log import AuditFilter
 from strongroom.console import web
 from strongroom.console.catalog import teams_of
+from strongroom.console.graph_layout import graph_href
+from strongroom.console.lineage import recorded_versions
 from strongroom.core.errors import Forbidden, InvalidInput, StrongroomError
 from strongroom.core.names import check_name
+from strongroom.jobs.models import TERMINAL
+from strongroom.jobs.tracking import JobTracking
 from strongroom.policy.engine import Target
 from strongroom.serving.models import EndpointSpec
 
@@ -103,13 +107,15 @@ async def versions(request: Request) -> Response:
     if not key:
         raise InvalidInput("give the object's key", field="key")
 
-    def view() -> Any:
+    def view() -> tuple[Any, dict[str, str]]:
         with web.viewing(request, who, "versions", bucket=name, key=key):
-            return platform.storage.list_versions(who.ctx, name, prefix=key, max_keys=web.PAGE_SIZE)
+            listing = platform.storage.list_versions(who.ctx, name, prefix=key, max_keys=web.PAGE_SIZE)
+            found = [v for v in listing.versions if v.key == key]
+            team = platform.storage.describe_bucket(who.ctx, name).team if found else ""
+            return found, recorded_versions(platform, who, team, found[0].uri) if found else {}
 
-    listing = await web.run(view)
-    found = [v for v in listing.versions if v.key == key]
-    return web.render(request, "versions.html", who=who, bucket=name, key=key, versions=found)
+    found, lineage = await web.run(view)
+    return web.render(request, "versions.html", who=who, bucket=name, key=key, versions=found, lineage=lineage)
 
 
 async def upload(request: Request) -> Response:
@@ -183,7 +189,9 @@ async def job(request: Request) -> Response:
             return platform.jobs.describe(who.ctx, team, name)
 
     found = await web.run(view)
-    return web.render(request, "job.html", who=who, job=found)
+    component = JobTracking.component_name(found) if found.spec.experiment_config else ""
+    lineage = graph_href(found.srn) if found.status in TERMINAL else ""  # recorded when the run ends
+    return web.render(request, "job.html", who=who, job=found, component=component, lineage=lineage)
 
 
 @web.page

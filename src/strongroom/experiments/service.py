@@ -55,6 +55,7 @@ from strongroom.lineage.service import commit_artifact
 from strongroom.policy.engine import Target
 
 MAX_BATCH_COMPONENTS = 10_000
+MAX_READ_COMPONENTS = 100  # components read side by side (the console's compare)
 
 
 def _target(kind: str, team: str, name: str = "*") -> Target:
@@ -385,9 +386,21 @@ class ExperimentsService:
             return views.load_one(c.session, self._component(c.session, team, name))
 
     def list_trial_components(
-        self, ctx: RequestContext, team: str, trial: str | None = None, source: str | None = None
+        self,
+        ctx: RequestContext,
+        team: str,
+        trial: str | None = None,
+        source: str | None = None,
+        *,
+        offset: int = 0,
+        limit: int = 10_000,
     ) -> list[TrialComponent]:
-        params = {"trial": trial, "source": source}
+        """Components in creation order; ``offset``/``limit`` read one page (only its rows are loaded)."""
+        if offset < 0 or not 1 <= limit <= 10_000:
+            raise InvalidInput("offset is at least 0 and limit from 1 to 10000", field="limit")
+        params = {"trial": trial, "source": source} | (
+            {"offset": offset, "limit": limit} if offset or limit < 10_000 else {}
+        )
         with (
             self.guard.begin(ctx, "ListTrialComponents", _target("trial-component", team), params=params) as call,
             call.transaction(write=False),
@@ -400,7 +413,7 @@ class ExperimentsService:
                 )
             if source:
                 query = query.where(TrialComponentRow.source == source)
-            rows = list(call.session.scalars(query.order_by(TrialComponentRow.id).limit(10_000)))
+            rows = list(call.session.scalars(query.order_by(TrialComponentRow.id).offset(offset).limit(limit)))
             return views.load_many(call.session, rows)
 
     def delete_trial_component(self, ctx: RequestContext, team: str, name: str) -> None:
@@ -486,6 +499,65 @@ class ExperimentsService:
                 values=[p[1] for p in points],
                 timestamps=[p[2] for p in points],
             )
+
+    def describe_trial_components(self, ctx: RequestContext, team: str, names: Sequence[str]) -> list[TrialComponent]:
+        """Several components in one read (in the order asked); an unknown name raises NotFound."""
+        wanted = list(dict.fromkeys(check_name(n, "names") for n in names))
+        if len(wanted) > MAX_READ_COMPONENTS:
+            raise InvalidInput(f"read at most {MAX_READ_COMPONENTS} components at once", field="names")
+        target = _target("trial-component", team)
+        with (
+            self.guard.begin(ctx, "SearchTrialComponents", target, params={"names": wanted}) as call,
+            call.transaction(write=False),
+        ):
+            rows = {
+                r.name: r
+                for r in call.session.scalars(
+                    select(TrialComponentRow).where(TrialComponentRow.team == team, TrialComponentRow.name.in_(wanted))
+                )
+            }
+            missing = [n for n in wanted if n not in rows]
+            if missing:
+                raise NotFound(f"team {team} has no trial component named {missing[0]!r}", field="names")
+            return views.load_many(call.session, [rows[n] for n in wanted])
+
+    def metric_series_of(
+        self, ctx: RequestContext, team: str, components: Sequence[str], names: Sequence[str] | None = None
+    ) -> list[MetricSeries]:
+        """The series of metrics ``names`` (every metric when None) of several components, in one
+        read: ordered by component as asked, then metric name; a metric a component lacks is left out."""
+        wanted = list(dict.fromkeys(check_name(c, "components") for c in components))
+        if len(wanted) > MAX_READ_COMPONENTS:
+            raise InvalidInput(f"read at most {MAX_READ_COMPONENTS} components at once", field="components")
+        params = {"components": wanted, "metrics": list(names)[:100] if names is not None else None}
+        with (
+            self.guard.begin(ctx, "SearchTrialComponents", _target("trial-component", team), params=params) as call,
+            call.transaction(write=False),
+        ):
+            ids: dict[int, str] = {
+                row_id: row_name
+                for row_id, row_name in call.session.execute(
+                    select(TrialComponentRow.id, TrialComponentRow.name).where(
+                        TrialComponentRow.team == team, TrialComponentRow.name.in_(wanted)
+                    )
+                )
+            }
+            query = select(MetricRow.component_id, MetricRow.name, MetricRow.step, MetricRow.value, MetricRow.timestamp)
+            query = query.where(MetricRow.component_id.in_(list(ids)))
+            if names is not None:
+                query = query.where(MetricRow.name.in_(list(names)))
+            found: dict[tuple[str, str], MetricSeries] = {}
+            for component_id, name, step, value, timestamp in call.session.execute(query.order_by(MetricRow.id)):
+                series = found.get((ids[component_id], name))
+                if series is None:
+                    series = found[(ids[component_id], name)] = MetricSeries(
+                        component=ids[component_id], name=name, steps=[], values=[], timestamps=[]
+                    )
+                series.steps.append(step)
+                series.values.append(value)
+                series.timestamps.append(timestamp)
+            order = {c: i for i, c in enumerate(wanted)}
+            return sorted(found.values(), key=lambda s: (order[s.component], s.name))
 
     def search(self, ctx: RequestContext, team: str, request: analytics.SearchRequest) -> analytics.Columns:
         """The analytics table: one row per matching component (see ``experiments.analytics``)."""

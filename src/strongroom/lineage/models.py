@@ -81,6 +81,9 @@ class LineageGraph(BaseModel):
     depth: int
     nodes: list[LineageNode]
     edges: list[LineageEdge]
+    reached: dict[int, int] = Field(
+        default_factory=dict, description="how many entities were reached at each distance (before any limit)"
+    )
 
 
 class ArtifactRef(BaseModel):

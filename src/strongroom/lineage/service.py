@@ -253,6 +253,7 @@ class LineageService:
         depth: int = 10,
         association_types: Sequence[str] | None = None,
         entity_types: Sequence[str] | None = None,
+        max_nodes: int | None = None,
     ) -> LineageGraph:
         """The lineage graph around ``start`` (see ``store.query_graph``)."""
         if direction not in ("upstream", "downstream", "both"):
@@ -270,6 +271,7 @@ class LineageService:
                 depth=depth,
                 association_types=association_types,
                 entity_types=entity_types,
+                max_nodes=max_nodes,
             )
 
     def job_record(self, ctx: RequestContext, team: str, job: str) -> JobLineage:

@@ -247,12 +247,17 @@ def query_graph(
     depth: int = 10,
     association_types: Sequence[str] | None = None,
     entity_types: Iterable[str] | None = None,
+    max_nodes: int | None = None,
 ) -> LineageGraph:
     """Nodes and edges within ``depth`` hops of ``start``, upstream, downstream or both.
 
     ``association_types`` limits which edges are walked; ``entity_types`` which nodes are
-    returned (the start is always returned), with the edges between returned nodes.
+    returned (the start is always returned), with the edges between returned nodes;
+    ``max_nodes`` keeps only the nearest (the others are not even loaded). ``reached`` counts
+    every entity reached at each distance, whatever was kept.
     """
+    if max_nodes is not None and max_nodes < 1:
+        raise InvalidInput("max_nodes must be at least 1", field="max_nodes")
     if not 1 <= depth <= MAX_DEPTH:
         raise InvalidInput(f"depth must be between 1 and {MAX_DEPTH}", field="depth")
     for t in association_types or ():
@@ -265,8 +270,15 @@ def query_graph(
         for reached, via, type_, distance in session.execute(_walk(start.id, d, depth, association_types)):
             hops[reached] = min(hops.get(reached, distance), distance)
             edges.add((reached, via, type_) if d == "upstream" else (via, reached, type_))
+    per_distance: dict[int, int] = {}
+    for distance in hops.values():
+        per_distance[distance] = per_distance.get(distance, 0) + 1
+    others = sorted((i for i in hops if i != start.id), key=lambda i: (hops[i], i))
+    if max_nodes is not None:
+        others = others[: max_nodes - 1]
+        hops = {i: hops[i] for i in (start.id, *others)}
+        edges = {e for e in edges if e[0] in hops and e[1] in hops}
     rows = {start.id: start}
-    others = [i for i in hops if i != start.id]
     for chunk in range(0, len(others), 900):
         ids = others[chunk : chunk + 900]
         rows.update({r.id: r for r in session.scalars(select(LineageEntityRow).where(LineageEntityRow.id.in_(ids)))})
@@ -291,4 +303,6 @@ def query_graph(
         for s, t, k in sorted(edges)
         if s in keep and t in keep
     ]
-    return LineageGraph(start=start.srn, direction=direction, depth=depth, nodes=nodes, edges=out_edges)
+    return LineageGraph(
+        start=start.srn, direction=direction, depth=depth, nodes=nodes, edges=out_edges, reached=per_distance
+    )

@@ -21,7 +21,7 @@ def test_htmx_is_the_vendored_release_with_its_licence() -> None:
 
 
 def test_templates_hold_no_inline_script_style_or_handlers() -> None:
-    for template in sorted(TEMPLATES.glob("*.html")):
+    for template in sorted(TEMPLATES.rglob("*.html")):
         text = template.read_text()
         for script in re.findall(r"<script\b[^>]*>", text):
             assert re.search(r'\bsrc="/console/static/[\w.]+"', script), (template.name, script)

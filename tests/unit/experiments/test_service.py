@@ -264,3 +264,28 @@ def test_job_components(teams: Platform, alice: RequestContext) -> None:
     assert done.status == "Completed" and done.end_time is not None
     assert done.metrics[0].last == 0.8 and done.outputs["model"].version_id == "v2"
     assert [c.name for c in svc.list_trial_components(alice, TEAM, source=started.source)] == [started.name]
+
+
+def test_several_components_and_their_series_are_read_at_once(
+    teams: Platform, alice: RequestContext, mallory: RequestContext, auditor: RequestContext
+) -> None:
+    _workshop(teams, alice)
+    svc = teams.experiments
+    both = svc.describe_trial_components(alice, TEAM, ["training", "other"])
+    assert [c.name for c in both] == ["training", "other"] and both[0].parameters["max_depth"] == 5
+    series = svc.metric_series_of(alice, TEAM, ["other", "training"])
+    assert [(s.component, s.name) for s in series] == [
+        ("other", "validation:auc"),
+        ("training", "train:auc"),
+        ("training", "validation:auc"),
+    ]
+    assert series[2].values == [0.70, 0.75, 0.78, 0.77] and series[2].steps == [0, 1, 2, 3]
+    only = svc.metric_series_of(alice, TEAM, ["training", "preprocessing"], ["validation:auc"])
+    assert [(s.component, s.name) for s in only] == [("training", "validation:auc")]
+    assert len(svc.metric_series_of(auditor, TEAM, ["training"])) == 2
+    with pytest.raises(NotFound):
+        svc.describe_trial_components(alice, TEAM, ["training", "nope"])
+    with pytest.raises(Forbidden):
+        svc.metric_series_of(mallory, TEAM, ["training"])
+    with pytest.raises(Forbidden):
+        svc.describe_trial_components(mallory, TEAM, ["training"])

@@ -102,6 +102,18 @@ def test_depth_and_type_filters(teams: Platform, alice: RequestContext) -> None:
         teams.lineage.query(alice, TEAM, model, association_types=["Owns"])
 
 
+def test_a_node_limit_keeps_the_nearest_and_counts_every_distance(teams: Platform, alice: RequestContext) -> None:
+    model = _record_chain(teams, alice)
+    whole = teams.lineage.query(alice, TEAM, model, direction="upstream", depth=10)
+    cut = teams.lineage.query(alice, TEAM, model, direction="upstream", depth=10, max_nodes=3)
+    assert cut.reached == whole.reached and sum(whole.reached.values()) == len(whole.nodes)
+    assert [n.depth for n in cut.nodes] == [0, 1, 2] and cut.nodes[0].srn == model
+    kept = {n.srn for n in cut.nodes}
+    assert cut.edges and all(e.source in kept and e.destination in kept for e in cut.edges)
+    with pytest.raises(InvalidInput):
+        teams.lineage.query(alice, TEAM, model, max_nodes=0)
+
+
 def test_recording_is_idempotent_and_versions_are_immutable(teams: Platform, alice: RequestContext) -> None:
     model = _record_chain(teams, alice)
     before = teams.lineage.query(alice, TEAM, model, direction="both", depth=10)
