@@ -29,7 +29,7 @@ import hashlib
 import json
 import logging
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar, Token
 from dataclasses import dataclass
@@ -429,6 +429,16 @@ class Guard:
         """What the policy engine would decide for ``principal``, without acting or recording
         (the policy simulator, which runs under a ticket of its own)."""
         return self.engine.decide(principal, action, target, context)
+
+    def simulate_many(
+        self,
+        principal: Principal,
+        actions: Sequence[str],
+        target: Target,
+        context: Mapping[str, Any] | None = None,
+    ) -> list[Decision]:
+        """``simulate`` for many actions on one target, decided in one batch (a permission table)."""
+        return self.engine.decide_many(principal, actions, target, context)
 
     # -- connections ----------------------------------------------------------------------------
 
