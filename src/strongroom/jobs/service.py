@@ -326,7 +326,7 @@ class JobService:
             return int(call.session.scalar(counted) or 0)
 
     @staticmethod
-    def _of_team(team: str, status: str | None) -> Select[tuple[JobRow]]:
+    def _of_team(team: str, status: str | None) -> Select[JobRow]:
         query = select(JobRow).where(JobRow.team == team)
         return query.where(JobRow.status == status) if status else query
 
