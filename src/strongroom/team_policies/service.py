@@ -129,7 +129,8 @@ class PolicyService:
             workload = {"network_isolation": True, "volume_kms_key": f"{team}-key"}
             actions = sorted(a for a in self.engine.actions if not a.endswith("Actions"))
             owned = Target("resource", team, "*", owner=user)
-            decisions = self.guard.simulate_many(execution, actions, owned, workload)
+            # Kept a minute or until a policy, membership or token changes: the page is read often.
+            decisions = self.guard.simulate_many(execution, actions, owned, workload, cache_seconds=60)
             return [
                 SimulationResult(
                     decision="Allow" if decision.allowed else "Deny",
