@@ -127,6 +127,44 @@ def paginate(items: Sequence[T], page: int, size: int = PAGE_SIZE) -> Pager:
     return Pager(list(items[start : start + size]), page, pages, len(items))
 
 
+def paginate_teams(
+    teams: Sequence[str],
+    count: Callable[[str], int],
+    fetch: Callable[[str, int, int], list[T]],
+    newest: Callable[[T], Any],
+    page: int,
+    size: int = PAGE_SIZE,
+    reach: int = 1000,
+) -> tuple[Pager, list[str]]:
+    """One page of a list kept per team (newest first) without loading more than the page shows.
+
+    ``count(team)`` and ``fetch(team, offset, limit)`` are service calls (each decided by the
+    guard); a team whose count is refused is returned in the second list. One team's page is read
+    at its offset; several teams' pages are merged from the first ``page * size`` items of each,
+    as far back as ``reach`` items a team (the pager stops there).
+    """
+    totals: dict[str, int] = {}
+    refused: list[str] = []
+    for team in teams:
+        try:
+            totals[team] = count(team)
+        except Forbidden:
+            refused.append(team)
+    total = sum(totals.values())
+    reachable = total if len(totals) <= 1 else sum(min(n, reach) for n in totals.values())
+    pages = max(1, math.ceil(reachable / size))
+    page = min(page, pages)
+    start = (page - 1) * size
+    if len(totals) == 1:
+        [(team, found)] = totals.items()
+        items = fetch(team, start, size) if found else []
+    else:
+        merged = [item for team, found in totals.items() if found for item in fetch(team, 0, min(start + size, reach))]
+        merged.sort(key=newest, reverse=True)
+        items = merged[start : start + size]
+    return Pager(items, page, pages, total), refused
+
+
 class Form:
     """A urlencoded form body, read once."""
 

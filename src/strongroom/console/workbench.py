@@ -163,16 +163,14 @@ async def jobs(request: Request) -> Response:
     number = web.page_number(request)
 
     def view() -> tuple[web.Pager, list[str]]:
-        found: list[Any] = []
-        refused: list[str] = []
         with web.viewing(request, who, "jobs"):
-            for team in teams_of(platform, who):
-                try:
-                    found.extend(platform.jobs.list(who.ctx, team, limit=1000))
-                except Forbidden:
-                    refused.append(team)
-        found.sort(key=lambda j: j.created_at, reverse=True)
-        return web.paginate(found, number), refused
+            return web.paginate_teams(
+                teams_of(platform, who),
+                lambda team: platform.jobs.count(who.ctx, team),
+                lambda team, offset, limit: platform.jobs.list(who.ctx, team, limit=limit, offset=offset),
+                lambda job: job.created_at,
+                number,
+            )
 
     listed, refused = await web.run(view)
     return web.render(request, "jobs.html", who=who, jobs=listed, refused=refused)

@@ -29,7 +29,7 @@ import hashlib
 import json
 import logging
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar, Token
 from dataclasses import dataclass
@@ -327,6 +327,7 @@ class Guard:
         self._enforce = enforce
         self.feed = feed
         self._cache: dict[tuple[object, ...], tuple[Decision, float]] = {}
+        self._tables: dict[tuple[object, ...], tuple[tuple[Decision, ...], float]] = {}
         self._failing = False
 
     @property
@@ -422,6 +423,7 @@ class Guard:
     def forget_decisions(self) -> None:
         """Drop every cached decision (a policy, membership or token changed)."""
         self._cache.clear()
+        self._tables.clear()
 
     def simulate(
         self, principal: Principal, action: str, target: Target, context: Mapping[str, Any] | None = None
@@ -429,6 +431,37 @@ class Guard:
         """What the policy engine would decide for ``principal``, without acting or recording
         (the policy simulator, which runs under a ticket of its own)."""
         return self.engine.decide(principal, action, target, context)
+
+    def simulate_many(
+        self,
+        principal: Principal,
+        actions: Sequence[str],
+        target: Target,
+        context: Mapping[str, Any] | None = None,
+        *,
+        cache_seconds: float = 0.0,
+    ) -> list[Decision]:
+        """``simulate`` for many actions on one target, decided in one batch (a permission table).
+
+        ``cache_seconds`` keeps the table that long, or until ``forget_decisions`` (any policy,
+        membership or token change, in any process): it is shown, never enforced.
+        """
+        p, t = principal, target
+        key = (
+            (p.user, p.token_kind, p.grants, p.scope),
+            (t.srn, t.owner, tuple(sorted(t.tags.items())), t.policy_scope),
+            tuple(actions),
+            json.dumps(context, sort_keys=True),
+        )
+        cached = self._tables.get(key) if cache_seconds > 0 else None
+        if cached is not None and cached[1] > time.monotonic():
+            return list(cached[0])
+        decisions = self.engine.decide_many(principal, actions, target, context)
+        if cache_seconds > 0:
+            if len(self._tables) > 1_000:
+                self._tables.clear()
+            self._tables[key] = (tuple(decisions), time.monotonic() + cache_seconds)
+        return decisions
 
     # -- connections ----------------------------------------------------------------------------
 

@@ -11,7 +11,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, cast
 
-from sqlalchemy import CursorResult, insert, select, update
+from sqlalchemy import CursorResult, Select, func, insert, select, update
 from sqlalchemy.orm import Session
 
 from strongroom.algorithms.xgboost.hyperparameters import validate as validate_xgboost
@@ -303,15 +303,32 @@ class JobService:
         with self.guard.begin(ctx, "DescribeJob", job_target(team, name)) as call, call.transaction(write=False):
             return self._row(call.session, team, name).to_entity()
 
-    def list(self, ctx: RequestContext, team: str, status: str | None = None, limit: int = 100) -> builtins.list[Job]:
+    def list(
+        self, ctx: RequestContext, team: str, status: str | None = None, limit: int = 100, offset: int = 0
+    ) -> builtins.list[Job]:
+        """The team's jobs, newest first: ``limit`` of them after skipping ``offset``."""
         if not 1 <= limit <= 1000:
             raise InvalidInput("limit must be between 1 and 1000", field="limit")
+        if offset < 0:
+            raise InvalidInput("offset must not be negative", field="offset")
         with self.guard.begin(ctx, "ListJobs", job_target(team, "*")) as call, call.transaction(write=False):
-            query = select(JobRow).where(JobRow.team == team)
-            if status:
-                query = query.where(JobRow.status == status)
-            rows = call.session.scalars(query.order_by(JobRow.created_at.desc()).limit(limit))
+            query = self._of_team(team, status).order_by(JobRow.created_at.desc())
+            rows = call.session.scalars(query.offset(offset).limit(limit))
             return [r.to_entity() for r in rows]
+
+    def count(self, ctx: RequestContext, team: str, status: str | None = None) -> int:
+        """How many jobs the team has (read from the (team, created_at) index, no row loaded)."""
+        with (
+            self.guard.begin(ctx, "ListJobs", job_target(team, "*"), params={"count": True}) as call,
+            call.transaction(write=False),
+        ):
+            counted = self._of_team(team, status).with_only_columns(func.count()).order_by(None)
+            return int(call.session.scalar(counted) or 0)
+
+    @staticmethod
+    def _of_team(team: str, status: str | None) -> Select[JobRow]:
+        query = select(JobRow).where(JobRow.team == team)
+        return query.where(JobRow.status == status) if status else query
 
     def logs(
         self, ctx: RequestContext, team: str, name: str, after_seq: int = 0, limit: int = 1000

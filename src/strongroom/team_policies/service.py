@@ -127,23 +127,24 @@ class PolicyService:
                 raise InvalidInput(f"you do not hold the team role {acting_as!r}", field="acting_as")
             execution = Principal(user=user, token_kind="execution", grants=(Grant(role, team),))
             workload = {"network_isolation": True, "volume_kms_key": f"{team}-key"}
-            results = []
-            for action in sorted(a for a in self.engine.actions if not a.endswith("Actions")):
-                decision = self.guard.simulate(execution, action, Target("resource", team, "*", owner=user), workload)
-                results.append(
-                    SimulationResult(
-                        decision="Allow" if decision.allowed else "Deny",
-                        principal=user,
-                        action=action,
-                        resource=f"srn:strongroom:{team}:*",
-                        acting_as=acting_as,
-                        determining_policies=list(decision.policies),
-                        messages=list(decision.messages),
-                        explanation=decision.explain(),
-                        context=workload,
-                    )
+            actions = sorted(a for a in self.engine.actions if not a.endswith("Actions"))
+            owned = Target("resource", team, "*", owner=user)
+            # Kept a minute or until a policy, membership or token changes: the page is read often.
+            decisions = self.guard.simulate_many(execution, actions, owned, workload, cache_seconds=60)
+            return [
+                SimulationResult(
+                    decision="Allow" if decision.allowed else "Deny",
+                    principal=user,
+                    action=decision.action,
+                    resource=f"srn:strongroom:{team}:*",
+                    acting_as=acting_as,
+                    determining_policies=list(decision.policies),
+                    messages=list(decision.messages),
+                    explanation=decision.explain(),
+                    context=workload,
                 )
-            return results
+                for decision in decisions
+            ]
 
     def simulate(
         self,

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 import pytest
 
 from strongroom.core.context import Grant, Principal
-from strongroom.core.errors import InvalidInput
+from strongroom.core.errors import ConfigurationError, InvalidInput
 from strongroom.policy.engine import PolicyEngine, Target, TeamFacts
 
 PA, AU, DSA, DS, ML = "PlatformAdmin", "Auditor", "DataScienceAdmin", "DataScientist", "MLOpsEngineer"
@@ -374,7 +374,6 @@ def test_shared_tag_allows_cross_team_read_only_for_shared_read_actions(engine: 
 
 
 def test_unknown_action_is_a_programming_error(engine: PolicyEngine) -> None:
-    from strongroom.core.errors import ConfigurationError
 
     with pytest.raises(ConfigurationError):
         engine.decide(principal(PA), "LaunchMissiles", Target("x", "", "y"))
@@ -456,3 +455,45 @@ def test_mlops_engineer_puts_edited_constraints_and_nothing_else(engine: PolicyE
     ).allowed
     assert not engine.decide(principal(ML), "PutObject", Target("object", "fraud", "f/constraints.json")).allowed
     assert not engine.decide(principal(ML), "DeleteObject", edited).allowed
+
+
+@pytest.mark.parametrize("role", ALL_ROLES)
+@pytest.mark.parametrize("resource_team", ["risk", "fraud"])
+def test_a_batch_of_decisions_is_the_role_matrix(engine: PolicyEngine, role: str, resource_team: str) -> None:
+    """``decide_many`` (the console's "my access" table) says what ``decide`` says, action by action."""
+    actions = sorted(EXPECTED)
+    target = Target("thing", resource_team, "x")
+    decisions = engine.decide_many(principal(role), actions, target, SAFE_WORKLOAD)
+    assert [d.action for d in decisions] == actions
+    own_team = resource_team == "risk" or role in (PA, AU)
+    assert {d.action for d in decisions if d.allowed} == {a for a in actions if role in EXPECTED[a] and own_team}
+    for decision in decisions:
+        alone = engine.decide(principal(role), decision.action, target, SAFE_WORKLOAD)
+        assert (decision.grant, set(decision.policies), set(decision.messages)) == (
+            alone.grant,
+            set(alone.policies),
+            set(alone.messages),
+        )  # Cedar reports the determining policies as a set
+
+
+def test_a_batch_tries_the_next_grant_only_for_what_the_first_denied(
+    engine: PolicyEngine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import cedarpy
+
+    batches: list[int] = []
+    real = cedarpy.is_authorized_batch
+
+    def counted(requests: list[dict[str, object]], *args: object, **kwargs: object) -> object:
+        batches.append(len(requests))
+        return real(requests, *args, **kwargs)
+
+    monkeypatch.setattr(cedarpy, "is_authorized_batch", counted)
+    both = Principal(user="u", token_kind="api", grants=(Grant(DS, "risk"), Grant(ML, "risk")))
+    decisions = engine.decide_many(
+        both, ["CreateProcessingJob", "CreateEndpoint"], Target("x", "risk", "y"), SAFE_WORKLOAD
+    )
+    assert [(d.allowed, d.grant) for d in decisions] == [(True, Grant(DS, "risk")), (True, Grant(ML, "risk"))]
+    assert batches == [2, 1]
+    with pytest.raises(ConfigurationError):
+        engine.decide_many(both, ["CreateProcessingJob", "NoSuchAction"], Target("x", "risk", "y"))
