@@ -38,7 +38,7 @@ class AuditEventRow(Base):
         Index("ix_audit_events_time", "time"),
         Index("ix_audit_events_request_id", "request_id"),
         # Searches page in chain order: seq second, so a page reads its entries in order and stops
-        # (migration 0014_console_indexes).
+        # (migration 0015_console_indexes).
         Index("ix_audit_events_principal_seq", "principal", "seq"),
         Index("ix_audit_events_action_seq", "action", "seq"),
         Index("ix_audit_events_team_seq", "team", "seq"),

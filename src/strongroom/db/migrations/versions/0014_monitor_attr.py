@@ -1,6 +1,6 @@
 """monitor attr: explainability schedules, persisted every-N-records counters, team alert webhooks
 
-Revision ID: 0014_monitor_attr
+Revision ID: 0014
 Revises: 0013
 Create Date: 2026-12-06 11:30:00.000000
 """
@@ -12,7 +12,7 @@ from alembic import op
 
 import strongroom.db.base
 
-revision = "0014_monitor_attr"
+revision = "0014"
 down_revision = "0013"
 branch_labels = None
 depends_on = None

@@ -6,8 +6,8 @@ alone makes the database collect every match and sort it (12,000 rows for one pe
 events), and a filter without an index (team, decision) scans the whole log when few events
 match. With ``seq`` second in each index, a page reads its 25 entries in order and stops.
 
-Revision ID: 0014_console_indexes
-Revises: 0013
+Revision ID: 0015
+Revises: 0014
 Create Date: 2026-12-06 11:45:00.000000
 """
 
@@ -15,8 +15,8 @@ from __future__ import annotations
 
 from alembic import op
 
-revision = "0014_console_indexes"
-down_revision = "0013"
+revision = "0015"
+down_revision = "0014"
 branch_labels = None
 depends_on = None
 
