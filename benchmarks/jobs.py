@@ -201,7 +201,9 @@ def main() -> None:
             "tls": "none on either side for (b) (the job talks to the platform over a Unix socket)",
             "cgroups": "each side in a cgroup of its own (the job's sandbox; one made for the peer), so neither "
             "gets a larger CPU share of the loaded machine",
-            "threads": "2 on both sides (the job's cpus=2 on a 2-core machine; the peer uses all cores)",
+            "threads": "2 on both sides: XGBoost's default nthread (all usable cores) in the sandbox (cpus=2, "
+            "OMP_NUM_THREADS=2) and bare (2 cores)",
+            "hyperparameters": {**PARAMS, "num_round": rounds, "source": "the workshop's (notebook 01, step 12)"},
             "timing": "ours: create call to the platform's ended_at; peer: process wall time",
             "xgboost": version("xgboost"),
             "sizes": {"rows": rows, "rounds": rounds, "features": 10},
