@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from _common import alternate, figure, parser, repeats, save, version
-from jobs_algorithm import PEER, PEER_PHASES, make_data, run_in_own_cgroup
+from jobs_algorithm import PEER, PEER_PHASES, ROUNDS, WORKSHOP, make_data, run_in_own_cgroup
 
 from strongroom.core import launcher
 from strongroom.core.config import Config
@@ -39,7 +39,7 @@ from strongroom.jobs.models import Job
 from strongroom.platform import initialize
 from strongroom.sdk.session import Session
 
-PARAMS = {"max_depth": 6, "eta": 0.3, "objective": "binary:logistic", "eval_metric": "auc", "seed": 0}
+PARAMS = WORKSHOP
 
 
 def _wait(session: Session, name: str, timeout: float = 3600) -> Job:
@@ -100,7 +100,7 @@ def main() -> None:
     args_parser.add_argument("--rows", type=int, default=1_000_000, help="rows of the training file (b)")
     args_parser.add_argument("--dask", action="store_true", help="also (c): 2 Dask workers vs 1 (slow)")
     args = args_parser.parse_args()
-    rows, rounds = (20_000, 10) if args.smoke else (args.rows, 100)
+    rows, rounds = (20_000, 10) if args.smoke else (args.rows, ROUNDS)
     runs = repeats(args)
     work = Path(tempfile.mkdtemp(prefix="sr-bench-jobs-"))
     config = Config(home=work / "home", port=0)
@@ -201,7 +201,9 @@ def main() -> None:
             "tls": "none on either side for (b) (the job talks to the platform over a Unix socket)",
             "cgroups": "each side in a cgroup of its own (the job's sandbox; one made for the peer), so neither "
             "gets a larger CPU share of the loaded machine",
-            "threads": "2 on both sides (the job's cpus=2 on a 2-core machine; the peer uses all cores)",
+            "threads": "2 on both sides: XGBoost's default nthread (all usable cores) in the sandbox (cpus=2, "
+            "OMP_NUM_THREADS=2) and bare (2 cores)",
+            "hyperparameters": {**PARAMS, "num_round": rounds, "source": "the workshop's (notebook 01, step 12)"},
             "timing": "ours: create call to the platform's ended_at; peer: process wall time",
             "xgboost": version("xgboost"),
             "sizes": {"rows": rows, "rounds": rounds, "features": 10},

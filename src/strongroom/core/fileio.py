@@ -11,23 +11,32 @@ import tempfile
 from collections.abc import Iterable
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
+from typing import Protocol
+
+
+class Digest(Protocol):
+    """What :func:`write_all` feeds the written bytes to (a ``hashlib`` hash)."""
+
+    def update(self, data: bytes | memoryview, /) -> None: ...
+
 
 _DIRECT_BLOCK = 4 * 1024 * 1024
 _ALIGN = 4096
 
 
-def write_all(fd: int, chunks: Iterable[bytes]) -> int:
-    """Write every chunk to ``fd`` and return the byte count.
+def write_all(fd: int, chunks: Iterable[bytes], digest: Digest | None = None) -> int:
+    """Write every chunk to ``fd`` and return the byte count; ``digest``, if given, is fed every byte.
 
     Data goes through aligned buffers with O_DIRECT where the filesystem supports it (falling back
     to ordinary writes where it does not): on virtual disks the page cache's write-back throttling
     makes buffered writes of large files several times slower than direct ones. Each full block is
     written by a helper thread while the caller fills the next, so the disk and whatever produces
-    the chunks (the network, decryption) work at the same time.
+    the chunks (the network, decryption) work at the same time; the helper also hashes each block
+    it writes, so hashing leaves the producer's thread too.
     """
     if not _set_direct(fd):
-        return _write_plain(fd, chunks)
-    writer = _DirectWriter(fd)
+        return _write_plain(fd, chunks, digest)
+    writer = _DirectWriter(fd, digest)
     try:
         for chunk in chunks:
             writer.add(chunk)
@@ -39,8 +48,9 @@ def write_all(fd: int, chunks: Iterable[bytes]) -> int:
 class _DirectWriter:
     """Fills one aligned block while the previous one is written (at most one write in flight)."""
 
-    def __init__(self, fd: int) -> None:
+    def __init__(self, fd: int, digest: Digest | None = None) -> None:
         self.fd = fd
+        self.digest = digest
         self.buffers = [mmap.mmap(-1, _DIRECT_BLOCK)]
         self.current = self.buffers[0]
         self.filled = 0
@@ -67,11 +77,11 @@ class _DirectWriter:
         self.current = self.buffers[1] if full is self.buffers[0] else self.buffers[0]
         self.filled = 0
         if not self.direct:
-            self.written += _write_view(self.fd, memoryview(full))
+            self.written += _write_view(self.fd, memoryview(full), self.digest)
             return
         if self.pool is None:  # small files never start the thread
             self.pool = ThreadPoolExecutor(1, thread_name_prefix="strongroom-write")
-        self.in_flight = (self.pool.submit(_write_view, self.fd, memoryview(full)), full)
+        self.in_flight = (self.pool.submit(_write_view, self.fd, memoryview(full), self.digest), full)
 
     def _settle(self) -> None:
         """Wait for the write in flight; if the filesystem refused O_DIRECT, write it plainly."""
@@ -84,15 +94,15 @@ class _DirectWriter:
         except OSError:  # the filesystem refused O_DIRECT after all (nothing was written)
             _clear_direct(self.fd)
             self.direct = False
-            self.written += _write_view(self.fd, memoryview(buffer))
+            self.written += _write_view(self.fd, memoryview(buffer), self.digest)
 
     def finish(self) -> int:
         self._settle()
         aligned = self.filled - self.filled % _ALIGN if self.direct else 0
         if aligned:
-            self.written += _write_view(self.fd, memoryview(self.current)[:aligned])
+            self.written += _write_view(self.fd, memoryview(self.current)[:aligned], self.digest)
         _clear_direct(self.fd)
-        self.written += _write_view(self.fd, memoryview(self.current)[aligned : self.filled])
+        self.written += _write_view(self.fd, memoryview(self.current)[aligned : self.filled], self.digest)
         return self.written
 
     def close(self) -> None:
@@ -107,18 +117,22 @@ class _DirectWriter:
                 buffer.close()
 
 
-def _write_plain(fd: int, chunks: Iterable[bytes]) -> int:
+def _write_plain(fd: int, chunks: Iterable[bytes], digest: Digest | None = None) -> int:
     written = 0
     for chunk in chunks:
-        written += _write_view(fd, memoryview(chunk))
+        written += _write_view(fd, memoryview(chunk), digest)
     return written
 
 
-def _write_view(fd: int, view: memoryview) -> int:
+def _write_view(fd: int, view: memoryview, digest: Digest | None = None) -> int:
+    """Write all of ``view``, then (it was written: an O_DIRECT refusal raises before) hash it."""
+    whole = view
     total = len(view)
     while view:
         n = os.write(fd, view)
         view = view[n:]
+    if digest is not None:
+        digest.update(whole)
     return total
 
 

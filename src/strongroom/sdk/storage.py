@@ -237,9 +237,8 @@ class Buckets:
         tmp = target.with_name(f".{target.name}.part")
         digest = hashlib.sha256()
 
-        def hashed(chunks: Iterable[bytes]) -> Iterator[bytes]:
+        def counted(chunks: Iterable[bytes]) -> Iterator[bytes]:
             for chunk in chunks:
-                digest.update(chunk)
                 if progress:
                     progress(len(chunk))
                 yield chunk
@@ -247,8 +246,8 @@ class Buckets:
         try:
             with self.stream(bucket, key, version_id=version_id) as (response, chunks):
                 fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o666)  # the umask applies
-                try:
-                    write_all(fd, hashed(chunks))
+                try:  # hashed as written, by write_all's writer thread for large files
+                    write_all(fd, counted(chunks) if progress else chunks, digest)
                 finally:
                     os.close(fd)
                 expected = response.headers.get("x-sr-sha256")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import errno
 import fcntl
+import hashlib
 import os
 import random
 import threading
@@ -100,3 +101,23 @@ def test_a_write_error_reaches_the_caller(tmp_path: Path) -> None:
             fileio.write_all(read_only, [b"z" * (2 * BLOCK)])
     finally:
         os.close(read_only)
+
+
+@pytest.mark.parametrize("size", [0, 4095, BLOCK, 3 * BLOCK + 12345])
+@pytest.mark.parametrize("direct", [True, False])
+def test_the_digest_sees_exactly_the_bytes_written(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, size: int, direct: bool
+) -> None:
+    """The SDK's download checks an object's SHA-256 on what write_all hashed: every byte, once, in order."""
+    if not direct:
+        monkeypatch.setattr(fileio, "_set_direct", lambda fd: False)
+    data = random.Random(size).randbytes(size)
+    path = tmp_path / "out.bin"
+    digest = hashlib.sha256()
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        fileio.write_all(fd, _pieces(data, size + 1), digest)
+    finally:
+        os.close(fd)
+    assert path.read_bytes() == data
+    assert digest.hexdigest() == hashlib.sha256(data).hexdigest()

@@ -17,6 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from strongroom.api.deps import context, platform
 from strongroom.api.pagination import Page
+from strongroom.api.streaming.threaded import threaded_body
 from strongroom.core.context import RequestContext
 from strongroom.core.errors import InvalidInput
 from strongroom.platform import Platform
@@ -279,7 +280,8 @@ def get_object(
     if wanted:
         status = 206
         headers["content-range"] = f"bytes {stream.start}-{max(stream.end - 1, stream.start)}/{meta.size}"
-    return StreamingResponse(stream.chunks, status_code=status, headers=headers, media_type=meta.content_type)
+    body = threaded_body(stream.chunks)
+    return StreamingResponse(body, status_code=status, headers=headers, media_type=meta.content_type)
 
 
 @router.delete("/objects/{bucket}/{key:path}")
