@@ -57,6 +57,7 @@ if __name__ == "__main__":
         ssl_keyfile=sys.argv[3],
         ssl_ciphers="ECDHE+AESGCM:ECDHE+CHACHA20",
         http="h11",  # as Strongroom's listeners
+        loop="asyncio",  # as strongroom up: uvloop read a refused 64 MiB header flood to its end
         log_level="warning",
         access_log=False,
     )

@@ -245,7 +245,7 @@ def main() -> int:
             "in process": peer_name,
             "https": "uvicorn + h11 + Starlette serving/storing the plain file (benchmarks/_bare_files.py)",
         },
-        "event loop": "uvloop on both sides (what uvicorn.run picks for the peer; strongroom up runs on it too)",
+        "event loop": "asyncio's own loop on both sides (strongroom up stays on it: see docs/encryption.md)",
         "server get path": "ours: a worker thread decrypts 4 MiB ahead while the event loop sends; the peer reads "
         "the file in 1 MiB chunks on the event loop",
         "durability": "put: fsync + rename on both sides; in-process get: written and fsynced on both sides; "
