@@ -148,6 +148,7 @@ class CaptureSpool:
             leftover.rename(leftover.with_suffix(".sealed"))
         self._segment = self._open_segment()
         self.captured = 0
+        self.flushes = 0  # group commits: one fsync each
         self.dropped = 0
         self.uploaded_objects = 0
         self._thread = threading.Thread(target=self._run, name=f"capture-{endpoint_id[:8]}", daemon=True)
@@ -220,6 +221,7 @@ class CaptureSpool:
                     os.write(self._segment[1], b"".join(frames))
                     os.fdatasync(self._segment[1])  # the data and the size that reaches it
                     self.captured += len(batch)
+                    self.flushes += 1
             except OSError:
                 log.exception("capture spool: a write failed; %d records are refused", len(batch))
                 ok = False

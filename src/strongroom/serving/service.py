@@ -316,7 +316,7 @@ class ServingService:
         with contextlib.suppress(OSError):  # a segment sealed or uploaded while we look
             pending = len(capture.sealed_segments(spool.directory))
             oldest = capture.oldest_pending(spool.directory)
-        return capture_stats(spool.captured, spool.dropped, pending, spool.uploaded_objects, oldest)
+        return capture_stats(spool.captured, spool.dropped, pending, spool.uploaded_objects, oldest, spool.flushes)
 
     def collector(self) -> ServingCollector:
         """The data plane's Prometheus families (the platform registers it on ``/metrics``)."""
