@@ -9,9 +9,11 @@ connect-per-request on the hot path).
 
 from __future__ import annotations
 
-import asyncio
 import struct
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
+
+if TYPE_CHECKING:  # the worker in the sandbox reads frames blocking; it need not import asyncio
+    import asyncio
 
 HEAD = struct.Struct(">HII")
 MAX_META = 64 * 1024
