@@ -220,8 +220,7 @@ def serve(
         await asyncio.gather(*tasks)
 
     try:
-        with asyncio.Runner(loop_factory=event_loop_factory()) as loop_runner:
-            loop_runner.run(main())
+        asyncio.run(main())
     finally:
         if runner is not None:
             runner.stop()
@@ -231,17 +230,6 @@ def serve(
         if listeners is None:
             with contextlib.suppress(FileNotFoundError):
                 socket_path.unlink()
-
-
-def event_loop_factory() -> Callable[[], asyncio.AbstractEventLoop]:
-    """uvloop's event loop (``uvicorn[standard]`` installs it): its TLS and socket transports are
-    compiled, where asyncio's TLS runs in Python, so a small request costs the API process about
-    half the CPU. asyncio's own loop where uvloop cannot be imported."""
-    try:
-        import uvloop
-    except ImportError:
-        return asyncio.new_event_loop
-    return uvloop.new_event_loop
 
 
 def _owner_pid(config: Config) -> Callable[[], int]:
