@@ -93,14 +93,16 @@ class Channel:
         connection = await self._connection()
         waiter: asyncio.Future[tuple[int, bytes, bytes]] = asyncio.get_running_loop().create_future()
         connection.waiting.append(waiter)
-        connection.writer.write(wire.pack(0, meta, body))
         try:
+            connection.writer.write(wire.pack(0, meta, body))
             if len(body) > 65536:
                 await connection.writer.drain()
-            return await asyncio.wait_for(waiter, self.timeout if timeout is None else timeout)
         except (OSError, RuntimeError) as exc:  # the transport broke while writing
+            waiter.cancel()
             connection.close(exc)
             raise ChannelClosed(f"the connection broke: {exc!r}") from exc
+        # A timeout (TimeoutError) leaves the connection to the other requests on it.
+        return await asyncio.wait_for(waiter, self.timeout if timeout is None else timeout)
 
     def close(self) -> None:
         """Close every connection (from any thread; each on its own loop)."""
