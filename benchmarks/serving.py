@@ -485,7 +485,8 @@ def main() -> None:
             compared={
                 "ours": f"Strongroom {version('strongroom')}: HTTPS (TLS 1.2+), bearer token, InvokeEndpoint "
                 "policy decision (kept for the token's lifetime), sandboxed worker process (1 instance), "
-                "100% data capture (input and output) in an encrypted write-ahead spool, acknowledged after write",
+                "100% data capture (input and output) in an encrypted write-ahead spool, each answer sent only once "
+                "the group commit (one fsync for every record waiting) that covers its record is durable",
                 "mlflow": mlflow_name if mlflow else "not run (smoke, or not installed: pip install -e '.[bench]')",
                 "bare": bare_name,
                 "model": f"XGBoost {xgb.__version__}, workshop hyperparameters {PARAMS}, {ROUNDS} rounds, "
@@ -500,6 +501,11 @@ def main() -> None:
             start_runs=started,
             control_plane_rss_mb=front_rss,
             capture=json.loads(stats.capture.model_dump_json()) if stats.capture else None,
+            capture_records_per_fsync=(
+                round(stats.capture.captured / stats.capture.flushes, 2)
+                if stats.capture and stats.capture.flushes
+                else None
+            ),
             invocations=json.loads(stats.invocations.model_dump_json()) if stats.invocations else None,
         )
         print(f"summary: {path}")

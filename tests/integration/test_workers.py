@@ -193,6 +193,22 @@ def test_endpoint_invocations_from_every_process_reach_the_one_pool_of_workers(t
     answered = _answered(two_sqlite, prefix)
     assert len(answered) == 2 and all(set(s) == {200} for s in answered.values()), answered
 
+    # Explanations and refusals come back the same whichever process the request reached.
+    prefix = f"explain-{uuid.uuid4().hex[:8]}-"
+    first = ",".join(str(v) for v in rows[0])
+    for i in range(12):
+        headers = {"authorization": f"Bearer {env.alice_token}", "content-type": "text/csv"}
+        with httpx.Client(base_url=two_sqlite.url, verify=context, headers=headers, timeout=60) as client:
+            path = f"/endpoints/{env.team}/scorer/invocations"
+            explained = client.post(f"{path}?explain=true", content=first, headers={"x-request-id": f"{prefix}{i}"})
+            refused = client.post(path, content="20000,2,2", headers={"x-request-id": f"{prefix}bad-{i}"})
+        assert explained.status_code == 200, explained.text
+        [prediction] = explained.json()["predictions"]
+        assert np.float32(prediction["score"]) == expected[0]
+        assert refused.status_code == 422 and (refused.json()["row"], refused.json()["column"]) == (1, 4), refused.text
+    answered = _answered(two_sqlite, prefix)
+    assert len(answered) == 2 and all(set(s) == {200, 422} for s in answered.values()), answered
+
 
 def test_team_git_is_served_by_every_process_from_one_shared_mount(two_sqlite: RunningServer, tmp_path: Path) -> None:
     from tests.integration.test_git import git

@@ -53,7 +53,6 @@ ROUTERS = (
     notebooks.router,
     metrics.router,
     serving.router,
-    serving.invocations,
     model_registry.router,
     monitoring.router,
 )
@@ -76,6 +75,7 @@ def create_app(platform: Platform) -> FastAPI:
     app.router.routes.extend(git_http.routes())
     # The notebook proxy is the hot path: matched first (no API path starts with /notebooks/).
     app.router.routes[:0] = notebook_proxy.routes()
+    app.router.routes[:0] = serving.invocation_routes()  # the data plane's hot path: matched first
     app.router.routes.extend(notebook_packages.routes())
     app.router.routes.extend(console.routes())
     app.add_exception_handler(StrongroomError, problems.strongroom_error)

@@ -1,7 +1,11 @@
 """Data capture: the record shape, and a write-ahead spool that loses no acknowledged request.
 
 An invocation is answered 2xx only after its capture record is in the spool and the spool is
-fsync'd (group commit: one writer thread syncs the records of many concurrent requests at once).
+fsync'd. Group commit: concurrent requests queue their records; one writer thread takes every
+record waiting, writes them with one ``write`` and covers them with one ``fsync``, then wakes each
+request whose record that flush covered (an asyncio future on the event loop, so no thread is
+held per request). While it syncs, the next requests queue up for the next flush: the busier the
+endpoint, the more records one fsync covers.
 Spool records are AES-256-GCM encrypted under the endpoint's data key (wrapped by the team key),
 so nothing captured is plaintext on disk. A spool segment is sealed, uploaded as hourly
 ``.jsonl`` objects through the storage service (encrypted under the team key again), and only then
@@ -10,7 +14,9 @@ removed; segments left by a crash (``kill -9`` of the platform) are uploaded whe
 
 from __future__ import annotations
 
+import asyncio
 import base64
+import contextlib
 import datetime as dt
 import json
 import logging
@@ -20,7 +26,7 @@ import struct
 import threading
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
@@ -121,8 +127,7 @@ def oldest_pending(directory: Path) -> float | None:
 class _Pending:
     variant: str
     line: bytes
-    done: threading.Event = field(default_factory=threading.Event)
-    ok: bool = False
+    flushed: Callable[[bool], None]  # called by the writer thread: True once the record is durable
 
 
 class CaptureSpool:
@@ -143,6 +148,7 @@ class CaptureSpool:
             leftover.rename(leftover.with_suffix(".sealed"))
         self._segment = self._open_segment()
         self.captured = 0
+        self.flushes = 0  # group commits: one fsync each
         self.dropped = 0
         self.uploaded_objects = 0
         self._thread = threading.Thread(target=self._run, name=f"capture-{endpoint_id[:8]}", daemon=True)
@@ -152,15 +158,42 @@ class CaptureSpool:
         path = self.directory / f"{dt.datetime.now(dt.UTC).strftime('%Y%m%d%H%M%S%f')}-{uuid.uuid4().hex[:8]}.open"
         return path, os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
 
+    def _drop(self) -> bool:
+        with self._lock:
+            self.dropped += 1
+        return False
+
+    async def commit(self, variant: str, record: dict[str, object]) -> bool:
+        """Write ``record`` durably; True once the flush that covers it is fsync'd (then, and only
+        then, the request may be acknowledged). False (counted as dropped) if it could not be."""
+        loop = asyncio.get_running_loop()
+        flushed: asyncio.Future[bool] = loop.create_future()
+
+        def settle(ok: bool) -> None:
+            if not flushed.done():  # else it timed out: the request was refused already
+                flushed.set_result(ok)
+
+        def wake(ok: bool) -> None:
+            with contextlib.suppress(RuntimeError):  # the loop closed (shutdown): nobody waits any more
+                loop.call_soon_threadsafe(settle, ok)
+
+        self._queue.put(_Pending(variant, json.dumps(record, separators=(",", ":")).encode(), wake))
+        try:
+            ok = await asyncio.wait_for(flushed, self.commit_timeout)
+        except TimeoutError:
+            ok = False
+        return ok or self._drop()
+
     def append(self, variant: str, record: dict[str, object]) -> bool:
-        """Write ``record`` durably; True once it is fsync'd (then the request may be acknowledged)."""
-        pending = _Pending(variant, json.dumps(record, separators=(",", ":")).encode())
-        self._queue.put(pending)
-        if not pending.done.wait(self.commit_timeout) or not pending.ok:
-            with self._lock:
-                self.dropped += 1
-            return False
-        return True
+        """:meth:`commit` for a caller outside an event loop (blocks until the flush)."""
+        done, outcome = threading.Event(), [False]
+
+        def wake(ok: bool) -> None:
+            outcome[0] = ok
+            done.set()
+
+        self._queue.put(_Pending(variant, json.dumps(record, separators=(",", ":")).encode(), wake))
+        return (done.wait(self.commit_timeout) and outcome[0]) or self._drop()
 
     def _run(self) -> None:
         while True:
@@ -186,14 +219,14 @@ class CaptureSpool:
             try:
                 with self._lock:
                     os.write(self._segment[1], b"".join(frames))
-                    os.fsync(self._segment[1])
+                    os.fdatasync(self._segment[1])  # the data and the size that reaches it
                     self.captured += len(batch)
+                    self.flushes += 1
             except OSError:
                 log.exception("capture spool: a write failed; %d records are refused", len(batch))
                 ok = False
             for item in batch:
-                item.ok = ok
-                item.done.set()
+                item.flushed(ok)
 
     def seal(self) -> list[Path]:
         """Close the current segment and start a new one; every sealed segment, oldest first."""
@@ -241,13 +274,26 @@ def sealed_segments(directory: Path) -> list[Path]:
     return sorted(directory.glob("*.sealed"))
 
 
+_WHEN = b'"inferenceTime":"'
+
+
+def _hour(line: bytes) -> str:
+    """``yyyy/mm/dd/hh`` of a record's inference time. The spool holds only lines this module
+    wrote, where the key's quotes are unescaped (in the captured data they would be ``\\"``), so
+    a search finds it without parsing the record (an upload reads thousands a second)."""
+    at = line.rfind(_WHEN) + len(_WHEN)
+    when = line[at : at + 13].decode()  # yyyy-mm-ddThh
+    if at < len(_WHEN) or len(when) != 13 or when[4] != "-" or when[7] != "-" or when[10] != "T":
+        when = json.loads(line)["eventMetadata"]["inferenceTime"][:13]
+    return f"{when[:4]}/{when[5:7]}/{when[8:10]}/{when[11:13]}"
+
+
 def hourly_objects(records: list[tuple[str, bytes]], prefix: str, endpoint: str) -> dict[str, list[bytes]]:
     """Group records into ``<prefix>/<endpoint>/<variant>/yyyy/mm/dd/hh/<name>.jsonl`` keys."""
     objects: dict[str, list[bytes]] = {}
     name = f"{dt.datetime.now(dt.UTC).strftime('%M-%S-%f')[:-3]}-{uuid.uuid4().hex}.jsonl"
     for variant, line in records:
-        when = json.loads(line)["eventMetadata"]["inferenceTime"]
-        hour = dt.datetime.strptime(when[:13], "%Y-%m-%dT%H").strftime("%Y/%m/%d/%H")
+        hour = _hour(line)
         key = "/".join(p for p in (prefix.strip("/"), endpoint, variant, hour, name) if p)
         objects.setdefault(key, []).append(line)
     return objects

@@ -162,6 +162,8 @@ class CaptureStats(BaseModel):
     dropped: int = 0
     pending: int = 0
     uploaded_objects: int = 0
+    # Group commits: each fsync made every record waiting durable at once (captured / flushes per fsync).
+    flushes: int = 0
     # Seconds since the oldest captured record not yet uploaded to the bucket was spooled (0: none).
     lag_seconds: float = 0.0
 

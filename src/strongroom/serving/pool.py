@@ -14,14 +14,13 @@ import json
 import os
 import random
 import shutil
+import socket
 import stat
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-
-import httpcore
 
 from strongroom.core.errors import Unavailable
 from strongroom.sandbox import (
@@ -35,10 +34,11 @@ from strongroom.sandbox import (
     discover,
 )
 from strongroom.sandbox.models import GiB, MiB
+from strongroom.serving.channel import Channel
+from strongroom.serving.inside import wire
 
 INSIDE_SOCK = "/run/strongroom/ep-sock"
-TIMEOUT = {"timeout": {"connect": 5.0, "read": 30.0, "write": 30.0, "pool": 30.0}}
-WORKER_ERRORS = (httpcore.NetworkError, httpcore.ProtocolError, httpcore.TimeoutException)
+INVOCATION_TIMEOUT = 30.0
 
 
 @dataclass
@@ -46,12 +46,12 @@ class WorkerProcess:
     runtime_dir: Path
     process: SandboxProcess
     socket_fd: int | None = None
-    client: httpcore.ConnectionPool | None = None
+    channel: Channel | None = None  # set once the model is loaded: the worker serves
     tail: list[str] = field(default_factory=list)
 
     def close(self) -> None:
-        if self.client is not None:
-            self.client.close()
+        if self.channel is not None:
+            self.channel.close()
         if self.socket_fd is not None:
             with contextlib.suppress(OSError):
                 os.close(self.socket_fd)
@@ -69,7 +69,7 @@ class Variant:
 
     def pick(self) -> list[WorkerProcess]:
         """The workers, starting with the next in round-robin order (the rest are fallbacks)."""
-        ready = [w for w in self.workers if w.client is not None]
+        ready = [w for w in self.workers if w.channel is not None]
         if not ready:
             return []
         start = next(self._next) % len(ready)
@@ -212,29 +212,19 @@ class WorkerPool:
             worker.socket_fd = _open_socket(runtime / "w.sock")
             if worker.socket_fd is None:
                 time.sleep(0.05)
-        # httpcore, not httpx: the hot path needs neither httpx's per-request INFO log nor its overhead.
-        client = httpcore.ConnectionPool(uds=f"/proc/self/fd/{worker.socket_fd}", max_connections=256)
+        path = f"/proc/self/fd/{worker.socket_fd}"
         try:
             # Loading imports XGBoost and parses the model: on a busy machine that takes longer than
             # an invocation may, so it has the start's deadline rather than the request timeout.
-            load = {"timeout": {**TIMEOUT["timeout"], "read": self.ready_timeout}}
-            answer = client.request(
-                "PUT",
-                "http://worker/model",
-                headers=[(b"X-Strongroom-Runtime", variant.runtime.encode())],
-                content=variant.model,
-                extensions=load,
-            )
-        except WORKER_ERRORS as exc:
-            client.close()
+            status, _, answer = _load_model(path, variant.runtime, variant.model, self.ready_timeout)
+        except (OSError, wire.FrameError) as exc:
             worker.process.stop("model load failed")
             raise Unavailable(f"variant {variant.name}: the worker could not take the model: {exc}") from exc
-        if answer.status != 200:
-            client.close()
+        if status != 200:
             worker.process.stop("model load failed")
-            detail = json.loads(answer.content).get("detail", "") if answer.content.startswith(b"{") else ""
-            raise Unavailable(f"variant {variant.name}: {detail or repr(answer.content[:500])}")
-        worker.client = client
+            detail = json.loads(answer).get("detail", "") if answer.startswith(b"{") else ""
+            raise Unavailable(f"variant {variant.name}: {detail or repr(answer[:500])}")
+        worker.channel = Channel(path, timeout=INVOCATION_TIMEOUT)
         return worker
 
     def supervise(self) -> list[str]:
@@ -245,9 +235,9 @@ class WorkerPool:
                 for index, worker in enumerate(list(variant.workers)):
                     if worker.process.running():
                         continue
-                    client, worker.client = worker.client, None
-                    if client is not None:
-                        client.close()
+                    channel, worker.channel = worker.channel, None  # routed to no more
+                    if channel is not None:
+                        channel.close()
                     worker.close()
                     try:
                         variant.workers[index] = self._start_worker(live, variant, index)
@@ -278,6 +268,19 @@ class WorkerPool:
     def stop_all(self) -> None:
         for endpoint_id in list(self._live):
             self.stop(endpoint_id)
+
+
+def _load_model(path: str, runtime: str, archive: bytes, timeout: float) -> tuple[int, bytes, bytes]:
+    """Hand the decrypted archive to a starting worker (a blocking call of the serving worker thread)."""
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+        sock.settimeout(timeout)
+        sock.connect(path)
+        sock.sendall(wire.pack(0, json.dumps({"op": "load", "runtime": runtime}).encode(), archive))
+        with sock.makefile("rb") as stream:
+            frame = wire.read_frame(stream)
+    if frame is None:
+        raise wire.FrameError("the worker closed the connection without an answer")
+    return frame
 
 
 def _open_socket(path: Path) -> int | None:

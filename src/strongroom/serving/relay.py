@@ -6,22 +6,22 @@ directory; sandboxes never see it). Another API process has already authenticate
 and audited the call (``ServingService.invoke``); it relays only the scoring: team, endpoint,
 variant, content type and body go in, the answer (or the problem that stopped it) comes back.
 Capture records are written by the owner, into the one spool per endpoint.
+
+The relay speaks the data plane's ``wire`` frames: each API process keeps one persistent,
+pipelined connection (a :class:`~strongroom.serving.channel.Channel`); the owner scores the
+requests of a connection concurrently, on an event loop of its own, and answers them in order.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
-import http.server
 import json
 import logging
 import os
-import socketserver
 import threading
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any
-
-import httpcore
 
 from strongroom.core.errors import (
     InvalidInput,
@@ -30,75 +30,85 @@ from strongroom.core.errors import (
     Unavailable,
     UnsupportedMediaType,
 )
+from strongroom.serving.channel import Channel, ChannelClosed
+from strongroom.serving.inside import wire
 
 log = logging.getLogger(__name__)
 
-Score = Callable[[str, str, bytes, str, str, str], tuple[bytes, str]]
+Score = Callable[[str, str, bytes, str, str, str], Awaitable[tuple[bytes, str]]]
 _ERRORS: dict[int, type[StrongroomError]] = {
     e.status: e for e in (InvalidInput, PayloadTooLarge, UnsupportedMediaType, Unavailable)
 }
-_TIMEOUT = {"timeout": {"connect": 5.0, "read": 60.0, "write": 30.0, "pool": 30.0}}
+_TIMEOUT = 60.0
 
 
-class _Server(socketserver.ThreadingMixIn, socketserver.UnixStreamServer):
-    daemon_threads = True
-    score: Score
-
-
-class _Handler(http.server.BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-    server: _Server
-
-    def do_POST(self) -> None:
-        length = int(self.headers.get("Content-Length", "0"))
-        body = self.rfile.read(length)
-        try:
-            answer, out_type = self.server.score(
-                self.headers.get("X-Team", ""),
-                self.headers.get("X-Endpoint", ""),
-                body,
-                self.headers.get("Content-Type", ""),
-                self.headers.get("X-Target-Variant", ""),
-                self.headers.get("X-Explain", ""),
-            )
-            status = 200
-        except StrongroomError as exc:
-            answer, out_type, status = json.dumps(exc.to_problem()).encode(), "application/problem+json", exc.status
-        except Exception as exc:  # the relaying process answers 503; the cause is logged here
-            log.exception("serving relay: scoring failed")
-            problem = Unavailable(f"the endpoint could not score the request: {type(exc).__name__}").to_problem()
-            answer, out_type, status = json.dumps(problem).encode(), "application/problem+json", 503
-        self.send_response(status)
-        self.send_header("Content-Type", out_type)
-        self.send_header("Content-Length", str(len(answer)))
-        self.end_headers()
-        self.wfile.write(answer)
-
-    def address_string(self) -> str:
-        return "api-process"
-
-    def log_message(self, format: str, *args: Any) -> None:
-        return None
+async def _answer(score: Score, meta: bytes, body: bytes) -> bytes:
+    try:
+        params = json.loads(meta)
+        answer, out_type = await score(
+            params["team"], params["endpoint"], body, params["content_type"], params["variant"], params["explain"]
+        )
+        return wire.pack(200, out_type.encode(), answer)
+    except StrongroomError as exc:
+        return wire.pack(exc.status, b"application/problem+json", json.dumps(exc.to_problem()).encode())
+    except Exception as exc:  # the relaying process answers 503; the cause is logged here
+        log.exception("serving relay: scoring failed")
+        problem = Unavailable(f"the endpoint could not score the request: {type(exc).__name__}").to_problem()
+        return wire.pack(503, b"application/problem+json", json.dumps(problem).encode())
 
 
 class RelayServer:
-    """The owner's side: scores relayed invocations with ``score`` until ``close``."""
+    """The owner's side: scores relayed invocations with ``score`` (on an event loop in a thread of
+    its own) until ``close``."""
 
     def __init__(self, path: Path, score: Score) -> None:
         path.unlink(missing_ok=True)
+        self.path = path
+        self._score = score
+        self._loop = asyncio.new_event_loop()
+        self._server: asyncio.AbstractServer | None = None
         old = os.umask(0o177)
         try:
-            self._server = _Server(str(path), _Handler)
+            self._server = self._loop.run_until_complete(asyncio.start_unix_server(self._serve, str(path)))
         finally:
             os.umask(old)
-        self._server.score = score
-        self.path = path
-        self._thread = threading.Thread(target=self._server.serve_forever, name="serving-relay", daemon=True)
+        self._thread = threading.Thread(target=self._loop.run_forever, name="serving-relay", daemon=True)
         self._thread.start()
 
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        answers: asyncio.Queue[asyncio.Task[bytes] | None] = asyncio.Queue()
+
+        async def send_in_order() -> None:
+            while (task := await answers.get()) is not None:
+                writer.write(await task)
+                await writer.drain()
+
+        sender = asyncio.get_running_loop().create_task(send_in_order())
+        try:
+            while True:
+                _, meta, body = await wire.read_frame_async(reader)
+                answers.put_nowait(asyncio.get_running_loop().create_task(_answer(self._score, meta, body)))
+        except (OSError, asyncio.IncompleteReadError, wire.FrameError):
+            pass
+        finally:
+            answers.put_nowait(None)
+            with contextlib.suppress(Exception):
+                await sender
+            writer.close()
+
     def close(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
+        async def stop() -> None:
+            if self._server is not None:
+                self._server.close()
+            for task in asyncio.all_tasks() - {asyncio.current_task()}:
+                task.cancel()
+
+        with contextlib.suppress(RuntimeError):
+            asyncio.run_coroutine_threadsafe(stop(), self._loop).result(10)
+            self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(10)
+        if not self._thread.is_alive():
+            self._loop.close()
         with contextlib.suppress(FileNotFoundError):
             self.path.unlink()
 
@@ -107,33 +117,25 @@ class RelayClient:
     """Another API process's side: hands the scoring to the owner."""
 
     def __init__(self, path: Path) -> None:
-        self._pool = httpcore.ConnectionPool(uds=str(path), max_connections=64)
+        self._channel = Channel(str(path), timeout=_TIMEOUT)
 
-    def __call__(
+    async def __call__(
         self, team: str, name: str, body: bytes, content_type: str, target_variant: str, explain: str = ""
     ) -> tuple[bytes, str]:
-        headers = [
-            (b"Content-Type", content_type.encode("latin-1")),
-            (b"X-Team", team.encode()),
-            (b"X-Endpoint", name.encode()),
-            (b"X-Target-Variant", target_variant.encode()),
-            (b"X-Explain", explain.encode()),
-        ]
+        params = {"team": team, "endpoint": name, "content_type": content_type, "variant": target_variant}
+        meta = json.dumps({**params, "explain": explain}).encode()
         try:
-            answer = self._pool.request(
-                "POST", "http://relay/invocations", headers=headers, content=body, extensions=_TIMEOUT
-            )
-        except (httpcore.NetworkError, httpcore.ProtocolError, httpcore.TimeoutException) as exc:
+            status, out_meta, answer = await self._channel.request(meta, body)
+        except (ChannelClosed, TimeoutError) as exc:
             raise Unavailable(
                 f"endpoint {team}/{name}: the process that runs the endpoints does not answer; retry shortly"
             ) from exc
-        out_type = next((v.decode() for k, v in answer.headers if k.lower() == b"content-type"), "")
-        if answer.status == 200:
-            return answer.content, out_type
-        problem = json.loads(answer.content)
-        error = _ERRORS.get(answer.status, Unavailable)
+        if status == 200:
+            return answer, out_meta.decode()
+        problem = json.loads(answer)
+        error = _ERRORS.get(status, Unavailable)
         extra = {k: v for k, v in problem.items() if k not in ("type", "title", "status", "detail", "field")}
         raise error(str(problem.get("detail", "")), field=problem.get("field"), **extra)
 
     def close(self) -> None:
-        self._pool.close()
+        self._channel.close()

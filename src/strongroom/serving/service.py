@@ -14,11 +14,12 @@ import random
 import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import anyio
 from sqlalchemy import select
 
 from strongroom.audit.events import Event
@@ -40,6 +41,7 @@ from strongroom.kms.service import KmsService
 from strongroom.lineage.service import LineageService
 from strongroom.policy.engine import Target
 from strongroom.serving import approval, capture
+from strongroom.serving.channel import ChannelClosed
 from strongroom.serving.db import EndpointConfigRow, EndpointRow, ModelRow
 from strongroom.serving.models import (
     CaptureStats,
@@ -53,7 +55,7 @@ from strongroom.serving.models import (
     ModelSpec,
     UpdateEndpointSpec,
 )
-from strongroom.serving.pool import TIMEOUT, WORKER_ERRORS, LiveEndpoint, Variant, WorkerPool
+from strongroom.serving.pool import LiveEndpoint, Variant, WorkerPool
 from strongroom.serving.stats import EndpointStats, ServingCollector, capture_stats
 from strongroom.storage.keys import parse_uri
 from strongroom.storage.models import ObjectVersion
@@ -65,6 +67,11 @@ MAX_INVOCATION_BYTES = 6 * 1024 * 1024  # the managed service's payload limit
 DECISION_CACHE_SECONDS = 60.0
 UNROUTED = "_refused"  # the capture folder of requests refused before a variant was chosen
 REVOKING_EVENTS = frozenset({"ApiTokenRevoked", "UserDisabled", "TeamMemberRemoved"})
+_PREDICT = {  # the worker's request parameters, encoded once
+    (kind, explain): json.dumps({"op": "predict", "kind": kind, "explain": explain}).encode()
+    for kind in ("csv", "json")
+    for explain in ("", "csv", "json")
+}
 
 
 def _spool_context(team: str, endpoint_id: str) -> dict[str, str]:
@@ -113,7 +120,7 @@ class ServingService:
         self._lock = threading.Lock()
         self.wake: Any = lambda: None
         # In an API process of `up --workers N` that does not own the endpoint workers: hands scoring to the owner.
-        self.relay: Callable[[str, str, bytes, str, str, str], tuple[bytes, str]] | None = None
+        self.relay: Callable[[str, str, bytes, str, str, str], Awaitable[tuple[bytes, str]]] | None = None
 
     # -- models ------------------------------------------------------------------------------
 
@@ -309,7 +316,7 @@ class ServingService:
         with contextlib.suppress(OSError):  # a segment sealed or uploaded while we look
             pending = len(capture.sealed_segments(spool.directory))
             oldest = capture.oldest_pending(spool.directory)
-        return capture_stats(spool.captured, spool.dropped, pending, spool.uploaded_objects, oldest)
+        return capture_stats(spool.captured, spool.dropped, pending, spool.uploaded_objects, oldest, spool.flushes)
 
     def collector(self) -> ServingCollector:
         """The data plane's Prometheus families (the platform registers it on ``/metrics``)."""
@@ -493,19 +500,20 @@ class ServingService:
             models[variant.model_name] = model.spec
         return models
 
-    # -- invocations --------------------------------------------------------------------------
+    # -- invocations (on the event loop) -------------------------------------------------------
 
-    def _ticket(self, ctx: RequestContext, team: str, name: str) -> Ticket:
-        """An InvokeEndpoint ticket. The first invocation by a credential decides and is audited; the
-        guard keeps that allowed decision for ``DECISION_CACHE_SECONDS`` and the invocations it
-        covers write no event of their own (they are counted per endpoint). Denials are never kept."""
+    def _resume(self, ctx: RequestContext, team: str, name: str) -> Ticket | None:
+        """The InvokeEndpoint ticket covered by a kept decision (memory only: on the event loop)."""
+        return self.guard.resume(ctx, "InvokeEndpoint", Target("endpoint", team, name))
+
+    def _begin(self, ctx: RequestContext, team: str, name: str) -> Ticket:
+        """Decide an InvokeEndpoint and audit it (a thread: it writes the audit log). The guard keeps
+        the allowed decision for ``DECISION_CACHE_SECONDS``; the invocations it covers write no
+        event of their own (they are counted per endpoint). Denials are never kept."""
         target = Target("endpoint", team, name)
-        covered = self.guard.resume(ctx, "InvokeEndpoint", target)
-        if covered is not None:
-            return covered
         return self.guard.begin(ctx, "InvokeEndpoint", target, cache_seconds=DECISION_CACHE_SECONDS)
 
-    def invoke(
+    async def invoke(
         self,
         ctx: RequestContext,
         team: str,
@@ -519,34 +527,41 @@ class ServingService:
     ) -> tuple[bytes, str]:
         """Score ``body`` on the endpoint; the answer and its content type.
 
-        With capture on, the answer is returned only once its capture record is durable. A refused
-        request (bad input, or ``refusal``: what the front door found before the body, such as 413
-        or 408) is counted, captured as an error outcome when sampled, and raised.
+        Authorized once per credential and endpoint (see :meth:`_begin`); a covered invocation
+        touches neither the database nor a thread. With capture on, the answer is returned only
+        once its capture record is durable (group commit, :class:`capture.CaptureSpool`). A
+        refused request (bad input, or ``refusal``: what the front door found before the body,
+        such as 413 or 408) is counted, captured as an error outcome when sampled, and raised.
         ``explain`` (``"json"`` or ``"csv"``) answers each score with its exact per-feature SHAP
         contributions in that format.
         """
-        ticket = self._ticket(ctx, team, name)
+        ticket = self._resume(ctx, team, name)
+        covered = ticket is not None
+        if ticket is None:
+            ticket = await anyio.to_thread.run_sync(self._begin, ctx, team, name)
         started = time.perf_counter()
         call = _Call()
         try:
             if refusal is not None:
                 raise refusal
-            answer = self._invoke(team, name, body, content_type, target_variant, explain, call)
+            answer = await self._invoke(team, name, body, content_type, target_variant, explain, call)
         except BaseException as exc:
             status = exc.status if isinstance(exc, StrongroomError) else 500
             self.stats.record(team, name, call.variant, status, call.model_seconds, time.perf_counter() - started)
             if not call.captured:
                 try:
-                    self._capture_refusal(team, name, call, body, content_type, exc)
+                    await self._capture_refusal(team, name, call, body, content_type, exc)
                 except Exception:  # the client gets its error whatever happens to the error's record
                     log.exception("endpoint %s/%s: the refused request could not be captured", team, name)
-            ticket.finish(exc)
+            if not covered:
+                await anyio.to_thread.run_sync(ticket.finish, exc)
             raise
         finally:
             if call.live is not None:
                 self.pool.release(call.live)
         self.stats.record(team, name, call.variant, 200, call.model_seconds, time.perf_counter() - started)
-        ticket.finish()
+        if not covered:
+            await anyio.to_thread.run_sync(ticket.finish)
         return answer
 
     def _capture_config(self, endpoint_id: str) -> tuple[capture.CaptureSpool, DataCaptureConfig] | None:
@@ -563,7 +578,7 @@ class ServingService:
             return None
         return spool, capture_config
 
-    def _capture_refusal(
+    async def _capture_refusal(
         self, team: str, name: str, call: _Call, body: bytes, content_type: str, exc: BaseException
     ) -> None:
         """Capture a refused request as an error outcome (never as if it had been answered)."""
@@ -578,9 +593,10 @@ class ServingService:
         if isinstance(exc, PayloadTooLarge):
             body = b""  # not read: only its size is known
         record = capture.error_record(capture_config, content_type, body, problem, dt.datetime.now(dt.UTC))
-        spool.append(call.variant or UNROUTED, record)  # a failure is counted as dropped; the answer is an error anyway
+        # A failure is counted as dropped; the answer is an error anyway.
+        await spool.commit(call.variant or UNROUTED, record)
 
-    def _invoke(
+    async def _invoke(
         self, team: str, name: str, body: bytes, content_type: str, target_variant: str, explain: str, call: _Call
     ) -> tuple[bytes, str]:
         base = content_type.split(";", 1)[0].strip().lower()
@@ -595,10 +611,10 @@ class ServingService:
         if not body.strip():
             raise InvalidInput("the body is empty; send one or more rows", field="body")
         if self.relay is not None:  # another API process owns the endpoint workers
-            return self.relay(team, name, body, content_type, target_variant, explain)
-        return self._score(team, name, body, kind, content_type, target_variant, explain, call)
+            return await self.relay(team, name, body, content_type, target_variant, explain)
+        return await self._score(team, name, body, kind, content_type, target_variant, explain, call)
 
-    def score(
+    async def score(
         self, team: str, name: str, body: bytes, content_type: str, target_variant: str, explain: str = ""
     ) -> tuple[bytes, str]:
         """Score an invocation another API process checked, authorized and audited (``up --workers``)."""
@@ -607,12 +623,12 @@ class ServingService:
             raise UnsupportedMediaType(f"Content-Type {content_type[:80]!r} is not served", field="Content-Type")
         call = _Call()
         try:
-            return self._score(team, name, body, kind, content_type, target_variant, explain, call)
+            return await self._score(team, name, body, kind, content_type, target_variant, explain, call)
         finally:
             if call.live is not None:
                 self.pool.release(call.live)
 
-    def _score(
+    async def _score(
         self,
         team: str,
         name: str,
@@ -633,46 +649,41 @@ class ServingService:
             if variant is None:
                 raise InvalidInput(f"endpoint {name} has no variant {target_variant!r}", field="X-Target-Variant")
         call.variant = variant.name
-        headers = [(b"X-Strongroom-Kind", kind.encode())]
-        if explain:
-            headers.append((b"X-Strongroom-Explain", b"csv" if explain == "csv" else b"json"))
+        meta = _PREDICT[(kind, explain)]
         answer = None
         sent = time.perf_counter()
         for worker in variant.pick():
-            client = worker.client
-            if client is None:
+            channel = worker.channel
+            if channel is None:
                 continue
             try:
-                answer = client.request(
-                    "POST", "http://worker/invocations", headers=headers, content=body, extensions=TIMEOUT
-                )
+                answer = await channel.request(meta, body)
                 break
-            except WORKER_ERRORS:
+            except (ChannelClosed, TimeoutError):
                 continue  # a worker that died (the supervisor restarts it): try the next
         call.model_seconds = time.perf_counter() - sent
         if answer is None:
             raise Unavailable(f"endpoint {team}/{name}: no worker of variant {variant.name} is up; retry shortly")
-        if answer.status == 400:
-            problem = json.loads(answer.content)
+        status, out_meta, content = answer
+        if status == 400:
+            problem = json.loads(content)
             where = "body" if problem.get("row") is None else f"body[row {problem['row']}]"
             if problem.get("column") is not None:
                 where += f"[column {problem['column']}]"
             raise InvalidInput(problem["detail"], field=where, row=problem.get("row"), column=problem.get("column"))
-        if answer.status != 200:
-            raise Unavailable(f"endpoint {team}/{name}: the worker answered {answer.status}")
-        out_type = next(
-            (v.decode() for k, v in answer.headers if k.lower() == b"content-type"), "text/csv; charset=utf-8"
-        )
+        if status != 200:
+            raise Unavailable(f"endpoint {team}/{name}: the worker answered {status}")
+        out_type = out_meta.decode() or "text/csv; charset=utf-8"
         sampled = self._capture_config(live.endpoint_id)
         if sampled is not None:
             spool, capture_config = sampled
             record = capture.capture_record(
-                capture_config, content_type, body, out_type, answer.content, dt.datetime.now(dt.UTC)
+                capture_config, content_type, body, out_type, content, dt.datetime.now(dt.UTC)
             )
             call.captured = True
-            if not spool.append(variant.name, record):
+            if not await spool.commit(variant.name, record):
                 raise Unavailable("the request could not be captured; it was not answered (retry it)")
-        return answer.content, out_type
+        return content, out_type
 
     def on_identity_event(self, event: Event) -> None:
         """A revoked token, a disabled user or a removed membership drops every cached decision."""

@@ -140,10 +140,17 @@ class EndpointStats:
             return list(self._counters.items())
 
 
-def capture_stats(captured: int, dropped: int, pending: int, uploaded: int, oldest: float | None) -> CaptureStats:
+def capture_stats(
+    captured: int, dropped: int, pending: int, uploaded: int, oldest: float | None, flushes: int = 0
+) -> CaptureStats:
     lag = max(time.time() - oldest, 0.0) if oldest is not None else 0.0
     return CaptureStats(
-        captured=captured, dropped=dropped, pending=pending, uploaded_objects=uploaded, lag_seconds=round(lag, 3)
+        captured=captured,
+        dropped=dropped,
+        pending=pending,
+        uploaded_objects=uploaded,
+        flushes=flushes,
+        lag_seconds=round(lag, 3),
     )
 
 
@@ -181,6 +188,11 @@ class ServingCollector(Collector):
                 "strongroom_endpoint_capture_records", "Capture records made durable in the spool", labels=endpoint
             ),
             CounterMetricFamily(
+                "strongroom_endpoint_capture_flushes",
+                "Group commits of the capture spool (one fsync each, covering every record waiting)",
+                labels=endpoint,
+            ),
+            CounterMetricFamily(
                 "strongroom_endpoint_capture_dropped",
                 "Capture records that could not be spooled (their request was refused 503)",
                 labels=endpoint,
@@ -193,7 +205,7 @@ class ServingCollector(Collector):
         )
 
     def collect(self) -> Iterator[Metric]:
-        invocations, model, overhead, records, dropped, lag = self._families()
+        invocations, model, overhead, records, flushes, dropped, lag = self._families()
         assert isinstance(invocations, CounterMetricFamily)
         for (team, endpoint, variant), c in self.stats.snapshot():
             labels = [team, endpoint, variant]
@@ -207,6 +219,7 @@ class ServingCollector(Collector):
                 )
         for team, endpoint, capture in self.captures():
             records.add_metric([team, endpoint], float(capture.captured))  # type: ignore[attr-defined]
+            flushes.add_metric([team, endpoint], float(capture.flushes))  # type: ignore[attr-defined]
             dropped.add_metric([team, endpoint], float(capture.dropped))  # type: ignore[attr-defined]
             lag.add_metric([team, endpoint], capture.lag_seconds)  # type: ignore[attr-defined]
-        yield from (invocations, model, overhead, records, dropped, lag)
+        yield from (invocations, model, overhead, records, flushes, dropped, lag)

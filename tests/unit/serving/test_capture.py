@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import json
 import os
+import threading
 from pathlib import Path
 
 import pytest
@@ -90,3 +92,52 @@ def test_a_spool_opened_with_another_key_cannot_read_it(tmp_path: Path) -> None:
     with pytest.raises(InvalidTag):
         other.read(segment)
     other.close()
+
+
+def test_group_commit_answers_no_request_before_the_fsync_that_covers_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Sixteen concurrent requests on the event loop: while the disk has not synced, none is
+    acknowledged; one fsync then covers every record that was waiting, and each request wakes."""
+    disk = threading.Event()
+    syncs: list[int] = []
+
+    def slow_fsync(fd: int) -> None:
+        disk.wait(10)
+        syncs.append(os.fstat(fd).st_size)
+
+    monkeypatch.setattr(capture.os, "fdatasync", slow_fsync)
+    spool = capture.CaptureSpool(tmp_path, os.urandom(32), "ep1")
+    records = [
+        capture.capture_record(CONFIG, "text/csv", f"{i},2,2,1,24".encode(), "text/csv", b"0.5", WHEN)
+        for i in range(16)
+    ]
+
+    async def invoke_all() -> list[bool]:
+        commits = [asyncio.ensure_future(spool.commit("AllTraffic", r)) for r in records]
+        await asyncio.sleep(0.3)
+        assert not any(c.done() for c in commits)  # nothing acknowledged before the disk synced
+        disk.set()
+        return list(await asyncio.gather(*commits))
+
+    assert asyncio.run(invoke_all()) == [True] * 16
+    assert spool.captured == 16 and spool.dropped == 0
+    assert spool.flushes == len(syncs) <= 2  # the first record's flush, then one for the fifteen that queued
+    # kill -9 now: the open segment alone holds every acknowledged record
+    [segment] = list(tmp_path.glob("*.open"))
+    assert [json.loads(line) for _, line in spool.read(segment)] == records
+
+
+def test_a_failed_group_commit_refuses_every_request_it_held(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    def broken_disk(fd: int) -> None:
+        raise OSError(5, "Input/output error")
+
+    monkeypatch.setattr(capture.os, "fdatasync", broken_disk)
+    spool = capture.CaptureSpool(tmp_path, os.urandom(32), "ep1")
+    record = capture.capture_record(CONFIG, "text/csv", b"1,2", "text/csv", b"0.5", WHEN)
+
+    async def invoke_all() -> list[bool]:
+        return list(await asyncio.gather(*(spool.commit("AllTraffic", record) for _ in range(4))))
+
+    assert asyncio.run(invoke_all()) == [False] * 4
+    assert spool.dropped == 4 and spool.captured == 0

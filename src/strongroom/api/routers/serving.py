@@ -6,12 +6,14 @@ from typing import Annotated
 
 import anyio
 from fastapi import APIRouter, Depends, Request, Response
+from starlette.routing import Route
 
 from strongroom.api.deps import context, platform
 from strongroom.api.pagination import Page
 from strongroom.api.problems import problem
 from strongroom.core.context import RequestContext
-from strongroom.core.errors import PayloadTooLarge, RequestTimeout, StrongroomError
+from strongroom.core.errors import InvalidInput, PayloadTooLarge, RequestTimeout, StrongroomError
+from strongroom.guard.connection import authenticate, request_context
 from strongroom.platform import Platform
 from strongroom.serving.models import (
     Endpoint,
@@ -26,7 +28,6 @@ from strongroom.serving.models import (
 from strongroom.serving.service import MAX_INVOCATION_BYTES
 
 router = APIRouter(prefix="/api/v1", tags=["serving"])
-invocations = APIRouter(tags=["serving"])
 Ctx = Annotated[RequestContext, Depends(context)]
 P = Annotated[Platform, Depends(platform)]
 
@@ -105,41 +106,65 @@ def delete_endpoint(team: str, name: str, ctx: Ctx, p: P) -> Endpoint:
     return p.serving.delete_endpoint(ctx, team, name)
 
 
-@invocations.post("/endpoints/{team}/{name}/invocations")
-async def invoke(team: str, name: str, request: Request, ctx: Ctx, p: P, explain: bool = False) -> Response:
+_TRUE, _FALSE = frozenset({"1", "true", "t", "yes", "y", "on"}), frozenset({"0", "false", "f", "no", "n", "off"})
+
+
+def _flag(request: Request, name: str) -> bool:
+    value = request.query_params.get(name, "false").lower()
+    if value not in _TRUE | _FALSE:
+        raise InvalidInput(f"?{name}= takes true or false, not {value[:20]!r}", field=name)
+    return value in _TRUE
+
+
+async def invoke(request: Request) -> Response:
     """``InvokeEndpoint``: text/csv or application/json rows in, one score per row out
     (``?explain=true``: each score with its exact per-feature SHAP contributions, as JSON, or as
-    CSV rows ``score,contribution...,bias`` with ``Accept: text/csv``)."""
-    content_type = request.headers.get("content-type", "")
-    variant = request.headers.get("x-target-variant", "")
-    declared = request.headers.get("content-length", "")
-    refusal: StrongroomError | None = None
-    explain_as = ""
-    if explain:
-        accept = request.headers.get("accept", "")
-        explain_as = "csv" if "text/csv" in accept and "application/json" not in accept else "json"
-    body = b""
-    if declared.isdigit() and int(declared) > MAX_INVOCATION_BYTES:
-        refusal = PayloadTooLarge(
-            f"the body is {declared} bytes; an invocation takes at most {MAX_INVOCATION_BYTES}", field="body"
-        )
-    else:
-        # A client that sends its body too slowly gets 408; the event loop serves others meanwhile.
-        seconds = p.config.invocation_body_timeout_seconds
-        try:
-            with anyio.fail_after(seconds):
-                body = await request.body()
-        except TimeoutError:
-            refusal = RequestTimeout(
-                f"the request body did not arrive within {seconds:g} s; send it at once", field="body"
-            )
+    CSV rows ``score,contribution...,bias`` with ``Accept: text/csv``).
+
+    The data plane's hot path: a plain ASGI route, matched first, that runs on the event loop
+    from start to answer (authentication from the token cache, the kept InvokeEndpoint decision,
+    the worker's channel, the capture's group commit); a thread only for what touches the
+    database (a token or a decision not seen yet)."""
+    p: Platform = request.app.state.platform
+    team, name = request.path_params["team"], request.path_params["name"]
     try:
-        answer, out_type = await anyio.to_thread.run_sync(
-            lambda: p.serving.invoke(ctx, team, name, body, content_type, variant, explain=explain_as, refusal=refusal)
+        ctx = request_context(request, await authenticate(request, p.identity), idempotent=True)
+        content_type = request.headers.get("content-type", "")
+        variant = request.headers.get("x-target-variant", "")
+        declared = request.headers.get("content-length", "")
+        refusal: StrongroomError | None = None
+        explain_as = ""
+        if _flag(request, "explain"):
+            accept = request.headers.get("accept", "")
+            explain_as = "csv" if "text/csv" in accept and "application/json" not in accept else "json"
+        body = b""
+        if declared.isdigit() and int(declared) > MAX_INVOCATION_BYTES:
+            refusal = PayloadTooLarge(
+                f"the body is {declared} bytes; an invocation takes at most {MAX_INVOCATION_BYTES}", field="body"
+            )
+        else:
+            # A client that sends its body too slowly gets 408; the event loop serves others meanwhile.
+            seconds = p.config.invocation_body_timeout_seconds
+            try:
+                with anyio.fail_after(seconds):
+                    body = await request.body()
+            except TimeoutError:
+                refusal = RequestTimeout(
+                    f"the request body did not arrive within {seconds:g} s; send it at once", field="body"
+                )
+        answer, out_type = await p.serving.invoke(
+            ctx, team, name, body, content_type, variant, explain=explain_as, refusal=refusal
         )
     except RequestTimeout as exc:
         # The rest of the body may still be on its way: close the connection after the problem.
         timed_out = problem(request, exc)
         timed_out.headers["Connection"] = "close"
         return timed_out
+    except StrongroomError as exc:
+        return problem(request, exc)
     return Response(content=answer, media_type=None, headers={"Content-Type": out_type})
+
+
+def invocation_routes() -> list[Route]:
+    """The data plane's route (``create_app`` puts it first: no API path starts with /endpoints/)."""
+    return [Route("/endpoints/{team}/{name}/invocations", invoke, methods=["POST"], name="invoke_endpoint")]

@@ -1,9 +1,11 @@
 """The inference worker, run INSIDE an endpoint variant's sandbox (no network, non-root, no keys).
 
-It listens on a Unix socket in a directory the platform bind-mounts, receives the model archive
-over that socket (the platform decrypted it; it is written only to this sandbox's tmpfs scratch),
+It listens on a Unix socket in a directory the platform bind-mounts and speaks ``wire`` frames
+over persistent connections (one per platform event loop, answered in order). It receives the
+model archive over that socket (the platform decrypted it; it is written only to this sandbox's tmpfs scratch),
 loads it from XGBoost's own UBJSON/JSON format (never pickle) through the safe archive reader, and
-answers ``POST /invocations`` with one prediction per row. Bad input is answered 400 with a JSON
+answers each ``predict`` frame with one prediction per row (plain numeric CSV takes a dense
+numpy fast path). Bad input is answered 400 with a JSON
 problem naming the row and the column; the worker keeps serving. A model whose runtime is
 ``script`` is the user's own ``inference.py`` from the archive instead (``ScriptModel``), run in
 this same sandbox.
@@ -19,9 +21,11 @@ import math
 import os
 import socketserver
 import sys
-from http.server import BaseHTTPRequestHandler
+import threading
 from pathlib import Path
 from typing import Any
+
+from strongroom.serving.inside import wire
 
 MODEL_MEMBER = "xgboost-model"
 SCRATCH = Path("/opt/ml/scratch")
@@ -73,6 +77,27 @@ def parse_csv(body: bytes, width: int | None) -> list[list[float]]:
     if not rows:
         raise BadInput("the body holds no rows")
     return rows
+
+
+def dense_csv(body: bytes, width: int | None) -> Any:
+    """The fast path for plain numeric CSV (no quotes, every row ``width`` finite numbers): the rows
+    as a float32 matrix, parsed as :func:`parse_csv` parses them; None for anything else, which
+    :func:`parse_csv` then refuses naming the row and column (or accepts, if merely unusual)."""
+    if b'"' in body:
+        return None
+    try:
+        lines = [line for line in body.decode("utf-8").splitlines() if line.strip()]
+        rows = [[float(cell) for cell in line.split(",")] for line in lines]
+    except (UnicodeDecodeError, ValueError):
+        return None
+    if not rows or any(len(row) != (width or len(rows[0])) for row in rows):
+        return None
+    import numpy as np
+
+    matrix = np.array(rows, dtype=np.float64)
+    if not np.isfinite(matrix).all():
+        return None
+    return matrix.astype(np.float32)
 
 
 def parse_json(body: bytes, width: int | None) -> list[list[float]]:
@@ -206,85 +231,88 @@ class ScriptModel:
         raise BadInput("explain=true is answered by the built-in xgboost runtime; this model runs its own inference.py")
 
 
-class Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
+class Handler(socketserver.StreamRequestHandler):
+    """One connection from the platform: frames (``wire``) in, answers out, in order, until it closes."""
+
     server: Server
 
-    def log_message(self, format: str, *args: Any) -> None:
-        return None
+    def handle(self) -> None:
+        while True:
+            try:
+                frame = wire.read_frame(self.rfile)
+            except (wire.FrameError, OSError):
+                return
+            if frame is None:
+                return
+            _, meta, body = frame
+            try:
+                params = json.loads(meta)
+            except ValueError:
+                return
+            status, content_type, answer = self.answer(params, body)
+            self.wfile.write(wire.pack(status, content_type.encode(), answer))
 
-    def _send(self, status: int, body: bytes, content_type: str) -> None:
-        self.send_response(status)
-        self.send_header("Content-Type", content_type)
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
+    def answer(self, params: dict[str, str], body: bytes) -> tuple[int, str, bytes]:
+        op = params.get("op")
+        if op == "load":
+            return self.load(params.get("runtime", "xgboost"), body)
+        if op == "predict":
+            return self.predict(params.get("kind", "csv"), params.get("explain", ""), body)
+        return _problem(400, f"unknown operation {op!r}")
 
-    def _problem(self, status: int, detail: str, row: int | None = None, column: int | None = None) -> None:
-        body = json.dumps({"detail": detail, "row": row, "column": column}).encode()
-        self._send(status, body, "application/json")
+    def load(self, runtime: str, body: bytes) -> tuple[int, str, bytes]:
+        with self.server.loading:
+            if self.server.model is not None:
+                return _problem(409, "the model is loaded once, when the worker starts")
+            SCRATCH.mkdir(parents=True, exist_ok=True)
+            path = SCRATCH / "model.tar.gz"  # tmpfs: the decrypted model never reaches a disk
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "wb") as handle:
+                handle.write(body)
+            try:
+                self.server.model = ScriptModel(path) if runtime == "script" else Model(path)
+            except Exception as exc:
+                return _problem(422, f"the model could not be loaded: {exc}")
+            finally:
+                path.unlink()
+            return 200, "application/json", json.dumps({"num_features": self.server.model.width}).encode()
 
-    def do_GET(self) -> None:
-        ready = self.server.model is not None
-        self._send(200 if ready else 503, json.dumps({"ready": ready}).encode(), "application/json")
-
-    def do_PUT(self) -> None:
-        body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
-        if self.path != "/model" or self.server.model is not None:
-            self._problem(409, "the model is loaded once, when the worker starts")
-            return
-        SCRATCH.mkdir(parents=True, exist_ok=True)
-        path = SCRATCH / "model.tar.gz"  # tmpfs: the decrypted model never reaches a disk
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(body)
-        try:
-            runtime = self.headers.get("X-Strongroom-Runtime", "xgboost")
-            self.server.model = ScriptModel(path) if runtime == "script" else Model(path)
-        except Exception as exc:
-            self._problem(422, f"the model could not be loaded: {exc}")
-            return
-        finally:
-            path.unlink()
-        self._send(200, json.dumps({"num_features": self.server.model.width}).encode(), "application/json")
-
-    def do_POST(self) -> None:
-        body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
+    def predict(self, kind: str, explain: str, body: bytes) -> tuple[int, str, bytes]:
         model = self.server.model
         if model is None:
-            self._problem(503, "the model is not loaded yet")
-            return
-        kind = self.headers.get("X-Strongroom-Kind", "csv")
+            return _problem(503, "the model is not loaded yet")
         try:
-            rows = parse_json(body, model.width) if kind == "json" else parse_csv(body, model.width)
-            explain = self.headers.get("X-Strongroom-Explain")
+            rows: Any = None
+            if kind == "csv" and isinstance(model, Model):
+                rows = dense_csv(body, model.width)
+            if rows is None:  # anything unusual: the careful parser names the row and column at fault
+                rows = parse_json(body, model.width) if kind == "json" else parse_csv(body, model.width)
             if explain == "json":
-                self._send(200, json.dumps(model.explain(rows)).encode(), "application/json")
-                return
+                return 200, "application/json", json.dumps(model.explain(rows)).encode()
             if explain == "csv":  # one line per row: score, the contributions in feature order, bias
                 lines = [
                     ",".join(repr(v) for v in (p["score"], *p["contributions"], p["bias"]))
                     for p in model.explain(rows)["predictions"]
                 ]
-                self._send(200, "\n".join(lines).encode(), "text/csv; charset=utf-8")
-                return
+                return 200, "text/csv; charset=utf-8", "\n".join(lines).encode()
             scores = model.predict(rows)
         except BadInput as bad:
-            self._problem(400, bad.detail, bad.row, bad.column)
-            return
+            return _problem(400, bad.detail, bad.row, bad.column)
         except Exception as exc:  # the user's predict_fn failed: the worker keeps serving
-            self._problem(500, f"the model failed on this request: {type(exc).__name__}: {str(exc)[:300]}")
-            return
+            return _problem(500, f"the model failed on this request: {type(exc).__name__}: {str(exc)[:300]}")
         if kind == "json":
-            self._send(200, json.dumps({"predictions": [{"score": s} for s in scores]}).encode(), "application/json")
-        else:
-            self._send(200, "\n".join(repr(s) for s in scores).encode(), "text/csv; charset=utf-8")
+            return 200, "application/json", json.dumps({"predictions": [{"score": s} for s in scores]}).encode()
+        return 200, "text/csv; charset=utf-8", "\n".join(repr(s) for s in scores).encode()
+
+
+def _problem(status: int, detail: str, row: int | None = None, column: int | None = None) -> tuple[int, str, bytes]:
+    return status, "application/json", json.dumps({"detail": detail, "row": row, "column": column}).encode()
 
 
 class Server(socketserver.ThreadingMixIn, socketserver.UnixStreamServer):
     daemon_threads = True
-    request_queue_size = 256  # the proxy opens a connection per concurrent request
     model: Model | ScriptModel | None = None
+    loading = threading.Lock()
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,0 +1,121 @@
+"""Persistent, pipelined connections to a Unix socket that speaks ``wire`` frames: an endpoint
+worker, or (``up --workers N``) the process that owns the workers.
+
+A :class:`Channel` keeps one connection per event loop that uses it (the API's loop, and the
+relay's loop in the process that owns the workers). Requests from every concurrent invocation go
+out on that one connection as they come; answers come back in the same order and each wakes the
+request that waits for it. A request that times out leaves its slot in the queue, so the answer
+that arrives later is read and dropped, and the order holds.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import contextlib
+import logging
+
+from strongroom.serving.inside import wire
+
+log = logging.getLogger(__name__)
+
+
+class ChannelClosed(Exception):
+    """The peer is gone (a worker killed, a process restarted): the request was not answered."""
+
+
+class _Connection:
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.reader, self.writer = reader, writer
+        self.waiting: collections.deque[asyncio.Future[tuple[int, bytes, bytes]]] = collections.deque()
+        self.closed = False
+        self.task = asyncio.get_running_loop().create_task(self._read())
+
+    async def _read(self) -> None:
+        try:
+            while True:
+                frame = await wire.read_frame_async(self.reader)
+                if not self.waiting:
+                    raise wire.FrameError("an answer nobody asked for")
+                waiter = self.waiting.popleft()
+                if not waiter.done():  # else it timed out: its late answer is dropped
+                    waiter.set_result(frame)
+        except (OSError, EOFError, asyncio.IncompleteReadError, wire.FrameError) as exc:
+            self.close(exc)
+
+    def close(self, cause: BaseException | None = None) -> None:
+        self.closed = True
+        while self.waiting:
+            waiter = self.waiting.popleft()
+            if not waiter.done():
+                waiter.set_exception(ChannelClosed(f"the connection closed: {cause!r}"))
+        self.writer.close()
+
+
+class Channel:
+    """Requests to the Unix socket at ``path`` (for a worker: ``/proc/self/fd/N`` of a checked socket)."""
+
+    def __init__(self, path: str, *, timeout: float) -> None:
+        self.path = path
+        self.timeout = timeout
+        self._connections: dict[asyncio.AbstractEventLoop, asyncio.Task[_Connection]] = {}
+
+    async def _connect(self) -> _Connection:
+        try:
+            reader, writer = await asyncio.open_unix_connection(self.path, limit=1024 * 1024)
+        except OSError as exc:
+            raise ChannelClosed(f"cannot connect: {exc}") from exc
+        return _Connection(reader, writer)
+
+    async def _connection(self) -> _Connection:
+        loop = asyncio.get_running_loop()
+        opening = self._connections.get(loop)
+        if (
+            opening is not None
+            and opening.done()
+            and (opening.cancelled() or opening.exception() is not None or opening.result().closed)
+        ):
+            opening = None
+        if opening is None:
+            opening = self._connections[loop] = loop.create_task(self._connect())
+        try:
+            return await asyncio.shield(opening)
+        except ChannelClosed:
+            self._connections.pop(loop, None)
+            raise
+
+    async def request(self, meta: bytes, body: bytes, timeout: float | None = None) -> tuple[int, bytes, bytes]:
+        """Send one frame and wait for its answer: (status, meta, body).
+
+        Raises ``ChannelClosed`` if the peer went away before answering, ``TimeoutError`` after
+        ``timeout`` (default: the channel's) seconds.
+        """
+        connection = await self._connection()
+        waiter: asyncio.Future[tuple[int, bytes, bytes]] = asyncio.get_running_loop().create_future()
+        connection.waiting.append(waiter)
+        try:
+            connection.writer.write(wire.pack(0, meta, body))
+            if len(body) > 65536:
+                await connection.writer.drain()
+        except (OSError, RuntimeError) as exc:  # the transport broke while writing
+            waiter.cancel()
+            connection.close(exc)
+            raise ChannelClosed(f"the connection broke: {exc!r}") from exc
+        # A timeout (TimeoutError) leaves the connection to the other requests on it.
+        return await asyncio.wait_for(waiter, self.timeout if timeout is None else timeout)
+
+    def close(self) -> None:
+        """Close every connection (from any thread; each on its own loop)."""
+        connections, self._connections = self._connections, {}
+        for loop, opening in connections.items():
+            if loop.is_closed():
+                continue
+
+            def shut(opening: asyncio.Task[_Connection] = opening) -> None:
+                if opening.done() and not opening.cancelled() and opening.exception() is None:
+                    opening.result().close()
+                else:
+                    opening.cancel()
+
+            with contextlib.suppress(RuntimeError):  # the loop stopped meanwhile
+                loop.call_soon_threadsafe(shut)

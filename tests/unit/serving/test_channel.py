@@ -1,0 +1,70 @@
+"""The pipelined channel to a worker: answers reach the requests that asked, in order, even after
+a request timed out; a peer that dies fails what it held, and the next request reconnects."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from pathlib import Path
+
+import pytest
+
+from strongroom.serving.channel import Channel, ChannelClosed
+from strongroom.serving.inside import wire
+
+
+async def _peer(path: Path, served: list[int], writers: list[asyncio.StreamWriter]) -> asyncio.AbstractServer:
+    """A worker stand-in: answers each frame, in order, with its body; ``{"sleep": s}`` waits first,
+    ``{"die": true}`` closes the connection without answering."""
+
+    async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        writers.append(writer)
+        try:
+            while True:
+                _, meta, body = await wire.read_frame_async(reader)
+                params = json.loads(meta)
+                if params.get("die"):
+                    writer.close()
+                    return
+                await asyncio.sleep(params.get("sleep", 0))
+                served.append(int(body))
+                writer.write(wire.pack(200, b"text/csv", body))
+        except asyncio.IncompleteReadError:
+            writer.close()
+
+    return await asyncio.start_unix_server(serve, str(path))
+
+
+def test_concurrent_requests_share_one_connection_and_get_their_own_answers(tmp_path: Path) -> None:
+    async def run() -> None:
+        served: list[int] = []
+        writers: list[asyncio.StreamWriter] = []
+        server = await _peer(tmp_path / "w.sock", served, writers)
+        channel = Channel(str(tmp_path / "w.sock"), timeout=5)
+        answers = await asyncio.gather(*(channel.request(b"{}", str(i).encode()) for i in range(50)))
+        assert [int(body) for _, _, body in answers] == list(range(50))
+        assert served == list(range(50))  # one connection, in order
+        # One request times out; its late answer is dropped and the next request gets its own.
+        with pytest.raises(TimeoutError):
+            await channel.request(json.dumps({"sleep": 0.3}).encode(), b"7", timeout=0.05)
+        status, content_type, body = await channel.request(b"{}", b"8")
+        assert (status, content_type, body) == (200, b"text/csv", b"8")
+        # A peer that dies fails the requests it held; the next request opens a new connection.
+        with pytest.raises(ChannelClosed):
+            await channel.request(json.dumps({"die": True}).encode(), b"9")
+        assert (await channel.request(b"{}", b"10"))[2] == b"10"
+        channel.close()  # closes each connection on its own loop: give it a turn
+        await asyncio.sleep(0.1)
+        assert all(w.is_closing() for w in writers)  # the peer saw each connection end
+        server.close()
+        await server.wait_closed()
+
+    asyncio.run(run())
+
+
+def test_a_peer_that_is_gone_is_a_closed_channel(tmp_path: Path) -> None:
+    async def run() -> None:
+        with pytest.raises(ChannelClosed):
+            await Channel(str(tmp_path / "nobody.sock"), timeout=1).request(b"{}", b"1")
+
+    asyncio.run(run())
