@@ -220,8 +220,7 @@ def serve(
         await asyncio.gather(*tasks)
 
     try:
-        with _runner() as loop_runner:
-            loop_runner.run(main())
+        asyncio.run(main())
     finally:
         if runner is not None:
             runner.stop()
@@ -231,16 +230,6 @@ def serve(
         if listeners is None:
             with contextlib.suppress(FileNotFoundError):
                 socket_path.unlink()
-
-
-def _runner() -> asyncio.Runner:
-    """The event loop: uvloop where installed (``uvicorn[standard]`` brings it): its TLS and socket
-    transports are compiled, where asyncio's TLS layer is Python run on every read and write."""
-    try:
-        import uvloop
-    except ImportError:  # pragma: no cover - a platform uvloop does not support
-        return asyncio.Runner()
-    return asyncio.Runner(loop_factory=uvloop.new_event_loop)
 
 
 def _owner_pid(config: Config) -> Callable[[], int]:
