@@ -13,6 +13,8 @@ On PostgreSQL (``--postgres URL``, default ``STRONGROOM_BENCH_POSTGRES_URL`` or
 ``STRONGROOM_TEST_POSTGRES_URL``; a schema of its own, dropped afterwards), in the same run: wrk
 creates with 8 connections against ``strongroom up --workers 1`` and ``--workers 2``, each
 against the unguarded floor with as many processes, and how creates grow from 1 to 2 processes.
+Beside each rate, the CPU each create cost (the server's processes and their PostgreSQL
+backends, read from /proc): on a shared machine the rate moves with the load, the cost much less.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -38,6 +41,12 @@ from strongroom.policy.engine import PolicyEngine, Target
 from strongroom.sdk.session import Session
 
 HERE = Path(__file__).parent
+CORES = os.cpu_count() or 1
+
+
+def _median(values: list[float]) -> float:
+    return statistics.median(values) if values else float("nan")
+
 
 WRK_CREATE = """
 counter = 0
@@ -140,14 +149,65 @@ def _measure(home: Path, token: str, n: int, seconds: int, tag: str, unguarded: 
     return rates
 
 
-def _creates(home: Path, token: str, seconds: int, tag: str, unguarded: bool, workers: int) -> float:
-    """wrk creates/s with 8 connections (2 threads) against ``workers`` API processes."""
+_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def _cpu_seconds(pid: int) -> float | None:
+    """User + system CPU seconds of process ``pid`` (all its threads) so far; None once it is gone."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / _TICKS
+
+
+def _backends(url: str, application: str) -> list[int]:
+    """The PostgreSQL backend pids serving connections named ``application``."""
+    from sqlalchemy import create_engine, text
+    from sqlalchemy.pool import NullPool
+
+    engine = create_engine(url, poolclass=NullPool)
+    try:
+        with engine.connect() as conn:
+            query = text("SELECT pid FROM pg_stat_activity WHERE application_name = :name")
+            return [int(pid) for (pid,) in conn.execute(query, {"name": application})]
+    finally:
+        engine.dispose()
+
+
+def _cpu_of(pids: list[int]) -> dict[int, float]:
+    return {pid: cpu for pid in pids if (cpu := _cpu_seconds(pid)) is not None}
+
+
+def _creates(
+    home: Path, token: str, seconds: int, tag: str, unguarded: bool, workers: int, postgres: tuple[str, str]
+) -> dict[str, float]:
+    """wrk creates/s with 8 connections (2 threads) against ``workers`` API processes, and the CPU
+    each create cost: the server's processes (master and API processes) and the PostgreSQL
+    backends of their connections (``postgres``: the database URL and the application name the
+    platform's connections carry), from /proc before and after the run (wrk's own CPU excluded).
+    Measured after 2 s of the same load, so that start-up (pools, caches) is not in it."""
+    url, application = postgres
     server = _start(home, unguarded, workers)
     try:
         script = WRK_CREATE.replace("w' ..", f"{tag}w' ..")
-        return _wrk(f"{server.url}/api/v1/users", token, home, seconds, script, connections=8)
+        # Warm up first (connection pools, caches, the first TLS handshakes): the steady state is measured.
+        _wrk(f"{server.url}/api/v1/users", token, home, 2, WRK_CREATE.replace("w' ..", f"{tag}warm' .."), 8)
+        processes = [int(p["pid"]) for p in server.info.get("processes", [])] + [server.process.pid]
+        before_server, before_db = _cpu_of(processes), _cpu_of(_backends(url, application))
+        rate = _wrk(f"{server.url}/api/v1/users", token, home, seconds, script, connections=8)
+        after_server, after_db = _cpu_of(processes), _cpu_of(_backends(url, application))
     finally:
         server.stop()
+    creates = rate * seconds or float("nan")  # none in a (smoke) run too short for any
+    server_cpu = sum(cpu - before_server.get(pid, 0.0) for pid, cpu in after_server.items())
+    db_cpu = sum(cpu - before_db.get(pid, 0.0) for pid, cpu in after_db.items())
+    return {
+        "rate": rate,
+        "server_cpu_ms": server_cpu / creates * 1000,
+        "db_cpu_ms": db_cpu / creates * 1000,
+        "cpu_ms": (server_cpu + db_cpu) / creates * 1000,
+    }
 
 
 def _postgres_schema(url: str, name: str, create: bool) -> str:
@@ -168,35 +228,57 @@ def _postgres_schema(url: str, name: str, create: bool) -> str:
 def _postgres_figures(url: str, smoke: bool, runs: int) -> list[dict[str, Any]]:
     seconds = 1 if smoke else 10
     schema = f"sr_bench_{uuid.uuid4().hex[:10]}"
-    database_url = _postgres_schema(url, schema, create=True)
+    # The platform's connections carry the schema's name: their backends' CPU is counted per create.
+    database_url = f"{_postgres_schema(url, schema, create=True)}&application_name={schema}"
     home = Path(tempfile.mkdtemp(prefix="sr-bench-cp-pg-"))
     try:
         token = initialize(Config(home=home, port=0, database_url=database_url)).token.secret
+        pg = (url, schema)
         count = iter(range(1_000_000))
         by_workers: dict[int, Any] = {}
         for workers in (1, 2):
             by_workers[workers] = alternate(
-                lambda w=workers: _creates(home, token, seconds, f"pg{w}g{next(count)}", False, w),  # type: ignore[misc]
-                lambda w=workers: _creates(home, token, seconds, f"pg{w}u{next(count)}", True, w),  # type: ignore[misc]
+                lambda w=workers: _creates(home, token, seconds, f"pg{w}g{next(count)}", False, w, pg),  # type: ignore[misc]
+                lambda w=workers: _creates(home, token, seconds, f"pg{w}u{next(count)}", True, w, pg),  # type: ignore[misc]
                 runs,
             )
-        figures = [
-            figure(
-                f"control_plane_pg_create_{w}w",
-                "req/s",
-                by_workers[w],
-                what=f"wrk create, 8 connections, PostgreSQL, {w} API process{'es' if w > 1 else ''}",
-                peer_name=f"the same app, guard off, {w} process{'es' if w > 1 else ''}",
-                goal_req_s=500,
+        figures: list[dict[str, Any]] = []
+        for w in (1, 2):
+            processes = f"{w} API process{'es' if w > 1 else ''}"
+            peer_name = f"the same app, guard off, {w} process{'es' if w > 1 else ''}"
+            figures.append(
+                figure(
+                    f"control_plane_pg_create_{w}w",
+                    "req/s",
+                    by_workers[w],
+                    "rate",
+                    what=f"wrk create, 8 connections, PostgreSQL, {processes}",
+                    peer_name=peer_name,
+                    goal_req_s=500,
+                )
             )
-            for w in (1, 2)
-        ]
+            cpu = figure(
+                f"control_plane_pg_create_cpu_{w}w",
+                "ms",
+                by_workers[w],
+                "cpu_ms",
+                better="lower",
+                what=f"CPU per create (API processes + their PostgreSQL backends), {processes}",
+                peer_name=peer_name,
+            )
+            for part in ("server_cpu_ms", "db_cpu_ms"):
+                cpu[part] = {side: _median(by_workers[w].values(side, part)) for side in ("ours", "peer")}
+            # What the machine's cores could serve at that cost if they did nothing else (no load, no
+            # client): the figure that stays meaningful when other work shares the cores.
+            cpu["cpu_bound_req_s"] = {side: CORES * 1000 / cpu[side] for side in ("ours", "peer") if cpu[side]}
+            figures.append(cpu)
         growth = Runs(ours=by_workers[2].ours, peer=by_workers[1].ours, load=by_workers[1].load + by_workers[2].load)
         figures.append(
             figure(
                 "control_plane_pg_create_growth",
                 "req/s",
                 growth,
+                "rate",
                 what="authorized creates/s, 2 API processes against 1 (PostgreSQL)",
                 peer_name="strongroom up --workers 1",
             )

@@ -16,11 +16,14 @@ On PostgreSQL the lock is held until the transaction commits, so a commit that w
 WAL flush (fsync) inside the lock would cap the whole platform at one flush per call. An
 audited transaction therefore commits without waiting for the flush (``synchronous_commit`` off
 for that transaction only, which releases the lock at once) and ``make_durable`` then waits for
-a flush that covers it, outside the lock, where the waits of concurrent calls share one fsync
-(group commit). The caller answers only after ``make_durable``: no answer ever reports a call
-whose event could still be lost. WAL is written in order, so a crash loses at most a suffix of
-the chain together with the changes of the same transactions (never a hole in the chain, never a
-change without its event); others may see such a change up to one flush before it is durable.
+a flush that covers it, outside the lock. Concurrent calls share that flush (group commit): a
+call that committed waits for the next flush to *start* after its commit; one of the waiting
+threads runs it for all of them (``_GroupFlush``), so a busy process flushes once per batch of
+calls, not once per call. A flush that fails fails every call waiting for it. The caller answers
+only after ``make_durable``: no answer ever reports a call whose event could still be lost.
+WAL is written in order, so a crash loses at most a suffix of the chain together with the
+changes of the same transactions (never a hole in the chain, never a change without its
+event); others may see such a change up to one flush before it is durable.
 """
 
 from __future__ import annotations
@@ -147,6 +150,57 @@ def _row_dict(row: AuditEventRow) -> dict[str, Any]:
     }
 
 
+class _GroupFlush:
+    """Concurrent waits for durability share one flush.
+
+    ``wait`` returns once a flush that *started after* the call began has succeeded: every commit
+    made before the call is then covered (WAL is flushed in order). The first waiter finding no
+    flush under way runs one itself for everyone waiting; the others wait for it or, if it
+    started before they came, for the next. A failed flush raises in every call that needed it.
+    """
+
+    def __init__(self, flush: Callable[[], None]) -> None:
+        self._flush = flush
+        self._changed = threading.Condition()
+        self._started = 0  # the last flush begun (numbered from 1)
+        self._finished = 0  # the last flush ended, successfully or not
+        self._running = False
+        self._failures: dict[int, BaseException] = {}
+        self.flushes = 0  # flushes run (tests and metrics: calls per flush)
+
+    def wait(self) -> None:
+        with self._changed:
+            needed = self._started + 1  # the one under way (if any) may have begun before our commit
+            while self._finished < needed:
+                if not self._running:
+                    self._running = True
+                    self._started += 1
+                    break
+                self._changed.wait()
+            else:
+                failed = self._failures.get(needed)
+                if failed is not None:
+                    raise failed
+                return
+            number = self._started
+        failure: BaseException | None = None
+        try:
+            self._flush()
+        except BaseException as exc:
+            failure = exc
+        with self._changed:
+            self._running = False
+            self._finished = number
+            self.flushes += 1
+            if failure is not None:
+                self._failures[number] = failure
+            for old in [n for n in self._failures if n < number - 1000]:
+                del self._failures[old]
+            self._changed.notify_all()
+        if failure is not None:
+            raise failure
+
+
 class AuditLog:
     def __init__(
         self,
@@ -160,6 +214,7 @@ class AuditLog:
         self.witness = witness
         self.observer = observer  # told of every append and how long it took (metrics)
         self._checkpointing = threading.Lock()
+        self._group = _GroupFlush(self._flush)
 
     # -- writing ----------------------------------------------------------------------------
 
@@ -218,10 +273,19 @@ class AuditLog:
         return event
 
     def make_durable(self) -> None:
-        """Wait until every event appended by a committed transaction is on disk (PostgreSQL: a
-        one-statement transaction that commits synchronously flushes the WAL up to and past them)."""
+        """Wait until every event appended by a transaction committed before this call is on disk
+        (PostgreSQL: a one-statement transaction that commits synchronously flushes the WAL up to
+        and past them), sharing the flush with concurrent callers."""
         if self.db.is_sqlite:
             return
+        self._group.wait()
+
+    @property
+    def flushes(self) -> int:
+        """How many durability flushes this process ran (fewer than calls under concurrency)."""
+        return self._group.flushes
+
+    def _flush(self) -> None:
         with self.db.autocommit() as connection:
             connection.execute(_FLUSH)
 

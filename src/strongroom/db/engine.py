@@ -9,14 +9,18 @@ PostgreSQL: ordinary transactions; the audit log takes an advisory lock for its 
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from sqlalchemy import create_engine, event
+from sqlalchemy import create_engine, event, exc
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.pool import NullPool
+
+IDLE_PING_SECONDS = 1.0
+"""A pooled PostgreSQL connection idle this long is pinged before it is used again."""
 
 
 class Database:
@@ -33,10 +37,11 @@ class Database:
         else:
             kwargs["pool_size"] = pool_size
             kwargs["max_overflow"] = pool_size
-            kwargs["pool_pre_ping"] = True
         self.engine: Engine = create_engine(url, **kwargs)
         if self.is_sqlite:
             _configure_sqlite(self.engine, sqlite_synchronous)
+        else:
+            _ping_when_idle(self.engine, IDLE_PING_SECONDS)
         self._write_lock = threading.RLock() if self.is_sqlite else None
         self._writer = self.engine.execution_options(sqlite_begin="IMMEDIATE")
         self._autocommit = self.engine.execution_options(isolation_level="AUTOCOMMIT")
@@ -96,6 +101,28 @@ def _configure_sqlite(engine: Engine, synchronous: str) -> None:
     def _on_begin(conn: Any) -> None:
         mode = conn.get_execution_options().get("sqlite_begin", "DEFERRED")
         conn.exec_driver_sql(f"BEGIN {mode}")
+
+
+def _ping_when_idle(engine: Engine, idle_seconds: float) -> None:
+    """Check a pooled connection before use if it sat idle ``idle_seconds`` or more.
+
+    A connection checked in a moment ago was working then; pinging it on every checkout (the
+    pool's ``pre_ping``) costs a round trip per transaction, two per audited call. One that sat
+    idle may have been closed by the server (a restart, an idle timeout): it is pinged, and if
+    dead, replaced before the caller sees it.
+    """
+
+    @event.listens_for(engine, "checkin")
+    def _checked_in(_dbapi_connection: Any, record: Any) -> None:
+        record.info["idle_since"] = time.monotonic()
+
+    @event.listens_for(engine, "checkout")
+    def _checked_out(dbapi_connection: Any, record: Any, _proxy: Any) -> None:
+        since = record.info.get("idle_since")
+        if since is None or time.monotonic() - since < idle_seconds:
+            return  # a new connection, or one that just served
+        if not engine.dialect._do_ping_w_event(dbapi_connection):
+            raise exc.DisconnectionError("the pooled connection is dead; the pool opens a new one")
 
 
 def disposable_engine(url: str) -> Engine:
