@@ -270,7 +270,7 @@ class TrackingServer:
         )
         self._wait(cert)
 
-    def _wait(self, cert: Path, timeout: float = 300.0) -> None:  # 4 workers importing MLflow on a loaded machine
+    def _wait(self, cert: Path, timeout: float = 600.0) -> None:  # 4 workers importing MLflow on a loaded machine
         import requests
 
         deadline = time.monotonic() + timeout
