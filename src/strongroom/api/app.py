@@ -39,6 +39,7 @@ from strongroom.platform import Platform
 # The notebook proxy and the package index stream too, and carry long-lived WebSockets and downloads.
 UNLIMITED_BODY_PREFIXES = ("/git/", storage.OBJECTS_PREFIX, "/notebooks/", "/pypi/")
 ROUTERS = (
+    experiments.router,  # first: routes are matched in order, and every durable log_metric is a call here
     identity.router,
     policy.router,
     audit.router,
@@ -47,7 +48,6 @@ ROUTERS = (
     kms.router,
     storage.router,
     jobs.router,
-    experiments.router,
     lineage.router,
     catalog.router,
     notebooks.router,

@@ -463,7 +463,14 @@ class ExperimentsService:
             if (replayed := call.replay(BatchResult)) is not None:
                 return replayed
             rows = self._create_rows(call.session, team, creates, ctx.principal.user) if creates else {}
-            wanted = [n for n in names if n not in rows]
+            # Components whose fields change are loaded as rows; those that only gain metric
+            # points need their id only (the common case: one durable log_metric).
+            updated = {u.name for u in updates}
+            ids = {name: row.id for name, row in rows.items()}
+            ids.update(
+                writes.component_ids(call.session, team, [n for n in names if n not in rows and n not in updated])
+            )
+            wanted = [n for n in names if n not in rows and n in updated]
             for start in range(0, len(wanted), 500):
                 chunk = wanted[start : start + 500]
                 rows.update(
@@ -474,10 +481,11 @@ class ExperimentsService:
                         )
                     )
                 )
-            missing = [n for n in names if n not in rows]
+            ids.update((name, row.id) for name, row in rows.items())
+            missing = [n for n in names if n not in ids]
             if missing:
                 raise NotFound(f"team {team} has no trial component named {missing[0]!r}", field="components")
-            result = self._apply(call.session, team, rows, updates, metric_columns, ctx.principal.user)
+            result = self._apply(call.session, team, rows, updates, metric_columns, ctx.principal.user, ids)
             return call.result(result.model_copy(update={"created": len(created)}))
 
     def metric_series(self, ctx: RequestContext, team: str, component: str, name: str) -> MetricSeries:
@@ -645,7 +653,10 @@ class ExperimentsService:
         updates: Sequence[ComponentUpdate],
         metric_columns: Sequence[MetricColumns],
         user: str,
+        ids: Mapping[str, int] | None = None,
     ) -> BatchResult:
+        """Apply ``updates`` to ``rows`` and append ``metric_columns`` (by component id: ``ids``,
+        else the rows' own)."""
         params: list[dict[str, Any]] = []
         tags: list[dict[str, Any]] = []
         artifacts: list[dict[str, Any]] = []
@@ -671,7 +682,8 @@ class ExperimentsService:
             if u.inputs or u.outputs:
                 record_artifacts(session, team, row, u.inputs, u.outputs, user)
         for m in metric_columns:
-            batch.extend(rows[m.component].id, m.names, m.values, m.steps, m.timestamps)
+            component_id = ids[m.component] if ids is not None else rows[m.component].id
+            batch.extend(component_id, m.names, m.values, m.steps, m.timestamps)
         writes.put_parameters(session, params)
         writes.put_tags(session, tags)
         writes.put_artifacts(session, artifacts)

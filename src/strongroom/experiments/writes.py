@@ -24,6 +24,7 @@ from strongroom.experiments.db import (
     MetricRow,
     MetricSummaryRow,
     ParameterRow,
+    TrialComponentRow,
 )
 from strongroom.experiments.models import MAX_PARAMETER_NAME, MAX_STRING_VALUE, ArtifactValue, ParameterValue
 
@@ -32,6 +33,7 @@ TAGS = cast(Table, ComponentTagRow.__table__)
 ARTIFACTS = cast(Table, ArtifactRow.__table__)
 METRICS = cast(Table, MetricRow.__table__)
 SUMMARIES = cast(Table, MetricSummaryRow.__table__)
+COMPONENTS = cast(Table, TrialComponentRow.__table__)
 MAX_METRICS_PER_BATCH = 100_000
 _INSERT_METRICS = "INSERT INTO trial_component_metrics (component_id, name, value, step, timestamp) VALUES "
 _INSERT_METRICS_QMARK = _INSERT_METRICS + "(?, ?, ?, ?, ?)"
@@ -195,6 +197,20 @@ def put_artifacts(session: Session, rows: list[dict[str, Any]]) -> None:
     _replace(session, ARTIFACTS, ("component_id", "direction", "name"), rows)
 
 
+def component_ids(session: Session, team: str, names: Sequence[str]) -> dict[str, int]:
+    """The ids of ``team``'s components named ``names`` (those that exist)."""
+    found: dict[str, int] = {}
+    connection = session.connection()
+    if len(names) == 1:  # one cached statement for the hottest case (a tracker's own component)
+        found.update((name, id_) for name, id_ in connection.execute(_COMPONENT_ID, {"team": team, "name": names[0]}))
+        return found
+    for chunk in _chunks(names, 500):
+        found.update(
+            (name, id_) for name, id_ in connection.execute(_COMPONENT_IDS, {"team": team, "names": list(chunk)})
+        )
+    return found
+
+
 def put_metrics(session: Session, batch: MetricBatch) -> None:
     """Insert the points and fold them into the stored summaries."""
     if not len(batch):
@@ -218,11 +234,17 @@ def put_metrics(session: Session, batch: MetricBatch) -> None:
     stored: dict[tuple[int, str], Any] = {}
     keys = sorted(fresh)
     for chunk in _chunks(keys, 400):
-        # One cached statement whatever the batch (a tuple IN list is rebuilt and re-coerced for
-        # every batch, which cost more than the insert for a batch of one durable point); it
-        # may return a few pairs not in the batch, which the dict lookup below ignores.
-        wanted = {"component_ids": sorted({c for c, _ in chunk}), "names": sorted({n for _, n in chunk})}
-        for row in session.execute(_STORED_SUMMARIES, wanted).mappings():
+        wanted: dict[str, Any]
+        if len(chunk) == 1:  # one series (a durable log_metric): a statement without expanding lists
+            wanted = {"component_id": chunk[0][0], "name": chunk[0][1]}
+            found = connection.execute(_STORED_SUMMARY, wanted).mappings()
+        else:
+            # One cached statement whatever the batch (a tuple IN list is rebuilt and re-coerced
+            # for every batch); it may return a few pairs not in the batch, which the dict
+            # lookup below ignores.
+            wanted = {"component_ids": sorted({c for c, _ in chunk}), "names": sorted({n for _, n in chunk})}
+            found = connection.execute(_STORED_SUMMARIES, wanted).mappings()
+        for row in found:
             stored[(row["component_id"], row["name"])] = row
     inserts = [{"component_id": c, "name": n, **fresh[(c, n)].values()} for c, n in keys if (c, n) not in stored]
     updates = [
@@ -231,15 +253,25 @@ def put_metrics(session: Session, batch: MetricBatch) -> None:
         if (c, n) in stored
     ]
     if inserts:
-        session.execute(insert(SUMMARIES), inserts)
+        connection.execute(_INSERT_SUMMARY, inserts)
     if updates:
-        session.connection().execute(_MERGE_SUMMARY, updates)
+        connection.execute(_MERGE_SUMMARY, updates)
 
 
+_COMPONENT_ID = select(COMPONENTS.c.name, COMPONENTS.c.id).where(
+    COMPONENTS.c.team == bindparam("team"), COMPONENTS.c.name == bindparam("name")
+)
+_COMPONENT_IDS = select(COMPONENTS.c.name, COMPONENTS.c.id).where(
+    COMPONENTS.c.team == bindparam("team"), COMPONENTS.c.name.in_(bindparam("names", expanding=True))
+)
+_STORED_SUMMARY = select(SUMMARIES).where(
+    SUMMARIES.c.component_id == bindparam("component_id"), SUMMARIES.c.name == bindparam("name")
+)
 _STORED_SUMMARIES = select(SUMMARIES).where(
     SUMMARIES.c.component_id.in_(bindparam("component_ids", expanding=True)),
     SUMMARIES.c.name.in_(bindparam("names", expanding=True)),
 )
+_INSERT_SUMMARY = insert(SUMMARIES)
 _MERGE_SUMMARY = (
     update(SUMMARIES)
     .where(SUMMARIES.c.component_id == bindparam("b_component_id"), SUMMARIES.c.name == bindparam("b_name"))

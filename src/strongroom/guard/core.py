@@ -34,9 +34,10 @@ from contextlib import contextmanager
 from contextvars import ContextVar, Token
 from dataclasses import dataclass
 from types import TracebackType
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 from pydantic import BaseModel
+from sqlalchemy import Table, bindparam, insert, select
 from sqlalchemy.orm import Session
 
 from strongroom.audit.chain import find_secret
@@ -55,6 +56,14 @@ log = logging.getLogger(__name__)
 M = TypeVar("M", bound=BaseModel)
 
 _ALLOW_ALL = Decision(True, "", None, ())
+# Core statements, built once: every idempotent write (each durable tracking call among them)
+# looks its key up and stores its result, and the ORM's identity map and unit of work cost
+# more than the two statements themselves.
+_IDEMPOTENCY = cast(Table, IdempotencyRow.__table__)
+_FIND_RESULT = select(_IDEMPOTENCY.c.action, _IDEMPOTENCY.c.request_hash, _IDEMPOTENCY.c.result).where(
+    _IDEMPOTENCY.c.principal == bindparam("principal"), _IDEMPOTENCY.c.key == bindparam("key")
+)
+_STORE_RESULT = insert(_IDEMPOTENCY)
 
 
 @dataclass
@@ -196,15 +205,16 @@ class Ticket:
         """Record ``entity`` as the call's result (kept for idempotent retries)."""
         key = self.ctx.idempotency_key
         if key and self._write and self.parent is None and self._session is not None:
-            self._session.add(
-                IdempotencyRow(
-                    principal=self.ctx.principal.user,
-                    key=key,
-                    action=self.action,
-                    request_hash=_request_hash(self.action, self.params),
-                    result=entity.model_dump(mode="json"),
-                    created_at=utcnow(),
-                )
+            self._session.connection().execute(
+                _STORE_RESULT,
+                {
+                    "principal": self.ctx.principal.user,
+                    "key": key,
+                    "action": self.action,
+                    "request_hash": _request_hash(self.action, self.params),
+                    "result": entity.model_dump(mode="json"),
+                    "created_at": utcnow(),
+                },
             )
         return entity
 
@@ -583,7 +593,11 @@ class Guard:
     def _replayed(
         self, session: Session, ctx: RequestContext, action: str, params: Mapping[str, Any]
     ) -> dict[str, Any] | None:
-        row = session.get(IdempotencyRow, (ctx.principal.user, ctx.idempotency_key))
+        row = (
+            session.connection()
+            .execute(_FIND_RESULT, {"principal": ctx.principal.user, "key": ctx.idempotency_key})
+            .first()
+        )
         if row is None:
             return None
         if row.action != action or row.request_hash != _request_hash(action, params):

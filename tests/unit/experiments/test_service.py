@@ -208,6 +208,35 @@ def test_batches_are_all_or_nothing(teams: Platform, alice: RequestContext) -> N
     assert svc.describe_trial_component(alice, TEAM, "fresh").status == "Completed"
 
 
+def test_metric_only_batches_find_components_by_team(
+    teams: Platform, alice: RequestContext, mallory: RequestContext
+) -> None:
+    """A batch of metric points only (what each durable log_metric sends) names components of
+    the caller's team: a name that exists only in another team is unknown, and nothing is kept."""
+    svc = teams.experiments
+    svc.create_trial_component(mallory, "fraud", "training")
+    svc.create_trial_component(alice, TEAM, "preprocessing")
+    now = time.time()
+
+    def point(component: str, value: float, step: int) -> MetricColumns:
+        return MetricColumns(
+            component=component, names=["validation:auc"], values=[value], steps=[step], timestamps=[now]
+        )
+
+    with pytest.raises(NotFound):
+        svc.batch_update(alice, TEAM, metric_columns=[point("training", 0.74, 0)])
+    with pytest.raises(NotFound):
+        svc.batch_update(alice, TEAM, metric_columns=[point("preprocessing", 0.74, 0), point("training", 0.77, 1)])
+    assert svc.describe_trial_component(alice, TEAM, "preprocessing").metrics == []
+    assert svc.describe_trial_component(mallory, "fraud", "training").metrics == []
+    svc.create_trial_component(alice, TEAM, "training")
+    for step, auc in enumerate([0.74, 0.77, 0.78]):
+        svc.batch_update(alice, TEAM, metric_columns=[point("training", auc, step), point("preprocessing", 1.0, step)])
+    (auc,) = svc.describe_trial_component(alice, TEAM, "training").metrics
+    assert (auc.count, auc.min, auc.max, auc.last) == (3, 0.74, 0.78, 0.78)
+    assert svc.describe_trial_component(mallory, "fraud", "training").metrics == []
+
+
 def test_bad_values_are_rejected(teams: Platform, alice: RequestContext) -> None:
     svc = teams.experiments
     with pytest.raises(InvalidInput):

@@ -178,9 +178,12 @@ def metric_series(team: str, component: str, metric: str, ctx: Ctx, p: P) -> Met
     return p.experiments.metric_series(ctx, team, component, metric)
 
 
-@router.post("/trial-component-batches")
-def batch_update(team: str, body: Batch, ctx: Ctx, p: P) -> BatchResult:
-    return p.experiments.batch_update(ctx, team, body.components, body.metrics, body.creates)
+@router.post("/trial-component-batches", response_model=BatchResult)
+def batch_update(team: str, body: Batch, ctx: Ctx, p: P) -> Response:
+    """Every durable ``log_metric`` is one of these: the answer is serialized here, in the
+    handler's thread, rather than validated again by FastAPI in a second trip to the thread pool."""
+    result = p.experiments.batch_update(ctx, team, body.components, body.metrics, body.creates)
+    return Response(content=result.model_dump_json(), media_type="application/json")
 
 
 @router.post("/trial-component-search", response_model=None)
