@@ -12,6 +12,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from strongroom.api.app import create_app
+from strongroom.audit.log import AuditFilter
 from strongroom.core.context import Grant
 from strongroom.platform import Platform
 from tests.support import context_for
@@ -81,3 +82,16 @@ def new_browser(console_platform: Platform) -> Iterator[Callable[[], Browser]]:
 
 def token_of(platform: Platform, user: str, name: str = "console") -> str:
     return platform.identity.create_token(ADMIN, name, user=user).secret
+
+
+def signed_in(platform: Platform, new_browser: Callable[[], Browser], user: str) -> Browser:
+    """A browser with ``user``'s console session, on the console's home page."""
+    browser = new_browser()
+    browser.sign_in(token_of(platform, user))
+    browser.get("/console/")
+    return browser
+
+
+def audited_actions(platform: Platform, request_id: str) -> list[tuple[str, str]]:
+    """The (action, decision) pairs the audit log holds for one request."""
+    return [(e.action, e.decision) for e in platform.audit_log.query(AuditFilter(request_id=request_id, limit=10))]

@@ -17,7 +17,7 @@ from strongroom.core.context import Grant
 from strongroom.experiments.models import ArtifactValue, ComponentCreate, ComponentUpdate
 from strongroom.lineage.models import GitCommit
 from strongroom.platform import Platform
-from tests.integration.console.conftest import ADMIN, Browser, token_of
+from tests.integration.console.conftest import ADMIN, Browser, audited_actions, signed_in
 from tests.support import context_for
 
 pytestmark = pytest.mark.timeout(300)
@@ -25,17 +25,6 @@ pytestmark = pytest.mark.timeout(300)
 ALICE = context_for("alice", Grant("DataScientist", "risk"))
 HOSTILE = "<script>alert(1)</script>{{7*7}}"
 COMMIT = "0f3c2b1a9e8d7c6b5a4f3e2d1c0b9a8f7e6d5c4b"
-
-
-def _signed_in(platform: Platform, new_browser: Callable[[], Browser], user: str) -> Browser:
-    browser = new_browser()
-    browser.sign_in(token_of(platform, user))
-    browser.get("/console/")
-    return browser
-
-
-def _actions(platform: Platform, request_id: str) -> list[tuple[str, str]]:
-    return [(e.action, e.decision) for e in platform.audit_log.query(AuditFilter(request_id=request_id, limit=10))]
 
 
 def _hrefs(page: str, pattern: str) -> list[str]:
@@ -80,7 +69,7 @@ def test_experiments_trials_and_a_component_with_charts_render_hostile_names_lit
     console_platform: Platform, new_browser: Callable[[], Browser]
 ) -> None:
     _tuning(console_platform)
-    alice = _signed_in(console_platform, new_browser, "alice")
+    alice = signed_in(console_platform, new_browser, "alice")
 
     listing = alice.get("/console/experiments")
     assert listing.status_code == 200 and "page 1 of 1 (1 in all)" in listing.text
@@ -107,7 +96,7 @@ def test_experiments_trials_and_a_component_with_charts_render_hostile_names_lit
     lineage = _hrefs(page.text, "/console/lineage/graph")
     srn = "srn:strongroom:risk:trial-component/xgb-depth-5-training"
     assert lineage[0] == "/console/lineage/graph?" + urllib.parse.urlencode({"srn": srn, "direction": "both"})
-    assert _actions(console_platform, page.headers["x-request-id"]) == [("ViewConsolePage", "Allow")]
+    assert audited_actions(console_platform, page.headers["x-request-id"]) == [("ViewConsolePage", "Allow")]
     checks = console_platform.audit_log.query(AuditFilter(request_id=page.headers["x-request-id"], limit=1))[0]
     actions = [c["action"] for c in checks.params["checks"]]
     assert actions == ["DescribeTrialComponent", "SearchTrialComponents"]  # itself, then its 3 series in one read
@@ -117,7 +106,7 @@ def test_the_compare_marks_differing_values_and_charts_each_metric_for_both(
     console_platform: Platform, new_browser: Callable[[], Browser]
 ) -> None:
     _tuning(console_platform)
-    alice = _signed_in(console_platform, new_browser, "alice")
+    alice = signed_in(console_platform, new_browser, "alice")
     page = alice.get("/console/compare/risk?c=xgb-depth-3-training&c=xgb-depth-5-training")
     assert page.status_code == 200
     differs = '<th scope="row">max_depth <span class="mark">differs</span></th><td>3</td><td>5</td></tr>'
@@ -144,7 +133,7 @@ def test_the_lineage_graph_is_drawn_from_a_dataset_down_to_the_commit_with_every
     console_platform: Platform, new_browser: Callable[[], Browser]
 ) -> None:
     _tuning(console_platform)
-    alice = _signed_in(console_platform, new_browser, "alice")
+    alice = signed_in(console_platform, new_browser, "alice")
     entities = alice.get("/console/lineage?kind=artifact&type=DataSet")
     assert entities.status_code == 200 and "sr://risk-data/train/credit.csv" in entities.text
     assert "<script>alert" not in entities.text
@@ -191,7 +180,7 @@ def test_a_deep_or_wide_graph_is_cut_with_a_note(
         f"part-{i:03d}": ArtifactValue(value=f"sr://risk-data/parts/{i:03d}.csv", version_id="v1") for i in range(70)
     }
     console_platform.experiments.create_trial_component(ALICE, "risk", "merge-parts", inputs=wide)
-    alice = _signed_in(console_platform, new_browser, "alice")
+    alice = signed_in(console_platform, new_browser, "alice")
 
     q = urllib.parse.quote(chain[0])
     deep = alice.get(f"/console/lineage/graph?srn={q}&direction=downstream&depth=2")
@@ -222,13 +211,13 @@ def test_an_auditor_reads_every_team_a_data_scientist_only_hers_and_another_team
         {"srn": "srn:strongroom:risk:trial-component/xgb-depth-5-training"}
     )
 
-    ava = _signed_in(console_platform, new_browser, "ava")
+    ava = signed_in(console_platform, new_browser, "ava")
     assert "credit-default" in ava.get("/console/experiments").text
     assert ava.get("/console/compare/risk?c=xgb-depth-3-training&c=xgb-depth-5-training").status_code == 200
     assert ava.get(graph).status_code == 200
     assert "sr://risk-data/train/credit.csv" in ava.get("/console/lineage?team=risk").text
 
-    bob = _signed_in(console_platform, new_browser, "bob")
+    bob = signed_in(console_platform, new_browser, "bob")
     assert "credit-default" not in bob.get("/console/experiments").text
     assert "No experiment." in bob.get("/console/experiments").text
     for path in (
@@ -241,7 +230,7 @@ def test_an_auditor_reads_every_team_a_data_scientist_only_hers_and_another_team
     ):
         refused = bob.get(path)
         assert refused.status_code == 403, path
-        assert _actions(console_platform, refused.headers["x-request-id"]) == [("ViewConsolePage", "Deny")], path
+        assert audited_actions(console_platform, refused.headers["x-request-id"]) == [("ViewConsolePage", "Deny")], path
     assert bob.get("/console/lineage").status_code == 200  # his own team's (empty) graph
 
 
@@ -270,7 +259,7 @@ def test_a_job_page_links_its_trial_component_which_links_back(
         }
     )
     console_platform.jobs.create_job(ALICE, spec)
-    alice = _signed_in(console_platform, new_browser, "alice")
+    alice = signed_in(console_platform, new_browser, "alice")
 
     job = alice.get("/console/jobs/risk/train-credit")
     links = _hrefs(job.text, "/console/trial-components/")
@@ -296,7 +285,7 @@ def test_an_object_version_a_run_read_links_to_its_lineage(
     unread = console_platform.storage.put_object(ALICE, "risk-data", "train/credit.csv", [rows * 2])
     train = ArtifactValue(value=read.uri, version_id=read.version_id, sha256=read.sha256)
     console_platform.experiments.create_trial_component(ALICE, "risk", "prep-credit", inputs={"train": train})
-    alice = _signed_in(console_platform, new_browser, "alice")
+    alice = signed_in(console_platform, new_browser, "alice")
 
     page = alice.get("/console/data/risk-data/versions", params={"key": "train/credit.csv"})
     assert page.status_code == 200 and page.text.count("Download version") == 2

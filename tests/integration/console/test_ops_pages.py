@@ -11,7 +11,6 @@ from dataclasses import dataclass
 
 import pytest
 
-from strongroom.audit.log import AuditFilter
 from strongroom.core.context import Grant
 from strongroom.demo.data import credit_default
 from strongroom.monitor.constraints import suggest_constraints
@@ -20,7 +19,7 @@ from strongroom.monitor.statistics import compute_statistics
 from strongroom.platform import Platform
 from strongroom.serving.models import EndpointConfigSpec, EndpointSpec, ModelSpec
 from strongroom.serving.registry_models import RegisterSpec
-from tests.integration.console.conftest import ADMIN, Browser, token_of
+from tests.integration.console.conftest import ADMIN, Browser, audited_actions, signed_in
 from tests.support import context_for
 
 pytestmark = pytest.mark.timeout(600)
@@ -30,17 +29,6 @@ ESCAPED = "&lt;script&gt;alert(1)&lt;/script&gt; {{7*7}}"
 ALICE = context_for("alice", Grant("DataScientist", "risk"))
 OMAR = context_for("omar", Grant("MLOpsEngineer", "risk"))
 DORA = context_for("dora", Grant("DataScienceAdmin", "risk"))
-
-
-def _signed_in(platform: Platform, new_browser: Callable[[], Browser], user: str) -> Browser:
-    browser = new_browser()
-    browser.sign_in(token_of(platform, user))
-    browser.get("/console/")
-    return browser
-
-
-def _actions(platform: Platform, request_id: str) -> list[tuple[str, str]]:
-    return [(e.action, e.decision) for e in platform.audit_log.query(AuditFilter(request_id=request_id, limit=10))]
 
 
 @dataclass
@@ -79,9 +67,9 @@ def deployed(console_platform: Platform, new_browser: Callable[[], Browser]) -> 
     )
     return Deployed(
         p,
-        _signed_in(p, new_browser, "omar"),
-        _signed_in(p, new_browser, "alice"),
-        _signed_in(p, new_browser, "dora"),
+        signed_in(p, new_browser, "omar"),
+        signed_in(p, new_browser, "alice"),
+        signed_in(p, new_browser, "dora"),
     )
 
 
@@ -100,7 +88,9 @@ def test_a_data_scientist_sees_no_approval_form_and_a_forged_approval_is_refused
     )
 
     assert forged.status_code == 403 and "UpdateModelPackageApproval" in forged.text
-    assert _actions(deployed.platform, forged.headers["x-request-id"]) == [("UpdateModelPackageApproval", "Deny")]
+    assert audited_actions(deployed.platform, forged.headers["x-request-id"]) == [
+        ("UpdateModelPackageApproval", "Deny")
+    ]
     assert 'id="approval-form"' in omar.get("/console/registry/risk/credit-default/1").text
     assert omar.post("/console/registry/risk/credit-default/1/approval", csrf=False).status_code == 403
 
@@ -121,7 +111,10 @@ def test_the_mlops_engineer_approves_with_a_required_reason_kept_in_the_history(
     )
     assert done.status_code == 303 and done.headers["location"] == "/console/registry/risk/credit-default/1"
     # the registry's own event (its lineage records follow, as through the API)
-    assert _actions(deployed.platform, done.headers["x-request-id"])[0] == ("UpdateModelPackageApproval", "Allow")
+    assert audited_actions(deployed.platform, done.headers["x-request-id"])[0] == (
+        "UpdateModelPackageApproval",
+        "Allow",
+    )
     page = omar.get("/console/registry/risk/credit-default/1")
     history = re.search(r'<table id="approval-history">(.*?)</table>', page.text, re.S)
     assert history is not None
@@ -164,7 +157,7 @@ def test_the_endpoint_page_draws_counts_and_latency_per_variant_and_polls(deploy
 
     fragment = alice.client.get("/console/endpoints/risk/credit-ep/metrics", headers={"HX-Request": "true"})
     assert fragment.status_code == 200 and 'hx-trigger="every 5s"' in fragment.text and "<html" not in fragment.text
-    assert _actions(deployed.platform, fragment.headers["x-request-id"]) == [("ViewConsolePage", "Allow")]
+    assert audited_actions(deployed.platform, fragment.headers["x-request-id"]) == [("ViewConsolePage", "Allow")]
     assert "default-src 'none'" in fragment.headers["content-security-policy"]
 
 
@@ -173,7 +166,7 @@ def test_another_team_sees_no_endpoint_model_or_monitor(deployed: Deployed, new_
     p.identity.create_team(ADMIN, "fraud")
     p.identity.create_user(ADMIN, "eve")
     p.identity.add_member(ADMIN, "fraud", "eve", "MLOpsEngineer")
-    eve = _signed_in(p, new_browser, "eve")
+    eve = signed_in(p, new_browser, "eve")
     for path in (
         "/console/endpoints/risk/credit-ep",
         "/console/endpoints/risk/credit-ep/metrics",
@@ -182,7 +175,7 @@ def test_another_team_sees_no_endpoint_model_or_monitor(deployed: Deployed, new_
     ):
         refused = eve.get(path)
         assert refused.status_code in (403, 404), path
-        assert _actions(p, refused.headers["x-request-id"]) == [("ViewConsolePage", "Deny")], path
+        assert audited_actions(p, refused.headers["x-request-id"]) == [("ViewConsolePage", "Deny")], path
     assert "credit-xgb" not in eve.get("/console/models").text
 
 
@@ -263,7 +256,7 @@ def test_monitors_show_executions_violations_the_drift_plot_and_the_sandboxed_re
     assert "<tr><td>LIMIT_BAL</td><td>baseline_drift_check</td><td></td></tr>" in partial.text
     refused = dora.client.get(f"/console/monitors/risk/credit-drift/executions/{execution_id}/report")
     assert refused.status_code == 403
-    assert _actions(deployed.platform, refused.headers["x-request-id"]) == [("ViewConsolePage", "Deny")]
+    assert audited_actions(deployed.platform, refused.headers["x-request-id"]) == [("ViewConsolePage", "Deny")]
     assert omar.get("/console/monitors/risk/credit-drift/executions/not-an-id").status_code == 422
 
 
@@ -274,7 +267,7 @@ def test_the_mlops_engineer_stops_and_starts_a_schedule_and_a_data_scientist_can
     assert page.status_code == 200 and "Stop credit-drift" not in page.text
     forged = alice.post("/console/monitors/risk/credit-drift/stop")
     assert forged.status_code == 403
-    assert _actions(deployed.platform, forged.headers["x-request-id"]) == [("StopMonitoringSchedule", "Deny")]
+    assert audited_actions(deployed.platform, forged.headers["x-request-id"]) == [("StopMonitoringSchedule", "Deny")]
 
     assert "Stop credit-drift" in omar.get("/console/monitors/risk/credit-drift").text
     assert omar.post("/console/monitors/risk/credit-drift/stop").status_code == 303
@@ -288,7 +281,7 @@ def test_the_platform_admin_creates_a_team_adds_members_issues_and_revokes_a_tok
     console_platform: Platform, new_browser: Callable[[], Browser]
 ) -> None:
     p = console_platform
-    admin = _signed_in(p, new_browser, "admin")
+    admin = signed_in(p, new_browser, "admin")
     page = admin.get("/console/admin")
     assert all(f'id="{form}"' in page.text for form in ("create-team", "create-user", "issue-token"))
 
@@ -319,7 +312,7 @@ def test_the_platform_admin_creates_a_team_adds_members_issues_and_revokes_a_tok
 
     removed = admin.post("/console/admin/teams/fraud/members/remove", {"user": "nina", "role": "DataScientist"})
     assert removed.status_code == 303 and p.identity.describe_team(ADMIN, "fraud")[1] == []
-    assert _actions(p, removed.headers["x-request-id"]) == [("RemoveTeamMember", "Allow")]
+    assert audited_actions(p, removed.headers["x-request-id"]) == [("RemoveTeamMember", "Allow")]
 
 
 def test_team_keys_rotate_and_policies_attach_and_detach(
@@ -339,9 +332,9 @@ def test_team_keys_rotate_and_policies_attach_and_detach(
     rule = 'forbid (principal, action == Action::"DeleteEndpoint", resource) when { context.team == "risk" };'
     forged = dora.post("/console/admin/teams/risk/policies", {"name": "keep-endpoints", "policy": rule})
     assert forged.status_code == 403
-    assert _actions(p, forged.headers["x-request-id"]) == [("AttachTeamPolicy", "Deny")]
+    assert audited_actions(p, forged.headers["x-request-id"]) == [("AttachTeamPolicy", "Deny")]
 
-    admin = _signed_in(p, new_browser, "admin")
+    admin = signed_in(p, new_browser, "admin")
     admin.get("/console/admin/teams/risk/policies")
     broken = admin.post(
         "/console/admin/teams/risk/policies", {"name": "keep-endpoints", "policy": "forbid (", "description": HOSTILE}
@@ -358,7 +351,7 @@ def test_team_keys_rotate_and_policies_attach_and_detach(
 def test_a_data_scientist_has_no_admin_controls_and_forged_admin_actions_are_refused(
     console_platform: Platform, new_browser: Callable[[], Browser]
 ) -> None:
-    alice = _signed_in(console_platform, new_browser, "alice")
+    alice = signed_in(console_platform, new_browser, "alice")
     page = alice.get("/console/admin")
     assert page.status_code == 200 and '<form class="stack"' not in page.text
     assert "Remove alice" not in alice.get("/console/admin/teams/risk").text
@@ -369,7 +362,7 @@ def test_a_data_scientist_has_no_admin_controls_and_forged_admin_actions_are_ref
     ):
         forged = alice.post(path, fields)
         assert forged.status_code == 403, path
-        assert _actions(console_platform, forged.headers["x-request-id"]) == [(action, "Deny")], path
+        assert audited_actions(console_platform, forged.headers["x-request-id"]) == [(action, "Deny")], path
     assert alice.post("/console/admin/teams", {"name": "shadow"}, csrf=False).status_code == 403
     assert [t.name for t in console_platform.identity.list_teams(ADMIN)] == ["risk"]
 

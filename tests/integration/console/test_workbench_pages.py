@@ -8,10 +8,9 @@ from collections.abc import Callable
 
 import pytest
 
-from strongroom.audit.log import AuditFilter
 from strongroom.core.context import Grant
 from strongroom.platform import Platform
-from tests.integration.console.conftest import ADMIN, Browser, token_of
+from tests.integration.console.conftest import ADMIN, Browser, audited_actions, signed_in
 from tests.support import context_for
 
 # module fixtures start servers, train models and sandboxes: more than the suite's 120 s on a busy machine
@@ -20,24 +19,13 @@ pytestmark = pytest.mark.timeout(600)
 HOSTILE = "<script>alert(1)</script>/{{7*7}}.csv"
 
 
-def _signed_in(platform: Platform, new_browser: Callable[[], Browser], user: str) -> Browser:
-    browser = new_browser()
-    browser.sign_in(token_of(platform, user))
-    browser.get("/console/")
-    return browser
-
-
-def _actions(platform: Platform, request_id: str) -> list[tuple[str, str]]:
-    return [(e.action, e.decision) for e in platform.audit_log.query(AuditFilter(request_id=request_id, limit=10))]
-
-
 def test_a_data_scientist_has_no_endpoint_create_control_and_a_forged_create_is_refused(
     console_platform: Platform, new_browser: Callable[[], Browser]
 ) -> None:
     console_platform.identity.create_user(ADMIN, "omar")
     console_platform.identity.add_member(ADMIN, "risk", "omar", "MLOpsEngineer")
-    alice = _signed_in(console_platform, new_browser, "alice")
-    omar = _signed_in(console_platform, new_browser, "omar")
+    alice = signed_in(console_platform, new_browser, "alice")
+    omar = signed_in(console_platform, new_browser, "omar")
 
     page = alice.get("/console/endpoints")
     assert page.status_code == 200 and "Create endpoint" not in page.text and "create-endpoint" not in page.text
@@ -46,13 +34,13 @@ def test_a_data_scientist_has_no_endpoint_create_control_and_a_forged_create_is_
     forged = alice.post("/console/endpoints", {"team": "risk", "name": "credit-default", "config": "cfg"})
 
     assert forged.status_code == 403 and "CreateEndpoint" in forged.text
-    assert _actions(console_platform, forged.headers["x-request-id"]) == [("CreateEndpoint", "Deny")]
+    assert audited_actions(console_platform, forged.headers["x-request-id"]) == [("CreateEndpoint", "Deny")]
 
 
 def test_my_access_shows_the_execution_role_permissions_and_the_simulator_for_auditors(
     console_platform: Platform, new_browser: Callable[[], Browser]
 ) -> None:
-    alice = _signed_in(console_platform, new_browser, "alice")
+    alice = signed_in(console_platform, new_browser, "alice")
     page = alice.get("/console/access")
     assert page.status_code == 200
     rows = dict(re.findall(r"<tr><td>(\w+)</td><td>(Allow|Deny)</td>", page.text))
@@ -63,7 +51,7 @@ def test_my_access_shows_the_execution_role_permissions_and_the_simulator_for_au
     own = alice.get("/console/access?action=GetObject&resource=srn:strongroom:risk:bucket/risk-data")
     assert own.status_code == 200 and "not allowed to SimulatePolicy" in own.text
 
-    ava = _signed_in(console_platform, new_browser, "ava")
+    ava = signed_in(console_platform, new_browser, "ava")
     simulated = ava.get(
         "/console/access?principal=alice&action=CreateEndpoint&resource=srn:strongroom:risk:endpoint/e"
         "&acting_as=DataScientist@risk"
@@ -81,7 +69,7 @@ def test_objects_with_hostile_keys_render_literally_and_download(
     rows = b"20000,2,2,1,24,2,2,-1,-1,-2,-2,3913,3102,689,0,0,0,0,689,0,0,0,0,1\n"
     console_platform.storage.put_object(writer, "risk-data", HOSTILE, [rows])
     console_platform.storage.put_object(writer, "risk-data", HOSTILE, [rows * 2])
-    alice = _signed_in(console_platform, new_browser, "alice")
+    alice = signed_in(console_platform, new_browser, "alice")
 
     listing = alice.get("/console/data/risk-data?prefix=%3Cscript%3Ealert(1)%3C/script%3E/")
     assert listing.status_code == 200
@@ -100,14 +88,14 @@ def test_objects_with_hostile_keys_render_literally_and_download(
 def test_the_audit_page_is_for_auditors_filters_pages_and_verifies(
     console_platform: Platform, new_browser: Callable[[], Browser]
 ) -> None:
-    alice = _signed_in(console_platform, new_browser, "alice")
+    alice = signed_in(console_platform, new_browser, "alice")
     refused = alice.get("/console/audit")
     assert refused.status_code == 403
-    assert _actions(console_platform, refused.headers["x-request-id"]) == [("ViewConsolePage", "Deny")]
+    assert audited_actions(console_platform, refused.headers["x-request-id"]) == [("ViewConsolePage", "Deny")]
     for _ in range(30):
         alice.get("/console/")
 
-    ava = _signed_in(console_platform, new_browser, "ava")
+    ava = signed_in(console_platform, new_browser, "ava")
     page = ava.get("/console/audit?principal=alice&action=ViewConsolePage")
     assert page.status_code == 200
     assert page.text.count("<td>alice</td>") == 25 and 'rel="next"' in page.text
@@ -123,7 +111,7 @@ def test_the_audit_page_is_for_auditors_filters_pages_and_verifies(
 def test_jobs_page_lists_nothing_for_a_new_team_with_pagination(
     console_platform: Platform, new_browser: Callable[[], Browser]
 ) -> None:
-    alice = _signed_in(console_platform, new_browser, "alice")
+    alice = signed_in(console_platform, new_browser, "alice")
     page = alice.get("/console/jobs")
     assert page.status_code == 200 and "No job." in page.text and "page 1 of 1 (0 in all)" in page.text
     missing = alice.get("/console/jobs/risk/train-xgb")
@@ -151,7 +139,7 @@ def test_a_job_is_listed_described_with_its_log_and_stopped(
         }
     )
     console_platform.jobs.create_job(writer, spec)
-    alice = _signed_in(console_platform, new_browser, "alice")
+    alice = signed_in(console_platform, new_browser, "alice")
 
     listing = alice.get("/console/jobs")
     assert "prep-credit" in listing.text and "<td>processing</td><td>Pending</td>" in listing.text
@@ -159,7 +147,7 @@ def test_a_job_is_listed_described_with_its_log_and_stopped(
     assert detail.status_code == 200 and "Stop prep-credit" in detail.text
     log = alice.client.get("/console/jobs/risk/prep-credit/log", headers={"HX-Request": "true"})
     assert log.status_code == 200 and 'hx-trigger="every 3s"' in log.text and "(no output yet)" in log.text
-    assert _actions(console_platform, log.headers["x-request-id"]) == [("ViewConsolePage", "Allow")]
+    assert audited_actions(console_platform, log.headers["x-request-id"]) == [("ViewConsolePage", "Allow")]
 
     stopped = alice.post("/console/jobs/risk/prep-credit/stop")
     assert stopped.status_code == 303
@@ -170,12 +158,12 @@ def test_a_job_is_listed_described_with_its_log_and_stopped(
 def test_the_audit_export_downloads_json_lines_for_auditors_only(
     console_platform: Platform, new_browser: Callable[[], Browser]
 ) -> None:
-    ava = _signed_in(console_platform, new_browser, "ava")
+    ava = signed_in(console_platform, new_browser, "ava")
     exported = ava.client.get("/console/audit/export?action=OpenConsoleSession")
     assert exported.status_code == 200 and exported.headers["content-type"].startswith("application/x-ndjson")
     lines = [line for line in exported.text.splitlines() if line]
     assert lines and all('"action":"OpenConsoleSession"' in line for line in lines)
-    alice = _signed_in(console_platform, new_browser, "alice")
+    alice = signed_in(console_platform, new_browser, "alice")
     assert alice.client.get("/console/audit/export").status_code == 403
 
 
@@ -185,7 +173,7 @@ def test_an_upload_stores_a_tagged_version_and_needs_the_csrf_token(
     dsa = context_for("dora", Grant("DataScienceAdmin", "risk"))
     console_platform.kms.create_key(ADMIN, "risk", "default", "risk data key")
     console_platform.storage.create_bucket(dsa, "risk", "risk-data")
-    alice = _signed_in(console_platform, new_browser, "alice")
+    alice = signed_in(console_platform, new_browser, "alice")
     page = alice.get("/console/data/risk-data")
     assert "data-upload" in page.text and '<label for="upload-file">File</label>' in page.text
     rows = b"LIMIT_BAL,SEX,EDUCATION\n20000,2,2\n120000,2,2\n"
@@ -193,7 +181,7 @@ def test_an_upload_stores_a_tagged_version_and_needs_the_csrf_token(
 
     forged = alice.client.post(url, content=rows, headers={"content-type": "application/octet-stream"})
     assert forged.status_code == 403
-    assert _actions(console_platform, forged.headers["x-request-id"]) == [
+    assert audited_actions(console_platform, forged.headers["x-request-id"]) == [
         ("HTTP POST /console/data/risk-data/upload", "Deny")
     ]
 
@@ -214,10 +202,10 @@ def test_teams_and_users_are_shown_to_auditors_with_hostile_descriptions_escaped
 ) -> None:
     console_platform.identity.create_team(ADMIN, "fraud", description="<img src=x onerror=alert(1)> {{7*7}}")
     console_platform.identity.create_user(ADMIN, "eve", display_name="<script>alert('eve')</script>")
-    ava = _signed_in(console_platform, new_browser, "ava")
+    ava = signed_in(console_platform, new_browser, "ava")
     page = ava.get("/console/people")
     assert page.status_code == 200 and "alice (DataScientist)" in page.text
     assert "<img src=x" not in page.text and "&lt;img src=x onerror=alert(1)&gt; {{7*7}}" in page.text
     assert "&lt;script&gt;alert(&#39;eve&#39;)&lt;/script&gt;" in page.text
-    alice = _signed_in(console_platform, new_browser, "alice")
+    alice = signed_in(console_platform, new_browser, "alice")
     assert alice.get("/console/people").status_code == 403
