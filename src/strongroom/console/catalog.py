@@ -10,9 +10,8 @@ from starlette.responses import Response
 
 from strongroom.catalog.models import ProvisionedProduct
 from strongroom.console import web
-from strongroom.core.errors import Forbidden, InvalidInput, NotFound, StrongroomError
+from strongroom.core.errors import InvalidInput, NotFound, StrongroomError
 from strongroom.core.names import check_name
-from strongroom.notebooks.models import Notebook
 from strongroom.platform import Platform
 
 
@@ -38,13 +37,9 @@ async def catalog(request: Request) -> Response:
     def view() -> tuple[Any, web.Pager, list[str]]:
         with web.viewing(request, who, "catalog"):
             products = platform.catalog.list_products(who.ctx)
-            provisioned: list[ProvisionedProduct] = []
-            refused: list[str] = []
-            for team in teams_of(platform, who):
-                try:
-                    provisioned.extend(platform.catalog.list(who.ctx, team))
-                except Forbidden:
-                    refused.append(team)
+            provisioned, refused = web.across_teams(
+                teams_of(platform, who), lambda t: platform.catalog.list(who.ctx, t)
+            )
             return products, web.paginate(provisioned, number), refused
 
     products, provisioned, refused = await web.run(view)
@@ -139,14 +134,8 @@ async def notebooks(request: Request) -> Response:
     number = web.page_number(request)
 
     def view() -> tuple[web.Pager, list[str]]:
-        found: list[Notebook] = []
-        refused: list[str] = []
         with web.viewing(request, who, "notebooks"):
-            for team in teams_of(platform, who):
-                try:
-                    found.extend(platform.notebooks.list(who.ctx, team))
-                except Forbidden:
-                    refused.append(team)
+            found, refused = web.across_teams(teams_of(platform, who), lambda t: platform.notebooks.list(who.ctx, t))
         return web.paginate(found, number), refused
 
     listed, refused = await web.run(view)

@@ -19,7 +19,7 @@ from strongroom.console import web
 from strongroom.console.catalog import teams_of
 from strongroom.console.graph_layout import graph_href
 from strongroom.console.line_charts import Chart, Series, line_chart, number
-from strongroom.core.errors import Forbidden, InvalidInput
+from strongroom.core.errors import InvalidInput
 from strongroom.core.names import Srn, check_name
 from strongroom.experiments.models import ArtifactValue, Experiment, TrialComponent
 from strongroom.lineage.store import artifact_srn
@@ -73,14 +73,10 @@ async def experiments(request: Request) -> Response:
     number_ = web.page_number(request)
 
     def view() -> tuple[web.Pager, list[str]]:
-        found: list[Experiment] = []
-        refused: list[str] = []
         with web.viewing(request, who, "experiments"):
-            for team in teams_of(platform, who):
-                try:
-                    found.extend(platform.experiments.list_experiments(who.ctx, team))
-                except Forbidden:
-                    refused.append(team)
+            found, refused = web.across_teams(
+                teams_of(platform, who), lambda t: platform.experiments.list_experiments(who.ctx, t)
+            )
         found.sort(key=lambda e: e.created_at, reverse=True)
         return web.paginate(found, number_), refused
 

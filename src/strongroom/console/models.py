@@ -12,7 +12,7 @@ from starlette.routing import BaseRoute, Route
 
 from strongroom.console import web
 from strongroom.console.catalog import teams_of
-from strongroom.core.errors import Conflict, Forbidden, InvalidInput
+from strongroom.core.errors import Conflict, InvalidInput
 from strongroom.core.names import check_name
 from strongroom.policy.engine import Target
 from strongroom.serving.registry import MAX_VERSION
@@ -38,14 +38,10 @@ async def models(request: Request) -> Response:
     number = web.page_number(request)
 
     def view() -> tuple[web.Pager, list[str]]:
-        found: list[Any] = []
-        refused: list[str] = []
         with web.viewing(request, who, "models"):
-            for team in teams_of(platform, who):
-                try:
-                    found.extend(platform.serving.list_models(who.ctx, team))
-                except Forbidden:
-                    refused.append(team)
+            found, refused = web.across_teams(
+                teams_of(platform, who), lambda t: platform.serving.list_models(who.ctx, t)
+            )
         found.sort(key=lambda m: m.created_at, reverse=True)
         return web.paginate(found, number), refused
 
@@ -75,14 +71,10 @@ async def registry(request: Request) -> Response:
     number = web.page_number(request)
 
     def view() -> tuple[web.Pager, list[str]]:
-        found: list[Any] = []
-        refused: list[str] = []
         with web.viewing(request, who, "registry"):
-            for team in teams_of(platform, who):
-                try:
-                    found.extend(platform.model_registry.list_groups(who.ctx, team))
-                except Forbidden:
-                    refused.append(team)
+            found, refused = web.across_teams(
+                teams_of(platform, who), lambda t: platform.model_registry.list_groups(who.ctx, t)
+            )
         return web.paginate(found, number), refused
 
     listed, refused = await web.run(view)

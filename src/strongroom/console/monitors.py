@@ -21,7 +21,7 @@ from starlette.routing import BaseRoute, Route
 from strongroom.console import charts, web
 from strongroom.console.catalog import teams_of
 from strongroom.core.context import RequestContext
-from strongroom.core.errors import Forbidden, InvalidInput, NotFound, StrongroomError
+from strongroom.core.errors import InvalidInput, NotFound, StrongroomError
 from strongroom.core.names import check_name
 from strongroom.monitor.constraints import Constraints
 from strongroom.monitor.executions import schedule_target
@@ -55,14 +55,10 @@ async def monitors(request: Request) -> Response:
     number = web.page_number(request)
 
     def view() -> tuple[web.Pager, list[str]]:
-        found: list[Schedule] = []
-        refused: list[str] = []
         with web.viewing(request, who, "monitors"):
-            for team in teams_of(platform, who):
-                try:
-                    found.extend(platform.monitoring.list_schedules(who.ctx, team))
-                except Forbidden:
-                    refused.append(team)
+            found, refused = web.across_teams(
+                teams_of(platform, who), lambda t: platform.monitoring.list_schedules(who.ctx, t)
+            )
         return web.paginate(found, number), refused
 
     listed, refused = await web.run(view)

@@ -12,7 +12,7 @@ from __future__ import annotations
 import hmac
 import math
 import urllib.parse
-from collections.abc import Awaitable, Callable, Iterator, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -125,6 +125,18 @@ def paginate(items: Sequence[T], page: int, size: int = PAGE_SIZE) -> Pager:
     page = min(page, pages)
     start = (page - 1) * size
     return Pager(list(items[start : start + size]), page, pages, len(items))
+
+
+def across_teams(teams: Sequence[str], fetch: Callable[[str], Iterable[T]]) -> tuple[list[T], list[str]]:
+    """Every team's items (``fetch(team)``, a service call the guard decides) and the teams that refused."""
+    found: list[T] = []
+    refused: list[str] = []
+    for team in teams:
+        try:
+            found.extend(fetch(team))
+        except Forbidden:
+            refused.append(team)
+    return found, refused
 
 
 def paginate_teams(

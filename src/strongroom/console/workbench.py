@@ -15,7 +15,7 @@ from strongroom.console import web
 from strongroom.console.catalog import teams_of
 from strongroom.console.graph_layout import graph_href
 from strongroom.console.lineage import recorded_versions
-from strongroom.core.errors import Forbidden, InvalidInput, StrongroomError
+from strongroom.core.errors import InvalidInput, StrongroomError
 from strongroom.core.names import check_name
 from strongroom.jobs.models import TERMINAL
 from strongroom.jobs.tracking import JobTracking
@@ -223,15 +223,9 @@ async def endpoints(request: Request) -> Response:
     number = web.page_number(request)
 
     def view() -> tuple[web.Pager, list[str], list[str]]:
-        found: list[Any] = []
-        refused: list[str] = []
         teams = teams_of(platform, who)
         with web.viewing(request, who, "endpoints"):
-            for team in teams:
-                try:
-                    found.extend(platform.serving.list_endpoints(who.ctx, team))
-                except Forbidden:
-                    refused.append(team)
+            found, refused = web.across_teams(teams, lambda t: platform.serving.list_endpoints(who.ctx, t))
         creatable = [
             t for t in teams if web.may(request, who, "CreateEndpoint", Target("endpoint", t, "*", owner=who.user))
         ]
