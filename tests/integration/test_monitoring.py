@@ -509,15 +509,6 @@ def test_an_execution_whose_job_dies_with_the_platform_fails_with_the_reason(mon
     env = monitored.env
     hour = dt.datetime(2020, 1, 3, 8, tzinfo=dt.UTC)
     _put_capture(monitored, hour, [(hour + dt.timedelta(minutes=5), _rows(monitored.test[FEATURES].iloc[:2000]))], "x")
-    execution = monitored.monitor.run_now(hour, hour + dt.timedelta(hours=1), wait=False)
-    deadline = time.monotonic() + 60
-    while True:
-        job = execution.refresh().job_name
-        state = env.alice.jobs.describe(env.team, job).status if execution.execution.status == "InProgress" else ""
-        if state == "InProgress":
-            break
-        assert time.monotonic() < deadline, execution.execution
-        time.sleep(0.2)
     # an every-3-records schedule has counted 2 records when the platform dies
     counting = {
         "name": "every-3-requests",
@@ -533,6 +524,16 @@ def test_an_execution_whose_job_dies_with_the_platform_fails_with_the_reason(mon
     deadline = time.monotonic() + 30
     while monitored.mlops.monitoring.describe_schedule(env.team, "every-3-requests").records_counted != 2:
         assert time.monotonic() < deadline, "the 2 records were not counted"
+        time.sleep(0.2)
+    # then the execution, killed as soon as its job runs (a quiet machine finishes it in seconds)
+    execution = monitored.monitor.run_now(hour, hour + dt.timedelta(hours=1), wait=False)
+    deadline = time.monotonic() + 60
+    while True:
+        job = execution.refresh().job_name
+        state = env.alice.jobs.describe(env.team, job).status if execution.execution.status == "InProgress" else ""
+        if state == "InProgress":
+            break
+        assert time.monotonic() < deadline, execution.execution
         time.sleep(0.2)
     env.server.stop(signal.SIGKILL)
     restarted = start_server(env.server.config, env.server.admin_token)
