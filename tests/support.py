@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
+import http.server
+import json
 import signal
+import ssl
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import quote
@@ -10,7 +16,7 @@ from urllib.parse import quote
 from sqlalchemy import create_engine, text
 from sqlalchemy.pool import NullPool
 
-from strongroom.core import launcher
+from strongroom.core import launcher, pki
 from strongroom.core.config import Config
 from strongroom.core.context import Grant, Principal, RequestContext
 from strongroom.core.launcher import ServerProcess
@@ -124,3 +130,49 @@ def endpoint_workers_of(server_pid: int) -> list[int]:
                 found.append(int(entry.name))
                 break
     return found
+
+
+@dataclass
+class AlertReceiver:
+    """An HTTPS receiver on localhost (a certificate of the platform CA): the JSON bodies POSTed to ``url``."""
+
+    url: str
+    received: list[dict[str, object]] = field(default_factory=list)
+
+
+@contextmanager
+def alert_receiver(config: Config, folder: Path, path: str = "/alerts") -> Iterator[AlertReceiver]:
+    from strongroom.core.rootkey import load_root_key
+
+    root = load_root_key(config.home)
+    cert, key = folder / "hook.pem", folder / "hook.key"
+    pki.issue_leaf(
+        pki.TlsFiles.in_dir(config.tls_dir),
+        root,
+        common_name="hook",
+        dns_names=["localhost"],
+        ip_addresses=["127.0.0.1"],
+        cert_path=cert,
+        key_path=key,
+    )
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert, key, password=pki.key_password(root, key.name))
+    received: list[dict[str, object]] = []
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            received.append(json.loads(self.rfile.read(int(self.headers["content-length"]))))
+            self.send_response(204)
+            self.end_headers()
+
+        def log_message(self, *args: object) -> None:
+            return
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    server.socket = context.wrap_socket(server.socket, server_side=True)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield AlertReceiver(f"https://localhost:{server.server_address[1]}{path}", received)
+    finally:
+        server.shutdown()
+        server.server_close()

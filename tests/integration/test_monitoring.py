@@ -6,12 +6,9 @@ an execution whose job dies with the platform."""
 from __future__ import annotations
 
 import datetime as dt
-import http.server
 import io
 import json
 import signal
-import ssl
-import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -26,7 +23,6 @@ from strongroom.algorithms.xgboost.archive import archive_bytes
 from strongroom.core import pki
 from strongroom.core.config import Config
 from strongroom.core.errors import Forbidden, InvalidInput, StrongroomError
-from strongroom.core.rootkey import load_root_key
 from strongroom.demo.data import FEATURES, LABEL, credit_default
 from strongroom.platform import initialize
 from strongroom.sdk.jobs import RunningJob
@@ -40,7 +36,7 @@ from strongroom.sdk.monitor import (
 from strongroom.sdk.serving import DataCaptureConfig, Model
 from strongroom.sdk.session import Session
 from tests.integration.jobs.conftest import TeamEnv, add_mlops_engineer, build_team
-from tests.support import start_server
+from tests.support import AlertReceiver, alert_receiver, start_server
 
 # module fixtures start servers, train models and sandboxes: more than the suite's 120 s on a busy machine
 pytestmark = pytest.mark.timeout(600)
@@ -393,58 +389,25 @@ def test_feature_attribution_drift_flags_a_changed_ranking_not_clean_traffic(mon
     explainability.delete_monitoring_schedule()
 
 
-class _Receiver(http.server.BaseHTTPRequestHandler):
-    received: list[dict[str, object]] = []
-
-    def do_POST(self) -> None:
-        _Receiver.received.append(json.loads(self.rfile.read(int(self.headers["content-length"]))))
-        self.send_response(204)
-        self.end_headers()
-
-    def log_message(self, *args: object) -> None:
-        return
-
-
 @pytest.fixture
-def receiver(monitored: Monitored, tmp_path: Path) -> Iterator[str]:
-    """An HTTPS receiver on localhost with a certificate of the platform CA; its URL."""
-    config = monitored.env.server.config
-    root = load_root_key(config.home)
-    cert, key = tmp_path / "hook.pem", tmp_path / "hook.key"
-    pki.issue_leaf(
-        pki.TlsFiles.in_dir(config.tls_dir),
-        root,
-        common_name="hook",
-        dns_names=["localhost"],
-        ip_addresses=["127.0.0.1"],
-        cert_path=cert,
-        key_path=key,
-    )
-    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    context.load_cert_chain(cert, key, password=pki.key_password(root, key.name))
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Receiver)
-    server.socket = context.wrap_socket(server.socket, server_side=True)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    _Receiver.received = []
-    try:
-        yield f"https://localhost:{server.server_address[1]}/risk/alerts"
-    finally:
-        server.shutdown()
-        server.server_close()
+def receiver(monitored: Monitored, tmp_path: Path) -> Iterator[AlertReceiver]:
+    with alert_receiver(monitored.env.server.config, tmp_path, "/risk/alerts") as found:
+        yield found
 
 
-def test_a_teams_monitoring_alerts_go_to_its_own_webhook(monitored: Monitored, receiver: str) -> None:
+def test_a_teams_monitoring_alerts_go_to_its_own_webhook(monitored: Monitored, receiver: AlertReceiver) -> None:
+    url = receiver.url
     env = monitored.env
     team_admin = env.server.session(env.admin.tokens.create("hook", user=f"{env.team}-admin").secret)
     with pytest.raises(Forbidden):  # the team's DataScienceAdmin sets it, not a data scientist
-        env.alice.monitoring.set_alert_webhook(env.team, receiver)
+        env.alice.monitoring.set_alert_webhook(env.team, url)
     with pytest.raises(InvalidInput) as private:  # not the platform's own network
-        team_admin.monitoring.set_alert_webhook(env.team, receiver.replace("localhost", "127.0.0.1"))
+        team_admin.monitoring.set_alert_webhook(env.team, url.replace("localhost", "127.0.0.1"))
     assert "not a public address" in private.value.detail
     with pytest.raises(InvalidInput):
-        team_admin.monitoring.set_alert_webhook(env.team, receiver.replace("https://", "https://ops:pw@"))
-    team_admin.monitoring.set_alert_webhook(env.team, receiver)
-    assert monitored.mlops.monitoring.describe_alert_webhook(env.team).url == receiver
+        team_admin.monitoring.set_alert_webhook(env.team, url.replace("https://", "https://ops:pw@"))
+    team_admin.monitoring.set_alert_webhook(env.team, url)
+    assert monitored.mlops.monitoring.describe_alert_webhook(env.team).url == url
     assert len(env.admin.audit.query(action="PutTeamAlertWebhook")) == 4  # refusals included
 
     nine = dt.datetime(2020, 1, 1, 9, tzinfo=dt.UTC)  # the window of bad columns: violations
@@ -452,7 +415,7 @@ def test_a_teams_monitoring_alerts_go_to_its_own_webhook(monitored: Monitored, r
     assert execution.execution.status == "CompletedWithViolations"
 
     def mine() -> list[dict[str, object]]:  # the module's other windows may raise alerts meanwhile
-        return [a for a in _Receiver.received if isinstance(d := a["details"], dict) and d["execution"] == execution.id]
+        return [a for a in receiver.received if isinstance(d := a["details"], dict) and d["execution"] == execution.id]
 
     deadline = time.monotonic() + 30
     while not mine():

@@ -2,12 +2,8 @@
 
 from __future__ import annotations
 
-import http.server
 import io
-import json
-import ssl
 import tarfile
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,10 +14,9 @@ import xgboost as xgb
 
 from strongroom.core import pki
 from strongroom.core.config import Config
-from strongroom.core.rootkey import load_root_key
 from strongroom.platform import initialize
 from tests.integration.jobs.conftest import TeamEnv, build_team, credit_like, csv_bytes, job_spec, upload_script
-from tests.support import start_server
+from tests.support import AlertReceiver, alert_receiver, start_server
 
 SPOT_HYPER = {
     "num_round": 120,
@@ -110,52 +105,20 @@ def test_stop_request_ends_a_running_job(env: TeamEnv) -> None:
     assert env.alice.jobs.describe(env.team, "forever").status == "Stopped"
 
 
-class _Webhook(http.server.BaseHTTPRequestHandler):
-    received: list[dict[str, object]] = []
-
-    def do_POST(self) -> None:
-        body = self.rfile.read(int(self.headers["content-length"]))
-        _Webhook.received.append(json.loads(body))
-        self.send_response(204)
-        self.end_headers()
-
-    def log_message(self, *args: object) -> None:
-        return
-
-
 @pytest.fixture
-def webhook(tmp_path: Path) -> Iterator[tuple[str, Path, Config, str]]:
+def webhook(tmp_path: Path) -> Iterator[tuple[AlertReceiver, Path, Config, str]]:
     """A platform whose alerts go to an HTTPS webhook with a certificate from the platform CA."""
     config = Config(home=tmp_path / "home", port=0)
     token = initialize(config).token.secret
-    files = pki.TlsFiles.in_dir(config.tls_dir)
-    root = load_root_key(config.home)
-    cert, key = tmp_path / "hook.pem", tmp_path / "hook.key"
-    pki.issue_leaf(
-        files,
-        root,
-        common_name="hook",
-        dns_names=["localhost"],
-        ip_addresses=["127.0.0.1"],
-        cert_path=cert,
-        key_path=key,
-    )
-    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    context.load_cert_chain(cert, key, password=pki.key_password(root, key.name))
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Webhook)
-    server.socket = context.wrap_socket(server.socket, server_side=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    _Webhook.received = []
-    try:
-        yield f"https://localhost:{server.server_address[1]}/alerts", files.ca_cert, config, token
-    finally:
-        server.shutdown()
-        server.server_close()
+    with alert_receiver(config, tmp_path) as receiver:
+        yield receiver, pki.TlsFiles.in_dir(config.tls_dir).ca_cert, config, token
 
 
-def test_detective_control_stops_an_exempted_job_within_seconds(webhook: tuple[str, Path, Config, str]) -> None:
-    url, ca, config, token = webhook
+def test_detective_control_stops_an_exempted_job_within_seconds(
+    webhook: tuple[AlertReceiver, Path, Config, str],
+) -> None:
+    receiver, ca, config, token = webhook
+    url = receiver.url
     server = start_server(
         config, token, env={"STRONGROOM_ALERT_WEBHOOK_URL": url, "STRONGROOM_ALERT_WEBHOOK_CA": str(ca)}
     )
@@ -175,9 +138,9 @@ def test_detective_control_stops_an_exempted_job_within_seconds(webhook: tuple[s
         assert "enforce-network-isolation" in job.failure_reason
         [alert] = env.admin.audit.query(action="RaiseAlert")
         assert alert.resource.endswith("alert/enforce-network-isolation") and alert.params["resource"] == created.srn
-        _wait_for(lambda: bool(_Webhook.received), 15, "the webhook")
-        assert _Webhook.received[0]["rule"] == "enforce-network-isolation"
-        assert _Webhook.received[0]["resource"] == created.srn
+        _wait_for(lambda: bool(receiver.received), 15, "the webhook")
+        assert receiver.received[0]["rule"] == "enforce-network-isolation"
+        assert receiver.received[0]["resource"] == created.srn
     finally:
         server.stop()
 
