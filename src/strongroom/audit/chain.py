@@ -44,6 +44,34 @@ def event_hash(event: Mapping[str, Any]) -> str:
     return hashlib.sha256(canonical(event)).hexdigest()
 
 
+def _member(name: str, value: Any) -> str:
+    return f"{_dump(name)}:{_dump(value)}"
+
+
+def _dump(value: Any) -> str:
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+_BEFORE_PREV_HASH = sorted(name for name in HASHED_FIELDS if name < "prev_hash")
+_BEFORE_SEQ = sorted(name for name in HASHED_FIELDS if "prev_hash" < name < "seq")
+_AFTER_SEQ = sorted(name for name in HASHED_FIELDS if name > "seq")
+
+
+def canonical_pieces(event: Mapping[str, Any]) -> tuple[str, str, str]:
+    """The canonical JSON of ``event`` cut around the values of ``prev_hash`` and ``seq``.
+
+    For a writer that learns the sequence number and the previous hash only under the chain lock
+    (PostgreSQL's ``strongroom_audit_append``): ``a + '"' + prev_hash + '"' + b + str(seq) + c`` is
+    exactly ``canonical(event)`` with those two values, as a string.
+    """
+    members = ",".join
+    return (
+        "{" + members(_member(name, event[name]) for name in _BEFORE_PREV_HASH) + ',"prev_hash":',
+        "," + members(_member(name, event[name]) for name in _BEFORE_SEQ) + ',"seq":',
+        "," + members(_member(name, event[name]) for name in _AFTER_SEQ) + "}",
+    )
+
+
 def redact(value: Any, key: str = "") -> Any:
     """Copy of ``value`` with secret-looking keys and token-looking strings replaced."""
     if key and _SECRET_KEY.search(key) and not key.endswith(("_id", "_ids")):

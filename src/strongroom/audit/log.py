@@ -12,15 +12,25 @@ broken one.
 Appends are serialized: SQLite by its single writer, PostgreSQL by a transaction-scoped
 advisory lock on the chain head. The unique ``seq`` makes a fork impossible either way.
 
-On PostgreSQL the lock is held until the transaction commits, so a commit that waited for its
-WAL flush (fsync) inside the lock would cap the whole platform at one flush per call. An
-audited transaction therefore commits without waiting for the flush (``synchronous_commit`` off
-for that transaction only, which releases the lock at once) and ``make_durable`` then waits for
-a flush that covers it, outside the lock. Concurrent calls share that flush (group commit): a
-call that committed waits for the next flush to *start* after its commit; one of the waiting
-threads runs it for all of them (``_GroupFlush``), so a busy process flushes once per batch of
-calls, not once per call. A flush that fails fails every call waiting for it. The caller answers
-only after ``make_durable``: no answer ever reports a call whose event could still be lost.
+On PostgreSQL the lock is held until the transaction commits, so every moment between taking it
+and committing caps the whole platform, across all API processes. The append is therefore one
+call of a database function (``strongroom_audit_append``, migration 0016) that takes the lock,
+reads the head, hashes and inserts the event, sent in the same round trip as the ``COMMIT`` when
+it is the transaction's last statement (``last=True``, the guard's case): the lock is never held
+while the database waits for a client that may itself wait for a core or for its GIL. The caller
+builds the event's canonical JSON in pieces around the two values only the lock can give (the
+sequence number and the previous hash); the database joins and hashes them, and ``verify``
+recomputes the same digest in Python.
+
+A commit that waited for its WAL flush (fsync) inside the lock would cap the platform at one
+flush per call. An audited transaction therefore commits without waiting for the flush
+(``synchronous_commit`` off for that transaction only, which releases the lock at once) and
+``make_durable`` then waits for a flush that covers it, outside the lock. Concurrent calls share
+that flush (group commit): a call that committed waits for the next flush to *start* after its
+commit; one of the waiting threads runs it for all of them (``_GroupFlush``), so a busy process
+flushes once per batch of calls, not once per call. A flush that fails fails every call waiting
+for it. The caller answers only after ``make_durable``: no answer ever reports a call whose event
+could still be lost.
 WAL is written in order, so a crash loses at most a suffix of the chain together with the
 changes of the same transactions (never a hole in the chain, never a change without its
 event); others may see such a change up to one flush before it is durable.
@@ -29,6 +39,7 @@ event); others may see such a change up to one flush before it is durable.
 from __future__ import annotations
 
 import datetime as dt
+import json
 import threading
 import time
 import uuid
@@ -36,10 +47,11 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, cast
 
+import psycopg
 from sqlalchemy import Connection, Select, Table, func, insert, select, text
 from sqlalchemy.orm import Session
 
-from strongroom.audit.chain import GENESIS_HASH, event_hash, redact
+from strongroom.audit.chain import GENESIS_HASH, canonical_pieces, event_hash, redact
 from strongroom.audit.db import AuditCheckpointRow, AuditEventRow
 from strongroom.audit.models import AuditEvent, Checkpoint, VerifyReport
 from strongroom.audit.signing import FIRST_CHECKPOINT, CheckpointSigner, checkpoint_digest
@@ -50,15 +62,12 @@ from strongroom.db.engine import Database
 _TABLE = cast(Table, AuditEventRow.__table__)
 _INSERT = insert(_TABLE)
 _HEAD = select(_TABLE.c.seq, _TABLE.c.hash).order_by(_TABLE.c.seq.desc()).limit(1)
-_CHAIN_LOCK_KEY = 0x5372_4175_6469_74  # "SrAudit"
-# One round trip, two statements (a simple query, so the second reads the head with a snapshot
-# taken after the first got the lock): this transaction commits without waiting for its flush,
-# takes the chain lock, and reads the head.
-_LOCK_AND_HEAD = (
-    "SELECT set_config('synchronous_commit', 'off', true), pg_advisory_xact_lock(23488048534940020); "
-    "SELECT seq, hash FROM audit_events ORDER BY seq DESC LIMIT 1"
+# PostgreSQL: the whole append under the chain lock, in the database (see the module's docstring).
+_APPEND = (
+    "SELECT event_seq, event_prev_hash, event_hash FROM strongroom_audit_append("
+    "%s, %s, %s, %s, %s, %s, %s, %s, %s, %s::json, %s, %s, %s, %s, %s, %s::json, %s, %s, %s)"
 )
-assert str(_CHAIN_LOCK_KEY) in _LOCK_AND_HEAD
+_APPEND_AND_COMMIT = _APPEND + "; COMMIT"
 # A one-statement write commits synchronously: it waits for the WAL flush up to its commit record,
 # and so past every transaction committed before it. Its own row per backend: no waits on others.
 _FLUSH = text(
@@ -218,29 +227,19 @@ class AuditLog:
 
     # -- writing ----------------------------------------------------------------------------
 
-    def _lock_head(self, connection: Connection) -> tuple[int, str]:
-        if not self.db.is_sqlite:  # see the module's docstring for the asynchronous commit
-            cursor = connection.connection.cursor()
-            try:
-                cursor.execute(_LOCK_AND_HEAD)
-                cursor.nextset()
-                found = cursor.fetchone()
-            finally:
-                cursor.close()
-            return (int(found[0]), str(found[1])) if found else (0, GENESIS_HASH)
-        head = connection.execute(_HEAD).first()
-        return (head[0], head[1]) if head else (0, GENESIS_HASH)
+    def append(self, session: Session | Connection, record: AuditRecord, *, last: bool = False) -> AuditEvent:
+        """Append ``record`` inside the caller's write transaction; returns the sealed event.
 
-    def append(self, session: Session | Connection, record: AuditRecord) -> AuditEvent:
-        """Append ``record`` inside the caller's write transaction; returns the sealed event."""
+        ``last``: nothing else is written in this transaction, so on PostgreSQL it is committed
+        in the same round trip (and the chain lock released with it); the caller's own commit
+        then has nothing left to do.
+        """
         # Core statements on the bare connection: the audit append is on every call's path,
         # and the ORM's statement handling costs more than the SQL itself.
         started = time.perf_counter()
         connection = session.connection() if isinstance(session, Session) else session
-        seq, prev_hash = self._lock_head(connection)
         now = utcnow()
-        fields = {
-            "seq": seq + 1,
+        fields: dict[str, Any] = {
             "id": uuid.uuid4().hex,
             "time": now.isoformat(),
             "principal": record.principal,
@@ -257,18 +256,46 @@ class AuditLog:
             "source": record.source[:128],
             "user_agent": record.user_agent[:256],
             "params": redact(record.params),
-            "prev_hash": prev_hash,
         }
-        digest = event_hash(fields)
-        sealed = {**fields, "time": now, "hash": digest}
-        connection.execute(_INSERT, sealed)
+        if self.db.is_sqlite:
+            head = connection.execute(_HEAD).first()
+            fields["seq"], fields["prev_hash"] = (head[0] + 1, head[1]) if head else (1, GENESIS_HASH)
+            digest = event_hash(fields)
+            sealed = {**fields, "time": now, "hash": digest}
+            connection.execute(_INSERT, sealed)
+        else:
+            sealed = {**fields, "time": now, **self._append_postgres(connection, fields, now, last)}
         if self.observer is not None:
             self.observer(record, time.perf_counter() - started)
         return AuditEvent.model_construct(**sealed)
 
+    @staticmethod
+    def _append_postgres(
+        connection: Connection, fields: dict[str, Any], now: dt.datetime, last: bool
+    ) -> dict[str, Any]:
+        """``strongroom_audit_append`` (and the ``COMMIT`` when ``last``): seq, prev_hash and hash."""
+        pieces = canonical_pieces({**fields, "seq": 0, "prev_hash": ""})
+        values = (
+            fields["id"], now, fields["principal"], fields["token_kind"], fields["role"], fields["team"],
+            fields["action"], fields["resource"], fields["decision"], json.dumps(fields["policies"]),
+            fields["outcome"], fields["error"], fields["request_id"], fields["source"], fields["user_agent"],
+            json.dumps(fields["params"]), *pieces,
+        )  # fmt: skip
+        raw = cast(psycopg.Connection[Any], connection.connection.dbapi_connection)
+        # Two statements in one message need client-side binding (psycopg quotes each value).
+        cursor = psycopg.ClientCursor(raw) if last else raw.cursor()
+        try:
+            cursor.execute(_APPEND_AND_COMMIT if last else _APPEND, values)
+            found = cursor.fetchone()
+        finally:
+            cursor.close()
+        if found is None:
+            raise RuntimeError("strongroom_audit_append returned no row")
+        return {"seq": int(found[0]), "prev_hash": str(found[1]), "hash": str(found[2])}
+
     def append_standalone(self, record: AuditRecord) -> AuditEvent:
         with self.db.write_connection() as connection:
-            event = self.append(connection, record)
+            event = self.append(connection, record, last=True)
         self.make_durable()
         return event
 

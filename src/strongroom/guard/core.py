@@ -566,7 +566,10 @@ class Guard:
 
     def _append(self, record: AuditRecord, session: Session | None = None) -> AuditEvent:
         try:
-            event = self.audit.append(session, record) if session is not None else self.audit.append_standalone(record)
+            if session is None:
+                event = self.audit.append_standalone(record)
+            else:  # the transaction's last statement (see ``Ticket.transaction``)
+                event = self.audit.append(session, record, last=True)
         except Exception as exc:  # fail closed: no audit event, no call
             self._failed()
             raise _AuditWriteFailed("the audit log could not be written; the call was not performed") from exc

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
 from sqlalchemy import delete, func, select, update
 
-from strongroom.audit.chain import REDACTED, redact
+from strongroom.audit.chain import GENESIS_HASH, HASHED_FIELDS, REDACTED, canonical, canonical_pieces, redact
 from strongroom.audit.db import AuditCheckpointRow, AuditEventRow
 from strongroom.audit.log import AuditRecord
 from strongroom.platform import Platform
@@ -114,3 +117,57 @@ def test_redaction() -> None:
     assert red["token"] == REDACTED and red["client_secret"] == REDACTED
     assert red["nested"]["password"] == REDACTED
     assert "secretsecret" not in red["nested"]["note"]
+
+
+HOSTILE = 'quote " backslash \\ slash / nul-ish \\u0000 unicode é ✓ \u2028 emoji 🙂 "seq":0 "prev_hash":""'
+
+
+def _hostile_record(i: int) -> AuditRecord:
+    return AuditRecord(
+        principal=f"alice-{i}",
+        token_kind="api",
+        action="CreateUser",
+        resource=f"srn:strongroom:::user/{HOSTILE}",
+        decision="Allow",
+        policies=["platform-admin", HOSTILE],
+        error=HOSTILE,
+        source="127.0.0.1",
+        user_agent=HOSTILE,
+        params={"seq": 0, "prev_hash": "", "name": HOSTILE, "ratio": 1e5, "small": 0.1, "nested": {"b": [1, True]}},
+    )
+
+
+def test_canonical_pieces_join_to_the_canonical_json() -> None:
+    fields = {name: HOSTILE for name in HASHED_FIELDS} | {"params": _hostile_record(0).params, "policies": [HOSTILE]}
+    before, between, after = canonical_pieces({**fields, "seq": 0, "prev_hash": ""})
+    for seq, prev in ((1, GENESIS_HASH), (123456789012, "ab" * 32)):
+        joined = f'{before}"{prev}"{between}{seq}{after}'
+        assert joined.encode() == canonical({**fields, "seq": seq, "prev_hash": prev})
+
+
+def test_events_with_hostile_text_verify_and_hash_as_python_does(platform: Platform) -> None:
+    events = [platform.audit_log.append_standalone(_hostile_record(i)) for i in range(5)]
+    report = platform.audit_log.verify()
+    assert report.ok, report.problem
+    with platform.db.read() as s:
+        ours = select(AuditEventRow).where(AuditEventRow.seq >= events[0].seq).order_by(AuditEventRow.seq)
+        rows = s.scalars(ours).all()
+    assert [row.hash for row in rows] == [event.hash for event in events]
+    assert all(row.params["name"] == HOSTILE and row.params["ratio"] == 1e5 for row in rows)
+    assert [e.prev_hash for e in events[1:]] == [e.hash for e in events[:-1]]
+
+
+def test_the_chain_lock_is_released_with_the_append_on_postgresql(platform: Platform) -> None:
+    """The guard's append commits in the same round trip: another writer never waits on this client."""
+    if platform.db.is_sqlite:
+        pytest.skip("SQLite has one writer at a time by design (its lock is the write transaction)")
+    pool = ThreadPoolExecutor(1)
+    try:
+        with platform.db.write() as session:
+            first = platform.audit_log.append(session, _hostile_record(0), last=True)
+            # Still inside the first caller's transaction block: the second writer must not wait for it.
+            second = pool.submit(platform.audit_log.append_standalone, _hostile_record(1)).result(timeout=10)
+    finally:
+        pool.shutdown(wait=False)
+    assert second.seq == first.seq + 1 and second.prev_hash == first.hash
+    assert platform.audit_log.verify().ok
