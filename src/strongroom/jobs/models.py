@@ -265,6 +265,7 @@ PHASES = {
     "Processing": "processing",
     "Transforming": "transforming",
     "Uploading": "output encryption and upload",
+    "Completing": "completion (outputs, lineage)",
     "Interrupted": "interrupted, waiting to resume",
     "Stopping": "stopping",
 }
@@ -326,7 +327,9 @@ class Job(BaseModel):
     @property
     def timeline(self) -> list[TimelinePhase]:
         """Where the time went: queue, sandbox start, input download and decryption, parsing (the
-        built-in XGBoost), training or processing, output encryption and upload; per attempt."""
+        built-in XGBoost), training or processing, output encryption and upload, completion (the
+        sandbox is gone; outputs and lineage are recorded); per attempt. Each phase starts when the
+        platform saw it start, so the phases add up to the job's total time."""
         phases: list[TimelinePhase] = []
         for index, step in enumerate(self.status_transitions):
             if step.status in TERMINAL:
