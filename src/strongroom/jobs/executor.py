@@ -181,6 +181,7 @@ class SandboxExecutor:
             "inputs": row.inputs_resolved,
             "code": row.code_resolved,
             "instance_count": spec.resources.instance_count,
+            "early_start": spec.early_start(),
         }
         (run_dir / "config.json").write_text(json.dumps(config))
         if spec.resources.instance_count > 1 and spec.security.inter_node_encryption:
