@@ -64,13 +64,10 @@ def _job(session: Session, name: str, **spec: Any) -> dict[str, float]:
     job = _wait(session, name)
     assert job.ended_at is not None
     sample = {"value": (job.ended_at - started).total_seconds()}
-    last = started
     sample["phase: create call"] = (job.created_at - started).total_seconds()
-    for phase in job.timeline:
+    for phase in job.timeline:  # its last phase, completion (outputs, lineage), ends at ended_at
         key = f"phase: {phase.phase}"
         sample[key] = sample.get(key, 0.0) + (phase.seconds or 0.0)
-        last = phase.end or last
-    sample["phase: completion (outputs, lineage)"] = (job.ended_at - last).total_seconds()
     return sample
 
 

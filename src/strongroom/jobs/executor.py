@@ -9,6 +9,7 @@ batches; metric definitions turn matching lines into metric points.
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import logging
 import math
@@ -34,7 +35,7 @@ from strongroom.jobs.runtimes import RuntimeRegistry
 from strongroom.jobs.service import JobService, Progress
 from strongroom.kms.service import KmsService
 from strongroom.sandbox.environment import discover
-from strongroom.sandbox.models import Limits, Mount, SandboxResult, SandboxSpec, SandboxStatus
+from strongroom.sandbox.models import Limits, Mount, PythonEnvironment, SandboxResult, SandboxSpec, SandboxStatus
 from strongroom.sandbox.runner import SandboxProcess, SandboxRunner
 
 log = logging.getLogger(__name__)
@@ -57,7 +58,7 @@ class Attempt:
     buffer: list[tuple[str, str]] = field(default_factory=list)
     metrics: list[tuple[str, int, float]] = field(default_factory=list)
     steps: dict[str, int] = field(default_factory=dict)
-    statuses: list[tuple[str, str]] = field(default_factory=list)
+    statuses: list[tuple[str, str, dt.datetime]] = field(default_factory=list)  # stamped when seen
     outputs: list[dict[str, Any]] = field(default_factory=list)
     failure: str = ""
     acted: str = ""
@@ -93,6 +94,7 @@ class SandboxExecutor:
         self.owner = secrets.token_hex(8)
         self.system = RequestContext.system()
         private_directory(runtime_root)
+        self._environments: dict[str, PythonEnvironment] = {}
         self._attempts: dict[str, Attempt] = {}
         self._threads: dict[str, threading.Thread] = {}
         self._lock = threading.Lock()
@@ -179,6 +181,7 @@ class SandboxExecutor:
             "inputs": row.inputs_resolved,
             "code": row.code_resolved,
             "instance_count": spec.resources.instance_count,
+            "early_start": spec.early_start(),
         }
         (run_dir / "config.json").write_text(json.dumps(config))
         if spec.resources.instance_count > 1 and spec.security.inter_node_encryption:
@@ -206,7 +209,7 @@ class SandboxExecutor:
     def _sandbox_spec(self, attempt: Attempt) -> SandboxSpec:
         spec = attempt.spec
         runtime = self.runtimes.resolve(spec.runtime)
-        environment = discover(runtime.python)
+        environment = self._environment(runtime.python)
         cpus = max(1, min(os.cpu_count() or 1, math.ceil(spec.resources.cpus)))
         return SandboxSpec(
             command=(environment.executable, "-m", "strongroom.jobs.inside.agent"),
@@ -233,6 +236,17 @@ class SandboxExecutor:
             host_network=not spec.security.network_isolation,
         )
 
+    def _environment(self, python: str) -> PythonEnvironment:
+        """What the sandbox binds for ``python``: asked once per interpreter (a subprocess), as the
+        runtime registry probes its versions once, not at every job's start."""
+        with self._lock:
+            found = self._environments.get(python)
+        if found is None:
+            found = discover(python)
+            with self._lock:
+                self._environments[python] = found
+        return found
+
     def _execute(self, attempt: Attempt) -> SandboxResult:
         sandbox = self._sandbox_spec(attempt)
         patterns = [(m.name, re.compile(m.regex)) for m in attempt.spec.metric_definitions]
@@ -249,7 +263,7 @@ class SandboxExecutor:
                 if parsing and text.startswith(DATA_LOADED):
                     # The built-in XGBoost (platform code, no user code runs in it) has parsed its
                     # inputs: the rest of the process is training.
-                    attempt.statuses.append(("Training", text[len("[strongroom] ") :][:500]))
+                    attempt.statuses.append(("Training", text[len("[strongroom] ") :][:500], _now()))
                 for name, pattern in patterns:
                     found = pattern.search(text)
                     if found:
@@ -283,7 +297,8 @@ class SandboxExecutor:
 
     def _on_marker(self, attempt: Attempt, kind: str, payload: Any) -> None:
         if kind == "status" and isinstance(payload, dict):
-            attempt.statuses.append((str(payload.get("status", ""))[:32], str(payload.get("message", ""))[:500]))
+            status, message = str(payload.get("status", ""))[:32], str(payload.get("message", ""))[:500]
+            attempt.statuses.append((status, message, _now()))
         elif kind == "outputs" and isinstance(payload, list):
             attempt.outputs = payload
         elif kind == "failure":
@@ -305,7 +320,14 @@ class SandboxExecutor:
         spec = attempt.spec
         if result.status == SandboxStatus.COMPLETED and code == 0:
             self.jobs.finish(
-                self.system, attempt.job_id, "Completed", "", exit_code=0, ran_seconds=ran, outputs=attempt.outputs
+                self.system,
+                attempt.job_id,
+                "Completed",
+                "",
+                exit_code=0,
+                ran_seconds=ran,
+                outputs=attempt.outputs,
+                sandbox_ended=result.ended_at,
             )
         elif result.status == SandboxStatus.INTERRUPTED or code == contract.EXIT_INTERRUPTED:
             if spec.spot.use_spot:
@@ -331,6 +353,10 @@ class SandboxExecutor:
                 field = "resources.memory_mb" if result.reason_code.value == "OutOfMemory" else "the sandbox's limit"
                 reason = f"{result.reason_code.value}: {result.reason} ({field})"
             self.jobs.finish(self.system, attempt.job_id, "Failed", reason, exit_code=code, ran_seconds=ran)
+
+
+def _now() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
 
 
 def private_directory(path: Path) -> None:

@@ -8,6 +8,8 @@ experiment config. Every field is checked when the spec is built; a bad spec nev
 from __future__ import annotations
 
 import datetime as dt
+import json
+import os
 import re
 from typing import Any, Literal
 
@@ -15,6 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, computed_field, field_validat
 
 from strongroom.core.errors import InvalidInput
 from strongroom.core.names import check_name
+from strongroom.jobs import contract
 from strongroom.storage.keys import parse_uri
 
 JobKind = Literal["processing", "training", "transform", "explainability", "monitoring"]
@@ -228,6 +231,45 @@ class JobSpec(Strict):
             )
         return self
 
+    def program_environment(self, instance_count: int) -> dict[str, str]:
+        """What the job's program gets on top of the sandbox's environment: the user's
+        ``environment``, then the managed container's ``SM_*`` contract, which it cannot override."""
+        env = dict(self.environment)
+        env.update(
+            {
+                "SM_MODEL_DIR": contract.MODEL_DIR,
+                "SM_OUTPUT_DIR": contract.OUTPUT_DIR,
+                "SM_OUTPUT_DATA_DIR": f"{contract.OUTPUT_DIR}/data",
+                "SM_INPUT_CONFIG_DIR": contract.CONFIG_DIR,
+                "SM_CHECKPOINT_DIR": contract.CHECKPOINT_DIR,
+                "SM_CHANNELS": json.dumps([c.name for c in self.inputs]),
+                "SM_HPS": json.dumps(self.hyperparameters),
+                "SM_CURRENT_HOST": "algo-1",
+                "SM_HOSTS": json.dumps([f"algo-{i + 1}" for i in range(instance_count)]),
+                "SM_NUM_CPUS": str(os.cpu_count() or 1),
+                "STRONGROOM_JOB": self.srn,
+                "STRONGROOM_SOCKET": contract.SOCKET,
+                "STRONGROOM_TOKEN_FILE": f"{contract.RUN_DIR}/token",
+                "PYTHONUNBUFFERED": "1",
+            }
+        )
+        for channel in self.inputs:
+            env[f"SM_CHANNEL_{channel.name.upper().replace('-', '_')}"] = self.input_destination(channel)
+        return env
+
+    def early_start(self) -> dict[str, Any] | None:
+        """For the built-in XGBoost on one instance (platform code, no user code): the program the
+        job agent starts before anything else, so its interpreter and imports overlap the agent's
+        own and the input download; it then waits for the agent's word that its inputs are in place.
+        The executor writes it into the job's config, so the agent needs no model of the spec first."""
+        if self.code.algorithm != "xgboost" or self.resources.instance_count > 1:
+            return None
+        return {
+            "module": BUILTIN_ALGORITHMS[self.code.algorithm],
+            "arguments": list(self.code.arguments),
+            "environment": self.program_environment(1),
+        }
+
     def input_destination(self, channel: InputChannel) -> str:
         if channel.destination:
             return channel.destination
@@ -265,6 +307,7 @@ PHASES = {
     "Processing": "processing",
     "Transforming": "transforming",
     "Uploading": "output encryption and upload",
+    "Completing": "completion (outputs, lineage)",
     "Interrupted": "interrupted, waiting to resume",
     "Stopping": "stopping",
 }
@@ -326,7 +369,9 @@ class Job(BaseModel):
     @property
     def timeline(self) -> list[TimelinePhase]:
         """Where the time went: queue, sandbox start, input download and decryption, parsing (the
-        built-in XGBoost), training or processing, output encryption and upload; per attempt."""
+        built-in XGBoost), training or processing, output encryption and upload, completion (the
+        sandbox is gone; outputs and lineage are recorded); per attempt. Each phase starts when the
+        platform saw it start, so the phases add up to the job's total time."""
         phases: list[TimelinePhase] = []
         for index, step in enumerate(self.status_transitions):
             if step.status in TERMINAL:

@@ -58,7 +58,9 @@ class Progress:
 
     lines: list[tuple[str, str]] = field(default_factory=list)
     metrics: list[tuple[str, int, float]] = field(default_factory=list)
-    statuses: list[tuple[str, str]] = field(default_factory=list)  # (secondary status, message), in order
+    # (secondary status, message, when the executor saw it), in order: a phase starts when its status
+    # was observed, not when the batch reached the database (up to a flush interval later).
+    statuses: list[tuple[str, str, dt.datetime]] = field(default_factory=list)
 
 
 class JobService:
@@ -483,9 +485,9 @@ class JobService:
                     insert(JobMetricRow),
                     [{"job_id": job_id, "name": n, "step": s, "value": v, "time": now} for n, s, v in progress.metrics],
                 )
-            for secondary, message in progress.statuses:
+            for secondary, message, at in progress.statuses:
                 if secondary and secondary != row.secondary_status and row.status == "InProgress":
-                    _transition(row, secondary, message)
+                    _transition(row, secondary, message, at)
                     call.emit("JobStatusChanged", job=job_id, secondary=secondary)
 
     def requested_action(self, job_id: str) -> str:
@@ -504,8 +506,13 @@ class JobService:
         ran_seconds: float,
         outputs: Sequence[dict[str, Any]] = (),
         requeue_after: float | None = None,
+        sandbox_ended: dt.datetime | None = None,
     ) -> Job:
-        """End an attempt: a final status, or (spot) back to Pending to resume from a checkpoint."""
+        """End an attempt: a final status, or (spot) back to Pending to resume from a checkpoint.
+
+        ``sandbox_ended`` (when the attempt's sandbox was gone) starts a completed job's last phase,
+        "Completing": recording its outputs and lineage, so the timeline shows that time too.
+        """
         params = {"job": job_id, "status": status, "reason": reason, "exit_code": exit_code}
         with self._system(ctx, "FinishJob", job_id, params) as call:
             row = call.session.get(JobRow, job_id)
@@ -523,6 +530,8 @@ class JobService:
             else:
                 if row.requested == "stop" and status != "Completed":
                     status, reason = "Stopped", row.failure_reason or reason
+                if status == "Completed" and sandbox_ended is not None and row.status == "InProgress":
+                    _transition(row, "Completing", "recording the outputs and lineage", sandbox_ended)
                 _finish(row, status, reason)
                 call.emit("JobFinished", job=job_id, status=status, reason=reason)
             entity = row.to_entity()
@@ -562,9 +571,14 @@ class JobService:
         return out
 
 
-def _transition(row: JobRow, status: str, message: str) -> None:
-    now = utcnow().isoformat()
+def _transition(row: JobRow, status: str, message: str, at: dt.datetime | None = None) -> None:
+    """Enter ``status`` at ``at`` (default now); the open phase ends there. Never before the open
+    phase's start: the timeline's phases stay in order and none has a negative length."""
+    when = utcnow() if at is None else at
     transitions = [dict(t) for t in row.transitions]
+    if transitions and transitions[-1].get("start") is not None:
+        when = max(when, dt.datetime.fromisoformat(transitions[-1]["start"]))
+    now = when.isoformat()
     if transitions and transitions[-1].get("end") is None:
         transitions[-1]["end"] = now
     transitions.append({"status": status, "start": now, "end": None, "message": message[:1000]})
@@ -577,7 +591,7 @@ def _finish(row: JobRow, status: str, reason: str) -> None:
     row.requested = ""
     row.ended_at = utcnow()
     row.failure_reason = "" if status == "Completed" else reason[:2000]
-    _transition(row, status, reason)
+    _transition(row, status, reason, row.ended_at)  # the timeline ends where the job does
     transitions = [dict(t) for t in row.transitions]
     transitions[-1]["end"] = transitions[-1]["start"]
     row.transitions = transitions

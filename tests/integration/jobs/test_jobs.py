@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import os
 import tarfile
 
 import numpy as np
@@ -40,6 +41,26 @@ print(f"train rows {len(X_train)} validation rows {len(X_val)} test rows {len(X_
 HYPER = {"num_round": 40, "max_depth": 4, "eta": 0.2, "objective": "binary:logistic", "eval_metric": "auc", "seed": 7}
 
 
+CORES = """
+import os
+print(f"cores {len(os.sched_getaffinity(0))} omp {os.environ.get('OMP_NUM_THREADS')}")
+"""
+
+
+@pytest.mark.slow
+def test_a_job_asking_for_two_cpus_runs_on_two_cores_with_two_threads(env: TeamEnv) -> None:
+    """The sandbox's CPU affinity, quota and OMP_NUM_THREADS follow resources.cpus, so XGBoost
+    (nthread defaults to OpenMP's thread count) and pyarrow use as many cores as a bare run."""
+    cores = min(2, len(os.sched_getaffinity(0)))
+    script = upload_script(env, "cores.py", CORES)
+    resources = {"scratch_mb": 64, "cpus": 2, "max_runtime_seconds": 120}
+    env.alice.jobs.create(job_spec(env, "cores-1", code={"source": script}, resources=resources))
+    job = env.alice.jobs.wait(env.team, "cores-1", logs=False, timeout=120)
+    assert job.status == "Completed", job.failure_reason
+    lines = [line.text for line in env.alice.jobs.logs(env.team, "cores-1")]
+    assert f"cores {cores} omp {cores}" in lines, lines
+
+
 def _model_from(env: TeamEnv, uri: str) -> xgb.Booster:
     bucket, key = uri[len("sr://") :].split("/", 1)
     data = env.alice.buckets.get_object(bucket, key)
@@ -69,7 +90,13 @@ def test_preprocess_then_train_matches_bare_xgboost(env: TeamEnv) -> None:
     env.alice.jobs.create(spec)
     job = env.alice.jobs.wait(env.team, "preprocess-1", logs=False, timeout=240)
     assert [o.name for o in job.outputs_produced] == ["train", "validation", "test"]
-    assert [t.status for t in job.status_transitions][-4:] == ["Downloading", "Processing", "Uploading", "Completed"]
+    assert [t.status for t in job.status_transitions][-5:] == [
+        "Downloading",
+        "Processing",
+        "Uploading",
+        "Completing",
+        "Completed",
+    ]
     assert any("train rows 1800" in line.text for line in env.alice.jobs.logs(env.team, "preprocess-1"))
 
     training = job_spec(

@@ -6,6 +6,7 @@ the values of ``pred_contribs``, its lineage joined to the training job's."""
 from __future__ import annotations
 
 import io
+import itertools
 import json
 import re
 import time
@@ -103,9 +104,14 @@ def test_a_training_job_on_headerless_csv_is_bare_xgboost_byte_for_byte(env: Tea
         "parsing",
         "training",
         "output encryption and upload",
+        "completion (outputs, lineage)",
     ]
     assert all(p.seconds is not None and p.seconds >= 0 for p in job.timeline)
-    assert sum(p.seconds or 0 for p in job.timeline) == pytest.approx(job.total_seconds, abs=0.5)
+    # Each phase starts where the one before ended (when the platform saw it, not when it wrote it
+    # down), from the create call to the end: they add up to the total, to the millisecond rounding.
+    assert all(a.end == b.start for a, b in itertools.pairwise(job.timeline))
+    assert job.timeline[0].start == job.created_at and job.timeline[-1].end == job.ended_at
+    assert sum(p.seconds or 0 for p in job.timeline) == pytest.approx(job.total_seconds, abs=0.01)
     assert "data loaded in" in job.status_transitions[phases.index("training")].message
 
 

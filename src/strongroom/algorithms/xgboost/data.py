@@ -15,16 +15,20 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.csv as pacsv
-import pyarrow.parquet as pq
-import scipy.sparse as sp
 import xgboost as xgb
-from sklearn.datasets import load_svmlight_files
 
 from strongroom.core.errors import InvalidInput
+
+if TYPE_CHECKING:
+    import scipy.sparse as sp
+
+# Parquet and LIBSVM readers are imported when a channel needs them: a training job's entry point
+# imports while its inputs download, and what it imports first is on the job's critical path.
 
 CSV = "text/csv"
 LIBSVM = "text/libsvm"
@@ -132,12 +136,17 @@ def _split_label(table: pa.Table, *, named: bool) -> Loaded:
 
 
 def _read_parquet(files: list[Path]) -> Loaded:
+    import pyarrow.parquet as pq
+
     tables = [pq.read_table(path) for path in files]
     table = pa.concat_tables(tables) if len(tables) > 1 else tables[0]
     return _split_label(table, named=True)
 
 
 def _read_libsvm(files: list[Path]) -> tuple[sp.csr_matrix, np.ndarray, None]:
+    import scipy.sparse as sp
+    from sklearn.datasets import load_svmlight_files
+
     loaded = load_svmlight_files([str(p) for p in files], dtype=np.float32, zero_based=True)
     matrices = loaded[0::2]
     labels = loaded[1::2]

@@ -350,4 +350,10 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    code = main()
+    # The model (or checkpoint, or failure reason) is on disk and every line is printed: end without
+    # the interpreter's teardown, which frees the whole data set and every module (a fifth of a
+    # second at 1M rows) while the job waits to upload the model.
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)

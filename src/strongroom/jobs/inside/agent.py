@@ -19,13 +19,14 @@ import sys
 import tarfile
 import threading
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
-from strongroom.core.archive import CODE_LIMITS, extract_archive
 from strongroom.jobs import contract
-from strongroom.jobs.models import JobSpec, OutputChannel, ResolvedInput
-from strongroom.sdk.session import Session
 from strongroom.storage.keys import parse_uri
+
+if TYPE_CHECKING:
+    from strongroom.jobs.models import OutputChannel
+    from strongroom.sdk.session import Session
 
 
 class _Terminated(BaseException):
@@ -51,15 +52,36 @@ def open_control_channel() -> TextIO:
 _PR_SET_DUMPABLE = 4
 
 
+def start_early(config: dict[str, Any]) -> subprocess.Popen[bytes] | None:
+    """Start the program the executor marked to start first (the built-in XGBoost on one instance;
+    ``JobSpec.early_start``), before the agent's own imports and the input download: its interpreter
+    and imports overlap both. It waits on its stdin until :meth:`Agent.run` says the inputs are in
+    place (or end of file: the agent gave up)."""
+    early = config.get("early_start")
+    if not early:
+        return None
+    from strongroom.algorithms.xgboost import WAIT_FOR_INPUTS
+
+    env = {k: v for k, v in os.environ.items() if k != contract.CONTROL_FD_ENV}
+    env.update(early["environment"])
+    env[WAIT_FOR_INPUTS] = "1"
+    Path(contract.ML).mkdir(parents=True, exist_ok=True)
+    command = [sys.executable, "-m", early["module"], *early["arguments"]]
+    return subprocess.Popen(command, cwd=contract.ML, env=env, stdin=subprocess.PIPE)
+
+
 class Agent:
-    def __init__(self, config: dict[str, Any], control: TextIO) -> None:
+    def __init__(self, config: dict[str, Any], control: TextIO, early: subprocess.Popen[bytes] | None = None) -> None:
+        # The spec's models (pydantic) load here, after start_early started the algorithm.
+        from strongroom.jobs.models import JobSpec, ResolvedInput
+
         self.spec = JobSpec.model_validate(config["spec"])
         self.inputs = [ResolvedInput.model_validate(r) for r in config["inputs"]]
         self.control = control
         self.code_version = (config.get("code") or {}).get("version_id")
         self.instance_count = int(config.get("instance_count", 1))
-        self.child: subprocess.Popen[bytes] | None = None
-        self.waiting = False  # the child was started early and waits for its inputs
+        self.child: subprocess.Popen[bytes] | None = early
+        self.waiting = early is not None  # the child was started early and waits for its inputs
         self.interrupted = False
         self._uploaded: dict[Path, tuple[int, int]] = {}
         self._checkpoint_lock = threading.Lock()
@@ -72,6 +94,10 @@ class Agent:
         self.say("status", {"status": name, "message": message})
 
     def session(self) -> Session:
+        # Imported here, not at the top: the HTTP client's imports (a tenth of a second of CPU) then
+        # run while the built-in XGBoost, started first (start_early), imports its own.
+        from strongroom.sdk.session import Session
+
         token = (Path(contract.RUN_DIR) / "token").read_text().strip()
         return Session(socket=contract.SOCKET, token=token, timeout=600)
 
@@ -110,6 +136,8 @@ class Agent:
         code_dir.mkdir(parents=True, exist_ok=True)
         with self.session() as session:
             if key.endswith((".tar.gz", ".tgz")):
+                from strongroom.core.archive import CODE_LIMITS, extract_archive
+
                 archive = Path(contract.ML) / "code.tar.gz"
                 session.buckets.download(bucket, key, archive, version_id=self.code_version)
                 try:  # every member checked before a byte is written; sizes capped while streaming
@@ -168,27 +196,7 @@ class Agent:
 
     def environment(self, command: list[str]) -> dict[str, str]:
         env = {k: v for k, v in os.environ.items() if k != contract.CONTROL_FD_ENV}
-        env.update(self.spec.environment)
-        env.update(
-            {
-                "SM_MODEL_DIR": contract.MODEL_DIR,
-                "SM_OUTPUT_DIR": contract.OUTPUT_DIR,
-                "SM_OUTPUT_DATA_DIR": f"{contract.OUTPUT_DIR}/data",
-                "SM_INPUT_CONFIG_DIR": contract.CONFIG_DIR,
-                "SM_CHECKPOINT_DIR": contract.CHECKPOINT_DIR,
-                "SM_CHANNELS": json.dumps([c.name for c in self.spec.inputs]),
-                "SM_HPS": json.dumps(self.spec.hyperparameters),
-                "SM_CURRENT_HOST": "algo-1",
-                "SM_HOSTS": json.dumps([f"algo-{i + 1}" for i in range(self.instance_count)]),
-                "SM_NUM_CPUS": str(os.cpu_count() or 1),
-                "STRONGROOM_JOB": self.spec.srn,
-                "STRONGROOM_SOCKET": contract.SOCKET,
-                "STRONGROOM_TOKEN_FILE": f"{contract.RUN_DIR}/token",
-                "PYTHONUNBUFFERED": "1",
-            }
-        )
-        for channel in self.spec.inputs:
-            env[f"SM_CHANNEL_{channel.name.upper().replace('-', '_')}"] = self.spec.input_destination(channel)
+        env.update(self.spec.program_environment(self.instance_count))
         return env
 
     def resume_note(self) -> str:
@@ -202,19 +210,6 @@ class Agent:
 
         found = checkpoint.latest(contract.CHECKPOINT_DIR, name=CHECKPOINT_NAME)
         return resume_note(self.spec.hyperparameters, found.step) if found else ""
-
-    def start_early(self) -> None:
-        """The built-in XGBoost on one instance (platform code, no user code) starts before the
-        inputs are downloaded: the interpreter and its imports (seconds) overlap the download,
-        then it waits on its stdin until :meth:`run` says the inputs are in place."""
-        if self.spec.code.algorithm != "xgboost" or self.instance_count > 1:
-            return
-        from strongroom.algorithms.xgboost import WAIT_FOR_INPUTS
-
-        command = self.fetch_code()
-        env = self.environment(command) | {WAIT_FOR_INPUTS: "1"}
-        self.child = subprocess.Popen(command, cwd=contract.ML, env=env, stdin=subprocess.PIPE)
-        self.waiting = True
 
     def abandon_early(self) -> None:
         """End a child started early that will not be given its inputs."""
@@ -317,7 +312,6 @@ class Agent:
     def main(self) -> int:
         signal.signal(signal.SIGTERM, self.on_sigterm)
         try:
-            self.start_early()
             self.download_inputs()
             self.write_config()
             command = self.fetch_code()
@@ -350,8 +344,20 @@ class Agent:
 def main() -> int:
     control = open_control_channel()
     config = json.loads((Path(contract.RUN_DIR) / "config.json").read_text())
-    return Agent(config, control).main()
+    early = start_early(config)
+    try:
+        agent = Agent(config, control, early)
+    except BaseException:
+        if early is not None:
+            early.kill()
+        raise
+    return agent.main()
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    code = main()
+    # Everything is uploaded and reported: end without the interpreter's teardown of every module
+    # and object (a tenth of a second or more, spent while the job already waits to be completed).
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
