@@ -26,6 +26,10 @@ IDLE_PING_SECONDS = 1.0
 class Database:
     """Owns the engine; hands out read and write sessions."""
 
+    shared = False
+    """Other processes of the platform write to this SQLite file too (``up --workers N``); the
+    server sets it before serving."""
+
     def __init__(self, url: str, *, sqlite_synchronous: str = "NORMAL", pool_size: int = 16) -> None:
         self.url = url
         self.is_sqlite = url.startswith("sqlite")
@@ -68,6 +72,24 @@ class Database:
         """A write transaction: committed when the block ends normally, else rolled back."""
         with self._serialized(), self._writes() as session, session.begin():
             yield session
+
+    @contextmanager
+    def claim_writer(self) -> Iterator[bool]:
+        """Hold this process's SQLite writer if it is free now, without waiting for it.
+
+        Yields True when claimed: the caller's write transactions on this thread inside the block
+        then start at once (the lock is reentrant). Yields False when another thread writes, on
+        PostgreSQL, and when other processes share the file (``shared``): there a write may wait
+        on a lock this process cannot see. For callers that must not block (an event loop).
+        """
+        lock = self._write_lock
+        if lock is None or self.shared or not lock.acquire(blocking=False):
+            yield False
+            return
+        try:
+            yield True
+        finally:
+            lock.release()
 
     @contextmanager
     def write_connection(self) -> Iterator[Connection]:
