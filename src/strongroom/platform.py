@@ -28,6 +28,7 @@ from strongroom.core.rootkey import RootKey, load_root_key
 from strongroom.core.workers import Worker, WorkerRunner
 from strongroom.db import migrate
 from strongroom.db.changes import ChangeFeed
+from strongroom.db.checkpoints import WalCheckpointWorker
 from strongroom.db.engine import Database
 from strongroom.experiments.service import ExperimentsService
 from strongroom.gitrepo.service import GitService
@@ -297,6 +298,7 @@ class Platform:
             )
             self.bus.subscribe(scheduler.on_event, kinds={"state"})
             self._workers = [
+                *([WalCheckpointWorker(self.db)] if self.db.is_sqlite else []),
                 AuditCheckpointWorker(
                     self.audit_log,
                     config.audit_checkpoint_every,

@@ -171,6 +171,7 @@ def serve(
     runner = platform.run_background_here(shared=slot is not None) if owner else None
     if slot is not None:
         platform.git.shared = True  # the master released stale mounts before the first fork
+        platform.db.shared = True  # the other API processes write to the same database
     elif runner is not None:
         platform.git.release_stale_mounts()  # one `up` per home: mounts from a killed process are stale
     if runner is not None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
@@ -21,10 +21,18 @@ from sqlalchemy.pool import NullPool
 
 IDLE_PING_SECONDS = 1.0
 """A pooled PostgreSQL connection idle this long is pinged before it is used again."""
+SQLITE_AUTOCHECKPOINT_PAGES = 1000
+"""SQLite's own default: a commit that finds this many pages in the WAL checkpoints it itself."""
+BACKSTOP_AUTOCHECKPOINT_PAGES = 10_000
+"""The same once a background worker checkpoints (``checkpoint_wal``): only if it falls behind."""
 
 
 class Database:
     """Owns the engine; hands out read and write sessions."""
+
+    shared = False
+    """Other processes of the platform write to this SQLite file too (``up --workers N``); the
+    server sets it before serving."""
 
     def __init__(self, url: str, *, sqlite_synchronous: str = "NORMAL", pool_size: int = 16) -> None:
         self.url = url
@@ -43,6 +51,9 @@ class Database:
         else:
             _ping_when_idle(self.engine, IDLE_PING_SECONDS)
         self._write_lock = threading.RLock() if self.is_sqlite else None
+        self._autocheckpoint = SQLITE_AUTOCHECKPOINT_PAGES
+        if self.is_sqlite:
+            _apply_autocheckpoint(self.engine, lambda: self._autocheckpoint)
         self._writer = self.engine.execution_options(sqlite_begin="IMMEDIATE")
         self._autocommit = self.engine.execution_options(isolation_level="AUTOCOMMIT")
         self._reads = sessionmaker(self.engine, expire_on_commit=False)
@@ -70,6 +81,24 @@ class Database:
             yield session
 
     @contextmanager
+    def claim_writer(self) -> Iterator[bool]:
+        """Hold this process's SQLite writer if it is free now, without waiting for it.
+
+        Yields True when claimed: the caller's write transactions on this thread inside the block
+        then start at once (the lock is reentrant). Yields False when another thread writes, on
+        PostgreSQL, and when other processes share the file (``shared``): there a write may wait
+        on a lock this process cannot see. For callers that must not block (an event loop).
+        """
+        lock = self._write_lock
+        if lock is None or self.shared or not lock.acquire(blocking=False):
+            yield False
+            return
+        try:
+            yield True
+        finally:
+            lock.release()
+
+    @contextmanager
     def write_connection(self) -> Iterator[Connection]:
         """A write transaction on a bare connection, for hot paths that need no ORM session."""
         with self._serialized(), self._writer.begin() as connection:
@@ -80,6 +109,30 @@ class Database:
         """A connection whose every statement commits on its own (PostgreSQL)."""
         with self._autocommit.connect() as connection:
             yield connection
+
+    def checkpoint_wal(self) -> tuple[int, int] | None:
+        """Copy the WAL's committed pages into the SQLite file (a passive checkpoint: it waits for
+        no reader or writer), from now on the platform's way of checkpointing; returns the WAL's
+        (frames, frames checkpointed), or None on PostgreSQL.
+
+        Once called, commits leave checkpoints to it (up to ``BACKSTOP_AUTOCHECKPOINT_PAGES``): a
+        checkpoint syncs the WAL and the file, and a commit that ran one held the writer through
+        those syncs, which on a disk busy with another process's writes took seconds.
+        """
+        if not self.is_sqlite:
+            return None
+        self._autocheckpoint = BACKSTOP_AUTOCHECKPOINT_PAGES
+        raw = self.engine.raw_connection()
+        try:
+            cursor = raw.cursor()
+            try:
+                cursor.execute("PRAGMA wal_checkpoint(PASSIVE)")
+                _busy, frames, done = cursor.fetchone() or (0, 0, 0)
+            finally:
+                cursor.close()
+        finally:
+            raw.close()
+        return int(frames), int(done)
 
     def dispose(self) -> None:
         self.engine.dispose()
@@ -101,6 +154,20 @@ def _configure_sqlite(engine: Engine, synchronous: str) -> None:
     def _on_begin(conn: Any) -> None:
         mode = conn.get_execution_options().get("sqlite_begin", "DEFERRED")
         conn.exec_driver_sql(f"BEGIN {mode}")
+
+
+def _apply_autocheckpoint(engine: Engine, pages: Callable[[], int]) -> None:
+    """Give each checked-out SQLite connection the current ``wal_autocheckpoint`` (a per-connection
+    setting; pooled connections made before ``checkpoint_wal`` took over are brought up to date)."""
+
+    @event.listens_for(engine, "checkout")
+    def _checked_out(dbapi_connection: Any, record: Any, _proxy: Any) -> None:
+        wanted = pages()
+        if record.info.get("wal_autocheckpoint") != wanted:
+            cursor = dbapi_connection.cursor()
+            cursor.execute(f"PRAGMA wal_autocheckpoint={int(wanted)}")
+            cursor.close()
+            record.info["wal_autocheckpoint"] = wanted
 
 
 def _ping_when_idle(engine: Engine, idle_seconds: float) -> None:

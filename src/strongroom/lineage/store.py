@@ -8,11 +8,12 @@ that have no transaction of their own.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 from collections.abc import Iterable, Sequence
 from typing import Any, cast
 
-from sqlalchemy import Select, Table, func, literal, select
+from sqlalchemy import Integer, Select, Table, bindparam, func, literal, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -216,12 +217,17 @@ def entity_by_srn(session: Session, team: str, srn: str, field: str = "srn") -> 
     return row
 
 
-def _walk(start_id: int, direction: str, depth: int, association_types: Sequence[str] | None) -> Select[Any]:
-    """Recursive CTE: every edge within ``depth`` hops of ``start_id`` as (reached, via, type, hops)."""
+@functools.lru_cache(maxsize=64)
+def _walk(direction: str, association_types: tuple[str, ...]) -> Select[Any]:
+    """Recursive CTE: every edge within ``:depth`` hops of ``:start`` as (reached, via, type, hops).
+
+    Built once per (direction, association types) with the start and the depth bound at
+    execution: building the CTE's column proxies costs more than SQLite's walk itself.
+    """
     a = ASSOCIATIONS
     near, far = (a.c.destination_id, a.c.source_id) if direction == "upstream" else (a.c.source_id, a.c.destination_id)
     seed = select(far.label("reached"), near.label("via"), a.c.type.label("type"), literal(1).label("hops")).where(
-        near == start_id
+        near == bindparam("start", type_=Integer)
     )
     if association_types:
         seed = seed.where(a.c.type.in_(list(association_types)))
@@ -229,7 +235,7 @@ def _walk(start_id: int, direction: str, depth: int, association_types: Sequence
     step = (
         select(far, near, a.c.type, (walk.c.hops + 1).label("hops"))
         .join(walk, near == walk.c.reached)
-        .where(walk.c.hops < depth)
+        .where(walk.c.hops < bindparam("depth", type_=Integer))
     )
     if association_types:
         step = step.where(a.c.type.in_(list(association_types)))
@@ -237,6 +243,21 @@ def _walk(start_id: int, direction: str, depth: int, association_types: Sequence
     return select(walk.c.reached, walk.c.via, walk.c.type, func.min(walk.c.hops)).group_by(
         walk.c.reached, walk.c.via, walk.c.type
     )
+
+
+# The columns a node shows, read with Core (no ORM identity map or unit of work for a read-only walk).
+_NODE_COLUMNS = (
+    ENTITIES.c.id,
+    ENTITIES.c.srn,
+    ENTITIES.c.kind,
+    ENTITIES.c.type,
+    ENTITIES.c.name,
+    ENTITIES.c.uri,
+    ENTITIES.c.sha256,
+    ENTITIES.c.version_id,
+    ENTITIES.c.properties,
+)
+_NODES = select(*_NODE_COLUMNS).where(ENTITIES.c.id.in_(bindparam("ids", expanding=True)))
 
 
 def query_graph(
@@ -266,8 +287,10 @@ def query_graph(
     directions = ("upstream", "downstream") if direction == "both" else (direction,)
     hops: dict[int, int] = {start.id: 0}
     edges: set[tuple[int, int, str]] = set()
+    connection = session.connection()
+    walked = tuple(association_types or ())
     for d in directions:
-        for reached, via, type_, distance in session.execute(_walk(start.id, d, depth, association_types)):
+        for reached, via, type_, distance in connection.execute(_walk(d, walked), {"start": start.id, "depth": depth}):
             hops[reached] = min(hops.get(reached, distance), distance)
             edges.add((reached, via, type_) if d == "upstream" else (via, reached, type_))
     per_distance: dict[int, int] = {}
@@ -278,10 +301,9 @@ def query_graph(
         others = others[: max_nodes - 1]
         hops = {i: hops[i] for i in (start.id, *others)}
         edges = {e for e in edges if e[0] in hops and e[1] in hops}
-    rows = {start.id: start}
+    rows: dict[int, Any] = {start.id: start}
     for chunk in range(0, len(others), 900):
-        ids = others[chunk : chunk + 900]
-        rows.update({r.id: r for r in session.scalars(select(LineageEntityRow).where(LineageEntityRow.id.in_(ids)))})
+        rows.update((r.id, r) for r in connection.execute(_NODES, {"ids": others[chunk : chunk + 900]}))
     wanted = set(entity_types or ())
     keep = {i for i, r in rows.items() if i == start.id or not wanted or r.type in wanted or r.kind in wanted}
     nodes = [

@@ -1,0 +1,93 @@
+"""The SDK's batch writer in durable mode: group commit across threads, without a server.
+
+A fake session answers each batch after a short round trip and records which thread sent it.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import Any, cast
+
+from strongroom.sdk.session import Session
+from strongroom.sdk.tracking import BatchWriter
+
+
+class _Response:
+    def json(self) -> dict[str, Any]:
+        return {"components": 0, "created": 0, "metrics": 1, "parameters": 0, "artifacts": 0}
+
+
+class _FakeSession:
+    """Commits every batch after ``round_trip`` seconds; remembers what each thread sent."""
+
+    def __init__(self, round_trip: float) -> None:
+        self.round_trip = round_trip
+        self.lock = threading.Lock()
+        self.sent_by: dict[str, int] = {}
+        self.stored: dict[str, list[int]] = {}
+        self.in_flight = 0
+        self.overlapped = False
+        self.answered = 0  # requests answered so far
+
+    def request(self, method: str, path: str, *, json_body: Any = None, **_: Any) -> _Response:
+        with self.lock:
+            self.in_flight += 1
+            self.overlapped |= self.in_flight > 1
+        time.sleep(self.round_trip)
+        with self.lock:
+            self.in_flight -= 1
+            self.answered += 1
+            name = threading.current_thread().name
+            self.sent_by[name] = self.sent_by.get(name, 0) + 1
+            for columns in json_body["metrics"]:
+                for metric, step in zip(columns["names"], columns["steps"], strict=True):
+                    self.stored.setdefault(metric, []).append(step)
+        return _Response()
+
+
+def test_durable_callers_share_round_trips_and_each_returns_once_its_write_is_answered() -> None:
+    session = _FakeSession(round_trip=0.02)
+    writer = BatchWriter(cast(Session, session), "risk")
+    threads, per_thread = 8, 8
+    waited: list[int] = []  # per call: how many requests were answered while it waited
+
+    def work(k: int) -> None:
+        for step in range(per_thread):
+            before = session.answered
+            writer.log_metric("component", f"worker-{k}", float(step), step, wait=True)
+            with session.lock:
+                waited.append(session.answered - before)
+                assert step in session.stored[f"worker-{k}"]  # committed when the call returns
+
+    pool = [threading.Thread(target=work, args=(k,), name=f"worker-{k}") for k in range(threads)]
+    try:
+        for thread in pool:
+            thread.start()
+        for thread in pool:
+            thread.join()
+    finally:
+        writer.close()
+    assert not session.overlapped  # one request in flight at a time
+    assert {m: sorted(s) for m, s in session.stored.items()} == {
+        f"worker-{k}": list(range(per_thread)) for k in range(threads)
+    }
+    assert sum(session.sent_by.values()) < threads * per_thread  # group commit
+    # A write goes out with the next request (after the one in flight, if any) and its caller
+    # returns with that answer. Before, callers queued on a lock that the caller just answered
+    # took again at once, so some waited through many more answers than their own.
+    assert max(waited) <= 3, sorted(waited)[-10:]
+
+
+def test_flush_sends_what_was_queued_and_raises_nothing_when_all_is_committed() -> None:
+    session = _FakeSession(round_trip=0.0)
+    writer = BatchWriter(cast(Session, session), "risk")
+    try:
+        for step in range(5):
+            writer.log_metric("component", "loss", 1.0 / (step + 1), step)
+        writer.flush()
+        assert session.stored == {"loss": [0, 1, 2, 3, 4]}
+        writer.flush()  # nothing queued: no request
+        assert sum(session.sent_by.values()) >= 1
+    finally:
+        writer.close()
