@@ -229,9 +229,15 @@ class LimitedH11Protocol(H11Protocol):
         return transport is not None and not transport.is_closing() and transport.get_protocol() is self
 
     def _refuse(self, status: int, reason: str, detail: str) -> None:
+        """Answer ``status`` and drop the connection at once: the answer is handed to the kernel
+        now, then the connection is aborted, not closed. A graceful close would first read
+        whatever the client still sends (a TLS shutdown under uvloop reads until the peer's
+        close_notify), and a client flooding its head would be read to its end."""
         self._cancel_timers()
         self.transport.write(_refusal(status, reason, detail))
-        self._close()
+        if isinstance(self.transport, CorkedTransport):
+            self.transport.flush()
+        self.transport.abort()
 
     def _close(self) -> None:
         self._cancel_timers()
