@@ -15,6 +15,10 @@ and any later one) uses :class:`LimitedH11Protocol` through :func:`server_config
   ``http_body_idle_timeout_seconds`` closes the connection (pauses caused by the application not
   reading yet do not count).
 
+The protocol also coalesces what it writes in one turn of the event loop (:class:`CorkedTransport`):
+uvicorn writes a response's head and its body separately, which over TLS made two records and two
+system calls per answer; now they leave together.
+
 All of this runs in the protocol, so no authentication, routing or database work is done for a
 request that breaks a limit.
 """
@@ -64,55 +68,66 @@ def _refusal(status: int, reason: str, detail: str) -> bytes:
     return head.encode() + body
 
 
-class _CoalescedWrites:
-    """One response's transport, whose writes made in one turn of the event loop go out as one.
-
-    uvicorn writes a response's head and its body separately: on TLS that is two records, two
-    segments and, for the client, often two reads and two wake-ups, for an answer of a few
-    hundred bytes (every durable ``log_metric`` is one). Writes are gathered and sent at the end
-    of the loop turn (``call_soon``), or at once when ``FLUSH_BYTES`` are waiting (a download's
-    chunks), so the order and the flow control of the real transport are kept.
-    """
+class CorkedTransport:
+    """A transport whose writes in one turn of the event loop leave as one write (one TLS record,
+    one system call) at the end of that turn; closing or pausing flushes first, and so does
+    ``FLUSH_BYTES`` waiting (a download's chunks go out as they come, under the real transport's
+    flow control). Everything else is the transport's own."""
 
     FLUSH_BYTES = 64 * 1024
 
     def __init__(self, transport: asyncio.Transport, loop: asyncio.AbstractEventLoop) -> None:
-        self._transport = transport
+        self.raw = transport
         self._loop = loop
-        self._pending: list[bytes] = []
+        self._out: list[bytes] = []
         self._size = 0
-        self._scheduled = False
 
-    def write(self, data: bytes) -> None:
+    def write(self, data: bytes | bytearray | memoryview) -> None:
         if not data:
             return
-        self._pending.append(data)
+        if not self._out:
+            self._loop.call_soon(self.flush)
+        self._out.append(bytes(data))
         self._size += len(data)
         if self._size >= self.FLUSH_BYTES:
             self.flush()
-        elif not self._scheduled:
-            self._scheduled = True
-            self._loop.call_soon(self.flush)
+
+    def writelines(self, lines: Any) -> None:
+        for data in lines:
+            self.write(data)
 
     def flush(self) -> None:
-        self._scheduled = False
-        if self._pending:
-            data = self._pending[0] if len(self._pending) == 1 else b"".join(self._pending)
-            self._pending.clear()
-            self._size = 0
-            self._transport.write(data)
+        if not self._out:
+            return
+        data = b"".join(self._out) if len(self._out) > 1 else self._out[0]
+        self._out.clear()
+        self._size = 0
+        if not self.raw.is_closing():
+            self.raw.write(data)
 
     def close(self) -> None:
         self.flush()
-        self._transport.close()
+        self.raw.close()
+
+    def write_eof(self) -> None:
+        self.flush()
+        self.raw.write_eof()
+
+    def abort(self) -> None:
+        self._out.clear()
+        self._size = 0
+        self.raw.abort()
+
+    def get_write_buffer_size(self) -> int:
+        return self._size + self.raw.get_write_buffer_size()
 
     def __getattr__(self, name: str) -> Any:
-        return getattr(self._transport, name)
+        return getattr(self.raw, name)
 
 
 class LimitedH11Protocol(H11Protocol):
     """uvicorn's h11 protocol with header size, header count and deadline checks in front of it,
-    and each response's writes coalesced (:class:`_CoalescedWrites`)."""
+    and the writes of each turn of the event loop coalesced (:class:`CorkedTransport`)."""
 
     limits: HttpLimits  # set on the subclass made by :func:`protocol_for`
 
@@ -128,7 +143,15 @@ class LimitedH11Protocol(H11Protocol):
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         super().connection_made(transport)  # type: ignore[arg-type]
+        self.transport = CorkedTransport(self.transport, self.loop)  # type: ignore[assignment]
         self._arm_head_deadline()
+
+    def handle_websocket_upgrade(self, event: h11.Request) -> None:
+        # The WebSocket protocol gets the plain transport (it has its own framing and flow control).
+        if isinstance(self.transport, CorkedTransport):
+            self.transport.flush()
+            self.transport = self.transport.raw
+        super().handle_websocket_upgrade(event)
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._cancel_timers()
@@ -150,14 +173,6 @@ class LimitedH11Protocol(H11Protocol):
             self._body_timer = self.loop.call_later(self.limits.body_idle_timeout, self._check_body_idle)
         elif self.conn.their_state is h11.IDLE:  # the response went out and the body came in: next request
             self._next_head()
-
-    def handle_events(self) -> None:
-        before = self.cycle
-        super().handle_events()
-        cycle = self.cycle
-        # A new request's cycle: its task has not run yet, so all its writes go through the wrapper.
-        if cycle is not None and cycle is not before and not isinstance(cycle.transport, _CoalescedWrites):
-            cycle.transport = _CoalescedWrites(cycle.transport, self.loop)  # type: ignore[assignment]
 
     def on_response_complete(self) -> None:
         if self.conn.their_state is not h11.SEND_BODY:  # else the body deadline still runs
@@ -224,9 +239,15 @@ class LimitedH11Protocol(H11Protocol):
         return transport is not None and not transport.is_closing() and transport.get_protocol() is self
 
     def _refuse(self, status: int, reason: str, detail: str) -> None:
+        """Answer ``status`` and drop the connection at once: the answer is handed to the kernel
+        now, then the connection is aborted, not closed. A graceful close would first read
+        whatever the client still sends (a TLS shutdown under uvloop reads until the peer's
+        close_notify), and a client flooding its head would be read to its end."""
         self._cancel_timers()
         self.transport.write(_refusal(status, reason, detail))
-        self._close()
+        if isinstance(self.transport, CorkedTransport):
+            self.transport.flush()
+        self.transport.abort()
 
     def _close(self) -> None:
         self._cancel_timers()

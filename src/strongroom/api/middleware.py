@@ -88,7 +88,6 @@ class PlatformMiddleware:
 
     async def _serve(self, scope: Scope, receive: Receive, send: Send, request_id: str, path: str) -> None:
         status_holder = {"status": 0}
-        started = asyncio.Event()
         limited = not path.startswith(self.unlimited_prefixes) if self.unlimited_prefixes else True
 
         try:
@@ -104,6 +103,14 @@ class PlatformMiddleware:
                 return
 
             received = 0
+            loop = asyncio.get_running_loop()
+            # Settled when the handler ends, its answer starts, or the handler timeout passes:
+            # one future and one timer per request (no waiter task, no asyncio.wait).
+            settled: asyncio.Future[bool] = loop.create_future()  # True: the timeout passed first
+
+            def settle(timed_out: bool) -> None:
+                if not settled.done():
+                    settled.set_result(timed_out)
 
             async def limited_receive() -> Message:
                 nonlocal received
@@ -124,17 +131,20 @@ class PlatformMiddleware:
                     present = {k.lower() for k, _ in headers}
                     headers.extend(h for h in SECURITY_HEADERS if h[0] not in present)
                     message = {**message, "headers": headers}
-                    started.set()
+                    settle(False)
                 await send(message)
 
-            task = asyncio.ensure_future(self.app(scope, limited_receive, tracking_send))
-            waiter = asyncio.ensure_future(started.wait())
+            task = loop.create_task(self.app(scope, limited_receive, tracking_send))
+            task.add_done_callback(lambda _: settle(False))
             # Streaming uploads answer only once the whole body is in: no handler timeout there.
-            timeout = self.timeout if limited else None
-            done, _ = await asyncio.wait({task, waiter}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
-            if not done:
+            timer = loop.call_later(self.timeout, settle, True) if limited else None
+            try:
+                timed_out = await settled
+            finally:
+                if timer is not None:
+                    timer.cancel()
+            if timed_out:
                 task.cancel()
-                waiter.cancel()
                 status_holder["status"] = 504
                 await _send_problem(
                     send,
@@ -143,11 +153,10 @@ class PlatformMiddleware:
                     path,
                 )
                 return
-            waiter.cancel()
             try:
                 await task
             except _BodyTooLarge:
-                if not started.is_set():
+                if not status_holder["status"]:  # the answer had not started
                     status_holder["status"] = 413
                     await _send_problem(
                         send, PayloadTooLarge(f"the request body exceeds {self.max_body} bytes"), request_id, path

@@ -13,6 +13,7 @@ import json
 import logging
 import logging.handlers
 import os
+import stat
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -49,8 +50,46 @@ def under_service_manager() -> bool:
     return bool(os.environ.get("INVOCATION_ID") or os.environ.get("JOURNAL_STREAM"))
 
 
+class RotatingJsonHandler(logging.handlers.RotatingFileHandler):
+    """A size-rotated log file that formats each record once and keeps the file's size itself.
+
+    The standard handler formats every record twice (once only to measure it) and asks the file
+    system for the file's type, position and size on every record: the access log writes one
+    record per request, so that was several system calls and a second JSON encoding per request.
+    """
+
+    _measured: object = None  # the stream whose size ``_size`` is
+    _size = 0  # bytes in the file; -1: not a regular file (a pipe or a device), never rotated
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            line = self.format(record) + self.terminator
+            length = len(line.encode(self.encoding or "utf-8", "backslashreplace"))
+            if self.maxBytes > 0 and self._current_size() > 0 and self._size + length >= self.maxBytes:
+                self.doRollover()
+            self._current_size()
+            assert self.stream is not None  # opened by _current_size
+            self.stream.write(line)
+            self.flush()
+            if self._size >= 0:
+                self._size += length
+        except RecursionError:
+            raise
+        except Exception:
+            self.handleError(record)
+
+    def _current_size(self) -> int:
+        if self.stream is None:
+            self.stream = self._open()
+        if self.stream is not self._measured:  # opened (or reopened by a rollover) since measured
+            info = os.fstat(self.stream.fileno())
+            self._size = info.st_size if stat.S_ISREG(info.st_mode) else -1
+            self._measured = self.stream
+        return self._size
+
+
 def _rotating(path: os.PathLike[str], config: Config) -> logging.Handler:
-    handler = logging.handlers.RotatingFileHandler(
+    handler = RotatingJsonHandler(
         path, maxBytes=config.log_max_bytes, backupCount=config.log_backup_count, encoding="utf-8"
     )
     handler.setFormatter(JsonFormatter())

@@ -162,7 +162,7 @@ class CaptureStats(BaseModel):
     dropped: int = 0
     pending: int = 0
     uploaded_objects: int = 0
-    # Group commits: each fsync made every record waiting durable at once (captured / flushes per fsync).
+    # Group commits: each synchronous write made every record waiting durable at once (captured / flushes per write).
     flushes: int = 0
     # Seconds since the oldest captured record not yet uploaded to the bucket was spooled (0: none).
     lag_seconds: float = 0.0

@@ -189,7 +189,7 @@ class ServingCollector(Collector):
             ),
             CounterMetricFamily(
                 "strongroom_endpoint_capture_flushes",
-                "Group commits of the capture spool (one fsync each, covering every record waiting)",
+                "Group commits of the capture spool (one synchronous write each, covering every record waiting)",
                 labels=endpoint,
             ),
             CounterMetricFamily(

@@ -43,3 +43,28 @@ def test_access_log_rotates_and_keeps_json_lines(tmp_path: Path, monkeypatch: py
     assert last["request_id"] == "r-199" and last["principal"] == "admin" and last["status"] == 200
     assert (folder / "strongroom.log").read_text() == ""  # access records stay out of the server log
     assert oct(folder.stat().st_mode & 0o777) == "0o700"
+
+
+def test_the_rotating_handler_formats_each_record_once_and_counts_what_the_file_held(tmp_path: Path) -> None:
+    """One JSON encoding per record (the access log writes one per request), and the size the
+    file already had when the handler opened it counts toward the limit."""
+    path = tmp_path / "access.log"
+    path.write_text("x" * 900 + "\n")
+    handler = logs.RotatingJsonHandler(path, maxBytes=1024, backupCount=1, encoding="utf-8")
+    formatted: list[str] = []
+
+    class Counting(logs.JsonFormatter):
+        def format(self, record: logging.LogRecord) -> str:
+            formatted.append(record.getMessage())
+            return super().format(record)
+
+    handler.setFormatter(Counting())
+    try:
+        for n in range(3):
+            handler.emit(logging.LogRecord("strongroom.access", logging.INFO, __file__, 1, f"r-{n}", None, None))
+    finally:
+        handler.close()
+    assert formatted == ["r-0", "r-1", "r-2"]
+    assert (tmp_path / "access.log.1").read_text().startswith("x" * 900)  # the old content rolled over
+    assert all(p.stat().st_size <= 1024 for p in tmp_path.iterdir())
+    assert [json.loads(line)["message"] for line in path.read_text().splitlines()][-1] == "r-2"

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import fcntl
 import json
 import os
 import threading
 from pathlib import Path
+from typing import Any
 
 import pytest
 from cryptography.exceptions import InvalidTag
@@ -94,19 +96,22 @@ def test_a_spool_opened_with_another_key_cannot_read_it(tmp_path: Path) -> None:
     other.close()
 
 
-def test_group_commit_answers_no_request_before_the_fsync_that_covers_it(
+def test_group_commit_answers_no_request_before_the_synchronous_write_that_covers_it(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Sixteen concurrent requests on the event loop: while the disk has not synced, none is
-    acknowledged; one fsync then covers every record that was waiting, and each request wakes."""
+    acknowledged; one synchronous write then covers every record that was waiting, and each
+    request wakes."""
     disk = threading.Event()
     syncs: list[int] = []
 
-    def slow_fsync(fd: int) -> None:
+    def slow_write(fd: int, data: bytes) -> int:
         disk.wait(10)
+        written = os.write(fd, data)
         syncs.append(os.fstat(fd).st_size)
+        return written
 
-    monkeypatch.setattr(capture.os, "fdatasync", slow_fsync)
+    monkeypatch.setattr(capture, "_durable_write", slow_write)
     spool = capture.CaptureSpool(tmp_path, os.urandom(32), "ep1")
     records = [
         capture.capture_record(CONFIG, "text/csv", f"{i},2,2,1,24".encode(), "text/csv", b"0.5", WHEN)
@@ -129,10 +134,10 @@ def test_group_commit_answers_no_request_before_the_fsync_that_covers_it(
 
 
 def test_a_failed_group_commit_refuses_every_request_it_held(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    def broken_disk(fd: int) -> None:
+    def broken_disk(fd: int, data: bytes) -> int:
         raise OSError(5, "Input/output error")
 
-    monkeypatch.setattr(capture.os, "fdatasync", broken_disk)
+    monkeypatch.setattr(capture, "_durable_write", broken_disk)
     spool = capture.CaptureSpool(tmp_path, os.urandom(32), "ep1")
     record = capture.capture_record(CONFIG, "text/csv", b"1,2", "text/csv", b"0.5", WHEN)
 
@@ -141,3 +146,71 @@ def test_a_failed_group_commit_refuses_every_request_it_held(tmp_path: Path, mon
 
     assert asyncio.run(invoke_all()) == [False] * 4
     assert spool.dropped == 4 and spool.captured == 0
+
+
+def test_the_spool_segment_is_written_synchronously(tmp_path: Path) -> None:
+    """The durability promise rests on O_DSYNC: a write returns once its data is on the disk."""
+    spool = capture.CaptureSpool(tmp_path, os.urandom(32), "ep1")
+    try:
+        assert fcntl.fcntl(spool._segment[1], fcntl.F_GETFL) & os.O_DSYNC == os.O_DSYNC
+        spool.seal()  # and every segment after it
+        assert fcntl.fcntl(spool._segment[1], fcntl.F_GETFL) & os.O_DSYNC == os.O_DSYNC
+    finally:
+        spool.close()
+
+
+def test_one_flush_wakes_its_event_loop_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The writer settles every request of one event loop that a flush covered with one call
+    into that loop (one wake-up per flush, not one per record)."""
+    disk = threading.Event()
+    real_write = capture._durable_write
+
+    def held_write(fd: int, data: bytes) -> int:
+        disk.wait(10)
+        return real_write(fd, data)
+
+    monkeypatch.setattr(capture, "_durable_write", held_write)
+    spool = capture.CaptureSpool(tmp_path, os.urandom(32), "ep1")
+    record = capture.capture_record(CONFIG, "text/csv", b"1,2", "text/csv", b"0.5", WHEN)
+    wakes: list[int] = []
+
+    async def invoke_all() -> list[bool]:
+        loop = asyncio.get_running_loop()
+        threadsafe = loop.call_soon_threadsafe
+
+        def counted(callback: Any, *args: Any, **kwargs: Any) -> Any:
+            wakes.append(len(args[0]) if args and isinstance(args[0], list) else 0)
+            return threadsafe(callback, *args, **kwargs)
+
+        monkeypatch.setattr(loop, "call_soon_threadsafe", counted)
+        commits = [asyncio.ensure_future(spool.commit("AllTraffic", record)) for _ in range(16)]
+        await asyncio.sleep(0.2)  # the first flush holds one record, the fifteen others queue behind it
+        disk.set()
+        return list(await asyncio.gather(*commits))
+
+    try:
+        assert asyncio.run(invoke_all()) == [True] * 16
+    finally:
+        spool.close()
+    assert sum(wakes) == 16 and len(wakes) == spool.flushes <= 2
+
+
+def test_a_short_write_leaves_no_torn_frame_behind(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A full disk that takes part of a batch: the batch is refused and cut off, so the records
+    written after it still read back."""
+    real_write = capture._durable_write
+    calls: list[int] = []
+
+    def full_once(fd: int, data: bytes) -> int:
+        calls.append(len(data))
+        return real_write(fd, data[: len(data) // 2] if len(calls) == 1 else data)
+
+    monkeypatch.setattr(capture, "_durable_write", full_once)
+    spool = capture.CaptureSpool(tmp_path, os.urandom(32), "ep1")
+    first = capture.capture_record(CONFIG, "text/csv", b"1,2", "text/csv", b"0.5", WHEN)
+    second = capture.capture_record(CONFIG, "text/csv", b"3,4", "text/csv", b"0.6", WHEN)
+    assert spool.append("AllTraffic", first) is False
+    assert spool.append("AllTraffic", second) is True
+    [segment] = list(tmp_path.glob("*.open"))
+    assert [json.loads(line) for _, line in spool.read(segment)] == [second]
+    spool.close()

@@ -68,3 +68,40 @@ def test_a_peer_that_is_gone_is_a_closed_channel(tmp_path: Path) -> None:
             await Channel(str(tmp_path / "nobody.sock"), timeout=1).request(b"{}", b"1")
 
     asyncio.run(run())
+
+
+def test_requests_of_one_event_loop_turn_leave_in_one_write(tmp_path: Path) -> None:
+    """Sixteen requests made in the same turn of the event loop reach the peer as one write (one
+    system call here, one wake-up of the worker), and each still gets its own answer."""
+
+    async def run() -> None:
+        chunks: list[int] = []
+
+        async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            pending = b""
+            while data := await reader.read(1 << 20):
+                chunks.append(len(data))
+                pending += data
+                while len(pending) >= wire.HEAD.size:
+                    _, meta_size, body_size = wire.HEAD.unpack_from(pending)
+                    end = wire.HEAD.size + meta_size + body_size
+                    if len(pending) < end:
+                        break
+                    writer.write(wire.pack(200, b"text/csv", pending[wire.HEAD.size + meta_size : end]))
+                    pending = pending[end:]
+            writer.close()
+
+        server = await asyncio.start_unix_server(serve, str(tmp_path / "w.sock"))
+        channel = Channel(str(tmp_path / "w.sock"), timeout=5)
+        assert (await channel.request(b"{}", b"0"))[2] == b"0"  # the connection is open
+        chunks.clear()
+        answers = await asyncio.gather(*(channel.request(b"{}", str(i).encode()) for i in range(16)))
+        assert [int(body) for _, _, body in answers] == list(range(16))
+        assert sum(chunks) == sum(len(wire.pack(0, b"{}", str(i).encode())) for i in range(16))
+        assert len(chunks) == 1  # one write carried them all
+        channel.close()
+        await asyncio.sleep(0.05)
+        server.close()
+        await server.wait_closed()
+
+    asyncio.run(run())
