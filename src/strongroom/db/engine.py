@@ -117,7 +117,7 @@ class Database:
 
         Once called, commits leave checkpoints to it (up to ``BACKSTOP_AUTOCHECKPOINT_PAGES``): a
         checkpoint syncs the WAL and the file, and a commit that ran one held the writer through
-        those syncs, which on a disk busy with another process's writes took seconds.
+        those syncs, however long a disk busy with another process's writes made them.
         """
         if not self.is_sqlite:
             return None
