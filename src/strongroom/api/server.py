@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import faulthandler
+import gc
 import json
 import logging
 import os
@@ -214,6 +215,7 @@ def serve(
             if any(t.done() for t in tasks):
                 break
             await asyncio.sleep(0.01)
+        settle_heap()
         info_path.write_text(json.dumps(info, indent=2))
         if ready_file is not None:
             ready_file.write_text(json.dumps(info))
@@ -232,6 +234,18 @@ def serve(
         if listeners is None:
             with contextlib.suppress(FileNotFoundError):
                 socket_path.unlink()
+
+
+def settle_heap() -> None:
+    """Move what start-up built out of the garbage collector's sight (``gc.freeze``).
+
+    Start-up leaves about 300,000 objects that live as long as the process (the app, the ORM's
+    mappers, the policies, numpy, xgboost); a full collection walked them all, about 150 ms on
+    this 2-core machine, and every request in flight waited for it: the p99 at 16 connections.
+    Frozen, they are never scanned again; objects made later are collected as before.
+    """
+    gc.collect()
+    gc.freeze()
 
 
 def event_loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:

@@ -430,6 +430,12 @@ class Guard:
         ticket._done = True
         return ticket
 
+    @staticmethod
+    def decision_key(ctx: RequestContext, action: str, target: Target) -> tuple[object, ...]:
+        """What a kept decision is kept under (one credential, action and target): a caller that
+        lets one request decide while the others wait for that decision keys them by it."""
+        return _cache_key(ctx, action, target)
+
     def forget_decisions(self) -> None:
         """Drop every cached decision (a policy, membership or token changed)."""
         self._cache.clear()

@@ -172,7 +172,10 @@ class CaptureSpool:
         self._aead = AESGCM(key)
         self._aad = endpoint_id.encode()
         self.commit_timeout = commit_timeout
-        self._queue: queue.SimpleQueue[_Pending | None] = queue.SimpleQueue()
+        # Items are lists: the records of one event-loop turn go to the writer together (one
+        # wake-up of the writer thread per turn, not one per record).
+        self._queue: queue.SimpleQueue[list[_Pending] | None] = queue.SimpleQueue()
+        self._gathering: dict[asyncio.AbstractEventLoop, list[_Pending]] = {}
         self._lock = threading.Lock()  # guards the current segment against sealing mid-write
         for leftover in self.directory.glob("*.open"):  # a crash (kill -9) left it: recover it
             leftover.rename(leftover.with_suffix(".sealed"))
@@ -208,7 +211,11 @@ class CaptureSpool:
         then, the request may be acknowledged). False (counted as dropped) if it could not be."""
         loop = asyncio.get_running_loop()
         flushed: asyncio.Future[bool] = loop.create_future()
-        self._queue.put(_Pending(self._frame(variant, record), None, flushed))
+        gathering = self._gathering.get(loop)
+        if gathering is None:  # the turn's first record: hand the turn's records over at its end
+            gathering = self._gathering[loop] = []
+            loop.call_soon(self._hand_over, loop)
+        gathering.append(_Pending(self._frame(variant, record), None, flushed))
         # A timer rather than wait_for: no extra future and callbacks per request.
         timer = loop.call_later(self.commit_timeout, _settle, [flushed], False)
         try:
@@ -225,24 +232,27 @@ class CaptureSpool:
             outcome[0] = ok
             done.set()
 
-        self._queue.put(_Pending(self._frame(variant, record), wake))
+        self._queue.put([_Pending(self._frame(variant, record), wake)])
         return (done.wait(self.commit_timeout) and outcome[0]) or self._drop()
+
+    def _hand_over(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._queue.put(self._gathering.pop(loop))
 
     def _run(self) -> None:
         while True:
             first = self._queue.get()
             if first is None:
                 return
-            batch = [first]
+            batch = list(first)
             while len(batch) < 1000:
                 try:
-                    item = self._queue.get_nowait()
+                    items = self._queue.get_nowait()
                 except queue.Empty:
                     break
-                if item is None:
+                if items is None:
                     self._queue.put(None)
                     break
-                batch.append(item)
+                batch.extend(items)
             ok = True
             try:
                 with self._lock:

@@ -109,6 +109,15 @@ class Channel:
         except ChannelClosed:
             self._connections.pop(loop, None)
             raise
+        except asyncio.CancelledError:
+            task = asyncio.current_task()
+            if not opening.cancelled() or (task is not None and task.cancelling()):
+                raise  # this request itself was cancelled
+            # close() (a worker killed and replaced) cancelled the connection being opened: the
+            # request was not sent, and the caller tries the variant's next worker.
+            if self._connections.get(loop) is opening:
+                del self._connections[loop]
+            raise ChannelClosed("the channel was closed while it connected") from None
 
     async def request(self, meta: bytes, body: bytes, timeout: float | None = None) -> tuple[int, bytes, bytes]:
         """Send one frame and wait for its answer: (status, meta, body).

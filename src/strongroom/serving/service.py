@@ -6,6 +6,7 @@ platform's own endpoint transitions and capture uploads).
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import datetime as dt
 import json
@@ -121,6 +122,9 @@ class ServingService:
         self.wake: Any = lambda: None
         # In an API process of `up --workers N` that does not own the endpoint workers: hands scoring to the owner.
         self.relay: Callable[[str, str, bytes, str, str, str], Awaitable[tuple[bytes, str]]] | None = None
+        # Decisions being made (on the event loop): one request per credential and endpoint decides
+        # while the requests that arrive meanwhile wait for it, instead of each deciding in a thread.
+        self._deciding: dict[tuple[object, ...], asyncio.Future[None]] = {}
 
     # -- models ------------------------------------------------------------------------------
 
@@ -506,6 +510,31 @@ class ServingService:
         """The InvokeEndpoint ticket covered by a kept decision (memory only: on the event loop)."""
         return self.guard.resume(ctx, "InvokeEndpoint", Target("endpoint", team, name))
 
+    async def _authorize(self, ctx: RequestContext, team: str, name: str) -> tuple[Ticket, bool]:
+        """The invocation's ticket, and whether a kept decision covers it (then it writes no event).
+
+        When the kept decision is missing or has expired (every ``DECISION_CACHE_SECONDS``), the
+        first request decides (in a thread: it writes the audit log) and the requests of the same
+        credential and endpoint that arrive meanwhile wait for it, then resume under the decision
+        it kept; had it been refused (never kept), each decides for itself, as before."""
+        ticket = self._resume(ctx, team, name)
+        if ticket is not None:
+            return ticket, True
+        key = self.guard.decision_key(ctx, "InvokeEndpoint", Target("endpoint", team, name))
+        deciding = self._deciding.get(key)
+        if deciding is not None:
+            await asyncio.shield(deciding)
+            ticket = self._resume(ctx, team, name)
+            if ticket is not None:
+                return ticket, True
+        decided = self._deciding[key] = asyncio.get_running_loop().create_future()
+        try:
+            return await anyio.to_thread.run_sync(self._begin, ctx, team, name), False
+        finally:
+            if self._deciding.get(key) is decided:
+                del self._deciding[key]
+            decided.set_result(None)
+
     def _begin(self, ctx: RequestContext, team: str, name: str) -> Ticket:
         """Decide an InvokeEndpoint and audit it (a thread: it writes the audit log). The guard keeps
         the allowed decision for ``DECISION_CACHE_SECONDS``; the invocations it covers write no
@@ -535,10 +564,7 @@ class ServingService:
         ``explain`` (``"json"`` or ``"csv"``) answers each score with its exact per-feature SHAP
         contributions in that format.
         """
-        ticket = self._resume(ctx, team, name)
-        covered = ticket is not None
-        if ticket is None:
-            ticket = await anyio.to_thread.run_sync(self._begin, ctx, team, name)
+        ticket, covered = await self._authorize(ctx, team, name)
         started = time.perf_counter()
         call = _Call()
         try:

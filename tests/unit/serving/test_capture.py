@@ -214,3 +214,29 @@ def test_a_short_write_leaves_no_torn_frame_behind(tmp_path: Path, monkeypatch: 
     [segment] = list(tmp_path.glob("*.open"))
     assert [json.loads(line) for _, line in spool.read(segment)] == [second]
     spool.close()
+
+
+def test_the_records_of_one_event_loop_turn_reach_the_writer_together(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Sixteen requests committing in the same turn: the writer thread is handed all sixteen at
+    once (one wake-up of it) and covers them with one synchronous write."""
+    real_write = capture._durable_write
+    writes: list[int] = []
+
+    def counted(fd: int, data: bytes) -> int:
+        writes.append(len(data))
+        return real_write(fd, data)
+
+    monkeypatch.setattr(capture, "_durable_write", counted)
+    spool = capture.CaptureSpool(tmp_path, os.urandom(32), "ep1")
+    record = capture.capture_record(CONFIG, "text/csv", b"1,2", "text/csv", b"0.5", WHEN)
+
+    async def invoke_all() -> list[bool]:
+        return list(await asyncio.gather(*(spool.commit("AllTraffic", record) for _ in range(16))))
+
+    try:
+        assert asyncio.run(invoke_all()) == [True] * 16
+    finally:
+        spool.close()
+    assert len(writes) == 1 and spool.flushes == 1 and spool.captured == 16

@@ -105,3 +105,26 @@ def test_requests_of_one_event_loop_turn_leave_in_one_write(tmp_path: Path) -> N
         await server.wait_closed()
 
     asyncio.run(run())
+
+
+def test_a_channel_closed_while_it_connects_fails_the_request_as_closed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A worker killed and replaced while a request waits for its connection to open: the request
+    gets ChannelClosed (the caller tries the next worker), not a CancelledError (a 500)."""
+
+    async def run() -> None:
+        channel = Channel(str(tmp_path / "w.sock"), timeout=5)
+
+        async def slow_connect() -> object:
+            await asyncio.sleep(5)
+            raise AssertionError("never reached")
+
+        monkeypatch.setattr(channel, "_connect", slow_connect)
+        request = asyncio.ensure_future(channel.request(b"{}", b"1"))
+        await asyncio.sleep(0.05)
+        channel.close()  # as the pool does when it replaces the worker
+        with pytest.raises(ChannelClosed):
+            await request
+
+    asyncio.run(run())
