@@ -89,3 +89,19 @@ def test_metrics_count_requests_decisions_jobs_and_stored_bytes(
     assert f'strongroom_storage_bytes{{team="risk"}} {float(len(rows))}' in text
     assert "# TYPE strongroom_jobs gauge" in text and "# TYPE strongroom_notebooks gauge" in text
     assert "20000,2,2" not in text  # counts, never data
+
+
+def test_invocations_are_counted_under_their_route(client: TestClient, admin_token: str) -> None:
+    """The data plane's route is a bare Starlette route matched before the API's: it still names itself."""
+    answer = client.post(
+        "/endpoints/risk/no-such-endpoint/invocations",
+        content=b"1,2,3",
+        headers={**_bearer(admin_token), "Content-Type": "text/csv"},
+    )
+    assert answer.status_code >= 400  # no such team or endpoint: refused, and still counted
+
+    text = client.get("/metrics", headers=_bearer(admin_token)).text
+
+    route = 'route="/endpoints/{team}/{name}/invocations"'
+    assert f'strongroom_http_requests_total{{method="POST",{route},status="{answer.status_code}"}} 1.0' in text
+    assert 'route="unmatched"' not in text

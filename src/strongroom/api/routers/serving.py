@@ -6,7 +6,7 @@ import asyncio
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Request, Response
-from starlette.routing import Route
+from starlette.routing import Match, Route
 from starlette.types import Receive, Scope, Send
 
 from strongroom.api.deps import context, platform
@@ -177,8 +177,22 @@ class _Invocations:
         await response(scope, receive, send)
 
 
+class _InvocationRoute(Route):
+    """A Starlette route that names itself in the request's scope, as FastAPI's routes do: the
+    request metrics and the access log label a request by ``scope["route"].path`` (without it,
+    every invocation was counted as ``unmatched``)."""
+
+    def matches(self, scope: Scope) -> tuple[Match, Scope]:
+        match, child = super().matches(scope)
+        if match is not Match.NONE:
+            child["route"] = self
+        return match, child
+
+
 def invocation_routes() -> list[Route]:
     """The data plane's route (``create_app`` puts it first: no API path starts with /endpoints/)."""
     return [
-        Route("/endpoints/{team}/{name}/invocations", _Invocations(), methods=["POST"], name="invoke_endpoint")
+        _InvocationRoute(
+            "/endpoints/{team}/{name}/invocations", _Invocations(), methods=["POST"], name="invoke_endpoint"
+        )
     ]
