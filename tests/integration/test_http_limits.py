@@ -239,3 +239,26 @@ def test_500_slowloris_sockets_are_closed_at_the_deadline_and_others_are_served(
         f"other client p99 idle={idle_p99 * 1000:.1f} ms, with 500 held={loaded_p99 * 1000:.1f} ms"
     )
     assert loaded_p99 <= 2 * idle_p99, (idle_p99, loaded_p99)
+
+
+@pytest.mark.timeout(120)
+def test_with_two_api_processes_the_same_limits_hold(initialized: tuple[Config, str]) -> None:
+    """``up --workers 2`` accepts its HTTPS connections itself (spreading them over the processes):
+    the handshake deadline and the head limits must hold there as they do with one process."""
+    config, token = initialized
+    env = {"STRONGROOM_HTTP_HEADER_TIMEOUT_SECONDS": str(DEADLINE)}
+    two = start_server(config, token, env=env, args=("--workers", "2"))
+    try:
+        silent = [socket.create_connection(("127.0.0.1", two.port), timeout=10) for _ in range(4)]
+        opened = time.monotonic()
+        with _connect(two) as sock:
+            sock.sendall(b"GET /api/v1/teams HTTP/1.1\r\nHost: localhost\r\nX-Big: " + b"a" * 70_000 + b"\r\n\r\n")
+            assert _answer(sock).startswith(b"HTTP/1.1 431 ")
+        for sock in silent:
+            assert _answer(sock) == b""  # closed by the server, having never started TLS
+            sock.close()
+        assert time.monotonic() - opened < DEADLINE + 3
+        answer = httpx.get(f"{two.url}/api/v1/teams", headers={"authorization": f"Bearer {token}"}, verify=_tls(two))
+        assert answer.status_code == 200
+    finally:
+        assert two.stop() == 0, two.log()

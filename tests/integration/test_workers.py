@@ -10,15 +10,18 @@ On SQLite always; on PostgreSQL too when ``STRONGROOM_TEST_POSTGRES_URL`` is set
 
 from __future__ import annotations
 
+import http.client
 import json
 import os
 import signal
+import socket
 import ssl
 import time
 import uuid
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import httpx
 import pytest
@@ -143,6 +146,46 @@ def test_a_killed_api_process_is_restarted_and_requests_keep_being_served(two: R
     assert all(a["status"] == "ready" for a in answers), answers
     served = _from_every_process(two, token, "/api/v1/teams", "restarted")
     assert set(served) == set(before.values()), (served, before)
+
+
+def test_connections_opened_together_are_spread_over_both_processes(two: RunningServer) -> None:
+    """Connections that arrive together (a client pool opening at once, as wrk does) must not all
+    land on the process that wakes first: that one would serve everything while the other idles."""
+    connections = 8
+    prefix = f"spread-{uuid.uuid4().hex[:8]}-"
+    address = urlsplit(two.url)
+    host, port = address.hostname or "localhost", address.port or 443
+    context = ssl.create_default_context(cafile=str(two.ca))
+    # A burst that arrives while both processes are busy: all eight wait in the listening socket's
+    # queue when the processes next look at it.
+    pids = [int(str(p["pid"])) for p in _processes(two)]
+    for pid in pids:
+        os.kill(pid, signal.SIGSTOP)
+    try:
+        raw = [socket.create_connection((host, port)) for _ in range(connections)]
+    finally:
+        for pid in pids:
+            os.kill(pid, signal.SIGCONT)
+    for index, sock in enumerate(raw):
+        conversation = http.client.HTTPSConnection(host, port, context=context, timeout=30)
+        conversation.sock = context.wrap_socket(sock, server_hostname=host)
+        for request in range(3):  # keep-alive: all three on that one connection
+            headers = {"authorization": f"Bearer {two.admin_token}", "x-request-id": f"{prefix}{index}-{request}"}
+            conversation.request("GET", "/api/v1/teams", headers=headers)
+            answer = conversation.getresponse()
+            answer.read()
+            assert answer.status == 200
+        conversation.close()
+    pids_of: dict[str, set[int]] = {}
+    for path in (two.config.home / "logs").glob("access-*.log"):
+        for line in path.read_text().splitlines():
+            record = json.loads(line)
+            request_id = str(record.get("request_id", ""))
+            if request_id.startswith(prefix):
+                pids_of.setdefault(request_id.rsplit("-", 1)[0], set()).add(int(record["pid"]))
+    assert len(pids_of) == connections and all(len(pids) == 1 for pids in pids_of.values()), pids_of
+    per_process = Counter(next(iter(pids)) for pids in pids_of.values())
+    assert sorted(per_process.values()) in ([4, 4], [3, 5]), per_process
 
 
 def _processes_or_none(server: RunningServer) -> list[dict[str, object]]:

@@ -290,19 +290,29 @@ class LimitedServer(uvicorn.Server):
     async def startup(self, sockets: list[socket.socket] | None = None) -> None:
         await super().startup(sockets=[])  # lifespan and state; the listeners are opened here
         self.started = False
-        loop = asyncio.get_running_loop()
-        config = self.config
-        tls: dict[str, Any] = {}
-        if isinstance(config.ssl, ssl.SSLContext):
-            tls = {"ssl": config.ssl, "ssl_handshake_timeout": self._handshake_timeout}
-
-        def protocol() -> asyncio.Protocol:
-            return config.http_protocol_class(  # type: ignore[call-arg]
-                config=config, server_state=self.server_state, app_state=self.lifespan.state
-            )
-
         if sockets is None:  # a listener of its own (the platform passes its sockets in)
-            sockets = [config.bind_socket()]
+            sockets = [self.config.bind_socket()]
         for sock in sockets:
-            self.servers.append(await loop.create_server(protocol, sock=sock, backlog=config.backlog, **tls))
+            self.servers.append(await self.listen(sock))
         self.started = True
+
+    @property
+    def tls(self) -> ssl.SSLContext | None:
+        return self.config.ssl if isinstance(self.config.ssl, ssl.SSLContext) else None
+
+    @property
+    def handshake_timeout(self) -> float:
+        return self._handshake_timeout
+
+    def new_protocol(self) -> asyncio.Protocol:
+        """The protocol for one accepted connection."""
+        return self.config.http_protocol_class(  # type: ignore[call-arg]
+            config=self.config, server_state=self.server_state, app_state=self.lifespan.state
+        )
+
+    async def listen(self, sock: socket.socket) -> asyncio.Server:
+        """Start accepting on ``sock``; what uvicorn's shutdown closes."""
+        timeout = self._handshake_timeout if self.tls is not None else None
+        return await asyncio.get_running_loop().create_server(
+            self.new_protocol, sock=sock, backlog=self.config.backlog, ssl=self.tls, ssl_handshake_timeout=timeout
+        )

@@ -19,9 +19,12 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
+
+import uvicorn
 
 import strongroom
+from strongroom.api.accept import BalancedListener, ConnectionCounts
 from strongroom.api.app import create_app
 from strongroom.api.http_limits import LimitedServer, server_config
 from strongroom.core import pki
@@ -35,11 +38,36 @@ log = logging.getLogger("strongroom.server")
 
 
 class _Server(LimitedServer):
-    """A uvicorn server whose signals are handled by ``serve`` for all listeners at once."""
+    """A uvicorn server whose signals are handled by ``serve`` for all listeners at once.
+
+    ``balance``: one of ``serve_workers``' processes, whose HTTPS connections are spread over its
+    siblings (``strongroom.api.accept``).
+    """
+
+    def __init__(
+        self, config: uvicorn.Config, handshake_timeout: float, balance: tuple[ConnectionCounts, int] | None = None
+    ) -> None:
+        super().__init__(config, handshake_timeout)
+        self._balance = balance
 
     @contextlib.contextmanager
     def capture_signals(self) -> Iterator[None]:
         yield
+
+    async def listen(self, sock: socket.socket) -> asyncio.Server:
+        if self._balance is None:
+            return await super().listen(sock)
+        counts, slot = self._balance
+        listener = BalancedListener(
+            sock,
+            self.new_protocol,
+            tls=self.tls,
+            handshake_timeout=self.handshake_timeout,
+            open_connections=lambda: len(self.server_state.connections),
+            counts=counts,
+            slot=slot,
+        )
+        return cast(asyncio.Server, listener)  # uvicorn only closes it and waits for it
 
 
 def tls_context(platform: Platform) -> ssl.SSLContext:
@@ -131,11 +159,13 @@ def serve(
     ready_file: Path | None = None,
     listeners: tuple[socket.socket, socket.socket] | None = None,
     slot: int | None = None,
+    counts: ConnectionCounts | None = None,
 ) -> None:
     """Run until SIGTERM/SIGINT; then finish in-flight requests, stop workers, sign a checkpoint.
 
-    ``listeners`` and ``slot``: one API process of ``serve_workers`` (the sockets its master bound;
-    slot 0 runs the background workers). Otherwise the one process of the platform.
+    ``listeners``, ``slot`` and ``counts``: one API process of ``serve_workers`` (the sockets its
+    master bound; slot 0 runs the background workers; the open connections of every process).
+    Otherwise the one process of the platform.
     """
     config = platform.config
     app = create_app(platform)
@@ -166,7 +196,9 @@ def serve(
     # Every listener gets the same HTTP limits (header size and count, header and body deadlines).
     deadline = config.http_header_timeout_seconds
     https = _Server(
-        server_config(app, config, ssl_context_factory=lambda _config, _default: context, **common), deadline
+        server_config(app, config, ssl_context_factory=lambda _config, _default: context, **common),
+        deadline,
+        balance=(counts, slot) if counts is not None and slot is not None else None,
     )
     local = _Server(server_config(app, config, **common), deadline)
     runner = platform.run_background_here(shared=slot is not None) if owner else None
@@ -315,6 +347,7 @@ def serve_workers(config: Config, workers: int, *, build: Callable[[Config], Pla
 
     children: dict[int, _Child] = {}
     stopping: list[int] = []
+    counts = ConnectionCounts(workers)
 
     def spawn(slot: int, crashes: int = 0) -> None:
         pid = os.fork()
@@ -324,7 +357,7 @@ def serve_workers(config: Config, workers: int, *, build: Callable[[Config], Pla
                 for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGUSR1):
                     signal.signal(sig, signal.SIG_DFL)
                 logs.configure(config, process=str(slot))
-                serve(build(config), listeners=(tcp, uds), slot=slot)
+                serve(build(config), listeners=(tcp, uds), slot=slot, counts=counts)
             except BaseException:
                 log.exception("API process %d failed", slot)
                 code = 1
@@ -361,6 +394,7 @@ def serve_workers(config: Config, workers: int, *, build: Callable[[Config], Pla
             child = children.pop(pid, None)
             if child is None or stopping:
                 continue
+            counts.leave(child.slot)  # its connections died with it
             if not served:
                 log.error("API process %d exited (status %d) while starting; stopping", child.slot, status)
                 forward(signal.SIGTERM, None)
