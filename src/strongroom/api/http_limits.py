@@ -40,8 +40,6 @@ from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from strongroom.core.config import Config
 
-_END_OF_HEAD = (b"\r\n\r\n", b"\n\n", b"\n\r\n")
-
 
 @dataclass(frozen=True)
 class HttpLimits:
@@ -224,15 +222,18 @@ class LimitedHttpProtocol(HttpToolsProtocol):
 
     def _count_head(self, data: bytes) -> bool:
         """Count this read against the head size limit; False when the connection was refused."""
-        window = self._tail + data
-        # The head ends at the first blank line; the newline ending its last header line belongs to it.
-        ends = [i + mark.index(b"\n") + 1 for mark in _END_OF_HEAD if (i := window.find(mark)) >= 0]
-        self._head_bytes += len(data) if not ends else max(min(ends) - len(self._tail), 0)
-        self._tail = window[-3:]
+        tail = self._tail
+        window = tail + data if tail else data
+        # The head ends at the first blank line, a newline followed by "\r\n" or "\n" ("\r\n\r\n"
+        # holds the first); the newline ending its last header line belongs to it.
+        crlf, lf = window.find(b"\n\r\n"), window.find(b"\n\n")
+        end = crlf if lf < 0 or 0 <= crlf < lf else lf
+        self._head_bytes += len(data) if end < 0 else max(end + 1 - len(tail), 0)
+        self._tail = window[-2:]
         if self._head_bytes > self.limits.max_header_bytes:
             self._refuse(_too_large(f"request head over {self.limits.max_header_bytes} bytes"))
             return False
-        if ends:
+        if end >= 0:
             self._in_head = False
             if self._head_timer is not None:
                 self._head_timer.cancel()

@@ -102,3 +102,19 @@ def test_keep_alive_requests_each_get_the_full_limits() -> None:
         protocol.connection_lost(None)
 
     asyncio.run(run())
+
+
+def test_a_head_sent_a_byte_at_a_time_ends_at_its_blank_line() -> None:
+    async def run() -> None:
+        protocol, transport = _connected()
+        head = b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n\r\n"
+        for i in range(len(head)):
+            protocol.data_received(head[i : i + 1])
+        # The blank line was split across reads and still seen: the body is owed now.
+        assert not protocol._in_head and protocol._body_timer is not None
+        protocol.data_received(b"abc")
+        await asyncio.sleep(0.01)
+        assert transport.written.startswith(b"HTTP/1.1 200 OK\r\n")
+        protocol.connection_lost(None)
+
+    asyncio.run(run())
