@@ -60,6 +60,10 @@ class HttpLimits:
         )
 
 
+SHUTDOWN_GRACE = 1.0
+"""Seconds a connection closed by the server's shutdown has to finish closing before it is dropped."""
+
+
 def _refusal(status: int, reason: str, detail: str) -> bytes:
     body = f'{{"type":"about:blank","title":"{reason}","status":{status},"detail":"{detail}"}}'.encode()
     head = (
@@ -217,6 +221,23 @@ class LimitedHttpProtocol(HttpToolsProtocol):
         # What the client sends next is the next request's head.
         self._cancel_timers()
         self._in_head, self._head_bytes, self._header_count, self._tail = True, 0, 0, b""
+
+    def shutdown(self) -> None:
+        """The server stops: uvicorn closes an idle connection now (one with a response in flight
+        after that response). Over TLS that close waits for the client's close_notify, and a
+        client that holds an idle keep-alive connection never reads it: the server's stop waited
+        for its whole graceful timeout (20 s). Such a connection is dropped ``SHUTDOWN_GRACE``
+        after its close begins."""
+        super().shutdown()
+        self.loop.call_later(SHUTDOWN_GRACE, self._drop_if_closing)
+
+    def _drop_if_closing(self) -> None:
+        if self.parser is None:  # connection_lost: closed in time
+            return
+        if self.transport.is_closing():
+            self.transport.abort()
+        else:  # a response still in flight: its connection closes after it
+            self.loop.call_later(SHUTDOWN_GRACE, self._drop_if_closing)
 
     # -- the checks ------------------------------------------------------------------------------
 
