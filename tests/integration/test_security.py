@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import signal
+import socket
+import ssl
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -145,6 +148,22 @@ def test_graceful_shutdown_on_sigterm_signs_a_final_checkpoint(server: RunningSe
         assert last is not None and last.seq == head
     finally:
         platform.close()
+
+
+def test_sigterm_does_not_wait_for_a_client_holding_an_idle_keep_alive_connection(server: RunningServer) -> None:
+    context = ssl.create_default_context(cafile=str(server.ca))
+    with context.wrap_socket(
+        socket.create_connection(("127.0.0.1", server.port), timeout=10), server_hostname="localhost"
+    ) as sock:
+        sock.sendall(b"GET /api/v1/status HTTP/1.1\r\nHost: localhost\r\n\r\n")
+        answer = b""
+        while b"\r\n\r\n" not in answer:
+            answer += sock.recv(65536)
+        assert b"connection: close" not in answer.lower()  # kept alive, and the client reads no more
+        started = time.monotonic()
+        assert server.stop(signal.SIGTERM) == 0
+        stopped = time.monotonic() - started
+    assert stopped < 5, f"the server took {stopped:.1f} s to stop"
 
 
 @pytest.mark.parametrize("count", [3])

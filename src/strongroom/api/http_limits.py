@@ -1,14 +1,17 @@
 """HTTP limits that hold on every listener, enforced before the application sees a request.
 
-uvicorn's default parser (httptools) has no header size limit and uvicorn has no header deadline,
-so one client could send 64 MiB of headers, or hold hundreds of sockets open by sending a byte
-every few seconds. Every listener the platform opens (the HTTPS port, the sandboxes' Unix socket,
-and any later one) uses :class:`LimitedH11Protocol` through :func:`server_config`:
+uvicorn's parsers have no header deadline, and its fast one (httptools, llhttp underneath) has no
+header size limit, so one client could send 64 MiB of headers, or hold hundreds of sockets open by
+sending a byte every few seconds. Every listener the platform opens (the HTTPS port, the
+sandboxes' Unix socket, and any later one) uses :class:`LimitedHttpProtocol` through
+:func:`server_config`: uvicorn's httptools protocol with
 
-- h11, whose buffer for an incomplete request head is capped (``h11_max_incomplete_event_size``);
-- a count of the bytes and lines of each request head as they arrive: over
-  ``http_max_header_bytes`` or ``http_max_header_count`` the connection gets ``431`` and is closed
-  without the rest being read or parsed;
+- a count of the bytes of each request head as they arrive, before the parser sees them: over
+  ``http_max_header_bytes`` the connection gets ``431`` and is closed without the rest being read
+  or parsed (llhttp itself keeps no buffer; the parser binding joins a header's pieces, which is
+  what the count bounds);
+- a count of the headers as the parser hands them over: the one past ``http_max_header_count``
+  stops the parser, ``431`` and close;
 - a header deadline: a request head (and, on TLS, the handshake before it) must be complete within
   ``http_header_timeout_seconds`` of its first byte, else ``408`` and close;
 - a body idle deadline: while the client owes request body bytes, a pause longer than
@@ -31,13 +34,11 @@ import ssl
 from dataclasses import dataclass
 from typing import Any
 
-import h11
+import httptools
 import uvicorn
-from uvicorn.protocols.http.h11_impl import H11Protocol
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from strongroom.core.config import Config
-
-_END_OF_HEAD = (b"\r\n\r\n", b"\n\n", b"\n\r\n")
 
 
 @dataclass(frozen=True)
@@ -57,6 +58,10 @@ class HttpLimits:
             header_timeout=config.http_header_timeout_seconds,
             body_idle_timeout=config.http_body_idle_timeout_seconds,
         )
+
+
+SHUTDOWN_GRACE = 1.0
+"""Seconds a connection closed by the server's shutdown has to finish closing before it is dropped."""
 
 
 def _refusal(status: int, reason: str, detail: str) -> bytes:
@@ -125,17 +130,34 @@ class CorkedTransport:
         return getattr(self.raw, name)
 
 
-class LimitedH11Protocol(H11Protocol):
-    """uvicorn's h11 protocol with header size, header count and deadline checks in front of it,
-    and the writes of each turn of the event loop coalesced (:class:`CorkedTransport`)."""
+class _Refusal(Exception):
+    """Raised in a parser callback to stop the parser; the protocol answers ``status`` and aborts."""
+
+    def __init__(self, status: int, reason: str, detail: str) -> None:
+        super().__init__(detail)
+        self.status, self.reason, self.detail = status, reason, detail
+
+
+def _too_large(detail: str) -> _Refusal:
+    return _Refusal(431, "Request Header Fields Too Large", detail)
+
+
+class LimitedHttpProtocol(HttpToolsProtocol):
+    """uvicorn's httptools protocol with header size, header count and deadline checks in front of
+    it, and the writes of each turn of the event loop coalesced (:class:`CorkedTransport`).
+
+    A request head's bytes are counted from the start of a read. The one exception is a pipelined
+    request whose head begins in the same read as the previous request's end: those bytes reach the
+    parser uncounted, at most one read (256 KiB); its header count still holds exactly.
+    """
 
     limits: HttpLimits  # set on the subclass made by :func:`protocol_for`
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self._in_head = True
+        self._in_head = True  # False from a head's end to its message's end: the body, if any
         self._head_bytes = 0
-        self._head_lines = 0
+        self._header_count = 0
         self._tail = b""
         self._head_timer: asyncio.TimerHandle | None = None
         self._body_timer: asyncio.TimerHandle | None = None
@@ -146,12 +168,13 @@ class LimitedH11Protocol(H11Protocol):
         self.transport = CorkedTransport(self.transport, self.loop)  # type: ignore[assignment]
         self._arm_head_deadline()
 
-    def handle_websocket_upgrade(self, event: h11.Request) -> None:
+    def handle_websocket_upgrade(self) -> None:
         # The WebSocket protocol gets the plain transport (it has its own framing and flow control).
+        self._cancel_timers()
         if isinstance(self.transport, CorkedTransport):
             self.transport.flush()
             self.transport = self.transport.raw
-        super().handle_websocket_upgrade(event)
+        super().handle_websocket_upgrade()
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._cancel_timers()
@@ -165,44 +188,73 @@ class LimitedH11Protocol(H11Protocol):
                 return
         elif self._body_timer is not None:
             self._body_seen = self.loop.time()
-        super().data_received(data)
-        if self._in_head or not self._owns_transport():
+        # uvicorn's own data_received, with the parser stopped by a limit answered as such
+        self._unset_keepalive_if_required()
+        try:
+            self.parser.feed_data(data)
+        except httptools.HttpParserUpgrade:
+            if self._should_upgrade():
+                self.handle_websocket_upgrade()
+            else:
+                self._unsupported_upgrade_warning()
             return
-        if self.conn.their_state is h11.SEND_BODY and self._body_timer is None:
+        except httptools.HttpParserError as exc:
+            if isinstance(exc.__context__, _Refusal):
+                self._refuse(exc.__context__)
+            else:
+                self.logger.warning("Invalid HTTP request received.")
+                self.send_400_response("Invalid HTTP request received.")
+            return
+        # The head ended in this read (or earlier) and its message has not: the client owes a body.
+        if not self._in_head and self._body_timer is None and self._owns_transport():
             self._body_seen = self.loop.time()
             self._body_timer = self.loop.call_later(self.limits.body_idle_timeout, self._check_body_idle)
-        elif self.conn.their_state is h11.IDLE:  # the response went out and the body came in: next request
-            self._next_head()
 
-    def on_response_complete(self) -> None:
-        if self.conn.their_state is not h11.SEND_BODY:  # else the body deadline still runs
-            self._next_head()
-        super().on_response_complete()
+    def on_header(self, name: bytes, value: bytes) -> None:
+        self._header_count += 1
+        if self._header_count > self.limits.max_header_count:
+            raise _too_large(f"more than {self.limits.max_header_count} headers")
+        super().on_header(name, value)
 
-    def _next_head(self) -> None:
+    def on_message_complete(self) -> None:
+        super().on_message_complete()
+        # What the client sends next is the next request's head.
         self._cancel_timers()
-        self._in_head, self._head_bytes, self._head_lines, self._tail = True, 0, 0, b""
+        self._in_head, self._head_bytes, self._header_count, self._tail = True, 0, 0, b""
+
+    def shutdown(self) -> None:
+        """The server stops: uvicorn closes an idle connection now (one with a response in flight
+        after that response). Over TLS that close waits for the client's close_notify, and a
+        client that holds an idle keep-alive connection never reads it: the server's stop waited
+        for its whole graceful timeout (20 s). Such a connection is dropped ``SHUTDOWN_GRACE``
+        after its close begins."""
+        super().shutdown()
+        self.loop.call_later(SHUTDOWN_GRACE, self._drop_if_closing)
+
+    def _drop_if_closing(self) -> None:
+        if self.parser is None:  # connection_lost: closed in time
+            return
+        if self.transport.is_closing():
+            self.transport.abort()
+        else:  # a response still in flight: its connection closes after it
+            self.loop.call_later(SHUTDOWN_GRACE, self._drop_if_closing)
 
     # -- the checks ------------------------------------------------------------------------------
 
     def _count_head(self, data: bytes) -> bool:
-        """Count this chunk against the head limits; False when the connection was refused."""
-        window = self._tail + data
-        # The head ends at the first blank line; the newline ending its last header line belongs to it.
-        ends = [i + mark.index(b"\n") + 1 for mark in _END_OF_HEAD if (i := window.find(mark)) >= 0]
-        head_part = data if not ends else window[: min(ends)][len(self._tail) :]
-        self._head_bytes += len(head_part)
-        self._head_lines += head_part.count(b"\n")
-        self._tail = window[-3:]
+        """Count this read against the head size limit; False when the connection was refused."""
+        tail = self._tail
+        window = tail + data if tail else data
+        # The head ends at the first blank line, a newline followed by "\r\n" or "\n" ("\r\n\r\n"
+        # holds the first); the newline ending its last header line belongs to it.
+        crlf, lf = window.find(b"\n\r\n"), window.find(b"\n\n")
+        end = crlf if lf < 0 or 0 <= crlf < lf else lf
+        self._head_bytes += len(data) if end < 0 else max(end + 1 - len(tail), 0)
+        self._tail = window[-2:]
         if self._head_bytes > self.limits.max_header_bytes:
-            self._refuse(
-                431, "Request Header Fields Too Large", f"request head over {self.limits.max_header_bytes} bytes"
-            )
+            self._refuse(_too_large(f"request head over {self.limits.max_header_bytes} bytes"))
             return False
-        if self._head_lines > self.limits.max_header_count + 1:  # the request line's newline is one more
-            self._refuse(431, "Request Header Fields Too Large", f"more than {self.limits.max_header_count} headers")
-            return False
-        if ends:
+        if end >= 0:
             self._in_head = False
             if self._head_timer is not None:
                 self._head_timer.cancel()
@@ -216,13 +268,14 @@ class LimitedH11Protocol(H11Protocol):
         self._head_timer = None
         if self._in_head and self._owns_transport():
             if self._head_bytes:
-                self._refuse(408, "Request Timeout", f"request head not complete in {self.limits.header_timeout:g} s")
+                timeout = self.limits.header_timeout
+                self._refuse(_Refusal(408, "Request Timeout", f"request head not complete in {timeout:g} s"))
             else:  # an idle connection that never started a request: just close it
                 self._close()
 
     def _check_body_idle(self) -> None:
         self._body_timer = None
-        if not self._owns_transport() or self.conn.their_state is not h11.SEND_BODY:
+        if not self._owns_transport() or self._in_head:
             return
         now = self.loop.time()
         if self.flow.read_paused:  # the application has not read yet: not the client's pause
@@ -238,13 +291,13 @@ class LimitedH11Protocol(H11Protocol):
         transport = self.transport
         return transport is not None and not transport.is_closing() and transport.get_protocol() is self
 
-    def _refuse(self, status: int, reason: str, detail: str) -> None:
-        """Answer ``status`` and drop the connection at once: the answer is handed to the kernel
+    def _refuse(self, refusal: _Refusal) -> None:
+        """Answer the refusal and drop the connection at once: the answer is handed to the kernel
         now, then the connection is aborted, not closed. A graceful close would first read
         whatever the client still sends (a TLS shutdown under uvloop reads until the peer's
         close_notify), and a client flooding its head would be read to its end."""
         self._cancel_timers()
-        self.transport.write(_refusal(status, reason, detail))
+        self.transport.write(_refusal(refusal.status, refusal.reason, refusal.detail))
         if isinstance(self.transport, CorkedTransport):
             self.transport.flush()
         self.transport.abort()
@@ -260,20 +313,14 @@ class LimitedH11Protocol(H11Protocol):
         self._head_timer = self._body_timer = None
 
 
-def protocol_for(limits: HttpLimits) -> type[LimitedH11Protocol]:
+def protocol_for(limits: HttpLimits) -> type[LimitedHttpProtocol]:
     """A protocol class bound to ``limits`` (uvicorn builds one instance per connection)."""
-    return type("LimitedH11Protocol", (LimitedH11Protocol,), {"limits": limits})
+    return type("LimitedHttpProtocol", (LimitedHttpProtocol,), {"limits": limits})
 
 
 def server_config(app: Any, config: Config, **options: Any) -> uvicorn.Config:
-    """The uvicorn configuration every platform listener uses: h11 with the limits above."""
-    limits = HttpLimits.from_config(config)
-    return uvicorn.Config(
-        app,
-        http=protocol_for(limits),
-        h11_max_incomplete_event_size=limits.max_header_bytes,
-        **options,
-    )
+    """The uvicorn configuration every platform listener uses: httptools with the limits above."""
+    return uvicorn.Config(app, http=protocol_for(HttpLimits.from_config(config)), **options)
 
 
 class LimitedServer(uvicorn.Server):
