@@ -16,14 +16,27 @@ import contextlib
 import json
 import os
 import ssl
+import threading
 from collections.abc import Generator, Iterator, Mapping
+from functools import cached_property
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import httpx
 from pydantic import TypeAdapter
 
 from strongroom.core.errors import StrongroomError, error_from_problem
+
+if TYPE_CHECKING:
+    from strongroom.sdk.catalog import Catalog, Notebooks
+    from strongroom.sdk.jobs import Jobs
+    from strongroom.sdk.lineage import LineageClient
+    from strongroom.sdk.model_registry import ModelRegistry
+    from strongroom.sdk.monitor import MonitoringClient
+    from strongroom.sdk.resources import Audit, Policies, Repositories, Teams, Tokens, Users
+    from strongroom.sdk.serving import EndpointConfigs, Endpoints, Models
+    from strongroom.sdk.storage import Buckets, Keys
+    from strongroom.sdk.tracking import ExperimentsClient
 
 M = TypeVar("M")
 USER_AGENT = "strongroom-sdk"
@@ -115,42 +128,123 @@ class Session:
         self._timeout = timeout
         # Transfers may take long; a stall of `timeout` seconds between bytes still fails them.
         self._transfer_timeout = httpx.Timeout(timeout, connect=min(timeout, 30.0))
+        self._team = env.get("STRONGROOM_TEAM") or None
+        self._experiments_lock = threading.Lock()
+
+    # Each domain's client is made, and its module imported, on first use: a session that only
+    # moves objects (a job's agent, running beside the algorithm it started) imports a fifth of the SDK.
+
+    @cached_property
+    def users(self) -> Users:
         from strongroom.sdk import resources
 
-        self.users = resources.Users(self)
-        self.teams = resources.Teams(self)
-        self.tokens = resources.Tokens(self)
-        self.policies = resources.Policies(self)
-        self.audit = resources.Audit(self)
-        self.repositories = resources.Repositories(self)
+        return resources.Users(self)
+
+    @cached_property
+    def teams(self) -> Teams:
+        from strongroom.sdk import resources
+
+        return resources.Teams(self)
+
+    @cached_property
+    def tokens(self) -> Tokens:
+        from strongroom.sdk import resources
+
+        return resources.Tokens(self)
+
+    @cached_property
+    def policies(self) -> Policies:
+        from strongroom.sdk import resources
+
+        return resources.Policies(self)
+
+    @cached_property
+    def audit(self) -> Audit:
+        from strongroom.sdk import resources
+
+        return resources.Audit(self)
+
+    @cached_property
+    def repositories(self) -> Repositories:
+        from strongroom.sdk import resources
+
+        return resources.Repositories(self)
+
+    @cached_property
+    def jobs(self) -> Jobs:
         from strongroom.sdk.jobs import Jobs
 
-        self.jobs = Jobs(self)
+        return Jobs(self)
+
+    @cached_property
+    def keys(self) -> Keys:
         from strongroom.sdk import storage
 
-        self.keys = storage.Keys(self)
-        self.buckets = storage.Buckets(self)
-        from strongroom.sdk.lineage import LineageClient
+        return storage.Keys(self)
+
+    @cached_property
+    def buckets(self) -> Buckets:
+        from strongroom.sdk import storage
+
+        return storage.Buckets(self)
+
+    @cached_property
+    def experiments(self) -> ExperimentsClient:
         from strongroom.sdk.tracking import ExperimentsClient
 
-        team = env.get("STRONGROOM_TEAM") or None
-        self.experiments = ExperimentsClient(self, team)
-        self.lineage = LineageClient(self, team)
+        with self._experiments_lock:  # one client, so one background writer, even when threads race here
+            made: ExperimentsClient | None = self.__dict__.get("experiments")
+            if made is None:
+                made = self.__dict__["experiments"] = ExperimentsClient(self, self._team)
+            return made
+
+    @cached_property
+    def lineage(self) -> LineageClient:
+        from strongroom.sdk.lineage import LineageClient
+
+        return LineageClient(self, self._team)
+
+    @cached_property
+    def catalog(self) -> Catalog:
         from strongroom.sdk import catalog
 
-        self.catalog = catalog.Catalog(self)
-        self.notebooks = catalog.Notebooks(self)
+        return catalog.Catalog(self)
+
+    @cached_property
+    def notebooks(self) -> Notebooks:
+        from strongroom.sdk import catalog
+
+        return catalog.Notebooks(self)
+
+    @cached_property
+    def models(self) -> Models:
         from strongroom.sdk import serving
 
-        self.models = serving.Models(self)
-        self.endpoint_configs = serving.EndpointConfigs(self)
-        self.endpoints = serving.Endpoints(self)
+        return serving.Models(self)
+
+    @cached_property
+    def endpoint_configs(self) -> EndpointConfigs:
+        from strongroom.sdk import serving
+
+        return serving.EndpointConfigs(self)
+
+    @cached_property
+    def endpoints(self) -> Endpoints:
+        from strongroom.sdk import serving
+
+        return serving.Endpoints(self)
+
+    @cached_property
+    def model_registry(self) -> ModelRegistry:
         from strongroom.sdk import model_registry
 
-        self.model_registry = model_registry.ModelRegistry(self)
+        return model_registry.ModelRegistry(self)
+
+    @cached_property
+    def monitoring(self) -> MonitoringClient:
         from strongroom.sdk.monitor import MonitoringClient
 
-        self.monitoring = MonitoringClient(self)
+        return MonitoringClient(self)
 
     def current_token(self) -> str:
         """The token requests carry now (inside a notebook: the freshest execution token)."""
@@ -172,7 +266,7 @@ class Session:
 
     def close(self) -> None:
         """Flush queued experiment writes, then close the connection."""
-        experiments = getattr(self, "experiments", None)
+        experiments = self.__dict__.get("experiments")  # only if it was made
         try:
             if experiments is not None:
                 experiments.close()

@@ -11,3 +11,8 @@ DATA_LOADED = "[strongroom] data loaded in "
 # in place) before it reads anything, and exits without training on anything else (end of file:
 # the agent gave up).
 WAIT_FOR_INPUTS = "STRONGROOM_WAIT_FOR_INPUTS"
+
+# The name of the built-in XGBoost's checkpoints. Here, not in ``train``, so the job agent can look
+# for a checkpoint to resume from without importing XGBoost (a second of CPU on the job's critical
+# path, beside the algorithm's own imports of the same libraries).
+CHECKPOINT_NAME = "xgboost"

@@ -45,13 +45,12 @@ from typing import Any
 import xgboost as xgb
 
 from strongroom.algorithms import checkpoint
-from strongroom.algorithms.xgboost import DATA_LOADED, WAIT_FOR_INPUTS
+from strongroom.algorithms.xgboost import CHECKPOINT_NAME, DATA_LOADED, WAIT_FOR_INPUTS
 from strongroom.algorithms.xgboost.archive import archive_bytes
 from strongroom.algorithms.xgboost.data import load_dmatrix
 from strongroom.algorithms.xgboost.hyperparameters import booster_params, resume_note, validate
 from strongroom.core.errors import InvalidInput, StrongroomError
 
-CHECKPOINT_NAME = "xgboost"
 EXIT_BAD_INPUT = 2
 
 

@@ -205,8 +205,8 @@ class Agent:
         if self.spec.code.algorithm != "xgboost":
             return ""
         from strongroom.algorithms import checkpoint
+        from strongroom.algorithms.xgboost import CHECKPOINT_NAME
         from strongroom.algorithms.xgboost.hyperparameters import resume_note
-        from strongroom.algorithms.xgboost.train import CHECKPOINT_NAME
 
         found = checkpoint.latest(contract.CHECKPOINT_DIR, name=CHECKPOINT_NAME)
         return resume_note(self.spec.hyperparameters, found.step) if found else ""
