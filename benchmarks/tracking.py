@@ -6,7 +6,9 @@ off), in process, through its fluent API and client. Each pair gives the same gu
 
 1. ``log_metric`` durable, one caller: ours ``durability="durable"`` (committed when the call
    returns) against ``mlflow.log_metric`` (synchronous, committed when it returns); over HTTPS,
-   and over the platform's Unix socket (how notebooks and jobs reach it);
+   and over the platform's Unix socket (how notebooks and jobs reach it); and, like for like on
+   disk, against MLflow whose SQLite this benchmark sets to WAL with ``synchronous=NORMAL`` as ours
+   is (the default MLflow peer fsyncs every commit, ours does not);
 2. the same from 8 threads at once (ours shares round trips: group commit);
 3. ``log_metric`` buffered: ours ``durability="buffered"`` against MLflow's asynchronous logging
    (``synchronous=False``); both clocks stop after the final flush has committed everything;
@@ -118,7 +120,7 @@ class Ours:
 class Peer:
     """MLflow on a SQLite file store: in process, or behind ``mlflow server`` (``tracking_uri``)."""
 
-    def __init__(self, folder: Path, tracking_uri: str = "") -> None:
+    def __init__(self, folder: Path, tracking_uri: str = "", *, like_ours: bool = False) -> None:
         os.environ["MLFLOW_DISABLE_TELEMETRY"] = "true"
         os.environ["DO_NOT_TRACK"] = "true"
         import mlflow
@@ -127,6 +129,8 @@ class Peer:
         self.mlflow = mlflow
         self.folder = folder
         self.db = folder / "mlflow.db"
+        if like_ours:
+            _journal_like_ours(self.db)
         self.uri = tracking_uri or f"sqlite:///{self.db}"
         mlflow.set_tracking_uri(self.uri)
         self.client = MlflowClient(self.uri)
@@ -220,6 +224,26 @@ class Peer:
         seconds = time.perf_counter() - started
         assert len(frame) == expected, (len(frame), expected)
         return len(frame) / seconds
+
+
+def _journal_like_ours(db: Path) -> None:
+    """Open MLflow's SQLite file ``db`` as Strongroom opens its own: WAL, ``synchronous=NORMAL``
+    (no fsync per commit). For this benchmark's like-for-like tier only: an SQLAlchemy ``connect``
+    listener on every engine of this process that touches no other database file."""
+    from sqlalchemy import event
+    from sqlalchemy.engine import Engine
+
+    wanted = str(db)
+
+    def on_connect(dbapi_connection: Any, _record: Any) -> None:
+        if not isinstance(dbapi_connection, sqlite3.Connection):
+            return
+        files = [row[2] for row in dbapi_connection.execute("PRAGMA database_list")]
+        if wanted in files:
+            dbapi_connection.execute("PRAGMA journal_mode=WAL")
+            dbapi_connection.execute("PRAGMA synchronous=NORMAL")
+
+    event.listen(Engine, "connect", on_connect)
 
 
 class TrackingServer:
@@ -404,11 +428,12 @@ def main() -> None:
         tracking_server: TrackingServer | None = None
         try:
             peer: Peer | None = Peer(folder / "mlflow")
+            relaxed: Peer | None = Peer(folder / "mlflow-wal", like_ours=True)
             tracking_server = TrackingServer(folder / "mlflow-server")
             served: Peer | None = Peer(folder / "mlflow-client", tracking_server.uri)
         except ImportError:
             print("peer: mlflow is not installed (pip install -e '.[bench]'); peer figures are nan")
-            peer = served = None
+            peer = served = relaxed = None
         with Session(url=server.url, token=token, ca=server.ca) as session:
             ours = Ours(session)
 
@@ -434,6 +459,27 @@ def main() -> None:
                 durability="both: committed when the call returns (survives kill -9 of the caller)",
                 peer_mode="mlflow.log_metric (synchronous)",
                 points=n,
+            )
+            # the same against MLflow journaled as we are (WAL, synchronous=NORMAL): like for like on disk
+            measured = alternate(
+                lambda: ours.log_metric("durable", n),
+                (lambda: relaxed.log_metric("durable", n)) if relaxed else None,  # type: ignore[union-attr]
+                runs,
+            )
+            figures.append(
+                figure(
+                    "tracking_log_metric_durable_mlflow_wal_normal",
+                    "metrics/s",
+                    measured,
+                    peer_name="MLflow, SQLite file store in WAL mode with synchronous=NORMAL (as ours)",
+                    what="log_metric, durable when it returns, one caller, against MLflow journaled as ours",
+                    ours_mode='Tracker(durability="durable")',
+                    durability="both: committed when the call returns (survives kill -9 of the caller); "
+                    "neither fsyncs per commit (WAL, synchronous=NORMAL)",
+                    peer_mode="mlflow.log_metric (synchronous), its SQLite set to WAL + synchronous=NORMAL by an "
+                    "SQLAlchemy connect listener in this benchmark",
+                    points=n,
+                )
             )
             with Session(socket=server.socket, token=token) as local:  # how notebooks and jobs reach it
                 n = sizes["durable"]
@@ -571,6 +617,13 @@ def main() -> None:
                 "database": "SQLite file store (MLflow defaults: rollback journal, synchronous=FULL, "
                 "fsyncs per commit)",
                 "transport": "in process",
+            },
+            "peer_like_ours": {
+                "mlflow": version("mlflow"),
+                "database": "SQLite file store, WAL, synchronous=NORMAL (set by the benchmark, as ours: no fsync "
+                "per commit)",
+                "transport": "in process",
+                "figures": ["tracking_log_metric_durable_mlflow_wal_normal"],
             },
             "server_peer": {
                 "mlflow": version("mlflow"),

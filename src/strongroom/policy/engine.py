@@ -21,6 +21,8 @@ import cedarpy
 from strongroom.core.context import Grant, Principal
 from strongroom.core.errors import ConfigurationError, InvalidInput
 
+MAX_KEPT_DECISIONS = 10_000
+
 
 @dataclass(frozen=True, slots=True)
 class Target:
@@ -112,6 +114,11 @@ class PolicyEngine:
         self._team_sets: dict[tuple[str, str], Any] = {}
         self._sources: list[PolicySource] = []
         self._lock = threading.Lock()
+        # Decisions are a function of their inputs and of the team facts, so the same question
+        # asked again (a durable tracking call, hundreds a second) gets the answer Cedar gave,
+        # until the facts are reloaded: every change of facts bumps the generation and empties it.
+        self._decided: dict[tuple[object, ...], tuple[Decision, ...]] = {}
+        self._generation = 0
 
     @classmethod
     def shipped(cls) -> PolicyEngine:
@@ -142,18 +149,26 @@ class PolicyEngine:
             self._sources.append(source)
             self._teams.clear()
             self._team_sets.clear()
+            self._forget_decisions()
 
     def invalidate(self, team: str) -> None:
         """Forget what the sources said about ``team`` (its facts changed); reloaded when next needed."""
         with self._lock:
             self._teams.pop(team, None)
             self._team_sets = {k: v for k, v in self._team_sets.items() if k[0] != team}
+            self._forget_decisions()
 
     def invalidate_all(self) -> None:
         """Forget what the sources said about every team (another process may have changed them)."""
         with self._lock:
             self._teams.clear()
             self._team_sets.clear()
+            self._forget_decisions()
+
+    def _forget_decisions(self) -> None:
+        """Called with the lock held whenever facts are dropped: decisions made on them go too."""
+        self._generation += 1
+        self._decided.clear()
 
     def team_facts(self, team: str) -> TeamFacts:
         """``team``'s facts, merged from every registered source (cached until ``invalidate``)."""
@@ -223,6 +238,29 @@ class PolicyEngine:
         if unknown:
             raise ConfigurationError(f"action {unknown[0]!r} is not declared in the Cedar schema")
         candidates = tuple(grants) if grants is not None else principal.grants
+        # Only context-free questions are kept: a context's values need not be hashable.
+        key = None if context else _question(principal, candidates, tuple(actions), target)
+        if key is not None and (known := self._decided.get(key)) is not None:
+            return list(known)
+        generation = self._generation
+        decisions = self._decide(principal, candidates, actions, target, context)
+        if key is not None:
+            with self._lock:
+                if generation == self._generation:  # no facts dropped meanwhile: the answer still stands
+                    if len(self._decided) >= MAX_KEPT_DECISIONS:
+                        self._decided.clear()
+                    self._decided[key] = tuple(decisions)
+        return decisions
+
+    def _decide(
+        self,
+        principal: Principal,
+        candidates: tuple[Grant, ...],
+        actions: Sequence[str],
+        target: Target,
+        context: Mapping[str, Any] | None,
+    ) -> list[Decision]:
+        """Cedar's answer to ``decide_many`` (see there)."""
         facts = self.team_facts(target.team)
         entities = [
             {"uid": {"type": "User", "id": principal.user}, "attrs": {"name": principal.user}, "parents": []},
@@ -272,6 +310,15 @@ class PolicyEngine:
                 messages = tuple(m for m in (self._messages.get(p, "") for p in denials[i]) if m)
                 decided[i] = Decision(False, actions[i], None, tuple(denials[i]), messages, tuple(errors[i]))
         return [decided[i] for i in range(len(actions))]
+
+
+def _question(
+    principal: Principal, grants: tuple[Grant, ...], actions: tuple[str, ...], target: Target
+) -> tuple[object, ...]:
+    """Everything of a context-free decision's inputs besides the team facts (see ``decide_many``)."""
+    tags = tuple(sorted(target.tags.items()))
+    where = (target.kind, target.team, target.name, target.owner, tags, target.policy_scope)
+    return (principal.user, principal.token_kind, principal.scope, grants, actions, where)
 
 
 def _schema_actions(schema_text: str) -> frozenset[str]:

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
+import cedarpy
 import pytest
 
 from strongroom.core.context import Grant, Principal
@@ -311,6 +313,41 @@ def test_facts_come_from_the_registered_sources_until_invalidated() -> None:
     local.invalidate("risk")
     assert not local.decide(principal(DS), "CreateTrainingJob", Target("job", "risk", "j"), ctx).allowed
     assert exemptions.asked == ["risk", "risk"]
+
+
+def test_a_question_asked_again_is_answered_without_cedar_until_facts_are_dropped(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    closed = "forbid (principal, action, resource);"
+    source = Source({"risk": TeamFacts()})
+    local = PolicyEngine.shipped()
+    local.register_source(source)
+    asked: list[int] = []
+    real = cedarpy.is_authorized_batch
+
+    def counting(*args: Any, **kwargs: Any) -> Any:
+        asked.append(1)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(cedarpy, "is_authorized_batch", counting)
+    target = Target("trial-component", "risk", "*")
+    for _ in range(3):
+        assert local.decide(principal(DS), "BatchWriteTrialComponents", target).allowed
+    assert len(asked) == 1
+    assert not local.decide(principal(DS), "CreateEndpoint", Target("endpoint", "risk", "e")).allowed
+    assert not local.decide(principal(DS), "BatchWriteTrialComponents", Target("trial-component", "fraud", "*")).allowed
+    assert len(asked) == 3  # another action, another team: asked afresh
+    source.facts["risk"] = TeamFacts(policies={"closed": closed})
+    local.invalidate("risk")
+    assert not local.decide(principal(DS), "BatchWriteTrialComponents", target).allowed
+    source.facts["risk"] = TeamFacts()
+    local.invalidate_all()
+    assert local.decide(principal(DS), "BatchWriteTrialComponents", target).allowed
+    assert len(asked) == 5
+    ctx = {"network_isolation": True, "volume_kms_key": "k"}
+    for _ in range(2):
+        local.decide(principal(DS), "CreateTrainingJob", Target("job", "risk", "j"), ctx)
+    assert len(asked) == 7  # a question with a context is never kept
 
 
 def test_exemption_lifts_only_that_guardrail_for_that_team(engine: PolicyEngine) -> None:
