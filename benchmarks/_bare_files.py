@@ -56,8 +56,8 @@ if __name__ == "__main__":
         ssl_certfile=sys.argv[2],
         ssl_keyfile=sys.argv[3],
         ssl_ciphers="ECDHE+AESGCM:ECDHE+CHACHA20",
-        http="h11",  # as Strongroom's listeners
-        loop="asyncio",  # as strongroom up: uvloop read a refused 64 MiB header flood to its end
+        http="httptools",  # as Strongroom's listeners
+        loop="uvloop",  # as strongroom up
         log_level="warning",
         access_log=False,
     )

@@ -7,7 +7,7 @@ peers, like for like:
 - in process: ``shutil.copyfile`` of the same file followed by fsync (a plain durable copy);
   our in-process get is written to a file and fsynced too;
 - over HTTPS: the same file served and stored by the same server stack without Strongroom
-  (``_bare_files.py``: uvicorn + h11, TLS 1.3 with the same cipher list, no auth, no encryption at
+  (``_bare_files.py``: uvicorn + httptools + uvloop, TLS 1.3 with the same cipher list, no auth, no encryption at
   rest); a put is fsynced and renamed on the server as ours is, a get is streamed into a file by
   the same client (httpx) without fsync, as the SDK's ``download`` does (ours also checks the
   SHA-256, the peer does not).
@@ -243,9 +243,9 @@ def main() -> int:
         "ours": "envelope encryption (AES-256-GCM-HKDF stream), SHA-256 of the plaintext, blob fsync + rename",
         "peer": {
             "in process": peer_name,
-            "https": "uvicorn + h11 + Starlette serving/storing the plain file (benchmarks/_bare_files.py)",
+            "https": "uvicorn + httptools + Starlette serving/storing the plain file (benchmarks/_bare_files.py)",
         },
-        "event loop": "asyncio's own loop on both sides (strongroom up stays on it: see docs/encryption.md)",
+        "event loop": "uvloop on both sides (as strongroom up)",
         "server get path": "ours: a worker thread decrypts 4 MiB ahead while the event loop sends; the peer reads "
         "the file in 1 MiB chunks on the event loop",
         "durability": "put: fsync + rename on both sides; in-process get: written and fsynced on both sides; "

@@ -182,6 +182,15 @@ def test_every_request_is_audited_including_failures(server: RunningServer) -> N
     assert missing.outcome == "404"
 
 
+def test_a_forwarded_for_header_does_not_change_the_audited_source(server: RunningServer) -> None:
+    s = server.session()
+    with _client(server) as anon:  # from 127.0.0.1, which uvicorn trusts for X-Forwarded-* by default
+        headers = {"x-request-id": "spoof-1", "x-forwarded-for": "203.0.113.9", "x-forwarded-proto": "http"}
+        anon.get("/api/v1/teams", headers=headers)
+    [event] = s.audit.query(request_id="spoof-1")
+    assert event.source == "127.0.0.1"
+
+
 def test_pagination(server: RunningServer) -> None:
     s = server.session()
     for i in range(5):

@@ -319,8 +319,12 @@ def protocol_for(limits: HttpLimits) -> type[LimitedHttpProtocol]:
 
 
 def server_config(app: Any, config: Config, **options: Any) -> uvicorn.Config:
-    """The uvicorn configuration every platform listener uses: httptools with the limits above."""
-    return uvicorn.Config(app, http=protocol_for(HttpLimits.from_config(config)), **options)
+    """The uvicorn configuration every platform listener uses: httptools with the limits above.
+
+    ``X-Forwarded-For`` and ``-Proto`` are not believed (uvicorn believes them from 127.0.0.1 by
+    default): any local client could have set the address that the audit log records as a
+    request's source."""
+    return uvicorn.Config(app, http=protocol_for(HttpLimits.from_config(config)), proxy_headers=False, **options)
 
 
 class LimitedServer(uvicorn.Server):
