@@ -238,7 +238,11 @@ def test_500_slowloris_sockets_are_closed_at_the_deadline_and_others_are_served(
         f"http-limits: 500 slowloris all closed {latest:.1f} s after all were open (deadline {SLOW_DEADLINE:g} s); "
         f"other client p99 idle={idle_p99 * 1000:.1f} ms, with 500 held={loaded_p99 * 1000:.1f} ms"
     )
-    assert loaded_p99 <= 2 * idle_p99, (idle_p99, loaded_p99)
+    # Slowloris starving the server shows as seconds of latency or timeouts. The 20 ms beside the 2x
+    # is the scheduler: under `make test` another test worker shares the two cores with the attacker
+    # process and this client (one suite run measured 7.9 ms idle, 15.8 ms held; alone, the held p99
+    # is at or under the idle one).
+    assert loaded_p99 <= 2 * idle_p99 + 0.020, (idle_p99, loaded_p99)
 
 
 @pytest.mark.timeout(120)
