@@ -13,14 +13,14 @@ Every HTTPS connection verifies the platform CA; there is no switch to turn that
 from __future__ import annotations
 
 import contextlib
+import importlib
 import json
 import os
 import ssl
 import threading
 from collections.abc import Generator, Iterator, Mapping
-from functools import cached_property
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, TypeVar, overload
 
 import httpx
 from pydantic import TypeAdapter
@@ -57,6 +57,40 @@ def _server_info(home: Path) -> dict[str, Any]:
         return dict(json.loads((home / "run" / "server.json").read_text()))
     except (OSError, ValueError):
         return {}
+
+
+C = TypeVar("C")
+
+
+class _Client(Generic[C]):
+    """A session's domain client (``session.buckets``...), made and its module imported on first use.
+
+    Made under the session's lock, so threads racing to it get one client: the experiments client
+    owns the session's one background writer. Kept in the session's ``__dict__``, which later reads
+    find before this descriptor.
+    """
+
+    def __init__(self, module: str, name: str, *, with_team: bool = False) -> None:
+        self._module, self._name, self._with_team = module, name, with_team
+        self._attribute = ""
+
+    def __set_name__(self, owner: type, attribute: str) -> None:
+        self._attribute = attribute
+
+    @overload
+    def __get__(self, session: None, owner: type) -> _Client[C]: ...
+    @overload
+    def __get__(self, session: Session, owner: type) -> C: ...
+    def __get__(self, session: Session | None, owner: type) -> _Client[C] | C:
+        if session is None:
+            return self
+        with session._clients_lock:
+            made: C | None = session.__dict__.get(self._attribute)
+            if made is None:
+                kind = getattr(importlib.import_module(self._module), self._name)
+                made = kind(session, session._team) if self._with_team else kind(session)
+                session.__dict__[self._attribute] = made
+            return made
 
 
 class Session:
@@ -129,122 +163,28 @@ class Session:
         # Transfers may take long; a stall of `timeout` seconds between bytes still fails them.
         self._transfer_timeout = httpx.Timeout(timeout, connect=min(timeout, 30.0))
         self._team = env.get("STRONGROOM_TEAM") or None
-        self._experiments_lock = threading.Lock()
+        self._clients_lock = threading.RLock()  # see _Client
 
     # Each domain's client is made, and its module imported, on first use: a session that only
     # moves objects (a job's agent, running beside the algorithm it started) imports a fifth of the SDK.
-
-    @cached_property
-    def users(self) -> Users:
-        from strongroom.sdk import resources
-
-        return resources.Users(self)
-
-    @cached_property
-    def teams(self) -> Teams:
-        from strongroom.sdk import resources
-
-        return resources.Teams(self)
-
-    @cached_property
-    def tokens(self) -> Tokens:
-        from strongroom.sdk import resources
-
-        return resources.Tokens(self)
-
-    @cached_property
-    def policies(self) -> Policies:
-        from strongroom.sdk import resources
-
-        return resources.Policies(self)
-
-    @cached_property
-    def audit(self) -> Audit:
-        from strongroom.sdk import resources
-
-        return resources.Audit(self)
-
-    @cached_property
-    def repositories(self) -> Repositories:
-        from strongroom.sdk import resources
-
-        return resources.Repositories(self)
-
-    @cached_property
-    def jobs(self) -> Jobs:
-        from strongroom.sdk.jobs import Jobs
-
-        return Jobs(self)
-
-    @cached_property
-    def keys(self) -> Keys:
-        from strongroom.sdk import storage
-
-        return storage.Keys(self)
-
-    @cached_property
-    def buckets(self) -> Buckets:
-        from strongroom.sdk import storage
-
-        return storage.Buckets(self)
-
-    @cached_property
-    def experiments(self) -> ExperimentsClient:
-        from strongroom.sdk.tracking import ExperimentsClient
-
-        with self._experiments_lock:  # one client, so one background writer, even when threads race here
-            made: ExperimentsClient | None = self.__dict__.get("experiments")
-            if made is None:
-                made = self.__dict__["experiments"] = ExperimentsClient(self, self._team)
-            return made
-
-    @cached_property
-    def lineage(self) -> LineageClient:
-        from strongroom.sdk.lineage import LineageClient
-
-        return LineageClient(self, self._team)
-
-    @cached_property
-    def catalog(self) -> Catalog:
-        from strongroom.sdk import catalog
-
-        return catalog.Catalog(self)
-
-    @cached_property
-    def notebooks(self) -> Notebooks:
-        from strongroom.sdk import catalog
-
-        return catalog.Notebooks(self)
-
-    @cached_property
-    def models(self) -> Models:
-        from strongroom.sdk import serving
-
-        return serving.Models(self)
-
-    @cached_property
-    def endpoint_configs(self) -> EndpointConfigs:
-        from strongroom.sdk import serving
-
-        return serving.EndpointConfigs(self)
-
-    @cached_property
-    def endpoints(self) -> Endpoints:
-        from strongroom.sdk import serving
-
-        return serving.Endpoints(self)
-
-    @cached_property
-    def model_registry(self) -> ModelRegistry:
-        from strongroom.sdk import model_registry
-
-        return model_registry.ModelRegistry(self)
-
-    @cached_property
-    def monitoring(self) -> MonitoringClient:
-        from strongroom.sdk.monitor import MonitoringClient
-
-        return MonitoringClient(self)
+    users: _Client[Users] = _Client("strongroom.sdk.resources", "Users")
+    teams: _Client[Teams] = _Client("strongroom.sdk.resources", "Teams")
+    tokens: _Client[Tokens] = _Client("strongroom.sdk.resources", "Tokens")
+    policies: _Client[Policies] = _Client("strongroom.sdk.resources", "Policies")
+    audit: _Client[Audit] = _Client("strongroom.sdk.resources", "Audit")
+    repositories: _Client[Repositories] = _Client("strongroom.sdk.resources", "Repositories")
+    jobs: _Client[Jobs] = _Client("strongroom.sdk.jobs", "Jobs")
+    keys: _Client[Keys] = _Client("strongroom.sdk.storage", "Keys")
+    buckets: _Client[Buckets] = _Client("strongroom.sdk.storage", "Buckets")
+    experiments: _Client[ExperimentsClient] = _Client("strongroom.sdk.tracking", "ExperimentsClient", with_team=True)
+    lineage: _Client[LineageClient] = _Client("strongroom.sdk.lineage", "LineageClient", with_team=True)
+    catalog: _Client[Catalog] = _Client("strongroom.sdk.catalog", "Catalog")
+    notebooks: _Client[Notebooks] = _Client("strongroom.sdk.catalog", "Notebooks")
+    models: _Client[Models] = _Client("strongroom.sdk.serving", "Models")
+    endpoint_configs: _Client[EndpointConfigs] = _Client("strongroom.sdk.serving", "EndpointConfigs")
+    endpoints: _Client[Endpoints] = _Client("strongroom.sdk.serving", "Endpoints")
+    model_registry: _Client[ModelRegistry] = _Client("strongroom.sdk.model_registry", "ModelRegistry")
+    monitoring: _Client[MonitoringClient] = _Client("strongroom.sdk.monitor", "MonitoringClient")
 
     def current_token(self) -> str:
         """The token requests carry now (inside a notebook: the freshest execution token)."""
@@ -266,7 +206,7 @@ class Session:
 
     def close(self) -> None:
         """Flush queued experiment writes, then close the connection."""
-        experiments = self.__dict__.get("experiments")  # only if it was made
+        experiments = self.__dict__.get("experiments")  # only if it was made (see _Client)
         try:
             if experiments is not None:
                 experiments.close()
