@@ -75,7 +75,9 @@ def create_app(platform: Platform) -> FastAPI:
     app.router.routes.extend(git_http.routes())
     # The notebook proxy is the hot path: matched first (no API path starts with /notebooks/).
     app.router.routes[:0] = notebook_proxy.routes()
-    app.router.routes[:0] = serving.invocation_routes()  # the data plane's hot path: matched first
+    # The hot paths (strongroom.api.hot) are matched first: the data plane's invocations, then
+    # the metric writes of the experiments' SDK.
+    app.router.routes[:0] = [*serving.invocation_routes(), *experiments.hot_routes()]
     app.router.routes.extend(notebook_packages.routes())
     app.router.routes.extend(console.routes())
     app.add_exception_handler(StrongroomError, problems.strongroom_error)

@@ -4,6 +4,7 @@ route (API, streaming, middleware), from the ``StrongroomError`` that says what 
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from typing import Any
 
 from fastapi import Request
@@ -51,17 +52,21 @@ def _field_of(loc: tuple[Any, ...]) -> str:
     return ".".join(parts) or (str(loc[0]) if loc else "")
 
 
+def invalid_input(errors: Sequence[Any], prefix: tuple[str, ...] = ()) -> InvalidInput:
+    """The ``InvalidInput`` for pydantic's ``errors``, naming each field (``prefix``: where the
+    validated value sat, e.g. ``("body",)``, as FastAPI's locations start)."""
+    named = [(_field_of((*prefix, *tuple(e.get("loc", ())))), e.get("msg")) for e in errors[:50]]
+    messages = [f"{field or 'request'}: {message}" for field, message in named[:10]]
+    return InvalidInput(
+        "the request is not valid: " + "; ".join(messages or ["request: invalid request"]),
+        field=named[0][0] if named else "",
+        errors=[{"field": field, "message": message} for field, message in named],
+    )
+
+
 def validation_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, RequestValidationError)
-    errors = exc.errors()
-    first = errors[0] if errors else {"loc": (), "msg": "invalid request"}
-    messages = [f"{_field_of(tuple(e.get('loc', ()))) or 'request'}: {e.get('msg')}" for e in errors[:10]]
-    invalid = InvalidInput(
-        "the request is not valid: " + "; ".join(messages),
-        field=_field_of(tuple(first.get("loc", ()))),
-        errors=[{"field": _field_of(tuple(e.get("loc", ()))), "message": e.get("msg")} for e in errors[:50]],
-    )
-    return problem(request, invalid)
+    return problem(request, invalid_input(exc.errors()))
 
 
 def http_error(request: Request, exc: Exception) -> JSONResponse:

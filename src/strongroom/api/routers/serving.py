@@ -6,10 +6,10 @@ import asyncio
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Request, Response
-from starlette.routing import Match, Route
-from starlette.types import Receive, Scope, Send
+from starlette.routing import Route
 
 from strongroom.api.deps import context, platform
+from strongroom.api.hot import HotRoute
 from strongroom.api.pagination import Page
 from strongroom.api.problems import problem
 from strongroom.core.context import RequestContext
@@ -166,33 +166,6 @@ async def invoke(request: Request) -> Response:
     return Response(content=answer, media_type=None, headers={"Content-Type": out_type})
 
 
-class _Invocations:
-    """:func:`invoke` as a bare ASGI app (an object, which Starlette's ``Route`` calls as it is).
-    ``invoke`` answers every error itself (problem+json), so the per-route exception wrapping
-    Starlette puts around a function endpoint is not needed: anything unexpected still reaches
-    the app's exception middleware and its 500 problem."""
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        response = await invoke(Request(scope, receive, send))
-        await response(scope, receive, send)
-
-
-class _InvocationRoute(Route):
-    """A Starlette route that names itself in the request's scope, as FastAPI's routes do: the
-    request metrics and the access log label a request by ``scope["route"].path`` (without it,
-    every invocation was counted as ``unmatched``)."""
-
-    def matches(self, scope: Scope) -> tuple[Match, Scope]:
-        match, child = super().matches(scope)
-        if match is not Match.NONE:
-            child["route"] = self
-        return match, child
-
-
 def invocation_routes() -> list[Route]:
     """The data plane's route (``create_app`` puts it first: no API path starts with /endpoints/)."""
-    return [
-        _InvocationRoute(
-            "/endpoints/{team}/{name}/invocations", _Invocations(), methods=["POST"], name="invoke_endpoint"
-        )
-    ]
+    return [HotRoute("/endpoints/{team}/{name}/invocations", invoke, methods=["POST"], name="invoke_endpoint")]
