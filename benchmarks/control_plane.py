@@ -365,6 +365,15 @@ def main() -> None:
                 "ours": "strongroom up (Cedar authorization + hash-chained audit append per call), SQLite; "
                 "the control_plane_pg_* figures on PostgreSQL with --workers 1 and 2",
                 "peer": "the same app with the guard switched off (benchmarks/_unguarded_server.py)",
+                "durability": "both sides: each create committed before it is answered, in the same database with "
+                "the same settings (SQLite WAL, synchronous=NORMAL; PostgreSQL with its default synchronous_commit); "
+                "the peer writes no audit event",
+                "versions": {
+                    "strongroom": version("strongroom"),
+                    "cedarpy": version("cedarpy"),
+                    "uvicorn": version("uvicorn"),
+                    "httpx": version("httpx"),
+                },
                 "cedarpy": version("cedarpy"),
                 "sizes": {"sdk_calls": n, "wrk_seconds": seconds},
                 "postgresql": _server_version(postgres) if postgres else "not run",
