@@ -342,6 +342,41 @@ def test_buffered_log_metric_is_flushed_on_sigterm(server: RunningServer, alice:
     assert killed.stored == 1000
 
 
+def test_sigterm_still_ends_a_buffered_logger_within_10_s_when_the_platform_does_not_answer(
+    server: RunningServer, alice: Session, tmp_path: Path
+) -> None:
+    # docs/experiments.md: on SIGTERM the SDK sends what is queued "for at most 10 s" and the
+    # process then dies of the signal. A platform that accepts but never answers (stopped here
+    # with SIGSTOP) must not keep a terminated training process alive for the client's timeout.
+    script = tmp_path / "logger.py"
+    script.write_text(LOGGER)
+    child = subprocess.Popen(
+        [sys.executable, str(script), "buffered", "1000", "0", "inside", str(tmp_path / "hang.times")],
+        env=_env(server, alice._token),
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert child.stdout is not None
+    child.stdout.readline()
+    assert child.stdout.readline().startswith("logged")
+    server.process.send_signal(signal.SIGSTOP)
+    try:
+        started = time.monotonic()
+        child.send_signal(signal.SIGTERM)
+        try:
+            child.wait(timeout=30)
+        finally:
+            child.kill()
+            child.communicate()
+        took = time.monotonic() - started
+    finally:
+        server.process.send_signal(signal.SIGCONT)
+    assert child.returncode == -signal.SIGTERM
+    assert took < 10 + 5, f"the terminated logger lived {took:.1f} s"
+
+
 def test_durable_writes_from_threads_share_round_trips(alice: Session) -> None:
     threads, per_thread = 8, 40
     with Tracker.create(display_name="threads", session=alice, durability="durable") as tracker:

@@ -5,6 +5,7 @@ A fake session answers each batch after a short round trip and records which thr
 
 from __future__ import annotations
 
+import signal
 import threading
 import time
 from typing import Any, cast
@@ -114,3 +115,18 @@ def test_a_buffered_caller_far_ahead_of_the_platform_never_risks_more_than_the_q
         writer.close()
     assert worst <= bound, f"a kill -9 would have lost {worst:,} points"
     assert sorted(session.stored["loss"]) == list(range(count))
+
+
+def test_a_sigterm_handler_of_the_application_is_left_in_place() -> None:
+    # docs/experiments.md: the SDK flushes on SIGTERM only if the program has not installed a
+    # SIGTERM handler of its own (which then calls flush() itself); it must never replace it.
+    def mine(signum: int, frame: Any) -> None:
+        pass
+
+    previous = signal.signal(signal.SIGTERM, mine)
+    try:
+        writer = BatchWriter(cast(Session, _FakeSession(round_trip=0.0)), "risk")
+        writer.close()
+        assert signal.getsignal(signal.SIGTERM) is mine
+    finally:
+        signal.signal(signal.SIGTERM, previous)
