@@ -190,6 +190,7 @@ with Tracker.create(display_name="crash", durability=durability) as tracker:
         returned.write(f"{time.time()}\\n")
         if pace:
             time.sleep(pace)
+    tracker.log_parameters({"eta": 0.2})  # the last write; durable: committed when it returns, as log_metric
     if where == "raise":
         raise RuntimeError("diverged")  # uncaught: the process exits with status 1
     if where == "idle":
@@ -264,6 +265,7 @@ def test_durable_log_metric_survives_kill_9_right_after_it_returns(
     assert killed.stored == 300  # every call that returned is committed
     series = alice.experiments.metric_series(killed.component, "loss")
     assert series.steps == list(range(300))
+    assert alice.experiments.describe_component(killed.component).parameters == {"eta": 0.2}
 
 
 def test_buffered_log_metric_loses_at_most_the_documented_window_on_kill_9(
