@@ -20,7 +20,7 @@ import statistics
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from importlib import metadata
@@ -115,6 +115,26 @@ def alternate(ours: Measure, peer: Measure | None, runs: int, *, runs_into: Runs
         for i in range(runs):
             for side, measure in sides if i % 2 == 0 else list(reversed(sides)):
                 getattr(out, side).append(_as_sample(measure()))
+    return out
+
+
+def alternate_sides(
+    sides: Sequence[tuple[str, Measure]], runs: int, load: list[float]
+) -> dict[str, list[dict[str, float]]]:
+    """``alternate`` over more than two sides: each in turn, forward on even rounds and backward
+    on odd ones, ``runs`` times each, sampling the load into ``load``.
+
+    For figures that compare sides of different pairs with each other (e.g. our 2 processes
+    against our 1): measured in the same rounds, no side always runs before the other on a
+    machine whose load drifts. ``Runs(ours=out[a], peer=out[b], load=load)`` makes a figure.
+    """
+    if runs < 1:
+        raise ValueError("runs must be at least 1")
+    out: dict[str, list[dict[str, float]]] = {name: [] for name, _ in sides}
+    with sampling_load(load):
+        for i in range(runs):
+            for name, measure in sides if i % 2 == 0 else list(reversed(sides)):
+                out[name].append(_as_sample(measure()))
     return out
 
 

@@ -584,6 +584,8 @@ def main() -> None:
                 args.smoke,
                 compared={
                     "database": "SQLite (the default embedded store), one `strongroom up` process",
+                    "durability": "every timed request is a read (the seed is written before); each Strongroom "
+                    "request (page or API floor) also commits its audit event before answering; MLflow writes nothing",
                     "objects": args.objects,
                     "jobs": args.jobs,
                     "audit_events_at_start": max(args.events, loaded["audit_events_before"]),

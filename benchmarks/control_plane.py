@@ -28,10 +28,11 @@ import sys
 import tempfile
 import time
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from _common import Runs, alternate, figure, parser, repeats, save, version
+from _common import Runs, alternate, alternate_sides, figure, parser, repeats, save, version
 
 from strongroom.core import launcher
 from strongroom.core.config import Config
@@ -235,13 +236,17 @@ def _postgres_figures(url: str, smoke: bool, runs: int) -> list[dict[str, Any]]:
         token = initialize(Config(home=home, port=0, database_url=database_url)).token.secret
         pg = (url, schema)
         count = iter(range(1_000_000))
-        by_workers: dict[int, Any] = {}
-        for workers in (1, 2):
-            by_workers[workers] = alternate(
-                lambda w=workers: _creates(home, token, seconds, f"pg{w}g{next(count)}", False, w, pg),  # type: ignore[misc]
-                lambda w=workers: _creates(home, token, seconds, f"pg{w}u{next(count)}", True, w, pg),  # type: ignore[misc]
-                runs,
-            )
+
+        def creates(workers: int, unguarded: bool) -> Callable[[], dict[str, float]]:
+            kind = "u" if unguarded else "g"
+            return lambda: _creates(home, token, seconds, f"pg{workers}{kind}{next(count)}", unguarded, workers, pg)
+
+        # All four sides in the same rounds (ABBA): the growth figure compares our 2 processes with
+        # our 1, so neither may run all its turns before the other while the machine's load drifts.
+        load: list[float] = []
+        sides = [(f"{who}_{w}", creates(w, who == "peer")) for w in (1, 2) for who in ("ours", "peer")]
+        samples = alternate_sides(sides, runs, load)
+        by_workers = {w: Runs(ours=samples[f"ours_{w}"], peer=samples[f"peer_{w}"], load=load) for w in (1, 2)}
         figures: list[dict[str, Any]] = []
         for w in (1, 2):
             processes = f"{w} API process{'es' if w > 1 else ''}"
@@ -272,7 +277,7 @@ def _postgres_figures(url: str, smoke: bool, runs: int) -> list[dict[str, Any]]:
             # client): the figure that stays meaningful when other work shares the cores.
             cpu["cpu_bound_req_s"] = {side: CORES * 1000 / cpu[side] for side in ("ours", "peer") if cpu[side]}
             figures.append(cpu)
-        growth = Runs(ours=by_workers[2].ours, peer=by_workers[1].ours, load=by_workers[1].load + by_workers[2].load)
+        growth = Runs(ours=by_workers[2].ours, peer=by_workers[1].ours, load=load)
         figures.append(
             figure(
                 "control_plane_pg_create_growth",
@@ -365,6 +370,15 @@ def main() -> None:
                 "ours": "strongroom up (Cedar authorization + hash-chained audit append per call), SQLite; "
                 "the control_plane_pg_* figures on PostgreSQL with --workers 1 and 2",
                 "peer": "the same app with the guard switched off (benchmarks/_unguarded_server.py)",
+                "durability": "both sides: each create committed before it is answered, in the same database with "
+                "the same settings (SQLite WAL, synchronous=NORMAL; PostgreSQL with its default synchronous_commit); "
+                "the peer writes no audit event",
+                "versions": {
+                    "strongroom": version("strongroom"),
+                    "cedarpy": version("cedarpy"),
+                    "uvicorn": version("uvicorn"),
+                    "httpx": version("httpx"),
+                },
                 "cedarpy": version("cedarpy"),
                 "sizes": {"sdk_calls": n, "wrk_seconds": seconds},
                 "postgresql": _server_version(postgres) if postgres else "not run",

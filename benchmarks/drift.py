@@ -40,7 +40,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from _common import alternate, figure, repeats, save
+from _common import alternate, figure, repeats, save, version
 from _common import parser as harness_parser
 
 HERE = Path(__file__).resolve().parent
@@ -258,6 +258,8 @@ def main() -> None:
             "features": len(features),
             "stream_rows": rows * copies,
             "each side": "its own subprocess; times exclude imports",
+            "durability": "not applicable: both sides read the same CSV files and keep their results in memory",
+            "versions": {"strongroom": version("strongroom"), "peer": _peer_version() if with_peer else "not run"},
         },
         runs=raw,
     )

@@ -18,6 +18,7 @@ from __future__ import annotations
 import os
 import random
 import shutil
+import sqlite3
 import statistics
 import tempfile
 import time
@@ -27,7 +28,7 @@ from contextlib import contextmanager
 from typing import Any
 from urllib.parse import quote
 
-from _common import alternate, figure, parser, repeats, save
+from _common import alternate, figure, parser, repeats, save, version
 from sqlalchemy import create_engine, insert, select, text
 from sqlalchemy.orm import Session
 from sqlalchemy.pool import NullPool
@@ -281,6 +282,12 @@ def main() -> None:
         "tls": "none on either side (SQLite file; PostgreSQL on the local socket/loopback)",
         "sizes": {"depth": args.depth, "associations": associations, "samples": samples},
         "goal_ms": GOAL_MS,
+        "versions": {
+            "strongroom": version("strongroom"),
+            "sqlalchemy": version("sqlalchemy"),
+            "sqlite": sqlite3.sqlite_version,
+            "psycopg": version("psycopg"),
+        },
     }
     for backend in backends:
         with database(backend) as url:

@@ -494,6 +494,14 @@ def main() -> None:
                 "request": "one headerless CSV row (MLflow: the same row after a header line; its reader needs one)",
                 "client": f"wrk, {seconds} s per run; 1 connection (latency), 16 (throughput, p99 under load)",
                 "order": "ABBA over ours, bare, mlflow (forward on even runs, backward on odd)",
+                "durability": "ours: an answer is sent once its captured record is fsynced (group commit); "
+                "bare and MLflow capture nothing",
+                "versions": {
+                    "strongroom": version("strongroom"),
+                    "xgboost": xgb.__version__,
+                    "mlflow": version("mlflow") if mlflow else "not run",
+                    "uvicorn": version("uvicorn"),
+                },
                 "goals": goals,
             },
             wrk_seconds=seconds,

@@ -154,7 +154,9 @@ class BatchWriter:
             self.commit(seq)
             return seq
         self._start()
-        if points >= self.max_queue:
+        # What a kill -9 loses is what is queued plus the batch in flight, which was taken from
+        # the queue: sending at half the bound keeps both together within ``max_queue``.
+        if points >= self.max_queue // 2:
             self.flush()
         return seq
 

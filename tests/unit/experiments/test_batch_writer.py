@@ -1,10 +1,11 @@
-"""The SDK's batch writer in durable mode: group commit across threads, without a server.
+"""The SDK's batch writer without a server: group commit across threads (durable), the queue bound (buffered).
 
 A fake session answers each batch after a short round trip and records which thread sent it.
 """
 
 from __future__ import annotations
 
+import signal
 import threading
 import time
 from typing import Any, cast
@@ -91,3 +92,41 @@ def test_flush_sends_what_was_queued_and_raises_nothing_when_all_is_committed() 
         assert sum(session.sent_by.values()) >= 1
     finally:
         writer.close()
+
+
+def test_a_buffered_caller_far_ahead_of_the_platform_never_risks_more_than_the_queue_bound() -> None:
+    # docs/experiments.md: a kill -9 loses "never more than 100,000 points" (``max_queue``). What
+    # it would lose at any moment is every point logged but not yet answered: the queue and the
+    # batch in flight. A caller logging faster than the platform commits (here a slow round trip)
+    # must be held back before the two together pass the bound; before, the queue alone was
+    # bounded and a full queue behind a full batch in flight risked twice as many.
+    session = _FakeSession(round_trip=0.1)
+    bound = 10_000
+    writer = BatchWriter(cast(Session, session), "risk", max_points=500, max_queue=bound)
+    count, worst = 40_000, 0
+    try:
+        for step in range(count):
+            writer.log_metric("component", "loss", 0.5, step)
+            with session.lock:
+                at_risk = step + 1 - len(session.stored.get("loss", []))
+            worst = max(worst, at_risk)
+        writer.flush()
+    finally:
+        writer.close()
+    assert worst <= bound, f"a kill -9 would have lost {worst:,} points"
+    assert sorted(session.stored["loss"]) == list(range(count))
+
+
+def test_a_sigterm_handler_of_the_application_is_left_in_place() -> None:
+    # docs/experiments.md: the SDK flushes on SIGTERM only if the program has not installed a
+    # SIGTERM handler of its own (which then calls flush() itself); it must never replace it.
+    def mine(signum: int, frame: Any) -> None:
+        pass
+
+    previous = signal.signal(signal.SIGTERM, mine)
+    try:
+        writer = BatchWriter(cast(Session, _FakeSession(round_trip=0.0)), "risk")
+        writer.close()
+        assert signal.getsignal(signal.SIGTERM) is mine
+    finally:
+        signal.signal(signal.SIGTERM, previous)

@@ -89,3 +89,25 @@ def test_fewer_than_three_runs_per_side_are_not_accepted_for_a_figure() -> None:
 def test_a_smoke_run_checks_the_benchmark_once_per_side() -> None:
     args = harness.parser("demo").parse_args(["--smoke", "--repeats", "5"])
     assert harness.repeats(args) == 1
+
+
+def test_several_sides_compared_with_each_other_run_in_the_same_abba_rounds() -> None:
+    # control_plane's growth figure sets our 2 processes against our 1: all four sides (ours and
+    # the unguarded app, 1 and 2 processes) take turns in each round, none runs all its turns first.
+    order: list[str] = []
+
+    def side(name: str) -> harness.Measure:
+        def measure() -> float:
+            order.append(name)
+            return float(len(order))
+
+        return measure
+
+    load: list[float] = []
+    names = ["ours_1", "peer_1", "ours_2", "peer_2"]
+    out = harness.alternate_sides([(n, side(n)) for n in names], 3, load)
+    assert order == names + names[::-1] + names
+    assert [len(out[n]) for n in names] == [3, 3, 3, 3] and out["ours_2"][0] == {"value": 3.0}
+    assert len(load) >= 2  # sampled before and after, at least
+    growth = harness.Runs(ours=out["ours_2"], peer=out["ours_1"], load=load)
+    assert harness.figure("growth", "req/s", growth)["peer_runs"] == [1.0, 8.0, 9.0]
