@@ -35,7 +35,12 @@ def _name(cn: str) -> x509.Name:
 
 
 def _cert(
-    subject: str, key: ec.EllipticCurvePrivateKey, issuer: str, signer: ec.EllipticCurvePrivateKey, ca: bool
+    subject: str,
+    key: ec.EllipticCurvePrivateKey,
+    issuer: str,
+    signer: ec.EllipticCurvePrivateKey,
+    ca: bool,
+    valid: tuple[dt.timedelta, dt.timedelta] = (dt.timedelta(minutes=-5), dt.timedelta(days=30)),
 ) -> x509.Certificate:
     now = dt.datetime.now(dt.UTC)
     builder = (
@@ -44,8 +49,8 @@ def _cert(
         .issuer_name(_name(issuer))
         .public_key(key.public_key())
         .serial_number(x509.random_serial_number())
-        .not_valid_before(now - dt.timedelta(minutes=5))
-        .not_valid_after(now + dt.timedelta(days=30))
+        .not_valid_before(now + valid[0])
+        .not_valid_after(now + valid[1])
         .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True)
     )
     if not ca:
@@ -74,10 +79,20 @@ class BankPki:
         (folder / "bank-root.pem").write_bytes(_pem(self.root))
         (folder / "chain.pem").write_bytes(_pem(issuing))
 
-    def issue(self) -> int:
-        """A new server certificate and key at server.pem / server.key; returns its serial."""
+    def issue(self, valid: tuple[dt.timedelta, dt.timedelta] | None = None) -> int:
+        """A new server certificate and key at server.pem / server.key; returns its serial.
+
+        ``valid``: from and until, relative to now (default: 5 minutes ago to 30 days on).
+        """
         key = ec.generate_private_key(ec.SECP256R1())
-        cert = _cert("strongroom.bank.internal", key, "Bank Issuing CA", self.issuing_key, ca=False)
+        cert = _cert(
+            "strongroom.bank.internal",
+            key,
+            "Bank Issuing CA",
+            self.issuing_key,
+            ca=False,
+            **({"valid": valid} if valid else {}),
+        )
         (self.folder / "server.pem").write_bytes(_pem(cert))
         key_path = self.folder / "server.key"
         key_path.write_bytes(
@@ -135,6 +150,11 @@ def test_the_banks_certificate_serves_https_and_sighup_swaps_it_without_a_restar
         assert _served_serial(int(port), tmp_path / "bank-root.pem") == second
         assert server.process.poll() is None and server.process.pid == pid
 
+        bank.issue(valid=(dt.timedelta(days=-400), dt.timedelta(days=-1)))  # a renewal gone wrong: expired
+        server.process.send_signal(signal.SIGHUP)
+        time.sleep(1.0)
+        assert _served_serial(int(port), tmp_path / "bank-root.pem") == second  # kept the working one
+
         stray = ec.generate_private_key(ec.SECP256R1())  # a renewal gone wrong: the key does not match
         (tmp_path / "server.key").write_bytes(
             stray.private_bytes(
@@ -148,6 +168,41 @@ def test_the_banks_certificate_serves_https_and_sighup_swaps_it_without_a_restar
         server.stop()
     log = server.log_path.read_text()
     assert "reload: TLS" in log and "reload: keeping the current certificate" in log
+    assert "expired on" in log
+
+
+@pytest.mark.parametrize(
+    ("valid", "problem"),
+    [
+        ((dt.timedelta(days=-400), dt.timedelta(days=-1)), "expired on"),
+        ((dt.timedelta(days=1), dt.timedelta(days=400)), "is not valid before"),
+        (None, "is not a PEM certificate"),
+    ],
+)
+def test_an_expired_future_or_unreadable_certificate_is_refused_with_the_reason(
+    initialized: tuple[Config, str], tmp_path: Path, valid: tuple[dt.timedelta, dt.timedelta] | None, problem: str
+) -> None:
+    config, _ = initialized
+    bank = BankPki(tmp_path)
+    bank.issue(valid=valid)
+    if valid is None:
+        (tmp_path / "server.pem").write_text("not a certificate\n")
+    from strongroom.core import pki
+    from strongroom.core.errors import ConfigurationError
+
+    own = Config(
+        home=config.home,
+        tls_cert_file=str(tmp_path / "server.pem"),
+        tls_key_file=str(tmp_path / "server.key"),
+        tls_chain_file=str(tmp_path / "chain.pem"),
+    )
+    with pytest.raises(ConfigurationError, match=problem):
+        pki.load_server_certificate(
+            ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER),
+            own,
+            pki.TlsFiles.in_dir(config.tls_dir),
+            None,  # type: ignore[arg-type]  # not needed for the operator's own certificate
+        )
 
 
 def test_a_key_readable_by_others_is_refused_at_start(initialized: tuple[Config, str], tmp_path: Path) -> None:
