@@ -339,8 +339,14 @@ def _restore_into(
                 handle.seek(offset + position)
                 return handle.read(length)
 
-            for piece in _backup_key(root).decrypt_range(read_at, size, _AD):
-                out.write(piece)
+            try:
+                for piece in _backup_key(root).decrypt_range(read_at, size, _AD):
+                    out.write(piece)
+            except IntegrityError as exc:
+                raise IntegrityError(
+                    f"{source} cannot be read with this root key: the key is not the one of the platform it "
+                    f"was backed up from, or the file was modified or truncated ({exc})"
+                ) from exc
         tree = staging / "tree"
         extract_archive(plain, tree, _LIMITS)
         plain.unlink()
@@ -360,6 +366,7 @@ def _place(tree: Path, home: Path, manifest: Manifest, database_url: str | None)
             field="database_url",
         )
     saved = tree / "home"
+    _private(tree)
     for entry in sorted(saved.iterdir()):
         if entry.name != "notebooks":
             shutil.move(str(entry), home / entry.name)
@@ -388,6 +395,18 @@ def _place(tree: Path, home: Path, manifest: Manifest, database_url: str | None)
     if blobs.is_dir():
         for path in sorted(p for p in blobs.rglob("*") if p.is_file()):
             store.write(path.relative_to(blobs).as_posix(), _chunks(path))
+
+
+def _private(tree: Path) -> None:
+    """Owner-only modes for the restored files (0600) and folders (0700), as ``init`` makes the keys.
+
+    The archive's extraction does not carry modes over, so the wrapped keys would otherwise come
+    back readable by every user who can reach the home.
+    """
+    for dirpath, _dirs, files in os.walk(tree):
+        os.chmod(dirpath, 0o700)
+        for name in files:
+            os.chmod(os.path.join(dirpath, name), 0o600)
 
 
 def _chunks(path: Path) -> Iterator[bytes]:

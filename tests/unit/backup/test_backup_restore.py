@@ -128,6 +128,28 @@ def test_restore_refuses_a_wrong_root_key_and_a_home_in_use(initialized: tuple[C
     assert not (tmp_path / "n1").exists()
     in_use = runner.invoke(app, ["restore", str(backup), "--home", str(config.home)])
     assert in_use.exit_code == 1 and "not empty" in in_use.output
+    garbled = tmp_path / "garbled.key"
+    garbled.write_bytes(b"\x8f\x00 not base64")
+    garbled.chmod(0o600)
+    refused = runner.invoke(app, ["restore", str(backup), "--home", str(tmp_path / "n2"), "--root-key", str(garbled)])
+    assert refused.exit_code == 1 and "must hold base64 of 32 bytes" in refused.output
+    assert refused.exception is None or isinstance(refused.exception, SystemExit)  # an error, not a traceback
+    assert not (tmp_path / "n2").exists()
+
+
+def test_restored_keys_and_folders_are_private_to_the_owner(initialized: tuple[Config, str], tmp_path: Path) -> None:
+    config, _ = initialized
+    backup = tmp_path / "b.srbak"
+    assert runner.invoke(app, ["backup", str(backup), "--home", str(config.home)]).exit_code == 0
+    new_home = tmp_path / "restored"
+    restored = runner.invoke(
+        app, ["restore", str(backup), "--home", str(new_home), "--root-key", str(config.home / "root.key")]
+    )
+    assert restored.exit_code == 0, restored.output
+    for wrapped in ("tls/ca.key.wrapped", "tls/server.key.enc", "audit-signing.key.wrapped"):
+        assert oct((new_home / wrapped).stat().st_mode & 0o777) == "0o600", wrapped
+    for folder in ("tls", "audit"):
+        assert oct((new_home / folder).stat().st_mode & 0o777) == "0o700", folder
 
 
 @pytest.mark.postgres
