@@ -261,3 +261,16 @@ def test_install_service_writes_a_unit_systemd_accepts(tmp_path: Path) -> None:
     (units / "typo.service").write_text(unit.replace("PrivateTmp=", "PrivateTemp="))
     broken = subprocess.run(["systemd-analyze", "verify", str(units / "typo.service")], capture_output=True, text=True)
     assert "Unknown key" in broken.stderr
+
+
+def test_install_service_refuses_directives_smuggled_in_after_and_says_to_init_a_new_home(tmp_path: Path) -> None:
+    units, env = tmp_path / "units", tmp_path / "etc" / "strongroom.env"
+    common = ["install-service", "--home", str(tmp_path / "new"), "--unit-dir", str(units), "--env-file", str(env)]
+    smuggled = runner.invoke(app, [*common, "--after", "postgresql.service\nExecStartPre=/bin/sh -c id"])
+    assert smuggled.exit_code == 1 and "not a list of unit names" in smuggled.output
+    assert not (units / "strongroom.service").exists()
+
+    written = runner.invoke(app, [*common, "--after", "postgresql.service network.target"])
+    assert written.exit_code == 0, written.output
+    assert "After=network-online.target postgresql.service network.target" in (units / "strongroom.service").read_text()
+    assert f"strongroom init --home {(tmp_path / 'new').resolve()}" in written.output  # `up` needs a home

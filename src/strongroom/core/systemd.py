@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import shlex
 import shutil
 import sys
@@ -71,6 +72,10 @@ def render(home: Path, user: str, env_file: Path, executable: Path, after: str =
     for path, field in ((home, "home"), (env_file, "env_file"), (executable, "executable")):
         if not path.is_absolute() or any(c in str(path) for c in " \t\n\"'\\$%;"):
             raise InvalidInput(f"{path} must be an absolute path without spaces or special characters", field=field)
+    if after and not re.fullmatch(r"[A-Za-z0-9@_.:-]+( [A-Za-z0-9@_.:-]+)*", after):
+        raise InvalidInput(
+            f"{after!r} is not a list of unit names separated by spaces (e.g. postgresql.service)", field="after"
+        )
     unit = _UNIT.format(
         after=f" {after}" if after else "", user=user, env_file=env_file, executable=executable, home=home
     )
