@@ -87,5 +87,5 @@ class ObservabilityMiddleware:
             return
         checks = await anyio.to_thread.run_sync(readiness, self.platform)
         ready = all(v == "ok" for v in checks.values())
-        body = {"status": "ready" if ready else "not ready", "checks": checks}
+        body: dict[str, object] = {"status": "ready" if ready else "not ready", "checks": checks}
         await _json(send, 200 if ready else 503, body, head=head)
