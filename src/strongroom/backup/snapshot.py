@@ -183,6 +183,10 @@ def create_backup(config: Config, destination: Path) -> Manifest:
         raise ConfigurationError(f"{home} is not a Strongroom home")
     root = load_root_key(home)
     destination = destination.expanduser().resolve()
+    if destination.is_dir():
+        raise InvalidInput(
+            f"{destination} is a folder; name the backup file, e.g. {destination / 'strongroom.srbak'}", field="file"
+        )
     destination.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=".strongroom-backup-", dir=destination.parent))
     try:
@@ -272,13 +276,17 @@ def _seal(root: RootKey, home: Path, plain: Path, destination: Path) -> None:
 
     partial = destination.with_name(destination.name + ".partial")
     fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "wb") as out:
-        out.write(MAGIC + json.dumps(header).encode() + b"\n")
-        for piece in _backup_key(root).encrypt(_chunks(plain), _AD):
-            out.write(piece)
-        out.flush()
-        os.fsync(out.fileno())
-    os.replace(partial, destination)
+    try:
+        with os.fdopen(fd, "wb") as out:
+            out.write(MAGIC + json.dumps(header).encode() + b"\n")
+            for piece in _backup_key(root).encrypt(_chunks(plain), _AD):
+                out.write(piece)
+            out.flush()
+            os.fsync(out.fileno())
+        os.replace(partial, destination)
+    except BaseException:
+        partial.unlink(missing_ok=True)  # no half-written backup left to be mistaken for one
+        raise
 
 
 def restore_backup(

@@ -137,6 +137,17 @@ def test_restore_refuses_a_wrong_root_key_and_a_home_in_use(initialized: tuple[C
     assert not (tmp_path / "n2").exists()
 
 
+def test_a_backup_into_a_folder_is_refused_and_leaves_no_partial_file(
+    initialized: tuple[Config, str], tmp_path: Path
+) -> None:
+    config, _ = initialized
+    folder = tmp_path / "backups"
+    folder.mkdir()
+    refused = runner.invoke(app, ["backup", str(folder), "--home", str(config.home)])
+    assert refused.exit_code == 1 and "is a folder; name the backup file" in refused.output
+    assert not list(tmp_path.glob("*.partial")) and not list(folder.iterdir())
+
+
 def test_restored_keys_and_folders_are_private_to_the_owner(initialized: tuple[Config, str], tmp_path: Path) -> None:
     config, _ = initialized
     backup = tmp_path / "b.srbak"
