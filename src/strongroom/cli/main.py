@@ -136,9 +136,10 @@ def up(
     """Serve the API over HTTPS and on the sandbox socket until SIGTERM."""
     from strongroom.api.server import serve, serve_workers
     from strongroom.observability import logs
-    from strongroom.platform import Platform
+    from strongroom.platform import Platform, check_home
 
     config = config_for(home, port=port, host=host)
+    check_home(config.home)  # before the logs: a mistyped home must not become a folder `init` refuses
     with logs.configured(config):
         if workers > 1:
             serve_workers(config, workers)
