@@ -177,16 +177,29 @@ def test_the_banks_certificate_serves_https_and_sighup_swaps_it_without_a_restar
         ((dt.timedelta(days=-400), dt.timedelta(days=-1)), "expired on"),
         ((dt.timedelta(days=1), dt.timedelta(days=400)), "is not valid before"),
         (None, "is not a PEM certificate"),
+        ("encrypted key", "is encrypted; give its unencrypted PEM"),
     ],
 )
 def test_an_expired_future_or_unreadable_certificate_is_refused_with_the_reason(
-    initialized: tuple[Config, str], tmp_path: Path, valid: tuple[dt.timedelta, dt.timedelta] | None, problem: str
+    initialized: tuple[Config, str],
+    tmp_path: Path,
+    valid: tuple[dt.timedelta, dt.timedelta] | str | None,
+    problem: str,
 ) -> None:
     config, _ = initialized
     bank = BankPki(tmp_path)
-    bank.issue(valid=valid)
+    bank.issue(valid=None if isinstance(valid, str) else valid)
     if valid is None:
         (tmp_path / "server.pem").write_text("not a certificate\n")
+    elif isinstance(valid, str):  # no passphrase prompt on the terminal: a clear refusal
+        key = serialization.load_pem_private_key((tmp_path / "server.key").read_bytes(), None)
+        (tmp_path / "server.key").write_bytes(
+            key.private_bytes(
+                serialization.Encoding.PEM,
+                serialization.PrivateFormat.PKCS8,
+                serialization.BestAvailableEncryption(b"bank secret"),
+            )
+        )
     from strongroom.core import pki
     from strongroom.core.errors import ConfigurationError
 

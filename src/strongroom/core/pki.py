@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
+import functools
 import ipaddress
 import socket
 import ssl
@@ -234,7 +235,9 @@ def load_server_certificate(context: ssl.SSLContext, config: Config, files: TlsF
     full_chain = files.server_cert.parent / "own-fullchain.pem"
     atomic_write(full_chain, pem)
     try:
-        context.load_cert_chain(str(full_chain), str(key))
+        # A password callback, so that an encrypted key fails here instead of OpenSSL prompting
+        # for its passphrase on the terminal (a hang at start, or in the reload thread on SIGHUP).
+        context.load_cert_chain(str(full_chain), str(key), password=functools.partial(_encrypted_key, key))
     except ssl.SSLError as exc:
         raise ConfigurationError(f"{cert} and {key} cannot be used together: {exc}", field="tls_key_file") from exc
     until = f"{leaf.not_valid_after_utc:%Y-%m-%d}"
@@ -259,3 +262,10 @@ def _valid_leaf(path: Path, pem: bytes) -> x509.Certificate:
             field="tls_cert_file",
         )
     return leaf
+
+
+def _encrypted_key(key: Path) -> bytes:
+    raise ConfigurationError(
+        f"{key} is encrypted; give its unencrypted PEM (mode 0600): openssl pkey -in {key} -out NEW.key",
+        field="tls_key_file",
+    )
