@@ -148,7 +148,8 @@ def _witness_lines(path: Path, last_seq: int) -> bytes:
         return b""
     kept = []
     for line in path.read_bytes().splitlines(keepends=True):
-        if json.loads(line)["seq"] > last_seq:
+        # A line without its newline is a checkpoint being appended as we read: later than the snapshot.
+        if not line.endswith(b"\n") or json.loads(line)["seq"] > last_seq:
             break
         kept.append(line)
     return b"".join(kept)

@@ -148,6 +148,25 @@ def test_a_backup_into_a_folder_is_refused_and_leaves_no_partial_file(
     assert not list(tmp_path.glob("*.partial")) and not list(folder.iterdir())
 
 
+def test_a_checkpoint_being_appended_to_the_witness_file_does_not_fail_the_backup(
+    initialized: tuple[Config, str], tmp_path: Path
+) -> None:
+    config, _ = initialized
+    witness = config.audit_witness_path
+    complete = witness.read_bytes()
+    with witness.open("ab") as handle:
+        handle.write(b'{"seq": 99999, "hash": "ab')  # caught mid-append
+    backup = tmp_path / "b.srbak"
+    made = runner.invoke(app, ["backup", str(backup), "--home", str(config.home)])
+    assert made.exit_code == 0, made.output
+    witness.write_bytes(complete)
+    restored = runner.invoke(
+        app, ["restore", str(backup), "--home", str(tmp_path / "r"), "--root-key", str(config.home / "root.key")]
+    )
+    assert restored.exit_code == 0, restored.output
+    assert (tmp_path / "r" / "audit" / "checkpoints.log").read_bytes() == complete
+
+
 def test_restored_keys_and_folders_are_private_to_the_owner(initialized: tuple[Config, str], tmp_path: Path) -> None:
     config, _ = initialized
     backup = tmp_path / "b.srbak"
