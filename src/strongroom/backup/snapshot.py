@@ -384,6 +384,7 @@ def _place(tree: Path, home: Path, manifest: Manifest, database_url: str | None)
     if database_url:
         _set_database_url(home / "config.toml", database_url)
     config = Config(home=home)
+    _refuse_live_paths(config)
     if (saved / "notebooks").is_dir():
         volumes = config.effective_notebook_volumes_path
         volumes.parent.mkdir(parents=True, exist_ok=True)
@@ -404,6 +405,28 @@ def _place(tree: Path, home: Path, manifest: Manifest, database_url: str | None)
     if blobs.is_dir():
         for path in sorted(p for p in blobs.rglob("*") if p.is_file()):
             store.write(path.relative_to(blobs).as_posix(), _chunks(path))
+
+
+def _refuse_live_paths(config: Config) -> None:
+    """Refuse to write where the restored ``config.toml`` points outside the new home at files that
+    already exist: on the host the backup came from (a restore drill), those are the live
+    platform's witness file, blob store or notebook volumes, which the restore would overwrite."""
+    places = [("audit_witness_file", config.audit_witness_path, config.audit_witness_path.exists())]
+    for field, folder in (
+        ("notebook_volumes_path", config.effective_notebook_volumes_path),
+        ("blob_store_path", config.effective_blob_store_path if config.blob_store == "local" else None),
+    ):
+        if folder is not None:
+            places.append((field, folder, folder.is_dir() and any(folder.iterdir())))
+    for field, path, in_use in places:
+        if in_use and not path.resolve().is_relative_to(config.home):
+            raise ConfigurationError(
+                f"the restored config.toml sets {field} to {path}, outside the new home, and it is in use "
+                "(by the platform this backup came from?); restoring would overwrite it. Restore on another "
+                f"host, or set {field} to a new path with STRONGROOM_{field.upper()} and in the new home's "
+                "config.toml afterwards",
+                field=field,
+            )
 
 
 def _private(tree: Path) -> None:

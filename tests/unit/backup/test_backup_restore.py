@@ -167,6 +167,28 @@ def test_a_checkpoint_being_appended_to_the_witness_file_does_not_fail_the_backu
     assert (tmp_path / "r" / "audit" / "checkpoints.log").read_bytes() == complete
 
 
+def test_a_restore_drill_on_the_same_host_never_overwrites_the_live_witness_file(
+    initialized: tuple[Config, str], tmp_path: Path
+) -> None:
+    config, _ = initialized
+    live = tmp_path / "witness" / "checkpoints.log"  # kept outside the home, as docs/operations.md advises
+    live.parent.mkdir()
+    live.write_bytes(config.audit_witness_path.read_bytes())
+    settings = config.home / "config.toml"
+    settings.write_text(settings.read_text().replace('audit_witness_file = ""', f'audit_witness_file = "{live}"'))
+    backup = tmp_path / "b.srbak"
+    assert runner.invoke(app, ["backup", str(backup), "--home", str(config.home)]).exit_code == 0
+    with live.open("ab") as handle:  # the live platform signs on after the backup
+        handle.write(b'{"seq": 99999}\n')
+    before = live.read_bytes()
+
+    drill = runner.invoke(
+        app, ["restore", str(backup), "--home", str(tmp_path / "drill"), "--root-key", str(config.home / "root.key")]
+    )
+    assert drill.exit_code == 1 and "sets audit_witness_file to" in drill.output and "in use" in drill.output
+    assert live.read_bytes() == before and not (tmp_path / "drill").exists()
+
+
 def test_restored_keys_and_folders_are_private_to_the_owner(initialized: tuple[Config, str], tmp_path: Path) -> None:
     config, _ = initialized
     backup = tmp_path / "b.srbak"
