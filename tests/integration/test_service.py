@@ -10,6 +10,7 @@ import signal
 import socket
 import ssl
 import subprocess
+import tempfile
 import time
 from pathlib import Path
 
@@ -287,3 +288,22 @@ def test_install_service_refuses_directives_smuggled_in_after_and_says_to_init_a
     assert written.exit_code == 0, written.output
     assert "After=network-online.target postgresql.service network.target" in (units / "strongroom.service").read_text()
     assert f"strongroom init --home {(tmp_path / 'new').resolve()}" in written.output  # `up` needs a home
+
+
+def test_install_service_warns_when_the_service_user_cannot_reach_the_home(tmp_path: Path) -> None:
+    closed = tmp_path / "root-like"  # as /root: 0700, owned by someone else than the service user
+    closed.mkdir(mode=0o700)
+    units, env = tmp_path / "units", tmp_path / "etc" / "strongroom.env"
+    args = ["install-service", "--unit-dir", str(units), "--env-file", str(env), "--user", "strongroom"]
+
+    warned = runner.invoke(app, [*args, "--home", str(closed / ".strongroom")])
+    assert warned.exit_code == 0, warned.output
+    assert f"cannot reach the home {(closed / '.strongroom').resolve()}" in " ".join(warned.output.split())
+
+    open_home = Path(tempfile.mkdtemp(prefix="srv-", dir="/tmp"))  # pytest's own folder is 0700
+    try:
+        open_home.chmod(0o755)
+        fine = runner.invoke(app, [*args, "--home", str(open_home / "strongroom")])
+        assert fine.exit_code == 0 and "cannot reach the home" not in fine.output
+    finally:
+        shutil.rmtree(open_home)
