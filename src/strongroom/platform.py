@@ -75,14 +75,19 @@ if TYPE_CHECKING:
     from strongroom.lineage.openlineage import OpenLineageEmitter
 
 
+def check_home(home: Path) -> None:
+    """Raise ``ConfigurationError`` unless ``home`` was made by ``strongroom init`` (or ``restore``)."""
+    if not (home / "root.check").exists():
+        raise ConfigurationError(f"{home} is not a Strongroom home; create it with `strongroom init`")
+
+
 class Platform:
     """Everything a running Strongroom needs, wired once. No module-level state anywhere."""
 
     def __init__(self, config: Config, *, enforce: bool = True) -> None:
         self.config = config
         home = config.home
-        if not (home / "root.check").exists():
-            raise ConfigurationError(f"{home} is not a Strongroom home; create it with `strongroom init`")
+        check_home(home)
         self.root: RootKey = load_root_key(home)
         self.tls = pki.TlsFiles.in_dir(config.tls_dir)
         url = config.effective_database_url

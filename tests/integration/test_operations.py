@@ -7,6 +7,7 @@ import ssl
 import time
 
 import httpx
+import pytest
 from typer.testing import CliRunner
 
 from strongroom.cli.main import app
@@ -71,3 +72,35 @@ def test_probes_metrics_and_json_logs_of_a_server_run_by_systemd(initialized: tu
     # under a service manager stderr carries the same JSON lines (the journal keeps them)
     stderr = [json.loads(line) for line in server.log_path.read_text().splitlines() if line.startswith("{")]
     assert any(r.get("request_id") == "r-42" for r in stderr)
+
+
+def _status_200s(scrape: str) -> float:
+    line = 'strongroom_http_requests_total{method="GET",route="/api/v1/status",status="200"} '
+    (value,) = [row.removeprefix(line) for row in scrape.splitlines() if row.startswith(line)]
+    return float(value)
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(240)
+def test_with_several_api_processes_every_scrape_counts_every_process(initialized: tuple[Config, str]) -> None:
+    config, token = initialized
+    server = start_server(config, token, args=("--workers", "2"))
+    context = ssl.create_default_context(cafile=str(server.ca))
+    headers = {"Authorization": f"Bearer {token}"}
+
+    def ask(path: str) -> httpx.Response:  # a connection of its own: either process may accept it
+        with httpx.Client(base_url=server.url, verify=context, headers=headers, timeout=30) as client:
+            return client.get(path)
+
+    try:
+        asked, pids = 0, set[int]()
+        while len(pids) < 2 or asked < 10:
+            assert ask("/api/v1/status").status_code == 200 and asked < 80, "one process answered every request"
+            asked += 1
+            for log in (config.home / "logs").glob("access-*.log"):
+                pids |= {json.loads(line)["pid"] for line in log.read_text().splitlines() if "/api/v1/status" in line}
+        scrapes = [ask("/metrics") for _ in range(6)]
+    finally:
+        server.stop()
+    # whichever process answers the scrape, it counts the requests both answered
+    assert [_status_200s(scrape.text) for scrape in scrapes] == [float(asked)] * 6

@@ -10,6 +10,7 @@ import signal
 import socket
 import ssl
 import subprocess
+import tempfile
 import time
 from pathlib import Path
 
@@ -35,7 +36,12 @@ def _name(cn: str) -> x509.Name:
 
 
 def _cert(
-    subject: str, key: ec.EllipticCurvePrivateKey, issuer: str, signer: ec.EllipticCurvePrivateKey, ca: bool
+    subject: str,
+    key: ec.EllipticCurvePrivateKey,
+    issuer: str,
+    signer: ec.EllipticCurvePrivateKey,
+    ca: bool,
+    valid: tuple[dt.timedelta, dt.timedelta] = (dt.timedelta(minutes=-5), dt.timedelta(days=30)),
 ) -> x509.Certificate:
     now = dt.datetime.now(dt.UTC)
     builder = (
@@ -44,8 +50,8 @@ def _cert(
         .issuer_name(_name(issuer))
         .public_key(key.public_key())
         .serial_number(x509.random_serial_number())
-        .not_valid_before(now - dt.timedelta(minutes=5))
-        .not_valid_after(now + dt.timedelta(days=30))
+        .not_valid_before(now + valid[0])
+        .not_valid_after(now + valid[1])
         .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True)
     )
     if not ca:
@@ -74,10 +80,20 @@ class BankPki:
         (folder / "bank-root.pem").write_bytes(_pem(self.root))
         (folder / "chain.pem").write_bytes(_pem(issuing))
 
-    def issue(self) -> int:
-        """A new server certificate and key at server.pem / server.key; returns its serial."""
+    def issue(self, valid: tuple[dt.timedelta, dt.timedelta] | None = None) -> int:
+        """A new server certificate and key at server.pem / server.key; returns its serial.
+
+        ``valid``: from and until, relative to now (default: 5 minutes ago to 30 days on).
+        """
         key = ec.generate_private_key(ec.SECP256R1())
-        cert = _cert("strongroom.bank.internal", key, "Bank Issuing CA", self.issuing_key, ca=False)
+        cert = _cert(
+            "strongroom.bank.internal",
+            key,
+            "Bank Issuing CA",
+            self.issuing_key,
+            ca=False,
+            **({"valid": valid} if valid else {}),
+        )
         (self.folder / "server.pem").write_bytes(_pem(cert))
         key_path = self.folder / "server.key"
         key_path.write_bytes(
@@ -135,6 +151,11 @@ def test_the_banks_certificate_serves_https_and_sighup_swaps_it_without_a_restar
         assert _served_serial(int(port), tmp_path / "bank-root.pem") == second
         assert server.process.poll() is None and server.process.pid == pid
 
+        bank.issue(valid=(dt.timedelta(days=-400), dt.timedelta(days=-1)))  # a renewal gone wrong: expired
+        server.process.send_signal(signal.SIGHUP)
+        time.sleep(1.0)
+        assert _served_serial(int(port), tmp_path / "bank-root.pem") == second  # kept the working one
+
         stray = ec.generate_private_key(ec.SECP256R1())  # a renewal gone wrong: the key does not match
         (tmp_path / "server.key").write_bytes(
             stray.private_bytes(
@@ -148,6 +169,54 @@ def test_the_banks_certificate_serves_https_and_sighup_swaps_it_without_a_restar
         server.stop()
     log = server.log_path.read_text()
     assert "reload: TLS" in log and "reload: keeping the current certificate" in log
+    assert "expired on" in log
+
+
+@pytest.mark.parametrize(
+    ("valid", "problem"),
+    [
+        ((dt.timedelta(days=-400), dt.timedelta(days=-1)), "expired on"),
+        ((dt.timedelta(days=1), dt.timedelta(days=400)), "is not valid before"),
+        (None, "is not a PEM certificate"),
+        ("encrypted key", "is encrypted; give its unencrypted PEM"),
+    ],
+)
+def test_an_expired_future_or_unreadable_certificate_is_refused_with_the_reason(
+    initialized: tuple[Config, str],
+    tmp_path: Path,
+    valid: tuple[dt.timedelta, dt.timedelta] | str | None,
+    problem: str,
+) -> None:
+    config, _ = initialized
+    bank = BankPki(tmp_path)
+    bank.issue(valid=None if isinstance(valid, str) else valid)
+    if valid is None:
+        (tmp_path / "server.pem").write_text("not a certificate\n")
+    elif isinstance(valid, str):  # no passphrase prompt on the terminal: a clear refusal
+        key = serialization.load_pem_private_key((tmp_path / "server.key").read_bytes(), None)
+        (tmp_path / "server.key").write_bytes(
+            key.private_bytes(
+                serialization.Encoding.PEM,
+                serialization.PrivateFormat.PKCS8,
+                serialization.BestAvailableEncryption(b"bank secret"),
+            )
+        )
+    from strongroom.core import pki
+    from strongroom.core.errors import ConfigurationError
+
+    own = Config(
+        home=config.home,
+        tls_cert_file=str(tmp_path / "server.pem"),
+        tls_key_file=str(tmp_path / "server.key"),
+        tls_chain_file=str(tmp_path / "chain.pem"),
+    )
+    with pytest.raises(ConfigurationError, match=problem):
+        pki.load_server_certificate(
+            ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER),
+            own,
+            pki.TlsFiles.in_dir(config.tls_dir),
+            None,  # type: ignore[arg-type]  # not needed for the operator's own certificate
+        )
 
 
 def test_a_key_readable_by_others_is_refused_at_start(initialized: tuple[Config, str], tmp_path: Path) -> None:
@@ -206,3 +275,35 @@ def test_install_service_writes_a_unit_systemd_accepts(tmp_path: Path) -> None:
     (units / "typo.service").write_text(unit.replace("PrivateTmp=", "PrivateTemp="))
     broken = subprocess.run(["systemd-analyze", "verify", str(units / "typo.service")], capture_output=True, text=True)
     assert "Unknown key" in broken.stderr
+
+
+def test_install_service_refuses_directives_smuggled_in_after_and_says_to_init_a_new_home(tmp_path: Path) -> None:
+    units, env = tmp_path / "units", tmp_path / "etc" / "strongroom.env"
+    common = ["install-service", "--home", str(tmp_path / "new"), "--unit-dir", str(units), "--env-file", str(env)]
+    smuggled = runner.invoke(app, [*common, "--after", "postgresql.service\nExecStartPre=/bin/sh -c id"])
+    assert smuggled.exit_code == 1 and "not a list of unit names" in smuggled.output
+    assert not (units / "strongroom.service").exists()
+
+    written = runner.invoke(app, [*common, "--after", "postgresql.service network.target"])
+    assert written.exit_code == 0, written.output
+    assert "After=network-online.target postgresql.service network.target" in (units / "strongroom.service").read_text()
+    assert f"strongroom init --home {(tmp_path / 'new').resolve()}" in written.output  # `up` needs a home
+
+
+def test_install_service_warns_when_the_service_user_cannot_reach_the_home(tmp_path: Path) -> None:
+    closed = tmp_path / "root-like"  # as /root: 0700, owned by someone else than the service user
+    closed.mkdir(mode=0o700)
+    units, env = tmp_path / "units", tmp_path / "etc" / "strongroom.env"
+    args = ["install-service", "--unit-dir", str(units), "--env-file", str(env), "--user", "strongroom"]
+
+    warned = runner.invoke(app, [*args, "--home", str(closed / ".strongroom")])
+    assert warned.exit_code == 0, warned.output
+    assert f"cannot reach the home {(closed / '.strongroom').resolve()}" in " ".join(warned.output.split())
+
+    open_home = Path(tempfile.mkdtemp(prefix="srv-", dir="/tmp"))  # pytest's own folder is 0700
+    try:
+        open_home.chmod(0o755)
+        fine = runner.invoke(app, [*args, "--home", str(open_home / "strongroom")])
+        assert fine.exit_code == 0 and "cannot reach the home" not in fine.output
+    finally:
+        shutil.rmtree(open_home)

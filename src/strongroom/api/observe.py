@@ -25,11 +25,11 @@ PROBES = ("/healthz", "/readyz")
 access_log = logging.getLogger(ACCESS_LOGGER)
 
 
-async def _json(send: Send, status: int, body: dict[str, object]) -> None:
+async def _json(send: Send, status: int, body: dict[str, object], *, head: bool = False) -> None:
     data = json.dumps(body).encode()
     headers = [(b"content-type", b"application/json"), (b"content-length", str(len(data)).encode()), *SECURITY_HEADERS]
     await send({"type": "http.response.start", "status": status, "headers": headers})
-    await send({"type": "http.response.body", "body": data})
+    await send({"type": "http.response.body", "body": b"" if head else data})  # HEAD: the headers only
 
 
 class ObservabilityMiddleware:
@@ -42,8 +42,9 @@ class ObservabilityMiddleware:
             await self.app(scope, receive, send)
             return
         path = scope.get("path", "")
-        if path in PROBES and scope.get("method") == "GET":
-            await self._probe(path, send)
+        # HEAD too: load balancers probe with it, and an unrouted HEAD would be an audited 404 each time.
+        if path in PROBES and scope.get("method") in ("GET", "HEAD"):
+            await self._probe(path, send, head=scope["method"] == "HEAD")
             return
         started = time.perf_counter()
         first_byte = {"status": 0, "seconds": 0.0}
@@ -80,10 +81,11 @@ class ObservabilityMiddleware:
         }
         access_log.info("%s %s %s", method, fields["path"], status, extra=fields)
 
-    async def _probe(self, path: str, send: Send) -> None:
+    async def _probe(self, path: str, send: Send, *, head: bool) -> None:
         if path == "/healthz":
-            await _json(send, 200, {"status": "alive"})
+            await _json(send, 200, {"status": "alive"}, head=head)
             return
         checks = await anyio.to_thread.run_sync(readiness, self.platform)
         ready = all(v == "ok" for v in checks.values())
-        await _json(send, 200 if ready else 503, {"status": "ready" if ready else "not ready", "checks": checks})
+        body: dict[str, object] = {"status": "ready" if ready else "not ready", "checks": checks}
+        await _json(send, 200 if ready else 503, body, head=head)

@@ -148,7 +148,8 @@ def _witness_lines(path: Path, last_seq: int) -> bytes:
         return b""
     kept = []
     for line in path.read_bytes().splitlines(keepends=True):
-        if json.loads(line)["seq"] > last_seq:
+        # A line without its newline is a checkpoint being appended as we read: later than the snapshot.
+        if not line.endswith(b"\n") or json.loads(line)["seq"] > last_seq:
             break
         kept.append(line)
     return b"".join(kept)
@@ -183,6 +184,10 @@ def create_backup(config: Config, destination: Path) -> Manifest:
         raise ConfigurationError(f"{home} is not a Strongroom home")
     root = load_root_key(home)
     destination = destination.expanduser().resolve()
+    if destination.is_dir():
+        raise InvalidInput(
+            f"{destination} is a folder; name the backup file, e.g. {destination / 'strongroom.srbak'}", field="file"
+        )
     destination.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=".strongroom-backup-", dir=destination.parent))
     try:
@@ -272,13 +277,17 @@ def _seal(root: RootKey, home: Path, plain: Path, destination: Path) -> None:
 
     partial = destination.with_name(destination.name + ".partial")
     fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "wb") as out:
-        out.write(MAGIC + json.dumps(header).encode() + b"\n")
-        for piece in _backup_key(root).encrypt(_chunks(plain), _AD):
-            out.write(piece)
-        out.flush()
-        os.fsync(out.fileno())
-    os.replace(partial, destination)
+    try:
+        with os.fdopen(fd, "wb") as out:
+            out.write(MAGIC + json.dumps(header).encode() + b"\n")
+            for piece in _backup_key(root).encrypt(_chunks(plain), _AD):
+                out.write(piece)
+            out.flush()
+            os.fsync(out.fileno())
+        os.replace(partial, destination)
+    except BaseException:
+        partial.unlink(missing_ok=True)  # no half-written backup left to be mistaken for one
+        raise
 
 
 def restore_backup(
@@ -339,8 +348,14 @@ def _restore_into(
                 handle.seek(offset + position)
                 return handle.read(length)
 
-            for piece in _backup_key(root).decrypt_range(read_at, size, _AD):
-                out.write(piece)
+            try:
+                for piece in _backup_key(root).decrypt_range(read_at, size, _AD):
+                    out.write(piece)
+            except IntegrityError as exc:
+                raise IntegrityError(
+                    f"{source} cannot be read with this root key: the key is not the one of the platform it "
+                    f"was backed up from, or the file was modified or truncated ({exc})"
+                ) from exc
         tree = staging / "tree"
         extract_archive(plain, tree, _LIMITS)
         plain.unlink()
@@ -360,6 +375,7 @@ def _place(tree: Path, home: Path, manifest: Manifest, database_url: str | None)
             field="database_url",
         )
     saved = tree / "home"
+    _private(tree)
     for entry in sorted(saved.iterdir()):
         if entry.name != "notebooks":
             shutil.move(str(entry), home / entry.name)
@@ -368,6 +384,7 @@ def _place(tree: Path, home: Path, manifest: Manifest, database_url: str | None)
     if database_url:
         _set_database_url(home / "config.toml", database_url)
     config = Config(home=home)
+    _refuse_live_paths(config)
     if (saved / "notebooks").is_dir():
         volumes = config.effective_notebook_volumes_path
         volumes.parent.mkdir(parents=True, exist_ok=True)
@@ -388,6 +405,40 @@ def _place(tree: Path, home: Path, manifest: Manifest, database_url: str | None)
     if blobs.is_dir():
         for path in sorted(p for p in blobs.rglob("*") if p.is_file()):
             store.write(path.relative_to(blobs).as_posix(), _chunks(path))
+
+
+def _refuse_live_paths(config: Config) -> None:
+    """Refuse to write where the restored ``config.toml`` points outside the new home at files that
+    already exist: on the host the backup came from (a restore drill), those are the live
+    platform's witness file, blob store or notebook volumes, which the restore would overwrite."""
+    places = [("audit_witness_file", config.audit_witness_path, config.audit_witness_path.exists())]
+    for field, folder in (
+        ("notebook_volumes_path", config.effective_notebook_volumes_path),
+        ("blob_store_path", config.effective_blob_store_path if config.blob_store == "local" else None),
+    ):
+        if folder is not None:
+            places.append((field, folder, folder.is_dir() and any(folder.iterdir())))
+    for field, path, in_use in places:
+        if in_use and not path.resolve().is_relative_to(config.home):
+            raise ConfigurationError(
+                f"the restored config.toml sets {field} to {path}, outside the new home, and it is in use "
+                "(by the platform this backup came from?); restoring would overwrite it. Restore on another "
+                f"host, or set {field} to a new path with STRONGROOM_{field.upper()} and in the new home's "
+                "config.toml afterwards",
+                field=field,
+            )
+
+
+def _private(tree: Path) -> None:
+    """Owner-only modes for the restored files (0600) and folders (0700), as ``init`` makes the keys.
+
+    The archive's extraction does not carry modes over, so the wrapped keys would otherwise come
+    back readable by every user who can reach the home.
+    """
+    for dirpath, _dirs, files in os.walk(tree):
+        os.chmod(dirpath, 0o700)
+        for name in files:
+            os.chmod(os.path.join(dirpath, name), 0o600)
 
 
 def _chunks(path: Path) -> Iterator[bytes]:

@@ -7,11 +7,12 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from pydantic import ValidationError
 from typer.core import TyperGroup
 
 from strongroom.cli.output import print_json, say
 from strongroom.core.config import Config
-from strongroom.core.errors import InvalidInput, StrongroomError
+from strongroom.core.errors import ConfigurationError, InvalidInput, StrongroomError
 from strongroom.sdk.session import Session
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")]
@@ -25,7 +26,17 @@ def config_for(home: Path | None = None, **overrides: Any) -> Config:
     values = {k: v for k, v in overrides.items() if v is not None}
     if home is not None:
         values["home"] = home.expanduser()
-    return Config(**values)
+    try:
+        return Config(**values)
+    except ValidationError as exc:  # a bad value in config.toml or STRONGROOM_*: say which, not a traceback
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in error['loc'])}: {error['msg'].removeprefix('Value error, ')}"
+            for error in exc.errors()
+        )
+        first = str(exc.errors()[0]["loc"][0]) if exc.errors() and exc.errors()[0]["loc"] else None
+        raise ConfigurationError(
+            f"invalid configuration (config.toml or STRONGROOM_* variables): {problems}", field=first
+        ) from exc
 
 
 def session() -> Session:

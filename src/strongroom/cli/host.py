@@ -110,8 +110,13 @@ def install_service(
     config = config_for(home)
     files = install(config.home, user=user, unit_dir=unit_dir, env_file=env_file, after=after)
     say(f"Wrote {files.unit} and {files.env}. Then, as root:")
+    for problem in files.problems:
+        say(("warning:", "yellow"), f" {problem}")
+    # The unit runs `up`, which needs an initialised home: say so where there is none yet.
+    init = "" if (config.home / "root.check").exists() else f"\n    strongroom init --home {config.home}"
     say(
         f"\n    id {user} || useradd --system --home-dir {config.home} --shell /usr/sbin/nologin {user}"
+        f"{init}"
         f"\n    chown -R {user}:{user} {config.home}"
         "\n    systemctl daemon-reload && systemctl enable --now strongroom"
         "\n    systemctl reload strongroom   # SIGHUP: policies and certificates, no restart\n"

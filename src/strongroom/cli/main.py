@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+import shutil
 import socket
 import ssl
+import sys
 import time
 from pathlib import Path
 from typing import Annotated, Any
@@ -134,16 +136,29 @@ def up(
     ] = 1,
 ) -> None:
     """Serve the API over HTTPS and on the sandbox socket until SIGTERM."""
+    config = config_for(home, port=port, host=host)
+    if workers > 1:
+        _share_metrics(config.run_dir / "metrics")  # before anything imports prometheus_client
     from strongroom.api.server import serve, serve_workers
     from strongroom.observability import logs
-    from strongroom.platform import Platform
+    from strongroom.platform import Platform, check_home
 
-    config = config_for(home, port=port, host=host)
+    check_home(config.home)  # before the logs: a mistyped home must not become a folder `init` refuses
     with logs.configured(config):
         if workers > 1:
             serve_workers(config, workers)
         else:
             serve(Platform(config))
+
+
+def _share_metrics(folder: Path) -> None:
+    """Let the API processes of ``up --workers N`` count into one set of metrics (files in ``folder``),
+    so that a scrape, whichever process answers it, sees every process's requests."""
+    if "prometheus_client" in sys.modules:  # too late to switch (an in-process caller): per process
+        return
+    shutil.rmtree(folder, ignore_errors=True)  # a previous run's counts are not this run's
+    folder.mkdir(mode=0o700, parents=True)
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(folder)
 
 
 @app.command()

@@ -138,6 +138,13 @@ class Config(BaseSettings):
             raise ValueError("tls_min_version must be '1.2' or '1.3'")
         return value
 
+    @field_validator("log_level")
+    @classmethod
+    def _log_level(cls, value: str) -> str:
+        if value.lower() not in ("debug", "info", "warning", "error", "critical"):
+            raise ValueError("log_level must be debug, info, warning, error or critical")
+        return value.lower()
+
     @field_validator("keyring")
     @classmethod
     def _keyring(cls, value: str) -> str:

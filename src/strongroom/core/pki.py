@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
+import functools
 import ipaddress
 import socket
 import ssl
@@ -209,8 +210,9 @@ def load_server_certificate(context: ssl.SSLContext, config: Config, files: TlsF
     (SIGHUP). Returns a description of what was loaded, for the log.
 
     Raises:
-        ConfigurationError: the files are incomplete, the key is readable by others, or the
-            certificate and key do not match; the context keeps what it had.
+        ConfigurationError: the files are incomplete or missing, the key is readable by others,
+            the certificate is not PEM, expired or not yet valid, or it does not match the key;
+            the context keeps what it had.
     """
     if not (config.tls_cert_file or config.tls_key_file):
         context.load_cert_chain(
@@ -220,17 +222,50 @@ def load_server_certificate(context: ssl.SSLContext, config: Config, files: TlsF
     if not (config.tls_cert_file and config.tls_key_file):
         raise ConfigurationError("set both tls_cert_file and tls_key_file (and tls_chain_file for intermediates)")
     cert, key = Path(config.tls_cert_file).expanduser(), Path(config.tls_key_file).expanduser()
+    chain = Path(config.tls_chain_file).expanduser() if config.tls_chain_file else None
+    for path, field in ((cert, "tls_cert_file"), (key, "tls_key_file"), (chain, "tls_chain_file")):
+        if path is not None and not path.is_file():
+            raise ConfigurationError(f"{path} does not exist or is not a file", field=field)
     if key.stat().st_mode & 0o077:
         raise ConfigurationError(f"{key} is readable by others; run: chmod 600 {key}", field="tls_key_file")
     pem = cert.read_bytes()
-    if config.tls_chain_file:
-        pem = pem.rstrip(b"\n") + b"\n" + Path(config.tls_chain_file).expanduser().read_bytes()
-    leaf = x509.load_pem_x509_certificate(pem)
+    leaf = _valid_leaf(cert, pem)
+    if chain is not None:
+        pem = pem.rstrip(b"\n") + b"\n" + chain.read_bytes()
     full_chain = files.server_cert.parent / "own-fullchain.pem"
     atomic_write(full_chain, pem)
     try:
-        context.load_cert_chain(str(full_chain), str(key))
+        # A password callback, so that an encrypted key fails here instead of OpenSSL prompting
+        # for its passphrase on the terminal (a hang at start, or in the reload thread on SIGHUP).
+        context.load_cert_chain(str(full_chain), str(key), password=functools.partial(_encrypted_key, key))
     except ssl.SSLError as exc:
         raise ConfigurationError(f"{cert} and {key} cannot be used together: {exc}", field="tls_key_file") from exc
     until = f"{leaf.not_valid_after_utc:%Y-%m-%d}"
     return f"{cert} ({leaf.subject.rfc4514_string()}, serial {leaf.serial_number:x}, until {until})"
+
+
+def _valid_leaf(path: Path, pem: bytes) -> x509.Certificate:
+    """The first certificate of ``path``, checked to be valid now (clients refuse any other)."""
+    try:
+        leaf = x509.load_pem_x509_certificate(pem)
+    except ValueError as exc:
+        raise ConfigurationError(f"{path} is not a PEM certificate: {exc}", field="tls_cert_file") from exc
+    now = dt.datetime.now(dt.UTC)
+    if leaf.not_valid_after_utc <= now:
+        raise ConfigurationError(
+            f"{path} expired on {leaf.not_valid_after_utc:%Y-%m-%d %H:%M} UTC; install the renewed certificate",
+            field="tls_cert_file",
+        )
+    if leaf.not_valid_before_utc > now:
+        raise ConfigurationError(
+            f"{path} is not valid before {leaf.not_valid_before_utc:%Y-%m-%d %H:%M} UTC (check this host's clock)",
+            field="tls_cert_file",
+        )
+    return leaf
+
+
+def _encrypted_key(key: Path) -> bytes:
+    raise ConfigurationError(
+        f"{key} is encrypted; give its unencrypted PEM (mode 0600): openssl pkey -in {key} -out NEW.key",
+        field="tls_key_file",
+    )

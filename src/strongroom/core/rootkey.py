@@ -84,7 +84,10 @@ def load_root_key(home: Path, *, create: bool = False) -> RootKey:
     elif key_file.exists():
         if key_file.stat().st_mode & 0o077:
             raise ConfigurationError(f"{key_file} is readable by others; run: chmod 600 {key_file}")
-        raw = base64.b64decode(key_file.read_bytes().strip())
+        try:
+            raw = base64.b64decode(key_file.read_bytes().strip(), validate=True)
+        except (binascii.Error, ValueError) as exc:
+            raise ConfigurationError(f"{key_file} must hold base64 of 32 bytes, as `strongroom init` wrote it") from exc
     elif create:
         raw = secrets.token_bytes(KEY_BYTES)
         fd = os.open(key_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import shlex
 import shutil
 import sys
@@ -63,6 +64,7 @@ STRONGROOM_HOME={home}
 class ServiceFiles:
     unit: Path
     env: Path
+    problems: tuple[str, ...] = ()  # what will stop the service from starting, to fix first
 
 
 def render(home: Path, user: str, env_file: Path, executable: Path, after: str = "") -> tuple[str, str]:
@@ -71,6 +73,10 @@ def render(home: Path, user: str, env_file: Path, executable: Path, after: str =
     for path, field in ((home, "home"), (env_file, "env_file"), (executable, "executable")):
         if not path.is_absolute() or any(c in str(path) for c in " \t\n\"'\\$%;"):
             raise InvalidInput(f"{path} must be an absolute path without spaces or special characters", field=field)
+    if after and not re.fullmatch(r"[A-Za-z0-9@_.:-]+( [A-Za-z0-9@_.:-]+)*", after):
+        raise InvalidInput(
+            f"{after!r} is not a list of unit names separated by spaces (e.g. postgresql.service)", field="after"
+        )
     unit = _UNIT.format(
         after=f" {after}" if after else "", user=user, env_file=env_file, executable=executable, home=home
     )
@@ -97,7 +103,30 @@ def install(
         fd = os.open(env_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(fd, "w") as handle:
             handle.write(env_text)
-    return ServiceFiles(unit=unit, env=env_file)
+    problems = tuple(
+        f"the user {user} cannot reach the {what} {path}: {blocked} is closed to other users "
+        f"(mode {blocked.stat().st_mode & 0o777:o}); move the {what} (e.g. a home in /srv, a virtualenv in /opt)"
+        for what, path in (("home", home.resolve()), ("executable", executable))
+        if (blocked := _closed_parent(path, user)) is not None
+    )
+    return ServiceFiles(unit=unit, env=env_file, problems=problems)
+
+
+def _closed_parent(path: Path, user: str) -> Path | None:
+    """The first existing folder above ``path`` that ``user`` may not pass through, if any."""
+    import pwd
+
+    try:
+        uid: int | None = pwd.getpwnam(user).pw_uid
+    except KeyError:  # not created yet (the steps create it): it owns nothing
+        uid = None
+    for folder in reversed(path.parents):
+        if not folder.is_dir():
+            break
+        info = folder.stat()
+        if not info.st_mode & 0o001 and info.st_uid != uid:
+            return folder
+    return None
 
 
 def _installed_executable() -> Path:

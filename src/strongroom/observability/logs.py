@@ -78,6 +78,19 @@ class RotatingJsonHandler(logging.handlers.RotatingFileHandler):
         except Exception:
             self.handleError(record)
 
+    def doRollover(self) -> None:
+        """Rotate; with no old files to keep (``log_backup_count = 0``), start the file afresh.
+
+        The standard handler renames nothing then and reopens the same file, which kept growing
+        past ``log_max_bytes`` without end.
+        """
+        if self.backupCount > 0:
+            super().doRollover()
+            return
+        if self.stream is not None:
+            self.stream.close()
+        self.stream = open(self.baseFilename, "w", encoding=self.encoding)  # noqa: SIM115 -- the handler's stream
+
     def _current_size(self) -> int:
         if self.stream is None:
             self.stream = self._open()

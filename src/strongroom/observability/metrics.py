@@ -9,8 +9,9 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest, values
 from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.registry import Collector
 from sqlalchemy import func, select
 
@@ -130,35 +131,47 @@ class _Monitoring(Collector):
         yield finished
 
 
+def shared_between_processes() -> bool:
+    """True when ``PROMETHEUS_MULTIPROC_DIR`` was set before ``prometheus_client`` was imported
+    (``up --workers N`` does): counters and histograms then live in files of that folder, one per
+    process, and a scrape answered by any process sums them all."""
+    return values.ValueClass is not values.MutexValue
+
+
 class Metrics:
     """The platform's metrics: record with the methods, expose with ``render``."""
 
     def __init__(self, db: Database) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
+        # Shared between the API processes: the values are written to files, and the one collector
+        # that reads every process's files stands in for the four metrics below.
+        own = None if shared_between_processes() else self.registry
+        if own is None:
+            MultiProcessCollector(self.registry)
         self.requests = Counter(
             "strongroom_http_requests",
             "HTTP requests by method, route template and status",
             ["method", "route", "status"],
-            registry=self.registry,
+            registry=own,
         )
         self.latency = Histogram(
             "strongroom_http_request_duration_seconds",
             "Time from request to the response's start, by method and route template",
             ["method", "route"],
             buckets=_LATENCY_BUCKETS,
-            registry=self.registry,
+            registry=own,
         )
         self.decisions = Counter(
             "strongroom_policy_decisions",
             "Audited calls by action, decision (Allow, Deny, Invalid) and outcome",
             ["action", "decision", "outcome"],
-            registry=self.registry,
+            registry=own,
         )
         self.audit_append = Histogram(
             "strongroom_audit_append_duration_seconds",
             "Time to append one event to the audit hash chain (inside the caller's transaction)",
             buckets=_AUDIT_BUCKETS,
-            registry=self.registry,
+            registry=own,
         )
         self.registry.register(_StoredState(db))
         self.registry.register(_Monitoring(db))

@@ -128,6 +128,80 @@ def test_restore_refuses_a_wrong_root_key_and_a_home_in_use(initialized: tuple[C
     assert not (tmp_path / "n1").exists()
     in_use = runner.invoke(app, ["restore", str(backup), "--home", str(config.home)])
     assert in_use.exit_code == 1 and "not empty" in in_use.output
+    garbled = tmp_path / "garbled.key"
+    garbled.write_bytes(b"\x8f\x00 not base64")
+    garbled.chmod(0o600)
+    refused = runner.invoke(app, ["restore", str(backup), "--home", str(tmp_path / "n2"), "--root-key", str(garbled)])
+    assert refused.exit_code == 1 and "must hold base64 of 32 bytes" in refused.output
+    assert refused.exception is None or isinstance(refused.exception, SystemExit)  # an error, not a traceback
+    assert not (tmp_path / "n2").exists()
+
+
+def test_a_backup_into_a_folder_is_refused_and_leaves_no_partial_file(
+    initialized: tuple[Config, str], tmp_path: Path
+) -> None:
+    config, _ = initialized
+    folder = tmp_path / "backups"
+    folder.mkdir()
+    refused = runner.invoke(app, ["backup", str(folder), "--home", str(config.home)])
+    assert refused.exit_code == 1 and "is a folder; name the backup file" in refused.output
+    assert not list(tmp_path.glob("*.partial")) and not list(folder.iterdir())
+
+
+def test_a_checkpoint_being_appended_to_the_witness_file_does_not_fail_the_backup(
+    initialized: tuple[Config, str], tmp_path: Path
+) -> None:
+    config, _ = initialized
+    witness = config.audit_witness_path
+    complete = witness.read_bytes()
+    with witness.open("ab") as handle:
+        handle.write(b'{"seq": 99999, "hash": "ab')  # caught mid-append
+    backup = tmp_path / "b.srbak"
+    made = runner.invoke(app, ["backup", str(backup), "--home", str(config.home)])
+    assert made.exit_code == 0, made.output
+    witness.write_bytes(complete)
+    restored = runner.invoke(
+        app, ["restore", str(backup), "--home", str(tmp_path / "r"), "--root-key", str(config.home / "root.key")]
+    )
+    assert restored.exit_code == 0, restored.output
+    assert (tmp_path / "r" / "audit" / "checkpoints.log").read_bytes() == complete
+
+
+def test_a_restore_drill_on_the_same_host_never_overwrites_the_live_witness_file(
+    initialized: tuple[Config, str], tmp_path: Path
+) -> None:
+    config, _ = initialized
+    live = tmp_path / "witness" / "checkpoints.log"  # kept outside the home, as docs/operations.md advises
+    live.parent.mkdir()
+    live.write_bytes(config.audit_witness_path.read_bytes())
+    settings = config.home / "config.toml"
+    settings.write_text(settings.read_text().replace('audit_witness_file = ""', f'audit_witness_file = "{live}"'))
+    backup = tmp_path / "b.srbak"
+    assert runner.invoke(app, ["backup", str(backup), "--home", str(config.home)]).exit_code == 0
+    with live.open("ab") as handle:  # the live platform signs on after the backup
+        handle.write(b'{"seq": 99999}\n')
+    before = live.read_bytes()
+
+    drill = runner.invoke(
+        app, ["restore", str(backup), "--home", str(tmp_path / "drill"), "--root-key", str(config.home / "root.key")]
+    )
+    assert drill.exit_code == 1 and "sets audit_witness_file to" in drill.output and "in use" in drill.output
+    assert live.read_bytes() == before and not (tmp_path / "drill").exists()
+
+
+def test_restored_keys_and_folders_are_private_to_the_owner(initialized: tuple[Config, str], tmp_path: Path) -> None:
+    config, _ = initialized
+    backup = tmp_path / "b.srbak"
+    assert runner.invoke(app, ["backup", str(backup), "--home", str(config.home)]).exit_code == 0
+    new_home = tmp_path / "restored"
+    restored = runner.invoke(
+        app, ["restore", str(backup), "--home", str(new_home), "--root-key", str(config.home / "root.key")]
+    )
+    assert restored.exit_code == 0, restored.output
+    for wrapped in ("tls/ca.key.wrapped", "tls/server.key.enc", "audit-signing.key.wrapped"):
+        assert oct((new_home / wrapped).stat().st_mode & 0o777) == "0o600", wrapped
+    for folder in ("tls", "audit"):
+        assert oct((new_home / folder).stat().st_mode & 0o777) == "0o700", folder
 
 
 @pytest.mark.postgres

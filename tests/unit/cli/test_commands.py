@@ -66,3 +66,14 @@ def test_docs_cli_md_names_every_command() -> None:
         if not any(span.startswith(f"{prefix} {leaf}") or (group and span.split(" ")[0] == leaf) for span in spans):
             missing.append(name)
     assert missing == [], f"docs/cli.md does not mention: {missing}"
+
+
+def test_up_on_a_mistyped_home_leaves_nothing_that_init_would_refuse(tmp_path: Path) -> None:
+    home = tmp_path / "srv" / "strongroom"
+    cli = CliRunner()
+
+    refused = cli.invoke(app, ["up", "--home", str(home)])
+    assert refused.exit_code == 1 and "is not a Strongroom home" in refused.output
+    assert not home.exists()  # `up` used to create home/logs/ first
+    made = cli.invoke(app, ["init", "--home", str(home), "--port", "0", "--json"])
+    assert made.exit_code == 0, made.output

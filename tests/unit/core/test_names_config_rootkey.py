@@ -92,3 +92,27 @@ def test_root_key_from_passphrase(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
     monkeypatch.setenv("STRONGROOM_ROOT_PASSPHRASE", "wrong")
     with pytest.raises(ConfigurationError):
         load_root_key(tmp_path)
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "said"),
+    [
+        ("STRONGROOM_LOG_LEVEL", "loud", "log_level must be debug, info, warning, error or critical"),
+        ("STRONGROOM_LOG_MAX_BYTES", "10", "log_max_bytes: Input should be greater than or equal to 1024"),
+    ],
+)
+def test_a_bad_setting_is_named_by_the_cli_not_a_traceback(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, variable: str, value: str, said: str
+) -> None:
+    from typer.testing import CliRunner
+
+    from strongroom.cli.main import app
+
+    monkeypatch.setenv(variable, value)
+    result = CliRunner().invoke(app, ["backup", str(tmp_path / "b.srbak"), "--home", str(tmp_path)])
+    assert result.exit_code == 1 and said in result.output
+    assert isinstance(result.exception, SystemExit)  # reported, not raised
+
+
+def test_log_level_is_case_insensitive(tmp_path: Path) -> None:
+    assert Config(home=tmp_path, log_level="WARNING").log_level == "warning"

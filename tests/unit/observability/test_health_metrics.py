@@ -36,6 +36,10 @@ def test_probes_need_no_token_and_leave_no_audit_event(platform: Platform, clien
         "status": "not ready",
         "checks": {"database": "ok", "audit": "ok", "workers": "failing"},
     }
+    # load balancers probe with HEAD as well: the same status, no body, still no audit event
+    head_alive, head_ready = client.head("/healthz"), client.head("/readyz")
+    assert (head_alive.status_code, head_alive.content) == (200, b"")
+    assert (head_ready.status_code, head_ready.content) == (503, b"")
     assert platform.audit_log.head() == before
     runner = platform.worker_runner()
     runner.start()

@@ -45,6 +45,21 @@ def test_access_log_rotates_and_keeps_json_lines(tmp_path: Path, monkeypatch: py
     assert oct(folder.stat().st_mode & 0o777) == "0o700"
 
 
+@pytest.mark.usefixtures("restored_logging")
+def test_with_no_old_files_kept_the_log_still_stays_under_its_size(tmp_path: Path) -> None:
+    config = Config(home=tmp_path / "home", log_max_bytes=2048, log_backup_count=0)
+    logs.configure(config)
+    access = logging.getLogger(logs.ACCESS_LOGGER)
+
+    for n in range(200):
+        access.info("GET /api/v1/status 200", extra={"request_id": f"r-{n}", "principal": "admin", "status": 200})
+
+    log = config.home / "logs" / "access.log"
+    assert sorted(p.name for p in log.parent.iterdir()) == ["access.log", "strongroom.log"]
+    assert 0 < log.stat().st_size <= 2048  # it grew to 40 KB: the handler never cut it
+    assert json.loads(log.read_text().splitlines()[-1])["request_id"] == "r-199"
+
+
 def test_the_rotating_handler_formats_each_record_once_and_counts_what_the_file_held(tmp_path: Path) -> None:
     """One JSON encoding per record (the access log writes one per request), and the size the
     file already had when the handler opened it counts toward the limit."""
