@@ -64,6 +64,82 @@ class Headers(Mapping[str, str]):
     def __repr__(self) -> str:
         return f"Headers({self._items!r})"
 
+    def get_all(self, name: str, default: Any = None) -> Any:
+        """As ``email.message.Message.get_all``, which ``http.client`` calls (repeats come joined)."""
+        value = self._items.get(name.lower())
+        return default if value is None else [value]
+
+
+_MAX_LINE = 65536
+_MAX_HEADERS = 100
+
+
+class _Answer(http.client.HTTPResponse):
+    """``HTTPResponse`` reading its header block into ``Headers``.
+
+    ``http.client`` parses headers with the ``email`` package, about a third of the client's CPU
+    for a small JSON answer; the rest (status line, body framing, chunked reads) is the standard
+    library's, as ``begin`` below follows ``HTTPResponse.begin``.
+    """
+
+    def begin(self) -> None:
+        if self.headers is not None:
+            return
+        while True:
+            version, status, reason = self._read_status()
+            if status != http.client.CONTINUE:
+                break
+            self._header_lines()
+        self.code = self.status = status
+        self.reason = reason.strip()
+        if version in ("HTTP/1.0", "HTTP/0.9"):
+            self.version = 10
+        elif version.startswith("HTTP/1."):
+            self.version = 11
+        else:
+            raise http.client.UnknownProtocol(version)
+        headers = Headers(self._header_lines())
+        self.headers = self.msg = headers
+        self.chunked = headers.get("transfer-encoding", "").lower() == "chunked"
+        self.chunk_left = None
+        self.will_close = self._check_close()
+        self.length = None
+        length = headers.get("content-length")
+        if length and not self.chunked:
+            try:
+                self.length = int(length)
+            except ValueError:
+                self.length = None
+            else:
+                if self.length < 0:
+                    self.length = None
+        if (
+            status in (http.client.NO_CONTENT, http.client.NOT_MODIFIED)
+            or 100 <= status < 200
+            or self._method == "HEAD"
+        ):
+            self.length = 0
+        if not self.will_close and not self.chunked and self.length is None:
+            self.will_close = True
+
+    def _header_lines(self) -> list[tuple[str, str]]:
+        items: list[tuple[str, str]] = []
+        while True:
+            line = self.fp.readline(_MAX_LINE + 1)
+            if len(line) > _MAX_LINE:
+                raise http.client.LineTooLong("header line")
+            if line in (b"\r\n", b"\n", b""):
+                return items
+            if len(items) >= _MAX_HEADERS:
+                raise http.client.HTTPException(f"got more than {_MAX_HEADERS} headers")
+            text = line.decode("iso-8859-1")
+            if text[0] in " \t" and items:  # an obsolete folded continuation line
+                name, value = items[-1]
+                items[-1] = (name, f"{value} {text.strip()}")
+                continue
+            name, _, value = text.partition(":")
+            items.append((name.strip(), value.strip()))
+
 
 class Response:
     """A whole response: ``status_code``, ``headers``, ``content``, ``text`` and ``json()``."""
@@ -184,6 +260,7 @@ class Pool:
             connection = http.client.HTTPSConnection(
                 self._host, self._port, timeout=self.timeout, context=self._context
             )
+        connection.response_class = _Answer
         try:
             connection.connect()
         except TimeoutError:
@@ -260,7 +337,8 @@ class Pool:
                     raise ConnectionLost(str(exc)) from exc
                 raise _Unanswered from exc
             content = answer.read()
-            response = Response(answer.status, Headers(answer.getheaders()), content)
+            assert isinstance(answer.headers, Headers)
+            response = Response(answer.status, answer.headers, content)
         except TimeoutError:
             connection.close()
             raise

@@ -66,6 +66,17 @@ def _handler(seen: Seen) -> type[http.server.BaseHTTPRequestHandler]:
             if self.served in seen.drop:
                 self.close_connection = True
                 return
+            if self.path.startswith("/chunked"):  # a streamed answer: chunks, no content-length
+                self.send_response(200)
+                self.send_header("content-type", "application/json; charset=utf-8")
+                self.send_header("transfer-encoding", "chunked")
+                self.send_header("vary", "a")
+                self.send_header("Vary", "b")
+                self.end_headers()
+                for chunk in (b'{"items": [', b'"\xc3\xa9", ', b'"x"]}'):
+                    self.wfile.write(b"%x\r\n%s\r\n" % (len(chunk), chunk))
+                self.wfile.write(b"0\r\n\r\n")
+                return
             if self.path.startswith("/slow"):
                 time.sleep(1.5)
             if self.path.startswith("/missing"):
@@ -348,3 +359,12 @@ def test_close_closes_the_kept_alive_connections(unix_platform: Platform) -> Non
     assert len(idle) == 1 and idle[0].sock is not None
     session.close()
     assert idle[0].sock is None
+
+
+def test_a_chunked_answer_is_read_whole_and_the_connection_kept(platform: Platform) -> None:
+    with platform.session() as session:
+        answer = session.request("GET", "/chunked")
+        assert answer.json() == {"items": ["é", "x"]} and answer.text == '{"items": ["é", "x"]}'
+        assert answer.headers["Vary"] == "a, b" and "content-length" not in answer.headers
+        assert session.request("GET", "/chunked").status_code == 200
+    assert platform.seen.connections == 1
