@@ -21,11 +21,21 @@ import threading
 from collections.abc import Generator, Iterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Generic, TypeVar, overload
+from urllib.parse import urlsplit
 
 import httpx
 from pydantic import TypeAdapter
 
 from strongroom.core.errors import StrongroomError, error_from_problem
+from strongroom.sdk.transport import (
+    IDEMPOTENT_METHODS,
+    ConnectFailed,
+    ConnectionLost,
+    Pool,
+    Response,
+    encode_json,
+    encode_query,
+)
 
 if TYPE_CHECKING:
     from strongroom.sdk.catalog import Catalog, Notebooks
@@ -137,6 +147,7 @@ class Session:
             self._client = httpx.Client(
                 base_url="http://strongroom", transport=transport, headers=headers, timeout=timeout, auth=auth
             )
+            self._pool = Pool(socket_path=str(socket), timeout=timeout)
         elif url:
             if not url.startswith("https://"):
                 raise StrongroomError(f"{url!r}: Strongroom speaks HTTPS only; use an https:// URL", field="url")
@@ -147,6 +158,14 @@ class Session:
             context.minimum_version = ssl.TLSVersion.TLSv1_2
             self.where = url
             self._client = httpx.Client(base_url=url, verify=context, headers=headers, timeout=timeout, auth=auth)
+            parts = urlsplit(url)
+            self._pool = Pool(
+                host=parts.hostname or "",
+                port=parts.port or 443,
+                context=context,
+                base_path=parts.path,
+                timeout=timeout,
+            )
             self.ca_path = ca_path
         elif not (home_path / "root.check").exists():
             raise PlatformUnreachable(f"no Strongroom home at {home_path}; create one with `strongroom init`")
@@ -211,6 +230,7 @@ class Session:
             if experiments is not None:
                 experiments.close()
         finally:
+            self._pool.close()
             self._client.close()
 
     # -- transport --------------------------------------------------------------------------
@@ -224,20 +244,40 @@ class Session:
         params: Mapping[str, Any] | None = None,
         idempotency_key: str | None = None,
         headers: Mapping[str, str] | None = None,
-    ) -> httpx.Response:
-        """Send one request; raise the matching ``StrongroomError`` for a problem response."""
-        extra = dict(headers or {})
+    ) -> Response:
+        """Send one JSON request; raise the matching ``StrongroomError`` for a problem response.
+
+        Sent over the session's keep-alive pool (``strongroom.sdk.transport``). A request that meets
+        a connection the server had just closed is sent again once, if that is harmless: an
+        idempotent method, or an ``idempotency_key`` (the server deduplicates it).
+        """
+        method = method.upper()
+        sent = {"user-agent": USER_AGENT, "authorization": f"Bearer {self.current_token()}"}
+        body = None
+        if json_body is not None:
+            body = encode_json(json_body)
+            sent["content-type"] = "application/json"
         if idempotency_key:
-            extra["idempotency-key"] = idempotency_key
-        clean = {k: v for k, v in (params or {}).items() if v is not None}
+            sent["idempotency-key"] = idempotency_key
+        for name, value in (headers or {}).items():
+            sent[name.lower()] = value
         try:
-            response = self._client.request(method, path, json=json_body, params=clean, headers=extra)
-        except httpx.ConnectError as exc:
+            response = self._pool.request(
+                method,
+                path,
+                query=encode_query(params) if params else "",
+                body=body,
+                headers=sent,
+                retry_safe=method in IDEMPOTENT_METHODS or bool(idempotency_key),
+            )
+        except ConnectFailed as exc:
             raise PlatformUnreachable(
                 f"platform not running at {self.where} ({exc}); start it with `strongroom up`"
             ) from exc
-        except httpx.TimeoutException as exc:
+        except TimeoutError as exc:
             raise PlatformUnreachable(f"platform at {self.where} did not answer in time") from exc
+        except ConnectionLost as exc:
+            raise PlatformUnreachable(f"platform at {self.where} closed the connection ({exc})") from exc
         if response.status_code >= 400:
             raise _error(response)
         return response
@@ -350,7 +390,7 @@ class Session:
         return Session(url=self.url, socket=self.socket, token=issued.token, ca=self._ca, timeout=self._timeout)
 
 
-def _error(response: httpx.Response) -> StrongroomError:
+def _error(response: Response | httpx.Response) -> StrongroomError:
     try:
         body = response.json()
     except ValueError:
