@@ -214,6 +214,19 @@ class Killed:
     returncode: int
 
 
+def _logger(server: RunningServer, alice: Session, tmp_path: Path, *args: str) -> tuple[list[str], dict[str, str]]:
+    """The command running LOGGER as alice (``args``: durability, count, pace, where, times file); its env."""
+    script = tmp_path / "logger.py"
+    script.write_text(LOGGER)
+    return [sys.executable, str(script), *args], _env(server, alice._token)
+
+
+def _start_logger(server: RunningServer, alice: Session, tmp_path: Path, *args: str) -> subprocess.Popen[str]:
+    command, env = _logger(server, alice, tmp_path, *args)
+    pipe = subprocess.PIPE
+    return subprocess.Popen(command, env=env, stdin=pipe, stdout=pipe, stderr=pipe, text=True)
+
+
 def _log_then_kill(
     server: RunningServer,
     alice: Session,
@@ -227,17 +240,8 @@ def _log_then_kill(
 ) -> Killed:
     """Run LOGGER and kill it with ``sig`` as soon as it says it logged (``where``: inside the
     ``with`` block right after the last ``log_metric`` returned, or right after the block)."""
-    script = tmp_path / "logger.py"
-    script.write_text(LOGGER)
     times = tmp_path / f"{durability}-{where}-{sig}.times"
-    child = subprocess.Popen(
-        [sys.executable, str(script), durability, str(count), str(pace), where, str(times)],
-        env=_env(server, alice._token),
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    child = _start_logger(server, alice, tmp_path, durability, str(count), str(pace), where, str(times))
     assert child.stdout is not None
     component = child.stdout.readline().strip()
     line = child.stdout.readline()
@@ -323,15 +327,8 @@ def test_leaving_the_with_block_sends_everything_before_the_next_line(
 def test_an_uncaught_exception_in_the_with_block_loses_nothing_and_marks_the_component_failed(
     server: RunningServer, alice: Session, tmp_path: Path
 ) -> None:
-    script = tmp_path / "logger.py"
-    script.write_text(LOGGER)
-    done = subprocess.run(
-        [sys.executable, str(script), "buffered", "1000", "0", "raise", str(tmp_path / "raise.times")],
-        env=_env(server, alice._token),
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    command, env = _logger(server, alice, tmp_path, "buffered", "1000", "0", "raise", str(tmp_path / "raise.times"))
+    done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=120)
     assert done.returncode == 1 and "RuntimeError: diverged" in done.stderr, done.stderr[-2000:]
     component = alice.experiments.describe_component(done.stdout.split()[0])
     assert component.status == "Failed" and "diverged" in (component.status_message or "")
@@ -350,16 +347,7 @@ def test_sigterm_still_ends_a_buffered_logger_within_10_s_when_the_platform_does
     # docs/experiments.md: on SIGTERM the SDK sends what is queued "for at most 10 s" and the
     # process then dies of the signal. A platform that accepts but never answers (stopped here
     # with SIGSTOP) must not keep a terminated training process alive for the client's timeout.
-    script = tmp_path / "logger.py"
-    script.write_text(LOGGER)
-    child = subprocess.Popen(
-        [sys.executable, str(script), "buffered", "1000", "0", "inside", str(tmp_path / "hang.times")],
-        env=_env(server, alice._token),
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    child = _start_logger(server, alice, tmp_path, "buffered", "1000", "0", "inside", str(tmp_path / "hang.times"))
     assert child.stdout is not None
     child.stdout.readline()
     assert child.stdout.readline().startswith("logged")
