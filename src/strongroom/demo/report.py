@@ -43,8 +43,13 @@ def render_notebook_html(notebook_path: Path) -> Path:
     """Render an executed notebook as HTML next to it (nbconvert's lab template); return its path."""
     import nbformat
     from nbconvert import HTMLExporter
+    from nbconvert.preprocessors import CoalesceStreamsPreprocessor
 
-    body, _ = HTMLExporter(template_name="lab").from_notebook_node(nbformat.read(str(notebook_path), as_version=4))
+    exporter = HTMLExporter(template_name="lab")
+    # A kernel flushes a cell's printed text on a timer: one line may arrive in two stream
+    # outputs ("audit chain:" then " OK"), which would render as two boxes. Joined back here.
+    exporter.register_preprocessor(CoalesceStreamsPreprocessor, enabled=True)
+    body, _ = exporter.from_notebook_node(nbformat.read(str(notebook_path), as_version=4))
     target = notebook_path.with_suffix(".html")
     target.write_text(body)
     return target

@@ -7,7 +7,10 @@ so every process reports the same truth.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import contextlib
+import glob
+import os
+from collections.abc import Iterable, Iterator
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest, values
 from prometheus_client.core import GaugeMetricFamily, Metric
@@ -19,6 +22,7 @@ from strongroom.db.engine import Database
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 _LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
+_SIZED = 8  # a process's file starts with its used-bytes count and a pad: 8 bytes before any value
 _AUDIT_BUCKETS = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5)
 
 
@@ -138,6 +142,21 @@ def shared_between_processes() -> bool:
     return values.ValueClass is not values.MutexValue
 
 
+class _SharedCollector(MultiProcessCollector):
+    """prometheus-client's collector of every process's files, skipping a file a starting process
+    has created but not yet sized: read as it is, such a file raised ``struct.error``, which made a
+    sibling of ``up --workers N`` fail to start (its registry collects once on registration) and
+    would fail a scrape. The skipped process has counted nothing yet."""
+
+    def collect(self) -> Iterable[Metric]:
+        files = []
+        for path in glob.glob(os.path.join(self._path, "*.db")):
+            with contextlib.suppress(OSError):  # gone since the listing: a process's file removed
+                if os.path.getsize(path) >= _SIZED:
+                    files.append(path)
+        return self.merge(files, accumulate=True)
+
+
 class Metrics:
     """The platform's metrics: record with the methods, expose with ``render``."""
 
@@ -147,7 +166,7 @@ class Metrics:
         # that reads every process's files stands in for the four metrics below.
         own = None if shared_between_processes() else self.registry
         if own is None:
-            MultiProcessCollector(self.registry)
+            _SharedCollector(self.registry)
         self.requests = Counter(
             "strongroom_http_requests",
             "HTTP requests by method, route template and status",

@@ -21,6 +21,9 @@ runner = CliRunner()
 ADMIN = context_for("admin", Grant("PlatformAdmin"))
 DANA = context_for("dana", Grant("DataScienceAdmin", "risk"))
 ALICE = context_for("alice", Grant("DataScientist", "risk"))
+# These check the home's own files (witness, keys, modes): a SQLite home restores without a new
+# database (a PostgreSQL backup needs one: test_a_postgresql_platform_restores_into_a_new_database).
+SQLITE_HOME = pytest.mark.parametrize("backend", ["sqlite"])
 
 
 def _rows(n: int) -> bytes:
@@ -148,6 +151,7 @@ def test_a_backup_into_a_folder_is_refused_and_leaves_no_partial_file(
     assert not list(tmp_path.glob("*.partial")) and not list(folder.iterdir())
 
 
+@SQLITE_HOME
 def test_a_checkpoint_being_appended_to_the_witness_file_does_not_fail_the_backup(
     initialized: tuple[Config, str], tmp_path: Path
 ) -> None:
@@ -167,6 +171,7 @@ def test_a_checkpoint_being_appended_to_the_witness_file_does_not_fail_the_backu
     assert (tmp_path / "r" / "audit" / "checkpoints.log").read_bytes() == complete
 
 
+@SQLITE_HOME
 def test_a_restore_drill_on_the_same_host_never_overwrites_the_live_witness_file(
     initialized: tuple[Config, str], tmp_path: Path
 ) -> None:
@@ -189,6 +194,7 @@ def test_a_restore_drill_on_the_same_host_never_overwrites_the_live_witness_file
     assert live.read_bytes() == before and not (tmp_path / "drill").exists()
 
 
+@SQLITE_HOME
 def test_restored_keys_and_folders_are_private_to_the_owner(initialized: tuple[Config, str], tmp_path: Path) -> None:
     config, _ = initialized
     backup = tmp_path / "b.srbak"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+from pathlib import Path
 
 from strongroom.demo.report import PLOTS, build_summary_html, commit_link, notebook_plots
 
@@ -96,3 +97,22 @@ def test_the_summary_shows_the_endpoint_its_capture_the_violations_and_the_endpo
     assert "href='drift-report.html'" in page
     assert f"commits/{SHA}</li>" in page and f"commits/{other}</li>" in page
     assert "24000 rows x 23 features" in page and "denied by guardrail-no-endpoint-by-data-scientist" in page
+
+
+def test_a_line_the_kernel_flushed_in_two_parts_renders_as_one(tmp_path: Path) -> None:
+    """ipykernel flushes stdout on a timer; a print may reach the notebook as two stream outputs."""
+    import nbformat
+
+    from strongroom.demo.report import render_notebook_html
+
+    cell = nbformat.v4.new_code_cell('print("audit chain:", "OK")')
+    cell.outputs = [
+        nbformat.v4.new_output("stream", name="stdout", text="audit chain:"),
+        nbformat.v4.new_output("stream", name="stdout", text=" OK\n381 events\n"),
+    ]
+    notebook = tmp_path / "00_PlatformAdmin-Workflow.ipynb"
+    nbformat.write(nbformat.v4.new_notebook(cells=[cell]), str(notebook))
+
+    html = render_notebook_html(notebook).read_text()
+
+    assert "<pre>audit chain: OK\n381 events\n</pre>" in html
