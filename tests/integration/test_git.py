@@ -138,3 +138,54 @@ def test_commit_lookup_validates_input(server: RunningServer, team: dict[str, st
         alice.repositories.get_commit("risk", "r", "0" * 40)
     with pytest.raises(NotFound):
         alice.repositories.get_commit("risk", "missing", "0" * 40)
+
+
+def _pkt(line: str) -> bytes:
+    return f"{len(line) + 4:04x}{line}".encode()
+
+
+def test_a_request_body_the_backend_stops_reading_early_is_answered(
+    server: RunningServer, team: dict[str, str], tmp_path: Path
+) -> None:
+    """git http-backend stops reading a gzipped push at the end of its gzip stream and exits once
+    the push is done, while the platform may still be writing the rest of the body (or its final
+    empty chunk) into the backend's closed input. The answer must still be the backend's own; before,
+    that write failed the request with a 500, which a busy machine hit on a plain `git pull` in the
+    demo's notebook 02."""
+    import gzip
+    import hashlib
+    import ssl
+
+    import httpx
+
+    alice = server.session(team["alice"])
+    repo = alice.repositories.create("risk", "early-close")
+    work = tmp_path / "work"
+    work.mkdir()
+    git(work, "clone", repo.clone_url, "repo", token=team["alice"], ca=server.ca)
+    checkout = work / "repo"
+    (checkout / "train.py").write_text("print('train')\n")
+    git(checkout, "add", "train.py", token=None, ca=server.ca)
+    git(checkout, "commit", "-m", "Add training script", token=None, ca=server.ca)
+    git(checkout, "push", "origin", "HEAD:main", token=team["alice"], ca=server.ca)
+    sha = git(checkout, "rev-parse", "HEAD", token=None, ca=server.ca).stdout.strip()
+
+    empty_pack = b"PACK" + (2).to_bytes(4, "big") + (0).to_bytes(4, "big")
+    empty_pack += hashlib.sha1(empty_pack, usedforsecurity=False).digest()  # the pack format's checksum
+    with httpx.Client(verify=ssl.create_default_context(cafile=server.ca), timeout=60) as client:
+        for branch in ("copy-1", "copy-2", "copy-3"):
+            push = _pkt(f"{'0' * 40} {sha} refs/heads/{branch}\0report-status\n") + b"0000" + empty_pack
+            response = client.post(
+                f"{repo.clone_url}/git-receive-pack",
+                content=gzip.compress(push) + b"\0" * (4 << 20),  # what follows the gzip stream is never read
+                headers={
+                    "Authorization": f"Bearer {team['alice']}",
+                    "Content-Type": "application/x-git-receive-pack-request",
+                    "Content-Encoding": "gzip",
+                },
+            )
+            assert response.status_code == 200, response.text[:500]
+            assert f"ok refs/heads/{branch}".encode() in response.content
+        assert client.get(f"{server.url}/healthz").status_code == 200
+    listed = git(work, "ls-remote", repo.clone_url, token=team["alice"], ca=server.ca).stdout
+    assert all(f"{sha}\trefs/heads/copy-{n}" in listed for n in (1, 2, 3))

@@ -275,7 +275,14 @@ def _no_cyclic_gc() -> Iterator[None]:
 
 
 def build(session: Session, team: str, request: SearchRequest) -> Columns:
-    """Run the search and pivot parameters, metric summaries and artifacts into columns."""
+    """Run the search and pivot parameters, metric summaries and artifacts into columns.
+
+    The table is read in six statements, from one snapshot: under PostgreSQL's default (read
+    committed) a component created between the first and a later one would bring rows that no
+    row of the table belongs to. SQLite's read transaction is a snapshot from its first read.
+    """
+    if session.get_bind().dialect.name == "postgresql":
+        session.connection(execution_options={"isolation_level": "REPEATABLE READ"})
     with _no_cyclic_gc():
         return _build(session, team, request)
 

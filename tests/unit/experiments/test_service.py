@@ -318,3 +318,40 @@ def test_several_components_and_their_series_are_read_at_once(
         svc.metric_series_of(mallory, TEAM, ["training"])
     with pytest.raises(Forbidden):
         svc.describe_trial_components(mallory, TEAM, ["training"])
+
+
+def test_analytics_reads_one_snapshot_while_components_are_created(teams: Platform, alice: RequestContext) -> None:
+    """A component (with parameters, metrics and a trial) committed while the table is being read
+    is either wholly in it or wholly absent; before, on PostgreSQL, its parameters reached the
+    second read without its row in the first and the search failed (KeyError, a 500)."""
+    import threading
+
+    from sqlalchemy import event
+
+    _workshop(teams, alice)
+    svc = teams.experiments
+    engine = teams.db.engine
+    created: list[str] = []
+
+    def create_meanwhile(_conn: object, _cursor: object, statement: str, *_args: object) -> None:
+        if created or "trial_component_parameters" not in statement:
+            return
+        created.append("late")
+        worker = threading.Thread(
+            target=lambda: svc.create_trial_component(
+                alice, TEAM, "late", parameters={"max_depth": 3}, trial="xgboost-2"
+            )
+        )
+        worker.start()
+        worker.join(timeout=30)
+
+    event.listen(engine, "before_cursor_execute", create_meanwhile)
+    try:
+        table = svc.search(alice, TEAM, SearchRequest(experiment_name="credit-default", sort_by="Name"))
+    finally:
+        event.remove(engine, "before_cursor_execute", create_meanwhile)
+    assert created == ["late"]
+    assert table.data["TrialComponentName"] == ["other", "preprocessing", "training"]
+    assert table.data["max_depth"] == [9, None, 5]
+    after = svc.search(alice, TEAM, SearchRequest(experiment_name="credit-default", sort_by="Name"))
+    assert after.data["TrialComponentName"] == ["late", "other", "preprocessing", "training"]

@@ -83,13 +83,22 @@ async def _run_backend(request: Request, ticket: Ticket, project_root: Path, rep
     assert process.stdin and process.stdout and process.stderr
 
     async def feed() -> None:
+        # The backend may stop reading before the body ends (a gzipped push is read only to the end
+        # of its gzip stream) and exit: the rest is read and dropped, the backend's output answers.
+        stdin = process.stdin
+        assert stdin is not None
         try:
             async for chunk in request.stream():
-                process.stdin.write(chunk)  # type: ignore[union-attr]
-                await process.stdin.drain()  # type: ignore[union-attr]
+                if not chunk or stdin.is_closing():
+                    continue
+                try:
+                    stdin.write(chunk)
+                    await stdin.drain()
+                except ConnectionError:  # its input closed under the write: the same case
+                    stdin.close()
         finally:
             with contextlib.suppress(Exception):
-                process.stdin.close()  # type: ignore[union-attr]
+                stdin.close()
 
     # Read the backend's output from the start (so it never blocks on a full pipe) but only
     # answer once the request body is fully consumed: the streaming response then owns the
