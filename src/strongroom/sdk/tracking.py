@@ -1,6 +1,6 @@
 """The experiments client hung on ``Session`` and its batch writer.
 
-Two durability modes, chosen per write (a Tracker's ``durability=``):
+Three durability modes, chosen per write (a Tracker's ``durability=``):
 
 - ``"buffered"`` (the default): metrics, parameters, artifacts and status changes are queued in
   memory and sent in batches (one request, one guard call per batch) by a background thread
@@ -108,6 +108,8 @@ class BatchWriter:
         """The writer's journal, opened on first use: asks the platform who the caller is (a
         journal is replayed only by its author: idempotency keys are kept per user), replays
         the journals of gone writers of this platform, team and user, then starts its own."""
+        if self._journal is not None:
+            return self._journal
         with self._journal_opening:
             if self._journal is None:
                 folder = journal_folder()
