@@ -21,7 +21,8 @@ from strongroom.core.errors import Forbidden, InvalidInput, NotFound
 from strongroom.experiments import Experiment, ExperimentAnalytics, Tracker, Trial
 from strongroom.lineage.models import ArtifactRef, JobLineage
 from strongroom.sdk.session import Session
-from strongroom.sdk.tracking_journal import read_journal
+from strongroom.sdk.tracking_batch import write_record
+from strongroom.sdk.tracking_journal import Journal, journal_folder, platform_of, read_journal, replay_journals
 from tests.support import RunningServer
 
 
@@ -565,3 +566,15 @@ def test_a_journaled_batch_in_flight_at_kill_9_is_sent_again_with_its_key_and_ap
     series = alice.experiments.metric_series(component, "loss")
     assert series.steps == list(range(count)), f"{len(series.steps)} points stored of {count}"
     assert list(journal.glob("*.journal")) == []
+
+
+def test_a_journaled_write_the_platform_refuses_on_replay_is_reported_not_dropped_silently(
+    alice: Session, journal: Path
+) -> None:
+    gone = Journal(journal_folder(journal), platform_of(alice), "risk", str(alice.whoami().user))
+    gone.write(write_record(1, "metric", "no-such-component", n="loss", v=0.5, s=0, t=time.time()))
+    gone.close(delete=False)  # its writer died
+    summary = replay_journals(alice, "risk", str(alice.whoami().user), journal)
+    [done] = summary.files
+    assert done.points == 0 and len(done.refused) == 1 and "no-such-component" in done.refused[0]
+    assert not done.error and list(journal.glob("*.journal")) == []  # settled: reported, then deleted

@@ -17,7 +17,7 @@ import pytest
 from strongroom.core.errors import InvalidInput
 from strongroom.sdk import tracking_batch, tracking_journal
 from strongroom.sdk.session import Session
-from strongroom.sdk.tracking import durability_from
+from strongroom.sdk.tracking import BatchWriter, durability_from
 from strongroom.sdk.tracking_journal import Journal, JournalCorrupt, journal_folder, read_journal, replay_journals
 
 PLATFORM = "https://platform.example:8443"
@@ -174,3 +174,19 @@ def test_a_journal_left_by_its_writer_can_be_claimed_once(tmp_path: Path) -> Non
         assert tracking_journal._claim(path) is None  # a second replayer waits its turn
     finally:
         os.close(first)
+
+
+def test_a_journaled_write_into_a_folder_others_can_write_is_refused_and_not_queued(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    shared.chmod(0o777)
+    monkeypatch.setenv("STRONGROOM_TRACKING_JOURNAL", str(shared))
+    writer = BatchWriter(_unreachable(tmp_path), "risk")
+    try:
+        with pytest.raises(InvalidInput, match="STRONGROOM_TRACKING_JOURNAL"):
+            writer.log_metric("tc-1", "loss", 1.0, 0, journaled=True)
+        assert writer._queued == 0 and not writer._pending
+    finally:
+        writer.close()
