@@ -19,7 +19,15 @@ off), in process, through its fluent API and client. Each pair gives the same gu
 6. items 1 to 4 against ``mlflow server`` over HTTPS with its basic-auth app (a shared service
    with a credential on every call, as ours is), its SQLite journaled as ours in every one of its
    processes;
-7. the analytics DataFrame (``ExperimentAnalytics.dataframe()`` against ``mlflow.search_runs``) at
+7. ``log_metric`` journaled, one caller: ours ``durability="journaled"`` (appended to a local
+   journal file, no fsync, when the call returns; sent in batches in the background) against
+   ``mlflow.log_metric`` (synchronous) with MLflow's SQLite journaled as ours (WAL,
+   ``synchronous=NORMAL``: the commit is in the WAL file, not fsynced), in process and behind
+   ``mlflow server``. Both survive a ``kill -9`` of the caller right after the call returns, neither
+   a power loss of the client's machine. Timed: calls/s until the last call returns; and,
+   reported separately, the seconds from the last call's return until its point is readable on the
+   platform (ours: the background batch; MLflow: already committed);
+8. the analytics DataFrame (``ExperimentAnalytics.dataframe()`` against ``mlflow.search_runs``) at
    1,000 and 10,000 components/runs. MLflow's 10,000 runs are copied in SQL from runs made through
    its API (making them one by one would take 15 minutes); what is timed is the search.
 
@@ -86,6 +94,23 @@ class Ours:
             _threads(threads, work) if threads > 1 else work(0)
             t.flush()
             return per_thread * threads / (time.perf_counter() - started)
+
+    def log_metric_journaled(self, n: int, reader: Session) -> dict[str, float]:
+        """Calls/s until the last ``log_metric`` returned, and the seconds until ``reader`` (another
+        session, with no writer of its own to flush) sees the last point on the platform."""
+        with Tracker.create(display_name="journaled", session=self.session, durability="journaled") as t:
+            self.session.experiments.flush()  # the creation (and the journal's opening) is not timed
+            started = time.perf_counter()
+            for i in range(n):
+                t.log_metric("loss", 1.0 / (i + 1), i)
+            returned = time.perf_counter()
+            while not any(
+                m.name == "loss" and m.count == n
+                for m in reader.experiments.describe_component(t.trial_component_name).metrics
+            ):
+                time.sleep(0.01)
+            readable = time.perf_counter()
+        return {"calls": n / (returned - started), "readable": readable - returned}
 
     def log_batch(self, n: int) -> float:
         with Tracker.create(display_name="batch", session=self.session) as t:
@@ -170,6 +195,21 @@ class Peer:
         _threads(threads, work) if threads > 1 else work(0)
         self.mlflow.flush_async_logging()
         return per_thread * threads / (time.perf_counter() - started)
+
+    def log_metric_journaled(self, n: int) -> dict[str, float]:
+        """``log_metric_journaled`` of ``Ours`` for MLflow: synchronous calls (committed to its WAL
+        when they return), then the seconds until a read sees the last point."""
+        self.activate()
+        run_id = self.client.create_run(self.experiment).info.run_id
+        with self.mlflow.start_run(run_id=run_id):
+            started = time.perf_counter()
+            for i in range(n):
+                self.mlflow.log_metric("loss", 1.0 / (i + 1), step=i, synchronous=True)
+            returned = time.perf_counter()
+        while len(self.client.get_metric_history(run_id, "loss")) < n:
+            time.sleep(0.01)
+        readable = time.perf_counter()
+        return {"calls": n / (returned - started), "readable": readable - returned}
 
     def log_batch(self, n: int) -> float:
         self.activate()
@@ -415,6 +455,7 @@ def main() -> None:
     if args.smoke:
         sizes: dict[str, Any] = {
             "durable": 40,
+            "journaled": 100,
             "threads": 80,
             "buffered": 400,
             "batch": 2000,
@@ -424,6 +465,7 @@ def main() -> None:
     else:
         sizes = {
             "durable": 300,
+            "journaled": 1000,
             "threads": 800,
             "buffered": 1000,
             "batch": 10_000,
@@ -431,6 +473,7 @@ def main() -> None:
             "frames": [1000, 10_000],
         }
     folder = Path(tempfile.mkdtemp(prefix="sr-bench-tracking-"))
+    os.environ["STRONGROOM_TRACKING_JOURNAL"] = str(folder / "journal")  # ours, journaled: not the user's
     server, token = _start(folder)
     figures: list[dict[str, Any]] = []
     try:
@@ -529,6 +572,57 @@ def main() -> None:
                 peer_mode="mlflow.log_metric(synchronous=False) + flush_async_logging()",
                 points=n,
             )
+            n = sizes["journaled"]
+            with Session(url=server.url, token=token, ca=server.ca) as reader:
+                for against, side, peer_name in (
+                    ("in process", relaxed, "MLflow, SQLite file store in WAL mode with synchronous=NORMAL (as ours)"),
+                    (
+                        "mlflow server",
+                        served,
+                        "mlflow server (HTTPS, basic-auth, SQLite in WAL mode with synchronous=NORMAL, as ours)",
+                    ),
+                ):
+                    runs_ = alternate(
+                        lambda: ours.log_metric_journaled(n, reader),
+                        (lambda side=side: side.log_metric_journaled(n)) if side else None,  # type: ignore[misc]
+                        runs,
+                    )
+                    stem = (
+                        "tracking_log_metric_journaled" if side is relaxed else "tracking_server_log_metric_journaled"
+                    )
+                    common = {
+                        "peer_name": peer_name,
+                        "ours_mode": 'Tracker(durability="journaled") over HTTPS',
+                        "peer_mode": "mlflow.log_metric (synchronous), its SQLite set to WAL + synchronous=NORMAL"
+                        + (" in every server process" if side is served else ""),
+                        "durability": "both: written to a local file when the call returns, not fsynced (ours: the "
+                        "tracking journal; MLflow: SQLite's WAL with synchronous=NORMAL); survives kill -9 of the "
+                        "caller, not a power loss of its machine",
+                        "points": n,
+                    }
+                    figures.append(
+                        figure(
+                            stem,
+                            "metrics/s",
+                            runs_,
+                            "calls",
+                            what=f"log_metric, journaled when it returns, one caller, {n:,} calls, against MLflow "
+                            f"{against} journaled as ours",
+                            **common,
+                        )
+                    )
+                    figures.append(
+                        figure(
+                            f"{stem}_readable",
+                            "s",
+                            runs_,
+                            "readable",
+                            better="lower",
+                            what=f"seconds from the last of {n:,} journaled log_metric calls returning until its "
+                            f"point is readable on the platform, against MLflow {against} journaled as ours",
+                            **common,
+                        )
+                    )
             # the same calls against MLflow's tracking server: a shared service over TLS with a
             # credential on every call, as Strongroom is (the in-process peer above has neither)
             for durability, threads, what in (
@@ -644,7 +738,11 @@ def main() -> None:
                 "database": "SQLite file store, WAL, synchronous=NORMAL (set by the benchmark, as ours: no fsync "
                 "per commit)",
                 "transport": "in process",
-                "figures": ["tracking_log_metric_durable_mlflow_wal_normal"],
+                "figures": [
+                    "tracking_log_metric_durable_mlflow_wal_normal",
+                    "tracking_log_metric_journaled",
+                    "tracking_log_metric_journaled_readable",
+                ],
             },
             "server_peer": {
                 "mlflow": version("mlflow"),

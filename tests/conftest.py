@@ -45,6 +45,7 @@ def _isolated_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> No
     ):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("STRONGROOM_HOME", str(tmp_path / "default-home"))
+    monkeypatch.setenv("STRONGROOM_TRACKING_JOURNAL", str(tmp_path / "tracking-journal"))  # never ~/.strongroom
 
 
 @pytest.fixture(params=BACKENDS)

@@ -182,6 +182,7 @@ class PageRun:
         env.update(
             STRONGROOM_HOME=str(self.home),
             STRONGROOM_PORT="0",
+            STRONGROOM_TRACKING_JOURNAL=str(tmp / "tracking-journal"),  # a page's journaled Trackers: not the user's
             PATH=f"{REPO / '.venv' / 'bin'}{os.pathsep}{env.get('PATH', '')}",
             MPLBACKEND="Agg",
             PYTHONWARNINGS="ignore",

@@ -17,10 +17,12 @@ from pathlib import Path
 import httpx
 import pytest
 
-from strongroom.core.errors import Forbidden, InvalidInput
+from strongroom.core.errors import Forbidden, InvalidInput, NotFound
 from strongroom.experiments import Experiment, ExperimentAnalytics, Tracker, Trial
 from strongroom.lineage.models import ArtifactRef, JobLineage
 from strongroom.sdk.session import Session
+from strongroom.sdk.tracking_batch import write_record
+from strongroom.sdk.tracking_journal import Journal, journal_folder, platform_of, read_journal, replay_journals
 from tests.support import RunningServer
 
 
@@ -424,3 +426,155 @@ def test_the_workshops_tracker_without_a_session_gives_its_component_after_the_b
     [component] = alice.experiments.list_components(trial="owned-trial")
     assert component.display_name == "Preprocessing" and component.status == "Completed"
     assert component.parameters == {"train_test_split_ratio": 0.2}
+
+
+# -- journaled: a local write-ahead journal, replayed by the next writer (docs/experiments.md) --
+
+# A new process after the crash, as a user would run one: its first journaled write replays the
+# journals the killed writer left (same platform, team and user), then logs on.
+REPLAYER = """
+from strongroom.experiments import Tracker
+from strongroom.sdk.session import Session
+with Session() as session:
+    with Tracker.create(display_name="after the crash", session=session, durability="journaled") as tracker:
+        tracker.log_metric("resumed", 1.0, 0)
+    replayed = session.experiments.writer.replayed
+    print("replayed", len(replayed.files), replayed.points, [f.error for f in replayed.files])
+    print("refused:", [f.refused for f in replayed.files if f.refused])
+"""
+
+
+def _replay(server: RunningServer, alice: Session, tmp_path: Path, replayer: str) -> str:
+    """Replay the journal directory with a journaled Tracker in a new process, or with the CLI."""
+    env = _env(server, alice._token)
+    if replayer == "tracker":
+        script = tmp_path / "replayer.py"
+        script.write_text(REPLAYER)
+        command = [sys.executable, str(script)]
+    else:
+        journal = env["STRONGROOM_TRACKING_JOURNAL"]
+        command = [sys.executable, "-m", "strongroom.cli", "experiments", "replay-journal", "--journal", journal]
+    done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "refused:" not in done.stdout.replace("refused: []", ""), done.stdout  # nothing was refused
+    return done.stdout
+
+
+@pytest.fixture
+def journal(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """The journal directory of the test's processes (they inherit the environment)."""
+    folder = tmp_path / "journal"
+    monkeypatch.setenv("STRONGROOM_TRACKING_JOURNAL", str(folder))
+    return folder
+
+
+@pytest.mark.parametrize("replayer", ["tracker", "cli"])
+def test_journaled_log_metric_survives_kill_9_and_is_replayed_exactly_once(
+    server: RunningServer, alice: Session, tmp_path: Path, journal: Path, replayer: str
+) -> None:
+    count = 1000
+    killed = _log_then_kill(server, alice, tmp_path, "journaled", count, sig=signal.SIGKILL)
+    assert killed.returncode == -signal.SIGKILL
+    assert len(list(journal.glob("*.journal"))) == 1  # left by the killed writer
+    out = _replay(server, alice, tmp_path, replayer)
+    assert ("replayed 1 " in out) if replayer == "tracker" else ("1 journals replayed" in out), out
+    series = alice.experiments.metric_series(killed.component, "loss")
+    assert series.steps == list(range(count)), f"{len(series.steps)} points stored of {count}"  # no loss, no duplicate
+    assert alice.experiments.describe_component(killed.component).parameters == {"eta": 0.2}
+    assert list(journal.glob("*.journal")) == []  # replayed, then deleted (the replayer's own closed cleanly)
+
+
+# Logs half its points once told to (the test freezes the platform first), the other half once
+# told again (their batch is then in flight), then holds still to be killed.
+HELD_LOGGER = """
+import sys
+from strongroom.experiments import Tracker
+count = int(sys.argv[1])
+tracker = Tracker.create(display_name="in flight", durability="journaled")
+tracker.flush()  # the creation is committed: the batch in flight carries only metric points
+print(tracker.trial_component_name, flush=True)
+for half in (range(count // 2), range(count // 2, count)):
+    sys.stdin.readline()
+    for step in half:
+        tracker.log_metric("loss", 1.0 / (step + 1), step)
+    print("logged", flush=True)
+sys.stdin.readline()
+"""
+
+
+def _stored(alice: Session, component: str) -> int:
+    try:
+        return len(alice.experiments.metric_series(component, "loss").steps)
+    except NotFound:
+        return 0  # its creation rides in the batch that is not committed yet
+
+
+@pytest.mark.parametrize(
+    ("replayer", "answered"), [("tracker", True), ("cli", True), ("tracker", False), ("cli", False)]
+)
+def test_a_journaled_batch_in_flight_at_kill_9_is_sent_again_with_its_key_and_applied_once(
+    server: RunningServer, alice: Session, tmp_path: Path, journal: Path, replayer: str, answered: bool
+) -> None:
+    # The platform is frozen (SIGSTOP) while the writer sends its batch of the first half: the
+    # request is on the wire, its "send" record in the journal, no answer. The second half is
+    # logged meanwhile (in the journal only). Then either the writer is killed at once (the
+    # platform may or may not have read the request when it resumes), or (``answered``) the writer is
+    # frozen too, the platform resumes and commits the batch, and the writer is killed before it
+    # reads the answer: the replay sends the same batch with its recorded key and the platform
+    # answers it from its idempotency records (a new key would store the first half twice).
+    # Either way the replay also sends the second half, rebuilt from its lines.
+    count = 1000
+    script = tmp_path / "held.py"
+    script.write_text(HELD_LOGGER)
+    pipe = subprocess.PIPE
+    child = subprocess.Popen(
+        [sys.executable, str(script), str(count)],
+        env=_env(server, alice._token),
+        stdin=pipe,
+        stdout=pipe,
+        stderr=pipe,
+        text=True,
+    )
+    assert child.stdin is not None and child.stdout is not None
+    component = child.stdout.readline().strip()
+    server.process.send_signal(signal.SIGSTOP)
+    try:
+        child.stdin.write("first half\n")
+        child.stdin.flush()
+        assert child.stdout.readline().startswith("logged")
+        deadline = time.monotonic() + 30
+        while not any(read_journal(p).resend for p in journal.glob("*.journal")):  # a batch sent, not acknowledged
+            assert time.monotonic() < deadline, "the writer never sent a batch"
+            time.sleep(0.05)
+        child.stdin.write("second half\n")
+        child.stdin.flush()
+        assert child.stdout.readline().startswith("logged")
+        if answered:
+            child.send_signal(signal.SIGSTOP)
+            server.process.send_signal(signal.SIGCONT)
+            while _stored(alice, component) < count // 2:
+                assert time.monotonic() < deadline + 30, "the platform never committed the batch in flight"
+                time.sleep(0.05)
+        child.kill()
+        _, errors = child.communicate(timeout=60)
+    finally:
+        server.process.send_signal(signal.SIGCONT)
+    assert child.returncode == -signal.SIGKILL, errors[-2000:]
+    if answered:  # (unanswered, the platform may still read and commit the orphaned request once it resumes)
+        assert _stored(alice, component) == count // 2
+    _replay(server, alice, tmp_path, replayer)
+    series = alice.experiments.metric_series(component, "loss")
+    assert series.steps == list(range(count)), f"{len(series.steps)} points stored of {count}"
+    assert list(journal.glob("*.journal")) == []
+
+
+def test_a_journaled_write_the_platform_refuses_on_replay_is_reported_not_dropped_silently(
+    alice: Session, journal: Path
+) -> None:
+    gone = Journal(journal_folder(journal), platform_of(alice), "risk", str(alice.whoami().user))
+    gone.write(write_record(1, "metric", "no-such-component", n="loss", v=0.5, s=0, t=time.time()))
+    gone.close(delete=False)  # its writer died
+    summary = replay_journals(alice, "risk", str(alice.whoami().user), journal)
+    [done] = summary.files
+    assert done.points == 0 and len(done.refused) == 1 and "no-such-component" in done.refused[0]
+    assert not done.error and list(journal.glob("*.journal")) == []  # settled: reported, then deleted

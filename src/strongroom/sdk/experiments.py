@@ -14,7 +14,9 @@
 Every class takes ``session=`` (default: ``strongroom.Session()``) and ``team=`` (default: the
 session's team). Tracker writes go through the session's batch writer: ``durability="buffered"``
 (the default) queues them and sends them in the background, leaving the ``with`` block (or
-``close()``) flushes them; ``durability="durable"`` returns from each write once it is committed.
+``close()``) flushes them; ``durability="durable"`` returns from each write once it is committed;
+``durability="journaled"`` returns once the write is appended to a local journal (a ``kill -9``
+loses nothing; the next journaled writer sends what was not acknowledged).
 """
 
 from __future__ import annotations
@@ -217,7 +219,10 @@ class Tracker:
     ``durability`` (default ``$STRONGROOM_TRACKING_DURABILITY``, else ``"buffered"``): with
     ``"buffered"`` writes are queued and sent in batches in the background (a ``kill -9`` loses
     at most the last second's writes, see docs/experiments.md); with ``"durable"`` every write
-    returns once the platform has committed it.
+    returns once the platform has committed it; with ``"journaled"`` every write returns once it
+    is appended to a local journal file and is sent in batches as buffered writes are (a ``kill -9``
+    loses nothing that returned: the next journaled writer of the same platform, team and user, or
+    ``strongroom experiments replay-journal``, sends what the platform had not acknowledged).
     """
 
     def __init__(
@@ -234,6 +239,7 @@ class Tracker:
         self._closed = False
         self.durability: Durability = durability
         self._wait = durability == "durable"
+        self._journaled = durability == "journaled"
 
     @classmethod
     def create(
@@ -269,7 +275,12 @@ class Tracker:
         if trial_component_name:  # a chosen name may be taken: create now, so a conflict is raised here
             component = client.create_component(**spec.model_dump(mode="json"))
         else:  # a generated name cannot clash: the creation rides in the writer's next batch
-            client.writer.create(spec.name, spec.model_dump(mode="json", exclude={"name"}), wait=mode == "durable")
+            client.writer.create(
+                spec.name,
+                spec.model_dump(mode="json", exclude={"name"}),
+                wait=mode == "durable",
+                journaled=mode == "journaled",
+            )
             component = models.TrialComponent(
                 name=spec.name,
                 team=client.team,
@@ -314,11 +325,14 @@ class Tracker:
     def trial_component_name(self) -> str:
         return self._name
 
+    def _update(self, **changes: Any) -> None:
+        self._client.writer.update(self._name, wait=self._wait, journaled=self._journaled, **changes)
+
     def log_parameter(self, name: str, value: float | int | str) -> None:
-        self._client.writer.update(self._name, wait=self._wait, parameters={name: value})
+        self._update(parameters={name: value})
 
     def log_parameters(self, parameters: dict[str, float | int | str]) -> None:
-        self._client.writer.update(self._name, wait=self._wait, parameters=dict(parameters))
+        self._update(parameters=dict(parameters))
 
     def _artifact(
         self, value: str, media_type: str | None, sha256: str | None, version_id: str | None
@@ -338,9 +352,7 @@ class Tracker:
         version_id: str | None = None,
     ) -> None:
         """Record an input artifact (``value`` is its uri; pin it with ``version_id``/``sha256``)."""
-        self._client.writer.update(
-            self._name, wait=self._wait, inputs={name: self._artifact(value, media_type, sha256, version_id)}
-        )
+        self._update(inputs={name: self._artifact(value, media_type, sha256, version_id)})
 
     def log_output(
         self,
@@ -351,9 +363,7 @@ class Tracker:
         sha256: str | None = None,
         version_id: str | None = None,
     ) -> None:
-        self._client.writer.update(
-            self._name, wait=self._wait, outputs={name: self._artifact(value, media_type, sha256, version_id)}
-        )
+        self._update(outputs={name: self._artifact(value, media_type, sha256, version_id)})
 
     def log_metric(
         self,
@@ -364,22 +374,28 @@ class Tracker:
         timestamp: dt.datetime | float | None = None,
         iteration_number: int | None = None,
     ) -> None:
-        """Log one metric point: queued (buffered) or committed when this returns (durable)."""
+        """Log one metric point: queued (buffered), journaled, or committed when this returns (durable)."""
         when = timestamp.timestamp() if isinstance(timestamp, dt.datetime) else timestamp
         self._client.writer.log_metric(
-            self._name, metric_name, value, step if step is not None else iteration_number, when, wait=self._wait
+            self._name,
+            metric_name,
+            value,
+            step if step is not None else iteration_number,
+            when,
+            wait=self._wait,
+            journaled=self._journaled,
         )
 
     def log_metrics(self, metrics: dict[str, float], step: int | None = None) -> None:
         """Log several metrics at one step (durable: one wait for all of them)."""
         writer, last = self._client.writer, 0
         for name, value in metrics.items():
-            last = writer.log_metric(self._name, name, value, step)
+            last = writer.log_metric(self._name, name, value, step, journaled=self._journaled)
         if self._wait and last:
             writer.commit(last)
 
     def set_tags(self, tags: dict[str, str]) -> None:
-        self._client.writer.update(self._name, wait=self._wait, tags=dict(tags))
+        self._update(tags=dict(tags))
 
     def flush(self) -> None:
         self._client.flush()
@@ -395,7 +411,7 @@ class Tracker:
             return
         self._closed = True
         end = dt.datetime.now(dt.UTC).isoformat()
-        self._client.writer.update(self._name, wait=self._wait, status=status, status_message=message, end_time=end)
+        self._update(status=status, status_message=message, end_time=end)
         if wait:
             self._client.flush()
         else:

@@ -1,6 +1,6 @@
 """The experiments client hung on ``Session`` and its batch writer.
 
-Two durability modes, chosen per write (a Tracker's ``durability=``):
+Three durability modes, chosen per write (a Tracker's ``durability=``):
 
 - ``"buffered"`` (the default): metrics, parameters, artifacts and status changes are queued in
   memory and sent in batches (one request, one guard call per batch) by a background thread
@@ -11,19 +11,23 @@ Two durability modes, chosen per write (a Tracker's ``durability=``):
 - ``"durable"``: the call returns once the server has committed it. Concurrent callers share
   round trips (group commit): whoever finds the sender free sends everything queued, so N
   threads waiting cost one request, not N.
+- ``"journaled"``: the call returns once the write is appended to a local journal file
+  (``strongroom.sdk.tracking_journal``; no fsync); it is sent in batches as buffered writes are.
+  A ``kill -9`` loses nothing that returned: the next journaled writer of the same platform,
+  team and user (or ``strongroom experiments replay-journal``) sends what was not acknowledged.
 """
 
 from __future__ import annotations
 
 import atexit
 import contextlib
+import logging
 import os
 import signal
 import threading
 import time
 import uuid
 import weakref
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
 from strongroom.core.errors import InvalidInput, StrongroomError
@@ -36,6 +40,9 @@ from strongroom.experiments.models import (
 )
 from strongroom.lineage import git
 from strongroom.lineage.models import GitCommit
+from strongroom.sdk import tracking_batch
+from strongroom.sdk.tracking_batch import Pending
+from strongroom.sdk.tracking_journal import Journal, ReplaySummary, journal_folder, platform_of, replay_journals
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -43,9 +50,10 @@ if TYPE_CHECKING:
     from strongroom.sdk.session import Session
 
 ARROW = "application/vnd.apache.arrow.stream"
-Durability = Literal["buffered", "durable"]
-DURABILITIES: tuple[Durability, ...] = ("buffered", "durable")
+Durability = Literal["buffered", "durable", "journaled"]
+DURABILITIES: tuple[Durability, ...] = ("buffered", "durable", "journaled")
 SIGTERM_FLUSH_SECONDS = 10.0
+_log = logging.getLogger("strongroom.tracking")
 
 
 def durability_from(value: str | None) -> Durability:
@@ -54,25 +62,6 @@ def durability_from(value: str | None) -> Durability:
     if chosen not in DURABILITIES:
         raise InvalidInput(f"durability must be one of {', '.join(DURABILITIES)}, not {chosen!r}", field="durability")
     return chosen
-
-
-@dataclass
-class _Pending:
-    """What is queued for one component."""
-
-    create: dict[str, Any] | None = None
-    fields: dict[str, Any] = field(default_factory=dict)
-    parameters: dict[str, Any] = field(default_factory=dict)
-    inputs: dict[str, Any] = field(default_factory=dict)
-    outputs: dict[str, Any] = field(default_factory=dict)
-    tags: dict[str, str] = field(default_factory=dict)
-    names: list[str] = field(default_factory=list)
-    values: list[float] = field(default_factory=list)
-    steps: list[int | None] = field(default_factory=list)
-    timestamps: list[float] = field(default_factory=list)
-
-    def has_update(self) -> bool:
-        return bool(self.fields or self.parameters or self.inputs or self.outputs or self.tags)
 
 
 class BatchWriter:
@@ -96,7 +85,7 @@ class BatchWriter:
         self._lock = threading.Condition(mutex)  # the queue; the background sender waits on it
         self._progress = threading.Condition(mutex)  # durable callers wait on it for their commit
         self._sending = False  # one thread sends at a time: the one that set this
-        self._pending: dict[str, _Pending] = {}
+        self._pending: dict[str, Pending] = {}
         self._points = 0
         self._error: StrongroomError | None = None
         self._thread: threading.Thread | None = None
@@ -107,16 +96,32 @@ class BatchWriter:
         self._committed = 0  # every write up to this number is committed
         self._refused: list[tuple[int, int, StrongroomError]] = []  # (first, last, why) of refused batches
         self.sent_batches = 0
+        self._journal: Journal | None = None  # opened by the first journaled write
+        self._journal_opening = threading.Lock()
+        self.replayed: ReplaySummary | None = None  # what opening the journal replayed
         atexit.register(self.close)
         _flush_on_sigterm(self)
 
     # -- queueing ---------------------------------------------------------------------------
 
-    def _entry(self, component: str) -> _Pending:
-        entry = self._pending.get(component)
-        if entry is None:
-            entry = self._pending[component] = _Pending()
-        return entry
+    def open_journal(self) -> Journal:
+        """The writer's journal, opened on first use: asks the platform who the caller is (a
+        journal is replayed only by its author: idempotency keys are kept per user), replays
+        the journals of gone writers of this platform, team and user, then starts its own."""
+        if self._journal is not None:
+            return self._journal
+        with self._journal_opening:
+            if self._journal is None:
+                folder = journal_folder()
+                principal = str(self._session.whoami().user)
+                self.replayed = replay_journals(self._session, self.team, principal, folder)
+                for done in self.replayed.files:
+                    if done.error:
+                        _log.error("tracking journal %s not replayed: %s", done.path, done.error)
+                journal = Journal(folder, platform_of(self._session), self.team, principal)
+                with self._lock:
+                    self._journal = journal
+            return self._journal
 
     def _start(self) -> None:
         if self._thread is None and not self._closed:
@@ -132,22 +137,25 @@ class BatchWriter:
         timestamp: float | None = None,
         *,
         wait: bool = False,
+        journaled: bool = False,
     ) -> int:
-        """Queue one metric point; ``wait=True`` returns only once the server has committed it.
+        """Queue one metric point; ``wait=True`` returns only once the server has committed it,
+        ``journaled=True`` once it is appended to the local journal.
 
         Returns the write's sequence number (for ``commit``).
         """
         if self._closed:
             raise StrongroomError("this writer is closed; open a new Session")
+        journal = self.open_journal() if journaled else None
+        value, when = float(value), time.time() if timestamp is None else float(timestamp)
         with self._lock:
-            entry = self._entry(component)
-            entry.names.append(name)
-            entry.values.append(float(value))
-            entry.steps.append(step)
-            entry.timestamps.append(time.time() if timestamp is None else float(timestamp))
+            seq = self._queued + 1
+            if journal is not None:  # first: a write the journal refused (disk full) is not queued
+                journal.write(tracking_batch.write_record(seq, "metric", component, n=name, v=value, s=step, t=when))
+            tracking_batch.add_metric(self._pending, component, name, value, step, when)
             self._points += 1
-            self._queued += 1
-            points, seq = self._points, self._queued
+            self._queued = seq
+            points = self._points
             if points >= self.max_points:
                 self._lock.notify()
         if wait:
@@ -160,14 +168,17 @@ class BatchWriter:
             self.flush()
         return seq
 
-    def create(self, component: str, spec: dict[str, Any], *, wait: bool = False) -> None:
+    def create(self, component: str, spec: dict[str, Any], *, wait: bool = False, journaled: bool = False) -> None:
         """Queue the creation of a component (sent before anything else about it)."""
         if self._closed:
             raise StrongroomError("this writer is closed; open a new Session")
+        journal = self.open_journal() if journaled else None
         with self._lock:
-            self._entry(component).create = {"name": component, **spec}
-            self._queued += 1
-            seq = self._queued
+            seq = self._queued + 1
+            if journal is not None:
+                journal.write(tracking_batch.write_record(seq, "create", component, spec=spec))
+            tracking_batch.add_create(self._pending, component, spec)
+            self._queued = seq
         if wait:
             self.commit(seq)
         else:
@@ -180,18 +191,17 @@ class BatchWriter:
             self._lock.notify()
         self._start()
 
-    def update(self, component: str, *, wait: bool = False, **changes: Any) -> None:
+    def update(self, component: str, *, wait: bool = False, journaled: bool = False, **changes: Any) -> None:
         """Queue field changes (status, end_time, ...) and merges of parameters/inputs/outputs/tags."""
         if self._closed:
             raise StrongroomError("this writer is closed; open a new Session")
+        journal = self.open_journal() if journaled else None
         with self._lock:
-            entry = self._entry(component)
-            for key in ("parameters", "inputs", "outputs", "tags"):
-                if key in changes:
-                    getattr(entry, key).update(changes.pop(key))
-            entry.fields.update(changes)
-            self._queued += 1
-            seq = self._queued
+            seq = self._queued + 1
+            if journal is not None:
+                journal.write(tracking_batch.write_record(seq, "update", component, changes=changes))
+            tracking_batch.add_update(self._pending, component, changes)
+            self._queued = seq
         if wait:
             self.commit(seq)
         else:
@@ -278,10 +288,16 @@ class BatchWriter:
                 with self._lock:
                     taken, self._pending, self._points = self._pending, {}, 0
                     upto = self._queued
+                    journal = self._journal
+                    if journal is not None and taken:
+                        journal.rotate_if_large()
                 if not taken:
                     self._advance(upto)
                     return result
-                self._retry = (uuid.uuid4().hex, _batch_body(taken), upto)
+                key, body = uuid.uuid4().hex, tracking_batch.batch_body(taken)
+                self._retry = (key, body, upto)
+                if journal is not None:  # a batch in flight at a crash is sent again as it is
+                    journal.send(key, upto, body)
             key, body, upto = self._retry
             try:
                 response = self._session.request(
@@ -295,12 +311,18 @@ class BatchWriter:
                     self._retry = None  # the server refused it: retrying cannot help
                     with self._lock:
                         self._refused = [*self._refused[-99:], (self._committed + 1, upto, exc)]
+                    self._acknowledged(upto)
                     self._advance(upto)
                 raise
             self._retry = None
+            self._acknowledged(upto)
             self._advance(upto)
             self.sent_batches += 1
             result = BatchResult.model_validate(response.json())
+
+    def _acknowledged(self, upto: int) -> None:
+        if self._journal is not None:
+            self._journal.ack(upto)
 
     def _advance(self, upto: int) -> None:
         """Every write up to ``upto`` is settled (committed, or refused): wake the callers waiting for it."""
@@ -330,6 +352,8 @@ class BatchWriter:
                 self._lock.notify_all()
             if self._thread is not None and self._thread is not threading.current_thread():
                 self._thread.join(timeout=10)
+            if self._journal is not None:  # deleted once all is acknowledged, else left for a replay
+                self._journal.close(delete=self._retry is None and not self._pending)
             atexit.unregister(self.close)
 
 
@@ -366,30 +390,6 @@ def _flush_on_sigterm(writer: BatchWriter) -> None:
 def _quiet_close(writer: BatchWriter) -> None:
     with contextlib.suppress(StrongroomError):  # the process is being terminated: nobody to raise it to
         writer.close()
-
-
-def _batch_body(taken: dict[str, _Pending]) -> dict[str, Any]:
-    creates = [entry.create for entry in taken.values() if entry.create is not None]
-    components = []
-    metrics = []
-    for name, entry in taken.items():
-        if entry.has_update():
-            item: dict[str, Any] = {"name": name, **entry.fields}
-            for key in ("parameters", "inputs", "outputs", "tags"):
-                if getattr(entry, key):
-                    item[key] = getattr(entry, key)
-            components.append(item)
-        if entry.names:
-            metrics.append(
-                {
-                    "component": name,
-                    "names": entry.names,
-                    "values": entry.values,
-                    "steps": entry.steps,
-                    "timestamps": entry.timestamps,
-                }
-            )
-    return {"creates": creates, "components": components, "metrics": metrics}
 
 
 class ExperimentsClient:
