@@ -7,7 +7,8 @@ from typing import Any
 
 from sqlalchemy import DateTime, MetaData, TypeDecorator
 from sqlalchemy.engine import Dialect
-from sqlalchemy.orm import DeclarativeBase
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import DeclarativeBase, Session
 
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
@@ -45,3 +46,27 @@ class UtcDateTime(TypeDecorator[dt.datetime]):
 
 def utcnow() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
+
+
+def add_new(session: Session, row: Base, conflict: Exception) -> None:
+    """Insert ``row`` now; raise ``conflict`` if its key is taken.
+
+    The insert is the existence check: a SELECT first would cost a round trip on every create and
+    still leave a race with a concurrent create of the same key, which the unique constraint
+    settles anyway. On PostgreSQL the failed insert ends the transaction, so ``conflict`` must
+    end the call (it does: the caller's transaction is rolled back).
+    """
+    session.add(row)
+    try:
+        session.flush()
+    except IntegrityError as exc:
+        if not _unique_violation(exc):
+            raise
+        raise conflict from None
+
+
+def _unique_violation(exc: IntegrityError) -> bool:
+    code = getattr(exc.orig, "sqlstate", None)  # psycopg
+    if code is not None:
+        return bool(code == "23505")
+    return "UNIQUE constraint failed" in str(exc.orig)  # sqlite3

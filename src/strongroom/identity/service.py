@@ -22,7 +22,7 @@ from strongroom.core.context import (
 )
 from strongroom.core.errors import Conflict, Forbidden, InvalidInput, NotFound, Unauthenticated
 from strongroom.core.names import check_name
-from strongroom.db.base import utcnow
+from strongroom.db.base import add_new, utcnow
 from strongroom.db.engine import Database
 from strongroom.guard import Guard
 from strongroom.identity import tokens
@@ -101,8 +101,6 @@ class IdentityService:
         with self.guard.begin(ctx, "CreateUser", user_target(name), params=params) as call, call.transaction():
             if (replayed := call.replay(User)) is not None:
                 return replayed
-            if call.session.get(UserRow, name) is not None:
-                raise Conflict(f"user {name!r} already exists", field="name")
             row = UserRow(
                 name=name,
                 display_name=display_name,
@@ -111,7 +109,7 @@ class IdentityService:
                 created_at=utcnow(),
                 created_by=ctx.principal.user,
             )
-            call.session.add(row)
+            add_new(call.session, row, Conflict(f"user {name!r} already exists", field="name"))
             return call.result(row.to_entity())
 
     def list_users(self, ctx: RequestContext) -> list[User]:
