@@ -575,7 +575,11 @@ def main() -> None:
             n = sizes["journaled"]
             with Session(url=server.url, token=token, ca=server.ca) as reader:
                 for against, side, peer_name in (
-                    ("in process", relaxed, "MLflow, SQLite file store in WAL mode with synchronous=NORMAL (as ours)"),
+                    (
+                        "MLflow in process",
+                        relaxed,
+                        "MLflow, SQLite file store in WAL mode with synchronous=NORMAL (as ours)",
+                    ),
                     (
                         "mlflow server",
                         served,
@@ -593,8 +597,12 @@ def main() -> None:
                     common = {
                         "peer_name": peer_name,
                         "ours_mode": 'Tracker(durability="journaled") over HTTPS',
-                        "peer_mode": "mlflow.log_metric (synchronous), its SQLite set to WAL + synchronous=NORMAL"
-                        + (" in every server process" if side is served else ""),
+                        "peer_mode": (
+                            "MLflow client (synchronous=True) to mlflow server over HTTPS, its SQLite set to WAL + "
+                            "synchronous=NORMAL in every server process"
+                            if side is served
+                            else "mlflow.log_metric (synchronous), its SQLite set to WAL + synchronous=NORMAL"
+                        ),
                         "durability": "both: written to a local file when the call returns, not fsynced (ours: the "
                         "tracking journal; MLflow: SQLite's WAL with synchronous=NORMAL); survives kill -9 of the "
                         "caller, not a power loss of its machine",
@@ -606,7 +614,7 @@ def main() -> None:
                             "metrics/s",
                             runs_,
                             "calls",
-                            what=f"log_metric, journaled when it returns, one caller, {n:,} calls, against MLflow "
+                            what=f"log_metric, journaled when it returns, one caller, {n:,} calls, against "
                             f"{against} journaled as ours",
                             **common,
                         )
@@ -619,7 +627,7 @@ def main() -> None:
                             "readable",
                             better="lower",
                             what=f"seconds from the last of {n:,} journaled log_metric calls returning until its "
-                            f"point is readable on the platform, against MLflow {against} journaled as ours",
+                            f"point is readable on the platform, against {against} journaled as ours",
                             **common,
                         )
                     )
