@@ -22,6 +22,18 @@ def git(cwd: Path, *args: str, token: str | None, ca: Path, check: bool = True) 
     )
 
 
+def _push_a_commit(clone_url: str, token: str, ca: Path, folder: Path, file: str, message: str) -> str:
+    """Clone ``clone_url`` into ``folder``/repo, commit one file, push it to main; the commit's sha."""
+    folder.mkdir()
+    git(folder, "clone", clone_url, "repo", token=token, ca=ca)
+    checkout = folder / "repo"
+    (checkout / file).write_text(f"print({message!r})\n")
+    git(checkout, "add", file, token=None, ca=ca)
+    git(checkout, "commit", "-m", message, token=None, ca=ca)
+    git(checkout, "push", "origin", "HEAD:main", token=token, ca=ca)
+    return git(checkout, "rev-parse", "HEAD", token=None, ca=ca).stdout.strip()
+
+
 @pytest.fixture
 def team(server: RunningServer) -> dict[str, str]:
     s = server.session()
@@ -46,14 +58,7 @@ def test_clone_commit_push_and_commit_lookup(server: RunningServer, team: dict[s
     repo = alice.repositories.create("risk", "credit-model", "workshop notebooks")
     assert repo.clone_url.endswith("/git/risk/credit-model.git")
     work = tmp_path / "work"
-    work.mkdir()
-    git(work, "clone", repo.clone_url, "repo", token=team["alice"], ca=server.ca)
-    checkout = work / "repo"
-    (checkout / "preprocessing.py").write_text("print('split')\n")
-    git(checkout, "add", "preprocessing.py", token=None, ca=server.ca)
-    git(checkout, "commit", "-m", "Add preprocessing script", token=None, ca=server.ca)
-    git(checkout, "push", "origin", "HEAD:main", token=team["alice"], ca=server.ca)
-    sha = git(checkout, "rev-parse", "HEAD", token=None, ca=server.ca).stdout.strip()
+    sha = _push_a_commit(repo.clone_url, team["alice"], server.ca, work, "preprocessing.py", "Add preprocessing script")
 
     commit = alice.repositories.get_commit("risk", "credit-model", sha)
     assert (commit.sha, commit.author, commit.email) == (sha, "Alice Analyst", "alice@bank.example")
@@ -161,14 +166,7 @@ def test_a_request_body_the_backend_stops_reading_early_is_answered(
     alice = server.session(team["alice"])
     repo = alice.repositories.create("risk", "early-close")
     work = tmp_path / "work"
-    work.mkdir()
-    git(work, "clone", repo.clone_url, "repo", token=team["alice"], ca=server.ca)
-    checkout = work / "repo"
-    (checkout / "train.py").write_text("print('train')\n")
-    git(checkout, "add", "train.py", token=None, ca=server.ca)
-    git(checkout, "commit", "-m", "Add training script", token=None, ca=server.ca)
-    git(checkout, "push", "origin", "HEAD:main", token=team["alice"], ca=server.ca)
-    sha = git(checkout, "rev-parse", "HEAD", token=None, ca=server.ca).stdout.strip()
+    sha = _push_a_commit(repo.clone_url, team["alice"], server.ca, work, "train.py", "Add training script")
 
     empty_pack = b"PACK" + (2).to_bytes(4, "big") + (0).to_bytes(4, "big")
     empty_pack += hashlib.sha1(empty_pack, usedforsecurity=False).digest()  # the pack format's checksum
