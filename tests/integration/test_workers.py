@@ -185,7 +185,10 @@ def test_connections_opened_together_are_spread_over_both_processes(two: Running
                 pids_of.setdefault(request_id.rsplit("-", 1)[0], set()).add(int(record["pid"]))
     assert len(pids_of) == connections and all(len(pids) == 1 for pids in pids_of.values()), pids_of
     per_process = Counter(next(iter(pids)) for pids in pids_of.values())
-    assert sorted(per_process.values()) in ([4, 4], [3, 5]), per_process
+    # Usually 4/4 or 5/3. A process defers to its sibling for 2 ms only, so on a loaded machine
+    # (the other test worker on the second core) the sibling may not run in time and 6/2 happens
+    # (seen once in a CI run); without the balancing it was 8/0, three times out of three.
+    assert len(per_process) == 2 and min(per_process.values()) >= 2, per_process
 
 
 def _processes_or_none(server: RunningServer) -> list[dict[str, object]]:
