@@ -20,6 +20,19 @@ from tests.support import PostgresSchema, RunningServer, server_log_tails, start
 
 POSTGRES_URL = os.environ.get("STRONGROOM_TEST_POSTGRES_URL", "")
 BACKENDS = ["sqlite"] + (["postgresql"] if POSTGRES_URL else [])
+# For a test whose subject exists on one backend only: it runs there instead of being skipped on the other.
+ON_SQLITE = pytest.mark.parametrize("backend", ["sqlite"])
+ON_POSTGRESQL = pytest.mark.parametrize(
+    "backend",
+    [
+        pytest.param(
+            "postgresql",
+            marks=pytest.mark.skipif(
+                not POSTGRES_URL, reason="PostgreSQL runs when STRONGROOM_TEST_POSTGRES_URL names a database"
+            ),
+        )
+    ],
+)
 
 
 @pytest.hookimpl(hookwrapper=True)

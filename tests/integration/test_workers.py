@@ -27,6 +27,7 @@ import httpx
 import pytest
 
 from strongroom.core.config import Config
+from tests.conftest import ON_SQLITE
 from tests.support import RunningServer, start_server
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(240)]
@@ -75,15 +76,6 @@ def two(initialized: tuple[Config, str]) -> Iterator[RunningServer]:
     server = start_server(config, token, args=("--workers", "2"))
     yield server
     assert server.stop() == 0, server.log()
-
-
-@pytest.fixture
-def two_sqlite(backend: str, request: pytest.FixtureRequest) -> RunningServer:
-    """The data-plane tests (endpoints, git, notebooks) depend on no database feature: SQLite only."""
-    if backend != "sqlite":
-        pytest.skip("runs on SQLite; the database part of --workers is tested on both backends above")
-    server: RunningServer = request.getfixturevalue("two")
-    return server
 
 
 def test_a_revoked_token_and_a_new_policy_are_refused_by_every_process_within_a_second(two: RunningServer) -> None:
@@ -198,7 +190,10 @@ def _processes_or_none(server: RunningServer) -> list[dict[str, object]]:
         return []
 
 
-def test_endpoint_invocations_from_every_process_reach_the_one_pool_of_workers(two_sqlite: RunningServer) -> None:
+# The data-plane tests (endpoints, git, notebooks) depend on no database feature: SQLite only; the
+# database part of --workers is tested on both backends above.
+@ON_SQLITE
+def test_endpoint_invocations_from_every_process_reach_the_one_pool_of_workers(two: RunningServer) -> None:
 
     import numpy as np
     import xgboost as xgb
@@ -206,7 +201,7 @@ def test_endpoint_invocations_from_every_process_reach_the_one_pool_of_workers(t
     from strongroom.algorithms.xgboost.archive import archive_bytes
     from tests.integration.jobs.conftest import add_mlops_engineer, build_team, credit_like
 
-    env = build_team(two_sqlite)
+    env = build_team(two)
     frame = credit_like(300, seed=5)
     label = frame.pop("default payment next month")
     params = {"max_depth": 3, "eta": 0.3, "objective": "binary:logistic"}
@@ -222,7 +217,7 @@ def test_endpoint_invocations_from_every_process_reach_the_one_pool_of_workers(t
 
     rows = frame.iloc[:24].to_numpy()
     expected = booster.predict(xgb.DMatrix(rows.astype(np.float32)))
-    context = ssl.create_default_context(cafile=str(two_sqlite.ca))
+    context = ssl.create_default_context(cafile=str(two.ca))
     prefix = f"score-{uuid.uuid4().hex[:8]}-"
     scores = []
     for i, row in enumerate(rows):
@@ -231,12 +226,12 @@ def test_endpoint_invocations_from_every_process_reach_the_one_pool_of_workers(t
             "x-request-id": f"{prefix}{i}",
             "content-type": "text/csv",
         }
-        with httpx.Client(base_url=two_sqlite.url, verify=context, headers=headers, timeout=60) as client:
+        with httpx.Client(base_url=two.url, verify=context, headers=headers, timeout=60) as client:
             answer = client.post(f"/endpoints/{env.team}/scorer/invocations", content=",".join(str(v) for v in row))
         assert answer.status_code == 200, answer.text
         scores.append(float(answer.text))
     assert np.array_equal(np.asarray(scores, dtype=np.float32), expected)
-    answered = _answered(two_sqlite, prefix)
+    answered = _answered(two, prefix)
     assert len(answered) == 2 and all(set(s) == {200} for s in answered.values()), answered
 
     # Explanations and refusals come back the same whichever process the request reached.
@@ -244,7 +239,7 @@ def test_endpoint_invocations_from_every_process_reach_the_one_pool_of_workers(t
     first = ",".join(str(v) for v in rows[0])
     for i in range(12):
         headers = {"authorization": f"Bearer {env.alice_token}", "content-type": "text/csv"}
-        with httpx.Client(base_url=two_sqlite.url, verify=context, headers=headers, timeout=60) as client:
+        with httpx.Client(base_url=two.url, verify=context, headers=headers, timeout=60) as client:
             path = f"/endpoints/{env.team}/scorer/invocations"
             explained = client.post(f"{path}?explain=true", content=first, headers={"x-request-id": f"{prefix}{i}"})
             refused = client.post(path, content="20000,2,2", headers={"x-request-id": f"{prefix}bad-{i}"})
@@ -252,55 +247,57 @@ def test_endpoint_invocations_from_every_process_reach_the_one_pool_of_workers(t
         [prediction] = explained.json()["predictions"]
         assert np.float32(prediction["score"]) == expected[0]
         assert refused.status_code == 422 and (refused.json()["row"], refused.json()["column"]) == (1, 4), refused.text
-    answered = _answered(two_sqlite, prefix)
+    answered = _answered(two, prefix)
     assert len(answered) == 2 and all(set(s) == {200, 422} for s in answered.values()), answered
 
 
-def test_team_git_is_served_by_every_process_from_one_shared_mount(two_sqlite: RunningServer, tmp_path: Path) -> None:
+@ON_SQLITE
+def test_team_git_is_served_by_every_process_from_one_shared_mount(two: RunningServer, tmp_path: Path) -> None:
     from tests.integration.test_git import git
 
-    admin = two_sqlite.session()
+    admin = two.session()
     admin.teams.create("risk")
     admin.keys.create("risk", "default")
     admin.users.create("alice")
     admin.teams.add_member("risk", "alice", "DataScientist")
     token = admin.tokens.create("git", user="alice").secret
-    repo = two_sqlite.session(token).repositories.create("risk", "credit-model", "workshop notebooks")
+    repo = two.session(token).repositories.create("risk", "credit-model", "workshop notebooks")
     work = tmp_path / "work"
     work.mkdir()
-    cloned = git(work, "clone", repo.clone_url, "repo", token=token, ca=two_sqlite.ca, check=False)
+    cloned = git(work, "clone", repo.clone_url, "repo", token=token, ca=two.ca, check=False)
     assert cloned.returncode == 0, cloned.stderr
     shas = []
     (work / "repo" / "step.py").write_text("print(0)\n")
-    git(work / "repo", "add", "step.py", token=None, ca=two_sqlite.ca)
+    git(work / "repo", "add", "step.py", token=None, ca=two.ca)
     for i in range(6):  # each git command opens new connections: both processes answer some
         (work / "repo" / "step.py").write_text(f"print({i})\n")
-        git(work / "repo", "commit", "-qam", f"step {i}", token=None, ca=two_sqlite.ca)
-        pushed = git(work / "repo", "push", "-q", "origin", "HEAD:main", token=token, ca=two_sqlite.ca, check=False)
+        git(work / "repo", "commit", "-qam", f"step {i}", token=None, ca=two.ca)
+        pushed = git(work / "repo", "push", "-q", "origin", "HEAD:main", token=token, ca=two.ca, check=False)
         assert pushed.returncode == 0, pushed.stderr
-        shas.append(git(work / "repo", "rev-parse", "HEAD", token=None, ca=two_sqlite.ca).stdout.strip())
-        listed = git(work / "repo", "ls-remote", "origin", "main", token=token, ca=two_sqlite.ca, check=False)
+        shas.append(git(work / "repo", "rev-parse", "HEAD", token=None, ca=two.ca).stdout.strip())
+        listed = git(work / "repo", "ls-remote", "origin", "main", token=token, ca=two.ca, check=False)
         assert listed.returncode == 0 and listed.stdout.split()[0] == shas[-1], listed.stderr
     served: set[int] = set()
-    for path in (two_sqlite.config.home / "logs").glob("access-*.log"):
+    for path in (two.config.home / "logs").glob("access-*.log"):
         for line in path.read_text().splitlines():
             record = json.loads(line)
             if "/git/risk/credit-model.git" in record.get("path", "") and record["status"] == 200:
                 served.add(int(record["pid"]))
     assert len(served) == 2, served
-    mount = two_sqlite.config.home / "git" / "risk" / "home"
+    mount = two.config.home / "git" / "risk" / "home"
     assert os.path.ismount(mount)
-    assert two_sqlite.stop() == 0
+    assert two.stop() == 0
     assert not os.path.ismount(mount)  # the master unmounts it once every process has ended
 
 
-def test_a_notebook_started_by_one_process_is_proxied_by_every_process(two_sqlite: RunningServer) -> None:
-    admin = two_sqlite.session()
+@ON_SQLITE
+def test_a_notebook_started_by_one_process_is_proxied_by_every_process(two: RunningServer) -> None:
+    admin = two.session()
     admin.catalog.launch("team-environment", {"TeamName": "risk"}, wait=True, timeout=120)
     admin.users.create("alice")
     admin.teams.add_member("risk", "alice", "DataScientist")
     token = admin.tokens.create("laptop", user="alice").secret
-    alice = two_sqlite.session(token)
+    alice = two.session(token)
     alice.catalog.launch("notebook", {"TeamName": "risk", "NotebookName": "lab"}, wait=True, timeout=240)
-    answered = _from_every_process(two_sqlite, token, "/notebooks/risk/lab/api/status", "lab")
+    answered = _from_every_process(two, token, "/notebooks/risk/lab/api/status", "lab")
     assert all(set(statuses) == {200} for statuses in answered.values()), answered

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
 
-import pytest
 from sqlalchemy import delete, func, select, update
 
 from strongroom.audit.chain import GENESIS_HASH, HASHED_FIELDS, REDACTED, canonical, canonical_pieces, redact
 from strongroom.audit.db import AuditCheckpointRow, AuditEventRow
 from strongroom.audit.log import AuditRecord
 from strongroom.platform import Platform
+from tests.conftest import ON_POSTGRESQL
 
 
 def _fill(platform: Platform, count: int) -> None:
@@ -157,10 +157,9 @@ def test_events_with_hostile_text_verify_and_hash_as_python_does(platform: Platf
     assert [e.prev_hash for e in events[1:]] == [e.hash for e in events[:-1]]
 
 
+@ON_POSTGRESQL  # SQLite has one writer at a time by design (its lock is the write transaction)
 def test_the_chain_lock_is_released_with_the_append_on_postgresql(platform: Platform) -> None:
     """The guard's append commits in the same round trip: another writer never waits on this client."""
-    if platform.db.is_sqlite:
-        pytest.skip("SQLite has one writer at a time by design (its lock is the write transaction)")
     pool = ThreadPoolExecutor(1)
     try:
         with platform.db.write() as session:

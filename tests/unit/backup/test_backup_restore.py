@@ -15,6 +15,7 @@ from strongroom.cli.main import app
 from strongroom.core.config import Config
 from strongroom.core.context import Grant
 from strongroom.platform import Platform
+from tests.conftest import ON_POSTGRESQL, ON_SQLITE
 from tests.support import context_for
 
 runner = CliRunner()
@@ -23,7 +24,6 @@ DANA = context_for("dana", Grant("DataScienceAdmin", "risk"))
 ALICE = context_for("alice", Grant("DataScientist", "risk"))
 # These check the home's own files (witness, keys, modes): a SQLite home restores without a new
 # database (a PostgreSQL backup needs one: test_a_postgresql_platform_restores_into_a_new_database).
-SQLITE_HOME = pytest.mark.parametrize("backend", ["sqlite"])
 
 
 def _rows(n: int) -> bytes:
@@ -80,11 +80,8 @@ def _back_up_under_load(config: Config, backup: Path) -> tuple[dict[str, object]
     return json.loads(result.output), original, after_backup
 
 
-def test_backup_under_write_load_restores_into_a_new_home(
-    initialized: tuple[Config, str], backend: str, tmp_path: Path
-) -> None:
-    if backend != "sqlite":
-        pytest.skip("SQLite homes; the PostgreSQL variant is test_a_postgresql_platform_restores_into_a_new_database")
+@ON_SQLITE  # the PostgreSQL variant is test_a_postgresql_platform_restores_into_a_new_database
+def test_backup_under_write_load_restores_into_a_new_home(initialized: tuple[Config, str], tmp_path: Path) -> None:
     config, _ = initialized
     backup = tmp_path / "nightly.srbak"
     made, original, after_backup = _back_up_under_load(config, backup)
@@ -151,7 +148,7 @@ def test_a_backup_into_a_folder_is_refused_and_leaves_no_partial_file(
     assert not list(tmp_path.glob("*.partial")) and not list(folder.iterdir())
 
 
-@SQLITE_HOME
+@ON_SQLITE
 def test_a_checkpoint_being_appended_to_the_witness_file_does_not_fail_the_backup(
     initialized: tuple[Config, str], tmp_path: Path
 ) -> None:
@@ -171,7 +168,7 @@ def test_a_checkpoint_being_appended_to_the_witness_file_does_not_fail_the_backu
     assert (tmp_path / "r" / "audit" / "checkpoints.log").read_bytes() == complete
 
 
-@SQLITE_HOME
+@ON_SQLITE
 def test_a_restore_drill_on_the_same_host_never_overwrites_the_live_witness_file(
     initialized: tuple[Config, str], tmp_path: Path
 ) -> None:
@@ -194,7 +191,7 @@ def test_a_restore_drill_on_the_same_host_never_overwrites_the_live_witness_file
     assert live.read_bytes() == before and not (tmp_path / "drill").exists()
 
 
-@SQLITE_HOME
+@ON_SQLITE
 def test_restored_keys_and_folders_are_private_to_the_owner(initialized: tuple[Config, str], tmp_path: Path) -> None:
     config, _ = initialized
     backup = tmp_path / "b.srbak"
@@ -211,11 +208,8 @@ def test_restored_keys_and_folders_are_private_to_the_owner(initialized: tuple[C
 
 
 @pytest.mark.postgres
-def test_a_postgresql_platform_restores_into_a_new_database(
-    initialized: tuple[Config, str], backend: str, tmp_path: Path
-) -> None:
-    if backend != "postgresql":
-        pytest.skip("the PostgreSQL variant runs when STRONGROOM_TEST_POSTGRES_URL names a database")
+@ON_POSTGRESQL
+def test_a_postgresql_platform_restores_into_a_new_database(initialized: tuple[Config, str], tmp_path: Path) -> None:
     import psycopg
 
     from tests.conftest import POSTGRES_URL
