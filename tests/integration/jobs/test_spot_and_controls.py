@@ -179,7 +179,13 @@ def test_restart_fails_plain_jobs_and_resumes_checkpointed_spot_jobs(tmp_path: P
         spot={"use_spot": True, "checkpoint_uri": f"sr://{env.models}/checkpoints/spot-long"},
     )
     env.alice.jobs.create(spot)
-    _wait_for(lambda: bool(env.alice.list_objects(env.models, "checkpoints/spot-long")), 120, "a checkpoint upload")
+    # A checkpoint is complete once its manifest is uploaded (after its bytes): killing the platform
+    # between the two leaves only an incomplete one, which the resumed attempt rightly ignores.
+    _wait_for(
+        lambda: any(key.endswith(".json") for key in env.alice.list_objects(env.models, "checkpoints/spot-long")),
+        120,
+        "a complete checkpoint upload",
+    )
     server.stop(signal.SIGKILL)
     restarted = start_server(config, token)
     try:
