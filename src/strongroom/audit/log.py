@@ -48,7 +48,7 @@ from dataclasses import dataclass, field
 from typing import Any, cast
 
 import psycopg
-from sqlalchemy import Connection, Select, Table, func, insert, select, text
+from sqlalchemy import Connection, Select, Table, func, select, text
 from sqlalchemy.orm import Session
 
 from strongroom.audit.chain import GENESIS_HASH, canonical_pieces, event_hash, redact
@@ -57,11 +57,12 @@ from strongroom.audit.models import AuditEvent, Checkpoint, VerifyReport
 from strongroom.audit.signing import FIRST_CHECKPOINT, CheckpointSigner, checkpoint_digest
 from strongroom.audit.witness import CheckpointWitness, SignedCheckpoint, WitnessError
 from strongroom.db.base import utcnow
+from strongroom.db.driver import Statement, driver
 from strongroom.db.engine import Database
 
 _TABLE = cast(Table, AuditEventRow.__table__)
-_INSERT = insert(_TABLE)
-_HEAD = select(_TABLE.c.seq, _TABLE.c.hash).order_by(_TABLE.c.seq.desc()).limit(1)
+_INSERT = Statement.insert(_TABLE, [c.name for c in _TABLE.columns])
+_HEAD = Statement.of("SELECT seq, hash FROM audit_events ORDER BY seq DESC LIMIT 1")
 # PostgreSQL: the whole append under the chain lock, in the database (see the module's docstring).
 _APPEND = (
     "SELECT event_seq, event_prev_hash, event_hash FROM strongroom_audit_append("
@@ -234,10 +235,9 @@ class AuditLog:
         in the same round trip (and the chain lock released with it); the caller's own commit
         then has nothing left to do.
         """
-        # Core statements on the bare connection: the audit append is on every call's path,
-        # and the ORM's statement handling costs more than the SQL itself.
+        # Sent to the driver (``strongroom.db.driver``): the audit append is on every call's
+        # path, and SQLAlchemy's statement handling costs more than the SQL itself.
         started = time.perf_counter()
-        connection = session.connection() if isinstance(session, Session) else session
         now = utcnow()
         fields: dict[str, Any] = {
             "id": uuid.uuid4().hex,
@@ -258,12 +258,22 @@ class AuditLog:
             "params": redact(record.params),
         }
         if self.db.is_sqlite:
-            head = connection.execute(_HEAD).first()
-            fields["seq"], fields["prev_hash"] = (head[0] + 1, head[1]) if head else (1, GENESIS_HASH)
+            db = driver(session)
+            head = db.execute(_HEAD)
+            fields["seq"], fields["prev_hash"] = (head[0][0] + 1, head[0][1]) if head else (1, GENESIS_HASH)
             digest = event_hash(fields)
             sealed = {**fields, "time": now, "hash": digest}
-            connection.execute(_INSERT, sealed)
+            db.execute(
+                _INSERT,
+                {
+                    **sealed,
+                    "time": db.time(now),
+                    "policies": db.json(fields["policies"]),
+                    "params": db.json(fields["params"]),
+                },
+            )
         else:
+            connection = session.connection() if isinstance(session, Session) else session
             sealed = {**fields, "time": now, **self._append_postgres(connection, fields, now, last)}
         if self.observer is not None:
             self.observer(record, time.perf_counter() - started)

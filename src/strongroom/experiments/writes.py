@@ -14,10 +14,11 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, cast
 
-from sqlalchemy import Table, and_, bindparam, delete, insert, or_, select, update
+from sqlalchemy import Table, and_, bindparam, delete, insert, or_, select
 from sqlalchemy.orm import Session
 
 from strongroom.core.errors import InvalidInput
+from strongroom.db.driver import Statement, driver
 from strongroom.experiments.db import (
     ArtifactRow,
     ComponentTagRow,
@@ -35,9 +36,9 @@ METRICS = cast(Table, MetricRow.__table__)
 SUMMARIES = cast(Table, MetricSummaryRow.__table__)
 COMPONENTS = cast(Table, TrialComponentRow.__table__)
 MAX_METRICS_PER_BATCH = 100_000
-_INSERT_METRICS = "INSERT INTO trial_component_metrics (component_id, name, value, step, timestamp) VALUES "
-_INSERT_METRICS_QMARK = _INSERT_METRICS + "(?, ?, ?, ?, ?)"
-_INSERT_METRICS_FORMAT = _INSERT_METRICS + "(%s, %s, %s, %s, %s)"
+_INSERT_METRICS = Statement.of(
+    "INSERT INTO trial_component_metrics (component_id, name, value, step, timestamp) VALUES (?, ?, ?, ?, ?)"
+)
 
 
 @dataclass
@@ -200,10 +201,10 @@ def put_artifacts(session: Session, rows: list[dict[str, Any]]) -> None:
 def component_ids(session: Session, team: str, names: Sequence[str]) -> dict[str, int]:
     """The ids of ``team``'s components named ``names`` (those that exist)."""
     found: dict[str, int] = {}
-    connection = session.connection()
-    if len(names) == 1:  # one cached statement for the hottest case (a tracker's own component)
-        found.update((name, id_) for name, id_ in connection.execute(_COMPONENT_ID, {"team": team, "name": names[0]}))
+    if len(names) == 1:  # the hottest case (a tracker's own component), sent to the driver
+        found.update(driver(session).execute(_COMPONENT_ID, {"team": team, "name": names[0]}))
         return found
+    connection = session.connection()
     for chunk in _chunks(names, 500):
         found.update(
             (name, id_) for name, id_ in connection.execute(_COMPONENT_IDS, {"team": team, "names": list(chunk)})
@@ -215,13 +216,12 @@ def put_metrics(session: Session, batch: MetricBatch) -> None:
     """Insert the points and fold them into the stored summaries."""
     if not len(batch):
         return
-    # The hottest statement: bound straight through the driver's executemany (SQLAlchemy's
-    # per-row parameter processing would cost more than the insert itself).
-    connection = session.connection()
-    statement = _INSERT_METRICS_QMARK if connection.dialect.paramstyle == "qmark" else _INSERT_METRICS_FORMAT
-    connection.exec_driver_sql(
-        statement,
-        list(zip(batch.component_ids, batch.names, batch.values, batch.steps, batch.timestamps, strict=True)),
+    # Bound straight through the driver's executemany (SQLAlchemy's per-row parameter
+    # processing would cost more than the insert itself).
+    db = driver(session)
+    db.execute_many(
+        _INSERT_METRICS,
+        zip(batch.component_ids, batch.names, batch.values, batch.steps, batch.timestamps, strict=True),
     )
     fresh: dict[tuple[int, str], Summary] = {}
     for c, n, v, s, t in zip(
@@ -235,15 +235,16 @@ def put_metrics(session: Session, batch: MetricBatch) -> None:
     keys = sorted(fresh)
     for chunk in _chunks(keys, 400):
         wanted: dict[str, Any]
-        if len(chunk) == 1:  # one series (a durable log_metric): a statement without expanding lists
+        found: Sequence[Mapping[Any, Any]]
+        if len(chunk) == 1:  # one series (a durable log_metric): sent to the driver
             wanted = {"component_id": chunk[0][0], "name": chunk[0][1]}
-            found = connection.execute(_STORED_SUMMARY, wanted).mappings()
+            found = [dict(zip(_SUMMARY_COLUMNS, row, strict=True)) for row in db.execute(_STORED_SUMMARY, wanted)]
         else:
             # One cached statement whatever the batch (a tuple IN list is rebuilt and re-coerced
             # for every batch); it may return a few pairs not in the batch, which the dict
             # lookup below ignores.
             wanted = {"component_ids": sorted({c for c, _ in chunk}), "names": sorted({n for _, n in chunk})}
-            found = connection.execute(_STORED_SUMMARIES, wanted).mappings()
+            found = session.connection().execute(_STORED_SUMMARIES, wanted).mappings().all()
         for row in found:
             stored[(row["component_id"], row["name"])] = row
     inserts = [{"component_id": c, "name": n, **fresh[(c, n)].values()} for c, n in keys if (c, n) not in stored]
@@ -253,27 +254,26 @@ def put_metrics(session: Session, batch: MetricBatch) -> None:
         if (c, n) in stored
     ]
     if inserts:
-        connection.execute(_INSERT_SUMMARY, inserts)
+        db.execute_many(_INSERT_SUMMARY, inserts)
     if updates:
-        connection.execute(_MERGE_SUMMARY, updates)
+        db.execute_many(_MERGE_SUMMARY, updates)
 
 
-_COMPONENT_ID = select(COMPONENTS.c.name, COMPONENTS.c.id).where(
-    COMPONENTS.c.team == bindparam("team"), COMPONENTS.c.name == bindparam("name")
-)
+_COMPONENT_ID = Statement.of("SELECT name, id FROM trial_components WHERE team = :team AND name = :name")
 _COMPONENT_IDS = select(COMPONENTS.c.name, COMPONENTS.c.id).where(
     COMPONENTS.c.team == bindparam("team"), COMPONENTS.c.name.in_(bindparam("names", expanding=True))
 )
-_STORED_SUMMARY = select(SUMMARIES).where(
-    SUMMARIES.c.component_id == bindparam("component_id"), SUMMARIES.c.name == bindparam("name")
+_SUMMARY_COLUMNS = tuple(c.name for c in SUMMARIES.columns)
+_STORED_SUMMARY = Statement.of(
+    f"SELECT {', '.join(_SUMMARY_COLUMNS)} FROM {SUMMARIES.name}"  # noqa: S608 (names of the schema)
+    " WHERE component_id = :component_id AND name = :name"
 )
 _STORED_SUMMARIES = select(SUMMARIES).where(
     SUMMARIES.c.component_id.in_(bindparam("component_ids", expanding=True)),
     SUMMARIES.c.name.in_(bindparam("names", expanding=True)),
 )
-_INSERT_SUMMARY = insert(SUMMARIES)
-_MERGE_SUMMARY = (
-    update(SUMMARIES)
-    .where(SUMMARIES.c.component_id == bindparam("b_component_id"), SUMMARIES.c.name == bindparam("b_name"))
-    .values({k: bindparam(k) for k in Summary().values()})
+_INSERT_SUMMARY = Statement.insert(SUMMARIES, ("component_id", "name", *Summary().values()))
+_MERGE_SUMMARY = Statement.of(
+    f"UPDATE {SUMMARIES.name} SET {', '.join(f'{k} = :{k}' for k in Summary().values())}"  # noqa: S608 (names of the schema)
+    " WHERE component_id = :b_component_id AND name = :b_name"
 )

@@ -37,7 +37,7 @@ from types import TracebackType
 from typing import Any, TypeVar, cast
 
 from pydantic import BaseModel
-from sqlalchemy import Table, bindparam, insert, select
+from sqlalchemy import Table
 from sqlalchemy.orm import Session
 
 from strongroom.audit.chain import find_secret
@@ -48,6 +48,7 @@ from strongroom.core.context import Principal, RequestContext
 from strongroom.core.errors import Conflict, Forbidden, InvalidInput, StrongroomError, Unavailable
 from strongroom.db.base import utcnow
 from strongroom.db.changes import ChangeFeed
+from strongroom.db.driver import Statement, driver
 from strongroom.db.engine import Database
 from strongroom.policy.db import IdempotencyRow
 from strongroom.policy.engine import Decision, PolicyEngine, Target
@@ -56,14 +57,14 @@ log = logging.getLogger(__name__)
 M = TypeVar("M", bound=BaseModel)
 
 _ALLOW_ALL = Decision(True, "", None, ())
-# Core statements, built once: every idempotent write (each durable tracking call among them)
-# looks its key up and stores its result, and the ORM's identity map and unit of work cost
-# more than the two statements themselves.
-_IDEMPOTENCY = cast(Table, IdempotencyRow.__table__)
-_FIND_RESULT = select(_IDEMPOTENCY.c.action, _IDEMPOTENCY.c.request_hash, _IDEMPOTENCY.c.result).where(
-    _IDEMPOTENCY.c.principal == bindparam("principal"), _IDEMPOTENCY.c.key == bindparam("key")
+# Every idempotent write (each durable tracking call among them) looks its key up and stores
+# its result: two statements sent to the driver directly (see ``strongroom.db.driver``).
+_FIND_RESULT = Statement.of(
+    "SELECT action, request_hash, result FROM idempotency_records WHERE principal = :principal AND key = :key"
 )
-_STORE_RESULT = insert(_IDEMPOTENCY)
+_STORE_RESULT = Statement.insert(
+    cast(Table, IdempotencyRow.__table__), ("principal", "key", "action", "request_hash", "result", "created_at")
+)
 
 
 @dataclass
@@ -205,15 +206,16 @@ class Ticket:
         """Record ``entity`` as the call's result (kept for idempotent retries)."""
         key = self.ctx.idempotency_key
         if key and self._write and self.parent is None and self._session is not None:
-            self._session.connection().execute(
+            db = driver(self._session)
+            db.execute(
                 _STORE_RESULT,
                 {
                     "principal": self.ctx.principal.user,
                     "key": key,
                     "action": self.action,
                     "request_hash": _request_hash(self.action, self.params),
-                    "result": entity.model_dump(mode="json"),
-                    "created_at": utcnow(),
+                    "result": db.json(entity.model_dump(mode="json")),
+                    "created_at": db.time(utcnow()),
                 },
             )
         return entity
@@ -602,16 +604,14 @@ class Guard:
     def _replayed(
         self, session: Session, ctx: RequestContext, action: str, params: Mapping[str, Any]
     ) -> dict[str, Any] | None:
-        row = (
-            session.connection()
-            .execute(_FIND_RESULT, {"principal": ctx.principal.user, "key": ctx.idempotency_key})
-            .first()
-        )
-        if row is None:
+        db = driver(session)
+        found = db.execute(_FIND_RESULT, {"principal": ctx.principal.user, "key": ctx.idempotency_key})
+        if not found:
             return None
-        if row.action != action or row.request_hash != _request_hash(action, params):
+        stored_action, request_hash, result = found[0]
+        if stored_action != action or request_hash != _request_hash(action, params):
             raise Conflict(
                 "this Idempotency-Key was already used for a different request; use a new key",
                 field="Idempotency-Key",
             )
-        return dict(row.result)
+        return dict(db.loaded(result))
