@@ -26,8 +26,6 @@ from sqlalchemy import Connection, Table
 from sqlalchemy.orm import Session, SessionTransaction
 
 _NAMED = re.compile(r"(?<![:\w]):([a-z_][a-z0-9_]*)")
-# SQLAlchemy's SQLite DATETIME storage format: what it writes, and reads back.
-_SQLITE_TIME = "%Y-%m-%d %H:%M:%S.%f"
 _CACHED = "strongroom.driver"
 
 
@@ -80,9 +78,10 @@ class Driver:
             cursor.close()
 
     def time(self, value: dt.datetime) -> Any:
-        """A timezone-aware datetime as ``UtcDateTime`` stores it."""
+        """A timezone-aware datetime as ``UtcDateTime`` stores it (on SQLite, SQLAlchemy's DATETIME
+        text: ``YYYY-MM-DD HH:MM:SS.ffffff`` in UTC)."""
         utc = value.astimezone(dt.UTC)
-        return utc.strftime(_SQLITE_TIME) if self.is_sqlite else utc
+        return utc.replace(tzinfo=None).isoformat(" ", "microseconds") if self.is_sqlite else utc
 
     def json(self, value: Any) -> Any:
         """A value for a ``JSON`` column."""

@@ -153,7 +153,8 @@ def _configure_sqlite(engine: Engine, synchronous: str) -> None:
     @event.listens_for(engine, "begin")
     def _on_begin(conn: Any) -> None:
         mode = conn.get_execution_options().get("sqlite_begin", "DEFERRED")
-        conn.exec_driver_sql(f"BEGIN {mode}")
+        # Straight to the driver: every transaction starts here (see ``strongroom.db.driver``).
+        conn.connection.driver_connection.execute(f"BEGIN {mode}")
 
 
 def _apply_autocheckpoint(engine: Engine, pages: Callable[[], int]) -> None:
