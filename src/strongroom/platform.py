@@ -33,6 +33,7 @@ from strongroom.db.engine import Database
 from strongroom.experiments.service import ExperimentsService
 from strongroom.gitrepo.service import GitService
 from strongroom.guard import Guard
+from strongroom.guard.idempotency import IdempotencyRetentionWorker
 from strongroom.identity.console_sessions import ConsoleSessions
 from strongroom.identity.models import IssuedToken
 from strongroom.identity.oidc import OidcClient
@@ -312,6 +313,7 @@ class Platform:
                 ),
                 KeyLifecycleWorker(self.kms, config.kms_worker_interval_seconds),
                 OrphanBlobWorker(self.storage, config.orphan_blob_grace_seconds),
+                IdempotencyRetentionWorker(self.db, config.idempotency_retention_days),
                 scheduler,
                 self.catalog_worker,
                 self.notebook_worker,

@@ -88,6 +88,8 @@ class Config(BaseSettings):
     # Signed checkpoints are also appended outside the database; see docs/security.md.
     audit_witness_file: str = ""
     audit_witness_syslog: str = ""
+    # How long a write's Idempotency-Key is remembered (guard/idempotency.py; docs/api.md).
+    idempotency_retention_days: float = Field(default=30.0, gt=0)
     sqlite_synchronous: str = "NORMAL"
     log_level: str = "info"
     log_max_bytes: int = Field(default=10 * 1024 * 1024, ge=1024)
@@ -313,6 +315,10 @@ invocation_body_timeout_seconds = 10  # an endpoint invocation's body must be in
 # Sandboxes: each gets its own cgroup (memory incl. tmpfs, processes, CPU) under this hierarchy.
 # Without usable cgroups they get rlimits only, and `strongroom status` says so (docs/sandbox.md).
 sandbox_cgroup_root = "/sys/fs/cgroup"
+
+# A write sent with an Idempotency-Key (every tracking batch) is remembered this many days: a
+# retry within it returns the first answer; one after it is applied as a new request.
+idempotency_retention_days = 30
 
 # Audit log: sign a checkpoint of the hash chain every N events or every S seconds.
 audit_checkpoint_every = 1000

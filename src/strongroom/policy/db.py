@@ -35,4 +35,6 @@ class IdempotencyRow(Base):
     action: Mapped[str] = mapped_column(String(128))
     request_hash: Mapped[str] = mapped_column(String(64))
     result: Mapped[dict[str, Any]] = mapped_column(JSON)
-    created_at: Mapped[dt.datetime] = mapped_column(UtcDateTime())
+    # Indexed so that records past their retention are found without reading the table
+    # (``guard.idempotency``, migration 0017).
+    created_at: Mapped[dt.datetime] = mapped_column(UtcDateTime(), index=True)
