@@ -75,12 +75,17 @@ class BatchWriter:
         max_points: int = 5000,
         interval: float = 1.0,
         max_queue: int = 100_000,
+        journal_linger: float = 0.05,
     ) -> None:
         self._session = session
         self.team = team
         self.max_points = max_points
         self.interval = interval
         self.max_queue = max_queue
+        # A journaled write is sent at most this long after it was written: soon readable on the
+        # platform, while the writes of a busy caller still travel together in one batch.
+        self.journal_linger = journal_linger
+        self._send_by: float | None = None  # when the oldest unsent journaled write must go
         mutex = threading.RLock()
         self._lock = threading.Condition(mutex)  # the queue; the background sender waits on it
         self._progress = threading.Condition(mutex)  # durable callers wait on it for their commit
@@ -152,6 +157,7 @@ class BatchWriter:
             seq = self._queued + 1
             if journal is not None:  # first: a write the journal refused (disk full) is not queued
                 journal.write(tracking_batch.write_record(seq, "metric", component, n=name, v=value, s=step, t=when))
+                self._send_soon()
             tracking_batch.add_metric(self._pending, component, name, value, step, when)
             self._points += 1
             self._queued = seq
@@ -177,12 +183,19 @@ class BatchWriter:
             seq = self._queued + 1
             if journal is not None:
                 journal.write(tracking_batch.write_record(seq, "create", component, spec=spec))
+                self._send_soon()
             tracking_batch.add_create(self._pending, component, spec)
             self._queued = seq
         if wait:
             self.commit(seq)
         else:
             self._start()
+
+    def _send_soon(self) -> None:
+        """A journaled write was queued: have the sender send it within ``journal_linger``."""
+        if self._send_by is None:
+            self._send_by = time.monotonic() + self.journal_linger
+            self._lock.notify()
 
     def request_flush(self) -> None:
         """Ask the background thread to send what is queued now, without waiting for it."""
@@ -200,6 +213,7 @@ class BatchWriter:
             seq = self._queued + 1
             if journal is not None:
                 journal.write(tracking_batch.write_record(seq, "update", component, changes=changes))
+                self._send_soon()
             tracking_batch.add_update(self._pending, component, changes)
             self._queued = seq
         if wait:
@@ -232,8 +246,13 @@ class BatchWriter:
     def _run(self) -> None:
         while True:
             with self._lock:
-                if not self._closed and not self._urgent and self._points < self.max_points:
-                    self._lock.wait(self.interval)
+                round_ends = time.monotonic() + self.interval
+                while not self._closed and not self._urgent and self._points < self.max_points:
+                    deadline = round_ends if self._send_by is None else min(round_ends, self._send_by)
+                    left = deadline - time.monotonic()
+                    if left <= 0:
+                        break
+                    self._lock.wait(left)
                 self._urgent = False
                 if self._closed:
                     return
@@ -287,6 +306,7 @@ class BatchWriter:
             if self._retry is None:
                 with self._lock:
                     taken, self._pending, self._points = self._pending, {}, 0
+                    self._send_by = None
                     upto = self._queued
                     journal = self._journal
                     if journal is not None and taken:

@@ -8,10 +8,12 @@ from __future__ import annotations
 import signal
 import threading
 import time
+from pathlib import Path
 from typing import Any, cast
 
 from strongroom.sdk.session import Session
 from strongroom.sdk.tracking import BatchWriter
+from strongroom.sdk.tracking_journal import Journal, journal_folder
 
 
 class _Response:
@@ -130,3 +132,40 @@ def test_a_sigterm_handler_of_the_application_is_left_in_place() -> None:
         assert signal.getsignal(signal.SIGTERM) is mine
     finally:
         signal.signal(signal.SIGTERM, previous)
+
+
+def _sent_within(session: _FakeSession, points: int, seconds: float) -> bool:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        with session.lock:
+            if len(session.stored.get("loss", [])) >= points:
+                return True
+        time.sleep(0.005)
+    return False
+
+
+def test_journaled_writes_are_sent_within_the_linger_and_together(tmp_path: Path) -> None:
+    session = _FakeSession(round_trip=0.0)
+    writer = BatchWriter(cast(Session, session), "risk", interval=30.0)  # a round far longer than the test
+    writer._journal = Journal(journal_folder(tmp_path / "journal"), "https://platform.example", "risk", "alice")
+    try:
+        started = time.monotonic()
+        for step in range(100):
+            writer.log_metric("component", "loss", 0.5, step, journaled=True)
+        assert _sent_within(session, 100, 5.0), "journaled writes waited for the round interval"
+        assert time.monotonic() - started < 2.0  # the linger is 0.05 s; the rest is scheduling
+        assert session.answered <= 3  # a busy caller's writes still travel together, not one request each
+    finally:
+        writer.close()
+
+
+def test_buffered_writes_still_wait_for_the_round() -> None:
+    session = _FakeSession(round_trip=0.0)
+    writer = BatchWriter(cast(Session, session), "risk", interval=30.0)
+    try:
+        writer.log_metric("component", "loss", 0.5, 0)
+        assert not _sent_within(session, 1, 0.5)  # buffered: sent with the round (or a flush), as documented
+        writer.flush()
+        assert session.stored["loss"] == [0]
+    finally:
+        writer.close()
