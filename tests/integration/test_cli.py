@@ -284,8 +284,9 @@ def test_experiment_analytics_honours_team(server: RunningServer) -> None:
     as_alice = server.session(alice)
     Experiment.create(experiment_name="credit", session=as_alice)
     trial = Trial.create(trial_name="t1", experiment_name="credit", session=as_alice)
-    with Tracker.create(display_name="Training", trial=trial, session=as_alice) as tracker:
-        tracker.log_parameters({"max_depth": 5})
+    tracker = Tracker.create(display_name="Training", trial=trial, session=as_alice)
+    tracker.log_parameters({"max_depth": 5})
+    tracker.close(wait=True)  # another session reads it: wait until the platform has committed it
     auditor = server.session(admin.tokens.create("audit", user="ada").secret)
     frame = ExperimentAnalytics(experiment_name="credit", session=auditor, team="risk").dataframe()
     assert list(frame["DisplayName"]) == ["Training"]
