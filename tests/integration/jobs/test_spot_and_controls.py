@@ -145,16 +145,19 @@ def test_detective_control_stops_an_exempted_job_within_seconds(
         server.stop()
 
 
-STEPPER = """
+# 120 steps of 0.25 s: the run outlasts the wait for its first complete checkpoint upload (the agent
+# syncs every 5 s) on a loaded machine, so the platform is killed while it still has steps to do.
+STEPS = 120
+STEPPER = f"""
 import time
 from strongroom.algorithms import checkpoint
 found = checkpoint.load("/opt/ml/checkpoints", name="steps")
 start = found[0] + 1 if found else 0
-print(f"resuming from checkpoint step {found[0]}" if found else "starting fresh", flush=True)
-for step in range(start, 40):
+print(f"resuming from checkpoint step {{found[0]}}" if found else "starting fresh", flush=True)
+for step in range(start, {STEPS}):
     time.sleep(0.25)
     checkpoint.save("/opt/ml/checkpoints", step, str(step).encode(), name="steps")
-    print(f"step {step}", flush=True)
+    print(f"step {{step}}", flush=True)
 open("/opt/ml/model/steps.txt", "w").write("done")
 """
 
@@ -195,12 +198,14 @@ def test_restart_fails_plain_jobs_and_resumes_checkpointed_spot_jobs(tmp_path: P
         job = alice.jobs.wait("risk", "spot-long", logs=False, timeout=120)
         assert job.status == "Completed" and job.attempts == 2
         text = "\n".join(line.text for line in alice.jobs.logs("risk", "spot-long", limit=10_000))
-        assert "resuming from checkpoint step" in text and "step 39" in text
+        assert "resuming from checkpoint step" in text and f"step {STEPS - 1}" in text
         lines = text.splitlines()
         marker = next(i for i, line in enumerate(lines) if line.startswith("resuming from checkpoint step "))
         resumed_at = int(lines[marker].rsplit(" ", 1)[1])
         after = [int(line.split()[1]) for line in lines[marker:] if line.startswith("step ")]
-        assert after[0] == resumed_at + 1  # the second attempt starts after the checkpoint: nothing is redone
+        # The second attempt does exactly the steps after the checkpoint: nothing is redone, none skipped.
+        assert after == list(range(resumed_at + 1, STEPS))
+        assert resumed_at < STEPS - 1, "the run had ended before the platform was killed"
         assert lines.count("step 0") == 1
     finally:
         restarted.stop()
